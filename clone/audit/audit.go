@@ -1,0 +1,179 @@
+// Package audit defines the audit events every layer of cloneiso emits and the Sink they
+// are written to.
+//
+// Every denial (missing clone context, an ID that differs from the context, a foreign ID,
+// a store result that failed the post-check), every administrative action and every
+// offboarding produces exactly one Event. Hosts choose the sink: [SlogSink] writes to a
+// log/slog logger, a SQL sink (package clone/clonesql) appends to the audit_events table,
+// [Multi] fans out to several, and [Discard] drops everything (tests only).
+//
+// A Sink must be safe for concurrent use. Recording must not fail the operation that is
+// being denied: the denial stands whatever the sink returns; stores log sink errors.
+package audit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Outcome says how an audited action ended.
+type Outcome string
+
+// Outcomes.
+const (
+	// Allowed: the action was performed (admin actions, break-glass reads, offboarding).
+	Allowed Outcome = "allowed"
+	// Denied: the request was refused before touching another clone's data.
+	Denied Outcome = "denied"
+	// Violation: a store returned data of another clone; the call failed closed. Every
+	// Violation is a bug or a compromise somewhere below the SDK and must be investigated.
+	Violation Outcome = "violation"
+	// Failed: the action was attempted and failed.
+	Failed Outcome = "failed"
+)
+
+// Event is one audit record. Tenant and clone are the ones the actor acted as (from the
+// CloneContext), uuid.Nil when there was none; the targeted foreign IDs, if any, go in
+// Detail, never in place of the actor's own.
+type Event struct {
+	Time      time.Time         // when; filled by Record if zero
+	Actor     string            // the principal's subject, or "" if unauthenticated
+	Action    string            // what was attempted, e.g. "vectorstore.Query"
+	TenantID  uuid.UUID         // the actor's tenant, or uuid.Nil
+	CloneID   uuid.UUID         // the actor's clone, or uuid.Nil
+	Outcome   Outcome           // allowed, denied, violation, failed
+	Reason    string            // why, safe to show to an operator
+	RequestID string            // the request's correlation ID, if any
+	Detail    map[string]string // extra fields (target IDs, counts)
+}
+
+// Sink receives audit events.
+type Sink interface {
+	Record(ctx context.Context, e Event) error
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(ctx context.Context, e Event) error
+
+// Record calls f.
+func (f SinkFunc) Record(ctx context.Context, e Event) error { return f(ctx, e) }
+
+// Discard is a Sink that drops every event.
+var Discard Sink = SinkFunc(func(context.Context, Event) error { return nil })
+
+// Record stamps e.Time (if zero) and the request ID from ctx (if empty) and writes e to s.
+// A nil s drops the event. Use it rather than calling s.Record directly.
+func Record(ctx context.Context, s Sink, e Event) error {
+	if s == nil {
+		return nil
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	if e.RequestID == "" {
+		e.RequestID = RequestIDFrom(ctx)
+	}
+	// A denial is often recorded while ctx is already cancelled (that may be why it was
+	// denied); the record must still be written.
+	return s.Record(context.WithoutCancel(ctx), e)
+}
+
+// Multi returns a Sink that writes to every sink and joins their errors.
+func Multi(sinks ...Sink) Sink {
+	return SinkFunc(func(ctx context.Context, e Event) error {
+		var errsOut []error
+		for _, s := range sinks {
+			if s != nil {
+				errsOut = append(errsOut, s.Record(ctx, e))
+			}
+		}
+		return errors.Join(errsOut...)
+	})
+}
+
+// SlogSink returns a Sink that logs each event on l: violations at level Error, denials
+// and failures at Warn, everything else at Info.
+func SlogSink(l *slog.Logger) Sink {
+	return SinkFunc(func(ctx context.Context, e Event) error {
+		level := slog.LevelInfo
+		switch e.Outcome {
+		case Violation:
+			level = slog.LevelError
+		case Denied, Failed:
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{
+			slog.Time("time", e.Time),
+			slog.String("actor", e.Actor),
+			slog.String("action", e.Action),
+			slog.String("tenant_id", idString(e.TenantID)),
+			slog.String("clone_id", idString(e.CloneID)),
+			slog.String("outcome", string(e.Outcome)),
+			slog.String("reason", e.Reason),
+			slog.String("request_id", e.RequestID),
+		}
+		if len(e.Detail) > 0 {
+			d := make([]any, 0, len(e.Detail))
+			for k, v := range e.Detail {
+				d = append(d, slog.String(k, v))
+			}
+			attrs = append(attrs, slog.Group("detail", d...))
+		}
+		l.LogAttrs(ctx, level, "audit", attrs...)
+		return nil
+	})
+}
+
+func idString(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
+}
+
+// Memory is a Sink that keeps events in memory, for tests and examples.
+type Memory struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+// Record appends e.
+func (m *Memory) Record(_ context.Context, e Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+	return nil
+}
+
+// Events returns a copy of the recorded events.
+func (m *Memory) Events() []Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Event(nil), m.events...)
+}
+
+// Reset drops the recorded events.
+func (m *Memory) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = nil
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns a copy of ctx carrying a request correlation ID that [Record]
+// puts into events.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestIDFrom returns the request ID carried by ctx, or "".
+func RequestIDFrom(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey{}).(string)
+	return s
+}
