@@ -1,0 +1,123 @@
+// Package migrate owns cloneiso's database schema: versioned migrations for PostgreSQL
+// and SQLite run by a goose v3 Provider, the application role setup for PostgreSQL, and
+// [CheckIsolation], which inspects a live PostgreSQL database for the misconfigurations
+// that would let row-level security be bypassed.
+//
+// Migrations are embedded in the binary, one directory per dialect, and recorded in a
+// version table of cloneiso's own (cloneiso_schema_version by default), so they never
+// mix with a host's own goose migrations. On PostgreSQL a session-level advisory lock
+// serializes application instances that start together.
+//
+// Run migrations as the role that owns the schema, and run the application as another
+// role that owns nothing (see [AppRoleSQL]): row-level security is enforced on table
+// owners only because every clone-owned table has FORCE ROW LEVEL SECURITY, and never on
+// superusers or BYPASSRLS roles.
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"io/fs"
+	"log/slog"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// DefaultTableName is the name of cloneiso's migration version table.
+const DefaultTableName = "cloneiso_schema_version"
+
+// lockID is the PostgreSQL advisory lock key cloneiso's migrations hold while they run
+// (the bytes "cloneiso" as a big-endian int64), distinct from goose's default so a host's
+// own goose migrations can run beside ours.
+const lockID int64 = 0x636c6f6e6569736f
+
+// Options configure [NewProvider]. The zero value (or nil) means the defaults.
+type Options struct {
+	// TableName is the version table; default DefaultTableName.
+	TableName string
+	// Logger receives one line per applied migration; default: silent.
+	Logger *slog.Logger
+}
+
+// Migrations returns the embedded migrations of dialect d, as the files goose reads.
+func Migrations(d clonesql.Dialect) (fs.FS, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	return fs.Sub(migrationsFS, "migrations/"+string(d))
+}
+
+// NewProvider returns a goose Provider for cloneiso's migrations on db. Call Up to
+// migrate, Status to inspect, Down/DownTo to roll back. On PostgreSQL the provider holds
+// a session advisory lock while it migrates, so concurrent callers wait for each other
+// instead of racing.
+func NewProvider(db *sql.DB, opts *Options) (*goose.Provider, error) {
+	const op = "migrate.NewProvider"
+	d, err := clonesql.DialectOf(db)
+	if err != nil {
+		return nil, err
+	}
+	fsys, err := Migrations(d)
+	if err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	table := opts.TableName
+	if table == "" {
+		table = DefaultTableName
+	}
+	po := []goose.ProviderOption{goose.WithTableName(table), goose.WithDisableGlobalRegistry(true)}
+	if opts.Logger != nil {
+		po = append(po, goose.WithSlog(opts.Logger))
+	}
+	gd := goose.DialectSQLite3
+	if d == clonesql.Postgres {
+		gd = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker(
+			lock.WithLockID(lockID),
+			lock.WithLockTimeout(1, 600), // poll every second for up to ten minutes
+		)
+		if err != nil {
+			return nil, errs.Wrap(errs.Unknown, op, err, "session locker")
+		}
+		po = append(po, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(gd, db, fsys, po...)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unknown, op, err, "goose provider")
+	}
+	return p, nil
+}
+
+// Up applies every pending migration to db. It is safe to call from several processes
+// at once on PostgreSQL.
+func Up(ctx context.Context, db *sql.DB, opts *Options) error {
+	p, err := NewProvider(db, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return errs.Wrap(errs.Unknown, "migrate.Up", err, "apply migrations")
+	}
+	return nil
+}
+
+// CloneOwnedTables lists the tables of cloneiso's schema that hold clone content: each
+// has tenant_id and clone_id columns and, on PostgreSQL, a forced row-level security
+// policy.
+func CloneOwnedTables() []string {
+	return []string{"documents", "document_chunks", "insights", "training_examples", "conversations", "messages"}
+}
+
+// controlTables are the tables the application reads and writes without a clone scope.
+var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grants"}
