@@ -1,0 +1,470 @@
+// Package fileobject is the embedded, filesystem-backed driver of package objectstore:
+// the default when no S3-compatible server is configured, and what examples and quick
+// tests use.
+//
+// Objects live under dir/objects/{key}; each file holds the content followed by a small
+// trailer with the content type, metadata and ETag, so one rename publishes an object
+// atomically: writes go to a temporary file under dir/tmp, are synced and renamed into
+// place. A name cannot be both an object and a "directory" of other objects
+// ("a" and "a/b"): the second write fails with clone.ErrConflict.
+//
+// Signed URLs and upload tickets are HMAC-SHA256-signed links to an [http.Handler]
+// returned by [NewHandler], which the host mounts at Options.BaseURL. They follow the
+// same rules as S3's: they name one key inside one clone's prefix, carry their expiry
+// inside the signature, and the handler refuses a tampered or expired link with 403.
+package fileobject
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/objectstore/driver"
+)
+
+// Options configure the filesystem driver. A nil *Options means defaults: no signed
+// URLs or upload tickets (they need SigningKey and BaseURL).
+type Options struct {
+	// SigningKey is the HMAC key of signed URLs and upload tickets: at least 32 random
+	// bytes, the same for [OpenBucket] and [NewHandler], kept secret.
+	SigningKey []byte
+	// BaseURL is where the host mounts the handler of [NewHandler], e.g.
+	// "https://files.example.com/objects". Signed URLs are BaseURL + "/" + key.
+	BaseURL string
+	// MaxPutSize caps uploads through signed PUT URLs (which, as on S3, carry no size
+	// limit of their own). Zero means 5 GiB.
+	MaxPutSize int64
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Bucket configures the portable type (audit sink, URL lifetime cap).
+	Bucket *objectstore.Options
+}
+
+// OpenBucket returns a bucket stored in directory dir, creating it if needed.
+func OpenBucket(dir string, opts *Options) (*objectstore.Bucket, error) {
+	d, err := newFS(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	var bo *objectstore.Options
+	if opts != nil {
+		bo = opts.Bucket
+	}
+	return objectstore.NewBucket(d, bo)
+}
+
+// OpenDriver returns the raw driver (for the conformance suite and for wrapping).
+// Applications use [OpenBucket].
+func OpenDriver(dir string, opts *Options) (driver.Bucket, error) { return newFS(dir, opts) }
+
+type fsBucket struct {
+	root    string // absolute
+	objects string // root/objects
+	tmp     string // root/tmp
+	opts    Options
+}
+
+func newFS(dir string, opts *Options) (*fsBucket, error) {
+	const op = "fileobject.OpenBucket"
+	if dir == "" {
+		return nil, errs.New(errs.InvalidInput, op, "empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidInput, op, err, "directory")
+	}
+	b := &fsBucket{root: abs, objects: filepath.Join(abs, "objects"), tmp: filepath.Join(abs, "tmp")}
+	if opts != nil {
+		b.opts = *opts
+	}
+	if k := b.opts.SigningKey; k != nil && len(k) < 32 {
+		return nil, errs.New(errs.InvalidInput, op, "SigningKey must be at least 32 bytes")
+	}
+	b.opts.BaseURL = strings.TrimSuffix(b.opts.BaseURL, "/")
+	if b.opts.MaxPutSize == 0 {
+		b.opts.MaxPutSize = 5 << 30
+	}
+	if b.opts.Now == nil {
+		b.opts.Now = time.Now
+	}
+	for _, d := range []string{b.objects, b.tmp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, errs.Wrap(errs.Unavailable, op, err, "creating the store directory")
+		}
+	}
+	return b, nil
+}
+
+// errBadKey guards against keys the portable type would never send.
+var errBadKey = errors.New("fileobject: invalid key")
+
+// path maps a key to its file, refusing anything that could leave the objects tree.
+func (b *fsBucket) path(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+		return "", errBadKey
+	}
+	for seg := range strings.SplitSeq(strings.TrimSuffix(key, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", errBadKey
+		}
+	}
+	return filepath.Join(b.objects, filepath.FromSlash(key)), nil
+}
+
+const magic = "\nCLONEISO-OBJ1"
+
+type trailer struct {
+	ContentType string            `json:"ct,omitempty"`
+	Metadata    map[string]string `json:"md,omitempty"`
+	ETag        string            `json:"etag"`
+}
+
+// Put writes r to a temporary file, appends the trailer, syncs and renames it into
+// place.
+func (b *fsBucket) Put(ctx context.Context, key string, r io.Reader, opts *driver.WriteOptions) (*driver.Attributes, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		opts = &driver.WriteOptions{Size: -1}
+	}
+	f, err := os.CreateTemp(b.tmp, "put-*")
+	if err != nil {
+		return nil, err
+	}
+	tmpName := f.Name()
+	defer os.Remove(tmpName) // no-op after a successful rename
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
+	_, err = io.Copy(w, ctxReader{ctx, r})
+	if err == nil {
+		tr := trailer{ContentType: opts.ContentType, Metadata: opts.Metadata, ETag: hex.EncodeToString(h.Sum(nil)[:16])}
+		err = writeTrailer(w, tr)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A concurrent Delete may remove an empty parent directory between MkdirAll and
+	// Rename; retry a few times.
+	for attempt := 0; ; attempt++ {
+		if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+			err = os.Rename(tmpName, p)
+		}
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.Head(ctx, key)
+}
+
+func writeTrailer(w io.Writer, tr trailer) error {
+	js, err := json.Marshal(tr)
+	if err != nil {
+		return err
+	}
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(js)))
+	_, err = w.Write(slices.Concat(js, l[:], []byte(magic)))
+	return err
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// open opens key's file and reads its trailer.
+func (b *fsBucket) open(key string) (*os.File, *driver.Attributes, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := readAttrs(f, key)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, a, nil
+}
+
+var errNotObject = errors.New("fileobject: not an object")
+
+func readAttrs(f *os.File, key string) (*driver.Attributes, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fs.ErrNotExist // a "directory" of other objects is not an object
+	}
+	size := st.Size()
+	tail := int64(4 + len(magic))
+	if size < tail {
+		return nil, errNotObject
+	}
+	buf := make([]byte, tail)
+	if _, err := f.ReadAt(buf, size-tail); err != nil {
+		return nil, err
+	}
+	if string(buf[4:]) != magic {
+		return nil, errNotObject
+	}
+	tl := int64(binary.BigEndian.Uint32(buf[:4]))
+	if tl > size-tail {
+		return nil, errNotObject
+	}
+	js := make([]byte, tl)
+	if _, err := f.ReadAt(js, size-tail-tl); err != nil {
+		return nil, err
+	}
+	var tr trailer
+	if err := json.Unmarshal(js, &tr); err != nil {
+		return nil, errNotObject
+	}
+	return &driver.Attributes{
+		Key: key, Size: size - tail - tl, ContentType: tr.ContentType, Metadata: tr.Metadata,
+		ModTime: st.ModTime(), ETag: tr.ETag,
+	}, nil
+}
+
+type fileReader struct {
+	*io.SectionReader
+	f     *os.File
+	attrs *driver.Attributes
+}
+
+func (r *fileReader) Close() error                   { return r.f.Close() }
+func (r *fileReader) Attributes() *driver.Attributes { return r.attrs }
+
+func (b *fsBucket) Get(_ context.Context, key string, offset, length int64) (driver.Reader, error) {
+	f, a, err := b.open(key)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 || (offset > 0 && offset >= a.Size) {
+		f.Close()
+		return nil, errRange
+	}
+	n := a.Size - offset
+	if length >= 0 && length < n {
+		n = length
+	}
+	return &fileReader{SectionReader: io.NewSectionReader(f, offset, n), f: f, attrs: a}, nil
+}
+
+var errRange = errors.New("fileobject: offset outside the object")
+
+func (b *fsBucket) Head(_ context.Context, key string) (*driver.Attributes, error) {
+	f, a, err := b.open(key)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	return a, nil
+}
+
+// List walks the directory holding prefix, sorts the keys and returns the page after
+// the token (the last key of the previous page).
+func (b *fsBucket) List(_ context.Context, prefix string, pageSize int, token string) (*driver.ListPage, error) {
+	keys, err := b.keys(prefix)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearch(keys, token)
+	if i < len(keys) && keys[i] == token {
+		i++
+	}
+	if token == "" {
+		i = 0
+	}
+	page := &driver.ListPage{}
+	for ; i < len(keys) && len(page.Objects) < pageSize; i++ {
+		a, err := b.Head(context.Background(), keys[i])
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the walk
+		}
+		if err != nil {
+			return nil, err
+		}
+		page.Objects = append(page.Objects, a)
+	}
+	if i < len(keys) && len(page.Objects) > 0 {
+		page.NextPageToken = page.Objects[len(page.Objects)-1].Key
+	}
+	return page, nil
+}
+
+// keys returns the sorted keys of the regular files whose key starts with prefix.
+func (b *fsBucket) keys(prefix string) ([]string, error) {
+	dir := b.objects
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		p, err := b.path(prefix[:i+1])
+		if err != nil {
+			return nil, err
+		}
+		dir = p
+	}
+	var keys []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(b.objects, p)
+		if err != nil {
+			return err
+		}
+		if k := filepath.ToSlash(rel); strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+func (b *fsBucket) Delete(_ context.Context, key string) error {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Lstat(p); err != nil {
+		return err
+	} else if !st.Mode().IsRegular() {
+		return fs.ErrNotExist
+	}
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	b.pruneDirs(filepath.Dir(p))
+	return nil
+}
+
+// pruneDirs removes now-empty parent directories up to the objects root, so that a
+// deleted "directory" can become an object name again.
+func (b *fsBucket) pruneDirs(dir string) {
+	for dir != b.objects && strings.HasPrefix(dir, b.objects+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func (b *fsBucket) Copy(ctx context.Context, dst, src string) error {
+	f, a, err := b.open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = b.Put(ctx, dst, io.NewSectionReader(f, 0, a.Size), &driver.WriteOptions{ContentType: a.ContentType, Metadata: a.Metadata, Size: a.Size})
+	return err
+}
+
+// DeleteAll removes every file under prefix and verifies that none is left. The
+// filesystem keeps no versions and no partial uploads (those live in dir/tmp under
+// random names and are removed by the writer).
+func (b *fsBucket) DeleteAll(ctx context.Context, prefix string) (*driver.DeleteAllResult, error) {
+	keys, err := b.keys(prefix)
+	if err != nil {
+		return nil, err
+	}
+	res := &driver.DeleteAllResult{}
+	for _, k := range keys {
+		if err := b.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, err
+		}
+		res.Objects++
+	}
+	left, err := b.keys(prefix)
+	if err != nil {
+		return res, err
+	}
+	if len(left) > 0 {
+		return res, errs.New(errs.Conflict, "fileobject.DeleteAll", "%d objects left after deleting (concurrent writes?)", len(left))
+	}
+	return res, nil
+}
+
+// ErrorKind classifies filesystem errors.
+func (b *fsBucket) ErrorKind(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotObject):
+		return clone.ErrNotFound
+	case errors.Is(err, errBadKey), errors.Is(err, errRange):
+		return clone.ErrInvalidInput
+	case errors.Is(err, errUnsigned):
+		return clone.ErrUnsupported
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, fs.ErrExist),
+		errors.Is(err, syscall.ENOTEMPTY):
+		return clone.ErrConflict
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return clone.ErrUnavailable
+	case errors.Is(err, fs.ErrPermission):
+		return clone.ErrUnavailable
+	}
+	return nil
+}
+
+// As supports no types: there is no vendor client.
+func (b *fsBucket) As(any) bool { return false }
+
+// ErrorAs supports *fs.PathError and *os.LinkError.
+func (b *fsBucket) ErrorAs(err error, i any) bool {
+	switch t := i.(type) {
+	case **fs.PathError:
+		return errors.As(err, t)
+	case **os.LinkError:
+		return errors.As(err, t)
+	}
+	return false
+}
+
+func (b *fsBucket) Close() error { return nil }
