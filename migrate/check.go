@@ -24,6 +24,7 @@ const (
 	ProblemNoPolicy        = "no-policy"         // RLS on, but no policy applies to the app role: every row denied
 	ProblemPolicyFailsOpen = "policy-fails-open" // a policy admits rows while the clone settings are unset
 	ProblemPolicyErrors    = "policy-errors"     // a policy raises an error while the settings are unset
+	ProblemDefaultSetting  = "default-setting"   // a role or database default presets a clone setting for every session
 )
 
 // Problem is one misconfiguration found by [CheckIsolation].
@@ -75,19 +76,20 @@ type CheckOptions struct {
 	// clone_id column, unless listed in Exempt.
 	Tables []string
 	// Exempt tables have tenant_id and clone_id columns but are not clone-owned;
-	// default: audit_events.
+	// default: audit_events and clone_grants (control plane).
 	Exempt []string
 }
 
 // CheckIsolation inspects a live PostgreSQL database and reports every misconfiguration
 // that would let the application role reach another clone's rows: the role is a
-// superuser, has BYPASSRLS or owns a clone-owned table; a clone-owned table without
+// superuser, has BYPASSRLS or owns a clone-owned table; a role or database default that
+// presets a cloneiso.* setting for every session; a clone-owned table without
 // row-level security enabled and forced, or without a policy for the role; a policy that
 // admits rows, or raises an error, while the clone settings are unset.
 //
 // Policies are probed, not parsed: each permissive policy's USING and WITH CHECK
 // expressions are evaluated, in a read-only transaction that is rolled back, against a
-// row of random tenant and clone IDs with the settings never set (NULL) and set to ''
+// row of random tenant and clone IDs with the settings never set (NULL) and set to ”
 // (what a connection reads after an earlier transaction set them). A fail-closed policy
 // is false in both cases. The function needs only catalog access; run it at start-up
 // with the application's own connection, and in CI.
@@ -131,13 +133,38 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 		add(ProblemRoleBypassRLS, "", "role %s has BYPASSRLS; row-level security never applies to it", r.Role)
 	}
 
+	// A default (ALTER ROLE/DATABASE ... SET cloneiso.clone_id = ...) would scope every
+	// session that forgot to scope itself to one clone: fail open for that clone.
+	var defaults []string
+	rows, err := conn.QueryContext(ctx, `
+		SELECT unnest(s.setconfig) FROM pg_db_role_setting s
+		WHERE (s.setrole = 0 OR s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1))
+		  AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))`, r.Role)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "read default settings")
+	}
+	for rows.Next() {
+		var kv string
+		if err := rows.Scan(&kv); err != nil {
+			rows.Close()
+			return nil, errs.Wrap(errs.Unavailable, op, err, "read default settings")
+		}
+		if strings.HasPrefix(kv, "cloneiso.") {
+			defaults = append(defaults, kv)
+		}
+	}
+	rows.Close()
+	for _, kv := range defaults {
+		add(ProblemDefaultSetting, "", "a role or database default sets %s for every session; remove it with ALTER ROLE/DATABASE ... RESET", kv)
+	}
+
 	// The tables: the SDK's, the caller's, and any other with both scope columns.
 	exempt := opts.Exempt
 	if exempt == nil {
-		exempt = []string{"audit_events"}
+		exempt = []string{"audit_events", "clone_grants"}
 	}
 	want := append(CloneOwnedTables(), opts.Tables...)
-	rows, err := conn.QueryContext(ctx, `
+	rows, err = conn.QueryContext(ctx, `
 		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
 		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
