@@ -21,6 +21,12 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver for OpenSQLite
 )
 
+func init() {
+	// sqlx does not know modernc.org/sqlite's driver name; without this its Rebind and
+	// named queries would treat "sqlite" as an unknown bind type.
+	sqlx.BindDriver("sqlite", sqlx.QUESTION)
+}
+
 // Dialect names a SQL dialect cloneiso supports.
 type Dialect string
 

@@ -1,0 +1,60 @@
+package clonesql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+
+	"github.com/lib/pq"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+// ClassifyError wraps a database error in the SDK's error kinds: no rows as NotFound,
+// unique and foreign-key violations as Conflict, a row-level security violation as
+// CloneMismatch, bad input the database refused (invalid text for a type, a value out of
+// range, a check constraint) as InvalidInput, a cancelled or expired context as
+// Unavailable with the context error kept, and everything else as Unavailable. The
+// driver's error stays reachable with errors.As (*pq.Error, *sqlite.Error). Errors that
+// already carry a kind are returned unchanged.
+func ClassifyError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errs.KindOf(err) != errs.Unknown {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return errs.Wrap(errs.NotFound, op, err, "")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return errs.Wrap(errs.Unavailable, op, err, "")
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505" || pe.Code == "23503":
+			return errs.Wrap(errs.Conflict, op, err, "")
+		case pe.Code == "42501" && strings.Contains(pe.Message, "row-level security"):
+			return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
+		case pe.Code.Class() == "22" || pe.Code == "23514" || pe.Code == "23502":
+			return errs.Wrap(errs.InvalidInput, op, err, "")
+		}
+		return errs.Wrap(errs.Unavailable, op, err, "")
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return errs.Wrap(errs.Conflict, op, err, "")
+		case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_TOOBIG:
+			return errs.Wrap(errs.InvalidInput, op, err, "")
+		}
+		return errs.Wrap(errs.Unavailable, op, err, "")
+	}
+	return errs.Wrap(errs.Unavailable, op, err, "")
+}
+
