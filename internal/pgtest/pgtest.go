@@ -4,7 +4,7 @@
 // (a URL of a role that may create databases and roles); a server on 127.0.0.1:5432
 // accepting the postgres role; an ephemeral cluster made with the system's initdb and
 // pg_ctl (run as the postgres user when the tests run as root) and stopped when the
-// tests end. Without any of these, tests are skipped with the reason, or fail when
+// tests end (CLONEISO_TEST_EPHEMERAL_PG=1 skips the 5432 probe). Without any of these, tests are skipped with the reason, or fail when
 // CLONEISO_REQUIRE_SERVICES=1.
 //
 // Each test package gets its own database ([Shared]), migrated, with the application
@@ -214,7 +214,9 @@ func findServer() (*url.URL, error) {
 		return u, nil
 	}
 	local, _ := url.Parse("postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5")
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:5432", time.Second); err == nil {
+	if os.Getenv("CLONEISO_TEST_EPHEMERAL_PG") == "1" {
+		// Behave as on a fresh machine: ignore a server on 5432.
+	} else if c, err := net.DialTimeout("tcp", "127.0.0.1:5432", time.Second); err == nil {
 		c.Close()
 		if err := ping(local); err == nil {
 			return local, nil

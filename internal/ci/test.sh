@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# cloneiso's test command (README, .ci/run): on a fresh Debian/Ubuntu machine with Go it
+# installs and starts what the tests need, then runs the format and vet checks, every
+# test with the race detector and the real services required, and each fuzz target for a
+# short bounded time.
+#
+#   PostgreSQL  $CLONEISO_TEST_DATABASE_URL if set; else the server on 127.0.0.1:5432 if
+#               one answers; else an ephemeral cluster made here with initdb/pg_ctl
+#               (PostgreSQL installed from the distribution's packages if missing).
+#   MinIO       $CLONEISO_TEST_S3_ENDPOINT if set; else internal/ci/minio.sh builds the
+#               pinned MinIO with `go install` (cached in the Go bin directory) and starts
+#               it on a free loopback port.
+#
+# Environment: CLONEISO_TEST_EPHEMERAL_PG=1 (ignore a server on 5432, as on a fresh
+# machine), FUZZTIME (default 3s per fuzz target; 0 skips fuzzing beyond the seeds),
+# TESTFLAGS (extra flags for go test, e.g. -run or -v).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v go >/dev/null || die "Go is required (https://go.dev/dl/)"
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/cloneiso-test.XXXXXX")
+chmod 755 "$state"
+pg_dir=""
+pg_bin=""
+as_pg=()
+cleanup() {
+	if [[ -x internal/ci/minio.sh ]]; then internal/ci/minio.sh stop "$state" || true; fi
+	if [[ -n $pg_dir ]]; then "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true; fi
+	rm -rf "$state"
+}
+trap cleanup EXIT
+
+sudo_cmd() {
+	if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi
+}
+
+apt_install() {
+	command -v apt-get >/dev/null || die "cannot install $* (no apt-get); install it yourself"
+	say "installing $* from the distribution's packages"
+	sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --- PostgreSQL -------------------------------------------------------------------------
+if [[ -n ${CLONEISO_TEST_DATABASE_URL:-} ]]; then
+	say "PostgreSQL: using CLONEISO_TEST_DATABASE_URL"
+elif [[ ${CLONEISO_TEST_EPHEMERAL_PG:-} != 1 ]] && port_open 5432; then
+	say "PostgreSQL: using the server on 127.0.0.1:5432"
+else
+	find_pg_bin() {
+		if command -v initdb >/dev/null; then dirname "$(command -v initdb)"; return; fi
+		ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+	}
+	pg_bin=$(find_pg_bin)
+	if [[ -z $pg_bin || ! -x $pg_bin/initdb ]]; then
+		apt_install postgresql
+		pg_bin=$(find_pg_bin)
+	fi
+	[[ -x $pg_bin/initdb ]] || die "initdb not found after installing PostgreSQL"
+	pg_dir="$state/pg"
+	mkdir -p "$pg_dir"
+	if [[ $(id -u) -eq 0 ]]; then
+		id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user to run PostgreSQL as"
+		chown postgres "$pg_dir"
+		as_pg=(runuser -u postgres --)
+	fi
+	port=""
+	for p in $(seq 55432 55532); do if ! port_open "$p"; then port=$p; break; fi; done
+	[[ -n $port ]] || die "no free port for PostgreSQL"
+	say "PostgreSQL: starting an ephemeral cluster on 127.0.0.1:$port"
+	"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 --no-sync >"$state/initdb.log" 2>&1 ||
+		{ cat "$state/initdb.log" >&2; die "initdb failed"; }
+	"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -t 60 \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null ||
+		{ cat "$pg_dir/log" >&2; die "PostgreSQL did not start"; }
+	export CLONEISO_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+fi
+
+# --- MinIO ------------------------------------------------------------------------------
+if [[ -x internal/ci/minio.sh ]]; then
+	command -v curl >/dev/null || apt_install curl
+	internal/ci/minio.sh start "$state"
+	if [[ -f $state/minio.env ]]; then
+		# shellcheck disable=SC1091
+		source "$state/minio.env"
+	fi
+	[[ -n ${CLONEISO_TEST_S3_ENDPOINT:-} ]] || die "MinIO did not start and CLONEISO_TEST_S3_ENDPOINT is not set"
+fi
+
+export CLONEISO_REQUIRE_SERVICES=1
+
+# --- Checks and tests -------------------------------------------------------------------
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[[ -z $unformatted ]] || die "gofmt would change: $unformatted"
+say "go vet"
+go vet ./...
+say "go test -race"
+# shellcheck disable=SC2086
+go test -race -count=1 ${TESTFLAGS:-} ./...
+
+fuzztime=${FUZZTIME:-3s}
+if [[ $fuzztime != 0 ]]; then
+	total=0
+	for pkg in $(go list ./...); do
+		dir=$(go list -f '{{.Dir}}' "$pkg")
+		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+			say "fuzz $pkg $target for $fuzztime"
+			out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1) || { printf '%s\n' "$out" >&2; die "fuzz target $target failed"; }
+			execs=$(printf '%s\n' "$out" | grep -o 'execs: [0-9]*' | tail -n 1 | grep -o '[0-9]*' || echo 0)
+			total=$((total + ${execs:-0}))
+		done
+	done
+	say "fuzzing: $total executions beyond the seed corpora"
+fi
+say "all tests passed"
