@@ -57,4 +57,3 @@ func ClassifyError(op string, err error) error {
 	}
 	return errs.Wrap(errs.Unavailable, op, err, "")
 }
-
