@@ -1,7 +1,34 @@
 // Package cloneiso is an SDK for serving many AI clones from shared infrastructure
-// without ever letting one clone read, write, list, retrieve, presign or delete another
-// clone's data.
+// (PostgreSQL, Pinecone, S3) without ever letting one clone read, write, list, retrieve,
+// presign or delete another clone's data. This package holds only documentation; the
+// SDK lives in its sub-packages.
 //
-// This root package holds only documentation; the SDK lives in its sub-packages. See
-// README.md for the full map.
+// # Map
+//
+//   - clone: the CloneContext (tenant ID, clone ID, principal) that every data
+//     operation takes; strict ID parsing; guards; the SDK's error kinds and their HTTP
+//     status codes.
+//   - clone/audit: audit events written by every layer on every denial.
+//   - clone/clonehttp: net/http middleware that authenticates a request (JWT/JWKS),
+//     resolves it to a clone (provisioning tenant and clone on first sign-in) and puts
+//     the CloneContext into the request context.
+//   - clone/clonesql: clone-scoped SQL over sqlx; PostgreSQL with row-level security, or
+//     SQLite as the embedded default.
+//   - tenant: tenants, plans, clones and members; first-sign-in provisioning.
+//   - vectorstore: clone-scoped vector index (embedded, or Pinecone).
+//   - objectstore: clone-scoped object storage (filesystem, or S3).
+//   - ingest and rag: document ingestion; retrieval, prompt building and answering.
+//   - migrate: schema migrations (goose), the application role, isolation checks, and
+//     the move of a legacy user_id deployment to the clone model.
+//   - examples: a quick start and a host HTTP application.
+//
+// # How a request flows
+//
+// An HTTP request enters the clonehttp middleware, which authenticates it, looks up (or
+// on first sign-in creates, through package tenant) the subject's clone, and attaches
+// the clone.CloneContext to the request's context. Handlers read it with
+// clone.FromContext and pass it to the clone-scoped stores, which derive every tenant and
+// clone ID they use from it (SQL predicates and row-level security settings, the vector
+// namespace, object key prefixes), re-check what the stores return, and audit every
+// denial.
 package cloneiso
