@@ -52,7 +52,8 @@ type Reader interface {
 
 // ListPage is one page of a listing.
 type ListPage struct {
-	// Objects are in ascending key order.
+	// Objects are in ascending key order. Listed attributes may leave ContentType
+	// and Metadata empty (S3 listings do not carry them).
 	Objects []*Attributes
 	// NextPageToken is "" on the last page; otherwise pass it to the next List call.
 	NextPageToken string

@@ -1,0 +1,39 @@
+package s3object_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/cloneiso/cloneiso/objectstore/driver"
+	"github.com/cloneiso/cloneiso/objectstore/drivertest"
+	"github.com/cloneiso/cloneiso/objectstore/s3object"
+	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
+)
+
+func TestConformance(t *testing.T) {
+	env := s3test.Require(t)
+	for _, mode := range []struct {
+		name      string
+		versioned bool
+		scoped    bool
+	}{{"Plain", false, false}, {"VersionedScoped", true, true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			drivertest.Run(t, drivertest.Config{
+				SignedURLs: true,
+				SkipExpiry: mode.scoped, // the expiry test runs once, in Plain
+				NewDriver: func(t *testing.T) driver.Bucket {
+					bucket := s3test.NewBucket(t, env, mode.versioned)
+					opts := &s3object.Options{Endpoint: env.Endpoint, UsePathStyle: true}
+					if mode.scoped {
+						opts.Scoped = &s3object.ScopedOptions{RoleARN: "arn:aws:iam::000000000000:role/cloneiso-test"}
+					}
+					d, err := s3object.OpenDriver(context.Background(), env.Config(), bucket, opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return d
+				},
+			})
+		})
+	}
+}
