@@ -1,0 +1,240 @@
+package pineconevector_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinecone-io/go-pinecone/v5/pinecone"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/vectorstore"
+	"github.com/cloneiso/cloneiso/vectorstore/driver"
+	"github.com/cloneiso/cloneiso/vectorstore/drivertest"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
+)
+
+const apiKey = "test-key"
+
+func open(t *testing.T, srv *pineconetest.Server, dim int, retry *pineconevector.RetryOptions) *pineconevector.Driver {
+	t.Helper()
+	d, err := pineconevector.NewDriver(srv.Host(), dim, &pineconevector.Options{APIKey: apiKey, Retry: retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestConformance(t *testing.T) {
+	drivertest.RunConformanceTests(t, func(t *testing.T, dim int) driver.Index {
+		srv := pineconetest.Start(t, &pineconetest.Options{Dimension: dim, APIKey: apiKey})
+		return open(t, srv, dim, nil)
+	})
+}
+
+func fastRetry() *pineconevector.RetryOptions {
+	return &pineconevector.RetryOptions{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+}
+
+func TestRetries(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4, APIKey: apiKey})
+	x, err := vectorstore.NewIndex(open(t, srv, 4, fastRetry()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := drivertest.NewClone(t)
+	vs := []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}
+
+	for _, code := range []codes.Code{codes.Unavailable, codes.ResourceExhausted} {
+		before := srv.Calls("Upsert")
+		srv.FailNext("Upsert", 2, code, "try later")
+		if err := x.Upsert(t.Context(), cc, vs); err != nil {
+			t.Fatalf("%v twice then success: %v", code, err)
+		}
+		if n := srv.Calls("Upsert") - before; n != 3 {
+			t.Errorf("%v: %d attempts, want 3", code, n)
+		}
+	}
+
+	// Out of attempts: the last error is returned, as ErrUnavailable, with the gRPC
+	// status reachable.
+	before := srv.Calls("Query")
+	srv.FailNext("Query", 10, codes.Unavailable, "down")
+	_, err = x.Query(t.Context(), cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1})
+	if !errors.Is(err, clone.ErrUnavailable) {
+		t.Fatalf("persistent UNAVAILABLE: %v", err)
+	}
+	if s, ok := status.FromError(errors.Unwrap(err)); !ok || s.Code() != codes.Unavailable {
+		t.Errorf("gRPC status not reachable: %v", err)
+	}
+	if n := srv.Calls("Query") - before; n != 4 {
+		t.Errorf("persistent UNAVAILABLE: %d attempts, want MaxAttempts 4", n)
+	}
+}
+
+func TestNoRetryOnInvalidArgument(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4, APIKey: apiKey})
+	x, err := vectorstore.NewIndex(open(t, srv, 4, fastRetry()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := drivertest.NewClone(t)
+	srv.FailNext("Upsert", 1, codes.InvalidArgument, "bad request")
+	err = x.Upsert(t.Context(), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}})
+	if !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatalf("INVALID_ARGUMENT: %v, want ErrInvalidInput", err)
+	}
+	if n := srv.Calls("Upsert"); n != 1 {
+		t.Fatalf("INVALID_ARGUMENT was sent %d times, want 1", n)
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) || se.GRPCStatus().Code() != codes.InvalidArgument {
+		t.Errorf("vendor error not reachable with errors.As: %v", err)
+	}
+}
+
+func TestRetryRespectsDeadline(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+	d := open(t, srv, 4, &pineconevector.RetryOptions{MaxAttempts: 100, InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
+	x, _ := vectorstore.NewIndex(d, nil)
+	srv.FailNext("Fetch", 1000, codes.ResourceExhausted, "quota")
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := x.Fetch(ctx, drivertest.NewClone(t), []string{"a"})
+	if !errors.Is(err, clone.ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	if el := time.Since(start); el > 400*time.Millisecond {
+		t.Fatalf("retries ran %v past a 300ms deadline", el)
+	}
+}
+
+func TestBatching(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+	x, _ := vectorstore.NewIndex(open(t, srv, 4, nil), nil)
+	cc := drivertest.NewClone(t)
+	var vs []vectorstore.Vector
+	var ids []string
+	for i := range 2500 {
+		id := fmt.Sprintf("v%04d", i)
+		ids = append(ids, id)
+		vs = append(vs, vectorstore.Vector{ID: id, Values: []float32{1, float32(i), 0, 0}})
+	}
+	if err := x.Upsert(t.Context(), cc, vs); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Calls("Upsert"); n != 3 {
+		t.Errorf("2500 small vectors took %d upserts, want 3 (1000 per request)", n)
+	}
+	got, err := x.Fetch(t.Context(), cc, ids)
+	if err != nil || len(got) != 2500 {
+		t.Fatalf("Fetch of 2500 = %d, %v", len(got), err)
+	}
+	if n := srv.Calls("Fetch"); n != 3 {
+		t.Errorf("fetch of 2500 IDs took %d requests, want 3", n)
+	}
+	if err := x.Delete(t.Context(), cc, ids); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Calls("Delete"); n != 3 {
+		t.Errorf("delete of 2500 IDs took %d requests, want 3", n)
+	}
+
+	// 100 vectors with ~30 KB of metadata each: about 3 MB, so at least 2 requests of
+	// at most 2 MB (the emulator refuses larger ones).
+	before := srv.Calls("Upsert")
+	text := strings.Repeat("x", 30*1024)
+	vs = vs[:0]
+	for i := range 100 {
+		vs = append(vs, vectorstore.Vector{ID: fmt.Sprintf("big%03d", i), Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"text": text}})
+	}
+	if err := x.Upsert(t.Context(), cc, vs); err != nil {
+		t.Fatalf("Upsert of 3 MB: %v", err)
+	}
+	if n := srv.Calls("Upsert") - before; n != 2 {
+		t.Errorf("3 MB took %d upserts, want 2", n)
+	}
+}
+
+func TestValidateHost(t *testing.T) {
+	good := []string{
+		"https://idx-abc123.svc.aped-4627-b74a.pinecone.io",
+		"idx-abc123.svc.aped-4627-b74a.pinecone.io",
+		"http://127.0.0.1:5081",
+		"http://[::1]:5081",
+		"localhost:443",
+	}
+	for _, h := range good {
+		if err := pineconevector.ValidateHost(h); err != nil {
+			t.Errorf("ValidateHost(%q): %v", h, err)
+		}
+	}
+	bad := []string{
+		"", "ftp://host", "https://", "https://host/path", "https://user@host", "host?x=1",
+		"http://host:0", "http://host:99999", "http://host:abc", "host name", "http://ho\x00st",
+		"https://-bad.example.com", "https://exa_mple.com", "http://[::1", "unix:///tmp/sock",
+		"https://héllo.com",
+	}
+	for _, h := range bad {
+		err := pineconevector.ValidateHost(h)
+		if !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("ValidateHost(%q) = %v, want ErrInvalidInput", h, err)
+		}
+		if _, err := pineconevector.Open(h, 4, nil); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("Open(%q) = %v, want ErrInvalidInput", h, err)
+		}
+	}
+}
+
+func TestAs(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+	x, err := pineconevector.Open(srv.Host(), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var conn *pinecone.IndexConnection
+	if !x.As(&conn) || conn == nil {
+		t.Fatal("As(**pinecone.IndexConnection) failed")
+	}
+	var client *pinecone.Client
+	if !x.As(&client) || client == nil {
+		t.Fatal("As(**pinecone.Client) failed")
+	}
+	var s string
+	if x.As(&s) {
+		t.Fatal("As(*string) succeeded")
+	}
+	// The escape hatch talks to the same server.
+	cc := drivertest.NewClone(t)
+	if err := x.Upsert(t.Context(), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := vectorstore.Namespace(cc)
+	res, err := conn.WithNamespace(ns).FetchVectors(t.Context(), []string{"a"})
+	if err != nil || len(res.Vectors) != 1 {
+		t.Fatalf("FetchVectors through As = %v, %v", res, err)
+	}
+}
+
+func TestUnauthenticatedIsUnavailable(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4, APIKey: apiKey})
+	d, err := pineconevector.NewDriver(srv.Host(), 4, &pineconevector.Options{APIKey: "wrong", Retry: fastRetry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	x, _ := vectorstore.NewIndex(d, nil)
+	_, err = x.Stats(t.Context(), drivertest.NewClone(t))
+	if !errors.Is(err, clone.ErrUnavailable) {
+		t.Fatalf("wrong API key: %v, want ErrUnavailable (a server misconfiguration, not the caller's fault)", err)
+	}
+}
