@@ -158,7 +158,9 @@ func NewDriver(host string, dim int, opts *Options) (*Driver, error) {
 // else (no user info, path, query or fragment). Errors are of kind ErrInvalidInput.
 func ValidateHost(host string) error {
 	const op = "pineconevector.ValidateHost"
-	bad := func(why string) error { return errs.New(errs.InvalidInput, op, "index host %s: %s", quoteHost(host), why) }
+	bad := func(why string) error {
+		return errs.New(errs.InvalidInput, op, "index host %s: %s", quoteHost(host), why)
+	}
 	if host == "" {
 		return bad("empty")
 	}
