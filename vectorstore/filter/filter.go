@@ -454,26 +454,44 @@ func (f *Filter) Equal(g *Filter) bool {
 // expected in normalized form (string, float64, bool, []string); other numeric types are
 // converted.
 func (f *Filter) Match(md map[string]any) bool {
+	return f.MatchFunc(mapGetter(md))
+}
+
+// Getter looks up a metadata field of one record.
+type Getter interface {
+	Get(field string) (value any, present bool)
+}
+
+type mapGetter map[string]any
+
+func (m mapGetter) Get(k string) (any, bool) {
+	v, ok := m[k]
+	return v, ok
+}
+
+// MatchFunc is Match for a record whose metadata is read through g, for stores that
+// do not keep metadata in one map.
+func (f *Filter) MatchFunc(g Getter) bool {
 	if f == nil {
 		return true
 	}
 	switch f.op {
 	case And:
 		for _, c := range f.children {
-			if !c.Match(md) {
+			if !c.MatchFunc(g) {
 				return false
 			}
 		}
 		return true
 	case Or:
 		for _, c := range f.children {
-			if c.Match(md) {
+			if c.MatchFunc(g) {
 				return true
 			}
 		}
 		return false
 	}
-	v, present := md[f.field]
+	v, present := g.Get(f.field)
 	switch f.op {
 	case Exists:
 		return present == f.value.(bool)

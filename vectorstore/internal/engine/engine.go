@@ -115,9 +115,15 @@ type space struct {
 	blocks [][]float32 // each blockVectors*dim long
 	norms  []float32   // original L2 norm per slot (cosine only)
 	ids    []string
-	meta   []map[string]any
+	meta   []map[string]any // metadata without the tracked keys' string values; nil if empty
 	slot   map[string]int
-	counts map[string]map[string]int // tracked key -> string value -> records
+	// Tracked keys' string values are stored once per namespace, not once per record:
+	// for tracked key j, tv[j][slot] indexes tnames[j] (-1: absent, or not a string and
+	// kept in meta), and tcount[j][value index] counts the records carrying that value.
+	tv     [][]int32
+	tnames [][]string
+	tdict  []map[string]int32
+	tcount [][]int
 }
 
 func (s *space) vec(i int) []float32 {
@@ -141,7 +147,12 @@ func (e *Engine) getOrCreate(ns string) *space {
 	if s := e.spaces[ns]; s != nil {
 		return s
 	}
-	s := &space{dim: e.dim, slot: make(map[string]int), counts: make(map[string]map[string]int)}
+	s := &space{dim: e.dim, slot: make(map[string]int)}
+	nt := len(e.tracked)
+	s.tv, s.tnames, s.tdict, s.tcount = make([][]int32, nt), make([][]string, nt), make([]map[string]int32, nt), make([][]int, nt)
+	for j := range nt {
+		s.tdict[j] = make(map[string]int32)
+	}
 	e.spaces[ns] = s
 	return s
 }
@@ -155,7 +166,7 @@ func (e *Engine) Upsert(ns string, recs []Record) {
 	for _, r := range recs {
 		i, ok := s.slot[r.ID]
 		if ok {
-			e.untrack(s, s.meta[i])
+			e.untrack(s, i)
 		} else {
 			i = len(s.ids)
 			if i%blockVectors == 0 && i/blockVectors == len(s.blocks) {
@@ -163,6 +174,9 @@ func (e *Engine) Upsert(ns string, recs []Record) {
 			}
 			s.ids = append(s.ids, r.ID)
 			s.meta = append(s.meta, nil)
+			for j := range s.tv {
+				s.tv[j] = append(s.tv[j], -1)
+			}
 			if e.metric == Cosine {
 				s.norms = append(s.norms, 0)
 			}
@@ -180,46 +194,103 @@ func (e *Engine) Upsert(ns string, recs []Record) {
 				}
 			}
 		}
-		s.meta[i] = cloneMeta(r.Metadata)
-		e.track(s, r.Metadata)
+		s.meta[i] = e.track(s, i, r.Metadata)
 	}
 }
 
-func (e *Engine) track(s *space, md map[string]any) {
-	for _, k := range e.tracked {
-		if v, ok := md[k].(string); ok {
-			m := s.counts[k]
-			if m == nil {
-				m = make(map[string]int)
-				s.counts[k] = m
-			}
-			m[v]++
+// track stores the tracked keys' string values of md for slot i and returns a copy of
+// the rest of md (nil if nothing is left). s.mu is held.
+func (e *Engine) track(s *space, i int, md map[string]any) map[string]any {
+	rest := 0
+	for k, v := range md {
+		j := slices.Index(e.tracked, k)
+		str, isString := v.(string)
+		if j < 0 || !isString {
+			rest++
+			continue
+		}
+		idx, ok := s.tdict[j][str]
+		if !ok {
+			idx = int32(len(s.tnames[j]))
+			s.tnames[j] = append(s.tnames[j], str)
+			s.tcount[j] = append(s.tcount[j], 0)
+			s.tdict[j][str] = idx
+		}
+		s.tv[j][i] = idx
+		s.tcount[j][idx]++
+	}
+	if rest == 0 {
+		return nil
+	}
+	out := make(map[string]any, rest)
+	for k, v := range md {
+		if _, isString := v.(string); isString && slices.Contains(e.tracked, k) {
+			continue
+		}
+		if l, ok := v.([]string); ok {
+			v = slices.Clone(l)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// untrack forgets slot i's tracked values. s.mu is held.
+func (e *Engine) untrack(s *space, i int) {
+	for j := range s.tv {
+		if idx := s.tv[j][i]; idx >= 0 {
+			s.tcount[j][idx]--
+			s.tv[j][i] = -1
 		}
 	}
 }
 
-func (e *Engine) untrack(s *space, md map[string]any) {
-	for _, k := range e.tracked {
-		if v, ok := md[k].(string); ok {
-			if m := s.counts[k]; m != nil {
-				m[v]--
-				if m[v] <= 0 {
-					delete(m, v)
-				}
+// metadata returns a copy of slot i's full metadata. s.mu is held.
+func (e *Engine) metadata(s *space, i int) map[string]any {
+	out := cloneMeta(s.meta[i])
+	for j, k := range e.tracked {
+		if idx := s.tv[j][i]; idx >= 0 {
+			if out == nil {
+				out = make(map[string]any, len(e.tracked))
 			}
+			out[k] = s.tnames[j][idx]
 		}
 	}
+	return out
+}
+
+// getter reads slot i's metadata for filter evaluation without building a map.
+type getter struct {
+	e *Engine
+	s *space
+	i int
+}
+
+func (g *getter) Get(k string) (any, bool) {
+	for j, key := range g.e.tracked {
+		if key == k {
+			if idx := g.s.tv[j][g.i]; idx >= 0 {
+				return g.s.tnames[j][idx], true
+			}
+			break
+		}
+	}
+	v, ok := g.s.meta[g.i][k]
+	return v, ok
 }
 
 // removeSlot deletes slot i by moving the last record into it. s.mu is held.
 func (e *Engine) removeSlot(s *space, i int) {
-	e.untrack(s, s.meta[i])
+	e.untrack(s, i)
 	delete(s.slot, s.ids[i])
 	last := len(s.ids) - 1
 	if i != last {
 		copy(s.vec(i), s.vec(last))
 		s.ids[i] = s.ids[last]
 		s.meta[i] = s.meta[last]
+		for j := range s.tv {
+			s.tv[j][i] = s.tv[j][last]
+		}
 		if e.metric == Cosine {
 			s.norms[i] = s.norms[last]
 		}
@@ -230,6 +301,9 @@ func (e *Engine) removeSlot(s *space, i int) {
 	s.meta[last] = nil
 	s.ids = s.ids[:last]
 	s.meta = s.meta[:last]
+	for j := range s.tv {
+		s.tv[j] = s.tv[j][:last]
+	}
 	if e.metric == Cosine {
 		s.norms = s.norms[:last]
 	}
@@ -263,7 +337,7 @@ func (e *Engine) Fetch(ns string, ids []string) []Record {
 	var out []Record
 	for _, id := range ids {
 		if i, ok := s.slot[id]; ok {
-			out = append(out, Record{ID: id, Values: e.values(s, i), Metadata: cloneMeta(s.meta[i])})
+			out = append(out, Record{ID: id, Values: e.values(s, i), Metadata: e.metadata(s, i)})
 		}
 	}
 	return out
@@ -311,11 +385,13 @@ func (e *Engine) DeleteByFilter(ns string, f *filter.Filter) int {
 	defer s.mu.Unlock()
 	residual, known, outcome := e.resolve(s, f)
 	n := 0
+	g := &getter{e: e, s: s}
 	for i := len(s.ids) - 1; i >= 0; i-- {
 		if known && !outcome {
 			break
 		}
-		if known || residual.Match(s.meta[i]) {
+		g.i = i
+		if known || residual.MatchFunc(g) {
 			e.removeSlot(s, i)
 			n++
 		}
@@ -474,7 +550,7 @@ func (e *Engine) Query(ctx context.Context, ns string, q []float32, k int, f *fi
 		if e.metric == Euclidean {
 			score = -score
 		}
-		hits[i] = Hit{ID: s.ids[c.slot], Score: score, Metadata: cloneMeta(s.meta[c.slot])}
+		hits[i] = Hit{ID: s.ids[c.slot], Score: score, Metadata: e.metadata(s, c.slot)}
 		if includeValues {
 			hits[i].Values = e.values(s, c.slot)
 		}
@@ -485,9 +561,13 @@ func (e *Engine) Query(ctx context.Context, ns string, q []float32, k int, f *fi
 func (e *Engine) scanBlock(s *space, b, lo, hi int, q []float32, residual *filter.Filter, h *topK) {
 	blk := s.blocks[b]
 	dim := e.dim
+	g := &getter{e: e, s: s}
 	for i := lo; i < hi; i++ {
-		if residual != nil && !residual.Match(s.meta[i]) {
-			continue
+		if residual != nil {
+			g.i = i
+			if !residual.MatchFunc(g) {
+				continue
+			}
 		}
 		off := (i - lo) * dim
 		v := blk[off : off+dim : off+dim]
@@ -505,27 +585,32 @@ func (e *Engine) scanBlock(s *space, b, lo, hi int, q []float32, residual *filte
 func (e *Engine) resolve(s *space, f *filter.Filter) (*filter.Filter, bool, bool) {
 	total := len(s.ids)
 	return f.Resolve(func(n *filter.Filter) (bool, bool) {
-		if !slices.Contains(e.tracked, n.Field()) {
+		j := slices.Index(e.tracked, n.Field())
+		if j < 0 {
 			return false, false
 		}
-		counts := s.counts[n.Field()]
 		have := 0
-		for _, c := range counts {
+		for _, c := range s.tcount[j] {
 			have += c
 		}
 		if have != total { // some records lack the key or carry a non-string value
 			return false, false
 		}
+		count := func(v any) int {
+			str, ok := v.(string)
+			if !ok {
+				return 0
+			}
+			if idx, ok := s.tdict[j][str]; ok {
+				return s.tcount[j][idx]
+			}
+			return 0
+		}
 		switch n.Op() {
 		case filter.Exists:
 			return n.Value().(bool), true
 		case filter.Eq, filter.Ne:
-			v, ok := n.Value().(string)
-			c := 0
-			if ok {
-				c = counts[v]
-			}
-			switch {
+			switch c := count(n.Value()); {
 			case c == total:
 				return n.Op() == filter.Eq, true
 			case c == 0:
@@ -537,7 +622,7 @@ func (e *Engine) resolve(s *space, f *filter.Filter) (*filter.Filter, bool, bool
 			for _, w := range n.Values() {
 				if v, ok := w.(string); ok && !seen[v] {
 					seen[v] = true
-					c += counts[v]
+					c += count(v)
 				}
 			}
 			switch {
@@ -700,7 +785,7 @@ func (e *Engine) Snapshot() *Snapshot {
 		s.mu.RLock()
 		recs := make([]Record, len(s.ids))
 		for i, id := range s.ids {
-			recs[i] = Record{ID: id, Values: e.values(s, i), Metadata: cloneMeta(s.meta[i])}
+			recs[i] = Record{ID: id, Values: e.values(s, i), Metadata: e.metadata(s, i)}
 		}
 		s.mu.RUnlock()
 		if len(recs) > 0 {
