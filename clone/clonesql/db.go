@@ -1,0 +1,512 @@
+package clonesql
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/audit"
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+// Names of the PostgreSQL settings the row-level security policies read. They are set
+// transaction-locally (set_config(name, value, true)) at the start of every scoped
+// transaction and vanish at its end.
+const (
+	SettingTenantID = "cloneiso.tenant_id"
+	SettingCloneID  = "cloneiso.clone_id"
+)
+
+// rollbackTimeout bounds the ROLLBACK sent after a failed or cancelled operation; it
+// runs on a context detached from the caller's, which may already be done.
+const rollbackTimeout = 5 * time.Second
+
+// DB runs clone-scoped statements on an *sqlx.DB.
+//
+// Every statement uses named parameters (:name) and must reference both :tenant_id and
+// :clone_id; their values are bound from the CloneContext only. A statement that does
+// not reference both is refused before it reaches the database, and so is an argument
+// whose tenant_id or clone_id differs from the context.
+//
+// On PostgreSQL every operation runs in a transaction on one connection:
+//
+//  1. BEGIN and set_config of both settings, in one simple-protocol message;
+//  2. the statement;
+//  3. COMMIT (or ROLLBACK on any error or cancellation, before the connection returns
+//     to the pool).
+//
+// That is three round trips when the connection string has binary_parameters=yes (see
+// [OpenPostgres]; lib/pq then sends parse, bind and execute in one message) and four
+// without. On SQLite a single statement runs directly (one call) and [DB.WithTx] uses a
+// BEGIN IMMEDIATE transaction.
+//
+// Rows read into structs that carry tenant_id or clone_id columns are
+// re-checked against the context: a mismatch fails the call with
+// clone.ErrIsolationViolation, returns no rows, and is audited.
+//
+// A DB is safe for concurrent use.
+type DB struct {
+	x       *sqlx.DB
+	dialect Dialect
+	sink    audit.Sink
+}
+
+// Options configure [New]; nil means the defaults.
+type Options struct {
+	// Audit receives one event per denial; default: discard.
+	Audit audit.Sink
+}
+
+// New returns a DB on db, whose dialect (PostgreSQL through lib/pq, or SQLite through
+// modernc.org/sqlite) is detected from its driver.
+func New(db *sqlx.DB, opts *Options) (*DB, error) {
+	d, err := DialectOfX(db)
+	if err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	return &DB{x: db, dialect: d, sink: opts.Audit}, nil
+}
+
+// Dialect returns the database's dialect.
+func (d *DB) Dialect() Dialect { return d.dialect }
+
+// Audit returns the sink denials are recorded to (nil if none).
+func (d *DB) Audit() audit.Sink { return d.sink }
+
+// Querier is implemented by *DB and *Tx, so functions that write can take either and
+// hosts can compose cloneiso's writes with their own in one transaction.
+type Querier interface {
+	// Select runs a query and scans every row into dest, a pointer to a slice.
+	Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error
+	// Get runs a query and scans its first row into dest; no row is clone.ErrNotFound.
+	Get(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error
+	// Exec runs a statement that returns no rows.
+	Exec(ctx context.Context, cc clone.CloneContext, query string, arg any) (sql.Result, error)
+}
+
+var (
+	_ Querier = (*DB)(nil)
+	_ Querier = (*Tx)(nil)
+)
+
+// Select runs query (named parameters; arg is a struct, a map[string]any or nil) for
+// clone cc and scans the rows into dest, a pointer to a slice of structs or scalars.
+func (d *DB) Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	const op = "clonesql.Select"
+	return d.single(ctx, cc, op, func(tx *Tx) error { return tx.Select(ctx, cc, dest, query, arg) })
+}
+
+// Get is [DB.Select] for one row, scanned into dest; no row is clone.ErrNotFound.
+func (d *DB) Get(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	const op = "clonesql.Get"
+	return d.single(ctx, cc, op, func(tx *Tx) error { return tx.Get(ctx, cc, dest, query, arg) })
+}
+
+// Exec runs a statement that returns no rows for clone cc.
+func (d *DB) Exec(ctx context.Context, cc clone.CloneContext, query string, arg any) (sql.Result, error) {
+	const op = "clonesql.Exec"
+	var res sql.Result
+	err := d.single(ctx, cc, op, func(tx *Tx) error {
+		var err error
+		res, err = tx.Exec(ctx, cc, query, arg)
+		return err
+	})
+	return res, err
+}
+
+// single runs one statement: in a scoped transaction on PostgreSQL, directly on SQLite.
+func (d *DB) single(ctx context.Context, cc clone.CloneContext, op string, fn func(*Tx) error) error {
+	if err := d.validate(ctx, cc, op); err != nil {
+		return err
+	}
+	if d.dialect == SQLite {
+		return fn(&Tx{db: d, cc: cc, q: d.x})
+	}
+	return d.withPostgresTx(ctx, cc, op, fn)
+}
+
+// WithTx runs fn in one transaction scoped to clone cc: it commits if fn returns nil and
+// rolls back if fn returns an error or panics (the panic is re-raised). Statements in fn
+// go through tx and may only name cc.
+func (d *DB) WithTx(ctx context.Context, cc clone.CloneContext, fn func(tx *Tx) error) error {
+	const op = "clonesql.WithTx"
+	if err := d.validate(ctx, cc, op); err != nil {
+		return err
+	}
+	if d.dialect == Postgres {
+		return d.withPostgresTx(ctx, cc, op, fn)
+	}
+	stx, err := d.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return ClassifyError(op, err)
+	}
+	tx := &Tx{db: d, cc: cc, q: stx}
+	committed := false
+	defer func() {
+		if !committed {
+			stx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if tx.failed != nil {
+		return errs.Wrap(errs.Conflict, op, tx.failed, "a statement of the transaction failed; rolled back")
+	}
+	if err := stx.Commit(); err != nil {
+		return ClassifyError(op, err)
+	}
+	committed = true
+	return nil
+}
+
+// Bind scopes a transaction the host opened itself to clone cc, so cloneiso's writes
+// join the host's own: on PostgreSQL it sets both row-level security settings
+// transaction-locally in tx (one round trip), which pins the rest of tx to cc. The host
+// still commits or rolls back tx.
+func (d *DB) Bind(ctx context.Context, tx *sqlx.Tx, cc clone.CloneContext) (*Tx, error) {
+	const op = "clonesql.Bind"
+	if err := d.validate(ctx, cc, op); err != nil {
+		return nil, err
+	}
+	if d.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, settingsSQL(cc, false)); err != nil {
+			return nil, ClassifyError(op, err)
+		}
+	}
+	return &Tx{db: d, cc: cc, q: tx}, nil
+}
+
+// settingsSQL sets both settings transaction-locally, optionally opening the
+// transaction in the same simple-protocol message. The values are validated UUIDs
+// (quoted anyway), so no parameter binding (and no extra round trip) is needed.
+func settingsSQL(cc clone.CloneContext, begin bool) string {
+	s := "SELECT set_config('" + SettingTenantID + "', " + pq.QuoteLiteral(cc.TenantID().String()) + ", true), " +
+		"set_config('" + SettingCloneID + "', " + pq.QuoteLiteral(cc.CloneID().String()) + ", true)"
+	if begin {
+		return "BEGIN; " + s
+	}
+	return s
+}
+
+func (d *DB) withPostgresTx(ctx context.Context, cc clone.CloneContext, op string, fn func(*Tx) error) (err error) {
+	conn, err := d.x.Connx(ctx)
+	if err != nil {
+		return ClassifyError(op, err)
+	}
+	open := false // a transaction may be open on conn
+	defer func() {
+		if open {
+			// Roll back before the connection returns to the pool, even if ctx is done.
+			// If that fails the connection's state is unknown: discard it.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			if _, rerr := conn.ExecContext(rctx, "ROLLBACK"); rerr != nil {
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+			cancel()
+		}
+		conn.Close()
+		if p := recover(); p != nil {
+			panic(p)
+		}
+	}()
+	open = true
+	if _, err := conn.ExecContext(ctx, settingsSQL(cc, true)); err != nil {
+		return ClassifyError(op, err)
+	}
+	tx := &Tx{db: d, cc: cc, q: conn}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if tx.failed != nil {
+		return errs.Wrap(errs.Conflict, op, tx.failed, "a statement of the transaction failed; rolled back")
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return ClassifyError(op, err)
+	}
+	open = false
+	return nil
+}
+
+// validate refuses an operation without a valid clone context, auditing the attempt.
+func (d *DB) validate(ctx context.Context, cc clone.CloneContext, op string) error {
+	if err := cc.Validate(op); err != nil {
+		d.deny(ctx, cc, op, audit.Denied, "no clone context", nil)
+		return err
+	}
+	return nil
+}
+
+func (d *DB) deny(ctx context.Context, cc clone.CloneContext, op string, outcome audit.Outcome, reason string, detail map[string]string) {
+	ev := audit.Event{Action: op, Outcome: outcome, Reason: reason, Detail: detail}
+	if cc.Valid() {
+		ev.Actor, ev.TenantID, ev.CloneID = cc.Principal().Subject, cc.TenantID(), cc.CloneID()
+	}
+	audit.Record(ctx, d.sink, ev)
+}
+
+// queryExecer is what a statement runs on: an *sqlx.Conn (PostgreSQL), an *sqlx.DB
+// (SQLite, single statements) or an *sqlx.Tx.
+type queryExecer interface {
+	sqlx.QueryerContext
+	sqlx.ExecerContext
+}
+
+// Tx is a transaction scoped to one clone. Get one from [DB.WithTx] or [DB.Bind].
+type Tx struct {
+	db     *DB
+	cc     clone.CloneContext
+	q      queryExecer
+	failed error // the first statement error; the transaction cannot commit
+}
+
+// CloneContext returns the clone the transaction is scoped to.
+func (tx *Tx) CloneContext() clone.CloneContext { return tx.cc }
+
+// Select is [DB.Select] inside the transaction; cc must be the transaction's clone.
+func (tx *Tx) Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	const op = "clonesql.Select"
+	q, args, err := tx.prepare(ctx, cc, op, query, arg)
+	if err != nil {
+		return err
+	}
+	if err := sqlx.SelectContext(ctx, tx.q, dest, q, args...); err != nil {
+		return tx.fail(op, err)
+	}
+	return tx.db.recheck(ctx, tx.cc, op, dest)
+}
+
+// Get is [DB.Get] inside the transaction; cc must be the transaction's clone.
+func (tx *Tx) Get(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	const op = "clonesql.Get"
+	q, args, err := tx.prepare(ctx, cc, op, query, arg)
+	if err != nil {
+		return err
+	}
+	if err := sqlx.GetContext(ctx, tx.q, dest, q, args...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.New(errs.NotFound, op, "no row")
+		}
+		return tx.fail(op, err)
+	}
+	return tx.db.recheck(ctx, tx.cc, op, dest)
+}
+
+// Exec is [DB.Exec] inside the transaction; cc must be the transaction's clone.
+func (tx *Tx) Exec(ctx context.Context, cc clone.CloneContext, query string, arg any) (sql.Result, error) {
+	const op = "clonesql.Exec"
+	q, args, err := tx.prepare(ctx, cc, op, query, arg)
+	if err != nil {
+		return nil, err
+	}
+	res, err := tx.q.ExecContext(ctx, q, args...)
+	if err != nil {
+		return nil, tx.fail(op, err)
+	}
+	return res, nil
+}
+
+func (tx *Tx) fail(op string, err error) error {
+	if tx.failed == nil {
+		tx.failed = err
+	}
+	return ClassifyError(op, err)
+}
+
+// prepare checks cc against the transaction's clone, compiles the statement and binds
+// its arguments.
+func (tx *Tx) prepare(ctx context.Context, cc clone.CloneContext, op, query string, arg any) (string, []any, error) {
+	if err := tx.db.validate(ctx, cc, op); err != nil {
+		return "", nil, err
+	}
+	if !cc.Same(tx.cc) {
+		tx.db.deny(ctx, tx.cc, op, audit.Denied, "statement for another clone inside a scoped transaction",
+			map[string]string{"target_tenant_id": cc.TenantID().String(), "target_clone_id": cc.CloneID().String()})
+		return "", nil, errs.New(errs.CloneMismatch, op, "transaction is scoped to another clone")
+	}
+	c, err := compile(tx.db.dialect, query)
+	if err != nil {
+		tx.db.deny(ctx, cc, op, audit.Denied, "refused statement", nil)
+		return "", nil, err
+	}
+	args, err := tx.db.bindArgs(ctx, cc, op, c, arg)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.query, args, nil
+}
+
+// bindArgs returns the positional arguments of c: tenant_id and clone_id from cc, the
+// rest from arg (a struct or pointer to one, a map[string]any, or nil).
+func (d *DB) bindArgs(ctx context.Context, cc clone.CloneContext, op string, c *compiled, arg any) ([]any, error) {
+	var (
+		m  map[string]any
+		sv reflect.Value
+	)
+	switch a := arg.(type) {
+	case nil:
+	case map[string]any:
+		m = a
+	default:
+		sv = reflect.Indirect(reflect.ValueOf(arg))
+		if sv.Kind() != reflect.Struct {
+			return nil, errs.New(errs.InvalidInput, op, "argument must be a struct, a map[string]any or nil, not %T", arg)
+		}
+	}
+	lookup := func(name string) (any, bool) {
+		if m != nil {
+			v, ok := m[name]
+			return v, ok
+		}
+		if sv.IsValid() {
+			f := d.x.Mapper.FieldByName(sv, name)
+			if f.IsValid() {
+				return f.Interface(), true
+			}
+		}
+		return nil, false
+	}
+	// Scope values supplied by the caller must agree with the context.
+	for _, p := range []struct {
+		name string
+		want uuid.UUID
+	}{{ParamTenantID, cc.TenantID()}, {ParamCloneID, cc.CloneID()}} {
+		v, ok := lookup(p.name)
+		if !ok {
+			continue
+		}
+		got, zero, err := asUUID(v)
+		if err != nil {
+			return nil, errs.Wrap(errs.InvalidInput, op, err, "argument %s", p.name)
+		}
+		if !zero && got != p.want {
+			d.deny(ctx, cc, op, audit.Denied, "argument names another clone", map[string]string{"param": p.name, "value": got.String()})
+			return nil, errs.New(errs.CloneMismatch, op, "argument %s differs from the clone context", p.name)
+		}
+	}
+	args := make([]any, len(c.names))
+	for i, name := range c.names {
+		switch name {
+		case ParamTenantID:
+			args[i] = cc.TenantID()
+		case ParamCloneID:
+			args[i] = cc.CloneID()
+		default:
+			v, ok := lookup(name)
+			if !ok {
+				return nil, errs.New(errs.InvalidInput, op, "no value for parameter :%s", name)
+			}
+			args[i] = v
+		}
+	}
+	return args, nil
+}
+
+// asUUID reads a caller-supplied tenant or clone ID; zero reports the unset value.
+func asUUID(v any) (id uuid.UUID, zero bool, err error) {
+	switch x := v.(type) {
+	case nil:
+		return uuid.Nil, true, nil
+	case uuid.UUID:
+		return x, x == uuid.Nil, nil
+	case *uuid.UUID:
+		if x == nil {
+			return uuid.Nil, true, nil
+		}
+		return *x, *x == uuid.Nil, nil
+	case uuid.NullUUID:
+		return x.UUID, !x.Valid || x.UUID == uuid.Nil, nil
+	case string:
+		if x == "" {
+			return uuid.Nil, true, nil
+		}
+		id, err := clone.ParseID(x)
+		return id, false, err
+	}
+	return uuid.Nil, false, errs.New(errs.InvalidInput, "clonesql", "unsupported type %T for an ID", v)
+}
+
+// recheck verifies that every row scanned into dest that carries tenant_id or clone_id
+// belongs to cc. On a mismatch it clears dest, audits a violation and fails.
+func (d *DB) recheck(ctx context.Context, cc clone.CloneContext, op string, dest any) error {
+	v := reflect.ValueOf(dest)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil
+	}
+	e := v.Elem()
+	bad := false
+	switch e.Kind() {
+	case reflect.Slice:
+		for i := 0; i < e.Len() && !bad; i++ {
+			bad = !d.rowBelongs(cc, e.Index(i))
+		}
+	default:
+		bad = !d.rowBelongs(cc, e)
+	}
+	if !bad {
+		return nil
+	}
+	e.Set(reflect.Zero(e.Type()))
+	d.deny(ctx, cc, op, audit.Violation, "a row of another clone came back from the database", nil)
+	return errs.New(errs.IsolationViolation, op, "the database returned a row of another clone; nothing was returned")
+}
+
+// rowBelongs reports whether a scanned row is cc's, as far as its
+// tenant_id and clone_id columns show.
+func (d *DB) rowBelongs(cc clone.CloneContext, row reflect.Value) bool {
+	row = reflect.Indirect(row)
+	var get func(string) (any, bool)
+	switch row.Kind() {
+	case reflect.Struct:
+		if _, ok := row.Interface().(time.Time); ok {
+			return true
+		}
+		get = func(name string) (any, bool) {
+			f := d.x.Mapper.FieldByName(row, name)
+			if !f.IsValid() {
+				return nil, false
+			}
+			return f.Interface(), true
+		}
+	default:
+		return true // scalars carry no scope
+	}
+	for _, p := range []struct {
+		name string
+		want uuid.UUID
+	}{{ParamTenantID, cc.TenantID()}, {ParamCloneID, cc.CloneID()}} {
+		v, ok := get(p.name)
+		if !ok {
+			continue
+		}
+		var got uuid.UUID
+		switch x := v.(type) {
+		case uuid.UUID:
+			got = x
+		case *uuid.UUID:
+			if x != nil {
+				got = *x
+			}
+		case string:
+			got, _ = uuid.Parse(strings.TrimSpace(x))
+		default:
+			return false // a scope column we cannot read is not proof of ownership
+		}
+		if got != p.want {
+			return false
+		}
+	}
+	return true
+}
