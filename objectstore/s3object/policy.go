@@ -133,9 +133,11 @@ type BucketPolicyOptions struct {
 // BucketPolicy returns the JSON bucket policy for the SDK's bucket:
 //
 //   - DenyInsecureTransport: every request over plain HTTP is denied (aws:SecureTransport).
-//   - AppTenantsObjects / AppTenantsListing: the application's principals may read,
-//     write and delete objects (with versions and multipart uploads) under "tenants/*",
-//     and list only with an s3:prefix under "tenants/".
+//   - AppTenantsObjects / AppTenantsListing / AppListUploads: the application's
+//     principals may read, write and delete objects (with versions and multipart
+//     uploads) under "tenants/*", list objects and versions only with an s3:prefix
+//     under "tenants/", and list unfinished uploads (an action without a prefix
+//     condition key).
 //   - AppDenyOutsideTenants: the same principals are denied object access anywhere
 //     else, whatever their IAM policies say.
 //   - TenantConfinement (optional): principals with a tenant session tag are denied
@@ -174,9 +176,14 @@ func BucketPolicy(opts BucketPolicyOptions) (string, error) {
 		},
 		{
 			Sid: "AppTenantsListing", Effect: "Allow", Principal: app,
-			Action:    []string{"s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"},
+			Action:    []string{"s3:ListBucket", "s3:ListBucketVersions"},
 			Resource:  []string{arn},
 			Condition: map[string]map[string]any{"StringLike": {"s3:prefix": []string{"tenants/*"}}},
+		},
+		{
+			// s3:prefix is not a condition key of ListBucketMultipartUploads.
+			Sid: "AppListUploads", Effect: "Allow", Principal: app,
+			Action: []string{"s3:ListBucketMultipartUploads"}, Resource: []string{arn},
 		},
 		{
 			Sid: "AppDenyOutsideTenants", Effect: "Deny", Principal: app,

@@ -380,8 +380,15 @@ func escapeKey(key string) string {
 // DeleteAll deletes, in batches of up to 1000, every object version and delete marker
 // under prefix, aborts every unfinished multipart upload under it, and then lists
 // versions and uploads again; it fails unless both listings are empty.
+//
+// Unfinished uploads are found by listing uploads under the prefix (AWS) and, because
+// MinIO lists uploads only by exact key, also for every key that had a version. An
+// upload to a key that never had a version is therefore invisible on MinIO; MinIO
+// removes such stale uploads itself (after 24 hours by default), and they are never
+// readable as objects.
 func (b *s3Bucket) DeleteAll(ctx context.Context, prefix string) (*driver.DeleteAllResult, error) {
 	res := &driver.DeleteAllResult{}
+	keys := map[string]bool{}
 	for round := 0; ; round++ {
 		if round > 10000 {
 			return res, errs.New(errs.Unavailable, "s3object.DeleteAll", "objects keep appearing under the prefix")
@@ -404,6 +411,11 @@ func (b *s3Bucket) DeleteAll(ctx context.Context, prefix string) (*driver.Delete
 		if len(ids) > 1000 { // versions and markers are limited to 1000 together, but be safe
 			ids = ids[:1000]
 		}
+		for _, id := range ids {
+			if len(keys) < 100000 {
+				keys[aws.ToString(id.Key)] = true
+			}
+		}
 		del, err := b.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 			Bucket: &b.bucket, Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 		})
@@ -417,19 +429,12 @@ func (b *s3Bucket) DeleteAll(ctx context.Context, prefix string) (*driver.Delete
 		res.Objects += min(nObjects, len(ids))
 		res.DeleteMarkers += len(ids) - min(nObjects, len(ids))
 	}
-	for {
-		out, err := b.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: &prefix})
-		if err != nil {
+	if err := b.abortUploads(ctx, prefix, res); err != nil {
+		return res, err
+	}
+	for k := range keys {
+		if err := b.abortUploads(ctx, k, res); err != nil {
 			return res, err
-		}
-		if len(out.Uploads) == 0 {
-			break
-		}
-		for _, u := range out.Uploads {
-			if _, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: u.Key, UploadId: u.UploadId}); err != nil && !isCode(err, "NoSuchUpload") {
-				return res, err
-			}
-			res.Uploads++
 		}
 	}
 	// Verify with fresh listings that nothing is left.
@@ -445,6 +450,31 @@ func (b *s3Bucket) DeleteAll(ctx context.Context, prefix string) (*driver.Delete
 		return res, errs.New(errs.Conflict, "s3object.DeleteAll", "data left under the prefix after deleting (concurrent writes?)")
 	}
 	return res, nil
+}
+
+// abortUploads aborts every unfinished multipart upload listed under prefix.
+func (b *s3Bucket) abortUploads(ctx context.Context, prefix string, res *driver.DeleteAllResult) error {
+	for range 1000 {
+		out, err := b.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: &prefix})
+		if err != nil {
+			return err
+		}
+		aborted := 0
+		for _, u := range out.Uploads {
+			if !strings.HasPrefix(aws.ToString(u.Key), prefix) {
+				continue // never abort outside the prefix, whatever the server lists
+			}
+			if _, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: u.Key, UploadId: u.UploadId}); err != nil && !isCode(err, "NoSuchUpload") {
+				return err
+			}
+			res.Uploads++
+			aborted++
+		}
+		if aborted == 0 {
+			return nil
+		}
+	}
+	return errs.New(errs.Unavailable, "s3object.DeleteAll", "multipart uploads keep appearing under the prefix")
 }
 
 func isCode(err error, codes ...string) bool {
