@@ -28,7 +28,7 @@ import (
 
 const testRole = "arn:aws:iam::000000000000:role/cloneiso-test"
 
-func newClones(t *testing.T) (a, b clone.CloneContext) {
+func newClones(t testing.TB) (a, b clone.CloneContext) {
 	t.Helper()
 	tenant := clone.NewID()
 	a, err1 := clone.New(tenant, clone.NewID(), clone.Principal{Subject: "alice"})
@@ -39,7 +39,7 @@ func newClones(t *testing.T) (a, b clone.CloneContext) {
 	return a, b
 }
 
-func open(t *testing.T, env s3test.Env, bucket string, opts *s3object.Options) *objectstore.Bucket {
+func open(t testing.TB, env s3test.Env, bucket string, opts *s3object.Options) *objectstore.Bucket {
 	t.Helper()
 	if opts == nil {
 		opts = &s3object.Options{}

@@ -1,0 +1,172 @@
+package s3object_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
+)
+
+// BenchmarkPutGet compares the clone-scoped Bucket with the raw aws-sdk-go-v2 client on
+// the same server, bucket, HTTP client and object sizes. Run it against MinIO with
+//
+//	go test -run '^$' -bench PutGet -count 6 ./objectstore/s3object/
+//
+// and compare raw/* with scoped/* (the target is scoped <= 1.05x raw).
+func BenchmarkPutGet(b *testing.B) {
+	env := s3test.Require(b)
+	ctx := context.Background()
+	bucket := s3test.NewBucket(b, env, false)
+	raw := env.Client()
+	store := open(b, env, bucket, nil)
+	ca, _ := newClones(b)
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"4KiB", 4 << 10}, {"4MiB", 4 << 20}} {
+		data := make([]byte, size.n)
+		rand.Read(data)
+		rawKey, _ := objectstore.Key(ca, "bench", "raw-"+size.name)
+		buf := make([]byte, 0, size.n)
+		b.Run("Put/"+size.name+"/raw", func(b *testing.B) {
+			b.SetBytes(int64(size.n))
+			for b.Loop() {
+				if _, err := raw.PutObject(ctx, &s3.PutObjectInput{
+					Bucket: &bucket, Key: &rawKey, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(size.n)),
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("Put/"+size.name+"/scoped", func(b *testing.B) {
+			b.SetBytes(int64(size.n))
+			for b.Loop() {
+				if _, err := store.Put(ctx, ca, "bench", "scoped-"+size.name, bytes.NewReader(data), &objectstore.WriteOptions{Size: int64(size.n)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("Get/"+size.name+"/raw", func(b *testing.B) {
+			b.SetBytes(int64(size.n))
+			for b.Loop() {
+				out, err := raw.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &rawKey})
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf = readInto(b, buf, out.Body)
+			}
+		})
+		b.Run("Get/"+size.name+"/scoped", func(b *testing.B) {
+			b.SetBytes(int64(size.n))
+			for b.Loop() {
+				r, err := store.Get(ctx, ca, "bench", "scoped-"+size.name, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf = readInto(b, buf, r)
+			}
+		})
+	}
+}
+
+func readInto(b *testing.B, buf []byte, r io.ReadCloser) []byte {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	r.Close()
+	return buf
+}
+
+// BenchmarkOverhead interleaves raw and scoped operations (alternating which goes
+// first) so both see the same server load, and reports their ratio as "scoped/raw"
+// (target <= 1.05) next to each side's mean latency:
+//
+//	go test -run '^$' -bench Overhead -benchtime 200x ./objectstore/s3object/
+func BenchmarkOverhead(b *testing.B) {
+	env := s3test.Require(b)
+	ctx := context.Background()
+	bucket := s3test.NewBucket(b, env, false)
+	raw := env.Client()
+	store := open(b, env, bucket, nil)
+	ca, _ := newClones(b)
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"4KiB", 4 << 10}, {"4MiB", 4 << 20}} {
+		data := make([]byte, size.n)
+		rand.Read(data)
+		rawKey, _ := objectstore.Key(ca, "bench", "raw-"+size.name)
+		name := "scoped-" + size.name
+		buf := make([]byte, 0, size.n)
+		ops := map[string][2]func(){
+			"Put": {
+				func() {
+					if _, err := raw.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &rawKey, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(size.n))}); err != nil {
+						b.Fatal(err)
+					}
+				},
+				func() {
+					if _, err := store.Put(ctx, ca, "bench", name, bytes.NewReader(data), &objectstore.WriteOptions{Size: int64(size.n)}); err != nil {
+						b.Fatal(err)
+					}
+				},
+			},
+			"Get": {
+				func() {
+					out, err := raw.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &rawKey})
+					if err != nil {
+						b.Fatal(err)
+					}
+					buf = readInto(b, buf, out.Body)
+				},
+				func() {
+					r, err := store.Get(ctx, ca, "bench", name, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					buf = readInto(b, buf, r)
+				},
+			},
+		}
+		for _, op := range []string{"Put", "Get"} {
+			f := ops[op]
+			b.Run(op+"/"+size.name, func(b *testing.B) {
+				f[0]() // warm up both paths (and create the objects for Get)
+				f[1]()
+				var spent [2]time.Duration
+				i := 0
+				for b.Loop() {
+					for j := range 2 {
+						k := (i + j) % 2
+						start := time.Now()
+						f[k]()
+						spent[k] += time.Since(start)
+					}
+					i++
+				}
+				b.ReportMetric(float64(spent[0].Nanoseconds())/float64(i), "raw-ns/op")
+				b.ReportMetric(float64(spent[1].Nanoseconds())/float64(i), "scoped-ns/op")
+				b.ReportMetric(float64(spent[1])/float64(spent[0]), "scoped/raw")
+			})
+		}
+	}
+}
