@@ -1,0 +1,504 @@
+package clonehttp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/audit"
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+// Authenticator turns a request into the principal it speaks for. It is the extension
+// point for hosts with their own authentication; package jwtauth implements it with
+// JWTs. It must fail with an error of kind clone.ErrUnauthenticated when the request
+// carries no valid credentials (errors without a kind are treated so as well), must not
+// read the request body, and must be safe for concurrent use. Only Principal.Subject is
+// used: roles come from the tenant store.
+type Authenticator interface {
+	Authenticate(r *http.Request) (clone.Principal, error)
+}
+
+// AuthenticatorFunc adapts a function to [Authenticator].
+type AuthenticatorFunc func(r *http.Request) (clone.Principal, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(r *http.Request) (clone.Principal, error) { return f(r) }
+
+// Resolver turns an authenticated subject into a clone. *tenant.Store implements it.
+//
+// ProvisionSolo returns the subject's own clone, creating its tenant and clone on the
+// subject's first call (and must be safe under concurrent first calls). ResolveClone
+// returns the context for an explicit selection, refusing with clone.ErrForbidden a clone
+// of the subject's tenant it may not use and with clone.ErrNotFound anything else, and
+// with clone.ErrSuspended a suspended or offboarded clone.
+type Resolver interface {
+	ProvisionSolo(ctx context.Context, subject string) (cc clone.CloneContext, created bool, err error)
+	ResolveClone(ctx context.Context, subject string, tenantID, cloneID uuid.UUID) (clone.CloneContext, error)
+}
+
+// Selector reads an explicit clone selection from a request: the tenant and clone IDs as
+// they arrived, and whether the request selects a clone at all. The middleware parses
+// the IDs strictly (clone.ParseID) and asks the Resolver whether the subject may use
+// that clone; a request without a selection gets the subject's own clone.
+type Selector func(r *http.Request) (tenantID, cloneID string, ok bool)
+
+// Default selection headers of [HeaderSelector].
+const (
+	TenantHeader = "Cloneiso-Tenant"
+	CloneHeader  = "Cloneiso-Clone"
+)
+
+// HeaderSelector selects the clone named by two request headers. A request carrying
+// either header selects (a missing or repeated one then fails as an invalid ID).
+func HeaderSelector(tenantHeader, cloneHeader string) Selector {
+	tenantHeader, cloneHeader = http.CanonicalHeaderKey(tenantHeader), http.CanonicalHeaderKey(cloneHeader)
+	return func(r *http.Request) (string, string, bool) {
+		t, c := r.Header[tenantHeader], r.Header[cloneHeader]
+		if len(t) == 0 && len(c) == 0 {
+			return "", "", false
+		}
+		return single(t), single(c), true
+	}
+}
+
+// single returns the one value of a header, or "" (an invalid ID) for none or several.
+func single(vs []string) string {
+	if len(vs) != 1 {
+		return ""
+	}
+	return vs[0]
+}
+
+// PathSelector selects the clone named by two wildcards of the http.ServeMux pattern
+// the handler is registered under, e.g. PathSelector("tenant", "clone") with
+// "/t/{tenant}/c/{clone}/". The middleware must wrap the handler registered on the mux
+// (not the mux itself), so that the wildcards are matched when it runs. A request whose
+// pattern has neither wildcard does not select.
+func PathSelector(tenantWildcard, cloneWildcard string) Selector {
+	return func(r *http.Request) (string, string, bool) {
+		t, c := r.PathValue(tenantWildcard), r.PathValue(cloneWildcard)
+		if t == "" && c == "" {
+			return "", "", false
+		}
+		return t, c, true
+	}
+}
+
+// DefaultRequestIDHeader is the header the request ID is read from and echoed in.
+const DefaultRequestIDHeader = "X-Request-Id"
+
+// DefaultResolveTimeout bounds one store lookup shared by concurrent requests.
+const DefaultResolveTimeout = 10 * time.Second
+
+// Options tune [Middleware]. A nil *Options, and every zero field, means the default.
+type Options struct {
+	// Audit receives one event per refused request (and one per first-sign-in
+	// provisioning). Default: audit.SlogSink(slog.Default()).
+	Audit audit.Sink
+	// Logger, if set, gets one access-log record per request, with the request ID and
+	// the tenant and clone IDs (info below 400, warn for 4xx, error for 5xx). Default:
+	// none.
+	Logger *slog.Logger
+	// Cache holds resolutions; pass your own to be able to invalidate it. Default: a
+	// private NewCache(nil) (10000 entries, 30 s TTL).
+	Cache *Cache
+	// NoCache makes every request resolve against the store, without coalescing
+	// concurrent lookups. For tests and for hosts that cannot tolerate any delay after a
+	// suspension.
+	NoCache bool
+	// Selector reads an explicit clone selection. Default:
+	// HeaderSelector(TenantHeader, CloneHeader).
+	Selector Selector
+	// RequireSelection refuses (400) requests without an explicit selection instead of
+	// giving them the subject's own solo clone (provisioned on first sign-in). Set it
+	// for enterprise-only deployments that must not create solo tenants.
+	RequireSelection bool
+	// RequestIDHeader is read for an incoming request ID (up to 64 characters of
+	// [A-Za-z0-9._:-]; anything else is replaced) and set on the response. Default
+	// DefaultRequestIDHeader. A request ID already in the context
+	// (audit.WithRequestID) wins.
+	RequestIDHeader string
+	// ResolveTimeout bounds a store lookup (default 10 s). Concurrent requests of one
+	// subject share one lookup, which is therefore not cancelled with the request that
+	// started it.
+	ResolveTimeout time.Duration
+}
+
+// Middleware returns net/http middleware that authenticates every request with auth,
+// resolves the principal to a clone with res (through the cache), and calls the next
+// handler with the clone.CloneContext in the request context, where handlers read it
+// with clone.FromContext. A request that cannot be resolved never reaches the next
+// handler: it is answered with an RFC 9457 problem (see [WriteError]) and recorded as
+// one audit event:
+//
+//   - 401: no, malformed, expired or otherwise invalid credentials;
+//   - 400: a selection that is not a pair of canonical IDs (or none when required);
+//   - 403: a clone of the subject's tenant it is not granted, or a suspended clone;
+//   - 404: a clone of another tenant, or none at all (so IDs cannot be probed);
+//   - 503: the store is unavailable; 500 only if the resolver returned a context that
+//     does not match the request (an isolation violation, audited as such).
+//
+// Middleware panics if auth or res is nil.
+func Middleware(auth Authenticator, res Resolver, opts *Options) func(http.Handler) http.Handler {
+	if auth == nil || res == nil {
+		panic("clonehttp.Middleware: nil Authenticator or Resolver")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	m := &middleware{
+		auth:            auth,
+		res:             res,
+		sink:            o.Audit,
+		logger:          o.Logger,
+		selector:        o.Selector,
+		requireSelector: o.RequireSelection,
+		ridHeader:       o.RequestIDHeader,
+		timeout:         o.ResolveTimeout,
+	}
+	if m.sink == nil {
+		m.sink = audit.SlogSink(slog.Default())
+	}
+	if !o.NoCache {
+		m.cache = o.Cache
+		if m.cache == nil {
+			m.cache = NewCache(nil)
+		}
+	}
+	if m.selector == nil {
+		m.selector = HeaderSelector(TenantHeader, CloneHeader)
+	}
+	if m.ridHeader == "" {
+		m.ridHeader = DefaultRequestIDHeader
+	}
+	m.ridHeader = http.CanonicalHeaderKey(m.ridHeader)
+	if m.timeout <= 0 {
+		m.timeout = DefaultResolveTimeout
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(next, w, r) })
+	}
+}
+
+type middleware struct {
+	auth            Authenticator
+	res             Resolver
+	sink            audit.Sink
+	logger          *slog.Logger
+	cache           *Cache
+	flight          singleflight.Group
+	selector        Selector
+	requireSelector bool
+	ridHeader       string
+	timeout         time.Duration
+}
+
+// denial is why a request was refused, with what the audit event needs.
+type denial struct {
+	err    error
+	action string
+	actor  string
+	selT   string // the selection as received, if any
+	selC   string
+}
+
+func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rid := audit.RequestIDFrom(ctx)
+	if rid == "" {
+		rid = requestID(r.Header[m.ridHeader])
+		ctx = audit.WithRequestID(ctx, rid)
+	}
+	w.Header()[m.ridHeader] = []string{rid}
+
+	var lw *statusWriter
+	if m.logger != nil {
+		lw = &statusWriter{ResponseWriter: w, start: time.Now()}
+		w = lw
+	}
+	cc, d := m.resolve(ctx, r)
+	if d != nil {
+		p := ProblemFor(d.err, rid)
+		if p.Status == http.StatusUnauthorized && len(r.Header["Authorization"]) == 0 {
+			w.Header().Set("WWW-Authenticate", "Bearer") // RFC 6750 §3.1: no error code without credentials
+		}
+		m.record(ctx, r, d, p) // before answering: a client that saw the refusal finds it audited
+		writeProblem(w, p)
+		if lw != nil {
+			m.access(ctx, r, lw, clone.CloneContext{}, p.Kind)
+		}
+		return
+	}
+	ctx = clone.WithContext(ctx, cc)
+	if lw != nil {
+		defer m.access(ctx, r, lw, cc, "")
+	}
+	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (m *middleware) resolve(ctx context.Context, r *http.Request) (clone.CloneContext, *denial) {
+	const op = "clonehttp.Middleware"
+	p, err := m.auth.Authenticate(r)
+	if err == nil && p.Subject == "" {
+		err = errs.New(errs.Unauthenticated, op, "authenticator returned no subject")
+	}
+	if err != nil {
+		if errs.KindOf(err) == errs.Unknown {
+			err = errs.Wrap(errs.Unauthenticated, op, err, "authentication failed")
+		}
+		return clone.CloneContext{}, &denial{err: err, action: "clonehttp.Authenticate"}
+	}
+	key := cacheKey{subject: p.Subject}
+	ts, cs, selected := m.selector(r)
+	if selected {
+		t, err := clone.ParseID(ts)
+		if err != nil {
+			return clone.CloneContext{}, &denial{err: errs.Wrap(errs.InvalidID, op, err, "selected tenant is not a canonical ID"), action: "clonehttp.Select", actor: p.Subject, selT: ts, selC: cs}
+		}
+		c, err := clone.ParseID(cs)
+		if err != nil {
+			return clone.CloneContext{}, &denial{err: errs.Wrap(errs.InvalidID, op, err, "selected clone is not a canonical ID"), action: "clonehttp.Select", actor: p.Subject, selT: ts, selC: cs}
+		}
+		key.tenant, key.cloneID = t, c
+	} else if m.requireSelector {
+		return clone.CloneContext{}, &denial{err: errs.New(errs.InvalidInput, op, "a clone selection is required"), action: "clonehttp.Select", actor: p.Subject}
+	}
+
+	var cc clone.CloneContext
+	if m.cache != nil {
+		if hit, ok := m.cache.get(key); ok {
+			return hit, nil
+		}
+		cc, err = m.shared(ctx, key, selected)
+	} else {
+		cc, err = m.lookup(ctx, key, selected)
+	}
+	if err != nil {
+		return clone.CloneContext{}, &denial{err: err, action: "clonehttp.Resolve", actor: p.Subject, selT: ts, selC: cs}
+	}
+	return cc, nil
+}
+
+// shared runs one lookup per key at a time; concurrent requests for the same key wait
+// for it (each only as long as its own context lives) and the result is cached.
+func (m *middleware) shared(ctx context.Context, key cacheKey, selected bool) (clone.CloneContext, error) {
+	fk := string(key.tenant[:]) + string(key.cloneID[:]) + key.subject // fixed-width prefix: unambiguous
+	ch := m.flight.DoChan(fk, func() (any, error) {
+		gen := m.cache.generation()
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.timeout)
+		defer cancel()
+		cc, err := m.lookup(lctx, key, selected)
+		if err == nil {
+			m.cache.putIf(gen, key, cc)
+		}
+		return cc, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return clone.CloneContext{}, res.Err
+		}
+		return res.Val.(clone.CloneContext), nil
+	case <-ctx.Done():
+		return clone.CloneContext{}, errs.Wrap(errs.Unavailable, "clonehttp.Middleware", ctx.Err(), "request ended while resolving its clone")
+	}
+}
+
+// lookup asks the resolver and checks that what it returned is what was asked for.
+func (m *middleware) lookup(ctx context.Context, key cacheKey, selected bool) (clone.CloneContext, error) {
+	const op = "clonehttp.Middleware"
+	var (
+		cc      clone.CloneContext
+		created bool
+		err     error
+	)
+	if selected {
+		cc, err = m.res.ResolveClone(ctx, key.subject, key.tenant, key.cloneID)
+	} else {
+		cc, created, err = m.res.ProvisionSolo(ctx, key.subject)
+	}
+	if err != nil {
+		return clone.CloneContext{}, err
+	}
+	// Defense in depth: a resolver bug must not hand one subject another's clone.
+	if !cc.Valid() || cc.Principal().Subject != key.subject ||
+		selected && (cc.TenantID() != key.tenant || cc.CloneID() != key.cloneID) {
+		return clone.CloneContext{}, errs.New(errs.IsolationViolation, op, "resolver returned a clone context that does not match the request")
+	}
+	if created {
+		m.recordErr(ctx, audit.Record(ctx, m.sink, audit.Event{
+			Actor:    key.subject,
+			Action:   "clonehttp.Provision",
+			TenantID: cc.TenantID(),
+			CloneID:  cc.CloneID(),
+			Outcome:  audit.Allowed,
+			Reason:   "first sign-in: tenant and clone created",
+		}))
+	}
+	return cc, nil
+}
+
+func (m *middleware) record(ctx context.Context, r *http.Request, d *denial, p Problem) {
+	outcome := audit.Denied
+	switch {
+	case p.Kind == kindSlugs[errs.IsolationViolation]:
+		outcome = audit.Violation
+	case p.Status >= 500:
+		outcome = audit.Failed
+	}
+	reason := p.Kind
+	var e *clone.Error
+	if errors.As(d.err, &e) && e.Msg != "" {
+		reason = safeText(e.Msg)
+	}
+	detail := map[string]string{
+		"status": strconv.Itoa(p.Status),
+		"kind":   p.Kind,
+		"method": safeField(r.Method, 16),
+		"path":   safeField(r.URL.Path, 256),
+		"remote": safeField(r.RemoteAddr, 64),
+		"error":  safeField(d.err.Error(), 300),
+	}
+	if d.selT != "" || d.selC != "" {
+		detail["selected_tenant_id"] = safeField(d.selT, 64)
+		detail["selected_clone_id"] = safeField(d.selC, 64)
+	}
+	m.recordErr(ctx, audit.Record(ctx, m.sink, audit.Event{
+		Actor:   d.actor,
+		Action:  d.action,
+		Outcome: outcome,
+		Reason:  reason,
+		Detail:  detail,
+	}))
+}
+
+func (m *middleware) recordErr(ctx context.Context, err error) {
+	if err == nil {
+		return
+	}
+	l := m.logger
+	if l == nil {
+		l = slog.Default()
+	}
+	l.ErrorContext(ctx, "clonehttp: audit sink failed", slog.String("error", err.Error()), slog.String("request_id", audit.RequestIDFrom(ctx)))
+}
+
+func (m *middleware) access(ctx context.Context, r *http.Request, lw *statusWriter, cc clone.CloneContext, kind string) {
+	status := lw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case status >= 400:
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("method", safeField(r.Method, 16)),
+		slog.String("path", safeField(r.URL.Path, 256)),
+		slog.Int("status", status),
+		slog.Int64("bytes", lw.bytes),
+		slog.Duration("duration", time.Since(lw.start)),
+		slog.String("request_id", audit.RequestIDFrom(ctx)),
+	}
+	if cc.Valid() {
+		attrs = append(attrs, slog.String("tenant_id", cc.TenantID().String()), slog.String("clone_id", cc.CloneID().String()))
+	}
+	if kind != "" {
+		attrs = append(attrs, slog.String("kind", kind))
+	}
+	// The IDs are explicit attributes, so the record is logged without the request's
+	// context: a handler made with NewLogHandler would otherwise add them twice.
+	m.logger.LogAttrs(context.Background(), level, "http request", attrs...)
+}
+
+// statusWriter records the status and size of a response for the access log. It keeps
+// http.Flusher working (streaming answers) and exposes the wrapped writer to
+// http.ResponseController through Unwrap.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	start  time.Time
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush implements http.Flusher.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var (
+	ridPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	ridSeq atomic.Uint64
+)
+
+// requestID returns the incoming request ID if it is one well-formed value, and
+// otherwise a new one: a random per-process prefix and a counter (unique, cheap, and
+// not a secret).
+func requestID(in []string) string {
+	if len(in) == 1 && validRequestID(in[0]) {
+		return in[0]
+	}
+	return ridPrefix + "-" + strconv.FormatUint(ridSeq.Add(1), 36)
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// safeField trims s to n bytes of printable UTF-8 for audit and logs.
+func safeField(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return safeText(s)
+}
