@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/jmoiron/sqlx/reflectx"
 	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/clone"
@@ -446,14 +447,37 @@ func (d *DB) recheck(ctx context.Context, cc clone.CloneContext, op string, dest
 		return nil
 	}
 	e := v.Elem()
-	bad := false
-	switch e.Kind() {
-	case reflect.Slice:
-		for i := 0; i < e.Len() && !bad; i++ {
-			bad = !d.rowBelongs(cc, e.Index(i))
+	rowType := e.Type()
+	if e.Kind() == reflect.Slice {
+		rowType = rowType.Elem()
+	}
+	for rowType.Kind() == reflect.Pointer {
+		rowType = rowType.Elem()
+	}
+	if rowType.Kind() != reflect.Struct {
+		return nil // scalars carry no scope
+	}
+	// Locate the scope columns once per call, not once per row.
+	sm := d.x.Mapper.TypeMap(rowType)
+	var checks []scopeCheck
+	for _, p := range []struct {
+		name string
+		want uuid.UUID
+	}{{ParamTenantID, cc.TenantID()}, {ParamCloneID, cc.CloneID()}} {
+		if fi, ok := sm.Names[p.name]; ok {
+			checks = append(checks, scopeCheck{index: fi.Index, want: p.want})
 		}
-	default:
-		bad = !d.rowBelongs(cc, e)
+	}
+	if len(checks) == 0 {
+		return nil
+	}
+	bad := false
+	if e.Kind() == reflect.Slice {
+		for i := 0; i < e.Len() && !bad; i++ {
+			bad = !rowBelongs(e.Index(i), checks)
+		}
+	} else {
+		bad = !rowBelongs(e, checks)
 	}
 	if !bad {
 		return nil
@@ -463,50 +487,46 @@ func (d *DB) recheck(ctx context.Context, cc clone.CloneContext, op string, dest
 	return errs.New(errs.IsolationViolation, op, "the database returned a row of another clone; nothing was returned")
 }
 
-// rowBelongs reports whether a scanned row is cc's, as far as its
-// tenant_id and clone_id columns show.
-func (d *DB) rowBelongs(cc clone.CloneContext, row reflect.Value) bool {
-	row = reflect.Indirect(row)
-	var get func(string) (any, bool)
-	switch row.Kind() {
-	case reflect.Struct:
-		if _, ok := row.Interface().(time.Time); ok {
+type scopeCheck struct {
+	index []int
+	want  uuid.UUID
+}
+
+// rowBelongs reports whether a scanned struct row carries the wanted scope IDs.
+func rowBelongs(row reflect.Value, checks []scopeCheck) bool {
+	for row.Kind() == reflect.Pointer {
+		if row.IsNil() {
 			return true
 		}
-		get = func(name string) (any, bool) {
-			f := d.x.Mapper.FieldByName(row, name)
-			if !f.IsValid() {
-				return nil, false
-			}
-			return f.Interface(), true
-		}
-	default:
-		return true // scalars carry no scope
+		row = row.Elem()
 	}
-	for _, p := range []struct {
-		name string
-		want uuid.UUID
-	}{{ParamTenantID, cc.TenantID()}, {ParamCloneID, cc.CloneID()}} {
-		v, ok := get(p.name)
-		if !ok {
-			continue
-		}
+	for _, c := range checks {
+		f := reflectx.FieldByIndexesReadOnly(row, c.index)
 		var got uuid.UUID
-		switch x := v.(type) {
-		case uuid.UUID:
-			got = x
-		case *uuid.UUID:
-			if x != nil {
-				got = *x
-			}
-		case string:
-			got, _ = uuid.Parse(strings.TrimSpace(x))
+		switch {
+		case f.Type() == uuidType && f.CanAddr():
+			got = *(f.Addr().Interface().(*uuid.UUID)) // no allocation on the hot path
 		default:
-			return false // a scope column we cannot read is not proof of ownership
+			switch x := f.Interface().(type) {
+			case uuid.UUID:
+				got = x
+			case *uuid.UUID:
+				if x != nil {
+					got = *x
+				}
+			case uuid.NullUUID:
+				got = x.UUID
+			case string:
+				got, _ = uuid.Parse(strings.TrimSpace(x))
+			default:
+				return false // a scope column we cannot read is not proof of ownership
+			}
 		}
-		if got != p.want {
+		if got != c.want {
 			return false
 		}
 	}
 	return true
 }
+
+var uuidType = reflect.TypeFor[uuid.UUID]()
