@@ -66,6 +66,8 @@ random_string() { # length
 }
 
 start() {
+	command -v curl >/dev/null || die "curl is required to wait for MinIO's health endpoint"
+	command -v go >/dev/null || die "go is required to install MinIO"
 	if [[ -n ${CLONEISO_TEST_S3_ENDPOINT:-} ]]; then
 		echo "minio.sh: CLONEISO_TEST_S3_ENDPOINT is set ($CLONEISO_TEST_S3_ENDPOINT); not starting MinIO" >&2
 		return

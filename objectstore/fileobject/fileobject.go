@@ -6,7 +6,9 @@
 // trailer with the content type, metadata and ETag, so one rename publishes an object
 // atomically: writes go to a temporary file under dir/tmp, are synced and renamed into
 // place. A name cannot be both an object and a "directory" of other objects
-// ("a" and "a/b"): the second write fails with clone.ErrConflict.
+// ("a" and "a/b"): the second write fails with clone.ErrConflict. Listing walks the
+// clone's directory and sorts the keys for every page, which suits the embedded use
+// (thousands of objects per clone), not millions.
 //
 // Signed URLs and upload tickets are HMAC-SHA256-signed links to an [http.Handler]
 // returned by [NewHandler], which the host mounts at Options.BaseURL. They follow the
@@ -107,7 +109,22 @@ func newFS(dir string, opts *Options) (*fsBucket, error) {
 			return nil, errs.Wrap(errs.Unavailable, op, err, "creating the store directory")
 		}
 	}
+	b.removeStaleTemp()
 	return b, nil
+}
+
+// removeStaleTemp removes temporary files left by writers that crashed more than a
+// day ago (a live writer's file is younger than that).
+func (b *fsBucket) removeStaleTemp() {
+	entries, err := os.ReadDir(b.tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+			os.Remove(filepath.Join(b.tmp, e.Name()))
+		}
+	}
 }
 
 // errBadKey guards against keys the portable type would never send.

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
@@ -308,5 +309,44 @@ func TestBucketPolicyAppliesOnMinIO(t *testing.T) {
 	// Plain-HTTP anonymous access is refused.
 	if code, _ := httpGet(t, env.Endpoint+"/"+bucket+"/tenants/x"); code != http.StatusForbidden {
 		t.Errorf("anonymous GET over HTTP: %d, want 403", code)
+	}
+}
+
+func TestErrorsAreClassifiedAndVendorErrorsReachable(t *testing.T) {
+	env := s3test.Require(t)
+	ctx := context.Background()
+	bucket := s3test.NewBucket(t, env, false)
+	b := open(t, env, bucket, nil)
+	ca, _ := newClones(t)
+	_, err := b.Get(ctx, ca, "docs", "missing", nil)
+	if !errors.Is(err, clone.ErrNotFound) || clone.HTTPStatus(err) != http.StatusNotFound {
+		t.Fatalf("missing object: %v", err)
+	}
+	var nsk *types.NoSuchKey
+	if !b.ErrorAs(err, &nsk) {
+		t.Errorf("ErrorAs does not reach *types.NoSuchKey in %v", err)
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "NoSuchKey" {
+		t.Errorf("errors.As does not reach smithy.APIError in %v", err)
+	}
+	if _, err := b.Head(ctx, ca, "docs", "missing"); !errors.Is(err, clone.ErrNotFound) {
+		t.Errorf("Head of missing: %v", err)
+	}
+	var client *s3.Client
+	if !b.As(&client) || client == nil {
+		t.Error("As(**s3.Client) failed")
+	}
+	gone := open(t, env, "cloneiso-no-such-bucket", nil)
+	if _, err := gone.Put(ctx, ca, "docs", "x", strings.NewReader("x"), nil); !errors.Is(err, clone.ErrUnavailable) {
+		t.Errorf("Put to a missing bucket: %v, want ErrUnavailable", err)
+	}
+	if _, err := gone.Get(ctx, ca, "docs", "x", &objectstore.ReadOptions{Offset: 1}); !errors.Is(err, clone.ErrUnavailable) && !errors.Is(err, clone.ErrNotFound) {
+		t.Errorf("Get from a missing bucket: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.Head(cctx, ca, "docs", "x"); !errors.Is(err, clone.ErrUnavailable) {
+		t.Errorf("cancelled context: %v, want ErrUnavailable", err)
 	}
 }
