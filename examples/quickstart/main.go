@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -20,12 +21,12 @@ import (
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	if err := run(context.Background(), os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "cloneiso-quickstart-")
 	if err != nil {
 		return err
@@ -50,19 +51,19 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("alice signed up (new: %v): %s\n", created, alice)
+	fmt.Fprintf(out, "alice signed up (new: %v): %s\n", created, alice)
 	bob, _, err := tenants.ProvisionSolo(ctx, "bob@example.com")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("bob signed up: %s\n", bob)
+	fmt.Fprintf(out, "bob signed up: %s\n", bob)
 
 	// Signing in again returns the same clone.
 	again, created, err := tenants.ProvisionSolo(ctx, "alice@example.com")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("alice signed in again (new: %v), same clone: %v\n", created, again.Same(alice))
+	fmt.Fprintf(out, "alice signed in again (new: %v), same clone: %v\n", created, again.Same(alice))
 
 	// A request authenticated as alice that names bob's clone is refused.
 	reqCtx := clone.WithContext(ctx, alice)
@@ -71,7 +72,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	err = cc.CheckStrings(bob.TenantID().String(), bob.CloneID().String())
-	fmt.Printf("alice asking for bob's clone: %v (HTTP %d)\n", err, clone.HTTPStatus(err))
+	fmt.Fprintf(out, "alice asking for bob's clone: %v (HTTP %d)\n", err, clone.HTTPStatus(err))
 	if err == nil {
 		return fmt.Errorf("isolation failure: alice reached bob's clone")
 	}
