@@ -40,8 +40,10 @@ ensure_minio() {
 		return
 	fi
 	echo "minio.sh: installing $MINIO_MODULE@$MINIO_VERSION (takes a few minutes)" >&2
+	# go install refuses to overwrite a file that is not a Go binary.
+	rm -f -- "$bin"
 	# Outside any module, so the project's go.mod is neither read nor changed.
-	(cd / && GOFLAGS=-mod=mod GO111MODULE=on go install "$MINIO_MODULE@$MINIO_VERSION") >&2 ||
+	(cd / && GOFLAGS= GO111MODULE=on go install "$MINIO_MODULE@$MINIO_VERSION") >&2 ||
 		die "go install $MINIO_MODULE@$MINIO_VERSION failed"
 	[[ -x $bin ]] || die "MinIO binary not found at $bin after go install"
 	echo "$bin"
