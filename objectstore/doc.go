@@ -33,6 +33,12 @@
 // of returning data. Another clone's object is reported exactly like a missing one
 // (clone.ErrNotFound, HTTP 404), so IDs cannot be probed.
 //
+// # Only provisioned clones
+//
+// A clone context is only proof of who is asking, not that the clone exists. Hosts set
+// [Options.CheckClone] so that an unprovisioned clone (a typo in an ID must not
+// silently create a prefix) or a suspended one is refused before anything is touched.
+//
 // # Signed URLs and upload tickets
 //
 // [Bucket.SignedURL] signs GET and PUT URLs for one key of the calling clone, valid for

@@ -52,6 +52,13 @@ type Options struct {
 	MaxURLExpiry time.Duration
 	// Now returns the current time; nil means time.Now. Tests use it.
 	Now func() time.Time
+	// CheckClone, if set, is called with the operation's name (e.g.
+	// "objectstore.Put") before every operation whose clone context is valid. A
+	// non-nil error is returned as is and nothing is touched. Hosts use it so that only
+	// provisioned, active clones are usable: return clone.ErrNotFound for a clone that
+	// was never provisioned (a typo must not create a prefix) and clone.ErrSuspended
+	// for a suspended one (typically still allowing "objectstore.DeleteClone").
+	CheckClone func(ctx context.Context, cc clone.CloneContext, op string) error
 }
 
 // Bucket is a clone-scoped view of an object store. Every operation takes the
@@ -77,6 +84,7 @@ type Bucket struct {
 	sink      audit.Sink
 	maxExpiry time.Duration
 	now       func() time.Time
+	check     func(ctx context.Context, cc clone.CloneContext, op string) error
 }
 
 // NewBucket returns a Bucket over d. Backend packages (fileobject, s3object) call it;
@@ -88,7 +96,7 @@ func NewBucket(d driver.Bucket, opts *Options) (*Bucket, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	b := &Bucket{d: d, sink: opts.Audit, maxExpiry: opts.MaxURLExpiry, now: opts.Now}
+	b := &Bucket{d: d, sink: opts.Audit, maxExpiry: opts.MaxURLExpiry, now: opts.Now, check: opts.CheckClone}
 	if b.maxExpiry == 0 {
 		b.maxExpiry = DefaultMaxURLExpiry
 	}
@@ -151,8 +159,7 @@ func NewName() string { return uuid.NewString() }
 
 // key checks cc, kind and name for op, auditing a denial, and returns the object key.
 func (b *Bucket) key(ctx context.Context, op string, cc clone.CloneContext, kind, name string) (string, error) {
-	if err := cc.Validate(op); err != nil {
-		b.deny(ctx, op, cc, "no valid clone context", nil)
+	if err := b.validate(ctx, op, cc); err != nil {
 		return "", err
 	}
 	if err := ValidateKind(kind); err != nil {
@@ -164,6 +171,23 @@ func (b *Bucket) key(ctx context.Context, op string, cc clone.CloneContext, kind
 		return "", relabel(err, op)
 	}
 	return prefixOf(cc) + kind + "/" + name, nil
+}
+
+// validate checks cc (auditing a denial) and runs the host's CheckClone hook.
+func (b *Bucket) validate(ctx context.Context, op string, cc clone.CloneContext) error {
+	if err := cc.Validate(op); err != nil {
+		b.deny(ctx, op, cc, "no valid clone context", nil)
+		return err
+	}
+	if b.check != nil {
+		if err := b.check(ctx, cc, op); err != nil {
+			if errs.KindOf(err) == errs.Unknown {
+				return errs.Wrap(errs.Unavailable, op, err, "checking the clone")
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // relabel re-attributes a validation error to op, keeping its kind and message.
@@ -469,8 +493,7 @@ type ListPage struct {
 // than being returned.
 func (b *Bucket) List(ctx context.Context, cc clone.CloneContext, opts *ListOptions) (*ListPage, error) {
 	const op = "objectstore.List"
-	if err := cc.Validate(op); err != nil {
-		b.deny(ctx, op, cc, "no valid clone context", nil)
+	if err := b.validate(ctx, op, cc); err != nil {
 		return nil, err
 	}
 	if opts == nil {
@@ -543,8 +566,7 @@ type DeleteReport = driver.DeleteAllResult
 // audit event either way.
 func (b *Bucket) DeleteClone(ctx context.Context, cc clone.CloneContext) (*DeleteReport, error) {
 	const op = "objectstore.DeleteClone"
-	if err := cc.Validate(op); err != nil {
-		b.deny(ctx, op, cc, "no valid clone context", nil)
+	if err := b.validate(ctx, op, cc); err != nil {
 		return nil, err
 	}
 	res, err := b.d.DeleteAll(ctx, prefixOf(cc))

@@ -229,3 +229,57 @@ func TestOptionsAndErrors(t *testing.T) {
 		t.Errorf("huge metadata: %v", err)
 	}
 }
+
+func TestCheckCloneHook(t *testing.T) {
+	ctx := context.Background()
+	d, err := fileobject.OpenDriver(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := newClone(t, clone.CloneContext{})
+	suspended := newClone(t, active)
+	unknown := newClone(t, active)
+	var ops []string
+	b, err := objectstore.NewBucket(d, &objectstore.Options{CheckClone: func(_ context.Context, cc clone.CloneContext, op string) error {
+		ops = append(ops, op)
+		switch {
+		case cc.Same(active):
+			return nil
+		case cc.Same(suspended) && op != "objectstore.DeleteClone":
+			return clone.ErrSuspended
+		case cc.Same(suspended):
+			return nil
+		}
+		return clone.ErrNotFound
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(ctx, active, "docs", "a", strings.NewReader("x"), nil); err != nil {
+		t.Fatalf("active clone: %v", err)
+	}
+	if _, err := b.Put(ctx, unknown, "docs", "a", strings.NewReader("x"), nil); !errors.Is(err, clone.ErrNotFound) {
+		t.Errorf("unprovisioned clone Put: %v, want ErrNotFound", err)
+	}
+	if p, _ := objectstore.Prefix(unknown); len(mustList(t, d, p)) != 0 {
+		t.Error("a write for an unprovisioned clone created objects")
+	}
+	if _, err := b.List(ctx, suspended, nil); !errors.Is(err, clone.ErrSuspended) {
+		t.Errorf("suspended clone List: %v, want ErrSuspended", err)
+	}
+	if _, err := b.DeleteClone(ctx, suspended); err != nil {
+		t.Errorf("suspended clone DeleteClone: %v", err)
+	}
+	if len(ops) != 4 || ops[0] != "objectstore.Put" {
+		t.Errorf("hook saw %v", ops)
+	}
+}
+
+func mustList(t *testing.T, d driver.Bucket, prefix string) []*driver.Attributes {
+	t.Helper()
+	p, err := d.List(context.Background(), prefix, 1000, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Objects
+}
