@@ -575,7 +575,7 @@ func (e *Engine) scanBlock(s *space, b, lo, hi int, q []float32, residual *filte
 		if e.metric == Euclidean {
 			score = -sqDist(q, v)
 		} else {
-			score = Dot(q, v)
+			score = dot(q, v)
 		}
 		h.push(cand{score: score, slot: i}, s.ids)
 	}
@@ -693,10 +693,17 @@ func (h *topK) push(c cand, ids []string) {
 	}
 }
 
-// Dot returns the dot product of a and b (len(b) >= len(a)), with eight independent
-// accumulators so the loop is bound by memory and multiply throughput rather than by the
-// latency of one dependent chain of additions.
-func Dot(a, b []float32) float32 {
+// Dot returns the dot product of a and b (len(b) >= len(a)), with the fastest kernel
+// the CPU supports (AVX2 with FMA on amd64, else portable Go).
+func Dot(a, b []float32) float32 { return dot(a, b[:len(a)]) }
+
+// dot is the kernel in use; len(a) == len(b).
+var dot = dotGo
+
+// dotGo is the portable kernel: eight independent accumulators, so the loop is bound by
+// memory and multiply throughput rather than by the latency of one dependent chain of
+// additions.
+func dotGo(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32
 	i := 0
