@@ -245,6 +245,14 @@ func runRaw(t *testing.T, c Config) {
 		if got := read(t, d, "p/dst", 0, -1); got != "content" {
 			t.Errorf("copy = %q", got)
 		}
+		odd := "p/a +b%20c&d=e?f#g ü"
+		put(t, d, odd, "odd")
+		if err := d.Copy(ctx, odd+"-copy", odd); err != nil {
+			t.Fatalf("Copy of a key with special characters: %v", err)
+		}
+		if got := read(t, d, odd+"-copy", 0, -1); got != "odd" {
+			t.Errorf("copy of odd key = %q", got)
+		}
 		if err := d.Copy(ctx, "p/dst2", "p/missing"); classify(d, err) != clone.ErrNotFound {
 			t.Errorf("Copy of missing: %v, want NotFound", err)
 		}

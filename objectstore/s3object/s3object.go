@@ -19,7 +19,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -369,12 +368,22 @@ func (b *s3Bucket) Copy(ctx context.Context, dst, src string) error {
 	return err
 }
 
+// escapeKey percent-encodes everything but unreserved characters and "/", as the
+// x-amz-copy-source header needs ("+" must not be read as a space).
 func escapeKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
+	const hex = "0123456789ABCDEF"
+	var sb strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
+			sb.WriteByte(c)
+			continue
+		}
+		sb.WriteByte('%')
+		sb.WriteByte(hex[c>>4])
+		sb.WriteByte(hex[c&15])
 	}
-	return strings.Join(segs, "/")
+	return sb.String()
 }
 
 // DeleteAll deletes, in batches of up to 1000, every object version and delete marker
