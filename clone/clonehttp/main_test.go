@@ -192,12 +192,17 @@ type jwksServer struct {
 	mu      sync.Mutex
 	signers []signer
 	fetches atomic.Int64
+	down    atomic.Bool // answer 503
 }
 
 func newJWKSServer(t testing.TB, signers ...signer) *jwksServer {
 	j := &jwksServer{signers: signers}
 	j.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		j.fetches.Add(1)
+		if j.down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		j.mu.Lock()
 		keys := make([]map[string]string, len(j.signers))
 		for i, s := range j.signers {

@@ -1,0 +1,92 @@
+package clonehttp_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/audit"
+	"github.com/cloneiso/cloneiso/clone/clonehttp"
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+// TestWriteError: every error kind maps to its status and slug; client errors show the
+// SDK's safe message, 401 and 5xx a fixed text; causes never show.
+func TestWriteError(t *testing.T) {
+	secret := errors.New("pq: relation \"tenants\" secret-internal-detail")
+	cases := []struct {
+		err        error
+		status     int
+		kind       string
+		showsMsg   bool
+		wwwAuthent bool
+	}{
+		{errs.Wrap(errs.Unauthenticated, "op", secret, "bearer token expired"), 401, "unauthenticated", false, true},
+		{errs.New(errs.NoCloneContext, "op", "no clone"), 401, "no-clone-context", false, true},
+		{errs.Wrap(errs.Forbidden, "op", secret, "clone not granted"), 403, "forbidden", true, false},
+		{errs.New(errs.CloneMismatch, "op", "tenant ID differs"), 403, "clone-mismatch", true, false},
+		{errs.New(errs.Suspended, "op", "clone is suspended"), 403, "suspended", true, false},
+		{errs.Wrap(errs.NotFound, "op", secret, "clone not found"), 404, "not-found", true, false},
+		{errs.New(errs.InvalidID, "op", "bad id"), 400, "invalid-id", true, false},
+		{errs.New(errs.InvalidInput, "op", "bad input"), 400, "invalid-input", true, false},
+		{errs.New(errs.Conflict, "op", "exists"), 409, "conflict", true, false},
+		{errs.New(errs.TooLarge, "op", "too big"), 413, "too-large", true, false},
+		{errs.New(errs.Unsupported, "op", "no"), 415, "unsupported", true, false},
+		{errs.Wrap(errs.Unavailable, "op", secret, "look up subject"), 503, "unavailable", false, false},
+		{errs.New(errs.IsolationViolation, "op", "tenant 1234 row in clone 5678"), 500, "isolation-violation", false, false},
+		{secret, 500, "internal", false, false},
+		{fmt.Errorf("wrapped: %w", errs.New(errs.NotFound, "op", "gone")), 404, "not-found", true, false},
+		{clone.ErrForbidden, 403, "forbidden", false, false},
+		{nil, 500, "internal", false, false},
+	}
+	for _, c := range cases {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/x", nil)
+		r = r.WithContext(audit.WithRequestID(r.Context(), "rid-1"))
+		clonehttp.WriteError(w, r, c.err)
+		name := fmt.Sprint(c.err)
+		if w.Code != c.status {
+			t.Errorf("%s: status %d; want %d", name, w.Code, c.status)
+		}
+		if ct := w.Header().Get("Content-Type"); ct != clonehttp.ProblemContentType {
+			t.Errorf("%s: Content-Type %q", name, ct)
+		}
+		if w.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: cacheable problem", name)
+		}
+		if got := w.Header().Get("WWW-Authenticate") != ""; got != c.wwwAuthent {
+			t.Errorf("%s: WWW-Authenticate present=%v", name, got)
+		}
+		var p clonehttp.Problem
+		if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p.Status != c.status || p.Kind != c.kind || p.Type != clonehttp.ProblemTypePrefix+c.kind || p.Title != http.StatusText(c.status) || p.RequestID != "rid-1" || p.Detail == "" && c.showsMsg {
+			t.Errorf("%s: problem %+v", name, p)
+		}
+		var e *clone.Error
+		if errors.As(c.err, &e) {
+			if shown := p.Detail == e.Msg; shown != c.showsMsg {
+				t.Errorf("%s: detail %q; message shown=%v, want %v", name, p.Detail, shown, c.showsMsg)
+			}
+		}
+		if strings.Contains(w.Body.String(), "secret-internal-detail") || strings.Contains(w.Body.String(), "1234") {
+			t.Errorf("%s: body leaks: %s", name, w.Body)
+		}
+	}
+	// An absurd message is bounded and stripped of control characters.
+	w := httptest.NewRecorder()
+	clonehttp.WriteError(w, httptest.NewRequest(http.MethodGet, "/", nil), errs.New(errs.InvalidInput, "op", "%s\x1b[31m", strings.Repeat("é", 500)))
+	var p clonehttp.Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Detail) > 210 || strings.ContainsRune(p.Detail, 0x1b) {
+		t.Errorf("unbounded detail (%d bytes): %q", len(p.Detail), p.Detail)
+	}
+}
