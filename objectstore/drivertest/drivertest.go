@@ -42,7 +42,8 @@ type Config struct {
 	// can be fetched with HTTPClient (nil means http.DefaultClient).
 	SignedURLs bool
 	HTTPClient *http.Client
-	// SkipExpiry skips the tests that wait for a URL to expire (they sleep ~2 s).
+	// SkipExpiry skips the test that waits for a URL and a ticket to expire (it
+	// sleeps ~2 s).
 	SkipExpiry bool
 }
 
@@ -580,9 +581,19 @@ func runSigned(t *testing.T, c Config, newBucket func(*testing.T) (*objectstore.
 			if err != nil {
 				t.Fatal(err)
 			}
+			tk, err := b.UploadTicket(ctx, ca, "uploads", &objectstore.UploadTicketOptions{Name: "late.txt", ContentType: "text/plain", MaxSize: 10, Expiry: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
 			time.Sleep(2100 * time.Millisecond)
 			if code, _ := httpDo(t, c, http.MethodGet, u, "", nil); code != http.StatusForbidden {
 				t.Errorf("expired URL: %d, want 403", code)
+			}
+			if code, _, err := PostUpload(ctx, c.HTTPClient, tk, strings.NewReader("late")); err != nil || code != http.StatusForbidden {
+				t.Errorf("expired upload ticket: %d %v, want 403", code, err)
+			}
+			if _, err := b.Head(ctx, ca, "uploads", "late.txt"); !errors.Is(err, clone.ErrNotFound) {
+				t.Errorf("expired ticket stored an object: %v", err)
 			}
 		})
 	}
