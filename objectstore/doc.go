@@ -44,7 +44,9 @@
 // [Bucket.SignedURL] signs GET and PUT URLs for one key of the calling clone, valid for
 // [DefaultURLExpiry] (15 minutes) unless asked otherwise and never longer than
 // [Options.MaxURLExpiry] (default [DefaultMaxURLExpiry], one hour; at most
-// [HardMaxURLExpiry], seven days). A PUT URL cannot limit the upload's size, so uploads
+// [HardMaxURLExpiry], seven days). [Bucket.SignRequest] returns the same request with
+// the headers a PUT must send, binding the owner stamps into the signature. A PUT URL
+// cannot limit the upload's size, so uploads
 // from untrusted clients use [Bucket.UploadTicket] (an S3 POST policy with a fixed key,
 // content type, owner stamps and content-length range) followed by
 // [Bucket.VerifyUpload] before the file is used.

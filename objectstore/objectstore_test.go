@@ -44,7 +44,7 @@ func (s *spy) Copy(ctx context.Context, d, src string) error {
 	s.calls.Add(1)
 	return s.Bucket.Copy(ctx, d, src)
 }
-func (s *spy) SignedURL(ctx context.Context, k string, o *driver.SignedURLOptions) (string, error) {
+func (s *spy) SignedURL(ctx context.Context, k string, o *driver.SignedURLOptions) (*driver.SignedRequest, error) {
 	s.calls.Add(1)
 	return s.Bucket.SignedURL(ctx, k, o)
 }
@@ -103,6 +103,10 @@ func TestInvalidNamesNeverReachTheDriver(t *testing.T) {
 			"CopySrc":   func() error { return b.Copy(ctx, cc, "docs", "ok", "docs", n) },
 			"CopyDst":   func() error { return b.Copy(ctx, cc, "docs", n, "docs", "ok") },
 			"SignedURL": func() error { _, err := b.SignedURL(ctx, cc, "docs", n, nil); return err },
+			"SignRequest": func() error {
+				_, err := b.SignRequest(ctx, cc, "docs", n, &objectstore.SignedURLOptions{Method: "PUT"})
+				return err
+			},
 			"UploadTicket": func() error {
 				if n == "" {
 					return clone.ErrInvalidInput // "" means "generate a name" here

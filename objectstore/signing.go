@@ -41,16 +41,46 @@ func (b *Bucket) expiry(op string, d time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// SignedRequest is a presigned request: whoever holds it can perform Method on URL,
+// sending Header, until Expires.
+type SignedRequest struct {
+	Method string
+	URL    string
+	// Header holds the headers the client must send with exactly these values (for a
+	// PUT: the content type and the owner-stamp metadata bound into the signature).
+	Header  http.Header
+	Expires time.Time
+}
+
 // SignedURL returns a URL through which anyone holding it can read (GET) or write (PUT)
 // object name of the given kind in cc's clone, and nothing else, until it expires. The
 // key is built from cc; backends that can (S3 with scoped credentials) sign it with
 // credentials confined to the clone's prefix, so the store itself refuses anything
 // outside it.
+//
+// A PUT URL needs no headers but the content type; objects written through it on S3
+// carry no owner stamps. Use [Bucket.SignRequest] to have them stamped, or
+// [Bucket.UploadTicket] for uploads from untrusted clients.
 func (b *Bucket) SignedURL(ctx context.Context, cc clone.CloneContext, kind, name string, opts *SignedURLOptions) (string, error) {
-	const op = "objectstore.SignedURL"
-	key, err := b.key(ctx, op, cc, kind, name)
+	r, err := b.sign(ctx, "objectstore.SignedURL", cc, kind, name, opts, false)
 	if err != nil {
 		return "", err
+	}
+	return r.URL, nil
+}
+
+// SignRequest is [Bucket.SignedURL] returning the whole request: for a PUT the owner
+// stamps (cc's tenant and clone IDs) are bound into the signature as metadata headers
+// that the client must send, so the stored object carries them like one written by
+// [Bucket.Put].
+func (b *Bucket) SignRequest(ctx context.Context, cc clone.CloneContext, kind, name string, opts *SignedURLOptions) (*SignedRequest, error) {
+	return b.sign(ctx, "objectstore.SignRequest", cc, kind, name, opts, true)
+}
+
+func (b *Bucket) sign(ctx context.Context, op string, cc clone.CloneContext, kind, name string, opts *SignedURLOptions, stamp bool) (*SignedRequest, error) {
+	key, err := b.key(ctx, op, cc, kind, name)
+	if err != nil {
+		return nil, err
 	}
 	if opts == nil {
 		opts = &SignedURLOptions{}
@@ -61,25 +91,34 @@ func (b *Bucket) SignedURL(ctx context.Context, cc clone.CloneContext, kind, nam
 		method = http.MethodGet
 	case http.MethodGet, http.MethodPut:
 	default:
-		return "", errs.New(errs.InvalidInput, op, "method must be GET or PUT")
+		return nil, errs.New(errs.InvalidInput, op, "method must be GET or PUT")
 	}
 	exp, err := b.expiry(op, opts.Expiry)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if opts.ContentType != "" {
 		if method != http.MethodPut {
-			return "", errs.New(errs.InvalidInput, op, "ContentType applies to PUT only")
+			return nil, errs.New(errs.InvalidInput, op, "ContentType applies to PUT only")
 		}
 		if _, _, err := mime.ParseMediaType(opts.ContentType); err != nil {
-			return "", errs.Wrap(errs.InvalidInput, op, err, "invalid content type")
+			return nil, errs.Wrap(errs.InvalidInput, op, err, "invalid content type")
 		}
 	}
-	u, err := b.d.SignedURL(ctx, key, &driver.SignedURLOptions{Method: method, Expiry: exp, ContentType: opts.ContentType, Scope: prefixOf(cc)})
-	if err != nil {
-		return "", b.wrap(op, err, "signing a URL for %s/%s", kind, name)
+	do := &driver.SignedURLOptions{Method: method, Expiry: exp, ContentType: opts.ContentType, Scope: prefixOf(cc)}
+	if stamp && method == http.MethodPut {
+		do.Metadata = stamps(cc, nil)
 	}
-	return u, nil
+	expires := b.now().Add(exp)
+	r, err := b.d.SignedURL(ctx, key, do)
+	if err != nil {
+		return nil, b.wrap(op, err, "signing a URL for %s/%s", kind, name)
+	}
+	h := r.Header
+	if h == nil {
+		h = http.Header{}
+	}
+	return &SignedRequest{Method: method, URL: r.URL, Header: h, Expires: expires}, nil
 }
 
 // MaxUploadSize is the largest MaxSize of an upload ticket: 5 GiB, the S3 limit of a

@@ -13,6 +13,7 @@ package driver
 import (
 	"context"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -77,10 +78,23 @@ type SignedURLOptions struct {
 	Expiry time.Duration
 	// ContentType, for PUT, is the content type the uploader must send ("" = any).
 	ContentType string
+	// Metadata, for PUT, is metadata the stored object must carry (the owner stamps),
+	// or nil. Drivers bind it into the signature as required headers, or apply it
+	// themselves when they serve the upload.
+	Metadata map[string]string
 	// Scope is the prefix (ending in "/") the URL's signing credentials must be confined
 	// to. Drivers that can mint narrower credentials (S3 with STS) sign with credentials
 	// that cannot reach outside Scope; Key always starts with Scope.
 	Scope string
+}
+
+// SignedRequest is a presigned request.
+type SignedRequest struct {
+	// URL carries the signature.
+	URL string
+	// Header holds the headers the client must send with exactly these values (for
+	// example Content-Type and metadata bound into the signature); it may be empty.
+	Header http.Header
 }
 
 // UploadTicketOptions control [Bucket.UploadTicket].
@@ -144,9 +158,10 @@ type Bucket interface {
 	// or with an error saying it is not.
 	DeleteAll(ctx context.Context, prefix string) (*DeleteAllResult, error)
 
-	// SignedURL returns a URL through which the object at key can be read (GET) or
-	// written (PUT) without further credentials until opts.Expiry has passed.
-	SignedURL(ctx context.Context, key string, opts *SignedURLOptions) (string, error)
+	// SignedURL returns a request through which the object at key can be read (GET)
+	// or written (PUT) without further credentials until opts.Expiry has passed. A PUT
+	// through it must store opts.ContentType and opts.Metadata.
+	SignedURL(ctx context.Context, key string, opts *SignedURLOptions) (*SignedRequest, error)
 
 	// UploadTicket returns a form upload that can only store an object at key, with
 	// exactly opts.ContentType and opts.Metadata, of a size in [MinSize, MaxSize],

@@ -551,7 +551,7 @@ func runScoped(t *testing.T, c Config) {
 		}
 	})
 	if c.SignedURLs {
-		t.Run("SignedURLs", func(t *testing.T) { runSigned(t, c, newBucket) })
+		t.Run("SignedURLs", func(t *testing.T) { runSigned(t, c) })
 		t.Run("UploadTickets", func(t *testing.T) { runTickets(t, c, newBucket) })
 	}
 }
@@ -584,9 +584,13 @@ func retarget(t *testing.T, u string, from, to clone.CloneContext) string {
 	return v
 }
 
-func runSigned(t *testing.T, c Config, newBucket func(*testing.T) (*objectstore.Bucket, *audit.Memory)) {
+func runSigned(t *testing.T, c Config) {
 	ctx := context.Background()
-	b, _ := newBucket(t)
+	d := c.NewDriver(t)
+	b, err := objectstore.NewBucket(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ca, cb, _ := clones(t)
 	for _, cc := range []clone.CloneContext{ca, cb} {
 		if _, err := b.Put(ctx, cc, "docs", "same name.txt", strings.NewReader("secret of "+cc.CloneID().String()), &objectstore.WriteOptions{ContentType: "text/plain"}); err != nil {
@@ -625,6 +629,39 @@ func runSigned(t *testing.T, c Config, newBucket func(*testing.T) (*objectstore.
 		}
 		if _, err := b.Head(ctx, cb, "uploads", "put.txt"); !errors.Is(err, clone.ErrNotFound) {
 			t.Errorf("object planted in B: %v", err)
+		}
+	})
+	t.Run("SignRequestStampsPUT", func(t *testing.T) {
+		r, err := b.SignRequest(ctx, ca, "uploads", "stamped.txt", &objectstore.SignedURLOptions{Method: http.MethodPut, ContentType: "text/plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Method != http.MethodPut || time.Until(r.Expires) > objectstore.DefaultURLExpiry {
+			t.Errorf("signed request %+v", r)
+		}
+		req, err := http.NewRequest(r.Method, r.URL, strings.NewReader("stamped"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range r.Header {
+			req.Header[k] = v
+		}
+		resp, err := c.HTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("PUT with the signed headers = %d %q", resp.StatusCode, body)
+		}
+		key, _ := objectstore.Key(ca, "uploads", "stamped.txt")
+		a, err := d.Head(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Metadata[objectstore.MetaTenantID] != ca.TenantID().String() || a.Metadata[objectstore.MetaCloneID] != ca.CloneID().String() || a.ContentType != "text/plain" {
+			t.Errorf("object uploaded through SignRequest: %+v", a)
 		}
 	})
 	t.Run("ExpiryCapped", func(t *testing.T) {

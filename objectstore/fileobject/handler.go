@@ -75,13 +75,14 @@ func escapeKey(key string) string {
 }
 
 // SignedURL returns BaseURL/key with the method, expiry, content type and an HMAC of
-// all of them in the query.
-func (b *fsBucket) SignedURL(_ context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
+// all of them in the query. Uploads through it are stamped by the handler with the
+// owner IDs of the key, which are the stamps the portable type asks for.
+func (b *fsBucket) SignedURL(_ context.Context, key string, opts *driver.SignedURLOptions) (*driver.SignedRequest, error) {
 	if b.opts.SigningKey == nil || b.opts.BaseURL == "" {
-		return "", errUnsigned
+		return nil, errUnsigned
 	}
 	if _, err := b.path(key); err != nil {
-		return "", err
+		return nil, err
 	}
 	exp := strconv.FormatInt(b.opts.Now().Add(opts.Expiry).Unix(), 10)
 	q := url.Values{}
@@ -91,7 +92,11 @@ func (b *fsBucket) SignedURL(_ context.Context, key string, opts *driver.SignedU
 		q.Set(qContentType, opts.ContentType)
 	}
 	q.Set(qSignature, b.urlSignature(opts.Method, key, exp, opts.ContentType))
-	return b.opts.BaseURL + "/" + escapeKey(key) + "?" + q.Encode(), nil
+	h := http.Header{}
+	if opts.ContentType != "" {
+		h.Set("Content-Type", opts.ContentType)
+	}
+	return &driver.SignedRequest{URL: b.opts.BaseURL + "/" + escapeKey(key) + "?" + q.Encode(), Header: h}, nil
 }
 
 // UploadTicket returns a form that POSTs to BaseURL/ with every constraint as a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -87,34 +88,37 @@ func withCredentials(p aws.CredentialsProvider) []func(*s3.Options) {
 }
 
 // SignedURL presigns GetObject or PutObject for key, with clone-scoped credentials
-// when configured.
-func (b *s3Bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
+// when configured. For PUT, the content type and metadata are signed headers the
+// client must send (S3 refuses the upload otherwise).
+func (b *s3Bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (*driver.SignedRequest, error) {
 	if !strings.HasPrefix(key, opts.Scope) || opts.Scope == "" {
-		return "", errs.New(errs.InvalidInput, "s3object.SignedURL", "key outside the signing scope")
+		return nil, errs.New(errs.InvalidInput, "s3object.SignedURL", "key outside the signing scope")
 	}
 	creds, err := b.signingCredentials(ctx, opts.Scope, opts.Expiry)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	po := func(o *s3.PresignOptions) {
 		o.Expires = opts.Expiry
 		o.ClientOptions = append(o.ClientOptions, withCredentials(creds)...)
 	}
+	var r *v4.PresignedHTTPRequest
 	switch opts.Method {
 	case http.MethodGet:
-		r, err := b.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key}, po)
-		if err != nil {
-			return "", err
-		}
-		return r.URL, nil
+		r, err = b.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key}, po)
 	case http.MethodPut:
-		r, err := b.presign.PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, ContentType: optString(opts.ContentType)}, po)
-		if err != nil {
-			return "", err
-		}
-		return r.URL, nil
+		r, err = b.presign.PresignPutObject(ctx, &s3.PutObjectInput{
+			Bucket: &b.bucket, Key: &key, ContentType: optString(opts.ContentType), Metadata: opts.Metadata,
+		}, po)
+	default:
+		return nil, errs.New(errs.InvalidInput, "s3object.SignedURL", "unsupported method")
 	}
-	return "", errs.New(errs.InvalidInput, "s3object.SignedURL", "unsupported method")
+	if err != nil {
+		return nil, err
+	}
+	h := r.SignedHeader.Clone()
+	h.Del("Host")
+	return &driver.SignedRequest{URL: r.URL, Header: h}, nil
 }
 
 // UploadTicket builds an S3 POST policy: the key is fixed (eq), the content type and
