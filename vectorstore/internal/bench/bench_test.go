@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/philippgille/chromem-go"
@@ -65,35 +66,26 @@ var sinkF float32
 var sinkN int
 
 // streamSum is the memory-read floor: one pass over the bytes with as many goroutines
-// as the engine uses, and the cheapest possible work per element.
-func streamSum(data []float32) float32 {
+// as the engine uses, handing out blocks dynamically as the engine does, and the
+// cheapest possible work per element (one add).
+func streamSum(blocks [][]float32) float32 {
 	workers := runtime.GOMAXPROCS(0)
-	chunk := (len(data) + workers - 1) / workers
+	var next atomic.Int64
 	sums := make([]float32, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		lo, hi := w*chunk, min((w+1)*chunk, len(data))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := data[lo:hi]
-			var s0, s1, s2, s3, s4, s5, s6, s7 float32
-			i := 0
-			for ; i+8 <= len(d); i += 8 {
-				x := d[i : i+8 : i+8]
-				s0 += x[0]
-				s1 += x[1]
-				s2 += x[2]
-				s3 += x[3]
-				s4 += x[4]
-				s5 += x[5]
-				s6 += x[6]
-				s7 += x[7]
+			var acc float32
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(blocks) {
+					break
+				}
+				acc += sumChunk(blocks[i])
 			}
-			for ; i < len(d); i++ {
-				s0 += d[i]
-			}
-			sums[w] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
+			sums[w] = acc
 		}()
 	}
 	wg.Wait()
@@ -102,6 +94,42 @@ func streamSum(data []float32) float32 {
 		s += x
 	}
 	return s
+}
+
+// blocked copies data into separately allocated blocks of 1024 vectors, the layout of
+// the embedded engine's storage, so the floor reads memory laid out like the index's.
+// (A pass over one flat 600 MB slice measured 35% slower on the benchmark machine than
+// the same bytes in blocks.)
+func blocked(data []float32, dim int) [][]float32 {
+	var out [][]float32
+	for lo := 0; lo < len(data); lo += 1024 * dim {
+		blk := make([]float32, min(1024*dim, len(data)-lo))
+		copy(blk, data[lo:])
+		out = append(out, blk)
+	}
+	return out
+}
+
+// sumChunk is the floor's per-chunk kernel: AVX on capable amd64 CPUs (sum_amd64.go),
+// else eight scalar accumulators.
+var sumChunk = func(d []float32) float32 {
+	var s0, s1, s2, s3, s4, s5, s6, s7 float32
+	i := 0
+	for ; i+8 <= len(d); i += 8 {
+		x := d[i : i+8 : i+8]
+		s0 += x[0]
+		s1 += x[1]
+		s2 += x[2]
+		s3 += x[3]
+		s4 += x[4]
+		s5 += x[5]
+		s6 += x[6]
+		s7 += x[7]
+	}
+	for ; i < len(d); i++ {
+		s0 += d[i]
+	}
+	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
 }
 
 func newClone(b *testing.B) clone.CloneContext {
@@ -140,12 +168,14 @@ func BenchmarkQuery(b *testing.B) {
 		q := func(i int) []float32 { i %= 64; return queries[i*sz.dim : (i+1)*sz.dim] }
 		raw := float64(sz.n * sz.dim * 4)
 
+		blocks := blocked(data, sz.dim)
 		b.Run(name+"/floor", func(b *testing.B) {
 			b.SetBytes(int64(raw))
 			for b.Loop() {
-				sinkF += streamSum(data)
+				sinkF += streamSum(blocks)
 			}
 		})
+		blocks = nil
 
 		before := heap()
 		d, err := memvector.NewDriver(sz.dim, nil)

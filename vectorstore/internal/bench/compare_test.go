@@ -37,6 +37,7 @@ func BenchmarkCompare(b *testing.B) {
 			queries := gen(2, 64, sz.dim)
 			q := func(i int) []float32 { i %= 64; return queries[i*sz.dim : (i+1)*sz.dim] }
 			raw := float64(sz.n * sz.dim * 4)
+			blocks := blocked(data, sz.dim)
 
 			before := heap()
 			d, err := memvector.NewDriver(sz.dim, nil)
@@ -71,7 +72,7 @@ func BenchmarkCompare(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				t := time.Now()
-				sinkF += streamSum(data)
+				sinkF += streamSum(blocks)
 				floor = append(floor, time.Since(t))
 
 				// Alternate the order of scoped and bare, so neither always runs right
@@ -125,6 +126,7 @@ func BenchmarkCompare(b *testing.B) {
 			b.ReportMetric(chromemRatio, "chromem-mem/raw")
 			b.ReportMetric(0, "ns/op")
 			runtime.KeepAlive(data)
+			runtime.KeepAlive(blocks)
 		})
 	}
 }

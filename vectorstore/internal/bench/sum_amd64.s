@@ -1,0 +1,45 @@
+#include "textflag.h"
+
+// func sumAVX(a []float32) float32
+TEXT ·sumAVX(SB), NOSPLIT, $0-28
+	MOVQ a_base+0(FP), SI
+	MOVQ a_len+8(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+loop32:
+	CMPQ CX, $32
+	JL   reduce
+	VADDPS 0(SI), Y0, Y0
+	VADDPS 32(SI), Y1, Y1
+	VADDPS 64(SI), Y2, Y2
+	VADDPS 96(SI), Y3, Y3
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  loop32
+
+reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+
+scalar:
+	TESTQ CX, CX
+	JE    done
+	VADDSS 0(SI), X0, X0
+	ADDQ $4, SI
+	DECQ CX
+	JMP  scalar
+
+done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
