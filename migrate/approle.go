@@ -9,7 +9,8 @@ import (
 // AppRoleSQL returns the statements (PostgreSQL) that give role, an existing role, the
 // privileges the application needs on cloneiso's tables in schema ("" means public),
 // and no more: read and write on the control-plane and clone-owned tables, insert and
-// read on audit_events (never update, delete or truncate), nothing on the migration
+// read on audit_events (never update, delete or truncate), read and advance the audit
+// chain heads, nothing on the migration
 // version table. The role must not own the tables, be a superuser or have BYPASSRLS;
 // [CheckIsolation] verifies that. Run the statements as the schema owner after every
 // migration that adds a table. Create the role itself first, for example:
@@ -32,5 +33,6 @@ func AppRoleSQL(role, schema string) string {
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON " + q(rw...) + " TO " + r + ";\n" +
 		"GRANT SELECT, INSERT ON " + q("audit_events") + " TO " + r + ";\n" +
 		"REVOKE UPDATE, DELETE, TRUNCATE ON " + q("audit_events") + " FROM " + r + ";\n" +
-		"GRANT USAGE ON SEQUENCE " + q("audit_events_id_seq") + " TO " + r + ";\n"
+		"GRANT USAGE ON SEQUENCE " + q("audit_events_id_seq") + " TO " + r + ";\n" +
+		"GRANT SELECT, INSERT, UPDATE ON " + q("audit_chain_heads") + " TO " + r + ";\n"
 }

@@ -14,7 +14,7 @@ import (
 )
 
 var allTables = []string{"tenants", "clones", "tenant_members", "clone_grants", "documents", "document_chunks",
-	"insights", "training_examples", "conversations", "messages", "audit_events"}
+	"insights", "training_examples", "conversations", "messages", "audit_events", "audit_chain_heads"}
 
 func tablesOf(t *testing.T, db *sql.DB, d clonesql.Dialect) []string {
 	t.Helper()
