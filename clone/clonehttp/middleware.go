@@ -479,7 +479,11 @@ func requestID(in []string) string {
 	if len(in) == 1 && validRequestID(in[0]) {
 		return in[0]
 	}
-	return ridPrefix + "-" + strconv.FormatUint(ridSeq.Add(1), 36)
+	var buf [40]byte
+	b := append(buf[:0], ridPrefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, ridSeq.Add(1), 36)
+	return string(b)
 }
 
 func validRequestID(s string) bool {
