@@ -182,18 +182,7 @@ func (e *Engine) Upsert(ns string, recs []Record) {
 			}
 			s.slot[r.ID] = i
 		}
-		dst := s.vec(i)
-		copy(dst, r.Values)
-		if e.metric == Cosine {
-			n := norm(dst)
-			s.norms[i] = n
-			if n > 0 {
-				inv := 1 / n
-				for j := range dst {
-					dst[j] *= inv
-				}
-			}
-		}
+		e.setValues(s, i, r.Values)
 		s.meta[i] = e.track(s, i, r.Metadata)
 	}
 }
@@ -807,4 +796,118 @@ func (e *Engine) Restore(snap *Snapshot) {
 	for ns, recs := range snap.Namespaces {
 		e.Upsert(ns, recs)
 	}
+}
+
+// setValues writes v into slot i (normalizing for cosine). s.mu is held.
+func (e *Engine) setValues(s *space, i int, v []float32) {
+	dst := s.vec(i)
+	copy(dst, v)
+	if e.metric == Cosine {
+		n := norm(dst)
+		s.norms[i] = n
+		if n > 0 {
+			inv := 1 / n
+			for j := range dst {
+				dst[j] *= inv
+			}
+		}
+	}
+}
+
+// setMetadata adds or replaces the fields of set in slot i's metadata. s.mu is held.
+func (e *Engine) setMetadata(s *space, i int, set map[string]any) {
+	md := e.metadata(s, i)
+	if md == nil {
+		md = make(map[string]any, len(set))
+	}
+	for k, v := range set {
+		md[k] = v
+	}
+	e.untrack(s, i)
+	s.meta[i] = e.track(s, i, md)
+}
+
+// Update changes record id of ns: values, if non-nil, replace its vector, and the
+// fields of setMeta are added to or replace its metadata. It reports whether the record
+// exists (a missing record is left alone).
+func (e *Engine) Update(ns, id string, values []float32, setMeta map[string]any) bool {
+	s := e.get(ns)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.slot[id]
+	if !ok {
+		return false
+	}
+	if values != nil {
+		e.setValues(s, i, values)
+	}
+	if len(setMeta) > 0 {
+		e.setMetadata(s, i, setMeta)
+	}
+	return true
+}
+
+// UpdateByFilter adds or replaces the fields of setMeta on every record of ns that
+// matches f, and returns how many matched. With dryRun nothing is changed.
+func (e *Engine) UpdateByFilter(ns string, f *filter.Filter, setMeta map[string]any, dryRun bool) int {
+	s := e.get(ns)
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	residual, known, outcome := e.resolve(s, f)
+	if known && !outcome {
+		return 0
+	}
+	var hits []int
+	g := &getter{e: e, s: s}
+	for i := range s.ids {
+		g.i = i
+		if known || residual.MatchFunc(g) {
+			hits = append(hits, i)
+		}
+	}
+	if !dryRun {
+		for _, i := range hits {
+			e.setMetadata(s, i, setMeta)
+		}
+	}
+	return len(hits)
+}
+
+// FetchByFilter returns up to limit records of ns that match f and whose IDs sort after
+// after, in ascending ID order, and whether more follow.
+func (e *Engine) FetchByFilter(ns string, f *filter.Filter, after string, limit int) ([]Record, bool) {
+	s := e.get(ns)
+	if s == nil {
+		return nil, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	residual, known, outcome := e.resolve(s, f)
+	if known && !outcome {
+		return nil, false
+	}
+	var slots []int
+	g := &getter{e: e, s: s}
+	for i, id := range s.ids {
+		g.i = i
+		if id > after && (known || residual.MatchFunc(g)) {
+			slots = append(slots, i)
+		}
+	}
+	slices.SortFunc(slots, func(a, b int) int { return strings.Compare(s.ids[a], s.ids[b]) })
+	more := len(slots) > limit
+	if more {
+		slots = slots[:limit]
+	}
+	out := make([]Record, len(slots))
+	for j, i := range slots {
+		out[j] = Record{ID: s.ids[i], Values: e.values(s, i), Metadata: e.metadata(s, i)}
+	}
+	return out, more
 }

@@ -229,3 +229,41 @@ func TestDot(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateAndFetchByFilter(t *testing.T) {
+	e := New(2, &Options{TrackedKeys: []string{"clone_id"}})
+	e.Upsert("ns", []Record{
+		{ID: "a", Values: []float32{1, 0}, Metadata: map[string]any{"clone_id": "A", "kind": "x"}},
+		{ID: "b", Values: []float32{0, 1}, Metadata: map[string]any{"clone_id": "A", "kind": "y"}},
+		{ID: "c", Values: []float32{1, 1}, Metadata: map[string]any{"clone_id": "A", "kind": "x"}},
+	})
+	if e.Update("ns", "missing", []float32{1, 1}, nil) {
+		t.Fatal("Update of a missing ID reported success")
+	}
+	if !e.Update("ns", "a", []float32{0, 3}, map[string]any{"n": 1.0}) {
+		t.Fatal("Update of a present ID failed")
+	}
+	r := e.Fetch("ns", []string{"a"})[0]
+	if math.Abs(float64(r.Values[1]-3)) > 1e-5 || r.Metadata["n"] != 1.0 || r.Metadata["kind"] != "x" || r.Metadata["clone_id"] != "A" {
+		t.Fatalf("after Update: %+v", r)
+	}
+	x, _ := filter.ParseJSON([]byte(`{"kind":"x"}`))
+	if n := e.UpdateByFilter("ns", x, map[string]any{"tag": "t"}, true); n != 2 {
+		t.Fatalf("dry run matched %d, want 2", n)
+	}
+	tagged, _ := filter.ParseJSON([]byte(`{"tag":"t"}`))
+	if recs, _ := e.FetchByFilter("ns", tagged, "", 10); len(recs) != 0 {
+		t.Fatalf("dry run changed records: %v", recs)
+	}
+	if n := e.UpdateByFilter("ns", x, map[string]any{"tag": "t"}, false); n != 2 {
+		t.Fatalf("update matched %d, want 2", n)
+	}
+	recs, more := e.FetchByFilter("ns", tagged, "", 1)
+	if len(recs) != 1 || recs[0].ID != "a" || !more {
+		t.Fatalf("page 1 = %v, %v", recs, more)
+	}
+	recs, more = e.FetchByFilter("ns", tagged, "a", 1)
+	if len(recs) != 1 || recs[0].ID != "c" || more {
+		t.Fatalf("page 2 = %v, %v", recs, more)
+	}
+}

@@ -4,7 +4,8 @@
 //
 // The emulator serves the gRPC VectorService that go-pinecone v5 speaks, over real gRPC
 // on 127.0.0.1: Upsert, Query, Fetch, Delete (by IDs, by filter, all), List,
-// DescribeIndexStats, ListNamespaces, DescribeNamespace and DeleteNamespace. It is built
+// DescribeIndexStats, ListNamespaces, DescribeNamespace, DeleteNamespace, Update (by ID,
+// and by filter with dry_run) and FetchByMetadata. It is built
 // on the message descriptors go-pinecone registers (protoregistry + dynamicpb, no copied
 // generated code) and is backed by the same exact-search engine as the embedded
 // vectorstore/memvector index.
@@ -15,7 +16,7 @@
 // distance, lower first); filters use Pinecone's language (package vectorstore/filter),
 // applied before ranking; ties rank by ascending ID; deleting a missing ID succeeds;
 // deleting or describing a missing namespace with DeleteNamespace / DescribeNamespace is
-// NOT_FOUND. Limits: 1000 vectors and 2 MB per upsert, 1000 IDs per fetch or delete,
+// NOT_FOUND; updating a missing ID changes nothing and succeeds. Limits: 1000 vectors and 2 MB per upsert, 1000 IDs per fetch or delete,
 // top_k 1..10000 (1..1000 with values or metadata), 40 KB of metadata per vector, list
 // limit 1..100 — violations are INVALID_ARGUMENT. Writes are visible immediately (real
 // Pinecone is eventually consistent).
@@ -217,6 +218,8 @@ func (s *Server) serviceDesc() *grpc.ServiceDesc {
 		"ListNamespaces":     s.listNamespaces,
 		"DescribeNamespace":  s.describeNamespace,
 		"DeleteNamespace":    s.deleteNamespace,
+		"Update":             s.update,
+		"FetchByMetadata":    s.fetchByMetadata,
 	}
 	desc := &grpc.ServiceDesc{ServiceName: serviceName, HandlerType: (*any)(nil)}
 	methods := s.svc.Methods()
@@ -724,5 +727,102 @@ func (s *Server) deleteNamespace(_ context.Context, in, _ *dynamicpb.Message) er
 	if !s.eng.DeleteNamespace(ns) {
 		return status.Errorf(codes.NotFound, "Namespace %q not found", ns)
 	}
+	return nil
+}
+
+func (s *Server) update(_ context.Context, in, out *dynamicpb.Message) error {
+	if has(in, "sparse_values") {
+		return status.Error(codes.Unimplemented, "pineconetest: sparse vectors are not emulated")
+	}
+	ns := namespace(in)
+	id := getString(in, "id")
+	vals := getFloats(in, "values")
+	raw, err := getStruct(in, "set_metadata")
+	if err != nil {
+		return invalid("bad set_metadata: %v", err)
+	}
+	set, err := normalizeMetadata(raw)
+	if err != nil {
+		return err
+	}
+	hasFilter := has(in, "filter")
+	switch {
+	case id != "" && hasFilter:
+		return invalid("Cannot provide both 'id' and 'filter'")
+	case id != "":
+		if len(vals) == 0 && len(set) == 0 {
+			return invalid("Update by ID needs values or set_metadata")
+		}
+		var newVals []float32
+		if len(vals) > 0 {
+			if err := s.checkValues(vals); err != nil {
+				return err
+			}
+			newVals = vals
+		}
+		if getBool(in, "dry_run") {
+			return nil
+		}
+		// A missing ID changes nothing and succeeds (Pinecone's documented behaviour).
+		s.eng.Update(ns, id, newVals, set)
+		return nil
+	case hasFilter:
+		if len(vals) > 0 {
+			return invalid("Vector values cannot be updated by filter")
+		}
+		f, err := parseFilter(in, "filter")
+		if err != nil {
+			return err
+		}
+		if f == nil {
+			return invalid("filter must not be empty")
+		}
+		n := s.eng.UpdateByFilter(ns, f, set, getBool(in, "dry_run"))
+		out.Set(fd(out, "matched_records"), protoreflect.ValueOfInt32(int32(n)))
+		return nil
+	}
+	return invalid("One of 'id' and 'filter' is required")
+}
+
+func (s *Server) fetchByMetadata(_ context.Context, in, out *dynamicpb.Message) error {
+	f, err := parseFilter(in, "filter")
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		return invalid("filter is required")
+	}
+	limit := DefaultListLimit
+	if has(in, "limit") {
+		limit = int(getUint(in, "limit"))
+		if limit < 1 || limit > MaxIDsPerRequest {
+			return invalid("limit must be in 1..%d", MaxIDsPerRequest)
+		}
+	}
+	after := ""
+	if has(in, "pagination_token") {
+		if after, err = decodeToken(getString(in, "pagination_token")); err != nil {
+			return err
+		}
+	}
+	recs, more := s.eng.FetchByFilter(namespace(in), f, after, limit)
+	mp := out.Mutable(fd(out, "vectors")).Map()
+	for _, r := range recs {
+		v := mp.NewValue()
+		m := v.Message()
+		m.Set(fd(m, "id"), protoreflect.ValueOfString(r.ID))
+		setFloats(m, "values", r.Values)
+		if r.Metadata != nil {
+			if err := setStruct(m, "metadata", toStructMap(r.Metadata)); err != nil {
+				return status.Errorf(codes.Internal, "metadata: %v", err)
+			}
+		}
+		mp.Set(protoreflect.ValueOfString(r.ID).MapKey(), v)
+	}
+	if more && len(recs) > 0 {
+		p := out.Mutable(fd(out, "pagination")).Message()
+		p.Set(fd(p, "next"), protoreflect.ValueOfString(encodeToken(recs[len(recs)-1].ID)))
+	}
+	out.Set(fd(out, "namespace"), protoreflect.ValueOfString(getString(in, "namespace")))
 	return nil
 }

@@ -273,3 +273,60 @@ func TestList(t *testing.T) {
 		t.Fatalf("List = %v, want %v", got, want)
 	}
 }
+
+func TestUpdateAndFetchByMetadata(t *testing.T) {
+	ctx := context.Background()
+	_, idx := connect(t, &pineconetest.Options{Dimension: 2}, "ns")
+	_, err := idx.UpsertVectors(ctx, []*pinecone.Vector{
+		vec("a", map[string]any{"kind": "x"}, 1, 0),
+		vec("b", map[string]any{"kind": "y"}, 0, 1),
+		vec("c", map[string]any{"kind": "x"}, 1, 1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := pinecone.NewMetadata(map[string]any{"tag": "t"})
+	// A missing ID: no change, no error (documented).
+	if err := idx.UpdateVector(ctx, &pinecone.UpdateVectorRequest{Id: "missing", Metadata: md}); err != nil {
+		t.Fatalf("update of a missing ID: %v", err)
+	}
+	if err := idx.UpdateVector(ctx, &pinecone.UpdateVectorRequest{Id: "b", Values: []float32{2, 0}, Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := idx.FetchVectors(ctx, []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := res.Vectors["b"]
+	if got := b.Metadata.AsMap(); got["tag"] != "t" || got["kind"] != "y" || !slices.Equal(*b.Values, []float32{2, 0}) {
+		t.Fatalf("after update: %v %v", *b.Values, got)
+	}
+
+	f, _ := pinecone.NewMetadataFilter(map[string]any{"kind": "x"})
+	dry := true
+	ur, err := idx.UpdateVectorsByMetadata(ctx, &pinecone.UpdateVectorsByMetadataRequest{Filter: f, Metadata: md, DryRun: &dry})
+	if err != nil || ur.MatchedRecords != 2 {
+		t.Fatalf("dry run = %+v, %v", ur, err)
+	}
+	tagged, _ := pinecone.NewMetadataFilter(map[string]any{"tag": "t"})
+	fr, err := idx.FetchVectorsByMetadata(ctx, &pinecone.FetchVectorsByMetadataRequest{Filter: tagged})
+	if err != nil || len(fr.Vectors) != 1 {
+		t.Fatalf("after the dry run %d tagged, %v; want 1", len(fr.Vectors), err)
+	}
+	ur, err = idx.UpdateVectorsByMetadata(ctx, &pinecone.UpdateVectorsByMetadataRequest{Filter: f, Metadata: md})
+	if err != nil || ur.MatchedRecords != 2 {
+		t.Fatalf("update by metadata = %+v, %v", ur, err)
+	}
+	limit := uint32(2)
+	fr, err = idx.FetchVectorsByMetadata(ctx, &pinecone.FetchVectorsByMetadataRequest{Filter: tagged, Limit: &limit})
+	if err != nil || len(fr.Vectors) != 2 || fr.Pagination == nil {
+		t.Fatalf("page 1 = %+v, %v", fr, err)
+	}
+	fr, err = idx.FetchVectorsByMetadata(ctx, &pinecone.FetchVectorsByMetadataRequest{Filter: tagged, Limit: &limit, PaginationToken: &fr.Pagination.Next})
+	if err != nil || len(fr.Vectors) != 1 || fr.Pagination != nil {
+		t.Fatalf("page 2 = %+v, %v", fr, err)
+	}
+	if _, ok := fr.Vectors["c"]; !ok {
+		t.Fatalf("page 2 = %v, want c", fr.Vectors)
+	}
+}
