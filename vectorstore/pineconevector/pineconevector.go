@@ -235,6 +235,15 @@ func (d *Driver) Dimension() int { return d.dim }
 // ns returns a connection to namespace ns, sharing the gRPC connection.
 func (d *Driver) ns(ns string) *pinecone.IndexConnection { return d.conn.WithNamespace(ns) }
 
+// checkNS refuses the namespaces that mean "the default namespace" to Pinecone: a
+// clone's data never goes there, whatever calls the driver.
+func checkNS(op, ns string) error {
+	if ns == "" || ns == "__default__" {
+		return errs.New(errs.InvalidInput, op, "refusing Pinecone's default namespace")
+	}
+	return nil
+}
+
 // retryable reports whether a failed request may be re-sent.
 func retryable(err error) bool {
 	switch status.Code(err) {
@@ -284,6 +293,9 @@ func vectorSize(id string, dim int, md *structpb.Struct) int {
 
 // Upsert implements driver.Index, in batches within Pinecone's limits.
 func (d *Driver) Upsert(ctx context.Context, ns string, vs []driver.Vector) error {
+	if err := checkNS("pineconevector.Upsert", ns); err != nil {
+		return err
+	}
 	conn := d.ns(ns)
 	var batch []*pinecone.Vector
 	size := 0
@@ -364,6 +376,9 @@ func toFilter(f *filter.Filter) (*pinecone.MetadataFilter, error) {
 
 // Query implements driver.Index. Metadata is always requested, for the post-check.
 func (d *Driver) Query(ctx context.Context, ns string, q *driver.Query) ([]driver.Match, error) {
+	if err := checkNS("pineconevector.Query", ns); err != nil {
+		return nil, err
+	}
 	mf, err := toFilter(q.Filter)
 	if err != nil {
 		return nil, err
@@ -409,6 +424,9 @@ func batches(ids []string) [][]string {
 
 // Fetch implements driver.Index, in batches of at most 1000 IDs.
 func (d *Driver) Fetch(ctx context.Context, ns string, ids []string) ([]driver.Vector, error) {
+	if err := checkNS("pineconevector.Fetch", ns); err != nil {
+		return nil, err
+	}
 	conn := d.ns(ns)
 	var out []driver.Vector
 	for _, b := range batches(ids) {
@@ -440,6 +458,9 @@ func (d *Driver) Fetch(ctx context.Context, ns string, ids []string) ([]driver.V
 
 // Delete implements driver.Index, in batches of at most 1000 IDs.
 func (d *Driver) Delete(ctx context.Context, ns string, ids []string) error {
+	if err := checkNS("pineconevector.Delete", ns); err != nil {
+		return err
+	}
 	conn := d.ns(ns)
 	for _, b := range batches(ids) {
 		err := d.do(ctx, func(ctx context.Context) error { return conn.DeleteVectorsById(ctx, b) })
@@ -452,6 +473,9 @@ func (d *Driver) Delete(ctx context.Context, ns string, ids []string) error {
 
 // DeleteByFilter implements driver.Index.
 func (d *Driver) DeleteByFilter(ctx context.Context, ns string, f *filter.Filter) error {
+	if err := checkNS("pineconevector.DeleteByFilter", ns); err != nil {
+		return err
+	}
 	mf, err := toFilter(f)
 	if err != nil {
 		return err
@@ -469,6 +493,9 @@ func (d *Driver) DeleteByFilter(ctx context.Context, ns string, f *filter.Filter
 
 // DeleteNamespace implements driver.Index; a missing namespace (NOT_FOUND) is success.
 func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
+	if err := checkNS("pineconevector.DeleteNamespace", ns); err != nil {
+		return err
+	}
 	err := d.do(ctx, func(ctx context.Context) error { return d.conn.DeleteNamespace(ctx, ns) })
 	if status.Code(err) == codes.NotFound {
 		return nil
@@ -478,6 +505,9 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 
 // List implements driver.Index.
 func (d *Driver) List(ctx context.Context, ns string, req *driver.ListRequest) (*driver.ListPage, error) {
+	if err := checkNS("pineconevector.List", ns); err != nil {
+		return nil, err
+	}
 	conn := d.ns(ns)
 	lr := &pinecone.ListVectorsRequest{}
 	limit := uint32(req.Limit)
@@ -517,6 +547,9 @@ func (d *Driver) List(ctx context.Context, ns string, req *driver.ListRequest) (
 // Stats implements driver.Index with DescribeNamespace; a missing namespace has 0
 // records.
 func (d *Driver) Stats(ctx context.Context, ns string) (*driver.Stats, error) {
+	if err := checkNS("pineconevector.Stats", ns); err != nil {
+		return nil, err
+	}
 	var res *pinecone.NamespaceDescription
 	err := d.do(ctx, func(ctx context.Context) error {
 		var err error

@@ -238,3 +238,23 @@ func TestUnauthenticatedIsUnavailable(t *testing.T) {
 		t.Fatalf("wrong API key: %v, want ErrUnavailable (a server misconfiguration, not the caller's fault)", err)
 	}
 }
+
+func TestDriverRefusesDefaultNamespace(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+	d := open(t, srv, 4, nil)
+	for _, ns := range []string{"", "__default__"} {
+		err := d.Upsert(t.Context(), ns, []driver.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}})
+		if !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("Upsert into %q: %v", ns, err)
+		}
+		if _, err := d.Query(t.Context(), ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1}); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("Query of %q: %v", ns, err)
+		}
+		if err := d.DeleteNamespace(t.Context(), ns); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("DeleteNamespace %q: %v", ns, err)
+		}
+	}
+	if n := srv.Calls("Upsert") + srv.Calls("Query") + srv.Calls("DeleteNamespace"); n != 0 {
+		t.Fatalf("%d requests reached the server", n)
+	}
+}
