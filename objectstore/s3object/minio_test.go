@@ -91,7 +91,7 @@ func TestScopedCredentialsAreRefusedByTheServer(t *testing.T) {
 	prefixB, _ := objectstore.Prefix(cb)
 
 	stsClient := sts.NewFromConfig(env.Config(), func(o *sts.Options) { o.BaseEndpoint = aws.String(env.Endpoint) })
-	creds, err := s3object.CloneCredentials(ctx, stsClient, testRole, bucket, ca, 15*time.Minute)
+	creds, err := s3object.CloneCredentials(ctx, stsClient, bucket, ca, s3object.ScopedOptions{RoleARN: testRole, Duration: 15 * time.Minute, TagSession: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,24 +85,28 @@ func SessionPolicy(bucket, prefix string) (string, error) {
 	return string(js), err
 }
 
-// CloneCredentials returns short-lived credentials (STS AssumeRole of roleARN, lifetime
-// d, 15 minutes to 12 hours) whose session policy ([SessionPolicy]) only reaches cc's
-// objects in bucket. Hand them to a clone-side process that talks to S3 directly; the
-// server refuses every other clone's objects with AccessDenied. On MinIO the role ARN
-// is ignored and the session derives from the caller's own identity.
-func CloneCredentials(ctx context.Context, client *sts.Client, roleARN, bucket string, cc clone.CloneContext, d time.Duration) (aws.Credentials, error) {
+// CloneCredentials returns short-lived credentials (STS AssumeRole of opts.RoleARN for
+// opts.Duration, 15 minutes to 12 hours, 0 meaning one hour; session tags if
+// opts.TagSession) whose session policy ([SessionPolicy]) only reaches cc's objects in
+// bucket. Hand them to a clone-side process that talks to S3 directly; the server
+// refuses every other clone's objects with AccessDenied. On MinIO the role ARN is
+// ignored and the session derives from the caller's own identity.
+func CloneCredentials(ctx context.Context, client *sts.Client, bucket string, cc clone.CloneContext, opts ScopedOptions) (aws.Credentials, error) {
 	const op = "s3object.CloneCredentials"
 	prefix, err := objectstore.Prefix(cc)
 	if err != nil {
 		return aws.Credentials{}, err
 	}
-	if client == nil || roleARN == "" {
+	if client == nil || opts.RoleARN == "" {
 		return aws.Credentials{}, errs.New(errs.InvalidInput, op, "an STS client and a role ARN are required")
 	}
-	if d < 15*time.Minute || d > 12*time.Hour {
+	if opts.Duration == 0 {
+		opts.Duration = time.Hour
+	}
+	if opts.Duration < 15*time.Minute || opts.Duration > 12*time.Hour {
 		return aws.Credentials{}, errs.New(errs.InvalidInput, op, "duration must be between 15 minutes and 12 hours")
 	}
-	c, err := assume(ctx, client, roleARN, bucket, prefix, d)
+	c, err := assume(ctx, client, bucket, prefix, opts)
 	if err != nil {
 		var e *errs.Error
 		if errorsAs(err, &e) {
@@ -113,9 +117,13 @@ func CloneCredentials(ctx context.Context, client *sts.Client, roleARN, bucket s
 	return c, nil
 }
 
-// TenantTagKey is the session tag (or IAM principal tag) that carries a tenant's ID in
-// [BucketPolicy]'s per-tenant confinement.
-const TenantTagKey = "cloneiso-tenant-id"
+// Session tags set by [ScopedOptions.TagSession]. TenantTagKey (also usable as an IAM
+// principal tag) carries the tenant's ID for [BucketPolicy]'s per-tenant confinement;
+// CloneTagKey carries the clone's ID, for the operator's own policies and logs.
+const (
+	TenantTagKey = "cloneiso-tenant-id"
+	CloneTagKey  = "cloneiso-clone-id"
+)
 
 // BucketPolicyOptions describe the bucket policy an operator applies.
 type BucketPolicyOptions struct {

@@ -71,3 +71,14 @@ func TestBucketPolicy(t *testing.T) {
 		t.Errorf("wildcard principal accepted: %v", err)
 	}
 }
+
+func TestCloneCredentialsValidatesBeforeCallingSTS(t *testing.T) {
+	ctx := t.Context()
+	cc, _ := clone.New(clone.NewID(), clone.NewID(), clone.Principal{})
+	if _, err := s3object.CloneCredentials(ctx, nil, "bucket", cc, s3object.ScopedOptions{RoleARN: "arn:aws:iam::1:role/r"}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Errorf("nil client: %v", err)
+	}
+	if _, err := s3object.CloneCredentials(ctx, nil, "bucket", clone.CloneContext{}, s3object.ScopedOptions{RoleARN: "arn:aws:iam::1:role/r"}); !errors.Is(err, clone.ErrNoCloneContext) {
+		t.Errorf("no clone context: %v", err)
+	}
+}

@@ -70,6 +70,11 @@ type ScopedOptions struct {
 	Duration time.Duration
 	// STSEndpoint overrides the STS endpoint ("" means Options.Endpoint, or AWS).
 	STSEndpoint string
+	// TagSession adds the session tags [TenantTagKey] and [CloneTagKey] (the clone's
+	// IDs) to the assumed session, so that a bucket policy with
+	// BucketPolicyOptions.TenantConfinement confines it to its tenant as well. On AWS
+	// the role's trust policy must allow sts:TagSession.
+	TagSession bool
 }
 
 // OpenBucket returns a clone-scoped bucket over the S3 bucket named bucket.

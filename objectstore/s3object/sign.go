@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/objectstore/driver"
@@ -34,7 +35,7 @@ func (b *s3Bucket) signingCredentials(ctx context.Context, scope string, expiry 
 	if ok && time.Until(c.Expires) > expiry+time.Minute {
 		return credentials.StaticCredentialsProvider{Value: c}, nil
 	}
-	c, err := assume(ctx, b.sts, b.scoped.RoleARN, b.bucket, scope, b.scoped.Duration)
+	c, err := assume(ctx, b.sts, b.bucket, scope, *b.scoped)
 	if err != nil {
 		return nil, err
 	}
@@ -48,18 +49,26 @@ func (b *s3Bucket) signingCredentials(ctx context.Context, scope string, expiry 
 }
 
 // assume calls STS AssumeRole with SessionPolicy(bucket, prefix).
-func assume(ctx context.Context, client *sts.Client, roleARN, bucket, prefix string, d time.Duration) (aws.Credentials, error) {
+func assume(ctx context.Context, client *sts.Client, bucket, prefix string, o ScopedOptions) (aws.Credentials, error) {
 	policy, err := SessionPolicy(bucket, prefix)
 	if err != nil {
 		return aws.Credentials{}, err
 	}
 	sum := sha256.Sum256([]byte(prefix))
-	out, err := client.AssumeRole(ctx, &sts.AssumeRoleInput{
-		RoleArn:         aws.String(roleARN),
+	in := &sts.AssumeRoleInput{
+		RoleArn:         aws.String(o.RoleARN),
 		RoleSessionName: aws.String("cloneiso-" + hex.EncodeToString(sum[:12])),
-		DurationSeconds: aws.Int32(int32(d / time.Second)),
+		DurationSeconds: aws.Int32(int32(o.Duration / time.Second)),
 		Policy:          aws.String(policy),
-	})
+	}
+	if o.TagSession {
+		parts := strings.Split(prefix, "/") // tenants/{tenant}/clones/{clone}/, checked by SessionPolicy
+		in.Tags = []ststypes.Tag{
+			{Key: aws.String(TenantTagKey), Value: aws.String(parts[1])},
+			{Key: aws.String(CloneTagKey), Value: aws.String(parts[3])},
+		}
+	}
+	out, err := client.AssumeRole(ctx, in)
 	if err != nil {
 		return aws.Credentials{}, err
 	}
