@@ -1,11 +1,13 @@
 package clonehttp
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -283,7 +285,7 @@ func (m *middleware) resolve(ctx context.Context, r *http.Request) (clone.CloneC
 		}
 		cc, err = m.shared(ctx, key, selected)
 	} else {
-		cc, err = m.lookup(ctx, key, selected)
+		cc, err = m.safeLookup(ctx, key, selected)
 	}
 	if err != nil {
 		return clone.CloneContext{}, &denial{err: err, action: "clonehttp.Resolve", actor: p.Subject, selT: ts, selC: cs}
@@ -299,7 +301,7 @@ func (m *middleware) shared(ctx context.Context, key cacheKey, selected bool) (c
 		gen := m.cache.generation()
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.timeout)
 		defer cancel()
-		cc, err := m.lookup(lctx, key, selected)
+		cc, err := m.safeLookup(lctx, key, selected)
 		if err == nil {
 			m.cache.putIf(gen, key, cc)
 		}
@@ -314,6 +316,19 @@ func (m *middleware) shared(ctx context.Context, key cacheKey, selected bool) (c
 	case <-ctx.Done():
 		return clone.CloneContext{}, errs.Wrap(errs.Unavailable, "clonehttp.Middleware", ctx.Err(), "request ended while resolving its clone")
 	}
+}
+
+// safeLookup is lookup with a resolver panic turned into an internal error: inside
+// singleflight a panic would be re-raised on a fresh goroutine and end the process, not
+// just the request.
+func (m *middleware) safeLookup(ctx context.Context, key cacheKey, selected bool) (cc clone.CloneContext, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cc = clone.CloneContext{}
+			err = errs.New(errs.Unknown, "clonehttp.Middleware", "resolver panicked: %v", p)
+		}
+	}()
+	return m.lookup(ctx, key, selected)
 }
 
 // lookup asks the resolver and checks that what it returned is what was asked for.
@@ -458,6 +473,14 @@ func (w *statusWriter) Flush() {
 		w.status = http.StatusOK
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack implements http.Hijacker when the wrapped writer supports it.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Unwrap returns the wrapped writer, for http.ResponseController.
