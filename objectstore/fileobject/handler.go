@@ -256,7 +256,10 @@ func (h *handler) signed(w http.ResponseWriter, r *http.Request, key string) {
 	} else {
 		w.Header().Set("Content-Type", "application/octet-stream")
 	}
+	// The handler may share the host's origin: never let an uploaded HTML or SVG file
+	// run script there.
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	w.Header().Set("ETag", `"`+a.ETag+`"`)
 	http.ServeContent(w, r, "", a.ModTime, io.NewSectionReader(f, 0, a.Size))
 }

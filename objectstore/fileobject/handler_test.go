@@ -69,6 +69,9 @@ func TestHandler(t *testing.T) {
 	if resp, body := do(t, http.MethodGet, u, map[string]string{"Range": "bytes=2-4"}, ""); resp.StatusCode != http.StatusPartialContent || body != "234" {
 		t.Errorf("ranged GET = %d %q", resp.StatusCode, body)
 	}
+	if resp, _ := do(t, http.MethodGet, u, nil, ""); !strings.Contains(resp.Header.Get("Content-Security-Policy"), "sandbox") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("GET is served without sandboxing headers: %v", resp.Header)
+	}
 	if resp, body := do(t, http.MethodHead, u, nil, ""); resp.StatusCode != http.StatusOK || body != "" || resp.ContentLength != 10 {
 		t.Errorf("HEAD = %d %q %d", resp.StatusCode, body, resp.ContentLength)
 	}
