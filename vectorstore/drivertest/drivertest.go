@@ -569,6 +569,23 @@ func runScopedTests(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("CancelledContext", func(t *testing.T) {
+		x := newIndex(t, open(t, Dim), nil)
+		cc := NewClone(t)
+		if err := x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(ctxT(t))
+		cancel()
+		_, err := x.Query(ctx, cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1})
+		if !errors.Is(err, clone.ErrUnavailable) {
+			t.Fatalf("Query with a cancelled context: %v, want ErrUnavailable", err)
+		}
+		if err := x.Upsert(ctx, cc, []vectorstore.Vector{{ID: "b", Values: []float32{1, 0, 0, 0}}}); !errors.Is(err, clone.ErrUnavailable) {
+			t.Fatalf("Upsert with a cancelled context: %v, want ErrUnavailable", err)
+		}
+	})
+
 	t.Run("CheckWritable", func(t *testing.T) {
 		d := open(t, Dim)
 		cc, suspended := NewClone(t), NewClone(t)
