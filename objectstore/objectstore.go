@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -524,8 +526,8 @@ func (b *Bucket) List(ctx context.Context, cc clone.CloneContext, opts *ListOpti
 	case size < 0 || size > 1000:
 		return nil, errs.New(errs.InvalidInput, op, "PageSize must be between 1 and 1000")
 	}
-	if len(opts.PageToken) > 2048 {
-		return nil, errs.New(errs.InvalidInput, op, "page token too long")
+	if len(opts.PageToken) > 2048 || !utf8.ValidString(opts.PageToken) || strings.ContainsFunc(opts.PageToken, unicode.IsControl) {
+		return nil, errs.New(errs.InvalidInput, op, "invalid page token")
 	}
 	p, err := b.d.List(ctx, prefix, size, opts.PageToken)
 	if err != nil {

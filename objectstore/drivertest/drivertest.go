@@ -445,6 +445,20 @@ func runScoped(t *testing.T, c Config) {
 		if err != nil || len(p.Objects) != 1 || p.Objects[0].Name != "d3" {
 			t.Errorf("List(docs, d3) = %+v, %v", p, err)
 		}
+		// A forged or foreign page token is bad input at worst, never a 500 or a leak.
+		for _, tok := range []string{"garbage", "tenants/", "\x00", strings.Repeat("z", 300)} {
+			p, err := b.List(ctx, cb, &objectstore.ListOptions{PageToken: tok})
+			if err != nil && !errors.Is(err, clone.ErrInvalidInput) {
+				t.Errorf("List with page token %q: %v, want success or ErrInvalidInput", tok, err)
+			}
+			if p != nil {
+				for _, o := range p.Objects {
+					if o.Kind == "chats" {
+						t.Errorf("B's listing with token %q shows A's object %s/%s", tok, o.Kind, o.Name)
+					}
+				}
+			}
+		}
 		if _, err := b.List(ctx, ca, &objectstore.ListOptions{Kind: "docs", NamePrefix: "../"}); !errors.Is(err, clone.ErrInvalidInput) {
 			t.Errorf("List with traversal prefix: %v", err)
 		}

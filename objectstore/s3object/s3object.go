@@ -336,9 +336,12 @@ func (b *s3Bucket) Head(ctx context.Context, key string) (*driver.Attributes, er
 	}, nil
 }
 
+// List uses the last key of the previous page as the page token (StartAfter) rather
+// than S3's opaque continuation token: a forged token then only moves the start of a
+// listing that S3 still confines to prefix, instead of failing on the server.
 func (b *s3Bucket) List(ctx context.Context, prefix string, pageSize int, token string) (*driver.ListPage, error) {
 	out, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
-		Bucket: &b.bucket, Prefix: &prefix, MaxKeys: aws.Int32(int32(pageSize)), ContinuationToken: optString(token),
+		Bucket: &b.bucket, Prefix: &prefix, MaxKeys: aws.Int32(int32(pageSize)), StartAfter: optString(token),
 	})
 	if err != nil {
 		return nil, err
@@ -349,8 +352,8 @@ func (b *s3Bucket) List(ctx context.Context, prefix string, pageSize int, token 
 			Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), ETag: etag(o.ETag),
 		})
 	}
-	if aws.ToBool(out.IsTruncated) {
-		p.NextPageToken = aws.ToString(out.NextContinuationToken)
+	if aws.ToBool(out.IsTruncated) && len(p.Objects) > 0 {
+		p.NextPageToken = p.Objects[len(p.Objects)-1].Key
 	}
 	return p, nil
 }
