@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/objectstore/drivertest"
 	"github.com/cloneiso/cloneiso/objectstore/fileobject"
 )
 
@@ -99,4 +100,46 @@ func ExampleNewHandler() {
 	// Output:
 	// 200 text/csv 2 lines
 	// tampered: 403
+}
+
+// An untrusted client uploads through a ticket; ingestion verifies the upload before
+// accepting it.
+func Example_uploadTicket() {
+	dir, _ := os.MkdirTemp("", "fileobject-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	srv := httptest.NewUnstartedServer(nil)
+	opts := &fileobject.Options{
+		SigningKey: []byte("an example key of at least 32 bytes, keep it secret"),
+		BaseURL:    "http://" + srv.Listener.Addr().String() + "/files",
+	}
+	h, _ := fileobject.NewHandler(dir, opts)
+	srv.Config.Handler = h
+	srv.Start()
+	defer srv.Close()
+	b, _ := fileobject.OpenBucket(dir, opts)
+	alice := mustClone("6f1c1a52-8a57-4c1e-9a0e-1d2b3c4d5e6f", "0b7e2a10-5c3d-4e8f-a1b2-c3d4e5f60718")
+
+	// Server side: issue a ticket for one PDF of at most 1 KiB, and keep it.
+	ticket, err := b.UploadTicket(ctx, alice, "uploads", &objectstore.UploadTicketOptions{
+		ContentType: "application/pdf", MinSize: 1, MaxSize: 1024,
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	// Client side: a multipart form POST with the ticket's fields, then the file.
+	code, _, _ := drivertest.PostUpload(ctx, nil, ticket, strings.NewReader(strings.Repeat("x", 2000)))
+	fmt.Println("oversized upload:", code)
+	code, _, _ = drivertest.PostUpload(ctx, nil, ticket, strings.NewReader("%PDF-1.7 tiny"))
+	fmt.Println("upload:", code)
+
+	// Server side again: verify before ingesting.
+	a, err := b.VerifyUpload(ctx, alice, ticket)
+	fmt.Println("verified:", err == nil, a.ContentType, a.Size)
+	// Output:
+	// oversized upload: 413
+	// upload: 204
+	// verified: true application/pdf 13
 }
