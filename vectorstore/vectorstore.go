@@ -18,11 +18,14 @@
 //     or "__default__", and no argument of any method can change it.
 //  2. Metadata stamp. The keys [TenantKey] ("tenant_id") and [CloneKey] ("clone_id")
 //     are written into every vector's metadata from the context. Callers may not set
-//     them (an error of kind [clone.ErrInvalidInput]); they are removed again from
-//     returned metadata.
+//     them: their own IDs there are refused with [clone.ErrInvalidInput], another
+//     tenant's or clone's with [clone.ErrCloneMismatch] and an [audit.Denied] event. The
+//     keys are removed again from returned metadata.
 //  3. Filter. Every query and delete-by-filter has the clone scope
-//     {"tenant_id": T, "clone_id": C} AND-ed to the caller's filter, so even a filter
-//     naming another clone's clone_id matches nothing outside the clone.
+//     {"tenant_id": T, "clone_id": C} AND-ed to the caller's filter, so no filter can
+//     match outside the clone. A filter that compares tenant_id or clone_id with another
+//     tenant's or clone's ID is a probe: it is refused with [clone.ErrCloneMismatch]
+//     and an [audit.Denied] event.
 //  4. Post-check. Every match and fetched vector is checked against the context before
 //     it is returned. A mismatch is an isolation violation: the call fails with
 //     [clone.ErrIsolationViolation], returns nothing, and one [audit.Violation] event is
@@ -300,6 +303,9 @@ func (x *Index) Upsert(ctx context.Context, cc clone.CloneContext, vectors []Vec
 		}
 		md, err := stampMetadata(op, v.Metadata, tenant, cloneID)
 		if err != nil {
+			if errs.KindOf(err) == errs.CloneMismatch {
+				x.record(ctx, op, cc, audit.Denied, "metadata names another tenant or clone", nil)
+			}
 			return fmt.Errorf("vector %d: %w", i, err)
 		}
 		out[i] = driver.Vector{ID: v.ID, Values: append([]float32(nil), v.Values...), Metadata: md}
@@ -328,7 +334,7 @@ func (x *Index) Query(ctx context.Context, cc clone.CloneContext, q Query) ([]Ma
 	if q.TopK < 1 || q.TopK > maxK {
 		return nil, errs.New(errs.InvalidInput, op, "top-k %d outside 1..%d", q.TopK, maxK)
 	}
-	f, err := x.scopedFilter(op, cc, q.Filter)
+	f, err := x.scopedFilter(ctx, op, cc, q.Filter)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +437,7 @@ func (x *Index) DeleteByFilter(ctx context.Context, cc clone.CloneContext, f map
 	if len(f) == 0 {
 		return errs.New(errs.InvalidInput, op, "empty filter; use DeleteAll to delete every vector of the clone")
 	}
-	pf, err := x.scopedFilter(op, cc, f)
+	pf, err := x.scopedFilter(ctx, op, cc, f)
 	if err != nil {
 		return err
 	}
@@ -508,7 +514,9 @@ func (x *Index) Stats(ctx context.Context, cc clone.CloneContext) (*Stats, error
 	return &Stats{Namespace: ns, Dimension: x.dim, VectorCount: s.VectorCount}, nil
 }
 
-func (x *Index) scopedFilter(op string, cc clone.CloneContext, f map[string]any) (*filter.Filter, error) {
+// scopedFilter parses f, refuses it if it names another tenant or clone, and ANDs it
+// with the clone scope.
+func (x *Index) scopedFilter(ctx context.Context, op string, cc clone.CloneContext, f map[string]any) (*filter.Filter, error) {
 	pf, err := filter.Parse(f)
 	if err != nil {
 		var e *errs.Error
@@ -516,6 +524,10 @@ func (x *Index) scopedFilter(op string, cc clone.CloneContext, f map[string]any)
 			return nil, errs.New(e.Kind, op, "filter: %s", e.Msg)
 		}
 		return nil, errs.Wrap(errs.InvalidInput, op, err, "filter")
+	}
+	if namesOther(pf, cc.TenantID().String(), cc.CloneID().String()) {
+		x.record(ctx, op, cc, audit.Denied, "filter names another tenant or clone", nil)
+		return nil, errs.New(errs.CloneMismatch, op, "filter names a tenant or clone other than the clone context's")
 	}
 	scope, err := ScopeFilter(cc)
 	if err != nil {
@@ -541,6 +553,44 @@ func (x *Index) validValues(op string, v []float32) error {
 		return errs.New(errs.InvalidInput, op, "all values are zero")
 	}
 	return nil
+}
+
+// namesOther reports whether f compares a scope key with a value other than the
+// context's own (for example {"clone_id": "<another clone>"}). Such a filter could only
+// ever match nothing, so it is a probe, and refused.
+func namesOther(f *filter.Filter, tenant, cloneID string) bool {
+	if f == nil {
+		return false
+	}
+	switch f.Op() {
+	case filter.And, filter.Or:
+		for _, c := range f.Children() {
+			if namesOther(c, tenant, cloneID) {
+				return true
+			}
+		}
+		return false
+	case filter.Exists:
+		return false
+	}
+	own := tenant
+	switch f.Field() {
+	case TenantKey:
+	case CloneKey:
+		own = cloneID
+	default:
+		return false
+	}
+	vals := f.Values()
+	if f.Op() != filter.In && f.Op() != filter.Nin {
+		vals = []any{f.Value()}
+	}
+	for _, v := range vals {
+		if s, ok := v.(string); !ok || s != own {
+			return true
+		}
+	}
+	return false
 }
 
 func validID(op, id string) error {
@@ -583,8 +633,10 @@ func stampMetadata(op string, md map[string]any, tenant, cloneID string) (map[st
 	out := make(map[string]any, len(md)+2)
 	for k, v := range md {
 		switch {
+		case k == TenantKey && v != tenant || k == CloneKey && v != cloneID:
+			return nil, errs.New(errs.CloneMismatch, op, "metadata key %q names a tenant or clone other than the clone context's", k)
 		case k == TenantKey || k == CloneKey:
-			return nil, errs.New(errs.InvalidInput, op, "metadata key %q is reserved for the clone scope", k)
+			return nil, errs.New(errs.InvalidInput, op, "metadata key %q is reserved for the clone scope; it is set from the clone context", k)
 		case k == "":
 			return nil, errs.New(errs.InvalidInput, op, "empty metadata key")
 		case strings.HasPrefix(k, "$"):

@@ -503,9 +503,16 @@ func runScopedTests(t *testing.T, open Open) {
 			{"reserved tenant_id", func() error {
 				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"tenant_id": cc.TenantID().String()}}})
 			}, clone.ErrInvalidInput},
-			{"reserved clone_id", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"clone_id": clone.NewID().String()}}})
+			{"reserved clone_id, own", func() error {
+				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"clone_id": cc.CloneID().String()}}})
 			}, clone.ErrInvalidInput},
+			{"reserved clone_id, another clone's", func() error {
+				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"clone_id": clone.NewID().String()}}})
+			}, clone.ErrCloneMismatch},
+			{"filter naming another clone", func() error {
+				_, err := x.Query(ctxT(t), cc, q(1, map[string]any{"clone_id": clone.NewID().String()}))
+				return err
+			}, clone.ErrCloneMismatch},
 			{"metadata too large", func() error {
 				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"text": string(big)}}})
 			}, clone.ErrTooLarge},
@@ -564,8 +571,8 @@ func runScopedTests(t *testing.T, open Open) {
 				denied++
 			}
 		}
-		if denied != 6 {
-			t.Errorf("%d denial events for 6 calls without a clone context", denied)
+		if denied != 8 {
+			t.Errorf("%d denial events, want 8 (6 calls without a clone context, 2 naming another clone)", denied)
 		}
 	})
 
@@ -675,24 +682,46 @@ func runIsolationTests(t *testing.T, open Open) {
 	})
 
 	t.Run("FilterNamingAnotherClone", func(t *testing.T) {
-		x, _, _, a, b, sib := setup(t)
+		x, _, sink, a, b, sib := setup(t)
 		// The owner's own scope in a filter works...
 		if got := owners(everything(t, x, a, map[string]any{"clone_id": a.CloneID().String()})); got["a"] != 18 {
 			t.Fatalf("filter on own clone_id: %v", got)
 		}
-		// ...and naming another clone or tenant finds nothing.
-		attempts := []map[string]any{
+		// ...naming another clone or tenant is refused as a probe and audited...
+		probes := []map[string]any{
 			{"clone_id": b.CloneID().String()},
 			{"clone_id": sib.CloneID().String()},
 			{"tenant_id": b.TenantID().String()},
-			{"clone_id": map[string]any{"$ne": a.CloneID().String()}},
-			{"clone_id": map[string]any{"$in": []string{b.CloneID().String(), sib.CloneID().String()}}},
+			{"clone_id": map[string]any{"$in": []string{a.CloneID().String(), b.CloneID().String()}}},
 			{"$or": []any{map[string]any{"clone_id": b.CloneID().String()}, map[string]any{"owner": "b"}}},
-			{"owner": map[string]any{"$in": []string{"b", "sib"}}},
+			{"$and": []any{map[string]any{"owner": "a"}, map[string]any{"tenant_id": map[string]any{"$ne": b.TenantID().String()}}}},
 		}
-		for _, f := range attempts {
+		for _, f := range probes {
+			before := len(sink.Events())
+			ms, err := x.Query(ctxT(t), a, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 100, IncludeMetadata: true, Filter: f})
+			if !errors.Is(err, clone.ErrCloneMismatch) || ms != nil {
+				t.Errorf("filter %v: %d matches, %v; want ErrCloneMismatch", f, len(ms), err)
+			}
+			if err := x.DeleteByFilter(ctxT(t), a, f); !errors.Is(err, clone.ErrCloneMismatch) {
+				t.Errorf("delete by filter %v: %v; want ErrCloneMismatch", f, err)
+			}
+			if n := len(sink.Events()) - before; n != 2 {
+				t.Errorf("filter %v: %d audit events, want 2", f, n)
+			}
+		}
+		// ...and filters that do not name another clone still match only the clone.
+		for _, f := range []map[string]any{
+			{"clone_id": map[string]any{"$ne": a.CloneID().String()}},
+			{"clone_id": map[string]any{"$exists": false}},
+			{"owner": map[string]any{"$in": []string{"b", "sib"}}},
+		} {
 			if ms := everything(t, x, a, f); len(ms) != 0 {
 				t.Errorf("filter %v returned %v to clone a", f, owners(ms))
+			}
+		}
+		for _, c := range []clone.CloneContext{b, sib} {
+			if st, err := x.Stats(ctxT(t), c); err != nil || st.VectorCount != 6 {
+				t.Fatalf("after a's refused deletes, another clone has %+v, %v", st, err)
 			}
 		}
 	})
@@ -732,8 +761,8 @@ func runIsolationTests(t *testing.T, open Open) {
 		if err := x.DeleteByFilter(ctxT(t), b, map[string]any{"owner": map[string]any{"$in": []string{"a", "sib", "b"}}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := x.DeleteByFilter(ctxT(t), b, map[string]any{"clone_id": a.CloneID().String()}); err != nil {
-			t.Fatal(err)
+		if err := x.DeleteByFilter(ctxT(t), b, map[string]any{"clone_id": a.CloneID().String()}); !errors.Is(err, clone.ErrCloneMismatch) {
+			t.Fatalf("b deleting by a's clone_id: %v, want ErrCloneMismatch", err)
 		}
 		if err := x.DeleteAll(ctxT(t), b); err != nil {
 			t.Fatal(err)

@@ -35,12 +35,13 @@ func Example() {
 		fmt.Printf("%s %.2f %s\n", m.ID, m.Score, m.Metadata["topic"])
 	}
 
-	// A filter naming another clone finds nothing: the clone scope is always AND-ed in.
-	leaked, _ := idx.Query(ctx, alice, vectorstore.Query{
+	// The clone scope is AND-ed into every filter; a filter naming another clone is a
+	// probe, refused (and audited).
+	leaked, err := idx.Query(ctx, alice, vectorstore.Query{
 		Vector: []float32{1, 0, 0}, TopK: 5,
 		Filter: map[string]any{"clone_id": bob.CloneID().String()},
 	})
-	fmt.Println("matches of bob's clone seen by alice:", len(leaked))
+	fmt.Println(len(leaked), errors.Is(err, clone.ErrCloneMismatch))
 
 	// Bad input is refused before it reaches the index.
 	_, err = idx.Query(ctx, alice, vectorstore.Query{Vector: []float32{1, 0}, TopK: 5})
@@ -48,7 +49,7 @@ func Example() {
 	// Output:
 	// note#1 1.00 pricing
 	// note#2 0.80 hiring
-	// matches of bob's clone seen by alice: 0
+	// 0 true
 	// true
 }
 
