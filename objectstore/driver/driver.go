@@ -121,8 +121,9 @@ type UploadTicket struct {
 
 // Bucket is the interface a backend implements. Keys given to a driver are always valid
 // (non-empty UTF-8 without "." or ".." segments, control characters or backslashes, at
-// most 1024 bytes) and prefixes always end in "/". Methods must be safe for concurrent
-// use.
+// most 1024 bytes). Prefixes given to DeleteAll end in "/"; a List prefix may end in
+// the middle of a segment ("tenants/.../docs/rep"). Methods must be safe for
+// concurrent use.
 //
 // Errors: every method may return any error; [Bucket.ErrorKind] classifies it.
 type Bucket interface {
