@@ -566,6 +566,10 @@ type DeleteReport = driver.DeleteAllResult
 // and delete marker too, and every unfinished multipart upload. It then lists the
 // prefix again (including versions) and fails unless nothing is left. It records an
 // audit event either way.
+//
+// A write racing with the wipe can land after it; offboarding therefore first makes
+// the clone unusable ([Options.CheckClone] refusing everything but DeleteClone), then
+// calls DeleteClone, and retries it if it reports objects left behind.
 func (b *Bucket) DeleteClone(ctx context.Context, cc clone.CloneContext) (*DeleteReport, error) {
 	const op = "objectstore.DeleteClone"
 	if err := b.validate(ctx, op, cc); err != nil {

@@ -128,7 +128,9 @@ const MaxUploadSize = 5 << 30
 // UploadTicketOptions control [Bucket.UploadTicket]. ContentType and MaxSize are
 // required.
 type UploadTicketOptions struct {
-	// Name is the object's name; "" lets the SDK choose one ([NewName]).
+	// Name is the object's name; "" lets the SDK choose one ([NewName]), which is
+	// recommended: [Bucket.VerifyUpload] deletes whatever it finds under the name if it
+	// does not match the ticket, including an older object the client never replaced.
 	Name string
 	// ContentType is the exact content type the upload must carry.
 	ContentType string
