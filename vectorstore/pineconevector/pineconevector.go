@@ -544,8 +544,9 @@ func (d *Driver) List(ctx context.Context, ns string, req *driver.ListRequest) (
 	return p, nil
 }
 
-// Stats implements driver.Index with DescribeNamespace; a missing namespace has 0
-// records.
+// Stats implements driver.Index with DescribeNamespace (serverless indexes), falling
+// back to DescribeIndexStats where that is UNIMPLEMENTED (pod-based indexes); a missing
+// namespace has 0 records.
 func (d *Driver) Stats(ctx context.Context, ns string) (*driver.Stats, error) {
 	if err := checkNS("pineconevector.Stats", ns); err != nil {
 		return nil, err
@@ -556,10 +557,26 @@ func (d *Driver) Stats(ctx context.Context, ns string) (*driver.Stats, error) {
 		res, err = d.conn.DescribeNamespace(ctx, ns)
 		return err
 	})
-	if status.Code(err) == codes.NotFound {
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.NotFound:
 		return &driver.Stats{}, nil
-	}
-	if err != nil {
+	case codes.Unimplemented:
+		// Pod-based indexes have no DescribeNamespace: read the index-wide stats.
+		var st *pinecone.DescribeIndexStatsResponse
+		err = d.do(ctx, func(ctx context.Context) error {
+			var err error
+			st, err = d.conn.DescribeIndexStats(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if s := st.Namespaces[ns]; s != nil {
+			return &driver.Stats{VectorCount: int(s.VectorCount)}, nil
+		}
+		return &driver.Stats{}, nil
+	default:
 		return nil, err
 	}
 	if res == nil {

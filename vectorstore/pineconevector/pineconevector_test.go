@@ -258,3 +258,20 @@ func TestDriverRefusesDefaultNamespace(t *testing.T) {
 		t.Fatalf("%d requests reached the server", n)
 	}
 }
+
+func TestStatsFallsBackToIndexStats(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+	x, _ := vectorstore.NewIndex(open(t, srv, 4, nil), nil)
+	cc := drivertest.NewClone(t)
+	if err := x.Upsert(t.Context(), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}, {ID: "b", Values: []float32{0, 1, 0, 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.FailNext("DescribeNamespace", 1, codes.Unimplemented, "pod index")
+	st, err := x.Stats(t.Context(), cc)
+	if err != nil || st.VectorCount != 2 {
+		t.Fatalf("Stats = %+v, %v; want 2 from DescribeIndexStats", st, err)
+	}
+	if srv.Calls("DescribeIndexStats") != 1 {
+		t.Fatalf("DescribeIndexStats was not used")
+	}
+}
