@@ -804,6 +804,24 @@ func runTickets(t *testing.T, c Config, newBucket func(*testing.T) (*objectstore
 				t.Errorf("tampered %s: %d %v, want 403", field, code, err)
 			}
 		}
+		// The owner stamp field, whatever the driver calls it, cannot be changed either.
+		tk := ticket(t, "stamp.pdf")
+		stamp := ""
+		for k, v := range tk.Fields {
+			if v == ca.CloneID().String() {
+				stamp = k
+			}
+		}
+		if stamp == "" {
+			t.Fatalf("ticket fields carry no clone stamp: %v", tk.Fields)
+		}
+		tk.Fields[stamp] = cb.CloneID().String()
+		if code, _, err := PostUpload(ctx, c.HTTPClient, tk, strings.NewReader("pdf")); err != nil || code != http.StatusForbidden {
+			t.Errorf("tampered owner stamp %s: %d %v, want 403", stamp, code, err)
+		}
+		if _, err := b.Head(ctx, ca, "uploads", "stamp.pdf"); !errors.Is(err, clone.ErrNotFound) {
+			t.Errorf("upload with a tampered stamp was stored: %v", err)
+		}
 		if _, err := b.Head(ctx, cb, "uploads", "t.pdf"); !errors.Is(err, clone.ErrNotFound) {
 			t.Errorf("tampered upload reached B: %v", err)
 		}
