@@ -1,0 +1,207 @@
+package extract
+
+import (
+	"bytes"
+	"context"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+// HTML is the extractor of text/html and application/xhtml+xml: the visible text of
+// the page with its structure as light Markdown (see the package documentation). It
+// streams through golang.org/x/net/html's tokenizer, so deeply nested or unclosed
+// markup costs no recursion; the document's <title> becomes a leading "# " heading
+// when the body has no h1.
+func HTML(ctx context.Context, data []byte, params map[string]string) (string, error) {
+	const op = "extract.HTML"
+	if cs := params["charset"]; cs == "" {
+		params = map[string]string{"charset": "utf-8"}
+	}
+	src, err := decode(op, data, params)
+	if err != nil {
+		return "", err
+	}
+	z := html.NewTokenizer(strings.NewReader(src))
+	var (
+		w       htmlWriter
+		skip    int // depth inside invisible elements
+		pre     int // depth inside <pre>
+		inTitle bool
+		title   strings.Builder
+		hasH1   bool
+		n       int
+	)
+	for {
+		n++
+		if n%4096 == 0 && ctx.Err() != nil {
+			return "", errs.Wrap(errs.Unavailable, op, ctx.Err(), "cancelled")
+		}
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			text := w.String()
+			if t := strings.Join(strings.Fields(title.String()), " "); t != "" && !hasH1 {
+				if text == "" {
+					return "# " + t, nil
+				}
+				return "# " + t + "\n\n" + text, nil
+			}
+			return text, nil
+		case html.TextToken:
+			switch {
+			case inTitle:
+				title.Write(z.Text())
+			case skip > 0:
+			case pre > 0:
+				w.raw(z.Text())
+			default:
+				w.text(z.Text())
+			}
+		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
+			name, _ := z.TagName()
+			a := atom.Lookup(name)
+			start := tt != html.EndTagToken
+			selfClosing := tt == html.SelfClosingTagToken
+			switch a {
+			case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Svg, atom.Math,
+				atom.Iframe, atom.Object, atom.Canvas, atom.Head, atom.Select, atom.Button:
+				if selfClosing {
+					continue
+				}
+				if start {
+					skip++
+				} else if skip > 0 {
+					skip--
+				}
+				if a == atom.Head && !start {
+					skip = 0
+				}
+				continue
+			case atom.Title:
+				inTitle = start && !selfClosing
+				continue
+			case atom.Body:
+				skip = 0 // a <head> left open ends here
+			}
+			if skip > 0 {
+				continue
+			}
+			switch a {
+			case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+				w.block()
+				if start {
+					level := int(name[1] - '0')
+					if level == 1 {
+						hasH1 = true
+					}
+					w.prefix(strings.Repeat("#", level) + " ")
+				}
+			case atom.Li, atom.Dt:
+				if start {
+					w.line()
+					w.prefix("- ")
+				} else {
+					w.line()
+				}
+			case atom.Br:
+				w.line()
+			case atom.Tr, atom.Dd:
+				w.line()
+			case atom.Td, atom.Th:
+				if start {
+					w.sep()
+				}
+			case atom.Pre:
+				w.block()
+				if start && !selfClosing {
+					pre++
+				} else if !start && pre > 0 {
+					pre--
+				}
+			case atom.P, atom.Div, atom.Section, atom.Article, atom.Header, atom.Footer,
+				atom.Main, atom.Nav, atom.Aside, atom.Blockquote, atom.Ul, atom.Ol, atom.Dl,
+				atom.Table, atom.Hr, atom.Figure, atom.Figcaption, atom.Address, atom.Details,
+				atom.Summary, atom.Form, atom.Fieldset, atom.Body, atom.Html:
+				w.block()
+			}
+		}
+	}
+}
+
+// htmlWriter accumulates extracted text, collapsing white space and emitting at most
+// one pending break between runs of text.
+type htmlWriter struct {
+	b       bytes.Buffer
+	brk     int    // pending break: 0 none, 1 space, 2 newline, 3 blank line
+	pending string // prefix to write before the next text ("## ", "- ")
+}
+
+func (w *htmlWriter) want(k int) {
+	if w.b.Len() > 0 && k > w.brk {
+		w.brk = k
+	}
+}
+
+func (w *htmlWriter) block()          { w.want(3); w.pending = "" }
+func (w *htmlWriter) line()           { w.want(2); w.pending = "" }
+func (w *htmlWriter) sep()            { w.want(1) }
+func (w *htmlWriter) prefix(p string) { w.pending = p }
+func (w *htmlWriter) String() string  { return strings.TrimSpace(w.b.String()) }
+func (w *htmlWriter) flushBreak(text bool) {
+	switch w.brk {
+	case 1:
+		w.b.WriteByte(' ')
+	case 2:
+		w.b.WriteByte('\n')
+	case 3:
+		w.b.WriteString("\n\n")
+	}
+	w.brk = 0
+	if text && w.pending != "" {
+		w.b.WriteString(w.pending)
+		w.pending = ""
+	}
+}
+
+// text writes a run of ordinary text with its white space collapsed.
+func (w *htmlWriter) text(t []byte) {
+	lead := len(t) > 0 && isHTMLSpace(t[0])
+	trail := len(t) > 0 && isHTMLSpace(t[len(t)-1])
+	fields := bytes.Fields(t)
+	if len(fields) == 0 {
+		if lead {
+			w.want(1)
+		}
+		return
+	}
+	if lead {
+		w.want(1)
+	}
+	w.flushBreak(true)
+	for i, f := range fields {
+		if i > 0 {
+			w.b.WriteByte(' ')
+		}
+		w.b.Write(f)
+	}
+	if trail {
+		w.want(1)
+	}
+}
+
+// raw writes preformatted text as is.
+func (w *htmlWriter) raw(t []byte) {
+	if len(t) == 0 {
+		return
+	}
+	w.flushBreak(true)
+	w.b.Write(t)
+}
+
+func isHTMLSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
+}
