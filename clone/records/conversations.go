@@ -17,7 +17,7 @@ type Conversation struct {
 	TenantID  uuid.UUID       `db:"tenant_id"` // from the clone context
 	CloneID   uuid.UUID       `db:"clone_id"`  // from the clone context
 	ID        uuid.UUID       `db:"id"`        // zero on create: a new random ID
-	UserID    *string         `db:"user_id"`   // legacy user the record was migrated from, if any
+	UserID    *string         `db:"user_id"`   // legacy user the record was migrated from, if any; set on create only
 	Subject   string          `db:"subject"`   // who is talking to the clone, at most MaxShortBytes; set on create
 	Title     string          `db:"title"`     // at most MaxTitleBytes
 	Metadata  json.RawMessage `db:"-"`         // a JSON object, at most MaxJSONBytes
@@ -166,7 +166,7 @@ type Message struct {
 	CloneID        uuid.UUID       `db:"clone_id"`  // from the clone context
 	ConversationID uuid.UUID       `db:"conversation_id"`
 	ID             uuid.UUID       `db:"id"`      // zero on append: a new random ID
-	UserID         *string         `db:"user_id"` // legacy user the record was migrated from, if any
+	UserID         *string         `db:"user_id"` // legacy user the record was migrated from, if any; set on create only
 	Role           string          `db:"role"`    // RoleSystem, RoleUser or RoleAssistant
 	Content        string          `db:"content"` // at most MaxContentBytes (may be empty)
 	Citations      json.RawMessage `db:"-"`       // a JSON array, at most MaxJSONBytes; e.g. the chunks an answer used

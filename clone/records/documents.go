@@ -18,7 +18,7 @@ type Document struct {
 	TenantID    uuid.UUID       `db:"tenant_id"` // from the clone context
 	CloneID     uuid.UUID       `db:"clone_id"`  // from the clone context
 	ID          uuid.UUID       `db:"id"`        // zero on create: a new random ID
-	UserID      *string         `db:"user_id"`   // legacy user the record was migrated from, if any
+	UserID      *string         `db:"user_id"`   // legacy user the record was migrated from, if any; set on create only
 	Title       string          `db:"title"`     // at most MaxTitleBytes
 	SourceName  string          `db:"source_name"`
 	ContentType string          `db:"content_type"`

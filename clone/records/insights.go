@@ -17,7 +17,7 @@ type Insight struct {
 	TenantID  uuid.UUID       `db:"tenant_id"` // from the clone context
 	CloneID   uuid.UUID       `db:"clone_id"`  // from the clone context
 	ID        uuid.UUID       `db:"id"`        // zero on create: a new random ID
-	UserID    *string         `db:"user_id"`   // legacy user the record was migrated from, if any
+	UserID    *string         `db:"user_id"`   // legacy user the record was migrated from, if any; set on create only
 	Category  string          `db:"category"`  // at most MaxShortBytes
 	Content   string          `db:"content"`   // 1 to MaxContentBytes
 	Metadata  json.RawMessage `db:"-"`         // a JSON object, at most MaxJSONBytes
