@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -176,6 +177,26 @@ func TestScopedSigning(t *testing.T) {
 	}
 	if code, body := httpGet(t, u); code != http.StatusOK || body != "A" {
 		t.Errorf("scoped URL: %d %q", code, body)
+	}
+	// Credentials are cached per clone, never shared: B's URL is signed by another
+	// session, and each works for its own object.
+	_, cb := newClones(t)
+	if _, err := b.Put(ctx, cb, "docs", "a", strings.NewReader("B"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ub, err := b.SignedURL(ctx, cb, "docs", "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2, err := b.SignedURL(ctx, ca, "docs", "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accessKey(t, u) != accessKey(t, u2) || accessKey(t, u) == accessKey(t, ub) {
+		t.Errorf("credential reuse wrong: A %s, A again %s, B %s", accessKey(t, u), accessKey(t, u2), accessKey(t, ub))
+	}
+	if code, body := httpGet(t, ub); code != http.StatusOK || body != "B" {
+		t.Errorf("B's scoped URL: %d %q", code, body)
 	}
 	// The credentials must outlive the URL: 15 min URL + 1 min margin needs > 16 min.
 	if _, err := b.SignedURL(ctx, ca, "docs", "a", &objectstore.SignedURLOptions{Expiry: 20 * time.Minute}); !errors.Is(err, clone.ErrInvalidInput) {
@@ -357,4 +378,18 @@ func TestErrorsAreClassifiedAndVendorErrorsReachable(t *testing.T) {
 	if _, err := b.Head(cctx, ca, "docs", "x"); !errors.Is(err, clone.ErrUnavailable) {
 		t.Errorf("cancelled context: %v, want ErrUnavailable", err)
 	}
+}
+
+func accessKey(t *testing.T, u string) string {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := pu.Query().Get("X-Amz-Credential")
+	key, _, _ := strings.Cut(cred, "/")
+	if key == "" {
+		t.Fatalf("no credential in %s", u)
+	}
+	return key
 }
