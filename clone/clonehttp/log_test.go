@@ -3,6 +3,7 @@ package clonehttp_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -73,6 +74,9 @@ func TestLogging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Read to the end: the body was flushed early, and its last chunk is sent only after
+	// the middleware has written the access record.
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	rid := resp.Header.Get("X-Request-Id")
 	cc, _, err := s.ProvisionSolo(t.Context(), subject)
@@ -99,6 +103,7 @@ func TestLogging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	recs = access.records(t)
 	if len(recs) != 2 {
