@@ -166,7 +166,12 @@ func (b *fsBucket) Put(ctx context.Context, key string, r io.Reader, opts *drive
 		return nil, err
 	}
 	tmpName := f.Name()
-	defer os.Remove(tmpName) // no-op after a successful rename
+	renamed := false
+	defer func() {
+		if !renamed {
+			os.Remove(tmpName)
+		}
+	}()
 	h := sha256.New()
 	w := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
 	_, err = io.Copy(w, ctxReader{ctx, r})
@@ -199,6 +204,7 @@ func (b *fsBucket) Put(ctx context.Context, key string, r io.Reader, opts *drive
 	if err != nil {
 		return nil, err
 	}
+	renamed = true
 	return b.Head(ctx, key)
 }
 
