@@ -205,6 +205,11 @@ func (b *fsBucket) Put(ctx context.Context, key string, r io.Reader, opts *drive
 		return nil, err
 	}
 	renamed = true
+	// Make the rename itself durable.
+	if d, err := os.Open(filepath.Dir(p)); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	return b.Head(ctx, key)
 }
 
