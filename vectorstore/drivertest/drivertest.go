@@ -3,6 +3,9 @@
 // vectorstore/driver) and through the portable vectorstore.Index (validation, clone
 // scoping, post-checks and isolation between clones).
 //
+// The suite expects reads to see earlier writes at once, as the embedded index and the
+// Pinecone emulator do; real Pinecone is eventually consistent and is not run with it.
+//
 // A backend's test calls:
 //
 //	func TestConformance(t *testing.T) {

@@ -113,6 +113,11 @@ func BenchmarkCompare(b *testing.B) {
 					b.Fatalf("chromem-go and memvector disagree on the best match: %s vs %s", rs[0].ID, ms[0].ID)
 				}
 				i++
+				// Collect chromem-go's per-query garbage between rounds (untimed), so no
+				// contender pays GC assists for another's allocations.
+				b.StopTimer()
+				runtime.GC()
+				b.StartTimer()
 			}
 			fm, sm, bm, cm := median(floor), median(scoped), median(bare), median(chr)
 			b.ReportMetric(fm, "floor-ns")
