@@ -22,10 +22,12 @@ func NewLogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
 
 type logHandler struct{ h slog.Handler }
 
+// Enabled reports whether the wrapped handler handles level.
 func (l logHandler) Enabled(ctx context.Context, level slog.Level) bool {
 	return l.h.Enabled(ctx, level)
 }
 
+// Handle adds the request, tenant and clone IDs of ctx to r and passes it on.
 func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx != nil {
 		if rid := audit.RequestIDFrom(ctx); rid != "" {
@@ -38,8 +40,10 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 	return l.h.Handle(ctx, r)
 }
 
+// WithAttrs returns the wrapped handler with attrs, still adding the IDs.
 func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return logHandler{l.h.WithAttrs(attrs)}
 }
 
+// WithGroup returns the wrapped handler with a group, still adding the IDs.
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.h.WithGroup(name)} }
