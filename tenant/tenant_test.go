@@ -118,7 +118,7 @@ func TestProvisionSoloRefusals(t *testing.T) {
 			}
 		}
 		// SQL injection in a subject is just a subject.
-		inj := "x' OR '1'='1"
+		inj := "x' OR '1'='1 " + uuid.NewString() // unique: the PostgreSQL database is shared
 		cc, _, err := s.ProvisionSolo(ctx, inj)
 		if err != nil {
 			t.Fatalf("ProvisionSolo(injection) = %v", err)
