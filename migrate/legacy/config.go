@@ -1,0 +1,130 @@
+package legacy
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/migrate"
+)
+
+// Table is one clone-owned table of a legacy deployment: its rows belong to the legacy
+// user named in UserColumn and move to that user's clone.
+type Table struct {
+	// Name is the table's name in the connection's current schema.
+	Name string `json:"name"`
+	// UserColumn holds the legacy user's ID (any type; compared as text); default
+	// "user_id". Rows where it is NULL or empty have no user: they are reported, never
+	// assigned to anybody.
+	UserColumn string `json:"user_column,omitempty"`
+}
+
+func (t Table) userColumn() string {
+	if t.UserColumn == "" {
+		return "user_id"
+	}
+	return t.UserColumn
+}
+
+// DefaultTables returns the SDK's clone-owned tables, each with its user_id column, in
+// dependency order (parents first).
+func DefaultTables() []Table {
+	names := migrate.CloneOwnedTables()
+	out := make([]Table, len(names))
+	for i, n := range names {
+		out[i] = Table{Name: n, UserColumn: "user_id"}
+	}
+	return out
+}
+
+// Progress reports the advance of a long step. Done and Total count rows, objects or
+// vectors depending on Step; Total is 0 when unknown.
+type Progress struct {
+	Step  string // "provision", "snapshot", "backfill", "objects", "vectors", "verify", ...
+	Table string // the table, user or namespace being worked on ("" if none)
+	Done  int64
+	Total int64
+}
+
+// Config configures a [Migrator]. The zero value means the defaults.
+type Config struct {
+	// Tables are the clone-owned tables to migrate, parents before children; default
+	// [DefaultTables]. Hosts add their own tables here.
+	Tables []Table `json:"tables,omitempty"`
+	// UsersQuery, if set, is a SELECT returning one text column of legacy user IDs
+	// (for example "SELECT id::text FROM users"), so that users without any row also get
+	// their clone. The users found in the tables' user columns are always included.
+	UsersQuery string `json:"users_query,omitempty"`
+	// SubjectTemplate maps a legacy user ID to the subject (the identity provider's
+	// "sub") its clone is provisioned for, as on first sign-in; "{user_id}" is
+	// replaced by the user ID. Default "{user_id}": the subject is the user ID.
+	SubjectTemplate string `json:"subject_template,omitempty"`
+	// Subject, if set, overrides SubjectTemplate (library use only).
+	Subject func(userID string) (string, error) `json:"-"`
+	// BatchSize is the number of rows per backfill transaction; default 5000.
+	BatchSize int `json:"batch_size,omitempty"`
+	// Progress, if set, is called after every batch of every long step.
+	Progress func(Progress) `json:"-"`
+	// Logger receives one line per step and table; default: silent.
+	Logger *slog.Logger `json:"-"`
+
+	// hook, if set (by this package's tests), is called at named points of the long
+	// steps; an error it returns aborts the step there, as a crash would.
+	hook func(ctx context.Context, point string, n int) error
+}
+
+// DefaultBatchSize is the default number of rows per backfill transaction.
+const DefaultBatchSize = 5000
+
+func (c *Config) withDefaults() (*Config, error) {
+	const op = "legacy.Config"
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if len(out.Tables) == 0 {
+		out.Tables = DefaultTables()
+	}
+	seen := map[string]bool{}
+	for i, t := range out.Tables {
+		if t.Name == "" {
+			return nil, errs.New(errs.InvalidInput, op, "table %d has no name", i)
+		}
+		if seen[t.Name] {
+			return nil, errs.New(errs.InvalidInput, op, "table %s listed twice", t.Name)
+		}
+		seen[t.Name] = true
+		if t.Name == "tenants" || t.Name == "clones" || t.Name == "tenant_members" || t.Name == "clone_grants" ||
+			t.Name == "audit_events" || strings.HasPrefix(t.Name, "cloneiso_") {
+			return nil, errs.New(errs.InvalidInput, op, "table %s is not a clone-owned table", t.Name)
+		}
+	}
+	if out.SubjectTemplate == "" {
+		out.SubjectTemplate = "{user_id}"
+	}
+	if !strings.Contains(out.SubjectTemplate, "{user_id}") {
+		return nil, errs.New(errs.InvalidInput, op, "subject template %q does not contain {user_id}", out.SubjectTemplate)
+	}
+	if out.Subject == nil {
+		tmpl := out.SubjectTemplate
+		out.Subject = func(u string) (string, error) { return strings.ReplaceAll(tmpl, "{user_id}", u), nil }
+	}
+	if out.BatchSize <= 0 {
+		out.BatchSize = DefaultBatchSize
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.Progress == nil {
+		out.Progress = func(Progress) {}
+	}
+	return &out, nil
+}
+
+func (c *Config) at(ctx context.Context, point string, n int) error {
+	if c.hook != nil {
+		return c.hook(ctx, point, n)
+	}
+	return ctx.Err()
+}

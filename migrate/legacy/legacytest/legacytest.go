@@ -1,0 +1,180 @@
+// Package legacytest builds legacy (user_id keyed) deployments for tests and benchmarks
+// of package legacy: a PostgreSQL schema shaped like cloneiso's tables before the clone
+// model, with deterministic data, and the configuration that migrates it.
+//
+// The generated data has Users legacy users in a users table (u001, u002, ...); the
+// last NoRowUsers of them own no row at all; the others own documents, chunks,
+// insights, conversations, messages and rows of a host table, notes (user column
+// "owner"). Some documents have no user (NULL) and some notes have an empty owner:
+// rows without a user, which a migration must report and never assign. There is no
+// training_examples table (a legacy deployment that predates it). Primary keys are
+// derived from the user and position (md5-based UUIDs), so two databases generated
+// alike hold the same rows.
+package legacytest
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/cloneiso/cloneiso/migrate/legacy"
+)
+
+// Sizes of the generated fixture.
+const (
+	Users          = 60 // legacy users in the users table
+	NoRowUsers     = 5  // of which the last ones own no row
+	OrphanDocs     = 7  // documents without a user
+	OrphanNotes    = 4  // notes with an empty owner
+	UsersQuery     = "SELECT id FROM users"
+	HostTable      = "notes"
+	HostUserColumn = "owner"
+)
+
+// Schema is the legacy schema: cloneiso's clone-owned tables keyed by their own IDs and
+// user_id, without tenant_id and clone_id, plus the users table and a host table.
+const Schema = `
+CREATE TABLE users (
+    id    text PRIMARY KEY,
+    email text NOT NULL
+);
+CREATE TABLE documents (
+    id           uuid        PRIMARY KEY,
+    user_id      text        REFERENCES users (id),
+    title        text        NOT NULL DEFAULT '',
+    source_name  text        NOT NULL DEFAULT '',
+    content_type text        NOT NULL DEFAULT '',
+    size_bytes   bigint      NOT NULL DEFAULT 0 CHECK (size_bytes >= 0),
+    content_hash text        NOT NULL DEFAULT '',
+    object_key   text        NOT NULL DEFAULT '',
+    status       text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'processing', 'ready', 'failed')),
+    error        text        NOT NULL DEFAULT '',
+    chunk_count  integer     NOT NULL DEFAULT 0,
+    metadata     jsonb       NOT NULL DEFAULT '{}',
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX documents_user ON documents (user_id);
+CREATE TABLE document_chunks (
+    document_id  uuid        NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+    ordinal      integer     NOT NULL CHECK (ordinal >= 0),
+    user_id      text,
+    content      text        NOT NULL,
+    token_count  integer     NOT NULL DEFAULT 0,
+    start_offset integer     NOT NULL DEFAULT 0,
+    end_offset   integer     NOT NULL DEFAULT 0,
+    vector_id    text        NOT NULL DEFAULT '',
+    metadata     jsonb       NOT NULL DEFAULT '{}',
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (document_id, ordinal)
+);
+CREATE TABLE insights (
+    id         uuid        PRIMARY KEY,
+    user_id    text        NOT NULL,
+    category   text        NOT NULL DEFAULT '',
+    content    text        NOT NULL,
+    metadata   jsonb       NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE conversations (
+    id         uuid        PRIMARY KEY,
+    user_id    text,
+    subject    text        NOT NULL DEFAULT '',
+    title      text        NOT NULL DEFAULT '',
+    metadata   jsonb       NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE messages (
+    conversation_id uuid        NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    id              uuid        PRIMARY KEY,
+    user_id         text,
+    role            text        NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    content         text        NOT NULL,
+    citations       jsonb       NOT NULL DEFAULT '[]',
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE notes (
+    note_id bigint  PRIMARY KEY,
+    owner   text    NOT NULL,
+    body    text    NOT NULL,
+    pinned  boolean NOT NULL DEFAULT false
+);
+`
+
+// dataSQL fills the schema; %[1]d is the number of users, %[2]d the users without rows,
+// %[3]d the scale (rows per user multiply by it).
+var dataSQL = `
+INSERT INTO users (id, email)
+SELECT 'u' || lpad(i::text, 3, '0'), 'user' || i || '@example.com' FROM generate_series(1, %[1]d) i;
+
+INSERT INTO documents (id, user_id, title, source_name, content_type, size_bytes, content_hash, object_key, status, chunk_count, metadata, created_at, updated_at)
+SELECT md5('doc-' || u.i || '-' || j)::uuid, 'u' || lpad(u.i::text, 3, '0'), 'Document ' || j || ' of user ' || u.i,
+       'doc-' || j || '.txt', 'text/plain', (u.i * j * 37) %% 10000, md5('content-' || u.i || '-' || j),
+       'users/u' || lpad(u.i::text, 3, '0') || '/documents/doc-' || j || '.txt', 'ready', 0,
+       jsonb_build_object('n', j, 'tags', jsonb_build_array('a', u.i)),
+       timestamptz '2024-01-01 00:00:00+00' + (u.i * 97 + j) * interval '1 minute',
+       timestamptz '2024-02-01 00:00:00+00' + (u.i * 97 + j) * interval '1 minute'
+FROM generate_series(1, %[1]d - %[2]d) u(i), generate_series(1, (1 + u.i %% 4) * %[3]d) j;
+
+INSERT INTO documents (id, user_id, title, created_at, updated_at)
+SELECT md5('orphan-doc-' || j)::uuid, NULL, 'Orphan ' || j, timestamptz '2024-01-01 00:00:00+00', timestamptz '2024-01-01 00:00:00+00'
+FROM generate_series(1, ` + fmt.Sprint(OrphanDocs) + `) j;
+
+INSERT INTO document_chunks (document_id, ordinal, user_id, content, token_count, start_offset, end_offset, vector_id, created_at)
+SELECT d.id, k, d.user_id, 'Chunk ' || k || ' of ' || d.title, 10 + k, k * 100, k * 100 + 99, d.id || '#' || k, d.created_at
+FROM documents d, generate_series(0, get_byte(decode(md5(d.id::text), 'hex'), 0) %% 4) k
+WHERE d.user_id IS NOT NULL;
+
+INSERT INTO insights (id, user_id, category, content, metadata, created_at, updated_at)
+SELECT md5('insight-' || u.i || '-' || j)::uuid, 'u' || lpad(u.i::text, 3, '0'), (ARRAY['style', 'fact', 'preference'])[1 + j %% 3],
+       'Insight ' || j || ' about user ' || u.i || E' with a quote '' and a tab \t', '{}',
+       timestamptz '2024-03-01 00:00:00+00' + j * interval '1 second', timestamptz '2024-03-01 00:00:00+00'
+FROM generate_series(1, %[1]d - %[2]d) u(i), generate_series(1, (u.i %% 6) * %[3]d) j;
+
+INSERT INTO conversations (id, user_id, subject, title, created_at, updated_at)
+SELECT md5('conv-' || u.i || '-' || j)::uuid, 'u' || lpad(u.i::text, 3, '0'), 'visitor-' || j, 'Conversation ' || j,
+       timestamptz '2024-04-01 00:00:00+00' + j * interval '1 hour', timestamptz '2024-04-01 00:00:00+00' + j * interval '2 hours'
+FROM generate_series(1, %[1]d - %[2]d) u(i), generate_series(1, (1 + u.i %% 3) * %[3]d) j;
+
+INSERT INTO messages (conversation_id, id, user_id, role, content, citations, created_at)
+SELECT c.id, md5('msg-' || c.id || '-' || k)::uuid, c.user_id, (ARRAY['user', 'assistant'])[1 + k %% 2], 'Message ' || k || ' in ' || c.title,
+       jsonb_build_array(k), c.created_at + k * interval '1 second'
+FROM conversations c, generate_series(1, get_byte(decode(md5(c.id::text), 'hex'), 1) %% 6) k;
+
+INSERT INTO notes (note_id, owner, body, pinned)
+SELECT u.i * 1000 + j, 'u' || lpad(u.i::text, 3, '0'), 'Note ' || j || ' of ' || u.i, j %% 2 = 0
+FROM generate_series(1, %[1]d - %[2]d) u(i), generate_series(1, (u.i %% 3) * %[3]d) j;
+INSERT INTO notes (note_id, owner, body) SELECT 900000000 + j, '', 'Ownerless note ' || j FROM generate_series(1, ` + fmt.Sprint(OrphanNotes) + `) j;
+`
+
+// Create creates the legacy schema in db (the connection's current schema, which must
+// not have cloneiso's tables) and fills it; scale (at least 1) multiplies the rows per
+// user.
+func Create(ctx context.Context, db *sqlx.DB, scale int) error {
+	if scale < 1 {
+		scale = 1
+	}
+	if _, err := db.ExecContext(ctx, Schema); err != nil {
+		return fmt.Errorf("legacy schema: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(dataSQL, Users, NoRowUsers, scale)); err != nil {
+		return fmt.Errorf("legacy data: %w", err)
+	}
+	return nil
+}
+
+// Config returns the migration configuration of the fixture: the SDK's tables, the host
+// table notes (user column owner) and the users table as the source of users, so that
+// users without rows get a clone too.
+func Config() legacy.Config {
+	return legacy.Config{
+		Tables:     append(legacy.DefaultTables(), legacy.Table{Name: HostTable, UserColumn: HostUserColumn}),
+		UsersQuery: UsersQuery,
+	}
+}
+
+// UserID returns the ID of the i-th legacy user (1-based).
+func UserID(i int) string { return fmt.Sprintf("u%03d", i) }

@@ -1,0 +1,387 @@
+package legacy
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3/database"
+
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/tenant"
+)
+
+// lockID is the advisory lock key of package migrate's PostgreSQL migrations (the bytes
+// "cloneiso"); adoption and enforcement take it too, so they never run beside
+// migrate.Up or each other.
+const lockID int64 = 0x636c6f6e6569736f
+
+// EnforcedVersion is the version of cloneiso's schema (package migrate) that
+// [Migrator.Enforce] reproduces on an adopted legacy schema and records in the version
+// table; later versions are then applied by migrate.Up.
+const EnforcedVersion = 2
+
+// ErrIncomplete is returned (wrapped, with the details) by [Migrator.Enforce] while a
+// table still has rows without a clone; it also has kind clone.ErrConflict.
+var ErrIncomplete = errors.New("rows without a clone")
+
+// Migrator moves one legacy PostgreSQL database (rows keyed by a user ID) to the clone
+// model. Its methods are the steps of the migration, in the order of
+// MIGRATION_GUIDE.md: [Migrator.Adopt], [Migrator.Plan], [Migrator.Backfill],
+// [Migrator.Verify], [Migrator.Enforce]. Each is idempotent and may be interrupted at any
+// point and run again.
+type Migrator struct {
+	db    *sqlx.DB
+	cfg   *Config
+	store *tenant.Store
+}
+
+// New returns a Migrator for db, a PostgreSQL connection as the schema's owner (not the
+// application role). The legacy path is PostgreSQL only.
+func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
+	const op = "legacy.New"
+	d, err := clonesql.DialectOf(db.DB)
+	if err != nil {
+		return nil, err
+	}
+	if d != clonesql.Postgres {
+		return nil, errs.New(errs.Unsupported, op, "the legacy migration supports PostgreSQL only (dialect %s)", d)
+	}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st, err := tenant.NewStore(db)
+	if err != nil {
+		return nil, err
+	}
+	return &Migrator{db: db, cfg: c, store: st}, nil
+}
+
+// Tables returns the configured tables.
+func (m *Migrator) Tables() []Table { return slices.Clone(m.cfg.Tables) }
+
+// internalDDL creates the migration's own bookkeeping tables.
+const internalDDL = `
+CREATE TABLE IF NOT EXISTS cloneiso_legacy_users (
+    user_id        text        PRIMARY KEY,
+    subject        text        NOT NULL,
+    to_tenant_id   uuid        NOT NULL, -- not "tenant_id": this is no clone-owned table
+    to_clone_id    uuid        NOT NULL,
+    provisioned_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (to_tenant_id, to_clone_id)
+);
+CREATE TABLE IF NOT EXISTS cloneiso_legacy_checkpoints (
+    step         text        NOT NULL,
+    name         text        NOT NULL,
+    last_key     text[],
+    done         boolean     NOT NULL DEFAULT false,
+    batches      bigint      NOT NULL DEFAULT 0,
+    rows_changed bigint      NOT NULL DEFAULT 0,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (step, name)
+);
+CREATE TABLE IF NOT EXISTS cloneiso_legacy_snapshot (
+    table_name text        NOT NULL,
+    user_id    text        NOT NULL, -- '' for rows without a user
+    row_count  bigint      NOT NULL,
+    checksum   text        NOT NULL,
+    columns    text[]      NOT NULL,
+    taken_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_name, user_id)
+);
+CREATE TABLE IF NOT EXISTS cloneiso_legacy_objects (
+    legacy_key  text        PRIMARY KEY,
+    user_id     text        NOT NULL,
+    kind        text        NOT NULL,
+    name        text        NOT NULL,
+    size        bigint      NOT NULL,
+    sha256      text        NOT NULL,
+    legacy_etag text        NOT NULL DEFAULT '',
+    copied_at   timestamptz NOT NULL DEFAULT now(),
+    deleted_at  timestamptz
+);
+CREATE TABLE IF NOT EXISTS cloneiso_legacy_vectors (
+    source     text        NOT NULL, -- the legacy namespace
+    user_id    text        NOT NULL,
+    copied     bigint      NOT NULL DEFAULT 0,
+    done       boolean     NOT NULL DEFAULT false,
+    deleted_at timestamptz,
+    PRIMARY KEY (source, user_id)
+);
+`
+
+// coreStatement is one statement of the Up section of migrate's 00001_core.sql.
+type coreStatement struct {
+	sql   string
+	table string // the table it creates, or the table an index is created on
+	index string // the index it creates, "" for a table
+}
+
+var (
+	createTableRe = regexp.MustCompile(`(?is)^CREATE TABLE (\w+)`)
+	createIndexRe = regexp.MustCompile(`(?is)^CREATE (UNIQUE )?INDEX (\w+) ON (\w+)`)
+)
+
+// coreStatements returns the statements of the fresh-install schema (version 1), so that
+// the legacy path creates exactly the tables and indexes a fresh install has.
+func coreStatements() ([]coreStatement, error) {
+	fsys, err := migrate.Migrations(clonesql.Postgres)
+	if err != nil {
+		return nil, err
+	}
+	b, err := fs.ReadFile(fsys, "00001_core.sql")
+	if err != nil {
+		return nil, err
+	}
+	text := string(b)
+	up := strings.Index(text, "-- +goose Up")
+	down := strings.Index(text, "-- +goose Down")
+	if up < 0 || down < up {
+		return nil, errors.New("00001_core.sql: no Up section")
+	}
+	var clean strings.Builder
+	for line := range strings.Lines(text[up:down]) {
+		if i := strings.Index(line, "--"); i >= 0 {
+			line = line[:i] + "\n"
+		}
+		clean.WriteString(line)
+	}
+	var out []coreStatement
+	for s := range strings.SplitSeq(clean.String(), ";") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if m := createTableRe.FindStringSubmatch(s); m != nil {
+			out = append(out, coreStatement{sql: "CREATE TABLE IF NOT EXISTS" + s[len("CREATE TABLE"):], table: m[1]})
+		} else if m := createIndexRe.FindStringSubmatch(s); m != nil {
+			out = append(out, coreStatement{sql: strings.Replace(s, "INDEX ", "INDEX IF NOT EXISTS ", 1), table: m[3], index: m[2]})
+		} else {
+			return nil, fmt.Errorf("00001_core.sql: unexpected statement %.40q", s)
+		}
+	}
+	return out, nil
+}
+
+// AdoptReport tells what [Migrator.Adopt] found and did.
+type AdoptReport struct {
+	// AlreadyEnforced is true when the database already has cloneiso's schema (a fresh
+	// install, or a legacy database already enforced): Adopt did nothing.
+	AlreadyEnforced bool
+	// CreatedTables are control-plane (and bookkeeping) tables Adopt created.
+	CreatedTables []string
+	// AdoptedTables are the configured tables that now have nullable tenant_id and
+	// clone_id columns.
+	AdoptedTables []string
+	// MissingTables are SDK tables absent from the legacy database; [Migrator.Enforce]
+	// creates them empty.
+	MissingTables []string
+}
+
+// Adopt prepares a legacy schema for the backfill, in one transaction: it creates
+// cloneiso's control-plane tables (tenants, clones, tenant_members, clone_grants,
+// audit_events) exactly as a fresh install has them, and the migration's bookkeeping
+// tables (cloneiso_legacy_*); it adds nullable tenant_id and clone_id columns to every
+// configured table and makes its user column nullable. Existing rows are not touched.
+// Adopt is idempotent, and a no-op on a database that already has cloneiso's schema.
+func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
+	const op = "legacy.Adopt"
+	rep := &AdoptReport{}
+	err := m.inTx(ctx, op, func(tx *sqlx.Tx) error {
+		if v, err := schemaVersion(ctx, tx); err != nil {
+			return err
+		} else if v >= 1 {
+			rep.AlreadyEnforced = true
+			return nil
+		}
+		core, err := coreStatements()
+		if err != nil {
+			return err
+		}
+		for _, st := range core {
+			if st.index != "" || !slices.Contains(controlTables, st.table) {
+				continue
+			}
+			exists, err := tableExists(ctx, tx, st.table)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, st.sql); err != nil {
+				return fmt.Errorf("create %s: %w", st.table, err)
+			}
+			if !exists {
+				rep.CreatedTables = append(rep.CreatedTables, st.table)
+			}
+		}
+		for _, st := range core {
+			if st.index != "" && slices.Contains(controlTables, st.table) {
+				if _, err := tx.ExecContext(ctx, st.sql); err != nil {
+					return fmt.Errorf("create index %s: %w", st.index, err)
+				}
+			}
+		}
+		if _, err := tx.ExecContext(ctx, internalDDL); err != nil {
+			return fmt.Errorf("bookkeeping tables: %w", err)
+		}
+		sdk := migrate.CloneOwnedTables()
+		for _, t := range m.cfg.Tables {
+			exists, err := tableExists(ctx, tx, t.Name)
+			if err != nil {
+				return err
+			}
+			if !exists {
+				if slices.Contains(sdk, t.Name) {
+					rep.MissingTables = append(rep.MissingTables, t.Name)
+					continue
+				}
+				return errs.New(errs.InvalidInput, op, "table %s does not exist", t.Name)
+			}
+			cols, err := columnsOf(ctx, tx, t.Name)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(cols, t.userColumn()) {
+				return errs.New(errs.InvalidInput, op, "table %s has no user column %s", t.Name, t.userColumn())
+			}
+			q := pq.QuoteIdentifier(t.Name)
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ADD COLUMN IF NOT EXISTS tenant_id uuid, ADD COLUMN IF NOT EXISTS clone_id uuid, ALTER COLUMN "+
+				pq.QuoteIdentifier(t.userColumn())+" DROP NOT NULL"); err != nil {
+				return fmt.Errorf("adopt %s: %w", t.Name, err)
+			}
+			rep.AdoptedTables = append(rep.AdoptedTables, t.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.cfg.Logger.InfoContext(ctx, "legacy: adopted", "tables", rep.AdoptedTables, "created", rep.CreatedTables, "missing", rep.MissingTables, "already_enforced", rep.AlreadyEnforced)
+	return rep, nil
+}
+
+var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grants", "audit_events"}
+
+// inTx runs fn in a transaction holding the migration lock.
+func (m *Migrator) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
+	tx, err := m.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return errs.Wrap(errs.Unavailable, op, err, "begin")
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockID); err != nil {
+		return errs.Wrap(errs.Unavailable, op, err, "lock")
+	}
+	if err := fn(tx); err != nil {
+		if errs.KindOf(err) != errs.Unknown || errors.Is(err, ErrIncomplete) {
+			return err
+		}
+		return errs.Wrap(errs.Unavailable, op, err, "%s", op)
+	}
+	if err := tx.Commit(); err != nil {
+		return errs.Wrap(errs.Unavailable, op, err, "commit")
+	}
+	return nil
+}
+
+type querier interface {
+	sqlx.QueryerContext
+	sqlx.ExecerContext
+}
+
+// schemaVersion returns the highest applied version in migrate's version table, 0 if
+// the table does not exist or records nothing.
+func schemaVersion(ctx context.Context, q querier) (int64, error) {
+	exists, err := tableExists(ctx, q, migrate.DefaultTableName)
+	if err != nil || !exists {
+		return 0, err
+	}
+	var v sql.NullInt64
+	err = q.QueryRowxContext(ctx, "SELECT max(version_id) FROM "+pq.QuoteIdentifier(migrate.DefaultTableName)+" WHERE is_applied").Scan(&v)
+	return v.Int64, err
+}
+
+func tableExists(ctx context.Context, q querier, name string) (bool, error) {
+	var ok bool
+	err := q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind IN ('r', 'p'))`, name).Scan(&ok)
+	return ok, err
+}
+
+// columnsOf returns the table's columns in order.
+func columnsOf(ctx context.Context, q querier, table string) ([]string, error) {
+	var cols []string
+	err := sqlx.SelectContext(ctx, q, &cols, `SELECT a.attname FROM pg_attribute a
+		WHERE a.attrelid = (quote_ident(current_schema()) || '.' || quote_ident($1))::regclass AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, table)
+	return cols, err
+}
+
+// keyColumn is a column of a primary key, with its SQL type.
+type keyColumn struct {
+	Name string `db:"name"`
+	Type string `db:"type"`
+}
+
+// primaryKey returns the table's primary key columns in key order, and the constraint's
+// name.
+func primaryKey(ctx context.Context, q querier, table string) ([]keyColumn, string, error) {
+	var cols []struct {
+		keyColumn
+		Con string `db:"con"`
+	}
+	err := sqlx.SelectContext(ctx, q, &cols, `
+		SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, c.conname AS con
+		FROM pg_constraint c
+		CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+		WHERE c.conrelid = (quote_ident(current_schema()) || '.' || quote_ident($1))::regclass AND c.contype = 'p'
+		ORDER BY k.ord`, table)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(cols) == 0 {
+		return nil, "", errs.New(errs.InvalidInput, "legacy", "table %s has no primary key (the backfill pages through it)", table)
+	}
+	out := make([]keyColumn, len(cols))
+	for i, c := range cols {
+		out[i] = c.keyColumn
+	}
+	return out, cols[0].Con, nil
+}
+
+// markVersions records versions 0..EnforcedVersion as applied in migrate's version
+// table, creating it as goose does if needed.
+func markVersions(ctx context.Context, tx *sqlx.Tx) error {
+	store, err := database.NewStore(database.DialectPostgres, migrate.DefaultTableName)
+	if err != nil {
+		return err
+	}
+	exists, err := tableExists(ctx, tx, migrate.DefaultTableName)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		if err := store.CreateVersionTable(ctx, tx); err != nil {
+			return err
+		}
+		if err := store.Insert(ctx, tx, database.InsertRequest{Version: 0}); err != nil {
+			return err
+		}
+	}
+	for v := int64(1); v <= EnforcedVersion; v++ {
+		if err := store.Insert(ctx, tx, database.InsertRequest{Version: v}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
