@@ -71,43 +71,45 @@ func BenchmarkCompare(b *testing.B) {
 			var floor, scoped, bare, chr []time.Duration
 			i := 0
 			for b.Loop() {
-				t := time.Now()
-				sinkF += streamSum(blocks)
-				floor = append(floor, time.Since(t))
-
-				// Alternate the order of scoped and bare, so neither always runs right
-				// after the floor's pass.
 				var ms []vectorstore.Match
-				runScoped := func() {
-					t := time.Now()
-					var err error
-					ms, err = x.Query(ctx, cc, vectorstore.Query{Vector: q(i), TopK: 10})
-					scoped = append(scoped, time.Since(t))
-					if err != nil || len(ms) != 10 {
-						b.Fatal(err)
-					}
+				var rs []chromem.Result
+				runs := []func(){
+					func() {
+						t := time.Now()
+						sinkF += streamSum(blocks)
+						floor = append(floor, time.Since(t))
+					},
+					func() {
+						t := time.Now()
+						var err error
+						ms, err = x.Query(ctx, cc, vectorstore.Query{Vector: q(i), TopK: 10})
+						scoped = append(scoped, time.Since(t))
+						if err != nil || len(ms) != 10 {
+							b.Fatal(err)
+						}
+					},
+					func() {
+						t := time.Now()
+						dm, err := d.Query(ctx, ns, &driver.Query{Vector: q(i), TopK: 10})
+						bare = append(bare, time.Since(t))
+						if err != nil || len(dm) != 10 {
+							b.Fatal(err)
+						}
+					},
+					func() {
+						t := time.Now()
+						var err error
+						rs, err = col.QueryEmbedding(ctx, q(i), 10, nil, nil)
+						chr = append(chr, time.Since(t))
+						if err != nil || len(rs) != 10 {
+							b.Fatal(err)
+						}
+					},
 				}
-				runBare := func() {
-					t := time.Now()
-					dm, err := d.Query(ctx, ns, &driver.Query{Vector: q(i), TopK: 10})
-					bare = append(bare, time.Since(t))
-					if err != nil || len(dm) != 10 {
-						b.Fatal(err)
-					}
-				}
-				if i%2 == 0 {
-					runScoped()
-					runBare()
-				} else {
-					runBare()
-					runScoped()
-				}
-
-				t = time.Now()
-				rs, err := col.QueryEmbedding(ctx, q(i), 10, nil, nil)
-				chr = append(chr, time.Since(t))
-				if err != nil || len(rs) != 10 {
-					b.Fatal(err)
+				// Rotate the order every round, so no contender always runs first or
+				// right after another.
+				for j := range runs {
+					runs[(i+j)%len(runs)]()
 				}
 				if rs[0].ID != ms[0].ID {
 					b.Fatalf("chromem-go and memvector disagree on the best match: %s vs %s", rs[0].ID, ms[0].ID)
