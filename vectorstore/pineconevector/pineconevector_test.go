@@ -275,3 +275,35 @@ func TestStatsFallsBackToIndexStats(t *testing.T) {
 		t.Fatalf("DescribeIndexStats was not used")
 	}
 }
+
+func TestErrorKind(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+	d := open(t, srv, 4, nil)
+	cases := []struct {
+		err  error
+		want error
+	}{
+		{status.Error(codes.InvalidArgument, "x"), clone.ErrInvalidInput},
+		{status.Error(codes.OutOfRange, "x"), clone.ErrInvalidInput},
+		{status.Error(codes.NotFound, "x"), clone.ErrNotFound},
+		{status.Error(codes.AlreadyExists, "x"), clone.ErrConflict},
+		{status.Error(codes.Unimplemented, "x"), clone.ErrUnsupported},
+		{status.Error(codes.Unavailable, "x"), clone.ErrUnavailable},
+		{status.Error(codes.ResourceExhausted, "x"), clone.ErrUnavailable},
+		{status.Error(codes.Unauthenticated, "x"), clone.ErrUnavailable},
+		{status.Error(codes.PermissionDenied, "x"), clone.ErrUnavailable},
+		{status.Error(codes.Internal, "x"), clone.ErrUnavailable},
+		{context.DeadlineExceeded, clone.ErrUnavailable},
+		{&pinecone.PineconeError{Code: 400, Msg: errors.New("bad")}, clone.ErrInvalidInput},
+		{&pinecone.PineconeError{Code: 404, Msg: errors.New("nope")}, clone.ErrNotFound},
+		{&pinecone.PineconeError{Code: 409, Msg: errors.New("dup")}, clone.ErrConflict},
+		{fmt.Errorf("wrapped: %w", &pinecone.PineconeError{Code: 429, Msg: errors.New("slow")}), clone.ErrUnavailable},
+		{&pinecone.PineconeError{Code: 500, Msg: errors.New("oops")}, clone.ErrUnavailable},
+		{errors.New("plain"), nil},
+	}
+	for _, c := range cases {
+		if got := d.ErrorKind(c.err); got != c.want {
+			t.Errorf("ErrorKind(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
