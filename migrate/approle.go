@@ -10,7 +10,8 @@ import (
 // privileges the application needs on cloneiso's tables in schema ("" means public),
 // and no more: read and write on the control-plane and clone-owned tables, insert and
 // read on audit_events (never update, delete or truncate), read and advance the audit
-// chain heads, nothing on the migration
+// chain heads, insert, read and revoke (update) break-glass grants but never delete
+// them, nothing on the migration
 // version table. The role must not own the tables, be a superuser or have BYPASSRLS;
 // [CheckIsolation] verifies that. Run the statements as the schema owner after every
 // migration that adds a table. Create the role itself first, for example:
@@ -34,5 +35,7 @@ func AppRoleSQL(role, schema string) string {
 		"GRANT SELECT, INSERT ON " + q("audit_events") + " TO " + r + ";\n" +
 		"REVOKE UPDATE, DELETE, TRUNCATE ON " + q("audit_events") + " FROM " + r + ";\n" +
 		"GRANT USAGE ON SEQUENCE " + q("audit_events_id_seq") + " TO " + r + ";\n" +
-		"GRANT SELECT, INSERT, UPDATE ON " + q("audit_chain_heads") + " TO " + r + ";\n"
+		"GRANT SELECT, INSERT, UPDATE ON " + q("audit_chain_heads") + " TO " + r + ";\n" +
+		"GRANT SELECT, INSERT, UPDATE ON " + q("break_glass_grants") + " TO " + r + ";\n" +
+		"REVOKE DELETE, TRUNCATE ON " + q("break_glass_grants") + " FROM " + r + ";\n"
 }

@@ -14,7 +14,8 @@ import (
 )
 
 var allTables = []string{"tenants", "clones", "tenant_members", "clone_grants", "documents", "document_chunks",
-	"insights", "training_examples", "conversations", "messages", "audit_events", "audit_chain_heads"}
+	"insights", "training_examples", "conversations", "messages", "audit_events", "audit_chain_heads",
+	"break_glass_grants"}
 
 func tablesOf(t *testing.T, db *sql.DB, d clonesql.Dialect) []string {
 	t.Helper()
