@@ -8,7 +8,10 @@
 // portable type adds to every query is resolved once per namespace, not per vector.
 //
 // With Options.Path set, the index is loaded from that file when opened and written
-// back (atomically) by Close and Sync, so an application survives restarts.
+// back (atomically: a temporary file renamed over the old one) by Close and by
+// Driver.Sync, so an application survives restarts. Writes between two syncs are lost
+// if the process dies; call Sync (reached with Index.As) after important writes. A sync
+// holds a copy of the whole index in memory while it encodes it.
 package memvector
 
 import (
@@ -183,9 +186,20 @@ func (d *Driver) Stats(ctx context.Context, ns string) (*driver.Stats, error) {
 // contexts and bad page tokens, which carry their kinds already.
 func (d *Driver) ErrorKind(err error) error { return nil }
 
-// As implements driver.Index; the embedded driver has no underlying client and supports
-// no types.
-func (d *Driver) As(i any) bool { return false }
+// As implements driver.Index. It supports **Driver, so that holders of the portable
+// index can reach Sync:
+//
+//	var d *memvector.Driver
+//	if idx.As(&d) {
+//		err = d.Sync()
+//	}
+func (d *Driver) As(i any) bool {
+	if p, ok := i.(**Driver); ok {
+		*p = d
+		return true
+	}
+	return false
+}
 
 // Sync writes the index to Options.Path (if set), atomically.
 func (d *Driver) Sync() error {

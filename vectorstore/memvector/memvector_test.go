@@ -34,6 +34,20 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var d *memvector.Driver
+	if !x.As(&d) {
+		t.Fatal("As(**memvector.Driver) failed")
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	synced, err := memvector.Open(3, &memvector.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := synced.Stats(t.Context(), cc); err != nil || st.VectorCount != 1 {
+		t.Fatalf("after Sync, a second index read %+v, %v", st, err)
+	}
 	if err := x.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
