@@ -194,6 +194,9 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 			return nil, errs.Wrap(errs.Unavailable, op, err, "check table %s", t)
 		}
 	}
+	if err := checkObjects(ctx, conn, r, add); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "check views and functions")
+	}
 	return r, nil
 }
 
@@ -254,6 +257,9 @@ func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, ad
 	if len(policies) == 0 {
 		add(ProblemNoPolicy, table, "row-level security is on but no permissive policy applies to role %s: every row is denied", r.Role)
 		return nil
+	}
+	if err := checkPolicyCalls(ctx, conn, table, oid, add); err != nil {
+		return err
 	}
 	for _, p := range policies {
 		for _, e := range []struct{ kind, expr string }{{"USING", p.using}, {"WITH CHECK", p.check}} {

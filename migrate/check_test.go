@@ -72,6 +72,10 @@ func TestCheckIsolation(t *testing.T) {
 	}
 	t.Run("correct setup reports nothing", func(t *testing.T) {
 		f := newCheckFixture(t)
+		// An invoker view is fine.
+		if _, err := f.db.Owner.Exec("CREATE VIEW my_insights WITH (security_invoker = true) AS SELECT * FROM insights"); err != nil {
+			t.Fatal(err)
+		}
 		r := f.check(t)
 		if !r.OK() {
 			t.Fatalf("problems on a correct setup:\n%s", r)
@@ -104,6 +108,17 @@ func TestCheckIsolation(t *testing.T) {
 		{"policy errors on '' (no NULLIF)", `DROP POLICY clone_isolation ON messages;
 			CREATE POLICY strict ON messages USING (clone_id = current_setting('cloneiso.clone_id', true)::uuid)`, migrate.ProblemPolicyErrors, "messages"},
 		{"role default setting", "ALTER ROLE %ROLE% IN DATABASE " + "%DB%" + " SET cloneiso.clone_id = '3f2504e0-4f89-41d3-9a0c-0305e82c3301'", migrate.ProblemDefaultSetting, ""},
+		{"policy with a per-row call", `DROP POLICY clone_isolation ON insights;
+			CREATE POLICY slow ON insights USING (tenant_id = NULLIF(current_setting('cloneiso.tenant_id', true), '')::uuid
+				AND clone_id = (SELECT NULLIF(current_setting('cloneiso.clone_id', true), '')::uuid))`, migrate.ProblemPolicyPerRowCall, "insights"},
+		{"policy with a volatile function", `CREATE FUNCTION chk_vol() RETURNS uuid LANGUAGE sql VOLATILE AS $$ SELECT NULLIF(current_setting('cloneiso.clone_id', true), '')::uuid $$;
+			DROP POLICY clone_isolation ON documents;
+			CREATE POLICY vol ON documents USING (tenant_id = (SELECT NULLIF(current_setting('cloneiso.tenant_id', true), '')::uuid) AND clone_id = (SELECT chk_vol()))`,
+			migrate.ProblemPolicyVolatile, "documents"},
+		{"view without security_invoker", "CREATE VIEW all_insights AS SELECT * FROM insights", migrate.ProblemViewNotInvoker, "insights"},
+		{"materialized view", "CREATE MATERIALIZED VIEW msg_copy AS SELECT * FROM messages", migrate.ProblemMaterializedView, "messages"},
+		{"security definer function", `CREATE FUNCTION leak_docs() RETURNS SETOF documents LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN RETURN QUERY SELECT * FROM documents; END $$`,
+			migrate.ProblemSecurityDefiner, "documents"},
 		{"host table without RLS", "CREATE TABLE host_notes (tenant_id uuid, clone_id uuid, body text)", migrate.ProblemRLSDisabled, "host_notes"},
 	}
 	for _, c := range cases {
@@ -147,4 +162,20 @@ func replaceRole(s, role string) string {
 		i++
 	}
 	return string(out)
+}
+
+func TestPerRowCalls(t *testing.T) {
+	for expr, want := range map[string]string{
+		`((tenant_id = ( SELECT (NULLIF(current_setting('cloneiso.tenant_id'::text, true), ''::text))::uuid AS "nullif")))`: "",
+		`(tenant_id = (NULLIF(current_setting('cloneiso.tenant_id'::text, true), ''::text))::uuid)`:                         "current_setting",
+		`(clone_id = ( SELECT my_fn() AS my_fn))`:                                                                           "",
+		`(lower(content) = 'x(y)')`:                      "lower",
+		`(clone_id = ANY (ARRAY['a'::uuid]))`:            "",
+		`(public.scope_of(tenant_id) AND (SELECT true))`: "public.scope_of",
+	} {
+		got := strings.Join(migrate.PerRowCalls(expr), ",")
+		if got != want {
+			t.Errorf("perRowCalls(%s) = %q; want %q", expr, got, want)
+		}
+	}
 }

@@ -1,0 +1,4 @@
+package migrate
+
+// PerRowCalls exposes perRowCalls to the external tests.
+var PerRowCalls = perRowCalls
