@@ -1,8 +1,12 @@
 package memvector_test
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cloneiso/cloneiso/clone"
 
 	"github.com/cloneiso/cloneiso/vectorstore"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
@@ -77,5 +81,19 @@ func TestPersistence(t *testing.T) {
 
 	if _, err := memvector.Open(4, &memvector.Options{Path: path}); err == nil {
 		t.Fatal("opening with another dimension succeeded")
+	}
+}
+
+func TestCorruptIndexFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.gob")
+	if err := os.WriteFile(path, []byte("not an index"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := memvector.Open(3, &memvector.Options{Path: path})
+	if !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatalf("Open of a corrupt file: %v, want ErrInvalidInput", err)
+	}
+	if _, err := memvector.Open(0, nil); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatalf("Open with dimension 0: %v", err)
 	}
 }
