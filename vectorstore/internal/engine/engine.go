@@ -138,6 +138,23 @@ func (e *Engine) get(ns string) *space {
 	return e.spaces[ns]
 }
 
+// lockForWrite returns ns's space, created if needed, with its lock held. A space that
+// was dropped (emptied or deleted) between the lookup and the lock is not used: a write
+// into it would be lost.
+func (e *Engine) lockForWrite(ns string) *space {
+	for {
+		s := e.getOrCreate(ns)
+		s.mu.Lock()
+		e.mu.RLock()
+		live := e.spaces[ns] == s
+		e.mu.RUnlock()
+		if live {
+			return s
+		}
+		s.mu.Unlock()
+	}
+}
+
 func (e *Engine) getOrCreate(ns string) *space {
 	if s := e.get(ns); s != nil {
 		return s
@@ -160,8 +177,7 @@ func (e *Engine) getOrCreate(ns string) *space {
 // Upsert inserts or replaces records in ns. Values are copied. The caller has validated
 // dimensions and finiteness.
 func (e *Engine) Upsert(ns string, recs []Record) {
-	s := e.getOrCreate(ns)
-	s.mu.Lock()
+	s := e.lockForWrite(ns)
 	defer s.mu.Unlock()
 	for _, r := range recs {
 		i, ok := s.slot[r.ID]

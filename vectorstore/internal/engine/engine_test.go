@@ -267,3 +267,31 @@ func TestUpdateAndFetchByFilter(t *testing.T) {
 		t.Fatalf("page 2 = %v, %v", recs, more)
 	}
 }
+
+// TestNoLostWritesWhenNamespaceEmpties: a namespace is dropped when its last record is
+// deleted; an upsert racing with that must not land in the dropped namespace.
+func TestNoLostWritesWhenNamespaceEmpties(t *testing.T) {
+	e := New(2, nil)
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint("w", w)
+			for range 2000 {
+				e.Upsert("ns", []Record{{ID: id, Values: []float32{1, 1}}})
+				if len(e.Fetch("ns", []string{id})) != 1 {
+					errc <- fmt.Errorf("%s: an acknowledged upsert is not visible", id)
+					return
+				}
+				e.Delete("ns", []string{id})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+}
