@@ -4,7 +4,7 @@ go 1.26.0
 
 require github.com/cloneiso/cloneiso v0.0.0
 
-require golang.org/x/sys v0.50.0 // indirect
+require golang.org/x/sys v0.50.0
 
 require (
 	github.com/google/uuid v1.6.0 // indirect
