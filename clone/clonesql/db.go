@@ -273,6 +273,10 @@ type Tx struct {
 	failed error // the first statement error; the transaction cannot commit
 }
 
+// Audit returns the sink of the DB the transaction belongs to (nil if none), so code
+// handed a Tx records denials where the DB would.
+func (tx *Tx) Audit() audit.Sink { return tx.db.sink }
+
 // CloneContext returns the clone the transaction is scoped to.
 func (tx *Tx) CloneContext() clone.CloneContext { return tx.cc }
 
