@@ -13,9 +13,12 @@
 package legacytest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cloneiso/cloneiso/migrate/legacy"
@@ -178,3 +181,63 @@ func Config() legacy.Config {
 
 // UserID returns the ID of the i-th legacy user (1-based).
 func UserID(i int) string { return fmt.Sprintf("u%03d", i) }
+
+// Object fixture: LegacyKeyTemplate is the layout of the legacy objects that PutObjects
+// writes; UnmatchedKeys are legacy keys no migration may assign (an unknown user, an
+// invalid name, a key too short for the template).
+const LegacyKeyTemplate = "users/{user_id}/{kind}/{name}"
+
+// UnmatchedKeys are written by PutObjects besides the users' objects.
+var UnmatchedKeys = []string{"users/u999/documents/stranger.txt", "users/u002/documents/bad%2e%2e/name.txt", "users/lonely.txt"}
+
+// ObjectsOf returns the keys and contents PutObjects writes for the i-th user (1-based):
+// documents and uploads, one of them nested, of varying sizes; users without rows have
+// objects too.
+func ObjectsOf(i int) map[string][]byte {
+	out := map[string][]byte{}
+	u := UserID(i)
+	for j := range 1 + i%3 {
+		out[fmt.Sprintf("users/%s/documents/doc-%d.txt", u, j+1)] = content(i, j, 64+(i*j*131)%4000)
+	}
+	if i%4 == 0 {
+		out[fmt.Sprintf("users/%s/uploads/2024/img-%d.bin", u, i)] = content(i, 99, 10000+i)
+	}
+	return out
+}
+
+func content(i, j, n int) []byte {
+	b := make([]byte, n)
+	x := uint32(i*7919 + j*104729 + 1)
+	for k := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[k] = byte(x)
+	}
+	return b
+}
+
+// PutObjects writes the legacy objects of every user (ObjectsOf) and UnmatchedKeys into
+// bucket with a plain S3 client, and returns how many objects each user has.
+func PutObjects(ctx context.Context, c *s3.Client, bucket string) (map[string]int, error) {
+	per := map[string]int{}
+	put := func(key string, body []byte) error {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+			ContentType: aws.String("application/octet-stream"), Metadata: map[string]string{"origin": "legacy"}})
+		return err
+	}
+	for i := 1; i <= Users; i++ {
+		for k, b := range ObjectsOf(i) {
+			if err := put(k, b); err != nil {
+				return nil, err
+			}
+			per[UserID(i)]++
+		}
+	}
+	for _, k := range UnmatchedKeys {
+		if err := put(k, []byte("unmatched")); err != nil {
+			return nil, err
+		}
+	}
+	return per, nil
+}
