@@ -1,0 +1,484 @@
+package rag
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/audit"
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/ingest/embed"
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/vectorstore"
+)
+
+// Limits of a retrieval, checked before any store is called.
+const (
+	// MaxQuestionBytes bounds a question (bytes of UTF-8).
+	MaxQuestionBytes = 16 << 10
+	// DefaultTopK is the number of passages retrieved when RetrieveOptions.TopK is 0.
+	DefaultTopK = 5
+	// MaxTopK bounds RetrieveOptions.TopK.
+	MaxTopK = 100
+	// MaxCandidates bounds the vector matches considered for MMR (the vector store's
+	// limit for queries that return values).
+	MaxCandidates = vectorstore.MaxTopKWithData
+	// DefaultMMRLambda is the relevance weight of MMR when RetrieveOptions.MMRLambda is 0.
+	DefaultMMRLambda = 0.5
+)
+
+// Citation names the source of a passage: which document, which chunk of it, and where
+// in the document's text. It is what assistant messages store (as a JSON array) in
+// their citations column.
+type Citation struct {
+	Marker      string    `json:"marker,omitempty"` // the passage's marker in the prompt and answer, e.g. "[1]"
+	DocumentID  uuid.UUID `json:"document_id"`
+	Title       string    `json:"title"`
+	Ordinal     int       `json:"ordinal"`      // the chunk's position in the document
+	StartOffset int       `json:"start_offset"` // byte offsets of the passage in the document's text
+	EndOffset   int       `json:"end_offset"`
+	Score       float32   `json:"score"` // the vector similarity of the passage to the question
+}
+
+// Passage is one retrieved chunk of the clone's documents, with its text, its score and
+// where it comes from. TenantID and CloneID are the owner the chunk row carried; the
+// prompt builder refuses a passage whose owner differs from the context.
+type Passage struct {
+	TenantID    uuid.UUID
+	CloneID     uuid.UUID
+	DocumentID  uuid.UUID
+	Title       string // the document's title
+	Ordinal     int
+	StartOffset int
+	EndOffset   int
+	Text        string
+	TokenCount  int     // the chunk's token count as stored by ingestion
+	Score       float32 // vector similarity to the question (cosine on the embedded index)
+	VectorID    string
+}
+
+// Citation returns p's citation (without a marker).
+func (p Passage) Citation() Citation {
+	return Citation{DocumentID: p.DocumentID, Title: p.Title, Ordinal: p.Ordinal,
+		StartOffset: p.StartOffset, EndOffset: p.EndOffset, Score: p.Score}
+}
+
+// VectorID returns the ID under which ingestion stores the vector of chunk ordinal of
+// document documentID: "<document ID>#<ordinal>". The retriever maps matches back to
+// chunks through it; vectors with other IDs in the clone's namespace are ignored.
+func VectorID(documentID uuid.UUID, ordinal int) string {
+	return documentID.String() + "#" + strconv.Itoa(ordinal)
+}
+
+// ParseVectorID is the inverse of VectorID.
+func ParseVectorID(id string) (records.ChunkKey, bool) {
+	doc, ord, ok := strings.Cut(id, "#")
+	if !ok {
+		return records.ChunkKey{}, false
+	}
+	d, err := clone.ParseID(doc)
+	if err != nil {
+		return records.ChunkKey{}, false
+	}
+	n, err := strconv.Atoi(ord)
+	if err != nil || n < 0 || n > records.MaxInt32 || strconv.Itoa(n) != ord {
+		return records.ChunkKey{}, false
+	}
+	return records.ChunkKey{DocumentID: d, Ordinal: n}, true
+}
+
+// RetrieveOptions tune one retrieval; nil means the defaults.
+type RetrieveOptions struct {
+	// TopK is the number of passages wanted: 0 means DefaultTopK; 1..MaxTopK.
+	TopK int
+	// MinScore, if not 0, drops matches whose similarity is below it (-1..1 for cosine).
+	MinScore float32
+	// MMR diversifies the passages by maximal marginal relevance: among Candidates
+	// matches, each next passage maximizes MMRLambda·sim(question) −
+	// (1−MMRLambda)·max sim(already chosen), so near-duplicates do not crowd out other
+	// sources.
+	MMR bool
+	// MMRLambda weighs relevance against diversity, 0..1: 0 means DefaultMMRLambda.
+	MMRLambda float64
+	// Candidates is the number of vector matches MMR chooses from: 0 means 4·TopK (at
+	// least 20); TopK..MaxCandidates. Ignored without MMR.
+	Candidates int
+	// Filter is an optional metadata filter in Pinecone's language, AND-ed with the
+	// clone scope by the vector store.
+	Filter map[string]any
+}
+
+// Timing is the latency breakdown of a retrieval (and, in a Response, of prompt
+// building).
+type Timing struct {
+	Embed  time.Duration // embedding the question
+	Query  time.Duration // the vector query (and MMR)
+	Load   time.Duration // loading chunks and documents from SQL
+	Prompt time.Duration // building the prompt (set by the Processor)
+}
+
+// Retrieval is the result of Retriever.Retrieve.
+type Retrieval struct {
+	Passages []Passage // best first
+	Timing   Timing
+}
+
+// RetrieverOptions configure NewRetriever; nil means the defaults.
+type RetrieverOptions struct {
+	// Audit receives isolation violations found in store results. Default: the DB's
+	// sink.
+	Audit audit.Sink
+}
+
+// Retriever finds the passages of one clone's documents that best answer a question:
+// it embeds the question, queries the clone's vectors, and loads the matching chunks
+// and their documents from SQL — every step scoped to the CloneContext it is given.
+// It is safe for concurrent use and keeps no per-clone state.
+type Retriever struct {
+	db    *clonesql.DB
+	index *vectorstore.Index
+	emb   embed.Embedder
+	audit audit.Sink
+}
+
+// NewRetriever returns a Retriever over the clone-scoped SQL database db, the
+// clone-scoped vector index and the embedder the documents were ingested with (its
+// dimension must be the index's).
+func NewRetriever(db *clonesql.DB, index *vectorstore.Index, embedder embed.Embedder, opts *RetrieverOptions) (*Retriever, error) {
+	const op = "rag.NewRetriever"
+	if db == nil || index == nil || embedder == nil {
+		return nil, errs.New(errs.InvalidInput, op, "database, index and embedder are required")
+	}
+	if embedder.Dimension() != index.Dimension() {
+		return nil, errs.New(errs.InvalidInput, op, "embedder dimension %d differs from index dimension %d", embedder.Dimension(), index.Dimension())
+	}
+	r := &Retriever{db: db, index: index, emb: embedder, audit: db.Audit()}
+	if opts != nil && opts.Audit != nil {
+		r.audit = opts.Audit
+	}
+	return r, nil
+}
+
+// ValidateQuestion checks a question: not empty or only white space, valid UTF-8
+// without NUL bytes (clone.ErrInvalidInput), at most MaxQuestionBytes
+// (clone.ErrTooLarge).
+func ValidateQuestion(op, q string) error {
+	switch {
+	case strings.TrimSpace(q) == "":
+		return errs.New(errs.InvalidInput, op, "question is empty")
+	case len(q) > MaxQuestionBytes:
+		return errs.New(errs.TooLarge, op, "question is longer than %d bytes", MaxQuestionBytes)
+	case !utf8.ValidString(q):
+		return errs.New(errs.InvalidInput, op, "question is not valid UTF-8")
+	case strings.IndexByte(q, 0) >= 0:
+		return errs.New(errs.InvalidInput, op, "question contains a NUL byte")
+	}
+	return nil
+}
+
+type retrieveParams struct {
+	topK, candidates int
+	minScore         float32
+	mmr              bool
+	lambda           float64
+	filter           map[string]any
+}
+
+func retrieveOptions(op string, opts *RetrieveOptions) (retrieveParams, error) {
+	p := retrieveParams{topK: DefaultTopK, lambda: DefaultMMRLambda}
+	if opts == nil {
+		return p, nil
+	}
+	if opts.TopK < 0 || opts.TopK > MaxTopK {
+		return p, errs.New(errs.InvalidInput, op, "top-k must be 1..%d", MaxTopK)
+	}
+	if opts.TopK > 0 {
+		p.topK = opts.TopK
+	}
+	if f := float64(opts.MinScore); math.IsNaN(f) || math.IsInf(f, 0) || f < -1 || f > 1 {
+		return p, errs.New(errs.InvalidInput, op, "minimum score must be -1..1")
+	}
+	p.minScore = opts.MinScore
+	if math.IsNaN(opts.MMRLambda) || opts.MMRLambda < 0 || opts.MMRLambda > 1 {
+		return p, errs.New(errs.InvalidInput, op, "MMR lambda must be 0..1")
+	}
+	if opts.MMRLambda > 0 {
+		p.lambda = opts.MMRLambda
+	}
+	p.mmr = opts.MMR
+	p.filter = opts.Filter
+	if p.mmr {
+		p.candidates = max(4*p.topK, 20)
+		if opts.Candidates != 0 {
+			if opts.Candidates < p.topK || opts.Candidates > MaxCandidates {
+				return p, errs.New(errs.InvalidInput, op, "candidates must be top-k..%d", MaxCandidates)
+			}
+			p.candidates = opts.Candidates
+		}
+		p.candidates = min(p.candidates, MaxCandidates)
+	}
+	return p, nil
+}
+
+// Retrieve returns the clone's passages most similar to question, best first (in MMR
+// order with RetrieveOptions.MMR). Only chunks that exist in SQL for the clone become
+// passages: vector matches whose ID is not a chunk vector ID (see VectorID), or whose
+// chunk is gone (a document deleted or re-ingested since), are skipped, so fewer than
+// TopK passages may come back.
+//
+// Every store result is re-checked against cc: a chunk or document row of another
+// clone fails the call with clone.ErrIsolationViolation and one audit.Violation event
+// (the stores check too; this is the last line before the prompt).
+func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, question string, opts *RetrieveOptions) (*Retrieval, error) {
+	const op = "rag.Retrieve"
+	if err := cc.Validate(op); err != nil {
+		return nil, err
+	}
+	if err := ValidateQuestion(op, question); err != nil {
+		return nil, err
+	}
+	p, err := retrieveOptions(op, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &Retrieval{}
+
+	t0 := time.Now()
+	vecs, err := r.emb.Embed(ctx, []string{question})
+	if err != nil {
+		return nil, wrapKind(op, err, "embedding the question failed")
+	}
+	if len(vecs) != 1 || len(vecs[0]) != r.index.Dimension() {
+		return nil, errs.New(errs.Unknown, op, "embedder returned a vector of the wrong shape")
+	}
+	t1 := time.Now()
+	res.Timing.Embed = t1.Sub(t0)
+
+	q := vectorstore.Query{Vector: vecs[0], TopK: p.topK, Filter: p.filter}
+	if p.mmr {
+		q.TopK, q.IncludeValues = p.candidates, true
+	}
+	matches, err := r.index.Query(ctx, cc, q)
+	if err != nil {
+		return nil, err
+	}
+	// Keep only chunk vectors above the threshold; a passage is a chunk, once.
+	kept := matches[:0]
+	seen := map[records.ChunkKey]bool{}
+	for _, m := range matches {
+		k, ok := ParseVectorID(m.ID)
+		if !ok || seen[k] || (p.minScore != 0 && m.Score < p.minScore) {
+			continue
+		}
+		seen[k] = true
+		kept = append(kept, m)
+	}
+	if p.mmr {
+		kept = mmr(kept, p.topK, p.lambda)
+	} else if len(kept) > p.topK {
+		kept = kept[:p.topK]
+	}
+	t2 := time.Now()
+	res.Timing.Query = t2.Sub(t1)
+
+	res.Passages, err = r.load(ctx, cc, kept)
+	if err != nil {
+		return nil, err
+	}
+	res.Timing.Load = time.Since(t2)
+	return res, nil
+}
+
+// load turns matches into passages: one GetChunks call for the chunks, and one scoped
+// query for the titles of their documents.
+func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []vectorstore.Match) ([]Passage, error) {
+	const op = "rag.Retrieve"
+	if len(matches) == 0 {
+		return nil, nil
+	}
+	keys := make([]records.ChunkKey, len(matches))
+	for i, m := range matches {
+		keys[i], _ = ParseVectorID(m.ID)
+	}
+	chunks, err := records.GetChunks(ctx, r.db, cc, keys)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[records.ChunkKey]records.Chunk, len(chunks))
+	var docIDs []uuid.UUID
+	docSeen := map[uuid.UUID]bool{}
+	for _, c := range chunks {
+		if err := r.check(ctx, cc, "chunk", c.TenantID, c.CloneID); err != nil {
+			return nil, err
+		}
+		byKey[records.ChunkKey{DocumentID: c.DocumentID, Ordinal: c.Ordinal}] = c
+		if !docSeen[c.DocumentID] {
+			docSeen[c.DocumentID] = true
+			docIDs = append(docIDs, c.DocumentID)
+		}
+	}
+	titles, err := r.titles(ctx, cc, docIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Passage, 0, len(chunks))
+	for i, m := range matches {
+		c, ok := byKey[keys[i]]
+		if !ok {
+			continue // deleted or re-ingested since the vector was written
+		}
+		title, ok := titles[c.DocumentID]
+		if !ok {
+			continue // the document vanished between the two reads
+		}
+		out = append(out, Passage{
+			TenantID: c.TenantID, CloneID: c.CloneID, DocumentID: c.DocumentID, Title: title,
+			Ordinal: c.Ordinal, StartOffset: c.StartOffset, EndOffset: c.EndOffset,
+			Text: c.Content, TokenCount: c.TokenCount, Score: m.Score, VectorID: m.ID,
+		})
+	}
+	return out, nil
+}
+
+type docTitle struct {
+	TenantID uuid.UUID `db:"tenant_id"`
+	CloneID  uuid.UUID `db:"clone_id"`
+	ID       uuid.UUID `db:"id"`
+	Title    string    `db:"title"`
+}
+
+// titles loads the titles of the clone's documents ids in one scoped statement.
+func (r *Retriever) titles(ctx context.Context, cc clone.CloneContext, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+	const op = "rag.Retrieve"
+	out := make(map[uuid.UUID]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := map[string]any{}
+	var in strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteByte(',')
+		}
+		name := "d" + strconv.Itoa(i)
+		in.WriteString(":" + name)
+		args[name] = id.String()
+	}
+	var rows []docTitle
+	err := r.db.Select(ctx, cc, &rows, `SELECT tenant_id, clone_id, id, title FROM documents
+		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id IN (`+in.String()+`)`, args)
+	if err != nil {
+		return nil, wrapKind(op, err, "loading documents failed")
+	}
+	for _, d := range rows {
+		if err := r.check(ctx, cc, "document", d.TenantID, d.CloneID); err != nil {
+			return nil, err
+		}
+		out[d.ID] = d.Title
+	}
+	return out, nil
+}
+
+// check fails closed on a row of another clone.
+func (r *Retriever) check(ctx context.Context, cc clone.CloneContext, what string, tenantID, cloneID uuid.UUID) error {
+	const op = "rag.Retrieve"
+	if cc.Check(tenantID, cloneID) == nil {
+		return nil
+	}
+	recordViolation(ctx, r.audit, cc, op, "store returned a "+what+" of another clone", tenantID, cloneID)
+	return errs.New(errs.IsolationViolation, op, "a store returned data of another clone")
+}
+
+// recordViolation audits one isolation violation.
+func recordViolation(ctx context.Context, s audit.Sink, cc clone.CloneContext, op, reason string, tenantID, cloneID uuid.UUID) {
+	_ = audit.Record(ctx, s, audit.Event{
+		Actor: cc.Principal().Subject, Action: op, TenantID: cc.TenantID(), CloneID: cc.CloneID(),
+		Outcome: audit.Violation, Reason: reason,
+		Detail: map[string]string{"target_tenant_id": tenantID.String(), "target_clone_id": cloneID.String()},
+	})
+}
+
+// wrapKind keeps an error's kind (errors from cloneiso packages carry one) and wraps
+// an error without one as Unavailable.
+func wrapKind(op string, err error, msg string) error {
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return errs.Wrap(errs.Unavailable, op, err, "%s", msg)
+}
+
+// mmr reorders candidates (best first, with values) by maximal marginal relevance and
+// keeps k.
+func mmr(cands []vectorstore.Match, k int, lambda float64) []vectorstore.Match {
+	if len(cands) <= 1 {
+		return cands
+	}
+	norm := make([][]float32, len(cands))
+	for i, c := range cands {
+		norm[i] = normalize(c.Values)
+	}
+	chosen := make([]vectorstore.Match, 0, k)
+	used := make([]bool, len(cands))
+	maxSim := make([]float64, len(cands)) // max similarity to the chosen ones
+	for len(chosen) < k && len(chosen) < len(cands) {
+		best, bestScore := -1, math.Inf(-1)
+		for i, c := range cands {
+			if used[i] {
+				continue
+			}
+			s := lambda*float64(c.Score) - (1-lambda)*maxSim[i]
+			if len(chosen) == 0 {
+				s = float64(c.Score)
+			}
+			if s > bestScore {
+				best, bestScore = i, s
+			}
+		}
+		used[best] = true
+		chosen = append(chosen, cands[best])
+		for i := range cands {
+			if !used[i] {
+				if s := dot(norm[i], norm[best]); len(chosen) == 1 || s > maxSim[i] {
+					maxSim[i] = s
+				}
+			}
+		}
+	}
+	for i := range chosen {
+		chosen[i].Values = nil
+	}
+	return chosen
+}
+
+func normalize(v []float32) []float32 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if s == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(s)
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out
+}
+
+func dot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}

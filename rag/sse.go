@@ -1,0 +1,105 @@
+package rag
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+// SSE event names written by WriteSSE.
+const (
+	SSEDelta = "delta" // data: {"text": "..."}
+	SSEDone  = "done"  // data: SSEDoneData
+	SSEError = "error" // data: {"error": "...", "status": 503}
+)
+
+// SSEDoneData is the data of the final "done" event.
+type SSEDoneData struct {
+	ConversationID uuid.UUID  `json:"conversation_id"`
+	QuestionID     uuid.UUID  `json:"question_id"`
+	AnswerID       uuid.UUID  `json:"answer_id"`
+	Answer         string     `json:"answer"`
+	Citations      []Citation `json:"citations"`
+}
+
+// SSEErrorData is the data of an "error" event.
+type SSEErrorData struct {
+	Error  string `json:"error"`  // safe to show: the error's message, never another clone's data
+	Status int    `json:"status"` // clone.HTTPStatus of the error
+}
+
+// WriteSSE streams events to w as Server-Sent Events (text/event-stream): one "delta"
+// event per piece of the answer, then one "done" event, or one "error" event if the
+// stream fails. Each event is flushed at once. Headers are written with the first
+// event, so errors found before generation starts (bad input, a foreign conversation)
+// are still sent as an "error" event with status 200; handlers that want a status code
+// for them call Process validation first or inspect the first event themselves.
+//
+// If writing fails (the client went away), WriteSSE stops ranging over events, which
+// stops generation (see Processor.Stream), and returns the write error. It returns the
+// stream's error after writing it as an event.
+func WriteSSE(w http.ResponseWriter, events iter.Seq2[Event, error]) error {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(name string, data any) error {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b); err != nil {
+			return err
+		}
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		return nil
+	}
+	for ev, err := range events {
+		if err != nil {
+			msg := "internal error"
+			var e *errs.Error
+			if errors.As(err, &e) && e.Kind != errs.Unknown && e.Kind != errs.IsolationViolation {
+				msg = e.Msg
+			}
+			if werr := send(SSEError, SSEErrorData{Error: msg, Status: clone.HTTPStatus(err)}); werr != nil {
+				return errors.Join(err, werr)
+			}
+			return err
+		}
+		if ev.Response != nil {
+			r := ev.Response
+			d := SSEDoneData{ConversationID: r.Conversation.ID, QuestionID: r.Question.ID, AnswerID: r.Answer.ID,
+				Answer: r.Answer.Content, Citations: r.Citations}
+			if d.Citations == nil {
+				d.Citations = []Citation{}
+			}
+			if err := send(SSEDone, d); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := send(SSEDelta, map[string]string{"text": ev.Delta}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServeSSE answers req for clone cc on an HTTP response as Server-Sent Events (see
+// WriteSSE), generating under the request's context so a client that disconnects
+// cancels generation.
+func (p *Processor) ServeSSE(w http.ResponseWriter, r *http.Request, cc clone.CloneContext, req *Request) error {
+	return WriteSSE(w, p.Stream(r.Context(), cc, req))
+}
