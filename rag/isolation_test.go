@@ -25,7 +25,9 @@ var topics = []struct{ fact, question string }{
 
 // canary returns the canary of clone side ("A" or "B") for topic i: a string that can
 // only come from that clone's data.
-func canary(side string, i int) string { return fmt.Sprintf("CANARY-%s-%02d-%s", side, i, strings.Repeat(side, 3)) }
+func canary(side string, i int) string {
+	return fmt.Sprintf("CANARY-%s-%02d-%s", side, i, strings.Repeat(side, 3))
+}
 
 // seedClone gives the clone one document per topic with its own canaries (in text and
 // title), filler documents, an insight, a training example and a prior conversation,
