@@ -20,17 +20,19 @@
 //
 // # Results
 //
-// 2-core AMD EPYC, shared (load average 3 to 11 during the runs), 2026-11-29, five
-// runs; ranges are over the runs, top-10 queries, cosine:
+// 2-core AMD EPYC, shared (load average 3 to 11 during the runs), 2026-11-29, four to
+// six runs of 30 to 60 rounds; ranges are over the runs; top-10 queries, cosine;
+// memvector measured through the scoped portable type:
 //
 //	size          chromem-go / memvector   memvector / floor   memvector mem / raw   chromem-go mem / raw
-//	10k x 384     8.7 - 32                 0.96 - 1.9          1.089                 1.22 - 1.35
-//	10k x 1536    6.4 - 9.0                0.48 - 2.0          1.040                 1.02 - 1.05
-//	100k x 384    12.9 - 15.5              0.83 - 1.7          1.064                 1.23 - 1.30
-//	100k x 1536   6.3 - 11.6               0.74 - 1.2          1.019                 1.02 - 1.09
+//	10k x 384     8.7 - 32.6               0.96 - 0.99         1.089                 1.22 - 1.35
+//	10k x 1536    6.4 - 9.0                0.48 - 1.10         1.040                 1.02 - 1.05
+//	100k x 384    12.9 - 15.5              0.83 - 1.12         1.064                 1.23 - 1.30
+//	100k x 1536   6.3 - 11.6               0.74 - 1.20         1.019                 1.02 - 1.09
 //
-// At 100k x 1536 a median query took 17 to 44 ms (memvector) against 109 to 720 ms
-// (chromem-go). Before the AVX2 kernel (portable Go, eight accumulators) the same run
+// A ratio below 1 against the floor means the floor's pass was disturbed more than the
+// query in that run. At 100k x 1536 a median query took 17 to 63 ms (memvector)
+// against 108 to 718 ms (chromem-go). Before the AVX2 kernel (portable Go, eight accumulators) the same run
 // measured 3.3x over chromem-go and 1.93x the floor of that time (a scalar one).
 //
 // Scoped wrapper over the bare driver (BenchmarkWrapperOverhead, 1000 to 2000
