@@ -108,6 +108,9 @@ func now() time.Time {
 // WithAudit(tx, db.Audit()) so denials inside the transaction are audited too. Without
 // a sink, repository functions still deny; they just record nothing.
 func WithAudit(q clonesql.Querier, s audit.Sink) clonesql.Querier {
+	if q == nil {
+		return nil
+	}
 	return audited{Querier: q, sink: s}
 }
 
@@ -288,14 +291,33 @@ func hasNUL(v any) bool {
 	return false
 }
 
-// inTx runs fn in one transaction: a *clonesql.DB opens a scoped one (and lends fn its
-// audit sink); anything else (a *clonesql.Tx, or a host's Querier) is used as it is, so
-// the host's transaction decides.
+// inTx runs fn in one transaction: on a *clonesql.DB (possibly wrapped by WithAudit) it
+// opens a scoped one; anything else (a *clonesql.Tx, or a host's Querier) is used as it
+// is, so the host's transaction decides.
+//
+// Denials inside a transaction it opened are recorded after the transaction ends: a
+// sink that writes to the same SQLite database would otherwise wait for the write lock
+// the transaction holds (and the denial must be recorded even though the transaction
+// rolls back).
 func inTx(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, fn func(q clonesql.Querier) error) error {
-	if db, ok := q.(*clonesql.DB); ok {
-		return db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return fn(WithAudit(tx, db.Audit())) })
+	inner := q
+	if a, ok := q.(audited); ok {
+		inner = a.Querier
 	}
-	return fn(q)
+	db, ok := inner.(*clonesql.DB)
+	if !ok {
+		return fn(q)
+	}
+	var held []audit.Event
+	hold := audit.SinkFunc(func(_ context.Context, e audit.Event) error {
+		held = append(held, e)
+		return nil
+	})
+	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return fn(WithAudit(tx, hold)) })
+	for _, e := range held {
+		audit.Record(ctx, sinkOf(q), e)
+	}
+	return err
 }
 
 // cursor is the decoded form of Page.Next.
