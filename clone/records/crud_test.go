@@ -151,6 +151,10 @@ func TestRecordLifecycle(t *testing.T) {
 		if p, err := records.ListDocumentChunks(ctx, e.db, cc, d.ID, nil); err != nil || len(p.Items) != 1 || p.Items[0].Ordinal != 5 {
 			t.Fatalf("after replace: %+v, %v", p, err)
 		}
+		d.Status = ""
+		if _, err := records.UpdateDocument(ctx, e.db, cc, d); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Fatalf("update with an empty status: %v; want ErrInvalidInput", err)
+		}
 		d.Status, d.Error, d.ChunkCount = records.StatusFailed, "parse error", 99
 		got2, err := records.UpdateDocument(ctx, e.db, cc, d)
 		if err != nil || got2.Status != records.StatusFailed || got2.Error != "parse error" || got2.ChunkCount != 1 {

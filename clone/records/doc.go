@@ -75,6 +75,16 @@
 // normalizes key order and spacing anyway), so compare them as JSON, not as bytes.
 // Statuses and roles must be the documented constants. Numbers must fit their columns.
 //
+// # Cost
+//
+// Each function runs one statement — on PostgreSQL one scoped transaction of three
+// round trips (see [clonesql.DB]) when given a *clonesql.DB, one round trip inside a
+// transaction — except: the child lists and counts ([ListDocumentChunks],
+// [ListMessages], [CountDocumentChunks], [CountMessages]) run a second statement only
+// when their result is empty, to tell an empty parent from a missing one; [GetChunks]
+// runs one statement per 50 keys; [ReplaceDocumentChunks] runs 2 statements plus one
+// per 50 chunks, and [AppendMessage] 3 statements, each in one transaction.
+//
 // # Timestamps
 //
 // CreatedAt and UpdatedAt are set by this package from the Go clock, in UTC and

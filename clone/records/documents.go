@@ -15,20 +15,20 @@ import (
 // Document is a source the clone learned from: a file, a page, a transcript. Its text
 // lives in its chunks ([Chunk]); its bytes, if kept, in an object store under ObjectKey.
 type Document struct {
-	TenantID    uuid.UUID       `db:"tenant_id"` // from the clone context
-	CloneID     uuid.UUID       `db:"clone_id"`  // from the clone context
-	ID          uuid.UUID       `db:"id"`        // zero on create: a new random ID
-	UserID      *string         `db:"user_id"`   // legacy user the record was migrated from, if any; set on create only
-	Title       string          `db:"title"`     // at most MaxTitleBytes
-	SourceName  string          `db:"source_name"`
-	ContentType string          `db:"content_type"`
-	SizeBytes   int64           `db:"size_bytes"`
-	ContentHash string          `db:"content_hash"`
-	ObjectKey   string          `db:"object_key"`
-	Status      string          `db:"status"` // StatusPending (default), StatusProcessing, StatusReady or StatusFailed
-	Error       string          `db:"error"`  // why ingestion failed, at most MaxErrorBytes
-	ChunkCount  int             `db:"chunk_count"`
-	Metadata    json.RawMessage `db:"-"` // a JSON object, at most MaxJSONBytes; stored re-encoded
+	TenantID    uuid.UUID       `db:"tenant_id"`    // from the clone context
+	CloneID     uuid.UUID       `db:"clone_id"`     // from the clone context
+	ID          uuid.UUID       `db:"id"`           // zero on create: a new random ID
+	UserID      *string         `db:"user_id"`      // legacy user the record was migrated from, if any; set on create only
+	Title       string          `db:"title"`        // at most MaxTitleBytes
+	SourceName  string          `db:"source_name"`  // e.g. the uploaded file's name; at most MaxTitleBytes
+	ContentType string          `db:"content_type"` // a media type; at most MaxShortBytes
+	SizeBytes   int64           `db:"size_bytes"`   // of the original, >= 0
+	ContentHash string          `db:"content_hash"` // e.g. "sha256:…", for FindDocumentsByHash; at most MaxShortBytes
+	ObjectKey   string          `db:"object_key"`   // the original's name in the clone's object store; at most MaxTitleBytes
+	Status      string          `db:"status"`       // StatusPending (default on create), StatusProcessing, StatusReady or StatusFailed
+	Error       string          `db:"error"`        // why ingestion failed, at most MaxErrorBytes
+	ChunkCount  int             `db:"chunk_count"`  // maintained by ReplaceDocumentChunks
+	Metadata    json.RawMessage `db:"-"`            // a JSON object, at most MaxJSONBytes; stored re-encoded
 	CreatedAt   time.Time       `db:"created_at"`
 	UpdatedAt   time.Time       `db:"updated_at"`
 }
@@ -61,8 +61,8 @@ func ValidDocumentStatus(s string) bool {
 
 // validateDocument checks the caller-settable fields of d and returns its metadata as
 // stored.
-func validateDocument(op string, d *Document) (string, error) {
-	if d.Status == "" {
+func validateDocument(op string, d *Document, create bool) (string, error) {
+	if d.Status == "" && create {
 		d.Status = StatusPending
 	}
 	if !ValidDocumentStatus(d.Status) {
@@ -105,7 +105,7 @@ func CreateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneConte
 	if err := checkScope(ctx, q, cc, op, d.TenantID, d.CloneID); err != nil {
 		return Document{}, err
 	}
-	meta, err := validateDocument(op, &d)
+	meta, err := validateDocument(op, &d, true)
 	if err != nil {
 		return Document{}, err
 	}
@@ -144,7 +144,8 @@ func GetDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext,
 }
 
 // UpdateDocument replaces the caller-settable fields of document d.ID (title, source
-// name, content type, size, content hash, object key, status, error, metadata), sets
+// name, content type, size, content hash, object key, status, error, metadata) with
+// d's — read the document, change it, write it back; an empty Status is refused — sets
 // UpdatedAt and returns the document as stored. UserID, ChunkCount and CreatedAt are
 // kept. A document that is missing or another clone's is clone.ErrNotFound, and audited.
 func UpdateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, d Document) (Document, error) {
@@ -158,7 +159,7 @@ func UpdateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneConte
 	if err := checkID(op, "document ID", d.ID); err != nil {
 		return Document{}, err
 	}
-	meta, err := validateDocument(op, &d)
+	meta, err := validateDocument(op, &d, false)
 	if err != nil {
 		return Document{}, err
 	}

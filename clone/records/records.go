@@ -49,8 +49,8 @@ const (
 
 // Page sizes of the List functions.
 const (
-	DefaultPageSize = 50
-	MaxPageSize     = 1000
+	DefaultPageSize = 50   // items per page when ListOptions.Limit is 0
+	MaxPageSize     = 1000 // the largest ListOptions.Limit accepted
 )
 
 // ListOptions select one page of a List function; nil means the first page of
@@ -74,19 +74,19 @@ type Page[T any] struct {
 	Next string
 }
 
-// Document statuses.
+// Document statuses, as ingestion moves a document along.
 const (
-	StatusPending    = "pending"
-	StatusProcessing = "processing"
-	StatusReady      = "ready"
-	StatusFailed     = "failed"
+	StatusPending    = "pending"    // stored, not yet processed (the default on create)
+	StatusProcessing = "processing" // being chunked and embedded
+	StatusReady      = "ready"      // chunks and vectors are in place
+	StatusFailed     = "failed"     // ingestion failed; Document.Error says why
 )
 
 // Message roles.
 const (
-	RoleSystem    = "system"
-	RoleUser      = "user"
-	RoleAssistant = "assistant"
+	RoleSystem    = "system"    // instructions to the model
+	RoleUser      = "user"      // the person talking to the clone
+	RoleAssistant = "assistant" // the clone
 )
 
 // clock returns the current time; tests replace it to force equal timestamps.
