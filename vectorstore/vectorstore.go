@@ -187,8 +187,10 @@ func Namespace(cc clone.CloneContext) (string, error) {
 	if err := cc.Validate("vectorstore.Namespace"); err != nil {
 		return "", err
 	}
-	return "t-" + cc.TenantID().String() + "-c-" + cc.CloneID().String(), nil
+	return namespaceOf(cc.TenantID().String(), cc.CloneID().String()), nil
 }
+
+func namespaceOf(tenant, cloneID string) string { return "t-" + tenant + "-c-" + cloneID }
 
 // ScopeFilter returns the filter every scoped query and delete-by-filter is AND-ed with:
 // {"tenant_id": {"$eq": T}, "clone_id": {"$eq": C}}.
@@ -196,10 +198,17 @@ func ScopeFilter(cc clone.CloneContext) (*filter.Filter, error) {
 	if err := cc.Validate("vectorstore.ScopeFilter"); err != nil {
 		return nil, err
 	}
-	t, _ := filter.FieldEq(TenantKey, cc.TenantID().String())
-	c, _ := filter.FieldEq(CloneKey, cc.CloneID().String())
-	return filter.AndAll(t, c), nil
+	return scopeFilterOf(cc.TenantID().String(), cc.CloneID().String()), nil
 }
+
+func scopeFilterOf(tenant, cloneID string) *filter.Filter {
+	t, _ := filter.FieldEq(TenantKey, tenant)
+	c, _ := filter.FieldEq(CloneKey, cloneID)
+	return filter.AndAll(t, c)
+}
+
+// ids holds a clone context's IDs in string form, computed once per call.
+type scopeIDs struct{ ns, tenant, clone string }
 
 // Dimension returns the index's dimension.
 func (x *Index) Dimension() int { return x.dim }
@@ -213,14 +222,14 @@ func (x *Index) Close() error {
 	return x.wrapErr("vectorstore.Close", x.d.Close())
 }
 
-// scope validates cc and returns its namespace; a missing context is audited.
-func (x *Index) scope(ctx context.Context, op string, cc clone.CloneContext) (string, error) {
+// scope validates cc and returns its namespace and IDs; a missing context is audited.
+func (x *Index) scope(ctx context.Context, op string, cc clone.CloneContext) (scopeIDs, error) {
 	if err := cc.Validate(op); err != nil {
 		x.record(ctx, op, cc, audit.Denied, "no clone context", nil)
-		return "", err
+		return scopeIDs{}, err
 	}
-	ns, _ := Namespace(cc)
-	return ns, nil
+	t, c := cc.TenantID().String(), cc.CloneID().String()
+	return scopeIDs{ns: namespaceOf(t, c), tenant: t, clone: c}, nil
 }
 
 func (x *Index) writable(ctx context.Context, op string, cc clone.CloneContext) error {
@@ -280,14 +289,14 @@ func (x *Index) wrapErr(op string, err error) error {
 // requests, and a failed Upsert may have written part of the batch (retrying it is safe).
 func (x *Index) Upsert(ctx context.Context, cc clone.CloneContext, vectors []Vector) error {
 	const op = "vectorstore.Upsert"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return err
 	}
 	if len(vectors) == 0 {
 		return nil
 	}
-	tenant, cloneID := cc.TenantID().String(), cc.CloneID().String()
+	tenant, cloneID := sc.tenant, sc.clone
 	out := make([]driver.Vector, len(vectors))
 	seen := make(map[string]struct{}, len(vectors))
 	for i, v := range vectors {
@@ -313,14 +322,14 @@ func (x *Index) Upsert(ctx context.Context, cc clone.CloneContext, vectors []Vec
 	if err := x.writable(ctx, op, cc); err != nil {
 		return err
 	}
-	return x.wrapErr(op, x.d.Upsert(ctx, ns, out))
+	return x.wrapErr(op, x.d.Upsert(ctx, sc.ns, out))
 }
 
 // Query returns the clone's vectors most similar to q.Vector that match q.Filter, most
 // similar first.
 func (x *Index) Query(ctx context.Context, cc clone.CloneContext, q Query) ([]Match, error) {
 	const op = "vectorstore.Query"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -334,18 +343,18 @@ func (x *Index) Query(ctx context.Context, cc clone.CloneContext, q Query) ([]Ma
 	if q.TopK < 1 || q.TopK > maxK {
 		return nil, errs.New(errs.InvalidInput, op, "top-k %d outside 1..%d", q.TopK, maxK)
 	}
-	f, err := x.scopedFilter(ctx, op, cc, q.Filter)
+	f, err := x.scopedFilter(ctx, op, cc, sc, q.Filter)
 	if err != nil {
 		return nil, err
 	}
-	ms, err := x.d.Query(ctx, ns, &driver.Query{Vector: q.Vector, TopK: q.TopK, Filter: f, IncludeValues: q.IncludeValues})
+	ms, err := x.d.Query(ctx, sc.ns, &driver.Query{Vector: q.Vector, TopK: q.TopK, Filter: f, IncludeValues: q.IncludeValues})
 	if err != nil {
 		return nil, x.wrapErr(op, err)
 	}
 	if len(ms) > q.TopK {
 		return nil, x.violation(ctx, op, cc, "query returned more matches than requested")
 	}
-	tenant, cloneID := cc.TenantID().String(), cc.CloneID().String()
+	tenant, cloneID := sc.tenant, sc.clone
 	seen := make(map[string]struct{}, len(ms))
 	for _, m := range ms {
 		if !inScope(m.Metadata, tenant, cloneID) {
@@ -373,7 +382,7 @@ func (x *Index) Query(ctx context.Context, cc clone.CloneContext, q Query) ([]Ma
 // not exist (or exist only in another clone) are omitted.
 func (x *Index) Fetch(ctx context.Context, cc clone.CloneContext, ids []string) ([]Vector, error) {
 	const op = "vectorstore.Fetch"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -381,11 +390,11 @@ func (x *Index) Fetch(ctx context.Context, cc clone.CloneContext, ids []string) 
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	vs, err := x.d.Fetch(ctx, ns, ids)
+	vs, err := x.d.Fetch(ctx, sc.ns, ids)
 	if err != nil {
 		return nil, x.wrapErr(op, err)
 	}
-	tenant, cloneID := cc.TenantID().String(), cc.CloneID().String()
+	tenant, cloneID := sc.tenant, sc.clone
 	byID := make(map[string]driver.Vector, len(vs))
 	for _, v := range vs {
 		if !inScope(v.Metadata, tenant, cloneID) {
@@ -412,7 +421,7 @@ func (x *Index) Fetch(ctx context.Context, cc clone.CloneContext, ids []string) 
 // Delete removes the clone's vectors with the given IDs. Missing IDs are not an error.
 func (x *Index) Delete(ctx context.Context, cc clone.CloneContext, ids []string) error {
 	const op = "vectorstore.Delete"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return err
 	}
@@ -423,47 +432,47 @@ func (x *Index) Delete(ctx context.Context, cc clone.CloneContext, ids []string)
 	if err := x.writable(ctx, op, cc); err != nil {
 		return err
 	}
-	return x.wrapErr(op, x.d.Delete(ctx, ns, ids))
+	return x.wrapErr(op, x.d.Delete(ctx, sc.ns, ids))
 }
 
 // DeleteByFilter removes the clone's vectors that match f, which must not be empty (use
 // DeleteAll to remove everything).
 func (x *Index) DeleteByFilter(ctx context.Context, cc clone.CloneContext, f map[string]any) error {
 	const op = "vectorstore.DeleteByFilter"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return err
 	}
 	if len(f) == 0 {
 		return errs.New(errs.InvalidInput, op, "empty filter; use DeleteAll to delete every vector of the clone")
 	}
-	pf, err := x.scopedFilter(ctx, op, cc, f)
+	pf, err := x.scopedFilter(ctx, op, cc, sc, f)
 	if err != nil {
 		return err
 	}
 	if err := x.writable(ctx, op, cc); err != nil {
 		return err
 	}
-	return x.wrapErr(op, x.d.DeleteByFilter(ctx, ns, pf))
+	return x.wrapErr(op, x.d.DeleteByFilter(ctx, sc.ns, pf))
 }
 
 // DeleteAll removes every vector of the clone (its whole namespace). Use it when a clone
 // is deleted.
 func (x *Index) DeleteAll(ctx context.Context, cc clone.CloneContext) error {
 	const op = "vectorstore.DeleteAll"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return err
 	}
 	// Deleting everything stays allowed for a clone being offboarded: CheckWritable is
 	// not consulted.
-	return x.wrapErr(op, x.d.DeleteNamespace(ctx, ns))
+	return x.wrapErr(op, x.d.DeleteNamespace(ctx, sc.ns))
 }
 
 // List returns a page of the clone's vector IDs, in ascending order.
 func (x *Index) List(ctx context.Context, cc clone.CloneContext, opts *ListOptions) (*ListPage, error) {
 	const op = "vectorstore.List"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +494,7 @@ func (x *Index) List(ctx context.Context, cc clone.CloneContext, opts *ListOptio
 	if len(opts.PageToken) > 4096 {
 		return nil, errs.New(errs.InvalidInput, op, "page token too long")
 	}
-	p, err := x.d.List(ctx, ns, &driver.ListRequest{Prefix: opts.Prefix, Limit: limit, PageToken: opts.PageToken})
+	p, err := x.d.List(ctx, sc.ns, &driver.ListRequest{Prefix: opts.Prefix, Limit: limit, PageToken: opts.PageToken})
 	if err != nil {
 		return nil, x.wrapErr(op, err)
 	}
@@ -503,20 +512,20 @@ func (x *Index) List(ctx context.Context, cc clone.CloneContext, opts *ListOptio
 // Stats describes the clone's part of the index.
 func (x *Index) Stats(ctx context.Context, cc clone.CloneContext) (*Stats, error) {
 	const op = "vectorstore.Stats"
-	ns, err := x.scope(ctx, op, cc)
+	sc, err := x.scope(ctx, op, cc)
 	if err != nil {
 		return nil, err
 	}
-	s, err := x.d.Stats(ctx, ns)
+	s, err := x.d.Stats(ctx, sc.ns)
 	if err != nil {
 		return nil, x.wrapErr(op, err)
 	}
-	return &Stats{Namespace: ns, Dimension: x.dim, VectorCount: s.VectorCount}, nil
+	return &Stats{Namespace: sc.ns, Dimension: x.dim, VectorCount: s.VectorCount}, nil
 }
 
 // scopedFilter parses f, refuses it if it names another tenant or clone, and ANDs it
 // with the clone scope.
-func (x *Index) scopedFilter(ctx context.Context, op string, cc clone.CloneContext, f map[string]any) (*filter.Filter, error) {
+func (x *Index) scopedFilter(ctx context.Context, op string, cc clone.CloneContext, sc scopeIDs, f map[string]any) (*filter.Filter, error) {
 	pf, err := filter.Parse(f)
 	if err != nil {
 		var e *errs.Error
@@ -525,31 +534,36 @@ func (x *Index) scopedFilter(ctx context.Context, op string, cc clone.CloneConte
 		}
 		return nil, errs.Wrap(errs.InvalidInput, op, err, "filter")
 	}
-	if namesOther(pf, cc.TenantID().String(), cc.CloneID().String()) {
+	if namesOther(pf, sc.tenant, sc.clone) {
 		x.record(ctx, op, cc, audit.Denied, "filter names another tenant or clone", nil)
 		return nil, errs.New(errs.CloneMismatch, op, "filter names a tenant or clone other than the clone context's")
 	}
-	scope, err := ScopeFilter(cc)
-	if err != nil {
-		return nil, err
-	}
-	return filter.AndAll(scope, pf), nil
+	return filter.AndAll(scopeFilterOf(sc.tenant, sc.clone), pf), nil
 }
 
 func (x *Index) validValues(op string, v []float32) error {
 	if len(v) != x.dim {
 		return errs.New(errs.InvalidInput, op, "dimension mismatch: got %d values, the index has dimension %d", len(v), x.dim)
 	}
-	nonzero := false
-	for i, f := range v {
-		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
-			return errs.New(errs.InvalidInput, op, "value %d is not finite", i)
+	// One pass over the bits: an all-ones exponent is NaN or ±Inf; OR-ing the
+	// magnitudes tells whether any value is non-zero.
+	const exp = 0x7f800000
+	var bad, any uint32
+	for _, f := range v {
+		b := math.Float32bits(f)
+		if b&exp == exp {
+			bad = 1
 		}
-		if f != 0 {
-			nonzero = true
+		any |= b &^ (1 << 31)
+	}
+	if bad != 0 {
+		for i, f := range v {
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				return errs.New(errs.InvalidInput, op, "value %d is not finite", i)
+			}
 		}
 	}
-	if !nonzero {
+	if any == 0 {
 		return errs.New(errs.InvalidInput, op, "all values are zero")
 	}
 	return nil

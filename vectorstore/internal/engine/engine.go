@@ -122,6 +122,7 @@ type space struct {
 	// kept in meta), and tcount[j][value index] counts the records carrying that value.
 	tv     [][]int32
 	tnames [][]string
+	tboxed [][]any // tnames as interface values, so returning them does not allocate
 	tdict  []map[string]int32
 	tcount [][]int
 }
@@ -166,7 +167,8 @@ func (e *Engine) getOrCreate(ns string) *space {
 	}
 	s := &space{dim: e.dim, slot: make(map[string]int)}
 	nt := len(e.tracked)
-	s.tv, s.tnames, s.tdict, s.tcount = make([][]int32, nt), make([][]string, nt), make([]map[string]int32, nt), make([][]int, nt)
+	s.tv, s.tnames, s.tboxed = make([][]int32, nt), make([][]string, nt), make([][]any, nt)
+	s.tdict, s.tcount = make([]map[string]int32, nt), make([][]int, nt)
 	for j := range nt {
 		s.tdict[j] = make(map[string]int32)
 	}
@@ -218,6 +220,7 @@ func (e *Engine) track(s *space, i int, md map[string]any) map[string]any {
 		if !ok {
 			idx = int32(len(s.tnames[j]))
 			s.tnames[j] = append(s.tnames[j], str)
+			s.tboxed[j] = append(s.tboxed[j], str)
 			s.tcount[j] = append(s.tcount[j], 0)
 			s.tdict[j][str] = idx
 		}
@@ -258,7 +261,7 @@ func (e *Engine) metadata(s *space, i int) map[string]any {
 			if out == nil {
 				out = make(map[string]any, len(e.tracked))
 			}
-			out[k] = s.tnames[j][idx]
+			out[k] = s.tboxed[j][idx]
 		}
 	}
 	return out
@@ -275,7 +278,7 @@ func (g *getter) Get(k string) (any, bool) {
 	for j, key := range g.e.tracked {
 		if key == k {
 			if idx := g.s.tv[j][g.i]; idx >= 0 {
-				return g.s.tnames[j][idx], true
+				return g.s.tboxed[j][idx], true
 			}
 			break
 		}
@@ -751,12 +754,18 @@ func sqDist(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
+// norm returns the L2 norm of v: in float32 with the fast kernel, or in float64 when
+// the float32 sum of squares overflows (values beyond about 1e19) or underflows.
 func norm(v []float32) float32 {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
+	s := dot(v, v)
+	if s > 1e-30 && !math.IsInf(float64(s), 0) {
+		return float32(math.Sqrt(float64(s)))
 	}
-	return float32(math.Sqrt(s))
+	var d float64
+	for _, x := range v {
+		d += float64(x) * float64(x)
+	}
+	return float32(math.Sqrt(d))
 }
 
 func cloneMeta(m map[string]any) map[string]any {

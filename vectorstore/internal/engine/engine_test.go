@@ -295,3 +295,23 @@ func TestNoLostWritesWhenNamespaceEmpties(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestExtremeMagnitudes(t *testing.T) {
+	for _, scale := range []float32{1e-30, 1e-20, 1, 1e20, 1e30} {
+		e := New(3, nil)
+		e.Upsert("ns", []Record{
+			{ID: "a", Values: []float32{scale, 0, 0}},
+			{ID: "b", Values: []float32{0, scale, scale}},
+		})
+		hits, err := e.Query(context.Background(), "ns", []float32{scale, scale / 10, 0}, 2, nil, true)
+		if err != nil || len(hits) != 2 || hits[0].ID != "a" {
+			t.Fatalf("scale %g: %+v, %v", scale, hits, err)
+		}
+		if s := hits[0].Score; math.IsNaN(float64(s)) || s < 0.99 || s > 1.0001 {
+			t.Fatalf("scale %g: cosine %v", scale, s)
+		}
+		if v := hits[0].Values[0]; math.Abs(float64(v/scale)-1) > 1e-5 {
+			t.Fatalf("scale %g: values %v", scale, hits[0].Values)
+		}
+	}
+}
