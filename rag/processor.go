@@ -162,7 +162,7 @@ type Response struct {
 	Interrupted bool
 }
 
-// errStopped marks a stream whose consumer stopped iterating.
+// errStopped marks a stream whose consumer received a piece and then stopped iterating.
 var errStopped = errors.New("rag: stream consumer stopped")
 
 // Process answers req for clone cc, calling onDelta (if not nil) with each piece of the
@@ -298,6 +298,10 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 		}
 		if onDelta != nil {
 			if err := onDelta(d); err != nil {
+				if errors.Is(err, errStopped) {
+					// The iterator's consumer received d, then stopped.
+					delivered.WriteString(d)
+				}
 				return err
 			}
 		}
