@@ -22,6 +22,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cloneiso/cloneiso/migrate/legacy"
+	"github.com/cloneiso/cloneiso/vectorstore/driver"
 )
 
 // Sizes of the generated fixture.
@@ -236,6 +237,69 @@ func PutObjects(ctx context.Context, c *s3.Client, bucket string) (map[string]in
 	}
 	for _, k := range UnmatchedKeys {
 		if err := put(k, []byte("unmatched")); err != nil {
+			return nil, err
+		}
+	}
+	return per, nil
+}
+
+// VectorDimension is the dimension of the fixture's vectors.
+const VectorDimension = 8
+
+// VectorsOf returns the legacy vectors of the i-th user (1-based): i%5 of them (some
+// users have none), with metadata, IDs unique across users.
+func VectorsOf(i int) []driver.Vector {
+	var out []driver.Vector
+	for j := range i % 5 {
+		vals := make([]float32, VectorDimension)
+		for k := range vals {
+			vals[k] = float32((i*31+j*7+k*3)%17) + 0.5
+		}
+		out = append(out, driver.Vector{
+			ID:       fmt.Sprintf("%s-chunk-%d", UserID(i), j),
+			Values:   vals,
+			Metadata: map[string]any{"document": fmt.Sprintf("doc-%d", j), "position": float64(j), "tags": []string{"legacy", UserID(i)}},
+		})
+	}
+	return out
+}
+
+// UnmatchedVectors are written by PutVectors into the shared namespace besides the
+// users' vectors: one without a user, one of an unknown user.
+var UnmatchedVectors = []string{"orphan-vector", "stranger-vector"}
+
+// PutVectors writes every user's legacy vectors (VectorsOf) through the raw driver d:
+// with perUser, into namespace "user-{user_id}"; otherwise into the shared namespace
+// with the user in metadata "user_id", plus UnmatchedVectors. It returns how many
+// vectors each user has.
+func PutVectors(ctx context.Context, d driver.Index, perUser bool, shared string) (map[string]int, error) {
+	per := map[string]int{}
+	var all []driver.Vector
+	for i := 1; i <= Users; i++ {
+		vs := VectorsOf(i)
+		per[UserID(i)] = len(vs)
+		if perUser {
+			if len(vs) > 0 {
+				if err := d.Upsert(ctx, "user-"+UserID(i), vs); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		for _, v := range vs {
+			v.Metadata["user_id"] = UserID(i)
+			all = append(all, v)
+		}
+	}
+	if perUser {
+		return per, nil
+	}
+	vals := []float32{1, 2, 3, 4, 5, 6, 7, 8}
+	all = append(all,
+		driver.Vector{ID: UnmatchedVectors[0], Values: vals, Metadata: map[string]any{"document": "x"}},
+		driver.Vector{ID: UnmatchedVectors[1], Values: vals, Metadata: map[string]any{"user_id": "u999"}})
+	for start := 0; start < len(all); start += 100 {
+		if err := d.Upsert(ctx, shared, all[start:min(start+100, len(all))]); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,541 @@
+package legacy
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/vectorstore"
+	"github.com/cloneiso/cloneiso/vectorstore/driver"
+)
+
+// Legacy vector layouts.
+const (
+	// LayoutNamespacePerUser: each user's vectors in a namespace of their own, named by
+	// VectorOptions.NamespaceTemplate.
+	LayoutNamespacePerUser = "namespace-per-user"
+	// LayoutShared: every user's vectors in one namespace, VectorOptions.SharedNamespace,
+	// with the user's ID in the metadata key VectorOptions.UserKey.
+	LayoutShared = "shared"
+)
+
+// VectorSource reads (and, in [Migrator.DeleteLegacyVectors] only, deletes) legacy
+// vectors in any namespace. Every vectorstore driver satisfies it (for Pinecone,
+// pineconevector.NewDriver; it refuses Pinecone's default namespace, so a legacy layout
+// there needs a VectorSource over go-pinecone's IndexConnection).
+type VectorSource interface {
+	List(ctx context.Context, ns string, req *driver.ListRequest) (*driver.ListPage, error)
+	Fetch(ctx context.Context, ns string, ids []string) ([]driver.Vector, error)
+	Delete(ctx context.Context, ns string, ids []string) error
+	DeleteNamespace(ctx context.Context, ns string) error
+	Stats(ctx context.Context, ns string) (*driver.Stats, error)
+}
+
+// VectorOptions configure the vector migration.
+type VectorOptions struct {
+	// Source holds the legacy vectors.
+	Source VectorSource
+	// Layout is LayoutNamespacePerUser or LayoutShared.
+	Layout string
+	// NamespaceTemplate names a user's legacy namespace (LayoutNamespacePerUser);
+	// "{user_id}" is replaced by the user's ID. Default "{user_id}".
+	NamespaceTemplate string
+	// SharedNamespace is the legacy namespace of every user's vectors (LayoutShared).
+	SharedNamespace string
+	// UserKey is the metadata key holding the user's ID (LayoutShared); default
+	// "user_id". It is kept in the copies' metadata.
+	UserKey string
+	// Target is the clone-scoped index the vectors are copied to, each into its user's
+	// clone namespace with the clone's metadata stamps (set by the portable type).
+	Target *vectorstore.Index
+	// BatchSize is the number of vectors listed, fetched and upserted at a time,
+	// 1..100; default 100.
+	BatchSize int
+	// DryRun counts, per user, what would be copied (or deleted), writing nothing.
+	DryRun bool
+}
+
+func (o *VectorOptions) check() error {
+	const op = "legacy.VectorOptions"
+	if o == nil || o.Source == nil || o.Target == nil {
+		return errs.New(errs.InvalidInput, op, "Source and Target are required")
+	}
+	switch o.Layout {
+	case LayoutNamespacePerUser:
+		if o.NamespaceTemplate == "" {
+			o.NamespaceTemplate = "{user_id}"
+		}
+		if !strings.Contains(o.NamespaceTemplate, "{user_id}") {
+			return errs.New(errs.InvalidInput, op, "namespace template %q has no {user_id}", o.NamespaceTemplate)
+		}
+	case LayoutShared:
+		if o.SharedNamespace == "" {
+			return errs.New(errs.InvalidInput, op, "the shared layout needs SharedNamespace")
+		}
+		if o.UserKey == "" {
+			o.UserKey = "user_id"
+		}
+	default:
+		return errs.New(errs.InvalidInput, op, "unknown layout %q (want %q or %q)", o.Layout, LayoutNamespacePerUser, LayoutShared)
+	}
+	if o.BatchSize <= 0 || o.BatchSize > vectorstore.MaxListLimit {
+		o.BatchSize = vectorstore.MaxListLimit
+	}
+	return nil
+}
+
+// VectorReport tells what a vector step did (or, in a dry run, would do).
+type VectorReport struct {
+	Copied   int64 // vectors upserted into clones by this call
+	Deleted  int64 // legacy vectors deleted by this call
+	Skipped  int64 // users (per-user layout) or vectors (shared) already done earlier
+	PerUser  map[string]int64
+	Problems []ObjectProblem // vectors no user owns, or that the SDK refuses (Key is the vector ID)
+}
+
+// OK reports whether no problem was met.
+func (r *VectorReport) OK() bool { return len(r.Problems) == 0 }
+
+func (m *Migrator) userContexts(ctx context.Context) ([]UserClone, map[string]clone.CloneContext, error) {
+	users, err := m.Users(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]clone.CloneContext, len(users))
+	for _, u := range users {
+		if out[u.UserID], err = u.Context(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return users, out, nil
+}
+
+// userOf returns the user ID stored under key, as text.
+func userOf(md map[string]any, key string) string {
+	switch v := md[key].(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return ""
+}
+
+// scan lists namespace ns from the start and calls fn with each fetched batch of
+// vectors whose IDs are greater than after.
+func scan(ctx context.Context, src VectorSource, ns string, batch int, after string, fn func([]driver.Vector) error) error {
+	token := ""
+	for {
+		page, err := src.List(ctx, ns, &driver.ListRequest{Limit: batch, PageToken: token})
+		if err != nil {
+			return fmt.Errorf("list %s: %w", ns, err)
+		}
+		ids := page.IDs
+		if after != "" {
+			ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id <= after })
+		}
+		if len(ids) > 0 {
+			vs, err := src.Fetch(ctx, ns, ids)
+			if err != nil {
+				return fmt.Errorf("fetch from %s: %w", ns, err)
+			}
+			slices.SortFunc(vs, func(a, b driver.Vector) int { return strings.Compare(a.ID, b.ID) })
+			if err := fn(vs); err != nil {
+				return err
+			}
+		}
+		if page.NextPageToken == "" {
+			return nil
+		}
+		token = page.NextPageToken
+	}
+}
+
+// portable turns legacy vectors into portable ones; vectors that carry the clone stamp
+// keys already are refused (the SDK stamps them itself).
+func portable(vs []driver.Vector, rep *VectorReport) []vectorstore.Vector {
+	out := make([]vectorstore.Vector, 0, len(vs))
+	for _, v := range vs {
+		if _, ok := v.Metadata[vectorstore.TenantKey]; ok {
+			rep.Problems = append(rep.Problems, ObjectProblem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.TenantKey + " key"})
+			continue
+		}
+		if _, ok := v.Metadata[vectorstore.CloneKey]; ok {
+			rep.Problems = append(rep.Problems, ObjectProblem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.CloneKey + " key"})
+			continue
+		}
+		out = append(out, vectorstore.Vector{ID: v.ID, Values: v.Values, Metadata: v.Metadata})
+	}
+	return out
+}
+
+// MigrateVectors copies the legacy vectors into their users' clones through the
+// clone-scoped o.Target (clone namespace, tenant_id and clone_id stamped in metadata),
+// in batches of o.BatchSize. Legacy vectors are never changed (see
+// [Migrator.DeleteLegacyVectors]). Progress is recorded in the database: with a
+// namespace per user, each user is recorded when all of its vectors are copied (an
+// interrupted user is copied again; upserts are idempotent); with the shared layout,
+// each batch's last ID and per-user counts are recorded in one transaction after its
+// upsert. A rerun thus resumes, and a second complete run copies nothing. Vectors of
+// the shared namespace without a provisioned user are reported, not copied.
+func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*VectorReport, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	users, ccs, err := m.userContexts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &VectorReport{PerUser: map[string]int64{}}
+	if o.Layout == LayoutShared {
+		return rep, m.migrateShared(ctx, o, ccs, rep)
+	}
+	for i, u := range users {
+		ns := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
+		var done bool
+		err := m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, u.UserID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return rep, errs.Wrap(errs.Unavailable, "legacy.MigrateVectors", err, "read progress")
+		}
+		if done {
+			rep.Skipped++
+			continue
+		}
+		var n int64
+		err = scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
+			if err := m.cfg.at(ctx, "vectors-batch", int(n)); err != nil {
+				return err
+			}
+			pv := portable(vs, rep)
+			if !o.DryRun && len(pv) > 0 {
+				if err := o.Target.Upsert(ctx, ccs[u.UserID], pv); err != nil {
+					return fmt.Errorf("upsert into the clone of %s: %w", u.UserID, err)
+				}
+			}
+			n += int64(len(pv))
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.PerUser[u.UserID] = n
+		if o.DryRun {
+			continue
+		}
+		rep.Copied += n
+		if _, err := m.db.ExecContext(ctx, `INSERT INTO cloneiso_legacy_vectors (source, user_id, copied, done) VALUES ($1, $2, $3, true)
+			ON CONFLICT (source, user_id) DO UPDATE SET copied = EXCLUDED.copied, done = true`, ns, u.UserID, n); err != nil {
+			return rep, errs.Wrap(errs.Unavailable, "legacy.MigrateVectors", err, "record progress")
+		}
+		m.cfg.Progress(Progress{Step: "vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
+	}
+	return rep, nil
+}
+
+func (m *Migrator) migrateShared(ctx context.Context, o *VectorOptions, ccs map[string]clone.CloneContext, rep *VectorReport) error {
+	const op = "legacy.MigrateVectors"
+	ns := o.SharedNamespace
+	var after string
+	if !o.DryRun {
+		var last []byte
+		err := m.db.QueryRowxContext(ctx, "SELECT (last_key)[1] FROM cloneiso_legacy_checkpoints WHERE step = 'vectors' AND name = $1", ns).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return errs.Wrap(errs.Unavailable, op, err, "read progress")
+		}
+		after = string(last)
+	}
+	total := int64(0)
+	if st, err := o.Source.Stats(ctx, ns); err == nil {
+		total = int64(st.VectorCount)
+	}
+	var seen int64
+	batch := 0
+	return scan(ctx, o.Source, ns, o.BatchSize, after, func(vs []driver.Vector) error {
+		if err := m.cfg.at(ctx, "vectors-batch", batch); err != nil {
+			return err
+		}
+		batch++
+		byUser := map[string][]driver.Vector{}
+		for _, v := range vs {
+			u := userOf(v.Metadata, o.UserKey)
+			if _, ok := ccs[u]; !ok {
+				rep.Problems = append(rep.Problems, ObjectProblem{Key: v.ID, UserID: u, Reason: "no provisioned user in metadata key " + o.UserKey})
+				continue
+			}
+			byUser[u] = append(byUser[u], v)
+		}
+		counts := map[string]int64{}
+		for _, u := range slices.Sorted(mapsKeys(byUser)) {
+			pv := portable(byUser[u], rep)
+			if !o.DryRun && len(pv) > 0 {
+				if err := o.Target.Upsert(ctx, ccs[u], pv); err != nil {
+					return fmt.Errorf("upsert into the clone of %s: %w", u, err)
+				}
+			}
+			counts[u] += int64(len(pv))
+			rep.PerUser[u] += int64(len(pv))
+		}
+		seen += int64(len(vs))
+		if o.DryRun {
+			return nil
+		}
+		tx, err := m.db.BeginTxx(ctx, nil)
+		if err != nil {
+			return errs.Wrap(errs.Unavailable, op, err, "begin")
+		}
+		defer tx.Rollback()
+		for u, n := range counts {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_vectors (source, user_id, copied, done) VALUES ($1, $2, $3, true)
+				ON CONFLICT (source, user_id) DO UPDATE SET copied = cloneiso_legacy_vectors.copied + EXCLUDED.copied`, ns, u, n); err != nil {
+				return errs.Wrap(errs.Unavailable, op, err, "record progress")
+			}
+			rep.Copied += n
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_checkpoints (step, name, last_key, batches, rows_changed, updated_at)
+			VALUES ('vectors', $1, ARRAY[$2], 1, $3, now())
+			ON CONFLICT (step, name) DO UPDATE SET last_key = EXCLUDED.last_key, batches = cloneiso_legacy_checkpoints.batches + 1,
+				rows_changed = cloneiso_legacy_checkpoints.rows_changed + EXCLUDED.rows_changed, updated_at = now()`,
+			ns, vs[len(vs)-1].ID, int64(len(vs))); err != nil {
+			return errs.Wrap(errs.Unavailable, op, err, "record progress")
+		}
+		if err := m.cfg.at(ctx, "vectors-before-commit", batch-1); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return errs.Wrap(errs.Unavailable, op, err, "commit")
+		}
+		m.cfg.Progress(Progress{Step: "vectors", Table: ns, Done: seen, Total: total})
+		return nil
+	})
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// legacyByUser reads every legacy vector and groups it by user; vectors of no
+// provisioned user are reported in r.
+func (m *Migrator) legacyByUser(ctx context.Context, o *VectorOptions, users []UserClone, ccs map[string]clone.CloneContext, r *VerifyReport) (map[string][]driver.Vector, error) {
+	out := map[string][]driver.Vector{}
+	if o.Layout == LayoutShared {
+		err := scan(ctx, o.Source, o.SharedNamespace, o.BatchSize, "", func(vs []driver.Vector) error {
+			for _, v := range vs {
+				u := userOf(v.Metadata, o.UserKey)
+				if _, ok := ccs[u]; !ok {
+					if r != nil {
+						r.add(DiscrepancyUnmatched, o.SharedNamespace, u, 1, "legacy vector %s has no provisioned user", v.ID)
+					}
+					continue
+				}
+				out[u] = append(out[u], v)
+			}
+			return nil
+		})
+		return out, err
+	}
+	for _, u := range users {
+		ns := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
+		err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
+			out[u.UserID] = append(out[u.UserID], vs...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// VerifyVectors checks the vector migration without changing anything: for every user,
+// each legacy vector is in the user's clone with the same metadata (plus the clone
+// stamps) and the same values (to float32 rounding); the clone holds at least as many
+// vectors as the user had; and users whose legacy vectors were already deleted still
+// have as many vectors as were recorded copied. Legacy vectors of no provisioned user
+// (shared layout) are reported as unmatched.
+func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*VerifyReport, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	users, ccs, err := m.userContexts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &VerifyReport{}
+	legacyVs, err := m.legacyByUser(ctx, o, users, ccs, r)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, "legacy.VerifyVectors", err, "read legacy vectors")
+	}
+	var recorded []struct {
+		UserID  string       `db:"user_id"`
+		Copied  int64        `db:"copied"`
+		Deleted sql.NullTime `db:"deleted_at"`
+	}
+	if err := m.db.SelectContext(ctx, &recorded, "SELECT user_id, copied, deleted_at FROM cloneiso_legacy_vectors WHERE source = $1 OR $2",
+		o.SharedNamespace, o.Layout == LayoutNamespacePerUser); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, "legacy.VerifyVectors", err, "read progress")
+	}
+	copied := map[string]int64{}
+	deleted := map[string]bool{}
+	for _, x := range recorded {
+		copied[x.UserID] += x.Copied
+		deleted[x.UserID] = deleted[x.UserID] || x.Deleted.Valid
+	}
+	for i, u := range users {
+		cc := ccs[u.UserID]
+		st, err := o.Target.Stats(ctx, cc)
+		if err != nil {
+			return nil, err
+		}
+		lv := legacyVs[u.UserID]
+		want := int64(len(lv))
+		if len(lv) == 0 && deleted[u.UserID] {
+			want = copied[u.UserID]
+		}
+		if int64(st.VectorCount) < want {
+			r.add(DiscrepancyVector, "", u.UserID, want-int64(st.VectorCount), "clone of user %s has %d vectors; the user had %d", u.UserID, st.VectorCount, want)
+		}
+		for start := 0; start < len(lv); start += o.BatchSize {
+			batch := lv[start:min(start+o.BatchSize, len(lv))]
+			ids := make([]string, len(batch))
+			for j, v := range batch {
+				ids[j] = v.ID
+			}
+			got, err := o.Target.Fetch(ctx, cc, ids)
+			if err != nil {
+				return nil, err
+			}
+			byID := map[string]vectorstore.Vector{}
+			for _, v := range got {
+				byID[v.ID] = v
+			}
+			for _, v := range batch {
+				c, ok := byID[v.ID]
+				switch {
+				case !ok:
+					r.add(DiscrepancyVector, "", u.UserID, 1, "vector %s of user %s is not in its clone", v.ID, u.UserID)
+				case !sameMetadata(v.Metadata, c.Metadata):
+					r.add(DiscrepancyVector, "", u.UserID, 1, "vector %s of user %s: metadata differs", v.ID, u.UserID)
+				case !sameValues(v.Values, c.Values):
+					r.add(DiscrepancyVector, "", u.UserID, 1, "vector %s of user %s: values differ", v.ID, u.UserID)
+				}
+			}
+		}
+		m.cfg.Progress(Progress{Step: "verify-vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
+	}
+	return r, nil
+}
+
+func sameMetadata(a, b map[string]any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// sameValues compares two vectors up to scale-independent float32 rounding: backends
+// may store them normalized.
+func sameValues(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var na, nb float64
+	for i := range a {
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	na, nb = math.Sqrt(na), math.Sqrt(nb)
+	if na == 0 || nb == 0 {
+		return na == nb
+	}
+	for i := range a {
+		if math.Abs(float64(a[i])/na-float64(b[i])/nb) > 1e-5 {
+			return false
+		}
+	}
+	return true
+}
+
+// DeleteLegacyVectors is the separate, explicit last step of the vector migration: for
+// each user whose legacy vectors are all in its clone (checked again, by ID and
+// content), it deletes them from the legacy layout — the user's namespace, or the
+// user's IDs in the shared namespace — and records the deletion. Users that fail the
+// check keep their legacy vectors and are reported. With o.DryRun it only counts.
+func (m *Migrator) DeleteLegacyVectors(ctx context.Context, o *VectorOptions) (*VectorReport, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	users, ccs, err := m.userContexts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	legacyVs, err := m.legacyByUser(ctx, o, users, ccs, nil)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyVectors", err, "read legacy vectors")
+	}
+	vr, err := m.VerifyVectors(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	bad := map[string]bool{}
+	rep := &VectorReport{PerUser: map[string]int64{}}
+	for _, d := range vr.Discrepancies {
+		if d.Kind == DiscrepancyVector {
+			bad[d.UserID] = true
+		}
+	}
+	for i, u := range users {
+		if err := m.cfg.at(ctx, "delete-vectors", i); err != nil {
+			return rep, err
+		}
+		lv := legacyVs[u.UserID]
+		if len(lv) == 0 {
+			continue
+		}
+		if bad[u.UserID] {
+			rep.Problems = append(rep.Problems, ObjectProblem{UserID: u.UserID, Reason: "the clone's copy failed verification; legacy vectors kept"})
+			continue
+		}
+		rep.PerUser[u.UserID] = int64(len(lv))
+		if o.DryRun {
+			rep.Deleted += int64(len(lv))
+			continue
+		}
+		src := o.SharedNamespace
+		if o.Layout == LayoutNamespacePerUser {
+			src = strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
+			if err := o.Source.DeleteNamespace(ctx, src); err != nil {
+				return rep, fmt.Errorf("delete legacy namespace %s: %w", src, err)
+			}
+		} else {
+			for start := 0; start < len(lv); start += o.BatchSize {
+				batch := lv[start:min(start+o.BatchSize, len(lv))]
+				ids := make([]string, len(batch))
+				for j, v := range batch {
+					ids[j] = v.ID
+				}
+				if err := o.Source.Delete(ctx, src, ids); err != nil {
+					return rep, fmt.Errorf("delete legacy vectors of %s: %w", u.UserID, err)
+				}
+			}
+		}
+		rep.Deleted += int64(len(lv))
+		if _, err := m.db.ExecContext(ctx, `UPDATE cloneiso_legacy_vectors SET deleted_at = now() WHERE source = $1 AND user_id = $2`, src, u.UserID); err != nil {
+			return rep, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyVectors", err, "record deletion")
+		}
+		m.cfg.Progress(Progress{Step: "delete-vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
+	}
+	return rep, nil
+}
