@@ -1,0 +1,1010 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/ingest/chunk"
+	"github.com/cloneiso/cloneiso/ingest/embed"
+	"github.com/cloneiso/cloneiso/ingest/extract"
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/vectorstore"
+)
+
+// ObjectKind is the objectstore kind under which originals are kept: each document's
+// original is the object "<document ID>/<version>" of this kind, where version is
+// Version(content hash).
+const ObjectKind = "documents"
+
+// Defaults of Options.
+const (
+	DefaultMaxDocumentBytes = 32 << 20
+	DefaultWorkers          = 4
+	DefaultEmbedBatch       = 64
+	DefaultStaleAfter       = 30 * time.Minute
+	// compensationTimeout bounds the clean-up of a failed attempt, which runs even when
+	// the caller's context is done.
+	compensationTimeout = 30 * time.Second
+	vectorBatch         = 500
+	deleteBatch         = 1000
+	versionLen          = 16
+)
+
+// Metadata keys the pipeline writes into every vector (besides the scope keys of
+// package vectorstore).
+const (
+	MetaDocumentID = "document_id"
+	MetaOrdinal    = "ordinal"
+	MetaVersion    = "version"
+)
+
+// Options configure a Pipeline. Nil means the defaults.
+type Options struct {
+	// Embedder turns chunks into vectors; nil means embed.NewLocal with the index's
+	// dimension. Its dimension must equal the index's.
+	Embedder embed.Embedder
+	// Extractors turn documents into text; nil means extract.NewRegistry with
+	// MaxDocumentBytes as its input limit.
+	Extractors *extract.Registry
+	// Chunking configures the chunker; nil means chunk's defaults.
+	Chunking *chunk.Options
+	// MaxDocumentBytes is the largest document accepted: 0 means
+	// DefaultMaxDocumentBytes. Larger ones are refused with clone.ErrTooLarge before
+	// anything is stored.
+	MaxDocumentBytes int64
+	// Workers bounds the documents IngestAll processes at once: 0 means DefaultWorkers.
+	Workers int
+	// EmbedBatch is the number of chunks given to the embedder per call: 0 means
+	// DefaultEmbedBatch. (The OpenAI adapter splits further by the API's limits.)
+	EmbedBatch int
+	// StaleAfter is how long a document may stay "processing" before another attempt
+	// or Reconcile may take it over as abandoned by a crashed process: 0 means
+	// DefaultStaleAfter.
+	StaleAfter time.Duration
+	// Progress, if set, receives progress events. Calls are serialized per Ingest or
+	// IngestAll call and must not block for long.
+	Progress func(Progress)
+	// Now returns the current time; nil means time.Now. Tests use it.
+	Now func() time.Time
+}
+
+// Pipeline ingests documents for clones: store the original, extract its text, chunk,
+// embed, upsert the vectors and record the document and its chunks, all scoped to the
+// clone of the CloneContext passed to each call. It is safe for concurrent use.
+type Pipeline struct {
+	db        *clonesql.DB
+	vectors   *vectorstore.Index
+	objects   *objectstore.Bucket
+	embedder  embed.Embedder
+	extractor *extract.Registry
+	chunker   *chunk.Chunker
+	maxBytes  int64
+	workers   int
+	batch     int
+	stale     time.Duration
+	progress  func(Progress)
+	now       func() time.Time
+
+	// cloneLocks serialize Reconcile against Ingest and Delete of one clone in this
+	// process (Reconcile takes the write lock); docLocks serialize work on one
+	// document. Both are striped by hash, so memory does not grow with clones.
+	cloneLocks [64]sync.RWMutex
+	docLocks   [256]sync.Mutex
+	seed       maphash.Seed
+}
+
+// New returns a Pipeline over a scoped SQL database (migrated by package migrate), a
+// vector index and an object bucket. objects may be nil: originals are then not kept
+// and upload-ticket sources are refused.
+func New(db *clonesql.DB, vectors *vectorstore.Index, objects *objectstore.Bucket, opts *Options) (*Pipeline, error) {
+	const op = "ingest.New"
+	if db == nil || vectors == nil {
+		return nil, errs.New(errs.InvalidInput, op, "a database and a vector index are required")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxDocumentBytes == 0 {
+		o.MaxDocumentBytes = DefaultMaxDocumentBytes
+	}
+	if o.Workers == 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.EmbedBatch == 0 {
+		o.EmbedBatch = DefaultEmbedBatch
+	}
+	if o.StaleAfter == 0 {
+		o.StaleAfter = DefaultStaleAfter
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxDocumentBytes < 0 || o.Workers < 0 || o.EmbedBatch < 0 || o.StaleAfter < 0 {
+		return nil, errs.New(errs.InvalidInput, op, "negative option")
+	}
+	if o.Embedder == nil {
+		e, err := embed.NewLocal(&embed.LocalOptions{Dimension: vectors.Dimension()})
+		if err != nil {
+			return nil, err
+		}
+		o.Embedder = e
+	}
+	if o.Embedder.Dimension() != vectors.Dimension() {
+		return nil, errs.New(errs.InvalidInput, op, "embedder dimension %d differs from the index's %d", o.Embedder.Dimension(), vectors.Dimension())
+	}
+	if o.Extractors == nil {
+		r, err := extract.NewRegistry(&extract.Options{MaxInputBytes: o.MaxDocumentBytes})
+		if err != nil {
+			return nil, err
+		}
+		o.Extractors = r
+	}
+	ch, err := chunk.New(o.Chunking)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{
+		db: db, vectors: vectors, objects: objects, embedder: o.Embedder, extractor: o.Extractors,
+		chunker: ch, maxBytes: o.MaxDocumentBytes, workers: o.Workers, batch: o.EmbedBatch,
+		stale: o.StaleAfter, progress: o.Progress, now: o.Now, seed: maphash.MakeSeed(),
+	}, nil
+}
+
+// Source is one document to ingest. Exactly one of Data, Reader and Upload is set.
+type Source struct {
+	// DocumentID, if set, names an existing document of the clone to replace with this
+	// content (a new version); zero ingests a new document, or finds the clone's
+	// document with identical content.
+	DocumentID uuid.UUID
+	// Title and SourceName (a file name or URL) describe the document.
+	Title, SourceName string
+	// ContentType is the document's MIME type; "" guesses it from SourceName and the
+	// content (extract.DetectContentType).
+	ContentType string
+	// Data is the document's content.
+	Data []byte
+	// Reader supplies the content; it is read to the end (at most MaxDocumentBytes).
+	Reader io.Reader
+	// Upload is an upload ticket (objectstore.Bucket.UploadTicket) whose object the
+	// client has uploaded into the clone: it is verified with
+	// objectstore.Bucket.VerifyUpload before use, and deleted once the document is
+	// ingested (the original is then kept under ObjectKind).
+	Upload *objectstore.UploadTicket
+	// Metadata is stored with the document (a JSON object, at most
+	// records.MaxJSONBytes). The key "cloneiso" is reserved.
+	Metadata map[string]any
+}
+
+// Outcome says what Ingest did.
+type Outcome string
+
+// Outcomes.
+const (
+	// Created: a new document was ingested.
+	Created Outcome = "created"
+	// Updated: an existing document's content was replaced by a new version.
+	Updated Outcome = "updated"
+	// Unchanged: the clone already had this content ready; nothing was written.
+	Unchanged Outcome = "unchanged"
+)
+
+// Result is what Ingest did with one source.
+type Result struct {
+	Document records.Document
+	Outcome  Outcome
+	// Err is the source's error, for IngestAll (Ingest returns it directly).
+	Err error
+	// CleanupErr, if set, reports that removing the previous version's vectors or
+	// original (or the consumed upload) failed after the new version was committed;
+	// the document is fine, and Reconcile removes the leftovers.
+	CleanupErr error
+}
+
+// Stage names a step of the pipeline in progress events.
+type Stage string
+
+// Stages, in order.
+const (
+	StageStarted   Stage = "started"
+	StageStored    Stage = "stored"
+	StageExtracted Stage = "extracted"
+	StageChunked   Stage = "chunked"
+	StageEmbedded  Stage = "embedded" // once per embedded batch of chunks
+	StageUpserted  Stage = "upserted"
+	StageReady     Stage = "ready"
+	StageUnchanged Stage = "unchanged"
+	StageFailed    Stage = "failed"
+)
+
+// Progress is one progress event. Counters are totals over the Ingest or IngestAll
+// call so far, so a host can draw a progress bar from any event.
+type Progress struct {
+	Stage      Stage
+	DocumentID uuid.UUID // zero before the document is known
+	SourceName string
+	Err        error // for StageFailed
+
+	DocumentsDone, DocumentsTotal int
+	// ChunksDone counts embedded chunks; ChunksTotal the chunks of the documents
+	// chunked so far.
+	ChunksDone, ChunksTotal int
+	// BytesDone counts the bytes of finished documents; BytesTotal those of all
+	// documents whose size is known so far.
+	BytesDone, BytesTotal int64
+}
+
+// tracker aggregates progress over one call.
+type tracker struct {
+	mu   sync.Mutex
+	fn   func(Progress)
+	p    Progress
+	skip bool
+}
+
+func (t *tracker) emit(f func(p *Progress), stage Stage, id uuid.UUID, src string, err error) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f != nil {
+		f(&t.p)
+	}
+	if t.fn == nil {
+		return
+	}
+	ev := t.p
+	ev.Stage, ev.DocumentID, ev.SourceName, ev.Err = stage, id, src, err
+	t.fn(ev)
+}
+
+// Ingest ingests one document for the clone in cc and returns what it did. See the
+// package documentation for the steps, idempotency and failure guarantees.
+func (p *Pipeline) Ingest(ctx context.Context, cc clone.CloneContext, src Source) (Result, error) {
+	if err := cc.Validate("ingest.Ingest"); err != nil {
+		return Result{}, err
+	}
+	t := &tracker{fn: p.progress}
+	t.p.DocumentsTotal = 1
+	if src.Data != nil {
+		t.p.BytesTotal = int64(len(src.Data))
+	}
+	r, err := p.ingest(ctx, cc, src, t)
+	return r, err
+}
+
+// IngestAll ingests sources for the clone in cc with at most Options.Workers documents
+// in flight, and returns one Result per source, in order (each with its Err), and
+// the errors joined. When ctx is cancelled, sources not yet started fail with the
+// context's error; those in flight are cleaned up as for any failure.
+func (p *Pipeline) IngestAll(ctx context.Context, cc clone.CloneContext, sources []Source) ([]Result, error) {
+	if err := cc.Validate("ingest.IngestAll"); err != nil {
+		return nil, err
+	}
+	t := &tracker{fn: p.progress}
+	t.p.DocumentsTotal = len(sources)
+	for _, s := range sources {
+		if s.Data != nil {
+			t.p.BytesTotal += int64(len(s.Data))
+		}
+	}
+	results := make([]Result, len(sources))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(p.workers, len(sources)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := ctx.Err(); err != nil {
+					results[i] = Result{Err: errs.Wrap(errs.Unavailable, "ingest.IngestAll", err, "cancelled")}
+					continue
+				}
+				r, err := p.ingest(ctx, cc, sources[i], t)
+				r.Err = err
+				results[i] = r
+			}
+		}()
+	}
+	for i := range sources {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var all []error
+	for i, r := range results {
+		if r.Err != nil {
+			all = append(all, fmt.Errorf("source %d: %w", i, r.Err))
+		}
+	}
+	return results, errors.Join(all...)
+}
+
+// Version returns the version tag of content with the given hash (as stored in
+// records.Document.ContentHash): the first 16 hex digits of the SHA-256.
+func Version(contentHash string) string {
+	h := strings.TrimPrefix(contentHash, "sha256:")
+	if len(h) < versionLen {
+		return h
+	}
+	return h[:versionLen]
+}
+
+// ContentHash returns the hash the pipeline records for content: "sha256:<hex>".
+func ContentHash(content []byte) string {
+	sum := sha256.Sum256(content)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// VectorID returns the ID of chunk ordinal of version version of document doc in the
+// clone's vector namespace: "<document ID>#<version>-<ordinal>". The same content
+// always gets the same IDs, so a retried upsert overwrites instead of duplicating, and
+// two versions of a document never share an ID.
+func VectorID(doc uuid.UUID, version string, ordinal int) string {
+	return doc.String() + "#" + version + "-" + strconv.Itoa(ordinal)
+}
+
+// ObjectName returns the name (of kind ObjectKind) of the original of version version
+// of document doc: "<document ID>/<version>".
+func ObjectName(doc uuid.UUID, version string) string {
+	return doc.String() + "/" + version
+}
+
+// parseVectorID splits a vector ID written by the pipeline; ok is false for any other
+// ID (hosts may keep their own vectors in a clone's namespace).
+func parseVectorID(id string) (doc uuid.UUID, version string, ordinal int, ok bool) {
+	d, rest, found := strings.Cut(id, "#")
+	if !found {
+		return uuid.Nil, "", 0, false
+	}
+	v, o, found := strings.Cut(rest, "-")
+	if !found || len(v) != versionLen || !isHex(v) {
+		return uuid.Nil, "", 0, false
+	}
+	n, err := strconv.Atoi(o)
+	if err != nil || n < 0 || strconv.Itoa(n) != o {
+		return uuid.Nil, "", 0, false
+	}
+	u, err := clone.ParseID(d)
+	if err != nil {
+		return uuid.Nil, "", 0, false
+	}
+	return u, v, n, true
+}
+
+func parseObjectName(name string) (doc uuid.UUID, version string, ok bool) {
+	d, v, found := strings.Cut(name, "/")
+	if !found || len(v) != versionLen || !isHex(v) {
+		return uuid.Nil, "", false
+	}
+	u, err := clone.ParseID(d)
+	if err != nil {
+		return uuid.Nil, "", false
+	}
+	return u, v, true
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// documentNamespace derives the IDs of new documents from their content, so that
+// concurrent first ingestions of the same content in one clone converge on one row.
+var documentNamespace = uuid.MustParse("5a0c3f7e-9b1d-4c6e-8f2a-1d3b5c7e9f01")
+
+func newDocumentID(cc clone.CloneContext, hash string) uuid.UUID {
+	return uuid.NewSHA1(documentNamespace, []byte(cc.TenantID().String()+"/"+cc.CloneID().String()+"/"+hash))
+}
+
+func (p *Pipeline) cloneLock(cc clone.CloneContext) *sync.RWMutex {
+	return &p.cloneLocks[maphash.String(p.seed, cc.String())%uint64(len(p.cloneLocks))]
+}
+
+func (p *Pipeline) docLock(cc clone.CloneContext, key string) *sync.Mutex {
+	return &p.docLocks[maphash.String(p.seed, cc.String()+"/"+key)%uint64(len(p.docLocks))]
+}
+
+func (p *Pipeline) q() clonesql.Querier { return p.db }
+
+// read returns the source's content and content type, verifying an upload first.
+func (p *Pipeline) read(ctx context.Context, cc clone.CloneContext, src *Source) ([]byte, string, error) {
+	const op = "ingest.Ingest"
+	n := 0
+	for _, set := range []bool{src.Data != nil, src.Reader != nil, src.Upload != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, "", errs.New(errs.InvalidInput, op, "exactly one of Data, Reader and Upload must be set")
+	}
+	ct := src.ContentType
+	var data []byte
+	switch {
+	case src.Data != nil:
+		if int64(len(src.Data)) > p.maxBytes {
+			return nil, "", errs.New(errs.TooLarge, op, "document of %d bytes is over the limit of %d", len(src.Data), p.maxBytes)
+		}
+		data = src.Data
+	case src.Reader != nil:
+		b, err := io.ReadAll(io.LimitReader(src.Reader, p.maxBytes+1))
+		if err != nil {
+			return nil, "", errs.Wrap(errs.InvalidInput, op, err, "cannot read the document")
+		}
+		if int64(len(b)) > p.maxBytes {
+			return nil, "", errs.New(errs.TooLarge, op, "document is over the limit of %d bytes", p.maxBytes)
+		}
+		data = b
+	default:
+		if p.objects == nil {
+			return nil, "", errs.New(errs.Unsupported, op, "upload sources need an object bucket")
+		}
+		attrs, err := p.objects.VerifyUpload(ctx, cc, src.Upload)
+		if err != nil {
+			return nil, "", err
+		}
+		if attrs.Size > p.maxBytes {
+			return nil, "", errs.New(errs.TooLarge, op, "upload of %d bytes is over the limit of %d", attrs.Size, p.maxBytes)
+		}
+		b, err := p.objects.ReadAll(ctx, cc, src.Upload.Kind, src.Upload.Name)
+		if err != nil {
+			return nil, "", err
+		}
+		if int64(len(b)) > p.maxBytes {
+			return nil, "", errs.New(errs.TooLarge, op, "upload is over the limit of %d bytes", p.maxBytes)
+		}
+		data = b
+		if ct == "" {
+			ct = src.Upload.ContentType
+		}
+	}
+	if ct == "" {
+		ct = extract.DetectContentType(src.SourceName, data)
+	}
+	if !p.extractor.Supports(ct) {
+		// Typed error (unsupported or malformed type) before anything is written.
+		_, err := p.extractor.Extract(ctx, ct, nil)
+		if err == nil {
+			err = errs.New(errs.Unsupported, op, "unsupported content type")
+		}
+		return nil, "", err
+	}
+	return data, ct, nil
+}
+
+// metadata returns the document's metadata JSON: the caller's, plus the pipeline's
+// own under "cloneiso".
+func (p *Pipeline) metadata(src *Source) (json.RawMessage, error) {
+	m := make(map[string]any, len(src.Metadata)+1)
+	for k, v := range src.Metadata {
+		if k == "cloneiso" {
+			return nil, errs.New(errs.InvalidInput, "ingest.Ingest", `metadata key "cloneiso" is reserved`)
+		}
+		m[k] = v
+	}
+	m["cloneiso"] = map[string]any{
+		"embedding_model": p.embedder.Model(),
+		"chunk_tokens":    p.chunker.TargetTokens(),
+		"overlap_tokens":  p.chunker.OverlapTokens(),
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidInput, "ingest.Ingest", err, "metadata is not JSON")
+	}
+	return b, nil
+}
+
+// attempt is the state of one ingestion attempt, for compensation.
+type attempt struct {
+	doc        records.Document // the row as claimed
+	prev       records.Document // the row before the claim
+	hadVersion bool             // prev was a ready version that must survive a failure
+	vectorIDs  []string         // vectors this attempt may have written
+	objectName string           // original this attempt may have written ("" if none)
+	hash       string           // the new content's hash
+}
+
+func (p *Pipeline) ingest(ctx context.Context, cc clone.CloneContext, src Source, t *tracker) (Result, error) {
+	cl := p.cloneLock(cc)
+	cl.RLock()
+	defer cl.RUnlock()
+
+	data, ct, err := p.read(ctx, cc, &src)
+	if err != nil {
+		t.emit(func(pp *Progress) { pp.DocumentsDone++ }, StageFailed, src.DocumentID, src.SourceName, err)
+		return Result{}, err
+	}
+	if src.Data == nil {
+		t.emit(func(pp *Progress) { pp.BytesTotal += int64(len(data)) }, StageStarted, src.DocumentID, src.SourceName, nil)
+	} else {
+		t.emit(nil, StageStarted, src.DocumentID, src.SourceName, nil)
+	}
+	meta, err := p.metadata(&src)
+	if err != nil {
+		t.emit(func(pp *Progress) { pp.DocumentsDone++ }, StageFailed, src.DocumentID, src.SourceName, err)
+		return Result{}, err
+	}
+	hash := ContentHash(data)
+	lockKey := hash
+	if src.DocumentID != uuid.Nil {
+		lockKey = src.DocumentID.String()
+	}
+	dl := p.docLock(cc, lockKey)
+	dl.Lock()
+	defer dl.Unlock()
+
+	done := func(stage Stage, id uuid.UUID, err error) {
+		t.emit(func(pp *Progress) { pp.DocumentsDone++; pp.BytesDone += int64(len(data)) }, stage, id, src.SourceName, err)
+	}
+
+	a, unchanged, err := p.claim(ctx, cc, &src, hash, ct, int64(len(data)), meta)
+	if err != nil {
+		done(StageFailed, src.DocumentID, err)
+		return Result{}, err
+	}
+	if unchanged != nil {
+		done(StageUnchanged, unchanged.ID, nil)
+		return Result{Document: *unchanged, Outcome: Unchanged}, nil
+	}
+	res, err := p.run(ctx, cc, &src, a, data, hash, ct, t)
+	if err != nil {
+		err = errors.Join(err, p.compensate(ctx, cc, a, err))
+		done(StageFailed, a.doc.ID, err)
+		return Result{}, err
+	}
+	// The new version is live: remove what belonged to earlier versions and the
+	// consumed upload. Failures here do not undo the ingestion.
+	res.CleanupErr = p.cleanupOld(ctx, cc, a, &src)
+	done(StageReady, a.doc.ID, nil)
+	return res, nil
+}
+
+// claim finds or creates the document row and moves it to "processing", or returns
+// the unchanged document if the clone already has this content ready.
+func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source, hash, ct string, size int64, meta json.RawMessage) (*attempt, *records.Document, error) {
+	const op = "ingest.Ingest"
+	var doc records.Document
+	var err error
+	switch {
+	case src.DocumentID != uuid.Nil:
+		doc, err = records.GetDocument(ctx, p.q(), cc, src.DocumentID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if doc.ContentHash == hash && doc.Status == records.StatusReady {
+			return nil, &doc, nil
+		}
+	default:
+		found, err := p.findByHash(ctx, cc, hash)
+		if err != nil {
+			return nil, nil, err
+		}
+		if found != nil && found.Status == records.StatusReady {
+			return nil, found, nil
+		}
+		if found != nil {
+			doc = *found
+			break
+		}
+		doc, err = records.CreateDocument(ctx, p.q(), cc, records.Document{
+			ID: newDocumentID(cc, hash), Title: src.Title, SourceName: src.SourceName,
+			ContentType: ct, SizeBytes: size, ContentHash: hash, Status: records.StatusPending, Metadata: meta,
+		})
+		if errors.Is(err, clone.ErrConflict) {
+			// Created concurrently, or the ID is taken by a document that has since been
+			// updated to other content: look again, else use a random ID.
+			if found, ferr := p.findByHash(ctx, cc, hash); ferr != nil {
+				return nil, nil, ferr
+			} else if found != nil && found.Status == records.StatusReady {
+				return nil, found, nil
+			} else if found != nil {
+				doc, err = *found, nil
+			} else {
+				doc, err = records.CreateDocument(ctx, p.q(), cc, records.Document{
+					Title: src.Title, SourceName: src.SourceName, ContentType: ct, SizeBytes: size,
+					ContentHash: hash, Status: records.StatusPending, Metadata: meta,
+				})
+			}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	a := &attempt{prev: doc, hash: hash, hadVersion: doc.Status == records.StatusReady && doc.ContentHash != hash}
+	if doc.Status == records.StatusProcessing && p.now().Sub(doc.UpdatedAt) < p.stale {
+		return nil, nil, errs.New(errs.Conflict, op, "document is being ingested by another call")
+	}
+	if doc.Status == records.StatusProcessing {
+		// Abandoned by a crashed attempt: whether an older version is intact is told by
+		// its chunks, which only a committed version has.
+		a.hadVersion = doc.ChunkCount > 0
+	}
+	now := p.now().UTC().Truncate(time.Microsecond)
+	res, err := p.db.Exec(ctx, cc, `UPDATE documents SET status = 'processing', error = '', updated_at = :now
+		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id AND status = :status AND updated_at = :seen`,
+		map[string]any{"id": doc.ID, "now": now, "status": doc.Status, "seen": doc.UpdatedAt})
+	if err != nil {
+		return nil, nil, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, nil, clonesql.ClassifyError(op, err)
+	} else if n == 0 {
+		return nil, nil, errs.New(errs.Conflict, op, "document changed concurrently; try again")
+	}
+	doc.Status, doc.Error, doc.UpdatedAt = records.StatusProcessing, "", now
+	a.doc = doc
+	return a, nil, nil
+}
+
+// findByHash returns the clone's document with content hash, preferring a ready one.
+func (p *Pipeline) findByHash(ctx context.Context, cc clone.CloneContext, hash string) (*records.Document, error) {
+	docs, err := records.FindDocumentsByHash(ctx, p.q(), cc, hash)
+	if err != nil || len(docs) == 0 {
+		return nil, err
+	}
+	for i := range docs {
+		if docs[i].Status == records.StatusReady {
+			return &docs[i], nil
+		}
+	}
+	return &docs[0], nil
+}
+
+// run performs the steps after the claim, up to and including the commit.
+func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, a *attempt, data []byte, hash, ct string, t *tracker) (Result, error) {
+	const op = "ingest.Ingest"
+	id := a.doc.ID
+	version := Version(hash)
+
+	objectKey := ""
+	if p.objects != nil {
+		name := ObjectName(id, version)
+		a.objectName = name
+		if _, err := p.objects.Put(ctx, cc, ObjectKind, name, bytes.NewReader(data), &objectstore.WriteOptions{ContentType: ct, Size: int64(len(data))}); err != nil {
+			return Result{}, err
+		}
+		key, err := objectstore.Key(cc, ObjectKind, name)
+		if err != nil {
+			return Result{}, err
+		}
+		objectKey = key
+		t.emit(nil, StageStored, id, src.SourceName, nil)
+	}
+
+	text, err := p.extractor.Extract(ctx, ct, data)
+	if err != nil {
+		return Result{}, err
+	}
+	t.emit(nil, StageExtracted, id, src.SourceName, nil)
+
+	chunks := p.chunker.Split(text)
+	if len(chunks) == 0 {
+		return Result{}, errs.New(errs.InvalidInput, op, "the document has no text")
+	}
+	if len(chunks) > records.MaxChunksPerDocument {
+		return Result{}, errs.New(errs.TooLarge, op, "the document has %d chunks; the limit is %d", len(chunks), records.MaxChunksPerDocument)
+	}
+	t.emit(func(pp *Progress) { pp.ChunksTotal += len(chunks) }, StageChunked, id, src.SourceName, nil)
+
+	a.vectorIDs = make([]string, len(chunks))
+	for i := range chunks {
+		a.vectorIDs[i] = VectorID(id, version, i)
+	}
+	texts := make([]string, len(chunks))
+	for i, c := range chunks {
+		texts[i] = c.Text
+	}
+	vectors := make([]vectorstore.Vector, 0, min(len(chunks), vectorBatch))
+	for start := 0; start < len(chunks); start += p.batch {
+		end := min(start+p.batch, len(chunks))
+		if err := ctx.Err(); err != nil {
+			return Result{}, errs.Wrap(errs.Unavailable, op, err, "cancelled")
+		}
+		vs, err := p.embedder.Embed(ctx, texts[start:end])
+		if err != nil {
+			return Result{}, err
+		}
+		if len(vs) != end-start {
+			return Result{}, errs.New(errs.Unavailable, op, "embedder returned %d vectors for %d texts", len(vs), end-start)
+		}
+		t.emit(func(pp *Progress) { pp.ChunksDone += end - start }, StageEmbedded, id, src.SourceName, nil)
+		for i, v := range vs {
+			ord := start + i
+			vectors = append(vectors, vectorstore.Vector{
+				ID: a.vectorIDs[ord], Values: v,
+				Metadata: map[string]any{MetaDocumentID: id.String(), MetaOrdinal: float64(ord), MetaVersion: version},
+			})
+			if len(vectors) == vectorBatch || ord == len(chunks)-1 {
+				if err := p.vectors.Upsert(ctx, cc, vectors); err != nil {
+					return Result{}, err
+				}
+				vectors = vectors[:0]
+			}
+		}
+	}
+	t.emit(nil, StageUpserted, id, src.SourceName, nil)
+
+	rows := make([]records.Chunk, len(chunks))
+	for i, c := range chunks {
+		rows[i] = records.Chunk{
+			Ordinal: i, Content: c.Text, TokenCount: c.Tokens,
+			StartOffset: c.Start, EndOffset: c.End, VectorID: a.vectorIDs[i],
+		}
+	}
+	meta, err := p.metadata(src)
+	if err != nil {
+		return Result{}, err
+	}
+	next := a.doc
+	next.Title, next.SourceName, next.ContentType = src.Title, src.SourceName, ct
+	next.SizeBytes, next.ContentHash, next.ObjectKey = int64(len(data)), hash, objectKey
+	next.Status, next.Error, next.Metadata = records.StatusReady, "", meta
+	var stored records.Document
+	err = p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
+		q := records.WithAudit(tx, p.db.Audit())
+		cur, err := records.GetDocument(ctx, q, cc, id)
+		if err != nil {
+			return err
+		}
+		if cur.Status != records.StatusProcessing || !cur.UpdatedAt.Equal(a.doc.UpdatedAt) {
+			return errs.New(errs.Conflict, op, "the document was changed or taken over while it was being ingested")
+		}
+		if _, err := records.ReplaceDocumentChunks(ctx, q, cc, id, rows); err != nil {
+			return err
+		}
+		stored, err = records.UpdateDocument(ctx, q, cc, next)
+		return err
+	})
+	if err != nil {
+		// A commit whose acknowledgement was lost may still have succeeded.
+		if cur, gerr := records.GetDocument(context.WithoutCancel(ctx), p.q(), cc, id); gerr == nil &&
+			cur.Status == records.StatusReady && cur.ContentHash == hash && cur.ChunkCount == len(rows) {
+			stored, err = cur, nil
+		} else {
+			return Result{}, err
+		}
+	}
+	outcome := Created
+	if a.prev.ContentHash != hash && a.prev.Status == records.StatusReady {
+		outcome = Updated
+	}
+	return Result{Document: stored, Outcome: outcome}, nil
+}
+
+// compensate removes what a failed attempt wrote and records the failure. It runs
+// even if ctx is done, within compensationTimeout.
+func (p *Pipeline) compensate(ctx context.Context, cc clone.CloneContext, a *attempt, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
+	defer cancel()
+	var errsOut []error
+	if len(a.vectorIDs) > 0 {
+		if err := p.deleteVectors(cctx, cc, a.vectorIDs); err != nil {
+			errsOut = append(errsOut, fmt.Errorf("removing this attempt's vectors: %w", err))
+		}
+	}
+	if a.objectName != "" && p.objects != nil {
+		if err := p.objects.Delete(cctx, cc, ObjectKind, a.objectName); err != nil && !errors.Is(err, clone.ErrNotFound) {
+			errsOut = append(errsOut, fmt.Errorf("removing this attempt's original: %w", err))
+		}
+	}
+	msg := errorMessage(cause)
+	var err error
+	if a.hadVersion {
+		// The previous version is still committed and served: keep it ready, and say
+		// that the update failed.
+		err = p.restore(cctx, cc, a, "update failed: "+msg)
+	} else {
+		err = records.SetDocumentStatus(cctx, p.q(), cc, a.doc.ID, records.StatusFailed, msg)
+	}
+	if err != nil && !errors.Is(err, clone.ErrNotFound) {
+		errsOut = append(errsOut, fmt.Errorf("recording the failure: %w", err))
+	}
+	return errors.Join(errsOut...)
+}
+
+// restore puts a document whose update failed back to its previous, still committed,
+// version (status ready) with errMsg.
+func (p *Pipeline) restore(ctx context.Context, cc clone.CloneContext, a *attempt, errMsg string) error {
+	res, err := p.db.Exec(ctx, cc, `UPDATE documents SET status = 'ready', error = :error, updated_at = :now
+		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id AND status = 'processing' AND updated_at = :seen`,
+		map[string]any{"id": a.doc.ID, "error": errMsg, "now": p.now().UTC().Truncate(time.Microsecond), "seen": a.doc.UpdatedAt})
+	if err != nil {
+		return err
+	}
+	_, err = res.RowsAffected()
+	return err
+}
+
+// errorMessage is the failure recorded in the document row: the error's message,
+// valid UTF-8 without NUL, at most records.MaxErrorBytes.
+func errorMessage(err error) string {
+	m := strings.ToValidUTF8(strings.ReplaceAll(err.Error(), "\x00", ""), "")
+	if len(m) > records.MaxErrorBytes-32 {
+		m = m[:records.MaxErrorBytes-32]
+		for !utf8.ValidString(m) {
+			m = m[:len(m)-1]
+		}
+	}
+	return m
+}
+
+// cleanupOld removes, after a committed version, every vector and original of the
+// document that is not of that version, and the consumed upload.
+func (p *Pipeline) cleanupOld(ctx context.Context, cc clone.CloneContext, a *attempt, src *Source) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
+	defer cancel()
+	keep := make(map[string]bool, len(a.vectorIDs))
+	for _, id := range a.vectorIDs {
+		keep[id] = true
+	}
+	var out []error
+	if err := p.deleteDocumentVectors(cctx, cc, a.doc.ID, keep); err != nil {
+		out = append(out, err)
+	}
+	if p.objects != nil {
+		if err := p.deleteDocumentObjects(cctx, cc, a.doc.ID, ObjectName(a.doc.ID, Version(a.hash))); err != nil {
+			out = append(out, err)
+		}
+		if src.Upload != nil {
+			if err := p.objects.Delete(cctx, cc, src.Upload.Kind, src.Upload.Name); err != nil && !errors.Is(err, clone.ErrNotFound) {
+				out = append(out, err)
+			}
+		}
+	}
+	return errors.Join(out...)
+}
+
+// deleteVectors deletes the clone's vectors with the given IDs, in batches.
+func (p *Pipeline) deleteVectors(ctx context.Context, cc clone.CloneContext, ids []string) error {
+	for start := 0; start < len(ids); start += deleteBatch {
+		if err := p.vectors.Delete(ctx, cc, ids[start:min(start+deleteBatch, len(ids))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteDocumentVectors deletes every vector of document doc whose ID is not in keep.
+func (p *Pipeline) deleteDocumentVectors(ctx context.Context, cc clone.CloneContext, doc uuid.UUID, keep map[string]bool) error {
+	prefix := doc.String() + "#"
+	var drop []string
+	token := ""
+	for {
+		page, err := p.vectors.List(ctx, cc, &vectorstore.ListOptions{Prefix: prefix, PageToken: token, Limit: vectorstore.MaxListLimit})
+		if err != nil {
+			return err
+		}
+		for _, id := range page.IDs {
+			if !keep[id] {
+				drop = append(drop, id)
+			}
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		token = page.NextPageToken
+	}
+	return p.deleteVectors(ctx, cc, drop)
+}
+
+// deleteDocumentObjects deletes every original of document doc except keepName.
+func (p *Pipeline) deleteDocumentObjects(ctx context.Context, cc clone.CloneContext, doc uuid.UUID, keepName string) error {
+	var drop []string
+	token := ""
+	for {
+		page, err := p.objects.List(ctx, cc, &objectstore.ListOptions{Kind: ObjectKind, NamePrefix: doc.String() + "/", PageToken: token, PageSize: 1000})
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Objects {
+			if o.Name != keepName {
+				drop = append(drop, o.Name)
+			}
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		token = page.NextPageToken
+	}
+	for _, name := range drop {
+		if err := p.objects.Delete(ctx, cc, ObjectKind, name); err != nil && !errors.Is(err, clone.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete deletes document id of the clone in cc: its row and chunks (so readers stop
+// finding it at once), then its vectors and originals. A document that is missing or
+// another clone's is clone.ErrNotFound. If removing vectors or objects fails after
+// the rows are gone, the error says so and Reconcile removes the leftovers.
+func (p *Pipeline) Delete(ctx context.Context, cc clone.CloneContext, id uuid.UUID) error {
+	if err := cc.Validate("ingest.Delete"); err != nil {
+		return err
+	}
+	cl := p.cloneLock(cc)
+	cl.RLock()
+	defer cl.RUnlock()
+	dl := p.docLock(cc, id.String())
+	dl.Lock()
+	defer dl.Unlock()
+	if err := records.DeleteDocument(ctx, p.q(), cc, id); err != nil {
+		return err
+	}
+	var out []error
+	if err := p.deleteDocumentVectors(ctx, cc, id, nil); err != nil {
+		out = append(out, err)
+	}
+	if p.objects != nil {
+		if err := p.deleteDocumentObjects(ctx, cc, id, ""); err != nil {
+			out = append(out, err)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// Resolve turns vector matches from the clone's index into the chunks they stand for,
+// in the order of matches, for retrieval. Matches that are not the pipeline's vectors,
+// whose chunk no longer exists, or whose ID differs from the chunk's current VectorID
+// (a version being written or being removed) are dropped, so a reader never mixes
+// two versions of a document. At most records.MaxChunkKeys matches are resolved.
+func Resolve(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, matches []vectorstore.Match) ([]records.Chunk, error) {
+	const op = "ingest.Resolve"
+	if err := cc.Validate(op); err != nil {
+		return nil, err
+	}
+	if len(matches) > records.MaxChunkKeys {
+		return nil, errs.New(errs.InvalidInput, op, "%d matches; at most %d are resolved", len(matches), records.MaxChunkKeys)
+	}
+	keys := make([]records.ChunkKey, 0, len(matches))
+	want := make(map[records.ChunkKey]string, len(matches))
+	for _, m := range matches {
+		doc, _, ord, ok := parseVectorID(m.ID)
+		if !ok {
+			continue
+		}
+		k := records.ChunkKey{DocumentID: doc, Ordinal: ord}
+		if _, dup := want[k]; !dup {
+			keys = append(keys, k)
+		}
+		want[k] = m.ID
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	chunks, err := records.GetChunks(ctx, q, cc, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := chunks[:0]
+	for _, c := range chunks {
+		if want[records.ChunkKey{DocumentID: c.DocumentID, Ordinal: c.Ordinal}] == c.VectorID {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}

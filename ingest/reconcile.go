@@ -1,0 +1,226 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/vectorstore"
+)
+
+// ReconcileOptions configure Reconcile. Nil means the defaults.
+type ReconcileOptions struct {
+	// StaleAfter overrides Options.StaleAfter for this call: a document "pending" or
+	// "processing" for longer was abandoned by a crashed process. Use a small value
+	// only when no other process can be ingesting for the clone.
+	StaleAfter time.Duration
+}
+
+// ReconcileReport says what Reconcile repaired.
+type ReconcileReport struct {
+	// DocumentsFailed counts abandoned documents without a committed version, now
+	// "failed"; DocumentsRestored abandoned updates whose previous version is "ready"
+	// again.
+	DocumentsFailed, DocumentsRestored int
+	// VectorsDeleted and ObjectsDeleted count removed leftovers: vectors and originals
+	// of versions that are not committed, of failed documents and of documents that no
+	// longer exist.
+	VectorsDeleted, ObjectsDeleted int
+}
+
+// Reconcile finds and removes what crashed or interrupted ingestions and deletions
+// left behind for the clone in cc, so that the clone's vectors and originals are
+// exactly those of its ready documents:
+//
+//   - documents "pending" or "processing" for longer than StaleAfter become "failed"
+//     (or "ready" again if an earlier version is committed), with the error
+//     "interrupted";
+//   - the pipeline's vectors (IDs "<document>#<version>-<ordinal>") and originals
+//     (ObjectKind, "<document>/<version>") that do not belong to the committed version
+//     of a ready document are deleted; so are those of documents that no longer
+//     exist. Documents still being ingested (not stale) are left alone, and so are
+//     vectors and objects whose names the pipeline did not make.
+//
+// In this process Reconcile waits for the clone's running Ingest and Delete calls and
+// holds new ones off; other processes are only protected by StaleAfter. Run it at
+// startup or periodically. It is idempotent.
+func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *ReconcileOptions) (*ReconcileReport, error) {
+	const op = "ingest.Reconcile"
+	if err := cc.Validate(op); err != nil {
+		return nil, err
+	}
+	stale := p.stale
+	if opts != nil && opts.StaleAfter != 0 {
+		if opts.StaleAfter < 0 {
+			return nil, errs.New(errs.InvalidInput, op, "negative StaleAfter")
+		}
+		stale = opts.StaleAfter
+	}
+	cl := p.cloneLock(cc)
+	cl.Lock()
+	defer cl.Unlock()
+
+	rep := &ReconcileReport{}
+	docs, err := p.allDocuments(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	busy := map[uuid.UUID]bool{}
+	for id, d := range docs {
+		if d.Status != records.StatusProcessing && d.Status != records.StatusPending {
+			continue
+		}
+		if now.Sub(d.UpdatedAt) < stale {
+			busy[id] = true
+			continue
+		}
+		a := &attempt{doc: d}
+		if d.Status == records.StatusProcessing && d.ChunkCount > 0 {
+			if err := p.restore(ctx, cc, a, "interrupted"); err != nil {
+				return rep, err
+			}
+			d.Status = records.StatusReady
+			rep.DocumentsRestored++
+		} else {
+			if err := records.SetDocumentStatus(ctx, p.q(), cc, id, records.StatusFailed, "interrupted"); err != nil && !errors.Is(err, clone.ErrNotFound) {
+				return rep, err
+			}
+			d.Status = records.StatusFailed
+			rep.DocumentsFailed++
+		}
+		docs[id] = d
+	}
+
+	// live reports whether a versioned item of document id is current; missing
+	// collects items of documents that do not exist (re-checked below).
+	type item struct {
+		doc uuid.UUID
+		key string
+	}
+	var dropVectors, dropObjects []string
+	var missingVectors, missingObjects []item
+	keepable := func(id uuid.UUID, version string) (keep, missing bool) {
+		d, ok := docs[id]
+		switch {
+		case !ok:
+			return false, true
+		case busy[id]:
+			return true, false
+		default:
+			return d.Status == records.StatusReady && Version(d.ContentHash) == version, false
+		}
+	}
+
+	token := ""
+	for {
+		page, err := p.vectors.List(ctx, cc, &vectorstore.ListOptions{PageToken: token, Limit: vectorstore.MaxListLimit})
+		if err != nil {
+			return rep, err
+		}
+		for _, vid := range page.IDs {
+			id, version, ord, ok := parseVectorID(vid)
+			if !ok {
+				continue
+			}
+			keep, missing := keepable(id, version)
+			if keep && !busy[id] && ord >= docs[id].ChunkCount {
+				keep = false
+			}
+			switch {
+			case missing:
+				missingVectors = append(missingVectors, item{id, vid})
+			case !keep:
+				dropVectors = append(dropVectors, vid)
+			}
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		token = page.NextPageToken
+	}
+	if p.objects != nil {
+		token = ""
+		for {
+			page, err := p.objects.List(ctx, cc, &objectstore.ListOptions{Kind: ObjectKind, PageToken: token, PageSize: 1000})
+			if err != nil {
+				return rep, err
+			}
+			for _, o := range page.Objects {
+				id, version, ok := parseObjectName(o.Name)
+				if !ok {
+					continue
+				}
+				keep, missing := keepable(id, version)
+				if keep && !busy[id] && docs[id].ObjectKey == "" {
+					keep = false
+				}
+				switch {
+				case missing:
+					missingObjects = append(missingObjects, item{id, o.Name})
+				case !keep:
+					dropObjects = append(dropObjects, o.Name)
+				}
+			}
+			if page.NextPageToken == "" {
+				break
+			}
+			token = page.NextPageToken
+		}
+	}
+	// Items of documents that did not exist at the first listing: drop them only if
+	// the documents still do not exist (one may have been created meanwhile by another
+	// process; rows are always created before vectors and objects).
+	if len(missingVectors)+len(missingObjects) > 0 {
+		again, err := p.allDocuments(ctx, cc)
+		if err != nil {
+			return rep, err
+		}
+		for _, it := range missingVectors {
+			if _, ok := again[it.doc]; !ok {
+				dropVectors = append(dropVectors, it.key)
+			}
+		}
+		for _, it := range missingObjects {
+			if _, ok := again[it.doc]; !ok {
+				dropObjects = append(dropObjects, it.key)
+			}
+		}
+	}
+	if err := p.deleteVectors(ctx, cc, dropVectors); err != nil {
+		return rep, err
+	}
+	rep.VectorsDeleted = len(dropVectors)
+	for _, name := range dropObjects {
+		if err := p.objects.Delete(ctx, cc, ObjectKind, name); err != nil && !errors.Is(err, clone.ErrNotFound) {
+			return rep, err
+		}
+		rep.ObjectsDeleted++
+	}
+	return rep, nil
+}
+
+// allDocuments returns every document of the clone by ID.
+func (p *Pipeline) allDocuments(ctx context.Context, cc clone.CloneContext) (map[uuid.UUID]records.Document, error) {
+	out := map[uuid.UUID]records.Document{}
+	cursor := ""
+	for {
+		page, err := records.ListDocuments(ctx, p.q(), cc, &records.ListOptions{Limit: records.MaxPageSize, Cursor: cursor})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page.Items {
+			out[d.ID] = d
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		cursor = page.Next
+	}
+}
