@@ -91,6 +91,11 @@ func (d *Driver) Upsert(ctx context.Context, ns string, vs []driver.Vector) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	for _, v := range vs {
+		if len(v.Values) != d.e.Dimension() {
+			return errs.New(errs.InvalidInput, "memvector.Upsert", "vector %s has %d values, the index has dimension %d", v.ID, len(v.Values), d.e.Dimension())
+		}
+	}
 	recs := make([]engine.Record, len(vs))
 	for i, v := range vs {
 		recs[i] = engine.Record{ID: v.ID, Values: v.Values, Metadata: v.Metadata}
@@ -101,6 +106,9 @@ func (d *Driver) Upsert(ctx context.Context, ns string, vs []driver.Vector) erro
 
 // Query implements driver.Index.
 func (d *Driver) Query(ctx context.Context, ns string, q *driver.Query) ([]driver.Match, error) {
+	if len(q.Vector) != d.e.Dimension() {
+		return nil, errs.New(errs.InvalidInput, "memvector.Query", "query has %d values, the index has dimension %d", len(q.Vector), d.e.Dimension())
+	}
 	hits, err := d.e.Query(ctx, ns, q.Vector, q.TopK, q.Filter, q.IncludeValues)
 	if err != nil {
 		return nil, err

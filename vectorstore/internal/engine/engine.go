@@ -16,6 +16,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"runtime"
 	"slices"
@@ -472,6 +473,11 @@ func (e *Engine) List(ns, prefix, after string, limit int) (ids []string, more b
 // Query returns the k records of ns most similar to q among those matching f. Ties are
 // broken by ascending ID, so results are deterministic. The caller has validated q.
 func (e *Engine) Query(ctx context.Context, ns string, q []float32, k int, f *filter.Filter, includeValues bool) ([]Hit, error) {
+	if len(q) != e.dim {
+		// Callers validate; this guards the SIMD kernel, which reads len(q) values of
+		// every stored vector.
+		return nil, fmt.Errorf("engine: query has %d values, the index has dimension %d", len(q), e.dim)
+	}
 	s := e.get(ns)
 	if s == nil || k <= 0 {
 		return nil, nil

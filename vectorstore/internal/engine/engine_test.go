@@ -315,3 +315,13 @@ func TestExtremeMagnitudes(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryDimensionGuard(t *testing.T) {
+	e := New(4, nil)
+	e.Upsert("ns", []Record{{ID: "a", Values: []float32{1, 0, 0, 0}}})
+	for _, q := range [][]float32{{1, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0}} {
+		if _, err := e.Query(context.Background(), "ns", q, 1, nil, false); err == nil {
+			t.Fatalf("query of length %d accepted by a dimension-4 engine", len(q))
+		}
+	}
+}
