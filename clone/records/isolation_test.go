@@ -33,7 +33,7 @@ type fixture struct {
 	view     string            // ownerView after seeding
 }
 
-func seed(t *testing.T, e *env, name string, cc clone.CloneContext) *fixture {
+func seed(t testing.TB, e *env, name string, cc clone.CloneContext) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{name: name, cc: cc, canary: "canary-" + cc.CloneID().String(), cursors: map[string]string{}}
@@ -101,7 +101,7 @@ func seed(t *testing.T, e *env, name string, cc clone.CloneContext) *fixture {
 
 // snapshot renders every row the clone owns, read through the repositories as the
 // clone itself, so any change to them shows.
-func snapshot(t *testing.T, e *env, cc clone.CloneContext) string {
+func snapshot(t testing.TB, e *env, cc clone.CloneContext) string {
 	t.Helper()
 	ctx := context.Background()
 	all := &records.ListOptions{Limit: records.MaxPageSize}
@@ -483,7 +483,7 @@ func TestIsolationMatrix(t *testing.T) {
 
 // rawSnapshot renders every row of every clone-owned table, read outside the wrapper by
 // the schema owner (which bypasses row-level security on PostgreSQL).
-func rawSnapshot(t *testing.T, e *env) string {
+func rawSnapshot(t testing.TB, e *env) string {
 	t.Helper()
 	var b strings.Builder
 	for _, q := range []string{
@@ -522,7 +522,7 @@ func rawSnapshot(t *testing.T, e *env) string {
 // ownerView renders every row the clone owns, read by the clone itself (scoped, under
 // row-level security on PostgreSQL) in one statement: cheaper than [snapshot], for a
 // check after every case.
-func ownerView(t *testing.T, e *env, cc clone.CloneContext) string {
+func ownerView(t testing.TB, e *env, cc clone.CloneContext) string {
 	t.Helper()
 	const scope = ` WHERE tenant_id = :tenant_id AND clone_id = :clone_id`
 	q := `SELECT 'd' AS k, CAST(id AS TEXT) AS key, title || '|' || source_name || '|' || status || '|' || error || '|' ||

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -222,7 +223,8 @@ func checkCount(op, field string, n int64, max int64) error {
 // jsonText validates raw as JSON of the wanted shape ('{' object or '[' array; empty
 // means the empty one) and returns it in a canonical compact form, as a string: on
 // PostgreSQL with binary parameters a []byte would be sent as binary jsonb. Strings
-// holding NUL (\u0000, which jsonb refuses) are refused; lone surrogates are replaced.
+// holding NUL (\u0000, which jsonb refuses) and numbers beyond float64 are refused; lone
+// surrogates are replaced.
 func jsonText(op, field string, raw json.RawMessage, shape byte) (string, error) {
 	empty := "{}"
 	if shape == '[' {
@@ -261,8 +263,8 @@ func jsonText(op, field string, raw json.RawMessage, shape byte) (string, error)
 		}
 		return "", errs.New(errs.InvalidInput, op, "%s must be a JSON object", field)
 	}
-	if hasNUL(v) {
-		return "", errs.New(errs.InvalidInput, op, "%s contains a NUL character", field)
+	if err := checkJSONValue(v); err != "" {
+		return "", errs.New(errs.InvalidInput, op, "%s %s", field, err)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -271,24 +273,36 @@ func jsonText(op, field string, raw json.RawMessage, shape byte) (string, error)
 	return string(b), nil
 }
 
-func hasNUL(v any) bool {
+// checkJSONValue describes what in v cannot be stored on both dialects and read back
+// by any JSON client, or returns "": a NUL character (jsonb refuses it) or a number out
+// of the float64 range.
+func checkJSONValue(v any) string {
 	switch x := v.(type) {
 	case string:
-		return strings.IndexByte(x, 0) >= 0
+		if strings.IndexByte(x, 0) >= 0 {
+			return "contains a NUL character"
+		}
+	case json.Number:
+		if _, err := strconv.ParseFloat(string(x), 64); err != nil {
+			return "has a number out of range"
+		}
 	case map[string]any:
 		for k, e := range x {
-			if strings.IndexByte(k, 0) >= 0 || hasNUL(e) {
-				return true
+			if strings.IndexByte(k, 0) >= 0 {
+				return "contains a NUL character"
+			}
+			if s := checkJSONValue(e); s != "" {
+				return s
 			}
 		}
 	case []any:
 		for _, e := range x {
-			if hasNUL(e) {
-				return true
+			if s := checkJSONValue(e); s != "" {
+				return s
 			}
 		}
 	}
-	return false
+	return ""
 }
 
 // inTx runs fn in one transaction: on a *clonesql.DB (possibly wrapped by WithAudit) it

@@ -319,6 +319,21 @@ func TestMalformedInput(t *testing.T) {
 		if err != nil || json.Unmarshal(in.Metadata, &m) != nil || m["k"] != "'; DROP TABLE insights; --" {
 			t.Errorf("metadata with an injection string: %s, %v", in.Metadata, err)
 		}
+		// Edge-case JSON is stored on both dialects and reads back as JSON; numbers beyond
+		// float64 are refused.
+		for _, raw := range []string{`{"a":"\ud800","b":-0,"c":1.5e300,"d":"<&>","e":"\u00e9","f":[{}],"g":null,"a2":"x"}`, `{"dup":1,"dup":2}`} {
+			in, err := records.CreateInsight(ctx, e.db, a.cc, records.Insight{Content: "j", Metadata: json.RawMessage(raw)})
+			if err == nil {
+				in, err = records.GetInsight(ctx, e.db, a.cc, in.ID)
+			}
+			var m map[string]any
+			if err != nil || json.Unmarshal(in.Metadata, &m) != nil {
+				t.Errorf("metadata %s: %s, %v", raw, in.Metadata, err)
+			}
+		}
+		if _, err := records.CreateInsight(ctx, e.db, a.cc, records.Insight{Content: "j", Metadata: json.RawMessage(`{"n":1e400}`)}); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("metadata number beyond float64: %v", err)
+		}
 		// Too many chunks, too many keys, bad page sizes, nil and max IDs.
 		for _, c := range []struct {
 			name string
