@@ -19,20 +19,6 @@ import (
 	"github.com/cloneiso/cloneiso/vectorstore"
 )
 
-// Tenant administration
-//
-// An [Admin] is the API a tenant's owners and admins manage their clones with: create,
-// rename, suspend, resume and offboard clones, grant members clones, count what each
-// clone stores ([Admin.Inventory]) and read the tenant's audit log. Every method takes
-// the acting principal and authorizes it against the tenant store on every call (the
-// roles in the principal are ignored): an owner or admin of that tenant may act, a
-// plain member is refused with clone.ErrForbidden, anyone else with clone.ErrNotFound
-// (so tenant IDs cannot be probed). Every call, allowed or refused, is written to the
-// audit sink.
-//
-// No administrative method returns clone content. Reading a clone's content as an
-// admin takes a break-glass grant ([Admin.GrantBreakGlass], [Admin.BreakGlass]).
-
 // Invalidator drops cached resolutions; *clonehttp.Cache implements it. The Admin
 // calls it after every change that must end access at once (suspension, offboarding).
 type Invalidator interface {
@@ -90,8 +76,21 @@ type AdminOptions struct {
 	Now func() time.Time
 }
 
-// Admin is the tenant administration API (see the package documentation of Store for
-// the access rules). It is safe for concurrent use.
+// Admin is the API a tenant's owners and admins manage their clones with: create,
+// rename, suspend, resume and offboard clones, grant members clones, count what each
+// clone stores ([Admin.Inventory]) and read and verify the tenant's audit log.
+//
+// Every method takes the acting principal and authorizes it against the tenant store
+// on every call (the roles carried by the principal are ignored): an owner or admin of
+// that tenant may act; a plain member is refused with clone.ErrForbidden; anyone else
+// with clone.ErrNotFound, so tenant IDs cannot be probed. Every call, allowed, failed
+// or refused, is written to the audit sink: in the tenant's chain for its members, in
+// the chain of the nil tenant (with the target in the event's detail) for outsiders.
+//
+// No administrative method returns clone content. Reading a clone's content as an
+// admin takes a break-glass grant ([Admin.GrantBreakGlass], [Admin.BreakGlass]).
+//
+// An Admin is safe for concurrent use.
 type Admin struct {
 	s       *Store
 	sql     *clonesql.DB

@@ -17,19 +17,6 @@ import (
 	"github.com/cloneiso/cloneiso/internal/errs"
 )
 
-// Break-glass
-//
-// A tenant owner or admin reads a clone's content only through a break-glass grant: an
-// explicit, recorded permission for one subject (an owner or admin of the tenant) to
-// read one clone, with a reason, that expires after at most AdminOptions.MaxBreakGlass.
-// Grants are rows of break_glass_grants that the application can revoke but never
-// delete. Granting, revoking, every use and every refused use are audited.
-//
-// [Admin.BreakGlass] turns a valid grant into a CloneContext for that clone, whose
-// principal carries RoleBreakGlass; a [Guard] makes the vector and object stores refuse
-// writes made with it. Call BreakGlass for every request (it costs two indexed reads and
-// one audit append), or use [Admin.BreakGlassSession] whose context ends with the grant.
-
 // MaxReasonLen is the longest break-glass reason accepted, in bytes.
 const MaxReasonLen = 1000
 
@@ -77,6 +64,14 @@ func validateReason(op, r string) error {
 	return nil
 }
 
+// GrantBreakGlass makes a break-glass grant: an explicit, recorded permission for one
+// owner or admin of the tenant to read one clone, with a reason, that expires after
+// at most AdminOptions.MaxBreakGlass. Grants are rows of break_glass_grants that the
+// application can revoke but never delete; granting, revoking, every use and every
+// refused use are audited. [Admin.BreakGlass] turns a valid grant into a CloneContext
+// for that clone; a [Guard] makes the vector and object stores refuse writes made with
+// it.
+//
 // GrantBreakGlass lets req.Subject, an owner or admin of tenant tenantID, read clone
 // cloneID of that tenant for req.TTL, for req.Reason. The granting principal p must be
 // an owner or admin of the tenant too. The grant is audited (with its reason and
@@ -196,6 +191,14 @@ func (a *Admin) BreakGlassGrants(ctx context.Context, p clone.Principal, tenantI
 //   - p is no longer an owner or admin: clone.ErrForbidden (members) or
 //     clone.ErrNotFound (non-members);
 //   - the clone is offboarding or offboarded: clone.ErrSuspended.
+//
+// Call BreakGlass for every request (it costs a few indexed reads and one audit
+// append), or use [Admin.BreakGlassSession], whose context ends with the grant; a
+// CloneContext kept beyond the grant's expiry is not revoked by anything.
+//
+// Break-glass is deliberately not available through the HTTP middleware's clone
+// selection (whose resolution cache could outlive a grant): hosts expose it on their
+// own admin routes.
 func (a *Admin) BreakGlass(ctx context.Context, p clone.Principal, tenantID, cloneID uuid.UUID) (clone.CloneContext, error) {
 	cc, _, err := a.breakGlass(ctx, p, tenantID, cloneID)
 	return cc, err

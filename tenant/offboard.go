@@ -17,31 +17,6 @@ import (
 	"github.com/cloneiso/cloneiso/objectstore"
 )
 
-// Offboarding
-//
-// [Admin.OffboardClone] deletes everything a clone stores, verifiably, in this order:
-//
-//  1. the clone's status becomes offboarding, in one transaction, and cached
-//     resolutions are invalidated: from then on no request resolves to it, the
-//     stores' hooks ([Guard]) refuse it, and the database refuses new rows for it
-//     (a trigger of migration 00010, race-free against the status change);
-//  2. after AdminOptions.Drain, so that writes already past the hooks land, its rows
-//     are deleted from every clone-owned table, children first, through the scoped
-//     SQL wrapper; its vector namespace is deleted (vectorstore.Index.DeleteAll); every
-//     object version, delete marker and unfinished upload under its prefix is deleted
-//     (objectstore.Bucket.DeleteClone);
-//  3. each store is checked to be empty for the clone;
-//  4. a deletion receipt (counts per store) is written to the audit log;
-//  5. the status becomes offboarded: a tombstone. The clone's ID is never reused, and
-//     its namespace and prefix can never be written again (the hooks and the trigger
-//     refuse offboarded clones). The stores are checked once more, and anything a
-//     straggling write left is deleted and audited.
-//
-// Every step is idempotent: if offboarding fails or the process dies half-way, the
-// clone stays offboarding (unusable) and calling OffboardClone again resumes it. A
-// failed attempt is audited with what it had deleted so far, so the receipts of all
-// attempts add up to everything deleted.
-
 // OffboardReceipt is what offboarding one clone deleted, as written to the audit log.
 type OffboardReceipt struct {
 	TenantID, CloneID uuid.UUID
@@ -73,10 +48,32 @@ func (r *OffboardReceipt) detail(step string) map[string]string {
 	return d
 }
 
-// OffboardClone offboards clone cloneID of tenant tenantID (see Offboarding above)
-// for p, an owner or admin of the tenant, for reason (audited; required). It returns
-// the deletion receipt. Offboarding an offboarded clone returns a receipt with
-// AlreadyOffboarded set.
+// OffboardClone offboards clone cloneID of tenant tenantID for p, an owner or admin
+// of the tenant, for reason (audited; required), and returns the deletion receipt.
+// Offboarding an offboarded clone returns a receipt with AlreadyOffboarded set.
+//
+// It deletes everything the clone stores, verifiably, in this order:
+//
+//  1. the clone's status becomes offboarding, in one transaction, and cached
+//     resolutions are invalidated: from then on no request resolves to it, the
+//     stores' hooks ([Guard]) refuse it, and the database refuses new rows for it
+//     (a trigger of migration 00010, race-free against the status change);
+//  2. after AdminOptions.Drain, so that writes already past the hooks land, its rows
+//     are deleted from every clone-owned table, children first, through the scoped
+//     SQL wrapper; its vector namespace is deleted (vectorstore.Index.DeleteAll); every
+//     object version, delete marker and unfinished upload under its prefix is deleted
+//     (objectstore.Bucket.DeleteClone);
+//  3. each store is checked to be empty for the clone;
+//  4. a deletion receipt (counts per store) is written to the audit log;
+//  5. the status becomes offboarded: a tombstone. The clone's ID is never reused, and
+//     its namespace and prefix can never be written again (the hooks and the trigger
+//     refuse offboarded clones). The stores are checked once more, and anything a
+//     straggling write left is deleted and audited.
+//
+// Every step is idempotent: if offboarding fails or the process dies half-way, the
+// clone stays offboarding (unusable) and calling OffboardClone again resumes it. A
+// failed attempt is audited with what it had deleted so far, so the receipts of all
+// attempts add up to everything deleted.
 func (a *Admin) OffboardClone(ctx context.Context, p clone.Principal, tenantID, cloneID uuid.UUID, reason string) (*OffboardReceipt, error) {
 	const op = "tenant.Admin.OffboardClone"
 	if _, err := a.authorize(ctx, op, p, tenantID, cloneID); err != nil {
