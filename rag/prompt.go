@@ -126,7 +126,8 @@ func (p *Prompt) Citations() []Citation {
 //
 // Budget and truncation order. The instructions, the profile and the question are
 // always included; if they alone exceed the budget the call fails with
-// clone.ErrTooLarge. The rest is filled in priority order until the budget is spent:
+// clone.ErrTooLarge. The rest is filled in priority order, each kind with the budget the
+// kinds before it left:
 //
 //  1. passages, best first (a passage that does not fit is skipped, a smaller one after
 //     it may still fit);
@@ -135,8 +136,10 @@ func (p *Prompt) Citations() []Citation {
 //  3. insights, in the given order (one that does not fit is skipped);
 //  4. training examples, in the given order (one that does not fit is skipped).
 //
-// So when the budget is short, training examples are dropped first, then insights, then
-// the oldest history, and last the lowest-ranked passages. Prompt.Dropped counts them.
+// So as the budget shrinks, training examples lose their place first, then insights,
+// then the oldest history, and last the lowest-ranked passages; a lower kind may still
+// use room that a too-large item of a higher kind could not. Prompt.Dropped counts what
+// was left out.
 func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, opts *PromptOptions) (*Prompt, error) {
 	const op = "rag.BuildPrompt"
 	if err := cc.Validate(op); err != nil {
@@ -176,7 +179,10 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 		head.WriteString(" " + in.Profile.About)
 	}
 	head.WriteString("\n" + o.Instructions + "\n")
-	used := 2*messageOverhead + token.Count(head.String()) + token.Count(in.Question)
+	// The section headers are counted up front, whether or not their sections end up
+	// in the prompt.
+	used := 2*messageOverhead + token.Count(head.String()) + token.Count(in.Question) +
+		token.Count(hdrInsights) + token.Count(hdrExamples) + max(token.Count(hdrSources), token.Count(noSources))
 	if used > o.MaxTokens {
 		return nil, errs.New(errs.TooLarge, op, "the question and instructions alone exceed the prompt budget of %d tokens", o.MaxTokens)
 	}
@@ -247,15 +253,15 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 	var sys strings.Builder
 	sys.WriteString(head.String())
 	if insights.Len() > 0 {
-		sys.WriteString("\nWhat you know about yourself:\n" + insights.String())
+		sys.WriteString(hdrInsights + insights.String())
 	}
 	if examples.Len() > 0 {
-		sys.WriteString("\nExamples of how you answer:\n" + strings.TrimRight(examples.String(), "\n") + "\n")
+		sys.WriteString(hdrExamples + strings.TrimRight(examples.String(), "\n") + "\n")
 	}
 	if sources.Len() > 0 {
-		sys.WriteString("\nSources:\n" + strings.TrimRight(sources.String(), "\n") + "\n")
+		sys.WriteString(hdrSources + strings.TrimRight(sources.String(), "\n") + "\n")
 	} else {
-		sys.WriteString("\nSources: none were found for this question.\n")
+		sys.WriteString(noSources)
 	}
 	msgs := make([]generate.Message, 0, len(hist)+2)
 	msgs = append(msgs, generate.Message{Role: generate.RoleSystem, Content: sys.String()})
@@ -310,5 +316,13 @@ func Guard(ctx context.Context, cc clone.CloneContext, in *PromptInput, sink aud
 	}
 	return nil
 }
+
+// Section headers of the system message.
+const (
+	hdrInsights = "\nWhat you know about yourself:\n"
+	hdrExamples = "\nExamples of how you answer:\n"
+	hdrSources  = "\nSources:\n"
+	noSources   = "\nSources: none were found for this question.\n"
+)
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -28,6 +28,8 @@ const (
 	DefaultTopK = 5
 	// MaxTopK bounds RetrieveOptions.TopK.
 	MaxTopK = 100
+	// overfetch is the extra matches a query asks for beyond 2·TopK.
+	overfetch = 5
 	// MaxCandidates bounds the vector matches considered for MMR (the vector store's
 	// limit for queries that return values).
 	MaxCandidates = vectorstore.MaxTopKWithData
@@ -231,8 +233,9 @@ func retrieveOptions(op string, opts *RetrieveOptions) (retrieveParams, error) {
 // Retrieve returns the clone's passages most similar to question, best first (in MMR
 // order with RetrieveOptions.MMR). Only chunks that exist in SQL for the clone become
 // passages: vector matches whose ID is not a chunk vector ID (see VectorID), or whose
-// chunk is gone (a document deleted or re-ingested since), are skipped, so fewer than
-// TopK passages may come back.
+// chunk is gone (a document deleted or re-ingested since), are skipped. The query asks
+// for 2·TopK+5 matches (Candidates with MMR) to make up for them, so fewer than TopK
+// passages come back only when the clone has fewer usable chunks among those.
 //
 // Every store result is re-checked against cc: a chunk or document row of another
 // clone fails the call with clone.ErrIsolationViolation and one audit.Violation event
@@ -262,7 +265,9 @@ func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, questio
 	t1 := time.Now()
 	res.Timing.Embed = t1.Sub(t0)
 
-	q := vectorstore.Query{Vector: vecs[0], TopK: p.topK, Filter: p.filter}
+	// Over-fetch a little: matches that are not chunk vectors, or whose chunk is gone,
+	// are dropped below and should not leave the result short.
+	q := vectorstore.Query{Vector: vecs[0], TopK: min(2*p.topK+overfetch, vectorstore.MaxTopK), Filter: p.filter}
 	if p.mmr {
 		q.TopK, q.IncludeValues = p.candidates, true
 	}
@@ -283,8 +288,6 @@ func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, questio
 	}
 	if p.mmr {
 		kept = mmr(kept, p.topK, p.lambda)
-	} else if len(kept) > p.topK {
-		kept = kept[:p.topK]
 	}
 	t2 := time.Now()
 	res.Timing.Query = t2.Sub(t1)
@@ -292,6 +295,9 @@ func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, questio
 	res.Passages, err = r.load(ctx, cc, kept)
 	if err != nil {
 		return nil, err
+	}
+	if len(res.Passages) > p.topK {
+		res.Passages = res.Passages[:p.topK]
 	}
 	res.Timing.Load = time.Since(t2)
 	return res, nil
