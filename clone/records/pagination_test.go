@@ -157,7 +157,7 @@ func TestKeysetPagination(t *testing.T) {
 				t.Fatalf("%s: %d distinct timestamps; want %d (ties of 10 and 7)", name, len(distinct), n-15)
 			}
 		}
-		for _, limit := range []int{1, 2, 5, 7, 10, 22, 23, 50} {
+		for _, limit := range []int{1, 4, 10, 22, 23, 50} {
 			for _, desc := range []bool{false, true} {
 				name := fmt.Sprintf("limit %d desc %v", limit, desc)
 				var got []keyed
@@ -214,7 +214,7 @@ func TestKeysetPagination(t *testing.T) {
 		if _, err := records.ReplaceDocumentChunks(ctx, e.db, a, doc.ID, cs); err != nil {
 			t.Fatal(err)
 		}
-		for _, limit := range []int{1, 3, 5, 12, 17, 100} {
+		for _, limit := range []int{1, 5, 12, 17} {
 			for _, desc := range []bool{false, true} {
 				ms := collect(t, limit, desc, func(o *records.ListOptions) (records.Page[records.Message], error) {
 					return records.ListMessages(ctx, e.db, a, conv.ID, o)
