@@ -43,9 +43,11 @@ const (
 	// compensationTimeout bounds the clean-up of a failed attempt, which runs even when
 	// the caller's context is done.
 	compensationTimeout = 30 * time.Second
-	vectorBatch         = 500
-	deleteBatch         = 1000
-	versionLen          = 16
+	// MaxEmbedBatch bounds Options.EmbedBatch, which is also the number of vectors per
+	// upsert: Pinecone takes at most 1000 per request.
+	MaxEmbedBatch = 1000
+	deleteBatch   = 1000
+	versionLen    = 16
 )
 
 // Metadata keys the pipeline writes into every vector (besides the scope keys of
@@ -72,8 +74,9 @@ type Options struct {
 	MaxDocumentBytes int64
 	// Workers bounds the documents IngestAll processes at once: 0 means DefaultWorkers.
 	Workers int
-	// EmbedBatch is the number of chunks given to the embedder per call: 0 means
-	// DefaultEmbedBatch. (The OpenAI adapter splits further by the API's limits.)
+	// EmbedBatch is the number of chunks given to the embedder per call, and of vectors
+	// per upsert: 0 means DefaultEmbedBatch; at most MaxEmbedBatch. (The OpenAI adapter
+	// splits further by the API's limits.)
 	EmbedBatch int
 	// StaleAfter is how long a document may stay "processing" before another attempt
 	// or Reconcile may take it over as abandoned by a crashed process: 0 means
@@ -140,6 +143,9 @@ func New(db *clonesql.DB, vectors *vectorstore.Index, objects *objectstore.Bucke
 	}
 	if o.MaxDocumentBytes < 0 || o.Workers < 0 || o.EmbedBatch < 0 || o.StaleAfter < 0 {
 		return nil, errs.New(errs.InvalidInput, op, "negative option")
+	}
+	if o.EmbedBatch > MaxEmbedBatch {
+		return nil, errs.New(errs.InvalidInput, op, "EmbedBatch over %d", MaxEmbedBatch)
 	}
 	if o.Embedder == nil {
 		e, err := embed.NewLocal(&embed.LocalOptions{Dimension: vectors.Dimension()})
@@ -228,8 +234,8 @@ const (
 	StageStored    Stage = "stored"
 	StageExtracted Stage = "extracted"
 	StageChunked   Stage = "chunked"
-	StageEmbedded  Stage = "embedded" // once per embedded batch of chunks
-	StageUpserted  Stage = "upserted"
+	StageEmbedded  Stage = "embedded" // once per batch of chunks embedded and upserted
+	StageUpserted  Stage = "upserted" // all vectors are written
 	StageReady     Stage = "ready"
 	StageUnchanged Stage = "unchanged"
 	StageFailed    Stage = "failed"
@@ -718,7 +724,7 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 	for i, c := range chunks {
 		texts[i] = c.Text
 	}
-	vectors := make([]vectorstore.Vector, 0, min(len(chunks), vectorBatch))
+	vectors := make([]vectorstore.Vector, 0, min(len(chunks), p.batch))
 	for start := 0; start < len(chunks); start += p.batch {
 		end := min(start+p.batch, len(chunks))
 		if err := ctx.Err(); err != nil {
@@ -726,25 +732,26 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 		}
 		vs, err := p.embedder.Embed(ctx, texts[start:end])
 		if err != nil {
+			if errs.KindOf(err) == errs.Unknown {
+				err = errs.Wrap(errs.Unavailable, op, err, "embedder failed")
+			}
 			return Result{}, err
 		}
 		if len(vs) != end-start {
 			return Result{}, errs.New(errs.Unavailable, op, "embedder returned %d vectors for %d texts", len(vs), end-start)
 		}
-		t.emit(func(pp *Progress) { pp.ChunksDone += end - start }, StageEmbedded, id, src.SourceName, nil)
+		vectors = vectors[:0]
 		for i, v := range vs {
 			ord := start + i
 			vectors = append(vectors, vectorstore.Vector{
 				ID: a.vectorIDs[ord], Values: v,
 				Metadata: map[string]any{MetaDocumentID: id.String(), MetaOrdinal: float64(ord), MetaVersion: version},
 			})
-			if len(vectors) == vectorBatch || ord == len(chunks)-1 {
-				if err := p.vectors.Upsert(ctx, cc, vectors); err != nil {
-					return Result{}, err
-				}
-				vectors = vectors[:0]
-			}
 		}
+		if err := p.vectors.Upsert(ctx, cc, vectors); err != nil {
+			return Result{}, err
+		}
+		t.emit(func(pp *Progress) { pp.ChunksDone += end - start }, StageEmbedded, id, src.SourceName, nil)
 	}
 	t.emit(nil, StageUpserted, id, src.SourceName, nil)
 
