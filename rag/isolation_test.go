@@ -36,11 +36,11 @@ func seedClone(t *testing.T, e *env, cc clone.CloneContext, side string) records
 	t.Helper()
 	ctx := context.Background()
 	for i, tp := range topics {
-		seedDoc(t, e, cc, "Notes "+canary(side, i),
+		ingestDoc(t, e, cc, "Notes "+canary(side, i),
 			fmt.Sprintf(tp.fact, canary(side, i))+" This is recorded in my notes.",
 			"Unrelated paragraph about gardening and weather in spring.")
 	}
-	seedDoc(t, e, cc, "Filler", "The office opens at nine.", "Lunch is served at noon in the canteen.")
+	ingestDoc(t, e, cc, "Filler", "The office opens at nine.", "Lunch is served at noon in the canteen.")
 	if _, err := records.CreateInsight(ctx, e.db, cc, records.Insight{Category: "style", Content: "Speaks plainly, insight " + canary(side, 90)}); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
@@ -40,6 +41,7 @@ type env struct {
 	audit   *audit.Memory
 	tenants *tenant.Store
 	ret     *rag.Retriever
+	pipe    *ingest.Pipeline
 }
 
 func (e *env) newClone(t testing.TB) clone.CloneContext {
@@ -103,6 +105,9 @@ func newEnv(t testing.TB, real bool) *env {
 	if e.ret, err = rag.NewRetriever(e.db, e.index, e.emb, nil); err != nil {
 		t.Fatal(err)
 	}
+	if e.pipe, err = ingest.New(e.db, e.index, nil, &ingest.Options{Embedder: e.emb}); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -117,36 +122,51 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 	}
 }
 
-// seedDoc stores one document of the clone the way ingestion does: the document row,
-// its chunks (one per paragraph), and one vector per chunk under rag.VectorID.
+// ingestDoc ingests one plain-text document for the clone through the ingestion
+// pipeline; paragraphs are separated by blank lines.
+func ingestDoc(t testing.TB, e *env, cc clone.CloneContext, title string, paragraphs ...string) records.Document {
+	t.Helper()
+	res, err := e.pipe.Ingest(context.Background(), cc, ingest.Source{Title: title, SourceName: title + ".txt",
+		ContentType: "text/plain", Data: []byte(strings.Join(paragraphs, "\n\n"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Document
+}
+
+// seedDoc stores one document of the clone with exactly one chunk per paragraph, through
+// the same public pieces the ingestion pipeline uses (records and the vector index,
+// vector IDs from ingest.VectorID), for tests that need control over chunk boundaries.
 func seedDoc(t testing.TB, e *env, cc clone.CloneContext, title string, paragraphs ...string) records.Document {
 	t.Helper()
 	ctx := context.Background()
-	d, err := records.CreateDocument(ctx, e.db, cc, records.Document{Title: title, ContentType: "text/plain"})
+	text := strings.Join(paragraphs, "\n\n")
+	hash := ingest.ContentHash([]byte(text))
+	version := ingest.Version(hash)
+	d, err := records.CreateDocument(ctx, e.db, cc, records.Document{Title: title, ContentType: "text/plain", ContentHash: hash})
 	if err != nil {
 		t.Fatal(err)
 	}
 	chunks := make([]records.Chunk, len(paragraphs))
-	texts := make([]string, len(paragraphs))
 	off := 0
 	for i, p := range paragraphs {
 		chunks[i] = records.Chunk{Ordinal: i, Content: p, TokenCount: len(strings.Fields(p)),
-			StartOffset: off, EndOffset: off + len(p), VectorID: rag.VectorID(d.ID, i)}
-		texts[i] = p
+			StartOffset: off, EndOffset: off + len(p), VectorID: ingest.VectorID(d.ID, version, i)}
 		off += len(p) + 2
 	}
-	if _, err := records.ReplaceDocumentChunks(ctx, e.db, cc, d.ID, chunks); err != nil {
-		t.Fatal(err)
-	}
-	vecs, err := e.emb.Embed(ctx, texts)
+	vecs, err := e.emb.Embed(ctx, paragraphs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	vs := make([]vectorstore.Vector, len(vecs))
 	for i, v := range vecs {
-		vs[i] = vectorstore.Vector{ID: rag.VectorID(d.ID, i), Values: v, Metadata: map[string]any{"document_id": d.ID.String()}}
+		vs[i] = vectorstore.Vector{ID: chunks[i].VectorID, Values: v, Metadata: map[string]any{
+			ingest.MetaDocumentID: d.ID.String(), ingest.MetaOrdinal: i, ingest.MetaVersion: version}}
 	}
 	if err := e.index.Upsert(ctx, cc, vs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := records.ReplaceDocumentChunks(ctx, e.db, cc, d.ID, chunks); err != nil {
 		t.Fatal(err)
 	}
 	if err := records.SetDocumentStatus(ctx, e.db, cc, d.ID, records.StatusReady, ""); err != nil {

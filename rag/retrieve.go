@@ -15,6 +15,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/vectorstore"
@@ -71,30 +72,6 @@ type Passage struct {
 func (p Passage) Citation() Citation {
 	return Citation{DocumentID: p.DocumentID, Title: p.Title, Ordinal: p.Ordinal,
 		StartOffset: p.StartOffset, EndOffset: p.EndOffset, Score: p.Score}
-}
-
-// VectorID returns the ID under which ingestion stores the vector of chunk ordinal of
-// document documentID: "<document ID>#<ordinal>". The retriever maps matches back to
-// chunks through it; vectors with other IDs in the clone's namespace are ignored.
-func VectorID(documentID uuid.UUID, ordinal int) string {
-	return documentID.String() + "#" + strconv.Itoa(ordinal)
-}
-
-// ParseVectorID is the inverse of VectorID.
-func ParseVectorID(id string) (records.ChunkKey, bool) {
-	doc, ord, ok := strings.Cut(id, "#")
-	if !ok {
-		return records.ChunkKey{}, false
-	}
-	d, err := clone.ParseID(doc)
-	if err != nil {
-		return records.ChunkKey{}, false
-	}
-	n, err := strconv.Atoi(ord)
-	if err != nil || n < 0 || n > records.MaxInt32 || strconv.Itoa(n) != ord {
-		return records.ChunkKey{}, false
-	}
-	return records.ChunkKey{DocumentID: d, Ordinal: n}, true
 }
 
 // RetrieveOptions tune one retrieval; nil means the defaults.
@@ -232,8 +209,10 @@ func retrieveOptions(op string, opts *RetrieveOptions) (retrieveParams, error) {
 
 // Retrieve returns the clone's passages most similar to question, best first (in MMR
 // order with RetrieveOptions.MMR). Only chunks that exist in SQL for the clone become
-// passages: vector matches whose ID is not a chunk vector ID (see VectorID), or whose
-// chunk is gone (a document deleted or re-ingested since), are skipped. The query asks
+// passages, through ingest.Resolve: vector matches that are not the ingestion
+// pipeline's (see ingest.VectorID), whose chunk is gone (a document deleted since), or
+// whose ID is not the chunk's current VectorID (a version being written or removed)
+// are skipped, so a clone never cites two versions of a document. The query asks
 // for 2·TopK+5 matches (Candidates with MMR) to make up for them, so fewer than TopK
 // passages come back only when the clone has fewer usable chunks among those.
 //
@@ -275,16 +254,12 @@ func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, questio
 	if err != nil {
 		return nil, err
 	}
-	// Keep only chunk vectors above the threshold; a passage is a chunk, once.
+	// Keep matches above the threshold.
 	kept := matches[:0]
-	seen := map[records.ChunkKey]bool{}
 	for _, m := range matches {
-		k, ok := ParseVectorID(m.ID)
-		if !ok || seen[k] || (p.minScore != 0 && m.Score < p.minScore) {
-			continue
+		if p.minScore == 0 || m.Score >= p.minScore {
+			kept = append(kept, m)
 		}
-		seen[k] = true
-		kept = append(kept, m)
 	}
 	if p.mmr {
 		kept = mmr(kept, p.topK, p.lambda)
@@ -303,29 +278,24 @@ func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, questio
 	return res, nil
 }
 
-// load turns matches into passages: one GetChunks call for the chunks, and one scoped
-// query for the titles of their documents.
+// load turns matches into passages: ingest.Resolve maps them to the chunks they stand
+// for (one GetChunks call), and one scoped query loads the titles of their documents.
 func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []vectorstore.Match) ([]Passage, error) {
-	const op = "rag.Retrieve"
 	if len(matches) == 0 {
 		return nil, nil
 	}
-	keys := make([]records.ChunkKey, len(matches))
-	for i, m := range matches {
-		keys[i], _ = ParseVectorID(m.ID)
-	}
-	chunks, err := records.GetChunks(ctx, r.db, cc, keys)
+	chunks, err := ingest.Resolve(ctx, r.db, cc, matches)
 	if err != nil {
 		return nil, err
 	}
-	byKey := make(map[records.ChunkKey]records.Chunk, len(chunks))
 	var docIDs []uuid.UUID
 	docSeen := map[uuid.UUID]bool{}
+	byVector := make(map[string]records.Chunk, len(chunks))
 	for _, c := range chunks {
 		if err := r.check(ctx, cc, "chunk", c.TenantID, c.CloneID); err != nil {
 			return nil, err
 		}
-		byKey[records.ChunkKey{DocumentID: c.DocumentID, Ordinal: c.Ordinal}] = c
+		byVector[c.VectorID] = c
 		if !docSeen[c.DocumentID] {
 			docSeen[c.DocumentID] = true
 			docIDs = append(docIDs, c.DocumentID)
@@ -336,11 +306,12 @@ func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []v
 		return nil, err
 	}
 	out := make([]Passage, 0, len(chunks))
-	for i, m := range matches {
-		c, ok := byKey[keys[i]]
+	for _, m := range matches {
+		c, ok := byVector[m.ID]
 		if !ok {
-			continue // deleted or re-ingested since the vector was written
+			continue // not a chunk vector, or its chunk is gone or of another version
 		}
+		delete(byVector, m.ID) // a passage once
 		title, ok := titles[c.DocumentID]
 		if !ok {
 			continue // the document vanished between the two reads

@@ -8,23 +8,10 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/rag"
 	"github.com/cloneiso/cloneiso/vectorstore"
 )
-
-func TestVectorID(t *testing.T) {
-	id := clone.NewID()
-	k, ok := rag.ParseVectorID(rag.VectorID(id, 42))
-	if !ok || k.DocumentID != id || k.Ordinal != 42 {
-		t.Fatal(k, ok)
-	}
-	for _, bad := range []string{"", "x#1", id.String(), id.String() + "#", id.String() + "#-1", id.String() + "#01",
-		id.String() + "#1#2", strings.ToUpper(id.String()) + "#1", id.String() + "#99999999999"} {
-		if _, ok := rag.ParseVectorID(bad); ok {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
 
 func TestRetrieve(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
@@ -62,7 +49,8 @@ func TestRetrieve(t *testing.T) {
 		// Vectors without a chunk (stale after re-ingestion) and foreign-format IDs are skipped.
 		vecs, _ := e.emb.Embed(ctx, []string{"puffins puffins nest", "puffins nest cliffs"})
 		if err := e.index.Upsert(ctx, cc, []vectorstore.Vector{
-			{ID: rag.VectorID(doc.ID, 77), Values: vecs[0]},
+			{ID: ingest.VectorID(doc.ID, "0123456789abcdef", 0), Values: vecs[0]},
+			{ID: ingest.VectorID(doc.ID, ingest.Version(doc.ContentHash), 77), Values: vecs[0]},
 			{ID: "host-vector-1", Values: vecs[1]},
 		}); err != nil {
 			t.Fatal(err)
@@ -72,8 +60,8 @@ func TestRetrieve(t *testing.T) {
 			t.Fatalf("stale: %v, %d", err, len(res.Passages))
 		}
 		for _, p := range res.Passages {
-			if p.Ordinal == 77 {
-				t.Fatal("stale vector became a passage")
+			if p.Ordinal == 77 || !strings.Contains(p.VectorID, ingest.Version(doc.ContentHash)) {
+				t.Fatalf("stale vector became a passage: %+v", p)
 			}
 		}
 
@@ -156,5 +144,25 @@ func TestRetrieveDeletedDocument(t *testing.T) {
 	res, err := e.ret.Retrieve(ctx, cc, "zebras stripes", nil)
 	if err != nil || len(res.Passages) != 0 {
 		t.Fatalf("%v %d", err, len(res.Passages))
+	}
+}
+
+// TestRetrieveAfterUpdate: a document re-ingested with new content is answered from the
+// new version only.
+func TestRetrieveAfterUpdate(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := context.Background()
+	cc := e.newClone(t)
+	d := ingestDoc(t, e, cc, "Hours", "The shop opens at OLDHOUR-0800 every weekday.")
+	if _, err := e.pipe.Ingest(ctx, cc, ingest.Source{DocumentID: d.ID, Title: "Hours", SourceName: "Hours.txt", ContentType: "text/plain",
+		Data: []byte("The shop opens at NEWHOUR-0930 every weekday.")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.ret.Retrieve(ctx, cc, "When does the shop open?", &rag.RetrieveOptions{TopK: 10})
+	if err != nil || len(res.Passages) != 1 {
+		t.Fatalf("%v, %d passages", err, len(res.Passages))
+	}
+	if !strings.Contains(res.Passages[0].Text, "NEWHOUR") {
+		t.Fatalf("passage %q", res.Passages[0].Text)
 	}
 }
