@@ -2,6 +2,7 @@ package records_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
 )
@@ -105,22 +107,26 @@ func testMalformed[T any](t *testing.T, e *env, f *fixture, k kind[T]) int {
 	for _, c := range cases {
 		for _, op := range []string{"create", "update"} {
 			var err error
+			spy := &statementSpy{Querier: e.db}
 			switch op {
 			case "create":
 				r := k.valid(f)
 				c.mut(&r)
-				_, err = k.create(ctx, e.db, f.cc, r)
+				_, err = k.create(ctx, spy, f.cc, r)
 			case "update":
 				if k.update == nil {
 					continue
 				}
 				r := stored
 				c.mut(&r)
-				_, err = k.update(ctx, e.db, f.cc, r)
+				_, err = k.update(ctx, spy, f.cc, r)
 			}
 			n++
 			if !errors.Is(err, c.want) {
 				t.Errorf("%s %s %s: %v; want %v", op, k.name, c.name, err, c.want)
+			}
+			if spy.n != 0 {
+				t.Errorf("%s %s %s: %d statements ran before the input was refused", op, k.name, c.name, spy.n)
 			}
 			if s := clone.HTTPStatus(err); s >= 500 {
 				t.Errorf("%s %s %s: maps to %d", op, k.name, c.name, s)
@@ -366,6 +372,29 @@ func TestMalformedInput(t *testing.T) {
 
 func second[T any](_ T, err error) error { return err }
 
+// statementSpy counts the statements that reach the database through it.
+type statementSpy struct {
+	clonesql.Querier
+	n int
+}
+
+func (s *statementSpy) Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	s.n++
+	return s.Querier.Select(ctx, cc, dest, query, arg)
+}
+
+func (s *statementSpy) Get(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	s.n++
+	return s.Querier.Get(ctx, cc, dest, query, arg)
+}
+
+func (s *statementSpy) Exec(ctx context.Context, cc clone.CloneContext, query string, arg any) (sql.Result, error) {
+	s.n++
+	return s.Querier.Exec(ctx, cc, query, arg)
+}
+
+func (s *statementSpy) Audit() audit.Sink { return s.Querier.(*clonesql.DB).Audit() }
+
 // TestNoCloneContext: every function refuses the zero CloneContext before any
 // statement, with one audit event.
 func TestNoCloneContext(t *testing.T) {
@@ -374,47 +403,48 @@ func TestNoCloneContext(t *testing.T) {
 		a := seed(t, e, "a", e.newClone(t))
 		var z clone.CloneContext
 		id := a.docs[0].ID
+		spy := &statementSpy{Querier: e.db}
 		calls := map[string]func() error{
-			"CreateDocument":        func() error { return second(records.CreateDocument(ctx, e.db, z, records.Document{})) },
-			"GetDocument":           func() error { return second(records.GetDocument(ctx, e.db, z, id)) },
-			"UpdateDocument":        func() error { return second(records.UpdateDocument(ctx, e.db, z, a.docs[0])) },
-			"SetDocumentStatus":     func() error { return records.SetDocumentStatus(ctx, e.db, z, id, records.StatusReady, "") },
-			"DeleteDocument":        func() error { return records.DeleteDocument(ctx, e.db, z, id) },
-			"ListDocuments":         func() error { return second(records.ListDocuments(ctx, e.db, z, nil)) },
-			"CountDocuments":        func() error { return second(records.CountDocuments(ctx, e.db, z)) },
-			"FindDocumentsByHash":   func() error { return second(records.FindDocumentsByHash(ctx, e.db, z, "h")) },
-			"ReplaceDocumentChunks": func() error { return second(records.ReplaceDocumentChunks(ctx, e.db, z, id, nil)) },
-			"ListDocumentChunks":    func() error { return second(records.ListDocumentChunks(ctx, e.db, z, id, nil)) },
-			"CountDocumentChunks":   func() error { return second(records.CountDocumentChunks(ctx, e.db, z, id)) },
-			"GetChunks":             func() error { return second(records.GetChunks(ctx, e.db, z, []records.ChunkKey{{id, 0}})) },
-			"CreateInsight":         func() error { return second(records.CreateInsight(ctx, e.db, z, records.Insight{Content: "x"})) },
-			"GetInsight":            func() error { return second(records.GetInsight(ctx, e.db, z, a.insights[0].ID)) },
-			"UpdateInsight":         func() error { return second(records.UpdateInsight(ctx, e.db, z, a.insights[0])) },
-			"DeleteInsight":         func() error { return records.DeleteInsight(ctx, e.db, z, a.insights[0].ID) },
-			"ListInsights":          func() error { return second(records.ListInsights(ctx, e.db, z, nil)) },
-			"CountInsights":         func() error { return second(records.CountInsights(ctx, e.db, z)) },
+			"CreateDocument":        func() error { return second(records.CreateDocument(ctx, spy, z, records.Document{})) },
+			"GetDocument":           func() error { return second(records.GetDocument(ctx, spy, z, id)) },
+			"UpdateDocument":        func() error { return second(records.UpdateDocument(ctx, spy, z, a.docs[0])) },
+			"SetDocumentStatus":     func() error { return records.SetDocumentStatus(ctx, spy, z, id, records.StatusReady, "") },
+			"DeleteDocument":        func() error { return records.DeleteDocument(ctx, spy, z, id) },
+			"ListDocuments":         func() error { return second(records.ListDocuments(ctx, spy, z, nil)) },
+			"CountDocuments":        func() error { return second(records.CountDocuments(ctx, spy, z)) },
+			"FindDocumentsByHash":   func() error { return second(records.FindDocumentsByHash(ctx, spy, z, "h")) },
+			"ReplaceDocumentChunks": func() error { return second(records.ReplaceDocumentChunks(ctx, spy, z, id, nil)) },
+			"ListDocumentChunks":    func() error { return second(records.ListDocumentChunks(ctx, spy, z, id, nil)) },
+			"CountDocumentChunks":   func() error { return second(records.CountDocumentChunks(ctx, spy, z, id)) },
+			"GetChunks":             func() error { return second(records.GetChunks(ctx, spy, z, []records.ChunkKey{{id, 0}})) },
+			"CreateInsight":         func() error { return second(records.CreateInsight(ctx, spy, z, records.Insight{Content: "x"})) },
+			"GetInsight":            func() error { return second(records.GetInsight(ctx, spy, z, a.insights[0].ID)) },
+			"UpdateInsight":         func() error { return second(records.UpdateInsight(ctx, spy, z, a.insights[0])) },
+			"DeleteInsight":         func() error { return records.DeleteInsight(ctx, spy, z, a.insights[0].ID) },
+			"ListInsights":          func() error { return second(records.ListInsights(ctx, spy, z, nil)) },
+			"CountInsights":         func() error { return second(records.CountInsights(ctx, spy, z)) },
 			"CreateTrainingExample": func() error {
-				return second(records.CreateTrainingExample(ctx, e.db, z, records.TrainingExample{Prompt: "p", Response: "r"}))
+				return second(records.CreateTrainingExample(ctx, spy, z, records.TrainingExample{Prompt: "p", Response: "r"}))
 			},
-			"GetTrainingExample":    func() error { return second(records.GetTrainingExample(ctx, e.db, z, a.examples[0].ID)) },
-			"UpdateTrainingExample": func() error { return second(records.UpdateTrainingExample(ctx, e.db, z, a.examples[0])) },
-			"DeleteTrainingExample": func() error { return records.DeleteTrainingExample(ctx, e.db, z, a.examples[0].ID) },
-			"ListTrainingExamples":  func() error { return second(records.ListTrainingExamples(ctx, e.db, z, nil)) },
-			"CountTrainingExamples": func() error { return second(records.CountTrainingExamples(ctx, e.db, z)) },
-			"CreateConversation":    func() error { return second(records.CreateConversation(ctx, e.db, z, records.Conversation{})) },
-			"GetConversation":       func() error { return second(records.GetConversation(ctx, e.db, z, a.convs[0].ID)) },
-			"UpdateConversation":    func() error { return second(records.UpdateConversation(ctx, e.db, z, a.convs[0])) },
-			"DeleteConversation":    func() error { return records.DeleteConversation(ctx, e.db, z, a.convs[0].ID) },
-			"ListConversations":     func() error { return second(records.ListConversations(ctx, e.db, z, nil)) },
-			"CountConversations":    func() error { return second(records.CountConversations(ctx, e.db, z)) },
+			"GetTrainingExample":    func() error { return second(records.GetTrainingExample(ctx, spy, z, a.examples[0].ID)) },
+			"UpdateTrainingExample": func() error { return second(records.UpdateTrainingExample(ctx, spy, z, a.examples[0])) },
+			"DeleteTrainingExample": func() error { return records.DeleteTrainingExample(ctx, spy, z, a.examples[0].ID) },
+			"ListTrainingExamples":  func() error { return second(records.ListTrainingExamples(ctx, spy, z, nil)) },
+			"CountTrainingExamples": func() error { return second(records.CountTrainingExamples(ctx, spy, z)) },
+			"CreateConversation":    func() error { return second(records.CreateConversation(ctx, spy, z, records.Conversation{})) },
+			"GetConversation":       func() error { return second(records.GetConversation(ctx, spy, z, a.convs[0].ID)) },
+			"UpdateConversation":    func() error { return second(records.UpdateConversation(ctx, spy, z, a.convs[0])) },
+			"DeleteConversation":    func() error { return records.DeleteConversation(ctx, spy, z, a.convs[0].ID) },
+			"ListConversations":     func() error { return second(records.ListConversations(ctx, spy, z, nil)) },
+			"CountConversations":    func() error { return second(records.CountConversations(ctx, spy, z)) },
 			"AppendMessage": func() error {
-				return second(records.AppendMessage(ctx, e.db, z, records.Message{ConversationID: a.convs[0].ID, Role: records.RoleUser}))
+				return second(records.AppendMessage(ctx, spy, z, records.Message{ConversationID: a.convs[0].ID, Role: records.RoleUser}))
 			},
-			"GetMessage":    func() error { return second(records.GetMessage(ctx, e.db, z, a.msgs[0].ID)) },
-			"UpdateMessage": func() error { return second(records.UpdateMessage(ctx, e.db, z, a.msgs[0])) },
-			"DeleteMessage": func() error { return records.DeleteMessage(ctx, e.db, z, a.msgs[0].ID) },
-			"ListMessages":  func() error { return second(records.ListMessages(ctx, e.db, z, a.convs[0].ID, nil)) },
-			"CountMessages": func() error { return second(records.CountMessages(ctx, e.db, z, a.convs[0].ID)) },
+			"GetMessage":    func() error { return second(records.GetMessage(ctx, spy, z, a.msgs[0].ID)) },
+			"UpdateMessage": func() error { return second(records.UpdateMessage(ctx, spy, z, a.msgs[0])) },
+			"DeleteMessage": func() error { return records.DeleteMessage(ctx, spy, z, a.msgs[0].ID) },
+			"ListMessages":  func() error { return second(records.ListMessages(ctx, spy, z, a.convs[0].ID, nil)) },
+			"CountMessages": func() error { return second(records.CountMessages(ctx, spy, z, a.convs[0].ID)) },
 		}
 		before := rawSnapshot(t, e)
 		for name, call := range calls {
@@ -424,6 +454,9 @@ func TestNoCloneContext(t *testing.T) {
 			}
 			if evs := e.audit.Events(); len(evs) != 1 || evs[0].Reason != "no clone context" {
 				t.Errorf("%s: audit events %+v; want one", name, evs)
+			}
+			if spy.n != 0 {
+				t.Errorf("%s: %d statements ran without a clone context", name, spy.n)
 			}
 		}
 		if rawSnapshot(t, e) != before {
