@@ -47,13 +47,17 @@ func (c *clock) Add(d time.Duration) {
 
 // adminEnv is a tenant store with every store an Admin manages, on one backend set.
 type adminEnv struct {
-	name    string
-	s       *tenant.Store
-	db      *sqlx.DB // as the application
-	super   *sqlx.DB // able to tamper with the audit log (the same as db on SQLite)
-	sql     *clonesql.DB
-	vec     *vectorstore.Index
-	obj     *objectstore.Bucket
+	name  string
+	s     *tenant.Store
+	db    *sqlx.DB // as the application
+	super *sqlx.DB // able to tamper with the audit log (the same as db on SQLite)
+	sql   *clonesql.DB
+	vec   *vectorstore.Index
+	obj   *objectstore.Bucket
+	// rawVec and rawObj reach the same backends without the Guard's hooks: another
+	// process whose check passed before the clone was blocked.
+	rawVec  *vectorstore.Index
+	rawObj  *objectstore.Bucket
 	pine    *pineconetest.Server // nil on embedded backends
 	s3      *s3.Client           // nil on embedded backends
 	bucket  string
@@ -76,11 +80,27 @@ func embeddedEnv(t *testing.T) *adminEnv {
 	e := &adminEnv{name: "embedded", db: db, super: db}
 	s := e.store(t)
 	g := s.Guard()
-	e.vec, err = memvector.Open(dim, &memvector.Options{Index: &vectorstore.Options{CheckWritable: g.CheckWritable}})
+	vd, err := memvector.NewDriver(dim, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.obj, err = fileobject.OpenBucket(t.TempDir(), &fileobject.Options{Bucket: &objectstore.Options{CheckClone: g.CheckClone}})
+	e.vec, err = vectorstore.NewIndex(vd, &vectorstore.Options{CheckWritable: g.CheckWritable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rawVec, err = vectorstore.NewIndex(vd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	od, err := fileobject.OpenDriver(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.obj, err = objectstore.NewBucket(od, &objectstore.Options{CheckClone: g.CheckClone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rawObj, err = objectstore.NewBucket(od, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +153,20 @@ func realEnv(t *testing.T) *adminEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.vec.Close() })
+	e.rawVec, err = pineconevector.Open(e.pine.Host(), dim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.rawVec.Close() })
 	e.bucket = s3test.NewBucket(t, env, true)
 	e.s3 = env.Client()
 	e.obj, err = s3object.OpenBucket(context.Background(), env.Config(), e.bucket, &s3object.Options{
 		Endpoint: env.Endpoint, UsePathStyle: true,
 		Bucket: &objectstore.Options{CheckClone: g.CheckClone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rawObj, err = s3object.OpenBucket(context.Background(), env.Config(), e.bucket, &s3object.Options{Endpoint: env.Endpoint, UsePathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,13 @@ func (r *OffboardReceipt) detail(step string) map[string]string {
 
 // OffboardClone offboards clone cloneID of tenant tenantID for p, an owner or admin
 // of the tenant, for reason (audited; required), and returns the deletion receipt.
-// Offboarding an offboarded clone returns a receipt with AlreadyOffboarded set.
+//
+// Offboarding an offboarded clone sweeps it: the stores are checked again, anything
+// found is deleted and audited, and the receipt (with AlreadyOffboarded set) counts
+// what was found. Signed PUT URLs and upload tickets issued before offboarding stay
+// valid until they expire (at most objectstore.Options.MaxURLExpiry), and the store,
+// not the SDK, accepts those uploads; call OffboardClone again once that time has
+// passed.
 //
 // It deletes everything the clone stores, verifiably, in this order:
 //
@@ -101,7 +107,7 @@ func (a *Admin) OffboardClone(ctx context.Context, p clone.Principal, tenantID, 
 	r := &OffboardReceipt{TenantID: tenantID, CloneID: cloneID, Rows: map[string]int64{}}
 	if prev == StatusOffboarded {
 		r.AlreadyOffboarded = true
-		return r, a.done(ctx, p, op, tenantID, cloneID, nil, map[string]string{"step": "already-offboarded"})
+		return r, a.sweep(ctx, p, op, reason, r)
 	}
 	if a.cache != nil {
 		a.cache.InvalidateClone(tenantID, cloneID)
@@ -166,6 +172,9 @@ func (a *Admin) finishClone(ctx context.Context, p clone.Principal, op, reason s
 	if a.cache != nil {
 		a.cache.InvalidateClone(r.TenantID, r.CloneID)
 	}
+	if err := a.step("tombstone"); err != nil {
+		return fail("tombstone", err)
+	}
 	// A write that passed the hooks before the clone was blocked and landed after the
 	// check above (slower than the drain period) is cleaned up here.
 	if left, err := a.leftovers(dctx, cc); err != nil || left != "" {
@@ -177,6 +186,28 @@ func (a *Admin) finishClone(ctx context.Context, p clone.Principal, op, reason s
 		addReceipt(r, late)
 	}
 	return nil
+}
+
+// sweep deletes what an offboarded clone still stores (uploads through URLs signed
+// before its offboarding) and audits what it found.
+func (a *Admin) sweep(ctx context.Context, p clone.Principal, op, reason string, r *OffboardReceipt) error {
+	cc, err := internalContext(r.TenantID, r.CloneID, p, purposeOffboard)
+	if err != nil {
+		return err
+	}
+	dctx := withAdminUse(ctx, r.TenantID, r.CloneID, purposeOffboard)
+	left, err := a.leftovers(dctx, cc)
+	if err == nil && left != "" {
+		var step string
+		if step, err = a.deleteAll(dctx, cc, r); err != nil {
+			err = errs.Wrap(errs.KindOf(err), op, err, "sweeping the offboarded clone failed at %s", step)
+		}
+	}
+	if err != nil {
+		_ = a.record(ctx, p, op, r.TenantID, r.CloneID, audit.Failed, errs.KindOf(err).String(), r.detail("sweep"))
+		return err
+	}
+	return a.record(ctx, p, op, r.TenantID, r.CloneID, audit.Allowed, reason, r.detail("sweep"))
 }
 
 func addReceipt(r, late *OffboardReceipt) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/tenant"
 	"github.com/cloneiso/cloneiso/vectorstore"
 )
@@ -98,7 +100,7 @@ func TestOffboardClone(t *testing.T) {
 		}
 		// Again: nothing to do, and the inventory of the tombstone is empty.
 		r, err = e.admin.OffboardClone(ctx, o.owner, o.tenantID, o.cloneA, "again")
-		if err != nil || !r.AlreadyOffboarded {
+		if err != nil || !r.AlreadyOffboarded || r.Objects != 0 || r.Vectors != 0 {
 			t.Fatalf("again: %+v %v", r, err)
 		}
 		inv, err := e.admin.Inventory(ctx, o.owner, o.tenantID, o.cloneA)
@@ -113,6 +115,41 @@ func TestOffboardClone(t *testing.T) {
 			t.Fatalf("chain: %+v %v", rep, err)
 		}
 	})
+}
+
+// TestOffboardSweep: an upload through a PUT URL signed before offboarding lands
+// after it (the store, not the SDK, accepts it); offboarding again sweeps it.
+func TestOffboardSweep(t *testing.T) {
+	e := realEnv(t)
+	ctx := context.Background()
+	o := newOrg(t, e)
+	url, err := e.obj.SignedURL(ctx, o.ccA, "documents", "late.txt", &objectstore.SignedURLOptions{Method: http.MethodPut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.OffboardClone(ctx, o.owner, o.tenantID, o.cloneA, "left"); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader("late upload"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("late upload: %d", resp.StatusCode)
+	}
+	if e.rawLeft(t, o.ccA) == "" {
+		t.Fatal("the late upload did not land; the test proves nothing")
+	}
+	r, err := e.admin.OffboardClone(ctx, o.owner, o.tenantID, o.cloneA, "sweep")
+	if err != nil || !r.AlreadyOffboarded || r.Objects != 1 {
+		t.Fatalf("sweep: %+v %v", r, err)
+	}
+	if ev := lastEvent(t, e, o.tenantID, "tenant.Admin.OffboardClone"); ev.Detail["step"] != "sweep" || ev.Detail["objects"] != "1" {
+		t.Fatalf("sweep event %+v", ev.Event)
+	}
+	checkTombstone(t, e, o.ccA)
 }
 
 // TestOffboardCrashResume: a failure at any step, including a real store failing,
@@ -236,6 +273,46 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestOffboardLateWrites: writes that passed the stores' checks before the clone was
+// blocked and land after offboarding verified it (slower than the drain period) are
+// found after the tombstone and deleted, and audited; rows cannot land at all.
+func TestOffboardLateWrites(t *testing.T) {
+	forEachOffboardEnv(t, func(t *testing.T, e *adminEnv) {
+		ctx := context.Background()
+		o := newOrg(t, e)
+		e.populate(t, o.ccA, "a")
+		var rowErr error
+		tenant.SetFailAt(e.admin, func(step string) error {
+			if step != "tombstone" {
+				return nil
+			}
+			if err := e.rawVec.Upsert(ctx, o.ccA, []vectorstore.Vector{{ID: "late", Values: unit(2)}}); err != nil {
+				return err
+			}
+			if _, err := e.rawObj.Put(ctx, o.ccA, "documents", "late.txt", strings.NewReader("late"), nil); err != nil {
+				return err
+			}
+			_, rowErr = records.CreateInsight(ctx, e.sql, o.ccA, records.Insight{Content: "late"})
+			return nil
+		})
+		r, err := e.admin.OffboardClone(ctx, o.owner, o.tenantID, o.cloneA, "late writes")
+		tenant.SetFailAt(e.admin, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rowErr == nil {
+			t.Fatal("a row was inserted for an offboarded clone")
+		}
+		if r.Vectors != 4 || r.Objects < 3 || r.Rows["insights"] != 1 {
+			t.Fatalf("receipt %+v", r)
+		}
+		if ev := lastEvent(t, e, o.tenantID, "tenant.Admin.OffboardClone"); ev.Detail["step"] != "late-cleanup" || ev.Detail["vectors"] != "1" || ev.Detail["objects"] != "1" {
+			t.Fatalf("late cleanup event %+v", ev.Event)
+		}
+		checkTombstone(t, e, o.ccA)
+	})
 }
 
 // TestOffboardTenant: offboarding a tenant offboards each of its clones and the
