@@ -154,7 +154,7 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 		if ok, err := tableExists(ctx, tx, "cloneiso_legacy_users"); err != nil {
 			return err
 		} else if !ok {
-			return errs.New(errs.Conflict, op, "the database was not adopted: run adopt (and backfill) first")
+			return fmt.Errorf("%w: %w", ErrIncomplete, errs.New(errs.Conflict, op, "refusing to enforce: the database was not adopted: run adopt (cloneiso-migrate up) and backfill first"))
 		}
 		in, err := m.missingClones(ctx, tx)
 		if err != nil {

@@ -166,17 +166,9 @@ type legacyObject struct {
 // listLegacy lists the legacy objects and maps each to its user's clone; keys that fit
 // no user or no valid name are problems.
 func (m *Migrator) listLegacy(ctx context.Context, o *ObjectOptions, kt *keyTemplate, rep *ObjectReport) ([]legacyObject, error) {
-	users, err := m.Users(ctx)
+	_, byUser, err := m.userContexts(ctx, o.DryRun)
 	if err != nil {
 		return nil, err
-	}
-	byUser := map[string]clone.CloneContext{}
-	for _, u := range users {
-		cc, err := u.Context()
-		if err != nil {
-			return nil, err
-		}
-		byUser[u.UserID] = cc
 	}
 	per := map[string]*UserObjects{}
 	var out []legacyObject

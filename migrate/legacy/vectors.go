@@ -104,7 +104,26 @@ type VectorReport struct {
 // OK reports whether no problem was met.
 func (r *VectorReport) OK() bool { return len(r.Problems) == 0 }
 
-func (m *Migrator) userContexts(ctx context.Context) ([]UserClone, map[string]clone.CloneContext, error) {
+// userContexts returns the provisioned users and their clone contexts; for a dry run,
+// the legacy users whether provisioned or not, with zero contexts.
+func (m *Migrator) userContexts(ctx context.Context, dryRun bool) ([]UserClone, map[string]clone.CloneContext, error) {
+	if dryRun {
+		uq, err := m.usersSQL(ctx, m.db)
+		if err != nil {
+			return nil, nil, errs.Wrap(errs.Unavailable, "legacy", err, "list users")
+		}
+		var ids []string
+		if err := m.db.SelectContext(ctx, &ids, uq+" ORDER BY user_id"); err != nil {
+			return nil, nil, errs.Wrap(errs.Unavailable, "legacy", err, "list users")
+		}
+		users := make([]UserClone, len(ids))
+		out := make(map[string]clone.CloneContext, len(ids))
+		for i, id := range ids {
+			users[i] = UserClone{UserID: id}
+			out[id] = clone.CloneContext{}
+		}
+		return users, out, nil
+	}
 	users, err := m.Users(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -190,7 +209,7 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	users, ccs, err := m.userContexts(ctx)
+	users, ccs, err := m.userContexts(ctx, o.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +220,10 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 	for i, u := range users {
 		ns := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
 		var done bool
-		err := m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, u.UserID)
+		var err error
+		if !o.DryRun {
+			err = m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, u.UserID)
+		}
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return rep, errs.Wrap(errs.Unavailable, "legacy.MigrateVectors", err, "read progress")
 		}
@@ -370,7 +392,7 @@ func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*Verify
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	users, ccs, err := m.userContexts(ctx)
+	users, ccs, err := m.userContexts(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +499,7 @@ func (m *Migrator) DeleteLegacyVectors(ctx context.Context, o *VectorOptions) (*
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	users, ccs, err := m.userContexts(ctx)
+	users, ccs, err := m.userContexts(ctx, false)
 	if err != nil {
 		return nil, err
 	}

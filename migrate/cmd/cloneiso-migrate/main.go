@@ -1,0 +1,743 @@
+// Command cloneiso-migrate moves a legacy deployment, whose data is keyed by a user ID,
+// to cloneiso's clone model across PostgreSQL, S3 and a vector index, and installs or
+// upgrades cloneiso's schema. It is the operator's side of package
+// github.com/cloneiso/cloneiso/migrate/legacy; MIGRATION_GUIDE.md at the repository
+// root is the runbook.
+//
+// Usage:
+//
+//	cloneiso-migrate <command> [subcommand] [flags]
+//
+// Commands, in the order of a migration:
+//
+//	status                 where the database stands (schema version, checkpoints, copies)
+//	up                     fresh install or upgrade: apply cloneiso's migrations; on a legacy
+//	                       database: adopt it (control-plane tables, nullable tenant_id/clone_id)
+//	plan                   dry run: per table and per user, what backfill would change; with
+//	                       object or vector flags, what would be copied
+//	backfill               provision one tenant+clone per legacy user, snapshot, backfill
+//	                       tenant_id/clone_id in batches (resumable; --restart rescans)
+//	snapshot --retake      record the "before" again after deliberately changing legacy rows
+//	objects copy|verify|delete-legacy   copy legacy objects into clone prefixes, verify, delete
+//	vectors copy|verify|delete-legacy   copy legacy vectors into clone namespaces, verify, delete
+//	verify                 compare with the snapshot, find rows without or in the wrong clone;
+//	                       also objects and vectors when configured
+//	enforce                NOT NULL, tenant-led keys, forced row-level security; refuses while
+//	                       any row lacks its clone
+//	check                  migrate.CheckIsolation for the application role
+//
+// Every flag can also be set in the environment as CLONEISO_ followed by the flag's name
+// in upper case with "-" as "_" (--database-url is CLONEISO_DATABASE_URL); flags win.
+// PINECONE_API_KEY is read too, and S3 credentials come from the AWS default chain
+// unless --s3-access-key and --s3-secret-key are set.
+//
+// Exit status: 0 success; 1 a discrepancy was found (verify, check, enforce refused,
+// rows or objects left behind); 2 bad usage or configuration; 3 an operation failed
+// (database or store unavailable, ...). A failed or interrupted command can be run
+// again: every step resumes.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/migrate/legacy"
+	"github.com/cloneiso/cloneiso/objectstore/s3object"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitDiscrepancy = 1
+	exitUsage       = 2
+	exitFailure     = 3
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// options are the flags (and environment) of every command.
+type options struct {
+	databaseURL, appDatabaseURL, appRole string
+	configFile, tables, usersQuery       string
+	subjectTemplate                      string
+	batchSize                            int
+	progress                             string
+	dryRun, restart, retake, deep        bool
+
+	s3Endpoint, s3Region, s3AccessKey, s3SecretKey string
+	s3PathStyle                                    bool
+	legacyBucket, bucket, keyTemplate, objectKind  string
+	concurrency                                    int
+
+	pineconeHost, legacyPineconeHost, pineconeAPIKey string
+	dimension                                        int
+	vectorLayout, namespaceTemplate, sharedNamespace string
+	userKey                                          string
+	vectorBatch                                      int
+}
+
+func (o *options) flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL of the schema owner (required)")
+	fs.StringVar(&o.appDatabaseURL, "app-database-url", "", "check: PostgreSQL URL of the application role")
+	fs.StringVar(&o.appRole, "app-role", "", "check: the application role, if not connecting as it")
+	fs.StringVar(&o.configFile, "config", "", "JSON file with the migration configuration (tables, users_query, subject_template, batch_size)")
+	fs.StringVar(&o.tables, "tables", "", "tables to migrate as name[:user_column],... (default: the SDK's tables)")
+	fs.StringVar(&o.usersQuery, "users-query", "", "SELECT of every legacy user ID, so users without rows get a clone")
+	fs.StringVar(&o.subjectTemplate, "subject-template", "", "subject of a user's clone; {user_id} is replaced (default {user_id})")
+	fs.IntVar(&o.batchSize, "batch-size", 0, "rows per backfill transaction (default 5000)")
+	fs.StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (if a terminal), always or never")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "objects, vectors: report what would be done, change nothing")
+	fs.BoolVar(&o.restart, "restart", false, "backfill: forget the checkpoints and rescan every table")
+	fs.BoolVar(&o.retake, "retake", false, "snapshot: record the snapshot again")
+	fs.BoolVar(&o.deep, "deep", true, "objects verify/delete-legacy: read every copy back and compare SHA-256")
+
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint for S3-compatible servers (empty: AWS)")
+	fs.StringVar(&o.s3Region, "s3-region", "us-east-1", "S3 region")
+	fs.StringVar(&o.s3AccessKey, "s3-access-key", "", "S3 access key (default: the AWS credential chain)")
+	fs.StringVar(&o.s3SecretKey, "s3-secret-key", "", "S3 secret key")
+	fs.BoolVar(&o.s3PathStyle, "s3-path-style", true, "address buckets by path (S3-compatible servers)")
+	fs.StringVar(&o.legacyBucket, "legacy-bucket", "", "bucket of the legacy objects (enables object steps)")
+	fs.StringVar(&o.bucket, "bucket", "", "bucket the clones' objects go to (default: the legacy bucket)")
+	fs.StringVar(&o.keyTemplate, "key-template", "users/{user_id}/{kind}/{name}", "legacy object key layout")
+	fs.StringVar(&o.objectKind, "object-kind", legacy.DefaultObjectKind, "kind of objects when the template has no {kind}")
+	fs.IntVar(&o.concurrency, "concurrency", 4, "objects copied at once")
+
+	fs.StringVar(&o.pineconeHost, "pinecone-host", "", "Pinecone index host of the clones' vectors (enables vector steps)")
+	fs.StringVar(&o.legacyPineconeHost, "legacy-pinecone-host", "", "Pinecone index host of the legacy vectors (default: --pinecone-host)")
+	fs.StringVar(&o.pineconeAPIKey, "pinecone-api-key", "", "Pinecone API key (or PINECONE_API_KEY)")
+	fs.IntVar(&o.dimension, "dimension", 0, "vector dimension of the index")
+	fs.StringVar(&o.vectorLayout, "vector-layout", legacy.LayoutNamespacePerUser, "legacy vector layout: namespace-per-user or shared")
+	fs.StringVar(&o.namespaceTemplate, "namespace-template", "{user_id}", "legacy namespace of a user (namespace-per-user)")
+	fs.StringVar(&o.sharedNamespace, "shared-namespace", "", "legacy namespace of every user's vectors (shared)")
+	fs.StringVar(&o.userKey, "user-key", "user_id", "metadata key holding the user ID (shared)")
+	fs.IntVar(&o.vectorBatch, "vector-batch", 100, "vectors per batch (1..100)")
+}
+
+const usage = `usage: cloneiso-migrate <command> [subcommand] [flags]
+
+commands: status, up, plan, backfill, snapshot --retake, objects copy|verify|delete-legacy,
+          vectors copy|verify|delete-legacy, verify, enforce, check
+see MIGRATION_GUIDE.md; run a command with -h for its flags`
+
+// app is one invocation.
+type app struct {
+	opts           options
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	bar            *progressBar
+	db             *sqlx.DB
+	m              *legacy.Migrator
+}
+
+// run executes the command line args and returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, args := args[0], args[1:]
+	sub := ""
+	if (cmd == "objects" || cmd == "vectors") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
+	fs := flag.NewFlagSet("cloneiso-migrate "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	a.opts.flags(fs)
+	// Environment first, flags over it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv("CLONEISO_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("CLONEISO_%s: %v", strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")), err)
+			}
+		}
+	})
+	if envErr != nil {
+		fmt.Fprintln(stderr, "cloneiso-migrate:", envErr)
+		return exitUsage
+	}
+	if a.opts.pineconeAPIKey == "" {
+		a.opts.pineconeAPIKey = getenv("PINECONE_API_KEY")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cloneiso-migrate: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	code, err := a.dispatch(ctx, cmd, sub)
+	a.bar.finish()
+	if a.db != nil {
+		a.db.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "cloneiso-migrate:", err)
+		if code == exitOK {
+			code = exitFailure
+		}
+	}
+	return code
+}
+
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func (a *app) dispatch(ctx context.Context, cmd, sub string) (int, error) {
+	commands := map[string]func(context.Context) (int, error){
+		"status": a.status, "up": a.up, "plan": a.plan, "backfill": a.backfill, "snapshot": a.snapshot,
+		"verify": a.verify, "enforce": a.enforce, "check": a.check,
+		"objects": func(ctx context.Context) (int, error) { return a.objects(ctx, sub) },
+		"vectors": func(ctx context.Context) (int, error) { return a.vectors(ctx, sub) },
+	}
+	fn, ok := commands[cmd]
+	if !ok {
+		fmt.Fprintln(a.stderr, usage)
+		return exitUsage, fmt.Errorf("unknown command %q", cmd)
+	}
+	if err := a.open(ctx); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage, err
+		}
+		return exitFailure, err
+	}
+	code, err := fn(ctx)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage, err
+	}
+	return code, err
+}
+
+// open connects to the database and builds the Migrator from the configuration.
+func (a *app) open(ctx context.Context) error {
+	o := &a.opts
+	if o.databaseURL == "" {
+		return usagef("--database-url (or CLONEISO_DATABASE_URL) is required")
+	}
+	switch o.progress {
+	case "always":
+		a.bar = newProgressBar(a.stderr, true)
+	case "never":
+		a.bar = newProgressBar(a.stderr, false)
+	case "auto":
+		a.bar = newProgressBar(a.stderr, isTerminal(a.stderr))
+	default:
+		return usagef("--progress must be auto, always or never")
+	}
+	var cfg legacy.Config
+	if o.configFile != "" {
+		b, err := os.ReadFile(o.configFile)
+		if err != nil {
+			return usagef("config: %v", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return usagef("config %s: %v", o.configFile, err)
+		}
+	}
+	if o.tables != "" {
+		cfg.Tables = nil
+		for spec := range strings.SplitSeq(o.tables, ",") {
+			name, col, _ := strings.Cut(strings.TrimSpace(spec), ":")
+			cfg.Tables = append(cfg.Tables, legacy.Table{Name: name, UserColumn: col})
+		}
+	}
+	if o.usersQuery != "" {
+		cfg.UsersQuery = o.usersQuery
+	}
+	if o.subjectTemplate != "" {
+		cfg.SubjectTemplate = o.subjectTemplate
+	}
+	if o.batchSize > 0 {
+		cfg.BatchSize = o.batchSize
+	}
+	cfg.Progress = a.bar.update
+	db, err := clonesql.OpenPostgres(o.databaseURL)
+	if err != nil {
+		return err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return fmt.Errorf("connect: %w", err)
+	}
+	a.db = db
+	m, err := legacy.New(db, &cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	a.m = m
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stdout, format, args...) }
+
+func (a *app) status(ctx context.Context) (int, error) {
+	s, err := a.m.Status(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	state := "fresh (no cloneiso schema, no legacy tables)"
+	switch {
+	case s.SchemaVersion > 0 && s.Adopted:
+		state = "enforced (legacy migration complete)"
+	case s.SchemaVersion > 0:
+		state = "cloneiso schema installed"
+	case s.Adopted:
+		state = "adopted (legacy migration in progress)"
+	case s.Legacy:
+		state = "legacy (not adopted: run up)"
+	}
+	a.printf("state: %s\nschema version: %d\n", state, s.SchemaVersion)
+	if s.Adopted {
+		a.printf("legacy users with a clone: %d\n", s.Users)
+		a.printf("%-24s %-8s %-11s %-10s %8s %12s\n", "table", "exists", "snapshot", "backfill", "batches", "rows changed")
+		for _, t := range s.Tables {
+			bf := "pending"
+			if t.Backfilled {
+				bf = "done"
+			} else if t.Batches > 0 {
+				bf = "partial"
+			}
+			a.printf("%-24s %-8v %-11v %-10s %8d %12d\n", t.Table, t.Exists, t.Snapshotted, bf, t.Batches, t.RowsChanged)
+		}
+		a.printf("objects copied: %d (legacy deleted: %d)\nvectors copied: %d (users whose legacy vectors were deleted: %d)\n",
+			s.ObjectsCopied, s.ObjectsDeleted, s.VectorsCopied, s.VectorsDeleted)
+	}
+	return exitOK, nil
+}
+
+func (a *app) up(ctx context.Context) (int, error) {
+	s, err := a.m.Status(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	if s.SchemaVersion > 0 || !s.Legacy {
+		if err := migrate.Up(ctx, a.db.DB, nil); err != nil {
+			return exitFailure, err
+		}
+		v, _ := a.m.Status(ctx)
+		a.printf("cloneiso schema at version %d\n", v.SchemaVersion)
+		return exitOK, nil
+	}
+	rep, err := a.m.Adopt(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	a.printf("legacy schema adopted: tables %s now have nullable tenant_id and clone_id\n", strings.Join(rep.AdoptedTables, ", "))
+	if len(rep.CreatedTables) > 0 {
+		a.printf("created: %s\n", strings.Join(rep.CreatedTables, ", "))
+	}
+	if len(rep.MissingTables) > 0 {
+		a.printf("absent (created empty by enforce): %s\n", strings.Join(rep.MissingTables, ", "))
+	}
+	a.printf("next: plan, backfill, verify, enforce (see MIGRATION_GUIDE.md)\n")
+	return exitOK, nil
+}
+
+func (a *app) plan(ctx context.Context) (int, error) {
+	p, err := a.m.Plan(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	a.printf("legacy users: %d (%d without a clone yet)\n", p.Users, len(p.NewUsers))
+	a.printf("%-24s %10s %12s %13s %7s\n", "table", "rows", "to backfill", "without user", "users")
+	for _, t := range p.Tables {
+		if !t.Exists {
+			a.printf("%-24s %10s\n", t.Table, "absent")
+			continue
+		}
+		a.printf("%-24s %10d %12d %13d %7d\n", t.Table, t.Rows, t.ToBackfill, t.WithoutUser, len(t.Users))
+	}
+	a.printf("total: %d rows to backfill, %d rows without a user\n", p.RowsToBackfill, p.WithoutUser)
+	a.printf("\nper user (table user rows to-backfill):\n")
+	for _, t := range p.Tables {
+		for _, u := range t.Users {
+			a.printf("  %s %s %d %d\n", t.Table, u.UserID, u.Rows, u.ToBackfill)
+		}
+	}
+	if p.WithoutUser > 0 {
+		a.printf("\nwarning: %d rows have no user; backfill will leave them and enforce will refuse until they are assigned or deleted\n", p.WithoutUser)
+	}
+	if a.opts.legacyBucket != "" {
+		oo, err := a.objectOptions(ctx)
+		if err != nil {
+			return exitFailure, err
+		}
+		oo.DryRun = true
+		rep, err := a.m.MigrateObjects(ctx, oo)
+		if err != nil {
+			return exitFailure, err
+		}
+		a.printObjects("objects (dry run)", rep)
+	}
+	if a.opts.pineconeHost != "" {
+		vo, closeFn, err := a.vectorOptions()
+		if err != nil {
+			return exitFailure, err
+		}
+		defer closeFn()
+		vo.DryRun = true
+		rep, err := a.m.MigrateVectors(ctx, vo)
+		if err != nil {
+			return exitFailure, err
+		}
+		a.printVectors("vectors (dry run)", rep)
+	}
+	return exitOK, nil
+}
+
+func (a *app) backfill(ctx context.Context) (int, error) {
+	rep, err := a.m.Backfill(ctx, &legacy.BackfillOptions{Restart: a.opts.restart})
+	a.bar.finish()
+	if rep != nil && rep.Provision != nil {
+		a.printf("users: %d (%d provisioned now)\n", rep.Provision.Users, rep.Provision.Provisioned)
+	}
+	if rep != nil {
+		for _, t := range rep.Tables {
+			switch {
+			case t.Missing:
+				a.printf("%-24s absent\n", t.Table)
+			case t.Skipped:
+				a.printf("%-24s already complete\n", t.Table)
+			default:
+				a.printf("%-24s %d batches, %d rows read, %d updated, %d without a user, %d of an unprovisioned user\n",
+					t.Table, t.Batches, t.Scanned, t.Updated, t.WithoutUser, t.Unmapped)
+			}
+		}
+	}
+	if err != nil {
+		return exitFailure, fmt.Errorf("%w (run backfill again to resume)", err)
+	}
+	p, err := a.m.Plan(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	var left int64
+	for _, t := range p.Tables {
+		left += t.ToBackfill + t.WithoutUser
+	}
+	if left > 0 || len(p.NewUsers) > 0 {
+		a.printf("backfill complete, but %d rows still have no clone (%d of them no user) and %d users no clone: see verify\n",
+			left, p.WithoutUser, len(p.NewUsers))
+		return exitDiscrepancy, nil
+	}
+	a.printf("backfill complete: every row has its clone\n")
+	return exitOK, nil
+}
+
+func (a *app) snapshot(ctx context.Context) (int, error) {
+	if !a.opts.retake {
+		if err := a.m.Snapshot(ctx); err != nil {
+			return exitFailure, err
+		}
+		a.printf("snapshot recorded (tables already recorded were kept; use --retake to record again)\n")
+		return exitOK, nil
+	}
+	if err := a.m.RetakeSnapshot(ctx); err != nil {
+		return exitFailure, err
+	}
+	a.printf("snapshot recorded again from the current data\n")
+	return exitOK, nil
+}
+
+func (a *app) printReport(title string, r *legacy.VerifyReport) {
+	if r.OK() {
+		a.printf("%s: OK\n", title)
+		return
+	}
+	a.printf("%s: %d discrepancies\n", title, len(r.Discrepancies))
+	for _, d := range r.Discrepancies {
+		a.printf("  %s\n", d)
+	}
+}
+
+func (a *app) verify(ctx context.Context) (int, error) {
+	code := exitOK
+	r, err := a.m.Verify(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	a.printf("%-24s %12s %12s %14s %12s\n", "table", "rows before", "rows after", "without clone", "wrong clone")
+	for _, t := range r.Tables {
+		a.printf("%-24s %12d %12d %14d %12d\n", t.Table, t.RowsBefore, t.RowsAfter, t.WithoutClone, t.WrongClone)
+	}
+	a.printReport("sql", r)
+	if !r.OK() {
+		code = exitDiscrepancy
+	}
+	if a.opts.legacyBucket != "" {
+		oo, err := a.objectOptions(ctx)
+		if err != nil {
+			return exitFailure, err
+		}
+		or, err := a.m.VerifyObjects(ctx, oo)
+		if err != nil {
+			return exitFailure, err
+		}
+		a.printReport("objects", or)
+		if !or.OK() {
+			code = exitDiscrepancy
+		}
+	}
+	if a.opts.pineconeHost != "" {
+		vo, closeFn, err := a.vectorOptions()
+		if err != nil {
+			return exitFailure, err
+		}
+		defer closeFn()
+		vr, err := a.m.VerifyVectors(ctx, vo)
+		if err != nil {
+			return exitFailure, err
+		}
+		a.printReport("vectors", vr)
+		if !vr.OK() {
+			code = exitDiscrepancy
+		}
+	}
+	return code, nil
+}
+
+func (a *app) enforce(ctx context.Context) (int, error) {
+	rep, err := a.m.Enforce(ctx)
+	if errors.Is(err, legacy.ErrIncomplete) {
+		fmt.Fprintln(a.stderr, err)
+		return exitDiscrepancy, nil
+	}
+	if err != nil {
+		return exitFailure, err
+	}
+	if rep.AlreadyEnforced {
+		a.printf("already enforced; schema migrations applied\n")
+		return exitOK, nil
+	}
+	a.printf("enforced on %s\n", strings.Join(rep.Tables, ", "))
+	if len(rep.CreatedTables) > 0 {
+		a.printf("created: %s\n", strings.Join(rep.CreatedTables, ", "))
+	}
+	a.printf("next: grant the application role (migrate.AppRoleSQL) and run check\n")
+	return exitOK, nil
+}
+
+func (a *app) check(ctx context.Context) (int, error) {
+	db := a.db
+	if a.opts.appDatabaseURL != "" {
+		app, err := clonesql.OpenPostgres(a.opts.appDatabaseURL)
+		if err != nil {
+			return exitFailure, err
+		}
+		defer app.Close()
+		db = app
+	} else if a.opts.appRole == "" {
+		return exitUsage, usagef("check needs --app-database-url (connect as the application role) or --app-role")
+	}
+	var extra []string
+	for _, t := range a.m.Tables() {
+		extra = append(extra, t.Name)
+	}
+	r, err := migrate.CheckIsolation(ctx, db.DB, &migrate.CheckOptions{Role: a.opts.appRole, Tables: extra})
+	if err != nil {
+		return exitFailure, err
+	}
+	a.printf("%s\n", r)
+	if !r.OK() {
+		return exitDiscrepancy, nil
+	}
+	return exitOK, nil
+}
+
+func (a *app) awsConfig(ctx context.Context) (aws.Config, error) {
+	o := &a.opts
+	lo := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(o.s3Region)}
+	if o.s3AccessKey != "" {
+		lo = append(lo, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.s3AccessKey, o.s3SecretKey, "")))
+	}
+	return awsconfig.LoadDefaultConfig(ctx, lo...)
+}
+
+func (a *app) objectOptions(ctx context.Context) (*legacy.ObjectOptions, error) {
+	o := &a.opts
+	if o.legacyBucket == "" {
+		return nil, usagef("object steps need --legacy-bucket")
+	}
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		if o.s3Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.s3Endpoint)
+		}
+		so.UsePathStyle = o.s3PathStyle
+		so.DisableLogOutputChecksumValidationSkipped = true
+	})
+	bucket := o.bucket
+	if bucket == "" {
+		bucket = o.legacyBucket
+	}
+	target, err := s3object.OpenBucket(ctx, cfg, bucket, &s3object.Options{Endpoint: o.s3Endpoint, UsePathStyle: o.s3PathStyle})
+	if err != nil {
+		return nil, err
+	}
+	return &legacy.ObjectOptions{Client: client, LegacyBucket: o.legacyBucket, KeyTemplate: o.keyTemplate, Kind: o.objectKind,
+		Target: target, DryRun: o.dryRun, Deep: o.deep, Concurrency: o.concurrency}, nil
+}
+
+func (a *app) printObjects(title string, r *legacy.ObjectReport) {
+	a.printf("%s: %d legacy objects listed, %d copied, %d already copied, %d deleted, %d bytes, %d users\n",
+		title, r.Listed, r.Copied, r.Skipped, r.Deleted, r.Bytes, len(r.PerUser))
+	for _, u := range r.PerUser {
+		a.printf("  %s %d objects %d bytes\n", u.UserID, u.Objects, u.Bytes)
+	}
+	for _, p := range r.Problems {
+		a.printf("  problem: %s (user %q): %s\n", p.Key, p.UserID, p.Reason)
+	}
+}
+
+func (a *app) objects(ctx context.Context, sub string) (int, error) {
+	oo, err := a.objectOptions(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	defer oo.Target.Close()
+	var rep *legacy.ObjectReport
+	switch sub {
+	case "copy", "":
+		rep, err = a.m.MigrateObjects(ctx, oo)
+	case "verify":
+		vr, err := a.m.VerifyObjects(ctx, oo)
+		if err != nil {
+			return exitFailure, err
+		}
+		a.bar.finish()
+		a.printReport("objects", vr)
+		if !vr.OK() {
+			return exitDiscrepancy, nil
+		}
+		return exitOK, nil
+	case "delete-legacy":
+		rep, err = a.m.DeleteLegacyObjects(ctx, oo)
+	default:
+		return exitUsage, usagef("objects: unknown subcommand %q (copy, verify, delete-legacy)", sub)
+	}
+	a.bar.finish()
+	if rep != nil {
+		a.printObjects("objects "+map[bool]string{true: "(dry run)", false: sub}[oo.DryRun], rep)
+	}
+	if err != nil {
+		return exitFailure, fmt.Errorf("%w (run again to resume)", err)
+	}
+	if !rep.OK() {
+		return exitDiscrepancy, nil
+	}
+	return exitOK, nil
+}
+
+func (a *app) vectorOptions() (*legacy.VectorOptions, func(), error) {
+	o := &a.opts
+	if o.pineconeHost == "" || o.dimension <= 0 {
+		return nil, nil, usagef("vector steps need --pinecone-host and --dimension")
+	}
+	legacyHost := o.legacyPineconeHost
+	if legacyHost == "" {
+		legacyHost = o.pineconeHost
+	}
+	src, err := pineconevector.NewDriver(legacyHost, o.dimension, &pineconevector.Options{APIKey: o.pineconeAPIKey})
+	if err != nil {
+		return nil, nil, err
+	}
+	target, err := pineconevector.Open(o.pineconeHost, o.dimension, &pineconevector.Options{APIKey: o.pineconeAPIKey})
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	closeFn := func() { src.Close(); target.Close() }
+	return &legacy.VectorOptions{Source: src, Layout: o.vectorLayout, NamespaceTemplate: o.namespaceTemplate,
+		SharedNamespace: o.sharedNamespace, UserKey: o.userKey, Target: target, BatchSize: o.vectorBatch, DryRun: o.dryRun}, closeFn, nil
+}
+
+func (a *app) printVectors(title string, r *legacy.VectorReport) {
+	a.printf("%s: %d copied, %d deleted, %d skipped, %d users\n", title, r.Copied, r.Deleted, r.Skipped, len(r.PerUser))
+	for _, p := range r.Problems {
+		a.printf("  problem: %s (user %q): %s\n", p.Key, p.UserID, p.Reason)
+	}
+}
+
+func (a *app) vectors(ctx context.Context, sub string) (int, error) {
+	vo, closeFn, err := a.vectorOptions()
+	if err != nil {
+		return exitUsage, err
+	}
+	defer closeFn()
+	var rep *legacy.VectorReport
+	switch sub {
+	case "copy", "":
+		rep, err = a.m.MigrateVectors(ctx, vo)
+	case "verify":
+		vr, err := a.m.VerifyVectors(ctx, vo)
+		if err != nil {
+			return exitFailure, err
+		}
+		a.bar.finish()
+		a.printReport("vectors", vr)
+		if !vr.OK() {
+			return exitDiscrepancy, nil
+		}
+		return exitOK, nil
+	case "delete-legacy":
+		rep, err = a.m.DeleteLegacyVectors(ctx, vo)
+	default:
+		return exitUsage, usagef("vectors: unknown subcommand %q (copy, verify, delete-legacy)", sub)
+	}
+	a.bar.finish()
+	if rep != nil {
+		a.printVectors("vectors "+map[bool]string{true: "(dry run)", false: sub}[vo.DryRun], rep)
+	}
+	if err != nil {
+		return exitFailure, fmt.Errorf("%w (run again to resume)", err)
+	}
+	if !rep.OK() {
+		return exitDiscrepancy, nil
+	}
+	return exitOK, nil
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
+	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+type cli struct {
+	t   *testing.T
+	env map[string]string
+}
+
+// run runs the command line and checks its exit status; it returns stdout and stderr.
+func (c *cli) run(want int, args ...string) (string, string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, func(k string) string { return c.env[k] }, &out, &errb)
+	if code != want {
+		c.t.Fatalf("cloneiso-migrate %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out.String(), errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+func mustContain(t *testing.T, s string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			t.Fatalf("output lacks %q:\n%s", w, s)
+		}
+	}
+}
+
+// TestCLI runs the runbook of MIGRATION_GUIDE.md on the legacy fixture, configured by
+// environment and a JSON file: PostgreSQL always, objects on MinIO when available,
+// vectors on the Pinecone emulator.
+func TestCLI(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Fresh(t, false)
+	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := legacytest.Config()
+	cfg.BatchSize = 50
+	b, _ := json.Marshal(cfg)
+	cfgFile := filepath.Join(t.TempDir(), "migrate.json")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, env: map[string]string{"CLONEISO_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
+
+	// Vectors on the emulator (namespace per user).
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
+	raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := legacytest.PutVectors(ctx, raw, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	vecFlags := []string{"--pinecone-host", srv.Host(), "--dimension", "8", "--namespace-template", "user-{user_id}"}
+
+	// Objects on MinIO, if there is one.
+	var objFlags []string
+	if env, ok := s3test.Lookup(); ok {
+		s3env := s3test.Require(t)
+		bucket := s3test.NewBucket(t, s3env, false)
+		if _, err := legacytest.PutObjects(ctx, s3env.Client(), bucket); err != nil {
+			t.Fatal(err)
+		}
+		c.env["CLONEISO_S3_ACCESS_KEY"], c.env["CLONEISO_S3_SECRET_KEY"] = env.AccessKey, env.SecretKey
+		objFlags = []string{"--s3-endpoint", env.Endpoint, "--legacy-bucket", bucket}
+	} else {
+		t.Log("no S3 server: the object steps are not exercised here")
+	}
+
+	out, _ := c.run(exitOK, "status")
+	mustContain(t, out, "state: legacy (not adopted: run up)")
+	out, _ = c.run(exitOK, append([]string{"plan"}, append(objFlags, vecFlags...)...)...)
+	mustContain(t, out, "legacy users: 60 (60 without a clone yet)", "documents", "warning: 11 rows have no user", "notes u001")
+	if objFlags != nil {
+		mustContain(t, out, "objects (dry run):", "problem: users/u999/documents/stranger.txt")
+	}
+	_, errOut := c.run(exitDiscrepancy, "enforce")
+	mustContain(t, errOut, "adopt")
+	c.run(exitUsage, "backfill", "--progress", "sometimes")
+	c.run(exitUsage, "frobnicate")
+
+	out, _ = c.run(exitOK, "up")
+	mustContain(t, out, "legacy schema adopted")
+	_, errOut = c.run(exitDiscrepancy, "enforce")
+	mustContain(t, errOut, "refusing to enforce", "documents:")
+
+	// Backfill with the progress bar drawn; rows without a user make it exit 1.
+	out, errOut = c.run(exitDiscrepancy, "backfill", "--progress", "always")
+	mustContain(t, out, "users: 60 (60 provisioned now)", "11 rows still have no clone (11 of them no user)")
+	mustContain(t, errOut, "backfill documents", "100%", "[==============================]")
+	out, _ = c.run(exitOK, "status")
+	mustContain(t, out, "state: adopted", "legacy users with a clone: 60", "documents")
+
+	if objFlags != nil {
+		out, _ = c.run(exitDiscrepancy, append([]string{"objects", "copy"}, objFlags...)...) // unmatched keys are reported
+		mustContain(t, out, "problem: users/lonely.txt")
+		out, _ = c.run(exitDiscrepancy, append([]string{"objects", "verify"}, objFlags...)...)
+		mustContain(t, out, "unmatched")
+		if strings.Contains(out, "was not copied") {
+			t.Fatalf("objects verify:\n%s", out)
+		}
+	}
+	c.run(exitOK, append([]string{"vectors", "copy"}, vecFlags...)...)
+	out, _ = c.run(exitOK, append([]string{"vectors", "verify"}, vecFlags...)...)
+	mustContain(t, out, "vectors: OK")
+
+	out, _ = c.run(exitDiscrepancy, "verify")
+	mustContain(t, out, "without-user [documents]", "without-user [notes]")
+
+	// The operator deletes the rows without a user, records the snapshot again, verifies.
+	db.Owner.MustExec("DELETE FROM documents WHERE user_id IS NULL; DELETE FROM notes WHERE owner = ''")
+	c.run(exitDiscrepancy, "verify")
+	c.run(exitOK, "snapshot", "--retake")
+	out, _ = c.run(exitOK, append([]string{"verify"}, vecFlags...)...)
+	mustContain(t, out, "sql: OK", "vectors: OK")
+	out, _ = c.run(exitOK, "backfill")
+	mustContain(t, out, "already complete", "every row has its clone")
+
+	out, _ = c.run(exitOK, "enforce")
+	mustContain(t, out, "enforced on documents")
+	c.run(exitOK, "enforce")
+
+	// The isolation check fails until the application role is granted its tables.
+	c.run(exitUsage, "check")
+	if err := db.Grant(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Owner.MustExec("GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO " + pgtest.AppRole)
+	out, _ = c.run(exitOK, "check", "--app-database-url", db.AppURL)
+	mustContain(t, out, "isolation OK")
+	db.Owner.MustExec("ALTER TABLE notes NO FORCE ROW LEVEL SECURITY")
+	out, _ = c.run(exitDiscrepancy, "check", "--app-database-url", db.AppURL)
+	mustContain(t, out, "rls-not-forced [notes]")
+	db.Owner.MustExec("ALTER TABLE notes FORCE ROW LEVEL SECURITY")
+
+	c.run(exitOK, append([]string{"vectors", "delete-legacy"}, vecFlags...)...)
+	for ns := range srv.Namespaces() {
+		if strings.HasPrefix(ns, "user-") {
+			t.Fatalf("legacy namespace %s left", ns)
+		}
+	}
+	if objFlags != nil {
+		c.run(exitOK, append([]string{"objects", "delete-legacy"}, objFlags...)...)
+	}
+	out, _ = c.run(exitOK, "status")
+	mustContain(t, out, "state: enforced", "schema version: ")
+	out, _ = c.run(exitOK, "up")
+	mustContain(t, out, "cloneiso schema at version")
+}
+
+func TestRender(t *testing.T) {
+	got := render("backfill documents", 50, 200, 2*time.Second)
+	want := "backfill documents           [=======>                      ]  25%  50/200  25/s"
+	if got != want {
+		t.Fatalf("render:\n got %q\nwant %q", got, want)
+	}
+	if got := render("provision", 7, 0, 0); got != "provision                    7" {
+		t.Fatalf("render without total: %q", got)
+	}
+}
