@@ -267,12 +267,21 @@ func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, questio
 	t2 := time.Now()
 	res.Timing.Query = t2.Sub(t1)
 
-	res.Passages, err = r.load(ctx, cc, kept)
+	// Load the best TopK first; only if some of them were stale, load the reserve.
+	first := kept[:min(len(kept), p.topK)]
+	res.Passages, err = r.load(ctx, cc, first)
 	if err != nil {
 		return nil, err
 	}
-	if len(res.Passages) > p.topK {
-		res.Passages = res.Passages[:p.topK]
+	if len(res.Passages) < p.topK && len(kept) > len(first) {
+		more, err := r.load(ctx, cc, kept[len(first):])
+		if err != nil {
+			return nil, err
+		}
+		res.Passages = append(res.Passages, more...)
+		if len(res.Passages) > p.topK {
+			res.Passages = res.Passages[:p.topK]
+		}
 	}
 	res.Timing.Load = time.Since(t2)
 	return res, nil
