@@ -332,7 +332,8 @@ func TestBreakGlassSession(t *testing.T) {
 	ctx := context.Background()
 	o := newOrg(t, e)
 	e.clock.t = time.Now().UTC()
-	if _, err := e.admin.GrantBreakGlass(ctx, o.owner, o.tenantID, o.cloneA, tenant.BreakGlassRequest{Reason: "INC-1", TTL: 50 * time.Millisecond}); err != nil {
+	g, err := e.admin.GrantBreakGlass(ctx, o.owner, o.tenantID, o.cloneA, tenant.BreakGlassRequest{Reason: "INC-1", TTL: 200 * time.Millisecond})
+	if err != nil {
 		t.Fatal(err)
 	}
 	sctx, cc, cancel, err := e.admin.BreakGlassSession(ctx, o.owner, o.tenantID, o.cloneA)
@@ -340,8 +341,8 @@ func TestBreakGlassSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cancel()
-	if _, err := records.ListInsights(sctx, e.sql, cc, nil); err != nil {
-		t.Fatal(err)
+	if d, ok := sctx.Deadline(); !ok || !d.Equal(g.ExpiresAt) {
+		t.Fatalf("session deadline %v; grant expires %v", d, g.ExpiresAt)
 	}
 	<-sctx.Done()
 	if _, err := records.ListInsights(sctx, e.sql, cc, nil); err == nil {
