@@ -18,6 +18,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/rag/generate"
+	"github.com/cloneiso/cloneiso/tenant"
 )
 
 // Defaults and limits of ProcessorOptions.
@@ -400,4 +401,20 @@ func titleFrom(q string) string {
 		return string(r[:maxTitleRunes-1]) + "…"
 	}
 	return q
+}
+
+// TenantProfile returns a ProfileFunc that reads the clone's name from the tenant
+// store (the clone row named by the context, never by the caller), for hosts without
+// a richer profile of their own. about is added to every profile as Profile.About.
+func TenantProfile(store *tenant.Store, about string) ProfileFunc {
+	return func(ctx context.Context, cc clone.CloneContext) (Profile, error) {
+		if err := cc.Validate("rag.TenantProfile"); err != nil {
+			return Profile{}, err
+		}
+		c, err := store.Clone(ctx, cc.TenantID(), cc.CloneID())
+		if err != nil {
+			return Profile{}, err
+		}
+		return Profile{TenantID: c.TenantID, CloneID: c.ID, Name: c.Name, About: about}, nil
+	}
 }

@@ -339,10 +339,13 @@ func TestServeSSE(t *testing.T) {
 		t.Fatalf("streamed %q, done %+v", text.String(), done)
 	}
 
-	// Bad input: an error event with the status it maps to.
+	// Bad input: the status it maps to, and an error event.
 	res, err = http.Get(srv.URL + "?q=")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d", res.StatusCode)
 	}
 	var ev rag.SSEErrorData
 	sse(t, bufio.NewReader(res.Body), func(name, data string) bool {

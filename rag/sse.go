@@ -37,21 +37,27 @@ type SSEErrorData struct {
 
 // WriteSSE streams events to w as Server-Sent Events (text/event-stream): one "delta"
 // event per piece of the answer, then one "done" event, or one "error" event if the
-// stream fails. Each event is flushed at once. Headers are written with the first
-// event, so errors found before generation starts (bad input, a foreign conversation)
-// are still sent as an "error" event with status 200; handlers that want a status code
-// for them call Process validation first or inspect the first event themselves.
+// stream fails. Each event is flushed at once.
 //
-// If writing fails (the client went away), WriteSSE stops ranging over events, which
-// stops generation (see Processor.Stream), and returns the write error. It returns the
-// stream's error after writing it as an event.
+// The first event is read before anything is written, so a request that fails before
+// generation starts (bad input, a foreign or missing conversation, retrieval failing)
+// is answered with its HTTP status (clone.HTTPStatus: 400, 404, 503, ...) and a single
+// "error" event; a stream that fails later keeps status 200 and ends with an "error"
+// event. Error messages are the SDK's safe messages; internal errors and isolation
+// violations are reported as "internal error".
+//
+// If writing fails (the client went away), WriteSSE stops the stream, which stops
+// generation (see Processor.Stream: the pieces already yielded are stored as the
+// answer), and returns the write error. After writing an "error" event it returns the
+// stream's error.
 func WriteSSE(w http.ResponseWriter, events iter.Seq2[Event, error]) error {
+	next, stop := iter.Pull2(events)
+	defer stop()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	send := func(name string, data any) error {
 		b, err := json.Marshal(data)
@@ -66,17 +72,31 @@ func WriteSSE(w http.ResponseWriter, events iter.Seq2[Event, error]) error {
 		}
 		return nil
 	}
-	for ev, err := range events {
+	for first := true; ; first = false {
+		ev, err, ok := next()
+		if !ok {
+			if first {
+				w.WriteHeader(http.StatusOK)
+			}
+			return nil
+		}
 		if err != nil {
 			msg := "internal error"
 			var e *errs.Error
 			if errors.As(err, &e) && e.Kind != errs.Unknown && e.Kind != errs.IsolationViolation {
 				msg = e.Msg
 			}
-			if werr := send(SSEError, SSEErrorData{Error: msg, Status: clone.HTTPStatus(err)}); werr != nil {
+			status := clone.HTTPStatus(err)
+			if first {
+				w.WriteHeader(status)
+			}
+			if werr := send(SSEError, SSEErrorData{Error: msg, Status: status}); werr != nil {
 				return errors.Join(err, werr)
 			}
 			return err
+		}
+		if first {
+			w.WriteHeader(http.StatusOK)
 		}
 		if ev.Response != nil {
 			r := ev.Response
@@ -94,7 +114,6 @@ func WriteSSE(w http.ResponseWriter, events iter.Seq2[Event, error]) error {
 			return err
 		}
 	}
-	return nil
 }
 
 // ServeSSE answers req for clone cc on an HTTP response as Server-Sent Events (see
