@@ -148,6 +148,16 @@ type isolationOp struct {
 	run    func(ctx context.Context, q clonesql.Querier, a, v *fixture) (any, error)
 }
 
+// writes reports whether the operation is one that writes when allowed.
+func (op isolationOp) writes() bool {
+	for _, p := range []string{"Get", "List", "Count", "Find"} {
+		if strings.HasPrefix(op.name, p) {
+			return false
+		}
+	}
+	return true
+}
+
 func scrub[T any](r T, clear func(*T)) T { clear(&r); return r }
 
 func isolationOps() []isolationOp {
@@ -424,8 +434,8 @@ func TestIsolationMatrix(t *testing.T) {
 			}
 		}
 		// Inside a transaction, a subset of pairs keeps the test fast: two clones of one
-		// tenant both ways, and across tenants both ways.
-		inTx := map[[2]*fixture]bool{{fs[0], fs[1]}: true, {fs[1], fs[0]}: true, {fs[2], fs[0]}: true, {fs[1], fs[3]}: true}
+		// tenant, and across tenants both ways.
+		inTx := map[[2]*fixture]bool{{fs[0], fs[1]}: true, {fs[2], fs[0]}: true, {fs[1], fs[3]}: true}
 		cases, denials := 0, 0
 		for _, mode := range modes {
 			for _, a := range fs {
@@ -461,12 +471,20 @@ func TestIsolationMatrix(t *testing.T) {
 								t.Errorf("%s: audit event %+v; want a denial by the actor", name, ev)
 							}
 						}
-						if got := ownerView(t, e, v.cc); got != v.view {
-							t.Fatalf("%s: the victim's rows changed:\n%s\nwant\n%s", name, got, v.view)
+						// After every write, the victim's rows through the victim (reads are
+						// covered by the per-pair checks below).
+						if op.writes() {
+							if got := ownerView(t, e, v.cc); got != v.view {
+								t.Fatalf("%s: the victim's rows changed:\n%s\nwant\n%s", name, got, v.view)
+							}
 						}
 					}
-					// Per pair, through the repositories and then the whole database: nothing
-					// of the victim's, the actor's or a bystander's changed.
+					// Per pair, through the victim (one statement, and every repository list)
+					// and then the whole database: nothing of the victim's, the actor's or a
+					// bystander's changed.
+					if got := ownerView(t, e, v.cc); got != v.view {
+						t.Fatalf("%s/%s->%s: the victim's rows changed", mode.name, a.name, v.name)
+					}
 					if got := snapshot(t, e, v.cc); got != v.baseline {
 						t.Fatalf("%s/%s->%s: the victim's rows changed", mode.name, a.name, v.name)
 					}
