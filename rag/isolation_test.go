@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
@@ -126,6 +127,38 @@ func TestCanaryIsolation(t *testing.T) {
 					t.Errorf("clone %s: persona/history canary %s never reached the generator", side, want)
 				}
 			}
+		}
+
+		// Both clones at once on a pool of two connections (settings must not leak
+		// between pooled connections), each in new conversations.
+		e.raw.SetMaxOpenConns(2)
+		var wg sync.WaitGroup
+		errc := make(chan error, 2*len(topics)*2)
+		for side, cc := range ccs {
+			other := map[string]string{"A": "B", "B": "A"}[side]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for round := range 2 {
+					for i, tp := range topics {
+						resp, err := p.Process(ctx, cc, &rag.Request{Question: tp.question}, nil)
+						if err != nil {
+							errc <- err
+							return
+						}
+						text := resp.Answer.Content + string(resp.Answer.Citations) + resp.Prompt.Text()
+						if !strings.Contains(resp.Answer.Content, canary(side, i)) || strings.Contains(text, "CANARY-"+other) {
+							errc <- fmt.Errorf("round %d, clone %s, topic %d: %q", round, side, i, resp.Answer.Content)
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			t.Fatal(err)
 		}
 
 		// Clone B naming clone A's conversation: not found, audited, nothing stored in it.
