@@ -297,6 +297,10 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 		if d == "" {
 			return nil
 		}
+		if delivered.Len()+len(d) > records.MaxContentBytes {
+			// Stop before the caller is shown more than a message can store.
+			return errs.New(errs.TooLarge, op, "the answer exceeds %d bytes", records.MaxContentBytes)
+		}
 		if onDelta != nil {
 			if err := onDelta(d); err != nil {
 				if errors.Is(err, errStopped) {
@@ -317,7 +321,7 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 
 	// 7. Store the answer.
 	resp.Citations = cited(text, prompt)
-	cites, err := json.Marshal(resp.Citations)
+	cites, err := encodeCitations(resp.Citations)
 	if err != nil {
 		return fail(errs.Wrap(errs.Unknown, op, err, "encoding citations failed"))
 	}
@@ -393,6 +397,28 @@ func cited(text string, p *Prompt) []Citation {
 		out = append(out, all[n-1])
 	}
 	return out
+}
+
+// encodeCitations encodes citations for the message's citations column, within
+// records.MaxJSONBytes: if they do not fit, titles are left out of the stored copy
+// (the document ID still names the source), and then the last citations.
+func encodeCitations(cs []Citation) (json.RawMessage, error) {
+	b, err := json.Marshal(cs)
+	if err != nil || len(b) <= records.MaxJSONBytes {
+		return b, err
+	}
+	short := make([]Citation, len(cs))
+	copy(short, cs)
+	for i := range short {
+		short[i].Title = ""
+	}
+	for len(short) > 0 {
+		if b, err = json.Marshal(short); err != nil || len(b) <= records.MaxJSONBytes {
+			return b, err
+		}
+		short = short[:len(short)-1]
+	}
+	return json.RawMessage("[]"), nil
 }
 
 func titleFrom(q string) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -392,5 +393,39 @@ func TestSSEClientDisconnect(t *testing.T) {
 	}
 	if got := messages(t, e, cc, page.Items[0]); strings.Join(got, "|") != "user:What is the vault code?|assistant:The code " {
 		t.Fatalf("conversation %q", got)
+	}
+}
+
+// TestAnswerLimits: an answer longer than a message can hold is cut where it stops being
+// storable (what was shown is what is stored), and many long citation titles still fit
+// the citations column.
+func TestAnswerLimits(t *testing.T) {
+	e := newEnv(t, false)
+	big := strings.Repeat("x", records.MaxContentBytes/4)
+	cc, p := fixture(t, e, &scripted{pieces: []string{big, big, big, big, "overflow"}})
+	var shown int
+	resp, err := p.Process(context.Background(), cc, &rag.Request{Question: "What is the vault code?"}, func(d string) error { shown += len(d); return nil })
+	if !errors.Is(err, clone.ErrTooLarge) || resp.Answer.ID == [16]byte{} || len(resp.Answer.Content) != shown || shown != 4*len(big) {
+		t.Fatalf("%v: stored %d bytes, shown %d", err, len(resp.Answer.Content), shown)
+	}
+
+	cc = e.newClone(t)
+	long := strings.Repeat("t", records.MaxTitleBytes)
+	var answer []string
+	for i := range 60 {
+		seedDoc(t, e, cc, long[:len(long)-3]+fmt.Sprintf("%03d", i), fmt.Sprintf("Lighthouse fact number %d.", i))
+		answer = append(answer, fmt.Sprintf("[%d] ", i+1))
+	}
+	p, err = rag.NewProcessor(e.db, e.ret, &scripted{pieces: answer}, &rag.ProcessorOptions{Retrieve: &rag.RetrieveOptions{TopK: 60}, Prompt: &rag.PromptOptions{MaxTokens: 100000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = p.Process(context.Background(), cc, &rag.Request{Question: "lighthouse fact number"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []rag.Citation
+	if err := json.Unmarshal(resp.Answer.Citations, &stored); err != nil || len(stored) != 60 || len(resp.Citations) != 60 || resp.Citations[0].Title == "" {
+		t.Fatalf("%v: %d stored, %d returned", err, len(stored), len(resp.Citations))
 	}
 }
