@@ -160,6 +160,25 @@ func TestRecordLifecycle(t *testing.T) {
 		if err != nil || got2.Status != records.StatusFailed || got2.Error != "parse error" || got2.ChunkCount != 1 {
 			t.Fatalf("update document: %+v, %v", got2, err)
 		}
+		// Optimistic concurrency: the first writer holding a version wins, the second
+		// conflicts and changes nothing, even with a frozen clock.
+		restore := records.SetClock(func() time.Time { return got2.UpdatedAt })
+		first, second := got2, got2
+		first.Title, second.Title = "first", "second"
+		w1, err := records.UpdateDocumentIfUnchanged(ctx, e.db, cc, first)
+		if err != nil || w1.Title != "first" || !w1.UpdatedAt.After(got2.UpdatedAt) {
+			t.Fatalf("first writer: %+v, %v", w1, err)
+		}
+		if _, err := records.UpdateDocumentIfUnchanged(ctx, e.db, cc, second); !errors.Is(err, clone.ErrConflict) {
+			t.Fatalf("second writer: %v; want ErrConflict", err)
+		}
+		restore()
+		if cur, _ := records.GetDocument(ctx, e.db, cc, d.ID); cur.Title != "first" {
+			t.Fatalf("after the conflict: title %q", cur.Title)
+		}
+		if _, err := records.UpdateDocumentIfUnchanged(ctx, e.db, cc, records.Document{ID: uuid.New(), Status: records.StatusReady, UpdatedAt: time.Now()}); !errors.Is(err, clone.ErrNotFound) {
+			t.Fatalf("unknown document: %v; want ErrNotFound", err)
+		}
 		if err := records.DeleteDocument(ctx, e.db, cc, d.ID); err != nil {
 			t.Fatal(err)
 		}

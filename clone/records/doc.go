@@ -81,7 +81,9 @@
 // round trips (see [clonesql.DB]) when given a *clonesql.DB, one round trip inside a
 // transaction — except: the child lists and counts ([ListDocumentChunks],
 // [ListMessages], [CountDocumentChunks], [CountMessages]) run a second statement only
-// when their result is empty, to tell an empty parent from a missing one; [GetChunks]
+// when their result is empty, to tell an empty parent from a missing one (and
+// [UpdateDocumentIfUnchanged] when it fails, to tell a conflict from a missing
+// document); [GetChunks]
 // runs one statement per 50 keys; [ReplaceDocumentChunks] runs 2 statements plus one
 // per 50 chunks, and [AppendMessage] 3 statements, each in one transaction.
 //

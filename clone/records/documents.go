@@ -149,7 +149,20 @@ func GetDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext,
 // UpdatedAt and returns the document as stored. UserID, ChunkCount and CreatedAt are
 // kept. A document that is missing or another clone's is clone.ErrNotFound, and audited.
 func UpdateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, d Document) (Document, error) {
-	const op = "records.UpdateDocument"
+	return updateDocument(ctx, q, cc, "records.UpdateDocument", d, false)
+}
+
+// UpdateDocumentIfUnchanged is [UpdateDocument] with optimistic concurrency: it writes
+// only while the stored document's UpdatedAt still equals d.UpdatedAt (as read by
+// [GetDocument]), and otherwise fails with clone.ErrConflict and changes nothing. The
+// new UpdatedAt is always later than the one it replaces, so two writers holding the
+// same version cannot both succeed. A document that is missing or another clone's is
+// clone.ErrNotFound, and audited.
+func UpdateDocumentIfUnchanged(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, d Document) (Document, error) {
+	return updateDocument(ctx, q, cc, "records.UpdateDocumentIfUnchanged", d, true)
+}
+
+func updateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, op string, d Document, ifUnchanged bool) (Document, error) {
 	if err := begin(ctx, q, cc, op); err != nil {
 		return Document{}, err
 	}
@@ -163,16 +176,38 @@ func UpdateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneConte
 	if err != nil {
 		return Document{}, err
 	}
-	var r documentRow
-	err = q.Get(ctx, cc, &r, `UPDATE documents SET title = :title, source_name = :source_name,
-		content_type = :content_type, size_bytes = :size_bytes, content_hash = :content_hash, object_key = :object_key,
-		status = :status, error = :error, metadata = :metadata, updated_at = :now
-		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id
-		RETURNING `+documentCols, map[string]any{
+	arg := map[string]any{
 		"id": d.ID, "title": d.Title, "source_name": d.SourceName, "content_type": d.ContentType,
 		"size_bytes": d.SizeBytes, "content_hash": d.ContentHash, "object_key": d.ObjectKey, "status": d.Status,
 		"error": d.Error, "metadata": meta, "now": now(),
-	})
+	}
+	query := `UPDATE documents SET title = :title, source_name = :source_name,
+		content_type = :content_type, size_bytes = :size_bytes, content_hash = :content_hash, object_key = :object_key,
+		status = :status, error = :error, metadata = :metadata, updated_at = :now
+		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`
+	if ifUnchanged {
+		if d.UpdatedAt.IsZero() {
+			return Document{}, errs.New(errs.InvalidInput, op, "no UpdatedAt to compare with")
+		}
+		was := d.UpdatedAt.UTC().Truncate(time.Microsecond)
+		if t := arg["now"].(time.Time); !t.After(was) {
+			arg["now"] = was.Add(time.Microsecond)
+		}
+		arg["was"] = was
+		query += ` AND updated_at = :was`
+	}
+	var r documentRow
+	err = q.Get(ctx, cc, &r, query+` RETURNING `+documentCols, arg)
+	if ifUnchanged && errs.KindOf(err) == errs.NotFound {
+		// Changed since it was read, or not the clone's: tell the two apart.
+		ok, xerr := exists(ctx, q, cc, "documents", d.ID)
+		if xerr != nil {
+			return Document{}, xerr
+		}
+		if ok {
+			return Document{}, errs.New(errs.Conflict, op, "the document was changed since it was read")
+		}
+	}
 	if err := found(ctx, q, cc, op, "document", d.ID, err); err != nil {
 		return Document{}, err
 	}

@@ -175,6 +175,10 @@ func isolationOps() []isolationOp {
 			d := scrub(v.docs[0], func(d *records.Document) { d.TenantID, d.CloneID, d.Title = [16]byte{}, [16]byte{}, stolen })
 			return records.UpdateDocument(ctx, q, a.cc, d)
 		}},
+		{"UpdateDocumentIfUnchanged", "document", nf, true, func(ctx C, q Q, a, v *F) (any, error) {
+			d := scrub(v.docs[0], func(d *records.Document) { d.TenantID, d.CloneID, d.Title = [16]byte{}, [16]byte{}, stolen })
+			return records.UpdateDocumentIfUnchanged(ctx, q, a.cc, d)
+		}},
 		{"UpdateDocument/victim scope in payload", "document", mm, true, func(ctx C, q Q, a, v *F) (any, error) {
 			return records.UpdateDocument(ctx, q, a.cc, scrub(v.docs[0], func(d *records.Document) { d.Title = stolen }))
 		}},

@@ -405,9 +405,12 @@ func TestNoCloneContext(t *testing.T) {
 		id := a.docs[0].ID
 		spy := &statementSpy{Querier: e.db}
 		calls := map[string]func() error{
-			"CreateDocument":        func() error { return second(records.CreateDocument(ctx, spy, z, records.Document{})) },
-			"GetDocument":           func() error { return second(records.GetDocument(ctx, spy, z, id)) },
-			"UpdateDocument":        func() error { return second(records.UpdateDocument(ctx, spy, z, a.docs[0])) },
+			"CreateDocument": func() error { return second(records.CreateDocument(ctx, spy, z, records.Document{})) },
+			"GetDocument":    func() error { return second(records.GetDocument(ctx, spy, z, id)) },
+			"UpdateDocument": func() error { return second(records.UpdateDocument(ctx, spy, z, a.docs[0])) },
+			"UpdateDocumentIfUnchanged": func() error {
+				return second(records.UpdateDocumentIfUnchanged(ctx, spy, z, a.docs[0]))
+			},
 			"SetDocumentStatus":     func() error { return records.SetDocumentStatus(ctx, spy, z, id, records.StatusReady, "") },
 			"DeleteDocument":        func() error { return records.DeleteDocument(ctx, spy, z, id) },
 			"ListDocuments":         func() error { return second(records.ListDocuments(ctx, spy, z, nil)) },
