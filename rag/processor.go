@@ -194,7 +194,7 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 	if req == nil {
 		return nil, errs.New(errs.InvalidInput, op, "no request")
 	}
-	if err := ValidateQuestion(op, req.Question); err != nil {
+	if err := validateQuestion(op, req.Question); err != nil {
 		return nil, err
 	}
 	ropts := p.o.Retrieve

@@ -118,7 +118,7 @@ func (p *Prompt) Citations() []Citation {
 // audit.Violation event naming the item's kind and owner: another clone's data has
 // reached prompt assembly, which means a layer below leaked or a caller mixed clones,
 // and nothing of it may reach a model. The question is checked like
-// Retriever.Retrieve checks it.
+// ValidateQuestion checks it.
 //
 // The layout: one system message (instructions, the profile, insights, training
 // examples as question/answer pairs, then the sources, each as "[n] title" and its
@@ -161,7 +161,7 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 	if o.Instructions == "" {
 		o.Instructions = DefaultInstructions
 	}
-	if err := ValidateQuestion(op, in.Question); err != nil {
+	if err := validateQuestion(op, in.Question); err != nil {
 		return nil, err
 	}
 	if err := Guard(ctx, cc, in, o.Audit); err != nil {

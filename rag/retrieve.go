@@ -146,10 +146,12 @@ func NewRetriever(db *clonesql.DB, index *vectorstore.Index, embedder embed.Embe
 	return r, nil
 }
 
-// ValidateQuestion checks a question: not empty or only white space, valid UTF-8
-// without NUL bytes (clone.ErrInvalidInput), at most MaxQuestionBytes
-// (clone.ErrTooLarge).
-func ValidateQuestion(op, q string) error {
+// ValidateQuestion checks a question as Retrieve and Process do before touching any
+// store: not empty or only white space, valid UTF-8 without NUL bytes
+// (clone.ErrInvalidInput), at most MaxQuestionBytes (clone.ErrTooLarge).
+func ValidateQuestion(q string) error { return validateQuestion("rag.ValidateQuestion", q) }
+
+func validateQuestion(op, q string) error {
 	switch {
 	case strings.TrimSpace(q) == "":
 		return errs.New(errs.InvalidInput, op, "question is empty")
@@ -224,7 +226,7 @@ func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, questio
 	if err := cc.Validate(op); err != nil {
 		return nil, err
 	}
-	if err := ValidateQuestion(op, question); err != nil {
+	if err := validateQuestion(op, question); err != nil {
 		return nil, err
 	}
 	p, err := retrieveOptions(op, opts)

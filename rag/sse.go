@@ -48,7 +48,8 @@ type SSEErrorData struct {
 //
 // If writing fails (the client went away), WriteSSE stops the stream, which stops
 // generation (see Processor.Stream: the pieces already yielded are stored as the
-// answer), and returns the write error. After writing an "error" event it returns the
+// answer, including the one whose write failed, which the client may have received in
+// part), and returns the write error. After writing an "error" event it returns the
 // stream's error.
 func WriteSSE(w http.ResponseWriter, events iter.Seq2[Event, error]) error {
 	next, stop := iter.Pull2(events)
