@@ -1,12 +1,12 @@
 // Package chunk splits a document's text into passages ("chunks") of a target size in
 // tokens, with overlap, the unit that is embedded, stored and retrieved.
 //
-// Splitting is recursive on the text's structure. The text is first cut before
-// Markdown headings ("# Title" at the start of a line; the HTML extractor writes
-// headings this way too), a section that is still larger than the target is cut into
-// paragraphs (at blank lines), then lines, then sentences (after ". ", "! ", "? " and
-// the CJK full stops), then words, and a single word larger than the target is cut
-// between characters. The resulting pieces are merged greedily, in order, into chunks
+// Splitting is recursive on the text's structure. The text is cut into paragraphs
+// (at blank lines); a paragraph larger than the target is cut into lines, a line into
+// sentences (after ". ", "! ", "? " and the CJK full stops), a sentence into words,
+// and a single word larger than the target between characters. A paragraph or line
+// that starts with a Markdown heading ("# Title"; the HTML extractor writes headings
+// this way too) starts a section. The resulting pieces are merged greedily, in order, into chunks
 // of at most the target; consecutive chunks share up to the overlap's worth of
 // trailing pieces, so a sentence cut at a chunk boundary is whole in one of them. A
 // heading starts a new chunk (without overlap) once the current chunk holds at least
@@ -19,7 +19,9 @@
 // tokenizer); any subadditive counter can be plugged in through Options.Count.
 //
 // The chunker does not copy the text: chunks are substrings of it, and the only
-// allocation per call is the slice of results (plus a slice of piece boundaries).
+// allocations per call are the slice of results and a slice of piece boundaries. Each
+// byte is measured about once: a piece's count is computed when it is cut, and a
+// chunk's count is the sum of its pieces'.
 package chunk
 
 import (
@@ -59,14 +61,18 @@ type Chunk struct {
 	Text string
 	// Start and End are byte offsets into that text.
 	Start, End int
-	// Tokens is Text's size under the chunker's counter (at most the target).
+	// Tokens is the sum of the counts of the pieces the chunk was merged from: at
+	// least the counter's count of Text (equal when the pieces were cut at white
+	// space, as they almost always are) and at most the target.
 	Tokens int
 }
 
 // Chunker splits texts into chunks. It is immutable and safe for concurrent use.
 type Chunker struct {
 	target, overlap int
-	count           func(string) int
+	// count returns the size of a text if it is at most the limit, else any larger
+	// value (token.CountUpTo, or Options.Count ignoring the limit).
+	count func(s string, limit int) int
 }
 
 // New returns a Chunker configured by opts (nil means defaults). Invalid options are
@@ -91,10 +97,11 @@ func New(opts *Options) (*Chunker, error) {
 	case 2*o.OverlapTokens >= o.TargetTokens:
 		return nil, errs.New(errs.InvalidInput, op, "overlap of %d tokens is not less than half the target of %d", o.OverlapTokens, o.TargetTokens)
 	}
-	if o.Count == nil {
-		o.Count = token.Count
+	count := token.CountUpTo
+	if f := o.Count; f != nil {
+		count = func(s string, _ int) int { return f(s) }
 	}
-	return &Chunker{target: o.TargetTokens, overlap: o.OverlapTokens, count: o.Count}, nil
+	return &Chunker{target: o.TargetTokens, overlap: o.OverlapTokens, count: count}, nil
 }
 
 // TargetTokens returns the chunker's target size.
@@ -117,19 +124,13 @@ func (c *Chunker) Split(text string) []Chunk {
 		return nil
 	}
 	s := splitter{text: text, c: c}
-	n := c.count(text)
-	if n <= c.target {
-		s.pieces = append(s.pieces, piece{0, len(text), n, false})
-	} else {
-		s.pieces = make([]piece, 0, 2*n/max(c.target/4, 1)+4)
-		s.split(0, len(text), levelHeading)
-	}
+	s.pieces = make([]piece, 0, len(text)/256+4)
+	s.split(0, len(text), levelParagraph)
 	return s.merge()
 }
 
 const (
-	levelHeading = iota
-	levelParagraph
+	levelParagraph = iota
 	levelLine
 	levelSentence
 	levelWord
@@ -150,12 +151,13 @@ func (s *splitter) split(start, end, level int) {
 		return
 	}
 	a := start
-	emit := func(b int, heading bool) {
+	emit := func(b int) {
 		if b <= a {
 			return
 		}
+		heading := level <= levelLine && a > 0 && isHeading(s.text[a:b])
 		t := s.text[a:b]
-		if n := s.c.count(t); n <= s.c.target {
+		if n := s.c.count(t, s.c.target); n <= s.c.target {
 			s.pieces = append(s.pieces, piece{a, b, n, heading})
 		} else {
 			first := len(s.pieces)
@@ -168,21 +170,6 @@ func (s *splitter) split(start, end, level int) {
 	}
 	text := s.text[:end]
 	switch level {
-	case levelHeading:
-		heading := false
-		for i := start; ; {
-			j := strings.Index(text[i:], "\n#")
-			if j < 0 {
-				break
-			}
-			b := i + j + 1
-			i = b
-			if isHeading(text[b:]) {
-				emit(b, heading)
-				heading = true
-			}
-		}
-		emit(end, heading)
 	case levelParagraph:
 		for i := start; ; {
 			j := strings.Index(text[i:], "\n\n")
@@ -193,10 +180,10 @@ func (s *splitter) split(start, end, level int) {
 			for b < end && (text[b] == '\n' || text[b] == '\r') {
 				b++
 			}
-			emit(b, false)
+			emit(b)
 			i = b
 		}
-		emit(end, false)
+		emit(end)
 	case levelLine:
 		for i := start; ; {
 			j := strings.IndexByte(text[i:], '\n')
@@ -204,10 +191,10 @@ func (s *splitter) split(start, end, level int) {
 				break
 			}
 			b := i + j + 1
-			emit(b, false)
+			emit(b)
 			i = b
 		}
-		emit(end, false)
+		emit(end)
 	case levelSentence:
 		for i := start; i < end; {
 			c := text[i]
@@ -218,18 +205,18 @@ func (s *splitter) split(start, end, level int) {
 					for b < end && (text[b] == ' ' || text[b] == '\t') {
 						b++
 					}
-					emit(b, false)
+					emit(b)
 				}
 				i = b
 			case c == 0xE3 && i+2 < end && text[i+1] == 0x80 && text[i+2] == 0x82, // 。
 				c == 0xEF && i+2 < end && text[i+1] == 0xBC && (text[i+2] == 0x81 || text[i+2] == 0x9F): // ！？
 				i += 3
-				emit(i, false)
+				emit(i)
 			default:
 				i++
 			}
 		}
-		emit(end, false)
+		emit(end)
 	case levelWord:
 		for i := start; ; {
 			j := strings.IndexByte(text[i:], ' ')
@@ -240,10 +227,10 @@ func (s *splitter) split(start, end, level int) {
 			for b < end && text[b] == ' ' {
 				b++
 			}
-			emit(b, false)
+			emit(b)
 			i = b
 		}
-		emit(end, false)
+		emit(end)
 	}
 }
 
@@ -252,7 +239,7 @@ func (s *splitter) split(start, end, level int) {
 func (s *splitter) splitRunes(start, end int) {
 	for start < end {
 		rest := s.text[start:end]
-		n := s.c.count(rest)
+		n := s.c.count(rest, s.c.target)
 		if n <= s.c.target {
 			s.pieces = append(s.pieces, piece{start, end, n, false})
 			return
@@ -260,7 +247,7 @@ func (s *splitter) splitRunes(start, end int) {
 		b, prev := len(rest)*s.c.target/n, -1
 		for {
 			b = runeStart(rest, max(b, 1))
-			if m := s.c.count(rest[:b]); m <= s.c.target || b <= 1 || b == prev {
+			if m := s.c.count(rest[:b], s.c.target); m <= s.c.target || b <= 1 || b == prev {
 				s.pieces = append(s.pieces, piece{start, start + b, m, false})
 				break
 			}
@@ -315,7 +302,7 @@ func (s *splitter) merge() []Chunk {
 			sum += p[j].tokens
 			j++
 		}
-		s.emit(&out, p[i].start, p[j-1].end)
+		s.emit(&out, p[i].start, p[j-1].end, sum)
 		if j == len(p) {
 			break
 		}
@@ -332,7 +319,7 @@ func (s *splitter) merge() []Chunk {
 	return out
 }
 
-func (s *splitter) emit(out *[]Chunk, start, end int) {
+func (s *splitter) emit(out *[]Chunk, start, end, tokens int) {
 	for start < end && isSpace(s.text[start]) {
 		start++
 	}
@@ -346,7 +333,7 @@ func (s *splitter) emit(out *[]Chunk, start, end int) {
 	if o := *out; len(o) > 0 && o[len(o)-1].Start <= start && o[len(o)-1].End >= end {
 		return // entirely inside the previous chunk (an overlap-only remainder)
 	}
-	*out = append(*out, Chunk{Text: t, Start: start, End: end, Tokens: s.c.count(t)})
+	*out = append(*out, Chunk{Text: t, Start: start, End: end, Tokens: tokens})
 }
 
 func isSpace(c byte) bool {

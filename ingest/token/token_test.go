@@ -56,3 +56,30 @@ func BenchmarkCount(b *testing.B) {
 		token.Count(s)
 	}
 }
+
+func TestCountUpTo(t *testing.T) {
+	s := strings.Repeat("The quick brown fox, 12345 jumps over 日本 the lazy dog.\n\n", 200)
+	full := token.Count(s)
+	for _, limit := range []int{0, 1, 10, 500, full - 1, full, full + 1, 1 << 30} {
+		got := token.CountUpTo(s, limit)
+		if full <= limit && got != full || full > limit && got <= limit {
+			t.Errorf("CountUpTo(limit %d) = %d, Count = %d", limit, got, full)
+		}
+	}
+}
+
+// The four-lane Count of long strings agrees with counting piece by piece at spaces.
+func TestCountLanes(t *testing.T) {
+	s := strings.Repeat("Mixed 123456 text\r\n\n\twith 日本語, \xff\x80 bytes and longwordsthatkeepgoing ", 300)
+	parts := strings.SplitAfter(s, " ")
+	sum := 0
+	for _, p := range parts {
+		sum += token.Count(p)
+	}
+	if got := token.Count(s); got != sum || got != token.CountUpTo(s, 1<<30) {
+		t.Fatalf("Count %d, sum of parts %d, CountUpTo %d", got, sum, token.CountUpTo(s, 1<<30))
+	}
+	if token.Count(strings.Repeat("x", 5000)) != 1000 {
+		t.Fatal("a long string without spaces")
+	}
+}
