@@ -18,6 +18,11 @@ type Table struct {
 	// "user_id". Rows where it is NULL or empty have no user: they are reported, never
 	// assigned to anybody.
 	UserColumn string `json:"user_column,omitempty"`
+	// ObjectKeyColumn, if set, holds full object keys (like documents.object_key):
+	// [Migrator.RewriteObjectKeys] replaces each legacy key that was copied with its
+	// copy's key, and checksums compare such a column through the copy ledger, so the
+	// rewrite does not count as a change.
+	ObjectKeyColumn string `json:"object_key_column,omitempty"`
 }
 
 func (t Table) userColumn() string {
@@ -28,12 +33,15 @@ func (t Table) userColumn() string {
 }
 
 // DefaultTables returns the SDK's clone-owned tables, each with its user_id column, in
-// dependency order (parents first).
+// dependency order (parents first); documents.object_key holds object keys.
 func DefaultTables() []Table {
 	names := migrate.CloneOwnedTables()
 	out := make([]Table, len(names))
 	for i, n := range names {
 		out[i] = Table{Name: n, UserColumn: "user_id"}
+		if n == "documents" {
+			out[i].ObjectKeyColumn = "object_key"
+		}
 	}
 	return out
 }

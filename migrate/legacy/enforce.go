@@ -13,24 +13,23 @@ import (
 	"github.com/cloneiso/cloneiso/migrate"
 )
 
-// Incomplete is a table that still has rows without a clone.
+// Incomplete is a table that keeps [Migrator.Enforce] from applying: it still has rows
+// without a clone, or was never adopted.
 type Incomplete struct {
-	Table         string
-	WithoutClone  int64 // rows whose tenant_id or clone_id is NULL
-	WithoutUser   int64 // of which rows that have no user either (never backfilled)
-	NotAdopted    bool  // the table has no tenant_id/clone_id columns: run Adopt
-	MissingTable  bool  // a host table that does not exist
-	WithoutParent int64 // rows whose parent row (foreign key) belongs to another clone
+	Table        string
+	WithoutClone int64 // rows whose tenant_id or clone_id is NULL
+	WithoutUser  int64 // of which rows that have no user either (never backfilled)
+	NotAdopted   bool  // the table has no tenant_id/clone_id columns: run Adopt
+	MissingTable bool  // a host table that does not exist
 }
 
+// String describes the table's problem in one line.
 func (i Incomplete) String() string {
 	switch {
 	case i.MissingTable:
 		return fmt.Sprintf("%s: table does not exist", i.Table)
 	case i.NotAdopted:
 		return fmt.Sprintf("%s: not adopted (no tenant_id/clone_id columns; run adopt)", i.Table)
-	case i.WithoutParent > 0:
-		return fmt.Sprintf("%s: %d rows reference a parent row of another clone", i.Table, i.WithoutParent)
 	}
 	return fmt.Sprintf("%s: %d rows without a clone (%d of them without a user)", i.Table, i.WithoutClone, i.WithoutUser)
 }

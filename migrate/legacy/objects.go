@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/internal/errs"
@@ -311,12 +312,16 @@ func (m *Migrator) MigrateObjects(ctx context.Context, o *ObjectOptions) (*Objec
 			defer wg.Done()
 			for ob := range next {
 				sum, err := m.copyObject(ctx, o, ob)
+				var newKey string
 				if err == nil {
-					_, err = m.db.ExecContext(ctx, `INSERT INTO cloneiso_legacy_objects (legacy_key, user_id, kind, name, size, sha256, legacy_etag)
-						VALUES ($1, $2, $3, $4, $5, $6, $7)
+					newKey, err = objectstore.Key(ob.cc, ob.kind, ob.name)
+				}
+				if err == nil {
+					_, err = m.db.ExecContext(ctx, `INSERT INTO cloneiso_legacy_objects (legacy_key, user_id, kind, name, size, sha256, legacy_etag, new_key)
+						VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 						ON CONFLICT (legacy_key) DO UPDATE SET size = EXCLUDED.size, sha256 = EXCLUDED.sha256, legacy_etag = EXCLUDED.legacy_etag,
-							kind = EXCLUDED.kind, name = EXCLUDED.name, copied_at = now(), deleted_at = NULL`,
-						ob.key, ob.user, ob.kind, ob.name, ob.size, sum, ob.etag)
+							kind = EXCLUDED.kind, name = EXCLUDED.name, new_key = EXCLUDED.new_key, copied_at = now(), deleted_at = NULL`,
+						ob.key, ob.user, ob.kind, ob.name, ob.size, sum, ob.etag, newKey)
 				}
 				mu.Lock()
 				count++
@@ -587,4 +592,56 @@ func (m *Migrator) DeleteLegacyObjects(ctx context.Context, o *ObjectOptions) (*
 		m.cfg.Progress(Progress{Step: "delete-objects", Table: l.UserID, Done: int64(i + 1), Total: int64(len(keys))})
 	}
 	return rep, nil
+}
+
+// RewriteObjectKeys replaces, in every configured table's ObjectKeyColumn (by default
+// documents.object_key), each legacy object key that [Migrator.MigrateObjects] copied
+// with the key of its copy (tenants/{tenant_id}/clones/{clone_id}/{kind}/{name}), in
+// batches of Config.BatchSize ledger entries, one transaction each. Run it after the
+// copy and before the application reads the objects through the SDK. It is idempotent
+// and resumable (a rerun finds only the keys not yet rewritten); [Migrator.Verify]
+// compares such columns through the ledger, and reports keys still to rewrite and keys
+// outside their row's clone. It returns the number of rows changed per table.
+func (m *Migrator) RewriteObjectKeys(ctx context.Context) (map[string]int64, error) {
+	const op = "legacy.RewriteObjectKeys"
+	out := map[string]int64{}
+	for _, t := range m.cfg.Tables {
+		if t.ObjectKeyColumn == "" {
+			continue
+		}
+		if ok, err := tableExists(ctx, m.db, t.Name); err != nil {
+			return out, errs.Wrap(errs.Unavailable, op, err, "catalog")
+		} else if !ok {
+			continue
+		}
+		col := pq.QuoteIdentifier(t.ObjectKeyColumn)
+		q := `WITH _l AS (
+				SELECT legacy_key, new_key FROM cloneiso_legacy_objects
+				WHERE legacy_key > $1 AND new_key <> '' ORDER BY legacy_key LIMIT $2
+			), _u AS (
+				UPDATE ` + pq.QuoteIdentifier(t.Name) + ` AS _t SET ` + col + ` = _l.new_key FROM _l WHERE _t.` + col + ` = _l.legacy_key RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM _l) AS listed, (SELECT count(*) FROM _u) AS updated, coalesce((SELECT max(legacy_key) FROM _l), '') AS last`
+		last := ""
+		for batch := 0; ; batch++ {
+			if err := m.cfg.at(ctx, "rewrite-keys:"+t.Name, batch); err != nil {
+				return out, err
+			}
+			var r struct {
+				Listed  int64  `db:"listed"`
+				Updated int64  `db:"updated"`
+				Last    string `db:"last"`
+			}
+			if err := m.db.GetContext(ctx, &r, q, last, m.cfg.BatchSize); err != nil {
+				return out, errs.Wrap(errs.Unavailable, op, err, "%s", t.Name)
+			}
+			out[t.Name] += r.Updated
+			m.cfg.Progress(Progress{Step: "rewrite-keys", Table: t.Name, Done: out[t.Name]})
+			if r.Listed < int64(m.cfg.BatchSize) {
+				break
+			}
+			last = r.Last
+		}
+	}
+	return out, nil
 }

@@ -11,21 +11,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
 	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 )
 
-// provisioned returns a legacy database adopted and provisioned (every user has a clone).
-func provisioned(t *testing.T, hook func(ctx context.Context, point string, n int) error) *legacy.Migrator {
+// provisioned returns a legacy database adopted and backfilled (every user has a
+// clone), and a Migrator with hook for it.
+func provisioned(t *testing.T, hook func(ctx context.Context, point string, n int) error) (*pgtest.DB, *legacy.Migrator) {
 	t.Helper()
 	db, m := legacyDB(t, 500, nil)
 	mustAdopt(t, m)
-	if _, err := m.Provision(context.Background()); err != nil {
+	if _, err := m.Backfill(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	return newMigrator(t, db, 500, hook)
+	return db, newMigrator(t, db, 500, hook)
 }
 
 func listKeys(t *testing.T, c *s3.Client, bucket, prefix string) []string {
@@ -67,7 +69,7 @@ func TestObjectMigration(t *testing.T) {
 	defer target.Close()
 
 	stopAt := map[int]bool{25: true, 70: true}
-	m := provisioned(t, func(ctx context.Context, point string, n int) error {
+	db, m := provisioned(t, func(ctx context.Context, point string, n int) error {
 		if point == "object" && stopAt[n] {
 			delete(stopAt, n)
 			return errors.New("killed")
@@ -154,6 +156,37 @@ func TestObjectMigration(t *testing.T) {
 	if vr, _ = m.VerifyObjects(ctx, &deep); len(vr.Discrepancies) != len(legacytest.UnmatchedKeys) {
 		t.Fatalf("after repair:\n%s", vr)
 	}
+
+	// documents.object_key still names legacy keys: verify says so; the rewrite fixes it
+	// without changing any checksum; a key pointed at another clone's object is caught.
+	vr, err = m.Verify(ctx)
+	if err != nil || kinds(vr)[legacy.DiscrepancyObjectKey] != 1 || kinds(vr)[legacy.DiscrepancyChecksum] != 0 {
+		t.Fatalf("verify before the rewrite: %v\n%s", err, vr)
+	}
+	n, err := m.RewriteObjectKeys(ctx)
+	if err != nil || n["documents"] == 0 {
+		t.Fatalf("rewrite: %v, %v", n, err)
+	}
+	var rewritten int64
+	db.Owner.Get(&rewritten, "SELECT count(*) FROM documents WHERE object_key LIKE 'tenants/%'")
+	if rewritten != n["documents"] {
+		t.Fatalf("%d keys rewritten, %d rows name a clone key", n["documents"], rewritten)
+	}
+	if n, err := m.RewriteObjectKeys(ctx); err != nil || n["documents"] != 0 {
+		t.Fatalf("second rewrite: %v, %v", n, err)
+	}
+	vr, err = m.Verify(ctx)
+	if k := kinds(vr); err != nil || k[legacy.DiscrepancyObjectKey] != 0 || k[legacy.DiscrepancyChecksum] != 0 || k[legacy.DiscrepancyWithoutUser] != 2 || len(k) != 1 {
+		t.Fatalf("verify after the rewrite: %v\n%s", err, vr)
+	}
+	db.Owner.MustExec(`CREATE TABLE tampered AS SELECT id, object_key FROM documents WHERE user_id = 'u008' AND object_key LIKE 'tenants/%' LIMIT 1;
+		UPDATE documents SET object_key = (SELECT min(object_key) FROM documents WHERE user_id = 'u009' AND object_key LIKE 'tenants/%')
+		WHERE id IN (SELECT id FROM tampered)`)
+	vr, _ = m.Verify(ctx)
+	if k := kinds(vr); k[legacy.DiscrepancyObjectKey] != 1 || k[legacy.DiscrepancyChecksum] != 1 {
+		t.Fatalf("key pointed at another clone's object not caught:\n%s", vr)
+	}
+	db.Owner.MustExec("UPDATE documents d SET object_key = t.object_key FROM tampered t WHERE d.id = t.id; DROP TABLE tampered")
 
 	// Deleting the legacy keys is its own step; unmatched keys stay.
 	if rep, err = m.DeleteLegacyObjects(ctx, &legacy.ObjectOptions{Client: client, LegacyBucket: bucket, KeyTemplate: legacytest.LegacyKeyTemplate, Target: target, DryRun: true}); err != nil || rep.Deleted != total {

@@ -107,9 +107,11 @@ CREATE TABLE IF NOT EXISTS cloneiso_legacy_objects (
     size        bigint      NOT NULL,
     sha256      text        NOT NULL,
     legacy_etag text        NOT NULL DEFAULT '',
+    new_key     text        NOT NULL DEFAULT '', -- the copy's full key
     copied_at   timestamptz NOT NULL DEFAULT now(),
     deleted_at  timestamptz
 );
+CREATE UNIQUE INDEX IF NOT EXISTS cloneiso_legacy_objects_new_key ON cloneiso_legacy_objects (new_key) WHERE new_key <> '';
 CREATE TABLE IF NOT EXISTS cloneiso_legacy_vectors (
     source     text        NOT NULL, -- the legacy namespace
     user_id    text        NOT NULL,
@@ -208,6 +210,7 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 		if err != nil {
 			return err
 		}
+		var created []string
 		for _, st := range core {
 			if st.index != "" || !slices.Contains(controlTables, st.table) {
 				continue
@@ -222,6 +225,7 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 			if !exists {
 				rep.CreatedTables = append(rep.CreatedTables, st.table)
 			}
+			created = append(created, st.table+"="+fmt.Sprint(!exists))
 		}
 		for _, st := range core {
 			if st.index != "" && slices.Contains(controlTables, st.table) {
@@ -232,6 +236,11 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 		}
 		if _, err := tx.ExecContext(ctx, internalDDL); err != nil {
 			return fmt.Errorf("bookkeeping tables: %w", err)
+		}
+		// Remember what the first adoption found, for RollbackSQL.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_checkpoints (step, name, last_key, done)
+			VALUES ('adopt', '', $1, true) ON CONFLICT DO NOTHING`, pq.StringArray(created)); err != nil {
+			return err
 		}
 		sdk := migrate.CloneOwnedTables()
 		for _, t := range m.cfg.Tables {
@@ -252,6 +261,16 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 			}
 			if !slices.Contains(cols, t.userColumn()) {
 				return errs.New(errs.InvalidInput, op, "table %s has no user column %s", t.Name, t.userColumn())
+			}
+			var notNull bool
+			if err := tx.GetContext(ctx, &notNull, `SELECT attnotnull FROM pg_attribute
+				WHERE attrelid = (quote_ident(current_schema()) || '.' || quote_ident($1))::regclass AND attname = $2`, t.Name, t.userColumn()); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_checkpoints (step, name, last_key, done)
+				VALUES ('adopt', $1, $2, true) ON CONFLICT DO NOTHING`, t.Name, pq.StringArray{t.userColumn(), fmt.Sprint(notNull),
+				fmt.Sprint(slices.Contains(cols, "tenant_id")), fmt.Sprint(slices.Contains(cols, "clone_id"))}); err != nil {
+				return err
 			}
 			q := pq.QuoteIdentifier(t.Name)
 			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ADD COLUMN IF NOT EXISTS tenant_id uuid, ADD COLUMN IF NOT EXISTS clone_id uuid, ALTER COLUMN "+
@@ -384,4 +403,71 @@ func markVersions(ctx context.Context, tx *sqlx.Tx) error {
 		}
 	}
 	return nil
+}
+
+// RollbackSQL returns the statements that undo [Migrator.Adopt] and everything the
+// backfill did, for the operator to review and run: they drop the tenant_id and clone_id
+// columns the adoption added, make the user columns NOT NULL again where they were,
+// and drop the bookkeeping tables and the control-plane tables the adoption created
+// (with every tenant and clone provisioned). It refuses once [Migrator.Enforce] has
+// applied: from there on, only a restore from the backup goes back.
+func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
+	const op = "legacy.RollbackSQL"
+	if v, err := schemaVersion(ctx, m.db); err != nil {
+		return "", errs.Wrap(errs.Unavailable, op, err, "schema version")
+	} else if v >= 1 {
+		return "", errs.New(errs.Conflict, op, "the schema is enforced (version %d): roll back by restoring the backup taken before the migration", v)
+	}
+	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_checkpoints"); err != nil {
+		return "", errs.Wrap(errs.Unavailable, op, err, "catalog")
+	} else if !ok {
+		return "", errs.New(errs.Conflict, op, "the database was not adopted: nothing to roll back")
+	}
+	var recs []struct {
+		Name string         `db:"name"`
+		Key  pq.StringArray `db:"last_key"`
+	}
+	if err := m.db.SelectContext(ctx, &recs, "SELECT name, last_key FROM cloneiso_legacy_checkpoints WHERE step = 'adopt' ORDER BY name"); err != nil {
+		return "", errs.Wrap(errs.Unavailable, op, err, "read adoption record")
+	}
+	var b strings.Builder
+	b.WriteString("-- Undoes the adoption of the legacy schema (cloneiso-migrate up) and the backfill.\n")
+	b.WriteString("-- Copies of objects and vectors are not touched: they live under the clones' prefixes\n-- and namespaces (see MIGRATION_GUIDE.md).\nBEGIN;\n")
+	var created []string
+	for _, r := range recs {
+		if r.Name == "" {
+			for _, c := range r.Key {
+				if name, was, _ := strings.Cut(c, "="); was == "true" {
+					created = append(created, name)
+				}
+			}
+			continue
+		}
+		if len(r.Key) < 4 {
+			continue
+		}
+		q := pq.QuoteIdentifier(r.Name)
+		var drops []string
+		if r.Key[2] == "false" {
+			drops = append(drops, "DROP COLUMN IF EXISTS tenant_id")
+		}
+		if r.Key[3] == "false" {
+			drops = append(drops, "DROP COLUMN IF EXISTS clone_id")
+		}
+		if len(drops) > 0 {
+			b.WriteString("ALTER TABLE " + q + " " + strings.Join(drops, ", ") + ";\n")
+		}
+		if r.Key[1] == "true" {
+			b.WriteString("ALTER TABLE " + q + " ALTER COLUMN " + pq.QuoteIdentifier(r.Key[0]) + " SET NOT NULL;\n")
+		}
+	}
+	b.WriteString("DROP TABLE cloneiso_legacy_vectors, cloneiso_legacy_objects, cloneiso_legacy_snapshot, cloneiso_legacy_checkpoints, cloneiso_legacy_users;\n")
+	// Children first.
+	for _, t := range []string{"clone_grants", "tenant_members", "clones", "tenants", "audit_events"} {
+		if slices.Contains(created, t) {
+			b.WriteString("DROP TABLE " + pq.QuoteIdentifier(t) + ";\n")
+		}
+	}
+	b.WriteString("COMMIT;\n")
+	return b.String(), nil
 }

@@ -46,7 +46,7 @@ func TestVectorMigration(t *testing.T) {
 				total += int64(n)
 			}
 			killAt := 0 // counts down to a kill once set; never while negative
-			m := provisioned(t, func(ctx context.Context, point string, n int) error {
+			_, m := provisioned(t, func(ctx context.Context, point string, n int) error {
 				if point == "vectors-batch" || point == "vectors-before-commit" {
 					killAt--
 					if killAt == 0 {

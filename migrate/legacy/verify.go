@@ -38,10 +38,23 @@ type userChecksum struct {
 
 // checksumSQL returns the per-user count and checksum query: the checksum is the md5 of
 // the sorted md5s of the rows' text forms, so it does not depend on row order.
+//
+// An ObjectKeyColumn enters the checksum as the legacy key its value was rewritten
+// from (through the copy ledger), so RewriteObjectKeys changes no checksum while a key
+// pointed at another object does.
 func checksumSQL(t Table, cols []string) string {
+	exprs := make([]string, len(cols))
+	join := ""
+	for i, c := range cols {
+		exprs[i] = "_t." + pq.QuoteIdentifier(c)
+		if c == t.ObjectKeyColumn {
+			exprs[i] = "coalesce(_ok.legacy_key, " + exprs[i] + ")"
+			join = " LEFT JOIN cloneiso_legacy_objects _ok ON _ok.new_key = _t." + pq.QuoteIdentifier(c) + " AND _ok.new_key <> ''"
+		}
+	}
 	return `SELECT user_id, count(*) AS row_count, md5(string_agg(_h, '' ORDER BY _h)) AS checksum FROM (
-		SELECT coalesce(` + pq.QuoteIdentifier(t.userColumn()) + `::text, '') AS user_id, md5(ROW(` + strings.Join(quoteAll(cols), ", ") + `)::text) AS _h
-		FROM ` + pq.QuoteIdentifier(t.Name) + `) AS _r GROUP BY user_id ORDER BY user_id`
+		SELECT coalesce(_t.` + pq.QuoteIdentifier(t.userColumn()) + `::text, '') AS user_id, md5(ROW(` + strings.Join(exprs, ", ") + `)::text) AS _h
+		FROM ` + pq.QuoteIdentifier(t.Name) + ` AS _t` + join + `) AS _r GROUP BY user_id ORDER BY user_id`
 }
 
 // Snapshot records, once per table, each user's row count and content checksum (every
@@ -116,6 +129,7 @@ const (
 	DiscrepancyUnmatched     = "unmatched"     // a legacy object or vector that no user owns
 	DiscrepancyNotAdopted    = "not-adopted"   // the table has no tenant_id/clone_id columns
 	DiscrepancyMissingTable  = "missing-table" // a configured host table does not exist
+	DiscrepancyObjectKey     = "object-key"    // an object key column still names a copied legacy object, or an object outside its row\'s clone
 )
 
 // Discrepancy is one thing [Migrator.Verify] (or the object and vector verifications)
@@ -128,6 +142,7 @@ type Discrepancy struct {
 	Detail string
 }
 
+// String describes the discrepancy in one line.
 func (d Discrepancy) String() string {
 	s := d.Kind + " [" + d.Table
 	if d.UserID != "" {
@@ -359,6 +374,22 @@ func (m *Migrator) verify(ctx context.Context, tx *sqlx.Tx, r *VerifyReport) err
 		for _, x := range wrong {
 			tv.WrongClone += x.N
 			r.add(DiscrepancyWrongClone, t.Name, x.UserID, x.N, "%d rows are not in the clone of their user %q (keys %s...)", x.N, x.UserID, strings.Join(x.Keys, " "))
+		}
+		if t.ObjectKeyColumn != "" && slices.Contains(cols, t.ObjectKeyColumn) {
+			kc := "_t." + pq.QuoteIdentifier(t.ObjectKeyColumn)
+			var stale, foreign int64
+			if err := tx.QueryRowxContext(ctx, `SELECT
+				(SELECT count(*) FROM `+tq+` _t JOIN cloneiso_legacy_objects _l ON _l.legacy_key = `+kc+` WHERE _l.new_key <> ''),
+				(SELECT count(*) FROM `+tq+` _t WHERE `+kc+` LIKE 'tenants/%' AND _t.tenant_id IS NOT NULL AND _t.clone_id IS NOT NULL
+					AND NOT starts_with(`+kc+`, 'tenants/' || _t.tenant_id || '/clones/' || _t.clone_id || '/'))`).Scan(&stale, &foreign); err != nil {
+				return err
+			}
+			if stale > 0 {
+				r.add(DiscrepancyObjectKey, t.Name, "", stale, "%d rows of %s.%s still name a legacy object that was copied: run objects rewrite-keys", stale, t.Name, t.ObjectKeyColumn)
+			}
+			if foreign > 0 {
+				r.add(DiscrepancyObjectKey, t.Name, "", foreign, "%d rows of %s.%s name an object outside their own clone", foreign, t.Name, t.ObjectKeyColumn)
+			}
 		}
 		r.Tables = append(r.Tables, tv)
 		m.cfg.Progress(Progress{Step: "verify", Table: t.Name, Done: int64(ti + 1), Total: int64(len(m.cfg.Tables))})

@@ -18,13 +18,20 @@
 //	backfill               provision one tenant+clone per legacy user, snapshot, backfill
 //	                       tenant_id/clone_id in batches (resumable; --restart rescans)
 //	snapshot --retake      record the "before" again after deliberately changing legacy rows
-//	objects copy|verify|delete-legacy   copy legacy objects into clone prefixes, verify, delete
-//	vectors copy|verify|delete-legacy   copy legacy vectors into clone namespaces, verify, delete
+//	objects copy|verify|rewrite-keys|delete-legacy
+//	                       copy legacy objects into clone prefixes, verify them, point
+//	                       documents.object_key (and configured columns) at the copies,
+//	                       delete the legacy keys
+//	vectors copy|verify|delete-legacy
+//	                       copy legacy vectors into clone namespaces, verify, delete
 //	verify                 compare with the snapshot, find rows without or in the wrong clone;
 //	                       also objects and vectors when configured
 //	enforce                NOT NULL, tenant-led keys, forced row-level security; refuses while
 //	                       any row lacks its clone
+//	grant --app-role R     grant the application role its privileges (migrate.AppRoleSQL and
+//	                       the configured host tables)
 //	check                  migrate.CheckIsolation for the application role
+//	rollback-sql           print the SQL that undoes adopt and backfill (before enforce only)
 //
 // Every flag can also be set in the environment as CLONEISO_ followed by the flag's name
 // in upper case with "-" as "_" (--database-url is CLONEISO_DATABASE_URL); flags win.
@@ -46,6 +53,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -54,6 +62,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/migrate"
@@ -136,8 +145,8 @@ func (o *options) flags(fs *flag.FlagSet) {
 
 const usage = `usage: cloneiso-migrate <command> [subcommand] [flags]
 
-commands: status, up, plan, backfill, snapshot --retake, objects copy|verify|delete-legacy,
-          vectors copy|verify|delete-legacy, verify, enforce, check
+commands: status, up, plan, backfill, snapshot --retake, objects copy|verify|rewrite-keys|delete-legacy,
+          vectors copy|verify|delete-legacy, verify, enforce, grant, check, rollback-sql
 see MIGRATION_GUIDE.md; run a command with -h for its flags`
 
 // app is one invocation.
@@ -215,7 +224,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 func (a *app) dispatch(ctx context.Context, cmd, sub string) (int, error) {
 	commands := map[string]func(context.Context) (int, error){
 		"status": a.status, "up": a.up, "plan": a.plan, "backfill": a.backfill, "snapshot": a.snapshot,
-		"verify": a.verify, "enforce": a.enforce, "check": a.check,
+		"verify": a.verify, "enforce": a.enforce, "check": a.check, "grant": a.grant, "rollback-sql": a.rollbackSQL,
 		"objects": func(ctx context.Context) (int, error) { return a.objects(ctx, sub) },
 		"vectors": func(ctx context.Context) (int, error) { return a.vectors(ctx, sub) },
 	}
@@ -655,10 +664,20 @@ func (a *app) objects(ctx context.Context, sub string) (int, error) {
 			return exitDiscrepancy, nil
 		}
 		return exitOK, nil
+	case "rewrite-keys":
+		n, err := a.m.RewriteObjectKeys(ctx)
+		a.bar.finish()
+		for t, k := range n {
+			a.printf("%s: %d object keys rewritten\n", t, k)
+		}
+		if err != nil {
+			return exitFailure, fmt.Errorf("%w (run again to resume)", err)
+		}
+		return exitOK, nil
 	case "delete-legacy":
 		rep, err = a.m.DeleteLegacyObjects(ctx, oo)
 	default:
-		return exitUsage, usagef("objects: unknown subcommand %q (copy, verify, delete-legacy)", sub)
+		return exitUsage, usagef("objects: unknown subcommand %q (copy, verify, rewrite-keys, delete-legacy)", sub)
 	}
 	a.bar.finish()
 	if rep != nil {
@@ -739,5 +758,33 @@ func (a *app) vectors(ctx context.Context, sub string) (int, error) {
 	if !rep.OK() {
 		return exitDiscrepancy, nil
 	}
+	return exitOK, nil
+}
+
+func (a *app) grant(ctx context.Context) (int, error) {
+	role := a.opts.appRole
+	if role == "" {
+		return exitUsage, usagef("grant needs --app-role")
+	}
+	stmts := migrate.AppRoleSQL(role, "")
+	sdk := migrate.CloneOwnedTables()
+	for _, t := range a.m.Tables() {
+		if !slices.Contains(sdk, t.Name) {
+			stmts += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + pq.QuoteIdentifier(t.Name) + " TO " + pq.QuoteIdentifier(role) + ";\n"
+		}
+	}
+	if _, err := a.db.ExecContext(ctx, stmts); err != nil {
+		return exitFailure, err
+	}
+	a.printf("granted %s:\n%s", role, stmts)
+	return exitOK, nil
+}
+
+func (a *app) rollbackSQL(ctx context.Context) (int, error) {
+	script, err := a.m.RollbackSQL(ctx)
+	if err != nil {
+		return exitFailure, err
+	}
+	a.printf("%s", script)
 	return exitOK, nil
 }

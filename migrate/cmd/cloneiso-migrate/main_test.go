@@ -102,6 +102,8 @@ func TestCLI(t *testing.T) {
 
 	out, _ = c.run(exitOK, "up")
 	mustContain(t, out, "legacy schema adopted")
+	out, _ = c.run(exitOK, "rollback-sql")
+	mustContain(t, out, "BEGIN;", "ALTER TABLE \"documents\" DROP COLUMN IF EXISTS tenant_id", "DROP TABLE \"tenants\"")
 	_, errOut = c.run(exitDiscrepancy, "enforce")
 	mustContain(t, errOut, "refusing to enforce", "documents:")
 
@@ -120,6 +122,8 @@ func TestCLI(t *testing.T) {
 		if strings.Contains(out, "was not copied") {
 			t.Fatalf("objects verify:\n%s", out)
 		}
+		out, _ = c.run(exitOK, append([]string{"objects", "rewrite-keys"}, objFlags...)...)
+		mustContain(t, out, "documents: ")
 	}
 	c.run(exitOK, append([]string{"vectors", "copy"}, vecFlags...)...)
 	out, _ = c.run(exitOK, append([]string{"vectors", "verify"}, vecFlags...)...)
@@ -140,13 +144,12 @@ func TestCLI(t *testing.T) {
 	out, _ = c.run(exitOK, "enforce")
 	mustContain(t, out, "enforced on documents")
 	c.run(exitOK, "enforce")
+	_, errOut = c.run(exitFailure, "rollback-sql")
+	mustContain(t, errOut, "restoring the backup")
 
-	// The isolation check fails until the application role is granted its tables.
 	c.run(exitUsage, "check")
-	if err := db.Grant(ctx); err != nil {
-		t.Fatal(err)
-	}
-	db.Owner.MustExec("GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO " + pgtest.AppRole)
+	out, _ = c.run(exitOK, "grant", "--app-role", pgtest.AppRole)
+	mustContain(t, out, "ON \"notes\" TO")
 	out, _ = c.run(exitOK, "check", "--app-database-url", db.AppURL)
 	mustContain(t, out, "isolation OK")
 	db.Owner.MustExec("ALTER TABLE notes NO FORCE ROW LEVEL SECURITY")

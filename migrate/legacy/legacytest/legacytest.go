@@ -305,3 +305,23 @@ func PutVectors(ctx context.Context, d driver.Index, perUser bool, shared string
 	}
 	return per, nil
 }
+
+// CreateLarge creates a legacy table "events" (bigint key, user_id, payload, time) of
+// rows rows spread over users users (IDs "big00001"...), for benchmarks; the data is
+// generated in the server.
+func CreateLarge(ctx context.Context, db *sqlx.DB, rows, users int) error {
+	_, err := db.ExecContext(ctx, fmt.Sprintf(`
+CREATE TABLE events (
+    id         bigint      PRIMARY KEY,
+    user_id    text,
+    kind       text        NOT NULL,
+    payload    text        NOT NULL,
+    created_at timestamptz NOT NULL
+);
+INSERT INTO events (id, user_id, kind, payload, created_at)
+SELECT i, 'big' || lpad(((i::bigint * 7919) %% %[2]d + 1)::text, 5, '0'), (ARRAY['view', 'chat', 'upload'])[1 + i %% 3],
+       md5(i::text) || md5((i + 1)::text), timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second'
+FROM generate_series(1, %[1]d) i;
+ANALYZE events;`, rows, users))
+	return err
+}

@@ -1,0 +1,62 @@
+// Package legacy moves a legacy deployment, whose data is keyed by a user ID, to
+// cloneiso's clone model across PostgreSQL, an S3 bucket and a vector index, without
+// losing or mixing a single record: every legacy user gets a tenant and a clone, exactly
+// as on a first sign-in (tenant.Store.ProvisionSolo), and every row, object and vector
+// of that user moves into that clone. The command cloneiso-migrate
+// (migrate/cmd/cloneiso-migrate) drives it; MIGRATION_GUIDE.md at the repository root is
+// the operator's runbook.
+//
+// The legacy path is PostgreSQL only (SQLite deployments have no legacy to migrate).
+//
+// # Schema: adopt, then enforce
+//
+// A fresh install runs package migrate's migrations. A legacy database cannot: its
+// tables exist, keyed by their own IDs and a user column. It takes a separate,
+// explicit path of two migrations around the data migration:
+//
+//   - [Migrator.Adopt] creates the control-plane tables (tenants, clones,
+//     tenant_members, clone_grants, audit_events) from the very statements of the
+//     fresh-install migration, the migration's bookkeeping tables (cloneiso_legacy_*),
+//     and adds nullable tenant_id and clone_id columns to every configured table,
+//     whose user column becomes nullable. Nothing else changes, so the legacy
+//     application keeps working and the step is easy to undo (MIGRATION_GUIDE.md).
+//   - [Migrator.Enforce] refuses, with a message naming every table and count, while
+//     any row lacks its clone. Otherwise, in one transaction, it makes tenant_id and
+//     clone_id NOT NULL, re-keys every table with primary and foreign keys led by
+//     tenant_id and clone_id, creates the SDK tables the legacy database lacked, forces
+//     row-level security with the fresh install's fail-closed policy, and records
+//     schema version [EnforcedVersion] in migrate's version table; migrate.Up then
+//     applies later versions. From there on the database is upgraded like any other.
+//
+// # Data: plan, backfill, verify
+//
+// The tables to migrate and each table's user column are configuration ([Config],
+// [Table]); the SDK's tables are the default, and hosts add their own.
+// [Migrator.Plan] is the dry run: per table and per user, what would change, and which
+// rows have no user. [Migrator.Backfill] provisions the users ([Migrator.Provision];
+// users without rows too, with [Config].UsersQuery), records a per-user snapshot of
+// counts and content checksums ([Migrator.Snapshot]), then sets tenant_id and
+// clone_id table by table, in pages of [Config].BatchSize rows in primary key order
+// (keyset pagination), one transaction per page that also advances the table's
+// checkpoint. Kill it at any point and run it again: it resumes after the last
+// committed page and ends exactly where an uninterrupted run would; a further run
+// changes nothing. Rows without a user are never guessed: they are left alone and
+// reported, and enforcement refuses until the operator assigns or deletes them.
+//
+// [Migrator.Verify] compares each table's per-user counts and checksums with the
+// snapshot, and reports rows without a clone, rows whose clone is not their user's (a
+// row moved after the backfill), children in another clone than their parent, and
+// users whose clone is missing or inconsistent.
+//
+// # Objects and vectors
+//
+// [Migrator.MigrateObjects] copies legacy objects named by a key template such as
+// "users/{user_id}/{kind}/{name}" into each clone's prefix through the clone-scoped
+// objectstore.Bucket, reading each copy back to compare size and SHA-256;
+// [Migrator.VerifyObjects] checks again; [Migrator.DeleteLegacyObjects] is the separate
+// step that deletes the legacy keys. [Migrator.MigrateVectors],
+// [Migrator.VerifyVectors] and [Migrator.DeleteLegacyVectors] do the same for vectors
+// kept in a namespace per user or in one shared namespace with the user in metadata,
+// writing through the clone-scoped vectorstore.Index (clone namespace, metadata
+// stamps). All of them are resumable and have a dry run.
+package legacy
