@@ -192,12 +192,16 @@ func (s *Store) RevokeClone(ctx context.Context, tenantID, cloneID uuid.UUID, su
 // authorization check behind an explicit clone selection, and it answers so that clone
 // IDs of other tenants cannot be probed:
 //
-//   - the subject is a member of the tenant and the clone's owner, a tenant owner or
-//     admin, or granted the clone: the context, or clone.ErrSuspended if the tenant or
-//     the clone is not active;
+//   - the subject is a member of the tenant and the clone's owner or granted the clone
+//     ([Store.GrantClone]): the context, or clone.ErrSuspended if the tenant or the
+//     clone is not active;
 //   - the subject is a member of the tenant but none of the above: clone.ErrForbidden;
 //   - anything else (the tenant or clone does not exist, the clone belongs to another
 //     tenant, the subject is not a member): clone.ErrNotFound.
+//
+// Being a tenant owner or admin grants no access to a clone's content: administrators
+// manage clones through an [Admin], read content through an audited break-glass grant
+// ([Admin.BreakGlass]), or grant themselves the clone (an explicit, audited act).
 //
 // Bad arguments fail with clone.ErrInvalidID or clone.ErrInvalidInput before any query.
 // It makes one database round trip.
@@ -239,7 +243,7 @@ func (s *Store) ResolveClone(ctx context.Context, subject string, tenantID, clon
 		return clone.CloneContext{}, errs.New(errs.NotFound, op, "clone not found")
 	}
 	role := Role(row.Role.String)
-	allowed := role == RoleOwner || role == RoleAdmin || row.OwnerSubject == subject || row.Granted > 0
+	allowed := row.OwnerSubject == subject || row.Granted > 0
 	if !allowed {
 		return clone.CloneContext{}, errs.New(errs.Forbidden, op, "clone not granted to the subject")
 	}

@@ -70,8 +70,10 @@ func TestResolveCloneRules(t *testing.T) {
 			tenant, clone uuid.UUID
 			want          want
 		}{
-			{"owner reaches any clone", f.boss, f.t.ID, f.a.ID, want{role: "owner"}},
-			{"admin reaches any clone", f.admin, f.t.ID, f.c.ID, want{role: "admin"}},
+			// No silent administrator bypass: tenant owners and admins need a grant (or
+			// break-glass through an Admin) to act as a clone they do not own.
+			{"tenant owner refused an ungranted clone", f.boss, f.t.ID, f.a.ID, want{err: clone.ErrForbidden}},
+			{"admin refused an ungranted clone", f.admin, f.t.ID, f.c.ID, want{err: clone.ErrForbidden}},
 			{"clone owner reaches own clone", f.author, f.t.ID, f.a.ID, want{role: "member"}},
 			{"member reaches granted clone", f.member, f.t.ID, f.b.ID, want{role: "member"}},
 			{"member refused ungranted clone", f.member, f.t.ID, f.c.ID, want{err: clone.ErrForbidden}},
@@ -147,8 +149,8 @@ func TestResolveCloneSuspended(t *testing.T) {
 			t.Fatalf("reactivated: %v", err)
 		}
 		setStatus("UPDATE tenants SET status = 'suspended' WHERE id = ?", f.t.ID)
-		if _, err := s.ResolveClone(ctx, f.boss, f.t.ID, f.a.ID); !errors.Is(err, clone.ErrSuspended) {
-			t.Errorf("tenant suspended: %v; want ErrSuspended", err)
+		if _, err := s.ResolveClone(ctx, f.author, f.t.ID, f.a.ID); !errors.Is(err, clone.ErrSuspended) {
+			t.Errorf("tenant suspended, clone owner: %v; want ErrSuspended", err)
 		}
 		if err := s.AddMember(ctx, f.t.ID, "late-"+uuid.NewString(), tenant.RoleMember); !errors.Is(err, clone.ErrSuspended) {
 			t.Errorf("AddMember to a suspended tenant: %v; want ErrSuspended", err)
@@ -177,12 +179,18 @@ func TestGrantsAndMembership(t *testing.T) {
 		if err := s.RevokeClone(ctx, f.t.ID, f.b.ID, f.member); err != nil {
 			t.Fatalf("second revoke: %v", err)
 		}
-		// Revoking a grant does not touch a tenant admin's access.
-		if err := s.RevokeClone(ctx, f.t.ID, f.b.ID, f.admin); err != nil {
+		// An admin's access, too, comes and goes with an explicit grant.
+		if err := s.GrantClone(ctx, f.t.ID, f.b.ID, f.admin); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.ResolveClone(ctx, f.admin, f.t.ID, f.b.ID); err != nil {
-			t.Fatalf("admin after revoke of a grant it never had: %v", err)
+			t.Fatalf("admin with a grant: %v", err)
+		}
+		if err := s.RevokeClone(ctx, f.t.ID, f.b.ID, f.admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ResolveClone(ctx, f.admin, f.t.ID, f.b.ID); !errors.Is(err, clone.ErrForbidden) {
+			t.Fatalf("admin after its grant was revoked: %v; want ErrForbidden", err)
 		}
 
 		// Grants are confined to the tenant: a clone of another tenant, a non-member.

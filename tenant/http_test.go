@@ -49,7 +49,7 @@ func host(t *testing.T, e *adminEnv, cache *clonehttp.Cache) *httptest.Server {
 		t.Fatal(err)
 	}
 	sink := clonesql.AuditSink(e.db)
-	mw := clonehttp.Middleware(auth, e.s.GrantResolver(), &clonehttp.Options{Cache: cache, Audit: sink, RequireSelection: true})
+	mw := clonehttp.Middleware(auth, e.s, &clonehttp.Options{Cache: cache, Audit: sink, RequireSelection: true})
 
 	clones := http.NewServeMux()
 	clones.HandleFunc("GET /insights", func(w http.ResponseWriter, r *http.Request) {

@@ -13,10 +13,14 @@ import (
 	"github.com/cloneiso/cloneiso/internal/errs"
 )
 
+// tombstoneMessage is the text of the error the tombstone triggers raise.
+const tombstoneMessage = "its data can no longer be written"
+
 // ClassifyError wraps a database error in the SDK's error kinds: no rows as NotFound,
 // unique and foreign-key violations as Conflict, a row-level security violation as
 // CloneMismatch, bad input the database refused (invalid text for a type, a value out of
-// range, a check constraint) as InvalidInput, a cancelled or expired context as
+// range, a check constraint) as InvalidInput, a write refused because the clone is
+// offboarding or offboarded as Suspended, a cancelled or expired context as
 // Unavailable with the context error kept, and everything else as Unavailable. The
 // driver's error stays reachable with errors.As (*pq.Error, *sqlite.Error). Errors that
 // already carry a kind are returned unchanged.
@@ -32,6 +36,11 @@ func ClassifyError(op string, err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return errs.Wrap(errs.Unavailable, op, err, "")
+	}
+	// The tombstone triggers of migration 00010 refuse rows of an offboarding or
+	// offboarded clone with this message (on both dialects).
+	if strings.Contains(err.Error(), tombstoneMessage) {
+		return errs.Wrap(errs.Suspended, op, err, "the clone is being or has been offboarded")
 	}
 	var pe *pq.Error
 	if errors.As(err, &pe) {
