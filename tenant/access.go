@@ -16,8 +16,8 @@ import (
 // Access to a clone
 //
 // A subject may act as a clone only while it is a member of the clone's tenant, and then
-// only if it is the clone's owner, an owner or admin of the tenant, or has been granted
-// that clone with [Store.GrantClone]. Removing a member ([Store.RemoveMember]) ends all
+// only if it is the clone's owner or has been granted that clone with
+// [Store.GrantClone]; a tenant role alone (even owner or admin) opens no clone. Removing a member ([Store.RemoveMember]) ends all
 // of its access, grants included. [Store.ResolveClone] applies these rules; the HTTP
 // middleware (package clone/clonehttp) calls it for every explicit clone selection.
 
@@ -166,8 +166,8 @@ func (s *Store) GrantClone(ctx context.Context, tenantID, cloneID uuid.UUID, sub
 }
 
 // RevokeClone withdraws a grant made by [Store.GrantClone]. Revoking a grant that does
-// not exist is not an error. It does not change the subject's membership or role: a
-// tenant owner or admin, or the clone's owner, keeps access.
+// not exist is not an error. It does not change the subject's membership or role; the
+// clone's owner keeps access.
 //
 // Access already resolved and cached by the HTTP middleware lasts until the cache entry
 // expires; call the cache's Invalidate(subject) to end it at once.
