@@ -58,6 +58,12 @@ type ProcessorOptions struct {
 	// for the persona: 0 means DefaultInsights / DefaultExamples, -1 none; at most
 	// MaxContextItems.
 	Insights, Examples int
+	// QueryTurns is the number of the conversation's previous user messages (from the
+	// history window) prepended to the question to form the retrieval query, so that a
+	// follow-up such as "and in winter?" finds what the conversation is about. 0 means
+	// the question alone; at most MaxContextItems. The prompt still ends with the
+	// question as asked.
+	QueryTurns int
 	// MaxAnswerTokens is passed to the generator (generate.Request.MaxTokens); 0 means
 	// the generator's default.
 	MaxAnswerTokens int
@@ -89,6 +95,9 @@ func NewProcessor(db *clonesql.DB, retriever *Retriever, gen generate.Generator,
 	var o ProcessorOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.QueryTurns < 0 || o.QueryTurns > MaxContextItems {
+		return nil, errs.New(errs.InvalidInput, op, "query turns must be 0..%d", MaxContextItems)
 	}
 	for _, n := range []*int{&o.HistoryMessages, &o.Insights, &o.Examples} {
 		if *n < -1 || *n > MaxContextItems {
@@ -273,7 +282,7 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 	}
 
 	// 4. Retrieve.
-	ret, err := p.retriever.Retrieve(ctx, cc, req.Question, ropts)
+	ret, err := p.retriever.Retrieve(ctx, cc, retrievalQuery(history, req.Question, p.o.QueryTurns), ropts)
 	if err != nil {
 		return fail(err)
 	}
@@ -419,6 +428,34 @@ func encodeCitations(cs []Citation) (json.RawMessage, error) {
 		short = short[:len(short)-1]
 	}
 	return json.RawMessage("[]"), nil
+}
+
+// retrievalQuery prepends up to turns of the history's last user messages to question,
+// oldest first, within MaxQuestionBytes (the question is always kept whole).
+func retrievalQuery(history []records.Message, question string, turns int) string {
+	var prev []string
+	room := MaxQuestionBytes - len(question)
+	for i := len(history) - 1; i >= 0 && len(prev) < turns; i-- {
+		m := history[i]
+		if m.Role != records.RoleUser {
+			continue
+		}
+		if len(m.Content)+1 > room {
+			break
+		}
+		room -= len(m.Content) + 1
+		prev = append(prev, m.Content)
+	}
+	if len(prev) == 0 {
+		return question
+	}
+	var b strings.Builder
+	for i := len(prev) - 1; i >= 0; i-- {
+		b.WriteString(prev[i])
+		b.WriteByte('\n')
+	}
+	b.WriteString(question)
+	return b.String()
 }
 
 func titleFrom(q string) string {

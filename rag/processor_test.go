@@ -429,3 +429,40 @@ func TestAnswerLimits(t *testing.T) {
 		t.Fatalf("%v: %d stored, %d returned", err, len(stored), len(resp.Citations))
 	}
 }
+
+// TestQueryTurns: with QueryTurns, a follow-up question retrieves from what the
+// conversation is about.
+func TestQueryTurns(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := context.Background()
+	cc := e.newClone(t)
+	seedDoc(t, e, cc, "Lighthouse", "The lighthouse keeper lights the lamp at dusk.")
+	seedDoc(t, e, cc, "Bakery", "The bakery sells rye bread. Ask about it at the counter.")
+	ask := func(turns int) string {
+		p, err := rag.NewProcessor(e.db, e.ret, extractive(t), &rag.ProcessorOptions{QueryTurns: turns, Retrieve: &rag.RetrieveOptions{TopK: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := p.Process(ctx, cc, &rag.Request{Question: "When does the lighthouse keeper light the lamp?"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := p.Process(ctx, cc, &rag.Request{ConversationID: first.Conversation.ID, Question: "Can I ask about it?"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Prompt.Request.Messages[len(resp.Prompt.Request.Messages)-1].Content != "Can I ask about it?" {
+			t.Fatal("the prompt does not end with the question as asked")
+		}
+		return resp.Citations[0].Title
+	}
+	if got := ask(0); got != "Bakery" {
+		t.Fatalf("without history: %s", got)
+	}
+	if got := ask(1); got != "Lighthouse" {
+		t.Fatalf("with one turn: %s", got)
+	}
+	if _, err := rag.NewProcessor(e.db, e.ret, extractive(t), &rag.ProcessorOptions{QueryTurns: -1}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatal(err)
+	}
+}
