@@ -12,6 +12,13 @@
 // role that owns nothing (see [AppRoleSQL]): row-level security is enforced on table
 // owners only because every clone-owned table has FORCE ROW LEVEL SECURITY, and never on
 // superusers or BYPASSRLS roles.
+//
+// A deployment that predates cloneiso, with its data keyed by a user ID, cannot run
+// these migrations on its existing tables: it takes the explicit legacy path of package
+// migrate/legacy (adopt the schema, backfill every row's clone, verify, then enforce),
+// driven by the cloneiso-migrate command (migrate/cmd/cloneiso-migrate). That path
+// ends with the schema of a fresh install at a recorded version, so [Up] carries on from
+// there. MIGRATION_GUIDE.md at the repository root is the runbook.
 package migrate
 
 import (
