@@ -466,3 +466,35 @@ func TestQueryTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// failingEmbedder is an embedder whose service is down.
+type failingEmbedder struct{ dim int }
+
+func (f failingEmbedder) Embed(context.Context, []string) ([][]float32, error) {
+	return nil, errs.New(errs.Unavailable, "test.Embed", "embedding service down")
+}
+func (f failingEmbedder) Dimension() int { return f.dim }
+func (f failingEmbedder) Model() string  { return "down" }
+
+// TestRetrievalFailure: a turn whose retrieval fails keeps the user's message, stores no
+// answer, runs no generator and reports the error's kind.
+func TestRetrievalFailure(t *testing.T) {
+	e := newEnv(t, false)
+	cc := e.newClone(t)
+	ret, err := rag.NewRetriever(e.db, e.index, failingEmbedder{e.index.Dimension()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := &recorder{Generator: extractive(t)}
+	p, err := rag.NewProcessor(e.db, ret, gen, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.Process(context.Background(), cc, &rag.Request{Question: "anything?"}, nil)
+	if !errors.Is(err, clone.ErrUnavailable) || resp == nil || !resp.Interrupted || len(gen.reqs) != 0 {
+		t.Fatalf("%v %+v", err, resp)
+	}
+	if got := messages(t, e, cc, resp.Conversation); strings.Join(got, "|") != "user:anything?" {
+		t.Fatalf("conversation %q", got)
+	}
+}

@@ -263,3 +263,53 @@ func TestOptionsValidation(t *testing.T) {
 		t.Errorf("empty request: %v", err)
 	}
 }
+
+// TestRetryAfterCapped: a long Retry-After is capped by RetryMaxDelay, and usage is
+// requested unless NoUsage.
+func TestRetryAfterCapped(t *testing.T) {
+	g, f := newGen(t, step{status: 429, retryAfter: "30"}, step{pieces: []string{"ok"}})
+	start := time.Now()
+	if _, err := g.Generate(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second || f.calls.Load() != 2 {
+		t.Fatalf("took %v, %d calls", d, f.calls.Load())
+	}
+	so, _ := f.bodies[0]["stream_options"].(map[string]any)
+	if so["include_usage"] != true {
+		t.Fatalf("stream options %v", f.bodies[0]["stream_options"])
+	}
+
+	f2 := &fakeAPI{t: t, script: []step{{pieces: []string{"ok"}}}}
+	srv := httptest.NewServer(f2)
+	defer srv.Close()
+	g2, err := openaigen.New(&openaigen.Options{Model: "m", BaseURL: srv.URL + "/v1/", APIKey: "test-key", NoUsage: true, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.Generate(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f2.bodies[0]["stream_options"]; ok {
+		t.Fatalf("stream options sent with NoUsage: %v", f2.bodies[0])
+	}
+}
+
+// TestCancelWhileWaitingToRetry: a context cancelled during the wait before a retry
+// ends Generate at once.
+func TestCancelWhileWaitingToRetry(t *testing.T) {
+	f := &fakeAPI{t: t, script: []step{{status: 503, retryAfter: "10"}}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	g, err := openaigen.New(&openaigen.Options{Model: "m", BaseURL: srv.URL + "/v1/", APIKey: "test-key", RetryMaxDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = g.Generate(ctx, req, nil)
+	if !errors.Is(err, clone.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("%v after %v", err, time.Since(start))
+	}
+}
