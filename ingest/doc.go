@@ -68,6 +68,6 @@
 // not found in any store.
 //
 // The pipeline writes one statement of its own through clonesql.DB (the conditional
-// claim and restore of a document's status, which package clone/records does not
+// claim and release of a document's status, which package clone/records does not
 // offer); everything else goes through clone/records.
 package ingest

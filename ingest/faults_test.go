@@ -263,3 +263,78 @@ func TestCrashThenReconcile(t *testing.T) {
 		}
 	})
 }
+
+// blockingEmbedder parks its second call until released, like an attempt that runs
+// so long that another process takes its document over.
+type blockingEmbedder struct {
+	embed.Embedder
+	calls   atomic.Int32
+	parked  chan struct{}
+	release chan struct{}
+}
+
+func (x *blockingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if x.calls.Add(1) == 2 {
+		close(x.parked)
+		<-x.release
+	}
+	return x.Embedder.Embed(ctx, texts)
+}
+
+// An attempt that lost its claim to a takeover fails without undoing the winner's
+// work, whether the two ingested the same content (same vector IDs) or not.
+func TestLostClaimLeavesTheWinnerAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		for _, tc := range []struct{ same, failLater bool }{{true, false}, {false, false}, {true, true}} {
+			same := tc.same
+			t.Run(fmt.Sprintf("same=%v,fail=%v", tc.same, tc.failLater), func(t *testing.T) {
+				ctx := context.Background()
+				local, _ := embed.NewLocal(&embed.LocalOptions{Dimension: dim})
+				slow := &blockingEmbedder{Embedder: local, parked: make(chan struct{}), release: make(chan struct{})}
+				pa := e.pipeline(t, &ingest.Options{Chunking: small, EmbedBatch: 3, Embedder: slow})
+				pb := e.pipeline(t, &ingest.Options{Chunking: small, EmbedBatch: 3, StaleAfter: 1})
+				cc := e.newClone(t)
+				base := mustIngest(t, pb, cc, ingest.Source{Data: []byte(doc("base", 3)), ContentType: "text/plain"})
+				textA, textB := doc("the slow attempt", 6), doc("the slow attempt", 6)
+				if !same {
+					textB = doc("the quick takeover", 6)
+				}
+				var errA error
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					_, errA = pa.Ingest(ctx, cc, ingest.Source{DocumentID: base.Document.ID, Data: []byte(textA), ContentType: "text/plain"})
+				}()
+				<-slow.parked
+				rb, err := pb.Ingest(ctx, cc, ingest.Source{DocumentID: base.Document.ID, Data: []byte(textB), ContentType: "text/plain"})
+				if err != nil {
+					t.Fatalf("takeover: %v", err)
+				}
+				if tc.failLater {
+					e.faults.reset()
+					e.faults.fail("vectors.Upsert", 0)
+				}
+				close(slow.release)
+				<-done
+				e.faults.heal()
+				if tc.failLater {
+					// The slow attempt failed on its own, after the winner committed the same
+					// vectors: its clean-up must not remove them.
+					if !errors.Is(errA, clone.ErrUnavailable) {
+						t.Fatalf("slow attempt: %v", errA)
+					}
+					errA = nil
+				}
+				// With the same content the winner committed exactly what the slow attempt
+				// would have, which it recognizes; otherwise it lost.
+				if same && errA != nil || !same && !errors.Is(errA, clone.ErrConflict) {
+					t.Fatalf("slow attempt: %v", errA)
+				}
+				s := checkConsistent(t, e, cc)
+				if d := s.docs[0]; d.Status != records.StatusReady || d.ContentHash != rb.Document.ContentHash || d.Error != "" {
+					t.Fatalf("winner's document changed: %+v", d)
+				}
+			})
+		}
+	})
+}

@@ -804,45 +804,54 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 
 // compensate removes what a failed attempt wrote and records the failure. It runs
 // even if ctx is done, within compensationTimeout.
+//
+// If the attempt lost its claim (it ran so long that another attempt took the
+// document over as abandoned, or the document was deleted), the document is not
+// touched, and the attempt's vectors and original are kept when they are the same
+// version as the document's current one (same content, same IDs).
 func (p *Pipeline) compensate(ctx context.Context, cc clone.CloneContext, a *attempt, cause error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
 	defer cancel()
+	owned, shared := true, false
+	if cur, err := records.GetDocument(cctx, p.q(), cc, a.doc.ID); err == nil {
+		owned = cur.Status == records.StatusProcessing && cur.UpdatedAt.Equal(a.doc.UpdatedAt)
+		shared = !owned && cur.ContentHash == a.hash
+	} else if errors.Is(err, clone.ErrNotFound) {
+		owned = false
+	}
 	var errsOut []error
-	if len(a.vectorIDs) > 0 {
+	if len(a.vectorIDs) > 0 && !shared {
 		if err := p.deleteVectors(cctx, cc, a.vectorIDs); err != nil {
 			errsOut = append(errsOut, fmt.Errorf("removing this attempt's vectors: %w", err))
 		}
 	}
-	if a.objectName != "" && p.objects != nil {
+	if a.objectName != "" && p.objects != nil && !shared {
 		if err := p.objects.Delete(cctx, cc, ObjectKind, a.objectName); err != nil && !errors.Is(err, clone.ErrNotFound) {
 			errsOut = append(errsOut, fmt.Errorf("removing this attempt's original: %w", err))
 		}
 	}
-	msg := errorMessage(cause)
-	var err error
-	if a.hadVersion {
-		// The previous version is still committed and served: keep it ready, and say
-		// that the update failed.
-		err = p.restore(cctx, cc, a, "update failed: "+msg)
-	} else {
-		err = records.SetDocumentStatus(cctx, p.q(), cc, a.doc.ID, records.StatusFailed, msg)
-	}
-	if err != nil && !errors.Is(err, clone.ErrNotFound) {
-		errsOut = append(errsOut, fmt.Errorf("recording the failure: %w", err))
+	if owned {
+		var err error
+		if a.hadVersion {
+			// The previous version is still committed and served: keep it ready, and say
+			// that the update failed.
+			err = p.release(cctx, cc, a, records.StatusReady, "update failed: "+errorMessage(cause))
+		} else {
+			err = p.release(cctx, cc, a, records.StatusFailed, errorMessage(cause))
+		}
+		if err != nil {
+			errsOut = append(errsOut, fmt.Errorf("recording the failure: %w", err))
+		}
 	}
 	return errors.Join(errsOut...)
 }
 
-// restore puts a document whose update failed back to its previous, still committed,
-// version (status ready) with errMsg.
-func (p *Pipeline) restore(ctx context.Context, cc clone.CloneContext, a *attempt, errMsg string) error {
-	res, err := p.db.Exec(ctx, cc, `UPDATE documents SET status = 'ready', error = :error, updated_at = :now
-		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id AND status = 'processing' AND updated_at = :seen`,
-		map[string]any{"id": a.doc.ID, "error": errMsg, "now": p.now().UTC().Truncate(time.Microsecond), "seen": a.doc.UpdatedAt})
-	if err != nil {
-		return err
-	}
-	_, err = res.RowsAffected()
+// release ends the attempt's claim on its document: status (ready or failed) and
+// errMsg, only if the row is still as the attempt left it (status and updated_at).
+func (p *Pipeline) release(ctx context.Context, cc clone.CloneContext, a *attempt, status, errMsg string) error {
+	_, err := p.db.Exec(ctx, cc, `UPDATE documents SET status = :status, error = :error, updated_at = :now
+		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id AND status = :from AND updated_at = :seen`,
+		map[string]any{"id": a.doc.ID, "status": status, "error": errMsg, "now": p.now().UTC().Truncate(time.Microsecond), "from": a.doc.Status, "seen": a.doc.UpdatedAt})
 	return err
 }
 

@@ -83,13 +83,13 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 		}
 		a := &attempt{doc: d}
 		if d.Status == records.StatusProcessing && d.ChunkCount > 0 {
-			if err := p.restore(ctx, cc, a, "interrupted"); err != nil {
+			if err := p.release(ctx, cc, a, records.StatusReady, "interrupted"); err != nil {
 				return rep, err
 			}
 			d.Status = records.StatusReady
 			rep.DocumentsRestored++
 		} else {
-			if err := records.SetDocumentStatus(ctx, p.q(), cc, id, records.StatusFailed, "interrupted"); err != nil && !errors.Is(err, clone.ErrNotFound) {
+			if err := p.release(ctx, cc, a, records.StatusFailed, "interrupted"); err != nil {
 				return rep, err
 			}
 			d.Status = records.StatusFailed
