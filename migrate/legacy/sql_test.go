@@ -368,50 +368,14 @@ func TestTamperDetected(t *testing.T) {
 	}
 }
 
-// state is a database's migration result with the random tenant and clone IDs replaced
-// by the user they were given to, so two runs compare equal if they did the same.
 func state(t *testing.T, db *pgtest.DB) map[string]string {
 	t.Helper()
-	out := map[string]string{}
 	cfg := legacytest.Config()
-	for _, tbl := range cfg.Tables {
-		var exists bool
-		db.Owner.Get(&exists, "SELECT to_regclass($1) IS NOT NULL", tbl.Name)
-		if !exists {
-			continue
-		}
-		var cols []string
-		if err := db.Owner.Select(&cols, `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
-			AND attname NOT IN ('tenant_id', 'clone_id') ORDER BY attnum`, tbl.Name); err != nil {
-			t.Fatal(err)
-		}
-		var sum string
-		q := fmt.Sprintf(`SELECT coalesce(md5(string_agg(r, E'\n' ORDER BY r)), '') FROM (
-			SELECT ROW(%s)::text || ' -> ' || coalesce(m.user_id, '<none>') AS r
-			FROM %s t LEFT JOIN cloneiso_legacy_users m ON m.to_tenant_id = t.tenant_id AND m.to_clone_id = t.clone_id) s`,
-			"t."+strings.Join(cols, ", t."), tbl.Name)
-		if err := db.Owner.Get(&sum, q); err != nil {
-			t.Fatal(err)
-		}
-		out["table "+tbl.Name] = sum
+	st, err := legacytest.State(context.Background(), db.Owner, cfg.Tables)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, q := range map[string]string{
-		"users":     "SELECT string_agg(user_id || '=' || subject, ',' ORDER BY user_id) FROM cloneiso_legacy_users",
-		"clones":    "SELECT string_agg(c.user_id || ':' || c.owner_subject || ':' || c.status, ',' ORDER BY c.user_id) FROM clones c",
-		"tenants":   "SELECT count(*)::text || ' ' || string_agg(signup_subject || ':' || plan || ':' || clone_limit, ',' ORDER BY signup_subject) FROM tenants",
-		"members":   "SELECT string_agg(subject || ':' || role, ',' ORDER BY subject) FROM tenant_members",
-		"snapshot":  "SELECT md5(string_agg(table_name || user_id || row_count || checksum, ',' ORDER BY table_name, user_id)) FROM cloneiso_legacy_snapshot",
-		"completed": "SELECT string_agg(step || ':' || name || ':' || done, ',' ORDER BY step, name) FROM cloneiso_legacy_checkpoints",
-	} {
-		var s *string
-		if err := db.Owner.Get(&s, q); err != nil {
-			t.Fatal(err)
-		}
-		if s != nil {
-			out[name] = *s
-		}
-	}
-	return out
+	return st
 }
 
 // TestKillAndResume interrupts the backfill at many different points — while

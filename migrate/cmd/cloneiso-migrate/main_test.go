@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +19,17 @@ import (
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// asCLI, set in the environment, makes the test binary behave as cloneiso-migrate, so
+// tests can run it as a process of its own and kill it.
+const asCLI = "CLONEISO_MIGRATE_TEST_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asCLI) == "1" {
+		main()
+		return
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 type cli struct {
 	t   *testing.T
@@ -180,5 +192,91 @@ func TestRender(t *testing.T) {
 	}
 	if got := render("provision", 7, 0, 0); got != "provision                    7" {
 		t.Fatalf("render without total: %q", got)
+	}
+}
+
+// TestKillProcess runs backfill as a process of its own and kills it (SIGKILL, no
+// chance to clean up) at random moments, again and again, until a run finishes by
+// itself; the database must then be exactly as after one uninterrupted run, and a
+// further run must change nothing.
+func TestKillProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes in a loop")
+	}
+	ctx := context.Background()
+	cfg := legacytest.Config()
+	cfg.BatchSize = 5
+	b, _ := json.Marshal(cfg)
+	cfgFile := filepath.Join(t.TempDir(), "migrate.json")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newDB := func() *pgtest.DB {
+		db := pgtest.Fresh(t, false)
+		if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	ref := newDB()
+	c := &cli{t: t, env: map[string]string{"CLONEISO_DATABASE_URL": ref.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
+	c.run(exitOK, "up")
+	c.run(exitDiscrepancy, "backfill") // rows without a user remain: exit 1 is the complete run
+	want, err := legacytest.State(ctx, ref.Owner, cfg.Tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db := newDB()
+	c = &cli{t: t, env: map[string]string{"CLONEISO_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
+	c.run(exitOK, "up")
+	delays := []time.Duration{30, 90, 150, 250, 400, 600, 900, 1300}
+	kills := 0
+	for i := 0; ; i++ {
+		cmd := exec.Command(os.Args[0], "backfill", "--progress", "never")
+		cmd.Env = append(os.Environ(), asCLI+"=1", "CLONEISO_DATABASE_URL="+db.OwnerURL, "CLONEISO_CONFIG="+cfgFile)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var err error
+		if i < len(delays) {
+			select {
+			case err = <-done:
+			case <-time.After(delays[i] * time.Millisecond):
+				cmd.Process.Kill()
+				<-done
+				kills++
+				continue
+			}
+		} else {
+			err = <-done
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitDiscrepancy {
+			t.Fatalf("run %d: %v\n%s", i, err, out.String())
+		}
+		break
+	}
+	t.Logf("%d runs killed before one completed", kills)
+	if kills < 5 {
+		t.Fatalf("only %d runs were killed; the backfill is too fast for this test's delays", kills)
+	}
+	got, err := legacytest.State(ctx, db.Owner, cfg.Tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range want {
+		if got[k] != want[k] {
+			t.Errorf("after %d kills, %s differs from an uninterrupted run", kills, k)
+		}
+	}
+	out, _ := c.run(exitDiscrepancy, "backfill", "--restart")
+	mustContain(t, out, "0 updated")
+	if strings.Contains(out, "provisioned now") && !strings.Contains(out, "(0 provisioned now)") {
+		t.Fatalf("a run after the kills provisioned users:\n%s", out)
 	}
 }

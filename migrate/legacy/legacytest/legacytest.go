@@ -16,10 +16,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/migrate/legacy"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
@@ -324,4 +326,53 @@ SELECT i, 'big' || lpad(((i::bigint * 7919) %% %[2]d + 1)::text, 5, '0'), (ARRAY
 FROM generate_series(1, %[1]d) i;
 ANALYZE events;`, rows, users))
 	return err
+}
+
+// State describes a migrated database so that two runs compare equal when they did the
+// same, whatever random tenant and clone IDs they drew: for each table, a checksum of
+// its rows (all columns but tenant_id and clone_id) each followed by the legacy user
+// its clone was given to; the user → subject mapping; the clones, tenants and members
+// provisioned; the snapshot; and which steps completed.
+func State(ctx context.Context, db *sqlx.DB, tables []legacy.Table) (map[string]string, error) {
+	out := map[string]string{}
+	for _, tbl := range tables {
+		var exists bool
+		if err := db.GetContext(ctx, &exists, "SELECT to_regclass($1) IS NOT NULL", tbl.Name); err != nil {
+			return nil, err
+		}
+		if !exists {
+			continue
+		}
+		var cols []string
+		if err := db.SelectContext(ctx, &cols, `SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+			AND attname NOT IN ('tenant_id', 'clone_id') ORDER BY attnum`, tbl.Name); err != nil {
+			return nil, err
+		}
+		var sum string
+		q := fmt.Sprintf(`SELECT coalesce(md5(string_agg(r, E'\n' ORDER BY r)), '') FROM (
+			SELECT ROW(%s)::text || ' -> ' || coalesce(m.user_id, '<none>') AS r
+			FROM %s t LEFT JOIN cloneiso_legacy_users m ON m.to_tenant_id = t.tenant_id AND m.to_clone_id = t.clone_id) s`,
+			"t."+strings.Join(cols, ", t."), pq.QuoteIdentifier(tbl.Name))
+		if err := db.GetContext(ctx, &sum, q); err != nil {
+			return nil, err
+		}
+		out["table "+tbl.Name] = sum
+	}
+	for name, q := range map[string]string{
+		"users":     "SELECT string_agg(user_id || '=' || subject, ',' ORDER BY user_id) FROM cloneiso_legacy_users",
+		"clones":    "SELECT string_agg(c.user_id || ':' || c.owner_subject || ':' || c.status, ',' ORDER BY c.user_id) FROM clones c",
+		"tenants":   "SELECT count(*)::text || ' ' || string_agg(signup_subject || ':' || plan || ':' || clone_limit, ',' ORDER BY signup_subject) FROM tenants",
+		"members":   "SELECT string_agg(subject || ':' || role, ',' ORDER BY subject) FROM tenant_members",
+		"snapshot":  "SELECT md5(string_agg(table_name || user_id || row_count || checksum, ',' ORDER BY table_name, user_id)) FROM cloneiso_legacy_snapshot",
+		"completed": "SELECT string_agg(step || ':' || name || ':' || done, ',' ORDER BY step, name) FROM cloneiso_legacy_checkpoints WHERE step <> 'adopt'",
+	} {
+		var s *string
+		if err := db.GetContext(ctx, &s, q); err != nil {
+			return nil, err
+		}
+		if s != nil {
+			out[name] = *s
+		}
+	}
+	return out, nil
 }
