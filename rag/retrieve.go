@@ -295,7 +295,7 @@ func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []v
 	if len(matches) == 0 {
 		return nil, nil
 	}
-	chunks, err := ingest.Resolve(ctx, r.db, cc, matches)
+	chunks, err := r.resolve(ctx, cc, matches)
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +332,27 @@ func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []v
 			Ordinal: c.Ordinal, StartOffset: c.StartOffset, EndOffset: c.EndOffset,
 			Text: c.Content, TokenCount: c.TokenCount, Score: m.Score, VectorID: m.ID,
 		})
+	}
+	return out, nil
+}
+
+// resolve maps matches to chunks with ingest.Resolve. On SQLite it resolves one match
+// per call: records.GetChunks selects several keys with an OR of (document, ordinal)
+// pairs, which SQLite's planner turns into a scan of all the clone's chunks from five
+// keys on (milliseconds at 10k chunks), while one key is an index lookup (tens of
+// µs). On PostgreSQL one batched call saves round trips. Resolving match by match also
+// keeps a chunk whose current and previous versions both matched.
+func (r *Retriever) resolve(ctx context.Context, cc clone.CloneContext, matches []vectorstore.Match) ([]records.Chunk, error) {
+	if r.db.Dialect() != clonesql.SQLite {
+		return ingest.Resolve(ctx, r.db, cc, matches)
+	}
+	var out []records.Chunk
+	for i := range matches {
+		cs, err := ingest.Resolve(ctx, r.db, cc, matches[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
 	}
 	return out, nil
 }
