@@ -129,6 +129,9 @@ func NewProcessor(db *clonesql.DB, retriever *Retriever, gen generate.Generator,
 	if po.Audit == nil {
 		po.Audit = o.Audit
 	}
+	if po.MaxTokens != 0 && (po.MaxTokens < MinPromptTokens || po.MaxTokens > MaxPromptTokens) {
+		return nil, errs.New(errs.InvalidInput, op, "prompt budget must be %d..%d tokens", MinPromptTokens, MaxPromptTokens)
+	}
 	o.Prompt = &po
 	if _, err := retrieveOptions(op, o.Retrieve); err != nil {
 		return nil, err

@@ -268,7 +268,7 @@ func TestProcessValidation(t *testing.T) {
 	if n, _ := records.CountConversations(ctx, e.db, cc); n != 0 {
 		t.Fatalf("%d conversations stored by refused requests", n)
 	}
-	for _, o := range []*rag.ProcessorOptions{{HistoryMessages: -2}, {Insights: rag.MaxContextItems + 1}, {Retrieve: &rag.RetrieveOptions{TopK: -1}}, {SaveTimeout: -1}} {
+	for _, o := range []*rag.ProcessorOptions{{HistoryMessages: -2}, {Insights: rag.MaxContextItems + 1}, {Retrieve: &rag.RetrieveOptions{TopK: -1}}, {SaveTimeout: -1}, {Prompt: &rag.PromptOptions{MaxTokens: 10}}} {
 		if _, err := rag.NewProcessor(e.db, e.ret, extractive(t), o); !errors.Is(err, clone.ErrInvalidInput) {
 			t.Errorf("options %+v: %v", o, err)
 		}
