@@ -101,3 +101,23 @@ func TestTextHelpers(t *testing.T) {
 		t.Error(generate.Marker(0))
 	}
 }
+
+// FuzzExtractive: for any sources and question the answer streams in pieces that add up
+// to it, is deterministic, and only cites markers of existing sources.
+func FuzzExtractive(f *testing.F) {
+	f.Add("What colour is the door?", "The door is green. The roof is red.", "Doors.\nGreen!")
+	f.Add("", "", "")
+	f.Add("ünïcode?", "a\x00b. c", "[9] fake marker. ünïcode here")
+	g, _ := generate.NewExtractive(nil)
+	f.Fuzz(func(t *testing.T, q, s1, s2 string) {
+		req := &generate.Request{Question: q, Sources: []generate.Source{{Text: s1}, {Text: s2}}}
+		var b strings.Builder
+		res, err := g.Generate(context.Background(), req, func(d string) error { b.WriteString(d); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Text != b.String() || res.Text != g.Answer(req) || strings.Join(generate.Pieces(res.Text), "") != res.Text {
+			t.Fatalf("pieces %q vs %q", b.String(), res.Text)
+		}
+	})
+}
