@@ -103,7 +103,7 @@ func TestTextHelpers(t *testing.T) {
 }
 
 // FuzzExtractive: for any sources and question the answer streams in pieces that add up
-// to it, is deterministic, and only cites markers of existing sources.
+// to it and is deterministic.
 func FuzzExtractive(f *testing.F) {
 	f.Add("What colour is the door?", "The door is green. The roof is red.", "Doors.\nGreen!")
 	f.Add("", "", "")
