@@ -12,10 +12,14 @@
 //     paragraphs, list items "- " lines and h1..h6 Markdown headings ("## Title"), so
 //     the chunker sees the page's structure.
 //
-// PDF is not supported: no maintained pure-Go library that extracts text from PDF
-// reliably was available to this module, so application/pdf (like every type without
-// an extractor) fails with clone.ErrUnsupported. Hosts that have an extractor (a
-// service, a cgo library) register it with Registry.Register.
+// PDF is not built in: application/pdf (like every type without an extractor) fails
+// with clone.ErrUnsupported. No maintained library written in Go extracts text from
+// PDF reliably. The reliable cgo-free option is PDFium compiled to WebAssembly and run
+// by wazero (github.com/klippa-app/go-pdfium/webassembly): it works, but embeds about
+// 5 MB of WebAssembly and takes seconds to start (about a minute under the race
+// detector), too heavy to impose on every user of the SDK. Hosts that want PDF
+// register an extractor with Registry.Register, for example one that opens the
+// document with go-pdfium's OpenDocument and joins GetPageText of every page.
 //
 // Every text extractor decodes the charset named in the content type's parameters
 // ("text/plain; charset=iso-8859-1", any name the WHATWG Encoding Standard knows;
