@@ -190,7 +190,11 @@ func (m *Migrator) Backfill(ctx context.Context, opts *BackfillOptions) (*Backfi
 		opts = &BackfillOptions{}
 	}
 	rep := &BackfillReport{}
-	var err error
+	release, err := m.exclusive(ctx, lockBackfill, "Backfill")
+	if err != nil {
+		return rep, err
+	}
+	defer release()
 	if rep.Provision, err = m.Provision(ctx); err != nil {
 		return rep, err
 	}

@@ -267,6 +267,13 @@ func (m *Migrator) MigrateObjects(ctx context.Context, o *ObjectOptions) (*Objec
 		return nil, err
 	}
 	rep := &ObjectReport{}
+	if !o.DryRun {
+		release, err := m.exclusive(ctx, lockObjects, "MigrateObjects")
+		if err != nil {
+			return rep, err
+		}
+		defer release()
+	}
 	objs, err := m.listLegacy(ctx, o, kt, rep)
 	if err != nil {
 		return rep, err

@@ -3,12 +3,14 @@ package legacy
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -49,16 +51,19 @@ type Migrator struct {
 // application role). The legacy path is PostgreSQL only.
 func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
 	const op = "legacy.New"
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if db == nil {
+		return nil, errs.New(errs.InvalidInput, op, "no database")
+	}
 	d, err := clonesql.DialectOf(db.DB)
 	if err != nil {
 		return nil, err
 	}
 	if d != clonesql.Postgres {
 		return nil, errs.New(errs.Unsupported, op, "the legacy migration supports PostgreSQL only (dialect %s)", d)
-	}
-	c, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
 	}
 	st, err := tenant.NewStore(db)
 	if err != nil {
@@ -470,4 +475,51 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 	}
 	b.WriteString("COMMIT;\n")
 	return b.String(), nil
+}
+
+// Keys of the session advisory locks that keep two runs of one long step apart.
+const (
+	lockBackfill int64 = lockID + 1 + iota
+	lockObjects
+	lockVectors
+)
+
+// exclusive takes the session advisory lock key on a connection of its own, waiting up
+// to 30 seconds for another run of the same step (or for the server to notice that a
+// killed run's connection is gone), and returns its release.
+func (m *Migrator) exclusive(ctx context.Context, key int64, step string) (func(), error) {
+	op := "legacy." + step
+	conn, err := m.db.Connx(ctx)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "connect")
+	}
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err == nil {
+		if _, err = tx.ExecContext(ctx, "SET LOCAL lock_timeout = '30s'"); err == nil {
+			_, err = tx.ExecContext(ctx, "SELECT pg_advisory_lock($1)", key)
+		}
+		if err == nil {
+			err = tx.Commit() // the session lock outlives the transaction
+		} else {
+			tx.Rollback()
+		}
+	}
+	if err != nil {
+		conn.Close()
+		var pe *pq.Error
+		if errors.As(err, &pe) && pe.Code == "55P03" {
+			return nil, errs.New(errs.Conflict, op, "another %s of this database is running", step)
+		}
+		return nil, errs.Wrap(errs.Unavailable, op, err, "lock")
+	}
+	return func() {
+		// Unlock even if ctx was cancelled; if that fails, drop the connection so the
+		// session (and its lock) ends.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", key); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}, nil
 }

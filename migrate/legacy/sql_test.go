@@ -430,6 +430,37 @@ func TestKillAndResume(t *testing.T) {
 		})
 	}
 
+	// Two backfills started together (two operators, two terminals): the second waits
+	// for the first and then finds nothing to do.
+	t.Run("concurrent runs", func(t *testing.T) {
+		db, m1 := legacyDB(t, batch, nil)
+		mustAdopt(t, m1)
+		m2 := newMigrator(t, db, batch, nil)
+		errc := make(chan error, 2)
+		updated := make(chan int64, 2)
+		for _, m := range []*legacy.Migrator{m1, m2} {
+			go func() {
+				rep, err := m.Backfill(ctx, nil)
+				errc <- err
+				if rep != nil {
+					updated <- rep.Updated()
+				}
+			}()
+		}
+		var total int64
+		for range 2 {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			total += <-updated
+		}
+		p, _ := m1.Plan(ctx)
+		if total+p.RowsToBackfill == 0 || p.RowsToBackfill != 0 {
+			t.Fatalf("concurrent runs updated %d rows; %d left", total, p.RowsToBackfill)
+		}
+		resumeAndCompare(t, db, batch, want, refReport)
+	})
+
 	// Random kills: cancel the context after a pseudo-random number of hook points,
 	// several times in a row on one database, until a run completes.
 	t.Run("random cancellations", func(t *testing.T) {

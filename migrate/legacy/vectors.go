@@ -214,6 +214,13 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 		return nil, err
 	}
 	rep := &VectorReport{PerUser: map[string]int64{}}
+	if !o.DryRun {
+		release, err := m.exclusive(ctx, lockVectors, "MigrateVectors")
+		if err != nil {
+			return rep, err
+		}
+		defer release()
+	}
 	if o.Layout == LayoutShared {
 		return rep, m.migrateShared(ctx, o, ccs, rep)
 	}

@@ -1,0 +1,70 @@
+package legacy_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/migrate/legacy"
+)
+
+func TestKeyTemplate(t *testing.T) {
+	for _, bad := range []string{"", "users/{name}", "users/{user_id}", "users/{name}/{user_id}", "users//{user_id}/{name}",
+		"u-{user_id}/{name}", "{user_id}/{kind}/{kind}/{name}"} {
+		if _, _, _, _, err := legacy.MatchKey(bad, "", "x/y/z"); err == nil {
+			t.Errorf("template %q accepted", bad)
+		}
+	}
+	if _, _, _, _, err := legacy.MatchKey("users/{user_id}/{name}", "Not A Kind", "x"); err == nil {
+		t.Error("invalid fixed kind accepted")
+	}
+	cases := []struct {
+		template, key, user, kind, name string
+		ok                              bool
+	}{
+		{"users/{user_id}/{kind}/{name}", "users/u1/documents/a.txt", "u1", "documents", "a.txt", true},
+		{"users/{user_id}/{kind}/{name}", "users/u1/uploads/2024/05/a.bin", "u1", "uploads", "2024/05/a.bin", true},
+		{"users/{user_id}/{kind}/{name}", "users/u1/documents", "", "", "", false},
+		{"users/{user_id}/{kind}/{name}", "people/u1/documents/a", "", "", "", false},
+		{"users/{user_id}/{name}", "users/42/report.pdf", "42", legacy.DefaultObjectKind, "report.pdf", true},
+		{"{user_id}/files/{name}", "abc/files/x/y", "abc", legacy.DefaultObjectKind, "x/y", true},
+		{"{user_id}/files/{name}", "abc/other/x", "", "", "", false},
+	}
+	for _, c := range cases {
+		user, kind, name, ok, err := legacy.MatchKey(c.template, "", c.key)
+		if err != nil {
+			t.Fatalf("%s: %v", c.template, err)
+		}
+		if ok != c.ok || ok && (user != c.user || kind != c.kind || name != c.name) {
+			t.Errorf("%s ~ %s = (%q, %q, %q, %v); want (%q, %q, %q, %v)", c.template, c.key, user, kind, name, ok, c.user, c.kind, c.name, c.ok)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for name, cfg := range map[string]legacy.Config{
+		"table without name":      {Tables: []legacy.Table{{}}},
+		"table twice":             {Tables: []legacy.Table{{Name: "a"}, {Name: "a"}}},
+		"control-plane table":     {Tables: []legacy.Table{{Name: "clones"}}},
+		"bookkeeping table":       {Tables: []legacy.Table{{Name: "cloneiso_legacy_users"}}},
+		"template without a user": {SubjectTemplate: "everyone"},
+	} {
+		if _, err := legacy.New(nil, &cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// The legacy path is PostgreSQL only; SQLite is refused with a typed error.
+func TestSQLiteRefused(t *testing.T) {
+	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := legacy.New(db, nil); !errors.Is(err, clone.ErrUnsupported) {
+		t.Fatalf("New on SQLite: %v", err)
+	}
+}
