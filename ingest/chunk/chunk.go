@@ -320,11 +320,19 @@ func (s *splitter) merge() []Chunk {
 }
 
 func (s *splitter) emit(out *[]Chunk, start, end, tokens int) {
+	s0, e0 := start, end
 	for start < end && isSpace(s.text[start]) {
 		start++
 	}
 	for end > start && isSpace(s.text[end-1]) {
 		end--
+	}
+	// The trimmed white space may have been counted (a run of newlines is a token).
+	if start > s0 {
+		tokens -= s.c.count(s.text[s0:start], tokens)
+	}
+	if end < e0 {
+		tokens -= s.c.count(s.text[end:e0], tokens)
 	}
 	if start == end {
 		return
