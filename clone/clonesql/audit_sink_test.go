@@ -2,7 +2,9 @@ package clonesql_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -45,6 +47,38 @@ func TestAuditSink(t *testing.T) {
 		}
 		if r := rows[1]; r.Outcome != "denied" || r.CloneID.Valid || r.TenantID.Valid {
 			t.Fatalf("no-context event %+v", r)
+		}
+	})
+}
+
+// TestAuditInsideTransaction: a denial raised inside a scoped transaction is recorded by
+// the SQL sink after the transaction ends, without waiting for the transaction's own
+// write lock (SQLite) or connection (a pool of one).
+func TestAuditInsideTransaction(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, e *env) {
+		e.raw.SetMaxOpenConns(1)
+		defer e.raw.SetMaxOpenConns(0)
+		ctx, cancel := context.WithTimeout(audit.WithRequestID(context.Background(), "tx-"+uuid.NewString()), 5*time.Second)
+		defer cancel()
+		db, err := clonesql.New(e.raw, &clonesql.Options{Audit: clonesql.AuditSink(e.raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := e.newClone(t), e.newClone(t)
+		start := time.Now()
+		err = db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
+			_, err := tx.Exec(ctx, b, `DELETE FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
+			return err
+		})
+		if !errors.Is(err, clone.ErrCloneMismatch) {
+			t.Fatalf("cross-clone statement: %v", err)
+		}
+		var n int
+		if err := e.raw.GetContext(ctx, &n, e.raw.Rebind(`SELECT count(*) FROM audit_events WHERE request_id = ?`), audit.RequestIDFrom(ctx)); err != nil || n != 1 {
+			t.Fatalf("audit rows %d, %v; want 1", n, err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("denial inside a transaction took %v: the sink waited for the transaction", d)
 		}
 	})
 }

@@ -153,12 +153,13 @@ func (d *DB) WithTx(ctx context.Context, cc clone.CloneContext, fn func(tx *Tx) 
 	if err != nil {
 		return ClassifyError(op, err)
 	}
-	tx := &Tx{db: d, cc: cc, q: stx}
+	tx := &Tx{db: d, cc: cc, q: stx, deferAudit: true}
 	committed := false
 	defer func() {
 		if !committed {
 			stx.Rollback()
 		}
+		tx.flushAudit(ctx) // after the write lock is released: a SQL sink needs it
 	}()
 	if err := fn(tx); err != nil {
 		return err
@@ -208,6 +209,7 @@ func (d *DB) withPostgresTx(ctx context.Context, cc clone.CloneContext, op strin
 		return ClassifyError(op, err)
 	}
 	open := false // a transaction may be open on conn
+	var tx *Tx
 	defer func() {
 		if open {
 			// Roll back before the connection returns to the pool, even if ctx is done.
@@ -219,6 +221,7 @@ func (d *DB) withPostgresTx(ctx context.Context, cc clone.CloneContext, op strin
 			cancel()
 		}
 		conn.Close()
+		tx.flushAudit(ctx) // after the connection is back: the sink may need one
 		if p := recover(); p != nil {
 			panic(p)
 		}
@@ -227,7 +230,7 @@ func (d *DB) withPostgresTx(ctx context.Context, cc clone.CloneContext, op strin
 	if _, err := conn.ExecContext(ctx, settingsSQL(cc, true)); err != nil {
 		return ClassifyError(op, err)
 	}
-	tx := &Tx{db: d, cc: cc, q: conn}
+	tx = &Tx{db: d, cc: cc, q: conn, deferAudit: true}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -251,11 +254,15 @@ func (d *DB) validate(ctx context.Context, cc clone.CloneContext, op string) err
 }
 
 func (d *DB) deny(ctx context.Context, cc clone.CloneContext, op string, outcome audit.Outcome, reason string, detail map[string]string) {
+	audit.Record(ctx, d.sink, denial(cc, op, outcome, reason, detail))
+}
+
+func denial(cc clone.CloneContext, op string, outcome audit.Outcome, reason string, detail map[string]string) audit.Event {
 	ev := audit.Event{Action: op, Outcome: outcome, Reason: reason, Detail: detail}
 	if cc.Valid() {
 		ev.Actor, ev.TenantID, ev.CloneID = cc.Principal().Subject, cc.TenantID(), cc.CloneID()
 	}
-	audit.Record(ctx, d.sink, ev)
+	return ev
 }
 
 // queryExecer is what a statement runs on: an *sqlx.Conn (PostgreSQL), an *sqlx.DB
@@ -271,7 +278,38 @@ type Tx struct {
 	cc     clone.CloneContext
 	q      queryExecer
 	failed error // the first statement error; the transaction cannot commit
+
+	// Audit events raised inside a transaction the DB opened are held until it has
+	// ended and released its connection: a SQL sink writing meanwhile would wait for
+	// the transaction's write lock (SQLite) or for a free connection (a pool of one).
+	deferAudit bool
+	pending    []audit.Event
 }
+
+// deny records a denial raised inside the transaction, or holds it until the end.
+func (tx *Tx) deny(ctx context.Context, cc clone.CloneContext, op string, outcome audit.Outcome, reason string, detail map[string]string) {
+	ev := denial(cc, op, outcome, reason, detail)
+	if !tx.deferAudit {
+		audit.Record(ctx, tx.db.sink, ev)
+		return
+	}
+	ev.Time = time.Now().UTC()
+	ev.RequestID = audit.RequestIDFrom(ctx)
+	tx.pending = append(tx.pending, ev)
+}
+
+func (tx *Tx) flushAudit(ctx context.Context) {
+	if tx == nil {
+		return
+	}
+	for _, ev := range tx.pending {
+		audit.Record(ctx, tx.db.sink, ev)
+	}
+	tx.pending = nil
+}
+
+// Dialect returns the dialect of the transaction's database.
+func (tx *Tx) Dialect() Dialect { return tx.db.dialect }
 
 // Audit returns the sink of the DB the transaction belongs to (nil if none), so code
 // handed a Tx records denials where the DB would.
@@ -290,7 +328,7 @@ func (tx *Tx) Select(ctx context.Context, cc clone.CloneContext, dest any, query
 	if err := sqlx.SelectContext(ctx, tx.q, dest, q, args...); err != nil {
 		return tx.fail(op, err)
 	}
-	return tx.db.recheck(ctx, tx.cc, op, dest)
+	return tx.recheck(ctx, tx.cc, op, dest)
 }
 
 // Get is [DB.Get] inside the transaction; cc must be the transaction's clone.
@@ -306,7 +344,7 @@ func (tx *Tx) Get(ctx context.Context, cc clone.CloneContext, dest any, query st
 		}
 		return tx.fail(op, err)
 	}
-	return tx.db.recheck(ctx, tx.cc, op, dest)
+	return tx.recheck(ctx, tx.cc, op, dest)
 }
 
 // Exec is [DB.Exec] inside the transaction; cc must be the transaction's clone.
@@ -333,20 +371,21 @@ func (tx *Tx) fail(op string, err error) error {
 // prepare checks cc against the transaction's clone, compiles the statement and binds
 // its arguments.
 func (tx *Tx) prepare(ctx context.Context, cc clone.CloneContext, op, query string, arg any) (string, []any, error) {
-	if err := tx.db.validate(ctx, cc, op); err != nil {
+	if err := cc.Validate(op); err != nil {
+		tx.deny(ctx, cc, op, audit.Denied, "no clone context", nil)
 		return "", nil, err
 	}
 	if !cc.Same(tx.cc) {
-		tx.db.deny(ctx, tx.cc, op, audit.Denied, "statement for another clone inside a scoped transaction",
+		tx.deny(ctx, tx.cc, op, audit.Denied, "statement for another clone inside a scoped transaction",
 			map[string]string{"target_tenant_id": cc.TenantID().String(), "target_clone_id": cc.CloneID().String()})
 		return "", nil, errs.New(errs.CloneMismatch, op, "transaction is scoped to another clone")
 	}
 	c, err := compile(tx.db.dialect, query)
 	if err != nil {
-		tx.db.deny(ctx, cc, op, audit.Denied, "refused statement", nil)
+		tx.deny(ctx, cc, op, audit.Denied, "refused statement", nil)
 		return "", nil, err
 	}
-	args, err := tx.db.bindArgs(ctx, cc, op, c, arg)
+	args, err := tx.bindArgs(ctx, cc, op, c, arg)
 	if err != nil {
 		return "", nil, err
 	}
@@ -355,7 +394,8 @@ func (tx *Tx) prepare(ctx context.Context, cc clone.CloneContext, op, query stri
 
 // bindArgs returns the positional arguments of c: tenant_id and clone_id from cc, the
 // rest from arg (a struct or pointer to one, a map[string]any, or nil).
-func (d *DB) bindArgs(ctx context.Context, cc clone.CloneContext, op string, c *compiled, arg any) ([]any, error) {
+func (tx *Tx) bindArgs(ctx context.Context, cc clone.CloneContext, op string, c *compiled, arg any) ([]any, error) {
+	d := tx.db
 	var (
 		m  map[string]any
 		sv reflect.Value
@@ -397,7 +437,7 @@ func (d *DB) bindArgs(ctx context.Context, cc clone.CloneContext, op string, c *
 			return nil, errs.Wrap(errs.InvalidInput, op, err, "argument %s", p.name)
 		}
 		if !zero && got != p.want {
-			d.deny(ctx, cc, op, audit.Denied, "argument names another clone", map[string]string{"param": p.name, "value": got.String()})
+			tx.deny(ctx, cc, op, audit.Denied, "argument names another clone", map[string]string{"param": p.name, "value": got.String()})
 			return nil, errs.New(errs.CloneMismatch, op, "argument %s differs from the clone context", p.name)
 		}
 	}
@@ -445,7 +485,8 @@ func asUUID(v any) (id uuid.UUID, zero bool, err error) {
 
 // recheck verifies that every row scanned into dest that carries tenant_id or clone_id
 // belongs to cc. On a mismatch it clears dest, audits a violation and fails.
-func (d *DB) recheck(ctx context.Context, cc clone.CloneContext, op string, dest any) error {
+func (tx *Tx) recheck(ctx context.Context, cc clone.CloneContext, op string, dest any) error {
+	d := tx.db
 	v := reflect.ValueOf(dest)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return nil
@@ -487,7 +528,7 @@ func (d *DB) recheck(ctx context.Context, cc clone.CloneContext, op string, dest
 		return nil
 	}
 	e.Set(reflect.Zero(e.Type()))
-	d.deny(ctx, cc, op, audit.Violation, "a row of another clone came back from the database", nil)
+	tx.deny(ctx, cc, op, audit.Violation, "a row of another clone came back from the database", nil)
 	return errs.New(errs.IsolationViolation, op, "the database returned a row of another clone; nothing was returned")
 }
 
