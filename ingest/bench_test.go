@@ -22,7 +22,7 @@ func BenchmarkIngest(b *testing.B) {
 		size += int64(len(data))
 		srcs = append(srcs, ingest.Source{SourceName: fmt.Sprintf("doc%d.md", i), Data: data})
 	}
-	for _, be := range backends {
+	for _, be := range backends() {
 		b.Run(be.name, func(b *testing.B) {
 			e := newEnv(b, be)
 			p := e.pipeline(b, &ingest.Options{Workers: 4})
