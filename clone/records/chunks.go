@@ -291,15 +291,16 @@ var getChunksCache [chunkBatch + 1]string
 func init() {
 	for n := 1; n <= chunkBatch; n++ {
 		var b strings.Builder
-		b.WriteString(`SELECT ` + chunkCols + ` FROM document_chunks WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND (`)
+		// One primary-key lookup per key, joined with UNION ALL: an OR of (document,
+		// ordinal) pairs makes SQLite's planner scan all of the clone's chunks from five
+		// keys on; single lookups stay index probes on both dialects.
 		for i := range n {
 			if i > 0 {
-				b.WriteString(" OR ")
+				b.WriteString(" UNION ALL ")
 			}
 			s := strconv.Itoa(i)
-			b.WriteString("(document_id = :d" + s + " AND ordinal = :o" + s + ")")
+			b.WriteString(`SELECT ` + chunkCols + ` FROM document_chunks WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND document_id = :d` + s + ` AND ordinal = :o` + s)
 		}
-		b.WriteString(")")
 		getChunksCache[n] = b.String()
 	}
 }
