@@ -11,7 +11,9 @@
 //     is given, and refuses unsupported types (PDF included, see package
 //     ingest/extract) before writing anything;
 //  2. computes its content hash ("sha256:<hex>") and looks for the clone's document
-//     with that content: if it is ready, Ingest is a no-op (Unchanged);
+//     with that content: if it is ready and was ingested with the same embedding
+//     model and chunking, Ingest is a no-op (Unchanged); otherwise that document is
+//     re-ingested in place;
 //  3. records the document (status "pending", a document ID derived from the clone
 //     and the hash, so concurrent first ingestions of the same content converge on one
 //     row) and claims it ("processing") with a conditional update, so only one
@@ -27,8 +29,10 @@
 //  7. then removes the previous version's vectors and original, and a consumed
 //     upload.
 //
-// The version is the first 16 hex digits of the content hash, so retrying the same
-// content overwrites the same vectors and object (idempotent), while a new version
+// The version (DocumentVersion) is derived from the content hash and the pipeline's
+// configuration (embedding model, chunk size and overlap), so retrying the same
+// content overwrites the same vectors and object (idempotent), while new content, or
+// the same content under a new embedding model or chunking, gets a new version that
 // never overwrites the one being served. Until step 6 commits, the chunks in SQL still
 // name the old version's vectors; after it, the new ones: a reader that resolves
 // vector matches through the chunks table and drops matches whose ID is not the

@@ -30,8 +30,7 @@ import (
 )
 
 // ObjectKind is the objectstore kind under which originals are kept: each document's
-// original is the object "<document ID>/<version>" of this kind, where version is
-// Version(content hash).
+// original is the object "<document ID>/<version>" of this kind (see DocumentVersion).
 const ObjectKind = "documents"
 
 // Defaults of Options.
@@ -207,9 +206,11 @@ type Outcome string
 const (
 	// Created: a new document was ingested.
 	Created Outcome = "created"
-	// Updated: an existing document's content was replaced by a new version.
+	// Updated: an existing ready document was replaced by a new version (new content,
+	// or the same content under a new embedding model or chunking).
 	Updated Outcome = "updated"
-	// Unchanged: the clone already had this content ready; nothing was written.
+	// Unchanged: the clone already had this content ready, ingested with the same
+	// embedding model and chunking; nothing was written.
 	Unchanged Outcome = "unchanged"
 )
 
@@ -345,14 +346,39 @@ func (p *Pipeline) IngestAll(ctx context.Context, cc clone.CloneContext, sources
 	return results, errors.Join(all...)
 }
 
-// Version returns the version tag of content with the given hash (as stored in
-// records.Document.ContentHash): the first 16 hex digits of the SHA-256.
-func Version(contentHash string) string {
-	h := strings.TrimPrefix(contentHash, "sha256:")
-	if len(h) < versionLen {
-		return h
+// DocumentVersion returns the version tag of the document's committed content, as
+// recorded by the pipeline in its metadata: 16 hex digits of a SHA-256 over the
+// content hash and the pipeline configuration that produced the chunks and vectors
+// (embedding model, chunk target and overlap). The same content ingested with the
+// same configuration always gets the same version (so a retry overwrites its own
+// vectors), and a change of content or configuration a new one (so it never
+// overwrites the version being served). It is "" for a document the pipeline did not
+// ingest.
+func DocumentVersion(d records.Document) string {
+	var m struct {
+		Cloneiso struct {
+			Version string `json:"version"`
+		} `json:"cloneiso"`
 	}
-	return h[:versionLen]
+	if len(d.Metadata) == 0 || json.Unmarshal(d.Metadata, &m) != nil {
+		return ""
+	}
+	if v := m.Cloneiso.Version; len(v) == versionLen && isHex(v) {
+		return v
+	}
+	return ""
+}
+
+// versionOf returns the version of content with hash under p's configuration.
+func (p *Pipeline) versionOf(hash string) string {
+	sum := sha256.Sum256([]byte(hash + "\x00" + p.embedder.Model() + "\x00" +
+		strconv.Itoa(p.chunker.TargetTokens()) + "\x00" + strconv.Itoa(p.chunker.OverlapTokens())))
+	return hex.EncodeToString(sum[:])[:versionLen]
+}
+
+// current reports whether d is ready with exactly this content and configuration.
+func (p *Pipeline) current(d *records.Document, hash string) bool {
+	return d.Status == records.StatusReady && d.ContentHash == hash && DocumentVersion(*d) == p.versionOf(hash)
 }
 
 // ContentHash returns the hash the pipeline records for content: "sha256:<hex>".
@@ -504,7 +530,7 @@ func (p *Pipeline) read(ctx context.Context, cc clone.CloneContext, src *Source)
 
 // metadata returns the document's metadata JSON: the caller's, plus the pipeline's
 // own under "cloneiso".
-func (p *Pipeline) metadata(src *Source) (json.RawMessage, error) {
+func (p *Pipeline) metadata(src *Source, version string) (json.RawMessage, error) {
 	m := make(map[string]any, len(src.Metadata)+1)
 	for k, v := range src.Metadata {
 		if k == "cloneiso" {
@@ -516,6 +542,7 @@ func (p *Pipeline) metadata(src *Source) (json.RawMessage, error) {
 		"embedding_model": p.embedder.Model(),
 		"chunk_tokens":    p.chunker.TargetTokens(),
 		"overlap_tokens":  p.chunker.OverlapTokens(),
+		"version":         version,
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -532,6 +559,7 @@ type attempt struct {
 	vectorIDs  []string         // vectors this attempt may have written
 	objectName string           // original this attempt may have written ("" if none)
 	hash       string           // the new content's hash
+	version    string           // and its version
 }
 
 func (p *Pipeline) ingest(ctx context.Context, cc clone.CloneContext, src Source, t *tracker) (Result, error) {
@@ -541,7 +569,7 @@ func (p *Pipeline) ingest(ctx context.Context, cc clone.CloneContext, src Source
 
 	data, ct, err := p.read(ctx, cc, &src)
 	if err != nil {
-		t.emit(func(pp *Progress) { pp.DocumentsDone++ }, StageFailed, src.DocumentID, src.SourceName, err)
+		t.emit(func(pp *Progress) { pp.DocumentsDone++; pp.BytesDone += int64(len(src.Data)) }, StageFailed, src.DocumentID, src.SourceName, err)
 		return Result{}, err
 	}
 	if src.Data == nil {
@@ -549,12 +577,12 @@ func (p *Pipeline) ingest(ctx context.Context, cc clone.CloneContext, src Source
 	} else {
 		t.emit(nil, StageStarted, src.DocumentID, src.SourceName, nil)
 	}
-	meta, err := p.metadata(&src)
+	hash := ContentHash(data)
+	meta, err := p.metadata(&src, p.versionOf(hash))
 	if err != nil {
-		t.emit(func(pp *Progress) { pp.DocumentsDone++ }, StageFailed, src.DocumentID, src.SourceName, err)
+		t.emit(func(pp *Progress) { pp.DocumentsDone++; pp.BytesDone += int64(len(data)) }, StageFailed, src.DocumentID, src.SourceName, err)
 		return Result{}, err
 	}
-	hash := ContentHash(data)
 	lockKey := hash
 	if src.DocumentID != uuid.Nil {
 		lockKey = src.DocumentID.String()
@@ -601,7 +629,7 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 		if err != nil {
 			return nil, nil, err
 		}
-		if doc.ContentHash == hash && doc.Status == records.StatusReady {
+		if p.current(&doc, hash) {
 			return nil, &doc, nil
 		}
 	default:
@@ -609,7 +637,7 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 		if err != nil {
 			return nil, nil, err
 		}
-		if found != nil && found.Status == records.StatusReady {
+		if found != nil && p.current(found, hash) {
 			return nil, found, nil
 		}
 		if found != nil {
@@ -625,7 +653,7 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 			// updated to other content: look again, else use a random ID.
 			if found, ferr := p.findByHash(ctx, cc, hash); ferr != nil {
 				return nil, nil, ferr
-			} else if found != nil && found.Status == records.StatusReady {
+			} else if found != nil && p.current(found, hash) {
 				return nil, found, nil
 			} else if found != nil {
 				doc, err = *found, nil
@@ -640,7 +668,9 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 			return nil, nil, err
 		}
 	}
-	a := &attempt{prev: doc, hash: hash, hadVersion: doc.Status == records.StatusReady && doc.ContentHash != hash}
+	// A ready document here has another content or configuration: its version is
+	// served until the new one commits, and survives a failure.
+	a := &attempt{prev: doc, hash: hash, version: p.versionOf(hash), hadVersion: doc.Status == records.StatusReady}
 	if doc.Status == records.StatusProcessing && p.now().Sub(doc.UpdatedAt) < p.stale {
 		return nil, nil, errs.New(errs.Conflict, op, "document is being ingested by another call")
 	}
@@ -684,7 +714,7 @@ func (p *Pipeline) findByHash(ctx context.Context, cc clone.CloneContext, hash s
 func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, a *attempt, data []byte, hash, ct string, t *tracker) (Result, error) {
 	const op = "ingest.Ingest"
 	id := a.doc.ID
-	version := Version(hash)
+	version := a.version
 
 	objectKey := ""
 	if p.objects != nil {
@@ -762,7 +792,7 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 			StartOffset: c.Start, EndOffset: c.End, VectorID: a.vectorIDs[i],
 		}
 	}
-	meta, err := p.metadata(src)
+	meta, err := p.metadata(src, version)
 	if err != nil {
 		return Result{}, err
 	}
@@ -789,14 +819,14 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 	if err != nil {
 		// A commit whose acknowledgement was lost may still have succeeded.
 		if cur, gerr := records.GetDocument(context.WithoutCancel(ctx), p.q(), cc, id); gerr == nil &&
-			cur.Status == records.StatusReady && cur.ContentHash == hash && cur.ChunkCount == len(rows) {
+			p.current(&cur, hash) && cur.ChunkCount == len(rows) {
 			stored, err = cur, nil
 		} else {
 			return Result{}, err
 		}
 	}
 	outcome := Created
-	if a.prev.ContentHash != hash && a.prev.Status == records.StatusReady {
+	if a.prev.Status == records.StatusReady {
 		outcome = Updated
 	}
 	return Result{Document: stored, Outcome: outcome}, nil
@@ -815,7 +845,7 @@ func (p *Pipeline) compensate(ctx context.Context, cc clone.CloneContext, a *att
 	owned, shared := true, false
 	if cur, err := records.GetDocument(cctx, p.q(), cc, a.doc.ID); err == nil {
 		owned = cur.Status == records.StatusProcessing && cur.UpdatedAt.Equal(a.doc.UpdatedAt)
-		shared = !owned && cur.ContentHash == a.hash
+		shared = !owned && DocumentVersion(cur) == a.version
 	} else if errors.Is(err, clone.ErrNotFound) {
 		owned = false
 	}
@@ -882,7 +912,7 @@ func (p *Pipeline) cleanupOld(ctx context.Context, cc clone.CloneContext, a *att
 		out = append(out, err)
 	}
 	if p.objects != nil {
-		if err := p.deleteDocumentObjects(cctx, cc, a.doc.ID, ObjectName(a.doc.ID, Version(a.hash))); err != nil {
+		if err := p.deleteDocumentObjects(cctx, cc, a.doc.ID, ObjectName(a.doc.ID, a.version)); err != nil {
 			out = append(out, err)
 		}
 		if src.Upload != nil {

@@ -66,7 +66,7 @@ func TestIngestReingestUpdateDelete(t *testing.T) {
 		if !strings.HasPrefix(chunks[0].Content, "# About gardening") {
 			t.Fatalf("first chunk %q", chunks[0].Content)
 		}
-		orig, err := e.objects.ReadAll(ctx, cc, ingest.ObjectKind, ingest.ObjectName(r.Document.ID, ingest.Version(r.Document.ContentHash)))
+		orig, err := e.objects.ReadAll(ctx, cc, ingest.ObjectKind, ingest.ObjectName(r.Document.ID, ingest.DocumentVersion(r.Document)))
 		if err != nil || string(orig) != text {
 			t.Fatalf("original: %v", err)
 		}
@@ -167,7 +167,7 @@ func TestIsolationBetweenClones(t *testing.T) {
 		if _, err := p.Ingest(ctx, b, ingest.Source{DocumentID: ra.Document.ID, Data: []byte("overwrite")}); !errors.Is(err, clone.ErrNotFound) {
 			t.Fatalf("B updated A's document: %v", err)
 		}
-		if _, err := e.objects.ReadAll(ctx, b, ingest.ObjectKind, ingest.ObjectName(ra.Document.ID, ingest.Version(ra.Document.ContentHash))); !errors.Is(err, clone.ErrNotFound) {
+		if _, err := e.objects.ReadAll(ctx, b, ingest.ObjectKind, ingest.ObjectName(ra.Document.ID, ingest.DocumentVersion(ra.Document))); !errors.Is(err, clone.ErrNotFound) {
 			t.Fatalf("B read A's original: %v", err)
 		}
 		if vs, err := e.vectors.Fetch(ctx, b, stA.vectors); err != nil || len(vs) != 0 {
@@ -386,5 +386,34 @@ func TestIngestAllConcurrentWithProgress(t *testing.T) {
 			t.Fatalf("cancelled: %v", err)
 		}
 		checkConsistent(t, e, cc)
+	})
+}
+
+// The same content under another embedding model or chunking is re-ingested in place
+// (a new version), not skipped.
+func TestConfigurationChangeReingests(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		cc := e.newClone(t)
+		text := []byte(doc("configuration", 8))
+		p1 := e.pipeline(t, &ingest.Options{Chunking: small})
+		r1 := mustIngest(t, p1, cc, ingest.Source{Data: text, ContentType: "text/markdown"})
+		unigrams, _ := embed.NewLocal(&embed.LocalOptions{Dimension: dim, NGram: 1})
+		for _, p := range []*ingest.Pipeline{
+			e.pipeline(t, &ingest.Options{Chunking: small, Embedder: unigrams}),
+			e.pipeline(t, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 48, OverlapTokens: 8}, Embedder: unigrams}),
+		} {
+			r, err := p.Ingest(ctx, cc, ingest.Source{Data: text, ContentType: "text/markdown"})
+			if err != nil || r.Outcome != ingest.Updated || r.Document.ID != r1.Document.ID || ingest.DocumentVersion(r.Document) == ingest.DocumentVersion(r1.Document) {
+				t.Fatalf("re-ingest under a new configuration: %+v %v", r, err)
+			}
+			if again := mustIngest(t, p, cc, ingest.Source{Data: text, ContentType: "text/markdown"}); again.Outcome != ingest.Unchanged {
+				t.Fatalf("second time: %s", again.Outcome)
+			}
+			s := checkConsistent(t, e, cc)
+			if len(s.docs) != 1 {
+				t.Fatalf("%d documents", len(s.docs))
+			}
+		}
 	})
 }

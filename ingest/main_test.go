@@ -310,13 +310,13 @@ func checkConsistent(t testing.TB, e *env, cc clone.CloneContext) state {
 				t.Fatalf("ready document %s has %d chunks, count %d", d.ID, len(chunks), d.ChunkCount)
 			}
 			for i, c := range chunks {
-				if c.VectorID != ingest.VectorID(d.ID, ingest.Version(d.ContentHash), i) {
+				if c.VectorID != ingest.VectorID(d.ID, ingest.DocumentVersion(d), i) {
 					t.Fatalf("chunk %d of %s has vector %q: a mix of versions", i, d.ID, c.VectorID)
 				}
 				wantVectors = append(wantVectors, c.VectorID)
 			}
 			if d.ObjectKey != "" {
-				wantObjects = append(wantObjects, ingest.ObjectName(d.ID, ingest.Version(d.ContentHash)))
+				wantObjects = append(wantObjects, ingest.ObjectName(d.ID, ingest.DocumentVersion(d)))
 			}
 		case records.StatusFailed:
 			if len(chunks) != 0 {

@@ -114,7 +114,7 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 		case busy[id]:
 			return true, false
 		default:
-			return d.Status == records.StatusReady && Version(d.ContentHash) == version, false
+			return d.Status == records.StatusReady && DocumentVersion(d) == version, false
 		}
 	}
 

@@ -75,7 +75,7 @@ func TestResolve(t *testing.T) {
 		p := e.pipeline(t, &ingest.Options{Chunking: small})
 		a, b := e.newClone(t), e.newClone(t)
 		r := mustIngest(t, p, a, ingest.Source{Data: []byte(doc("resolving", 3)), ContentType: "text/plain"})
-		v := ingest.Version(r.Document.ContentHash)
+		v := ingest.DocumentVersion(r.Document)
 		ms := []vectorstore.Match{
 			{ID: ingest.VectorID(r.Document.ID, v, 1)},
 			{ID: "host-vector"},
