@@ -408,6 +408,23 @@ func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*Verify
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, "legacy.VerifyVectors", err, "read legacy vectors")
 	}
+	if nl, ok := o.Source.(NamespaceLister); ok && o.Layout == LayoutNamespacePerUser {
+		// Namespaces that fit the template but belong to no provisioned user.
+		prefix, suffix, _ := strings.Cut(o.NamespaceTemplate, "{user_id}")
+		names, err := nl.ListNamespaces(ctx, prefix)
+		if err != nil {
+			return nil, errs.Wrap(errs.Unavailable, "legacy.VerifyVectors", err, "list namespaces")
+		}
+		for _, ns := range names {
+			u, ok := strings.CutPrefix(ns, prefix)
+			if u, ok = strings.CutSuffix(u, suffix); !ok || u == "" {
+				continue
+			}
+			if _, known := ccs[u]; !known {
+				r.add(DiscrepancyUnmatched, ns, u, 0, "legacy namespace %s belongs to no provisioned user", ns)
+			}
+		}
+	}
 	var recorded []struct {
 		UserID  string       `db:"user_id"`
 		Copied  int64        `db:"copied"`

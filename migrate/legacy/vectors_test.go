@@ -8,9 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pinecone-io/go-pinecone/v5/pinecone"
+
 	"github.com/cloneiso/cloneiso/migrate/legacy"
 	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 	"github.com/cloneiso/cloneiso/vectorstore"
+	"github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
@@ -22,8 +25,17 @@ var errKilledVec = errors.New("killed")
 // run, verification (counts per clone and content), a damaged copy caught, and the
 // separate deletion of the legacy vectors.
 func TestVectorMigration(t *testing.T) {
-	for _, layout := range []string{legacy.LayoutNamespacePerUser, legacy.LayoutShared} {
-		t.Run(layout, func(t *testing.T) {
+	cases := []struct {
+		name, layout, shared string
+		goPinecone           bool // read through legacy.PineconeSource instead of the driver
+	}{
+		{"namespace per user, go-pinecone source", legacy.LayoutNamespacePerUser, "", true},
+		{"shared namespace, driver source", legacy.LayoutShared, "legacy-shared", false},
+		{"default namespace, go-pinecone source", legacy.LayoutShared, "__default__", true},
+	}
+	for _, tc := range cases {
+		layout := tc.layout
+		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
 			raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
@@ -36,10 +48,43 @@ func TestVectorMigration(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer target.Close()
+			var conn *pinecone.IndexConnection
+			if !raw.As(&conn) {
+				t.Fatal("no IndexConnection")
+			}
+			var source legacy.VectorSource = raw
+			upsert := raw.Upsert
+			if tc.goPinecone {
+				source = legacy.PineconeSource(conn)
+				upsert = func(ctx context.Context, ns string, vs []driver.Vector) error {
+					if ns == "__default__" {
+						ns = ""
+					}
+					pvs := make([]*pinecone.Vector, len(vs))
+					for i, v := range vs {
+						md, err := pinecone.NewMetadata(toAny(v.Metadata))
+						if err != nil {
+							return err
+						}
+						vals := v.Values
+						pvs[i] = &pinecone.Vector{Id: v.ID, Values: &vals, Metadata: md}
+					}
+					_, err := conn.WithNamespace(ns).UpsertVectors(ctx, pvs)
+					return err
+				}
+			}
 			perUser := layout == legacy.LayoutNamespacePerUser
-			per, err := legacytest.PutVectors(ctx, raw, perUser, "legacy-shared")
+			per, err := legacytest.PutVectorsWith(ctx, upsert, perUser, tc.shared)
 			if err != nil {
 				t.Fatal(err)
+			}
+			wantUnmatched := len(legacytest.UnmatchedVectors)
+			if perUser {
+				// A namespace of a user the database does not know.
+				if err := raw.Upsert(ctx, "user-u999", legacytest.VectorsOf(4)); err != nil {
+					t.Fatal(err)
+				}
+				wantUnmatched = 1
 			}
 			var total int64
 			for _, n := range per {
@@ -55,8 +100,8 @@ func TestVectorMigration(t *testing.T) {
 				}
 				return ctx.Err()
 			})
-			opts := &legacy.VectorOptions{Source: raw, Layout: layout, NamespaceTemplate: "user-{user_id}",
-				SharedNamespace: "legacy-shared", Target: target, BatchSize: 7}
+			opts := &legacy.VectorOptions{Source: source, Layout: layout, NamespaceTemplate: "user-{user_id}",
+				SharedNamespace: tc.shared, Target: target, BatchSize: 7}
 
 			dry := *opts
 			dry.DryRun = true
@@ -93,10 +138,6 @@ func TestVectorMigration(t *testing.T) {
 			vr, err := m.VerifyVectors(ctx, opts)
 			if err != nil {
 				t.Fatal(err)
-			}
-			wantUnmatched := 0
-			if !perUser {
-				wantUnmatched = len(legacytest.UnmatchedVectors)
 			}
 			if len(vr.Discrepancies) != wantUnmatched || kinds(vr)[legacy.DiscrepancyUnmatched] != wantUnmatched {
 				t.Fatalf("verify:\n%s", vr)
@@ -151,18 +192,33 @@ func TestVectorMigration(t *testing.T) {
 			left := srv.Namespaces()
 			if perUser {
 				for ns, n := range left {
-					if strings.HasPrefix(ns, "user-") && (ns != "user-u003" || n != per["u003"]) {
+					if strings.HasPrefix(ns, "user-") && ns != "user-u999" && (ns != "user-u003" || n != per["u003"]) {
 						t.Fatalf("legacy namespace %s (%d vectors) left", ns, n)
 					}
 				}
-			} else if left["legacy-shared"] != per["u003"]+len(legacytest.UnmatchedVectors) {
-				t.Fatalf("shared namespace keeps %d vectors", left["legacy-shared"])
+			} else if left[tc.shared] != per["u003"]+len(legacytest.UnmatchedVectors) {
+				t.Fatalf("shared namespace keeps %d vectors: %v", left[tc.shared], left)
 			}
 			// After the deletion the copies still verify by their recorded counts.
 			vr, err = m.VerifyVectors(ctx, opts)
-			if err != nil || kinds(vr)[legacy.DiscrepancyVector] != 1 {
+			if err != nil || kinds(vr)[legacy.DiscrepancyVector] != 1 || kinds(vr)[legacy.DiscrepancyUnmatched] != wantUnmatched {
 				t.Fatalf("verify after deletion:\n%s (%v)", vr, err)
 			}
 		})
 	}
+}
+
+func toAny(md map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range md {
+		if l, ok := v.([]string); ok {
+			a := make([]any, len(l))
+			for i, x := range l {
+				a[i] = x
+			}
+			v = a
+		}
+		out[k] = v
+	}
+	return out
 }

@@ -63,6 +63,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/migrate"
@@ -138,7 +139,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.dimension, "dimension", 0, "vector dimension of the index")
 	fs.StringVar(&o.vectorLayout, "vector-layout", legacy.LayoutNamespacePerUser, "legacy vector layout: namespace-per-user or shared")
 	fs.StringVar(&o.namespaceTemplate, "namespace-template", "{user_id}", "legacy namespace of a user (namespace-per-user)")
-	fs.StringVar(&o.sharedNamespace, "shared-namespace", "", "legacy namespace of every user's vectors (shared)")
+	fs.StringVar(&o.sharedNamespace, "shared-namespace", "", "legacy namespace of every user's vectors (shared; __default__ is Pinecone's default namespace)")
 	fs.StringVar(&o.userKey, "user-key", "user_id", "metadata key holding the user ID (shared)")
 	fs.IntVar(&o.vectorBatch, "vector-batch", 100, "vectors per batch (1..100)")
 }
@@ -711,7 +712,14 @@ func (a *app) vectorOptions() (*legacy.VectorOptions, func(), error) {
 		return nil, nil, err
 	}
 	closeFn := func() { src.Close(); target.Close() }
-	return &legacy.VectorOptions{Source: src, Layout: o.vectorLayout, NamespaceTemplate: o.namespaceTemplate,
+	// Read the legacy vectors with go-pinecone itself: it reaches Pinecone's default
+	// namespace (which the clone-scoped driver refuses) and lists namespaces.
+	var conn *pinecone.IndexConnection
+	if !src.As(&conn) {
+		closeFn()
+		return nil, nil, fmt.Errorf("the Pinecone driver exposes no IndexConnection")
+	}
+	return &legacy.VectorOptions{Source: legacy.PineconeSource(conn), Layout: o.vectorLayout, NamespaceTemplate: o.namespaceTemplate,
 		SharedNamespace: o.sharedNamespace, UserKey: o.userKey, Target: target, BatchSize: o.vectorBatch, DryRun: o.dryRun}, closeFn, nil
 }
 

@@ -275,6 +275,12 @@ var UnmatchedVectors = []string{"orphan-vector", "stranger-vector"}
 // with the user in metadata "user_id", plus UnmatchedVectors. It returns how many
 // vectors each user has.
 func PutVectors(ctx context.Context, d driver.Index, perUser bool, shared string) (map[string]int, error) {
+	return PutVectorsWith(ctx, d.Upsert, perUser, shared)
+}
+
+// PutVectorsWith is PutVectors writing through upsert (for namespaces a driver refuses,
+// such as Pinecone's default one).
+func PutVectorsWith(ctx context.Context, upsert func(ctx context.Context, ns string, vs []driver.Vector) error, perUser bool, shared string) (map[string]int, error) {
 	per := map[string]int{}
 	var all []driver.Vector
 	for i := 1; i <= Users; i++ {
@@ -282,7 +288,7 @@ func PutVectors(ctx context.Context, d driver.Index, perUser bool, shared string
 		per[UserID(i)] = len(vs)
 		if perUser {
 			if len(vs) > 0 {
-				if err := d.Upsert(ctx, "user-"+UserID(i), vs); err != nil {
+				if err := upsert(ctx, "user-"+UserID(i), vs); err != nil {
 					return nil, err
 				}
 			}
@@ -301,7 +307,7 @@ func PutVectors(ctx context.Context, d driver.Index, perUser bool, shared string
 		driver.Vector{ID: UnmatchedVectors[0], Values: vals, Metadata: map[string]any{"document": "x"}},
 		driver.Vector{ID: UnmatchedVectors[1], Values: vals, Metadata: map[string]any{"user_id": "u999"}})
 	for start := 0; start < len(all); start += 100 {
-		if err := d.Upsert(ctx, shared, all[start:min(start+100, len(all))]); err != nil {
+		if err := upsert(ctx, shared, all[start:min(start+100, len(all))]); err != nil {
 			return nil, err
 		}
 	}
