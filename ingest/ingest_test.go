@@ -19,6 +19,7 @@ import (
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/chunk"
 	"github.com/cloneiso/cloneiso/ingest/embed"
+	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/vectorstore"
 )
 
@@ -416,4 +417,36 @@ func TestConfigurationChangeReingests(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestNewValidatesOptions(t *testing.T) {
+	e := newEnv(t, backend{"embedded", "sqlite", "mem", "file"})
+	other, _ := embed.NewLocal(&embed.LocalOptions{Dimension: dim + 1})
+	for name, o := range map[string]*ingest.Options{
+		"dimension mismatch": {Embedder: other},
+		"negative workers":   {Workers: -1},
+		"huge batch":         {EmbedBatch: ingest.MaxEmbedBatch + 1},
+		"bad chunking":       {Chunking: &chunk.Options{TargetTokens: 10, OverlapTokens: 5}},
+	} {
+		if _, err := ingest.New(e.db, e.vectors, e.objects, o); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := ingest.New(nil, e.vectors, nil, nil); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Errorf("nil db: %v", err)
+	}
+	// Without a bucket originals are not kept, and upload sources are refused.
+	p, err := ingest.New(e.db, e.vectors, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := e.newClone(t)
+	r, err := p.Ingest(context.Background(), cc, ingest.Source{Data: []byte("plain words"), ContentType: "text/plain"})
+	if err != nil || r.Document.ObjectKey != "" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := p.Ingest(context.Background(), cc, ingest.Source{Upload: &objectstore.UploadTicket{Kind: "uploads", Name: "x"}}); !errors.Is(err, clone.ErrUnsupported) {
+		t.Fatal(err)
+	}
+	checkConsistent(t, e, cc)
 }
