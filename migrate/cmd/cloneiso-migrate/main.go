@@ -64,6 +64,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
+	"github.com/pressly/goose/v3"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/migrate"
@@ -339,6 +340,23 @@ func (a *app) status(ctx context.Context) (int, error) {
 		state = "legacy (not adopted: run up)"
 	}
 	a.printf("state: %s\nschema version: %d\n", state, s.SchemaVersion)
+	if s.SchemaVersion > 0 {
+		p, err := migrate.NewProvider(a.db.DB, nil)
+		if err != nil {
+			return exitFailure, err
+		}
+		ms, err := p.Status(ctx)
+		if err != nil {
+			return exitFailure, err
+		}
+		pending := 0
+		for _, m := range ms {
+			if m.State == goose.StatePending {
+				pending++
+			}
+		}
+		a.printf("pending migrations: %d (run up)\n", pending)
+	}
 	if s.Adopted {
 		a.printf("legacy users with a clone: %d\n", s.Users)
 		a.printf("%-24s %-8s %-11s %-10s %8s %12s\n", "table", "exists", "snapshot", "backfill", "batches", "rows changed")
