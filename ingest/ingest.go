@@ -684,6 +684,15 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id AND status = :status AND updated_at = :seen`,
 		map[string]any{"id": doc.ID, "now": now, "status": doc.Status, "seen": doc.UpdatedAt})
 	if err != nil {
+		if doc.Status == records.StatusPending {
+			// Do not leave a row this call may have just created pending (for example
+			// when ctx was cancelled in between): record the failure.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
+			defer cancel()
+			if rerr := p.release(cctx, cc, &attempt{doc: doc}, records.StatusFailed, errorMessage(err)); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("recording the failure: %w", rerr))
+			}
+		}
 		return nil, nil, err
 	}
 	if n, err := res.RowsAffected(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/chunk"
@@ -162,8 +163,12 @@ func TestIsolationBetweenClones(t *testing.T) {
 		if _, err := records.GetDocument(ctx, e.db, b, ra.Document.ID); !errors.Is(err, clone.ErrNotFound) {
 			t.Fatalf("B got A's document: %v", err)
 		}
+		e.audit.Reset()
 		if err := p.Delete(ctx, b, ra.Document.ID); !errors.Is(err, clone.ErrNotFound) {
 			t.Fatalf("B deleted A's document: %v", err)
+		}
+		if evs := e.audit.Events(); len(evs) == 0 || evs[0].Outcome != audit.Denied || evs[0].CloneID != b.CloneID() {
+			t.Fatalf("B's attempt was not audited as a denial: %+v", evs)
 		}
 		if _, err := p.Ingest(ctx, b, ingest.Source{DocumentID: ra.Document.ID, Data: []byte("overwrite")}); !errors.Is(err, clone.ErrNotFound) {
 			t.Fatalf("B updated A's document: %v", err)
@@ -378,6 +383,34 @@ func TestIngestAllConcurrentWithProgress(t *testing.T) {
 		if s := checkConsistent(t, e, cc); len(s.docs) != 7 {
 			t.Fatalf("%d documents", len(s.docs))
 		}
+
+		// Cancelled while documents are in flight: finished ones stay, the others fail
+		// and leave nothing.
+		mctx, mcancel := context.WithCancel(ctx)
+		pc := e.pipeline(t, &ingest.Options{Chunking: small, Workers: 2, EmbedBatch: 2, Progress: func(ev ingest.Progress) {
+			if ev.Stage == ingest.StageReady {
+				mcancel()
+			}
+		}})
+		var many []ingest.Source
+		for i := range 6 {
+			many = append(many, ingest.Source{Data: []byte(doc(fmt.Sprintf("cancelled batch %d", i), 4)), ContentType: "text/markdown"})
+		}
+		res, err = pc.IngestAll(mctx, cc, many)
+		mcancel()
+		failed := 0
+		for _, r := range res {
+			if r.Err != nil {
+				failed++
+				if !errors.Is(r.Err, context.Canceled) && !errors.Is(r.Err, clone.ErrUnavailable) {
+					t.Fatalf("in-flight failure: %v", r.Err)
+				}
+			}
+		}
+		if err == nil || failed == 0 || failed == len(many) {
+			t.Fatalf("%d of %d failed: %v", failed, len(many), err)
+		}
+		checkConsistent(t, e, cc)
 
 		// Cancelled before it starts: nothing is done.
 		cctx, cancel := context.WithCancel(ctx)
