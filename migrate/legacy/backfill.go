@@ -42,6 +42,10 @@ func (m *Migrator) usersSQL(ctx context.Context, q querier) (string, error) {
 type ProvisionReport struct {
 	Users       int // legacy users found
 	Provisioned int // users whose tenant and clone this call created or recorded
+	// Failed are users that cannot get a clone (an invalid subject, a suspended
+	// tenant, two users mapped to one subject): reported, their rows left without a
+	// clone, the other users provisioned.
+	Failed []ObjectProblem
 }
 
 // Provision gives every legacy user its tenant and clone, exactly as a first sign-in
@@ -75,20 +79,36 @@ func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 			return rep, errs.Wrap(errs.InvalidInput, op, err, "subject of user %q", u)
 		}
 		cc, _, err := m.store.ProvisionSolo(ctx, subject)
+		if userProblem(err) {
+			rep.Failed = append(rep.Failed, ObjectProblem{Key: subject, UserID: u, Reason: err.Error()})
+			continue
+		}
 		if err != nil {
 			return rep, fmt.Errorf("provision user %q (subject %q): %w", u, subject, err)
 		}
 		if err := m.cfg.at(ctx, "provision-recorded", i); err != nil {
 			return rep, err
 		}
-		if err := m.recordUser(ctx, u, subject, cc); err != nil {
+		if err := m.recordUser(ctx, u, subject, cc); userProblem(err) {
+			rep.Failed = append(rep.Failed, ObjectProblem{Key: subject, UserID: u, Reason: err.Error()})
+			continue
+		} else if err != nil {
 			return rep, err
 		}
 		rep.Provisioned++
 		m.cfg.Progress(Progress{Step: "provision", Table: u, Done: int64(total - len(todo) + i + 1), Total: int64(total)})
 	}
-	m.cfg.Logger.InfoContext(ctx, "legacy: provisioned", "users", total, "new", rep.Provisioned)
+	m.cfg.Logger.InfoContext(ctx, "legacy: provisioned", "users", total, "new", rep.Provisioned, "failed", len(rep.Failed))
 	return rep, nil
+}
+
+// userProblem reports whether err concerns one user only (so the others go on).
+func userProblem(err error) bool {
+	switch errs.KindOf(err) {
+	case errs.InvalidInput, errs.Suspended, errs.Conflict:
+		return err != nil
+	}
+	return false
 }
 
 func (m *Migrator) recordUser(ctx context.Context, user, subject string, cc clone.CloneContext) error {

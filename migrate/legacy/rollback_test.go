@@ -2,10 +2,14 @@ package legacy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/migrate/legacy"
+	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
+	"github.com/cloneiso/cloneiso/tenant"
 )
 
 // schemaOf describes every table of the current schema: its columns, types and
@@ -75,5 +79,48 @@ func TestRollbackBeforeEnforce(t *testing.T) {
 	}
 	if _, err := m.RollbackSQL(ctx); err == nil {
 		t.Fatal("RollbackSQL after enforcement succeeded")
+	}
+}
+
+// TestUnprovisionableUsers: a user whose subject is invalid and one whose tenant is
+// suspended are reported, never guessed; every other user is migrated; verification
+// and enforcement point at them.
+func TestUnprovisionableUsers(t *testing.T) {
+	ctx := context.Background()
+	db, m := legacyDB(t, 500, nil)
+	mustAdopt(t, m)
+	db.Owner.MustExec(`INSERT INTO users (id, email) VALUES (E'bad\x01user', 'x@example.com');
+		INSERT INTO insights (id, user_id, content) VALUES (gen_random_uuid(), E'bad\x01user', 'orphaned by a bad id')`)
+	st, err := tenant.NewStore(db.Owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.ProvisionSolo(ctx, "u002"); err != nil { // u002 signed in already ...
+		t.Fatal(err)
+	}
+	db.Owner.MustExec("UPDATE tenants SET status = 'suspended' WHERE signup_subject = 'u002'") // ... and was suspended
+
+	rep, err := m.Backfill(ctx, nil)
+	if err != nil {
+		t.Fatalf("backfill: %v", err)
+	}
+	if len(rep.Provision.Failed) != 2 || rep.Provision.Provisioned != legacytest.Users-1 {
+		t.Fatalf("provisioned %d, failed %v", rep.Provision.Provisioned, rep.Provision.Failed)
+	}
+	vr, err := m.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unprov := map[string]bool{}
+	for _, d := range vr.Discrepancies {
+		if d.Kind == legacy.DiscrepancyUnprovisioned {
+			unprov[d.UserID] = true
+		}
+	}
+	if !unprov["u002"] || !unprov["bad\x01user"] || kinds(vr)[legacy.DiscrepancyWithoutClone] == 0 {
+		t.Fatalf("verify:\n%s", vr)
+	}
+	if _, err := m.Enforce(ctx); !errors.Is(err, legacy.ErrIncomplete) {
+		t.Fatalf("enforce: %v", err)
 	}
 }

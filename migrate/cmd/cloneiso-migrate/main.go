@@ -95,6 +95,7 @@ type options struct {
 	batchSize                            int
 	progress                             string
 	dryRun, restart, retake, deep        bool
+	perUser                              bool
 
 	s3Endpoint, s3Region, s3AccessKey, s3SecretKey string
 	s3PathStyle                                    bool
@@ -121,6 +122,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "objects, vectors: report what would be done, change nothing")
 	fs.BoolVar(&o.restart, "restart", false, "backfill: forget the checkpoints and rescan every table")
 	fs.BoolVar(&o.retake, "retake", false, "snapshot: record the snapshot again")
+	fs.BoolVar(&o.perUser, "per-user", false, "verify: print every user's counts before and after, per table")
 	fs.BoolVar(&o.deep, "deep", true, "objects verify/delete-legacy: read every copy back and compare SHA-256")
 
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint for S3-compatible servers (empty: AWS)")
@@ -460,6 +462,9 @@ func (a *app) backfill(ctx context.Context) (int, error) {
 	a.bar.finish()
 	if rep != nil && rep.Provision != nil {
 		a.printf("users: %d (%d provisioned now)\n", rep.Provision.Users, rep.Provision.Provisioned)
+		for _, f := range rep.Provision.Failed {
+			a.printf("  user %q (subject %q) got no clone: %s\n", f.UserID, f.Key, f.Reason)
+		}
 	}
 	if rep != nil {
 		for _, t := range rep.Tables {
@@ -529,6 +534,22 @@ func (a *app) verify(ctx context.Context) (int, error) {
 	a.printf("%-24s %12s %12s %14s %12s\n", "table", "rows before", "rows after", "without clone", "wrong clone")
 	for _, t := range r.Tables {
 		a.printf("%-24s %12d %12d %14d %12d\n", t.Table, t.RowsBefore, t.RowsAfter, t.WithoutClone, t.WrongClone)
+	}
+	if a.opts.perUser {
+		a.printf("\nper user (table user rows-before rows-after content):\n")
+		for _, t := range r.Tables {
+			for _, u := range t.Users {
+				same := "same"
+				if u.ChecksumBefore != u.ChecksumAfter {
+					same = "CHANGED"
+				}
+				label := u.UserID
+				if label == "" {
+					label = "(no user)"
+				}
+				a.printf("  %s %s %d %d %s\n", t.Table, label, u.RowsBefore, u.RowsAfter, same)
+			}
+		}
 	}
 	a.printReport("sql", r)
 	if !r.OK() {

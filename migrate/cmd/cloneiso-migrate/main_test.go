@@ -149,8 +149,8 @@ func TestCLI(t *testing.T) {
 	db.Owner.MustExec("DELETE FROM documents WHERE user_id IS NULL; DELETE FROM notes WHERE owner = ''")
 	c.run(exitDiscrepancy, "verify")
 	c.run(exitOK, "snapshot", "--retake")
-	out, _ = c.run(exitOK, append([]string{"verify"}, vecFlags...)...)
-	mustContain(t, out, "sql: OK", "vectors: OK")
+	out, _ = c.run(exitOK, append([]string{"verify", "--per-user"}, vecFlags...)...)
+	mustContain(t, out, "sql: OK", "vectors: OK", "documents u001 2 2 same")
 	out, _ = c.run(exitOK, "backfill")
 	mustContain(t, out, "already complete", "every row has its clone")
 
