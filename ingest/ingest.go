@@ -388,9 +388,9 @@ func ContentHash(content []byte) string {
 }
 
 // VectorID returns the ID of chunk ordinal of version version of document doc in the
-// clone's vector namespace: "<document ID>#<version>-<ordinal>". The same content
-// always gets the same IDs, so a retried upsert overwrites instead of duplicating, and
-// two versions of a document never share an ID.
+// clone's vector namespace: "<document ID>#<version>-<ordinal>" (see
+// DocumentVersion). A retried attempt gets the same IDs, so its upserts overwrite
+// instead of duplicating, and two versions of a document never share an ID.
 func VectorID(doc uuid.UUID, version string, ordinal int) string {
 	return doc.String() + "#" + version + "-" + strconv.Itoa(ordinal)
 }
