@@ -560,6 +560,7 @@ type attempt struct {
 	objectName string           // original this attempt may have written ("" if none)
 	hash       string           // the new content's hash
 	version    string           // and its version
+	created    bool             // the row was created by this attempt
 }
 
 func (p *Pipeline) ingest(ctx context.Context, cc clone.CloneContext, src Source, t *tracker) (Result, error) {
@@ -623,6 +624,7 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 	const op = "ingest.Ingest"
 	var doc records.Document
 	var err error
+	created := false
 	switch {
 	case src.DocumentID != uuid.Nil:
 		doc, err = records.GetDocument(ctx, p.q(), cc, src.DocumentID)
@@ -648,6 +650,7 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 			ID: newDocumentID(cc, hash), Title: src.Title, SourceName: src.SourceName,
 			ContentType: ct, SizeBytes: size, ContentHash: hash, Status: records.StatusPending, Metadata: meta,
 		})
+		created = err == nil
 		if errors.Is(err, clone.ErrConflict) {
 			// Created concurrently, or the ID is taken by a document that has since been
 			// updated to other content: look again, else use a random ID.
@@ -662,6 +665,7 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 					Title: src.Title, SourceName: src.SourceName, ContentType: ct, SizeBytes: size,
 					ContentHash: hash, Status: records.StatusPending, Metadata: meta,
 				})
+				created = err == nil
 			}
 		}
 		if err != nil {
@@ -670,7 +674,7 @@ func (p *Pipeline) claim(ctx context.Context, cc clone.CloneContext, src *Source
 	}
 	// A ready document here has another content or configuration: its version is
 	// served until the new one commits, and survives a failure.
-	a := &attempt{prev: doc, hash: hash, version: p.versionOf(hash), hadVersion: doc.Status == records.StatusReady}
+	a := &attempt{prev: doc, hash: hash, version: p.versionOf(hash), hadVersion: doc.Status == records.StatusReady, created: created}
 	if doc.Status == records.StatusProcessing && p.now().Sub(doc.UpdatedAt) < p.stale {
 		return nil, nil, errs.New(errs.Conflict, op, "document is being ingested by another call")
 	}
@@ -907,27 +911,52 @@ func errorMessage(err error) string {
 	return m
 }
 
-// cleanupOld removes, after a committed version, every vector and original of the
-// document that is not of that version, and the consumed upload.
+// cleanupOld removes, after a committed version, what belonged to the document's
+// earlier versions, and the consumed upload. A brand-new document has nothing to
+// remove; a document that was ready had exactly its previous version's vectors and
+// original, whose names are known; any other (a retry of a failed document, a
+// takeover of an abandoned one) is listed by prefix, to catch what earlier attempts
+// may have left.
 func (p *Pipeline) cleanupOld(ctx context.Context, cc clone.CloneContext, a *attempt, src *Source) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
 	defer cancel()
-	keep := make(map[string]bool, len(a.vectorIDs))
-	for _, id := range a.vectorIDs {
-		keep[id] = true
-	}
 	var out []error
-	if err := p.deleteDocumentVectors(cctx, cc, a.doc.ID, keep); err != nil {
-		out = append(out, err)
-	}
-	if p.objects != nil {
-		if err := p.deleteDocumentObjects(cctx, cc, a.doc.ID, ObjectName(a.doc.ID, a.version)); err != nil {
-			out = append(out, err)
-		}
-		if src.Upload != nil {
-			if err := p.objects.Delete(cctx, cc, src.Upload.Kind, src.Upload.Name); err != nil && !errors.Is(err, clone.ErrNotFound) {
+	newObject := ObjectName(a.doc.ID, a.version)
+	prevVersion := DocumentVersion(a.prev)
+	switch {
+	case a.created:
+	case a.prev.Status == records.StatusReady && prevVersion != "":
+		if prevVersion != a.version {
+			ids := make([]string, a.prev.ChunkCount)
+			for i := range ids {
+				ids[i] = VectorID(a.doc.ID, prevVersion, i)
+			}
+			if err := p.deleteVectors(cctx, cc, ids); err != nil {
 				out = append(out, err)
 			}
+			if name := ObjectName(a.doc.ID, prevVersion); p.objects != nil && a.prev.ObjectKey != "" {
+				if err := p.objects.Delete(cctx, cc, ObjectKind, name); err != nil && !errors.Is(err, clone.ErrNotFound) {
+					out = append(out, err)
+				}
+			}
+		}
+	default:
+		keep := make(map[string]bool, len(a.vectorIDs))
+		for _, id := range a.vectorIDs {
+			keep[id] = true
+		}
+		if err := p.deleteDocumentVectors(cctx, cc, a.doc.ID, keep); err != nil {
+			out = append(out, err)
+		}
+		if p.objects != nil {
+			if err := p.deleteDocumentObjects(cctx, cc, a.doc.ID, newObject); err != nil {
+				out = append(out, err)
+			}
+		}
+	}
+	if p.objects != nil && src.Upload != nil {
+		if err := p.objects.Delete(cctx, cc, src.Upload.Kind, src.Upload.Name); err != nil && !errors.Is(err, clone.ErrNotFound) {
+			out = append(out, err)
 		}
 	}
 	return errors.Join(out...)
