@@ -465,6 +465,9 @@ func (p *Pipeline) q() clonesql.Querier { return p.db }
 // read returns the source's content and content type, verifying an upload first.
 func (p *Pipeline) read(ctx context.Context, cc clone.CloneContext, src *Source) ([]byte, string, error) {
 	const op = "ingest.Ingest"
+	if err := errors.Join(checkText("title", src.Title), checkText("source name", src.SourceName)); err != nil {
+		return nil, "", err
+	}
 	n := 0
 	for _, set := range []bool{src.Data != nil, src.Reader != nil, src.Upload != nil} {
 		if set {
@@ -548,7 +551,22 @@ func (p *Pipeline) metadata(src *Source, version string) (json.RawMessage, error
 	if err != nil {
 		return nil, errs.Wrap(errs.InvalidInput, "ingest.Ingest", err, "metadata is not JSON")
 	}
+	if len(b) > records.MaxJSONBytes {
+		return nil, errs.New(errs.TooLarge, "ingest.Ingest", "metadata of %d bytes is over the limit of %d", len(b), records.MaxJSONBytes)
+	}
 	return b, nil
+}
+
+// checkText validates a descriptive field up front, as records would at the end.
+func checkText(field, v string) error {
+	const op = "ingest.Ingest"
+	if len(v) > records.MaxTitleBytes {
+		return errs.New(errs.TooLarge, op, "%s of %d bytes is over the limit of %d", field, len(v), records.MaxTitleBytes)
+	}
+	if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+		return errs.New(errs.InvalidInput, op, "%s is not valid UTF-8 without NUL", field)
+	}
+	return nil
 }
 
 // attempt is the state of one ingestion attempt, for compensation.

@@ -216,6 +216,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 			{"two bodies", ingest.Source{Data: []byte("x"), Reader: strings.NewReader("x")}, clone.ErrInvalidInput},
 			{"reserved metadata", ingest.Source{Data: []byte("x"), Metadata: map[string]any{"cloneiso": 1}}, clone.ErrInvalidInput},
 			{"unknown document", ingest.Source{DocumentID: uuid.New(), Data: []byte("x")}, clone.ErrNotFound},
+			{"long title", ingest.Source{Title: strings.Repeat("t", 1025), Data: []byte("x")}, clone.ErrTooLarge},
+			{"bad source name", ingest.Source{SourceName: "a\x00b", Data: []byte("x")}, clone.ErrInvalidInput},
+			{"huge metadata", ingest.Source{Data: []byte("x"), Metadata: map[string]any{"k": strings.Repeat("v", 70000)}}, clone.ErrTooLarge},
 		} {
 			if _, err := p.Ingest(ctx, cc, tc.src); !errors.Is(err, tc.kind) {
 				t.Errorf("%s: %v, want %v", tc.name, err, tc.kind)
