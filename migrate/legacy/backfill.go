@@ -56,6 +56,11 @@ type ProvisionReport struct {
 // resumable: ProvisionSolo returns the clone it created before an interruption.
 func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 	const op = "legacy.Provision"
+	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_users"); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "catalog")
+	} else if !ok {
+		return nil, errs.New(errs.Conflict, op, "the database was not adopted: run adopt (cloneiso-migrate up) first")
+	}
 	uq, err := m.usersSQL(ctx, m.db)
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "list users")

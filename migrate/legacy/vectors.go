@@ -356,37 +356,36 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// legacyByUser reads every legacy vector and groups it by user; vectors of no
-// provisioned user are reported in r.
-func (m *Migrator) legacyByUser(ctx context.Context, o *VectorOptions, users []UserClone, ccs map[string]clone.CloneContext, r *VerifyReport) (map[string][]driver.Vector, error) {
-	out := map[string][]driver.Vector{}
+// scanLegacy reads the legacy vectors batch by batch and calls fn with each batch of
+// one user's vectors; vectors of no provisioned user (shared layout) go to unmatched.
+func (m *Migrator) scanLegacy(ctx context.Context, o *VectorOptions, users []UserClone, ccs map[string]clone.CloneContext,
+	fn func(user string, vs []driver.Vector) error, unmatched func(v driver.Vector, user string)) error {
 	if o.Layout == LayoutShared {
-		err := scan(ctx, o.Source, o.SharedNamespace, o.BatchSize, "", func(vs []driver.Vector) error {
+		return scan(ctx, o.Source, o.SharedNamespace, o.BatchSize, "", func(vs []driver.Vector) error {
+			byUser := map[string][]driver.Vector{}
 			for _, v := range vs {
 				u := userOf(v.Metadata, o.UserKey)
 				if _, ok := ccs[u]; !ok {
-					if r != nil {
-						r.add(DiscrepancyUnmatched, o.SharedNamespace, u, 1, "legacy vector %s has no provisioned user", v.ID)
-					}
+					unmatched(v, u)
 					continue
 				}
-				out[u] = append(out[u], v)
+				byUser[u] = append(byUser[u], v)
+			}
+			for _, u := range slices.Sorted(mapsKeys(byUser)) {
+				if err := fn(u, byUser[u]); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
-		return out, err
 	}
 	for _, u := range users {
 		ns := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
-		err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
-			out[u.UserID] = append(out[u.UserID], vs...)
-			return nil
-		})
-		if err != nil {
-			return nil, err
+		if err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error { return fn(u.UserID, vs) }); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // VerifyVectors checks the vector migration without changing anything: for every user,
@@ -394,30 +393,69 @@ func (m *Migrator) legacyByUser(ctx context.Context, o *VectorOptions, users []U
 // stamps) and the same values (to float32 rounding); the clone holds at least as many
 // vectors as the user had; and users whose legacy vectors were already deleted still
 // have as many vectors as were recorded copied. Legacy vectors of no provisioned user
-// (shared layout) are reported as unmatched.
+// (shared layout), and namespaces of no provisioned user (per-user layout, with a
+// [NamespaceLister] source), are reported as unmatched. It streams: memory does not
+// grow with the index.
 func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*VerifyReport, error) {
+	r, _, err := m.verifyVectors(ctx, o)
+	return r, err
+}
+
+// verifyVectors is VerifyVectors, also returning how many legacy vectors each user has.
+func (m *Migrator) verifyVectors(ctx context.Context, o *VectorOptions) (*VerifyReport, map[string]int64, error) {
+	const op = "legacy.VerifyVectors"
 	if err := o.check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	users, ccs, err := m.userContexts(ctx, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r := &VerifyReport{}
-	legacyVs, err := m.legacyByUser(ctx, o, users, ccs, r)
+	legacyCount := map[string]int64{}
+	err = m.scanLegacy(ctx, o, users, ccs, func(u string, batch []driver.Vector) error {
+		legacyCount[u] += int64(len(batch))
+		ids := make([]string, len(batch))
+		for j, v := range batch {
+			ids[j] = v.ID
+		}
+		got, err := o.Target.Fetch(ctx, ccs[u], ids)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]vectorstore.Vector, len(got))
+		for _, v := range got {
+			byID[v.ID] = v
+		}
+		for _, v := range batch {
+			c, ok := byID[v.ID]
+			switch {
+			case !ok:
+				r.add(DiscrepancyVector, "", u, 1, "vector %s of user %s is not in its clone", v.ID, u)
+			case !sameMetadata(v.Metadata, c.Metadata):
+				r.add(DiscrepancyVector, "", u, 1, "vector %s of user %s: metadata differs", v.ID, u)
+			case !sameValues(v.Values, c.Values):
+				r.add(DiscrepancyVector, "", u, 1, "vector %s of user %s: values differ", v.ID, u)
+			}
+		}
+		return nil
+	}, func(v driver.Vector, u string) {
+		r.add(DiscrepancyUnmatched, o.SharedNamespace, u, 1, "legacy vector %s has no provisioned user", v.ID)
+	})
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, "legacy.VerifyVectors", err, "read legacy vectors")
+		return nil, nil, errs.Wrap(errs.Unavailable, op, err, "read legacy vectors")
 	}
 	if nl, ok := o.Source.(NamespaceLister); ok && o.Layout == LayoutNamespacePerUser {
 		// Namespaces that fit the template but belong to no provisioned user.
 		prefix, suffix, _ := strings.Cut(o.NamespaceTemplate, "{user_id}")
 		names, err := nl.ListNamespaces(ctx, prefix)
 		if err != nil {
-			return nil, errs.Wrap(errs.Unavailable, "legacy.VerifyVectors", err, "list namespaces")
+			return nil, nil, errs.Wrap(errs.Unavailable, op, err, "list namespaces")
 		}
 		for _, ns := range names {
-			u, ok := strings.CutPrefix(ns, prefix)
-			if u, ok = strings.CutSuffix(u, suffix); !ok || u == "" {
+			u, _ := strings.CutPrefix(ns, prefix)
+			u, ok := strings.CutSuffix(u, suffix)
+			if !ok || u == "" {
 				continue
 			}
 			if _, known := ccs[u]; !known {
@@ -432,7 +470,7 @@ func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*Verify
 	}
 	if err := m.db.SelectContext(ctx, &recorded, "SELECT user_id, copied, deleted_at FROM cloneiso_legacy_vectors WHERE source = $1 OR $2",
 		o.SharedNamespace, o.Layout == LayoutNamespacePerUser); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, "legacy.VerifyVectors", err, "read progress")
+		return nil, nil, errs.Wrap(errs.Unavailable, op, err, "read progress")
 	}
 	copied := map[string]int64{}
 	deleted := map[string]bool{}
@@ -441,48 +479,20 @@ func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*Verify
 		deleted[x.UserID] = deleted[x.UserID] || x.Deleted.Valid
 	}
 	for i, u := range users {
-		cc := ccs[u.UserID]
-		st, err := o.Target.Stats(ctx, cc)
+		st, err := o.Target.Stats(ctx, ccs[u.UserID])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		lv := legacyVs[u.UserID]
-		want := int64(len(lv))
-		if len(lv) == 0 && deleted[u.UserID] {
+		want := legacyCount[u.UserID]
+		if want == 0 && deleted[u.UserID] {
 			want = copied[u.UserID]
 		}
 		if int64(st.VectorCount) < want {
 			r.add(DiscrepancyVector, "", u.UserID, want-int64(st.VectorCount), "clone of user %s has %d vectors; the user had %d", u.UserID, st.VectorCount, want)
 		}
-		for start := 0; start < len(lv); start += o.BatchSize {
-			batch := lv[start:min(start+o.BatchSize, len(lv))]
-			ids := make([]string, len(batch))
-			for j, v := range batch {
-				ids[j] = v.ID
-			}
-			got, err := o.Target.Fetch(ctx, cc, ids)
-			if err != nil {
-				return nil, err
-			}
-			byID := map[string]vectorstore.Vector{}
-			for _, v := range got {
-				byID[v.ID] = v
-			}
-			for _, v := range batch {
-				c, ok := byID[v.ID]
-				switch {
-				case !ok:
-					r.add(DiscrepancyVector, "", u.UserID, 1, "vector %s of user %s is not in its clone", v.ID, u.UserID)
-				case !sameMetadata(v.Metadata, c.Metadata):
-					r.add(DiscrepancyVector, "", u.UserID, 1, "vector %s of user %s: metadata differs", v.ID, u.UserID)
-				case !sameValues(v.Values, c.Values):
-					r.add(DiscrepancyVector, "", u.UserID, 1, "vector %s of user %s: values differ", v.ID, u.UserID)
-				}
-			}
-		}
 		m.cfg.Progress(Progress{Step: "verify-vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
 	}
-	return r, nil
+	return r, legacyCount, nil
 }
 
 func sameMetadata(a, b map[string]any) bool {
@@ -520,68 +530,95 @@ func sameValues(a, b []float32) bool {
 // user's IDs in the shared namespace — and records the deletion. Users that fail the
 // check keep their legacy vectors and are reported. With o.DryRun it only counts.
 func (m *Migrator) DeleteLegacyVectors(ctx context.Context, o *VectorOptions) (*VectorReport, error) {
-	if err := o.check(); err != nil {
+	const op = "legacy.DeleteLegacyVectors"
+	vr, counts, err := m.verifyVectors(ctx, o)
+	if err != nil {
 		return nil, err
 	}
 	users, ccs, err := m.userContexts(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	legacyVs, err := m.legacyByUser(ctx, o, users, ccs, nil)
-	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyVectors", err, "read legacy vectors")
-	}
-	vr, err := m.VerifyVectors(ctx, o)
-	if err != nil {
-		return nil, err
-	}
 	bad := map[string]bool{}
-	rep := &VectorReport{PerUser: map[string]int64{}}
 	for _, d := range vr.Discrepancies {
 		if d.Kind == DiscrepancyVector {
 			bad[d.UserID] = true
 		}
 	}
-	for i, u := range users {
-		if err := m.cfg.at(ctx, "delete-vectors", i); err != nil {
-			return rep, err
-		}
-		lv := legacyVs[u.UserID]
-		if len(lv) == 0 {
+	rep := &VectorReport{PerUser: map[string]int64{}}
+	var good []UserClone
+	for _, u := range users {
+		if counts[u.UserID] == 0 {
 			continue
 		}
 		if bad[u.UserID] {
 			rep.Problems = append(rep.Problems, ObjectProblem{UserID: u.UserID, Reason: "the clone's copy failed verification; legacy vectors kept"})
 			continue
 		}
-		rep.PerUser[u.UserID] = int64(len(lv))
-		if o.DryRun {
-			rep.Deleted += int64(len(lv))
-			continue
+		good = append(good, u)
+		rep.PerUser[u.UserID] = counts[u.UserID]
+	}
+	if o.DryRun {
+		for _, u := range good {
+			rep.Deleted += counts[u.UserID]
 		}
-		src := o.SharedNamespace
-		if o.Layout == LayoutNamespacePerUser {
-			src = strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
+		return rep, nil
+	}
+	record := func(src, user string) error {
+		if _, err := m.db.ExecContext(ctx, `UPDATE cloneiso_legacy_vectors SET deleted_at = now() WHERE source = $1 AND user_id = $2`, src, user); err != nil {
+			return errs.Wrap(errs.Unavailable, op, err, "record deletion")
+		}
+		return nil
+	}
+	if o.Layout == LayoutNamespacePerUser {
+		for i, u := range good {
+			if err := m.cfg.at(ctx, "delete-vectors", i); err != nil {
+				return rep, err
+			}
+			src := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
 			if err := o.Source.DeleteNamespace(ctx, src); err != nil {
 				return rep, fmt.Errorf("delete legacy namespace %s: %w", src, err)
 			}
-		} else {
-			for start := 0; start < len(lv); start += o.BatchSize {
-				batch := lv[start:min(start+o.BatchSize, len(lv))]
-				ids := make([]string, len(batch))
-				for j, v := range batch {
-					ids[j] = v.ID
-				}
-				if err := o.Source.Delete(ctx, src, ids); err != nil {
-					return rep, fmt.Errorf("delete legacy vectors of %s: %w", u.UserID, err)
-				}
+			rep.Deleted += counts[u.UserID]
+			if err := record(src, u.UserID); err != nil {
+				return rep, err
+			}
+			m.cfg.Progress(Progress{Step: "delete-vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(good))})
+		}
+		return rep, nil
+	}
+	// Shared namespace: collect the IDs of the verified users (IDs only), then delete.
+	ok := map[string]bool{}
+	for _, u := range good {
+		ok[u.UserID] = true
+	}
+	var ids []string
+	err = m.scanLegacy(ctx, o, nil, ccs, func(u string, vs []driver.Vector) error {
+		if ok[u] {
+			for _, v := range vs {
+				ids = append(ids, v.ID)
 			}
 		}
-		rep.Deleted += int64(len(lv))
-		if _, err := m.db.ExecContext(ctx, `UPDATE cloneiso_legacy_vectors SET deleted_at = now() WHERE source = $1 AND user_id = $2`, src, u.UserID); err != nil {
-			return rep, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyVectors", err, "record deletion")
+		return nil
+	}, func(driver.Vector, string) {})
+	if err != nil {
+		return rep, errs.Wrap(errs.Unavailable, op, err, "read legacy vectors")
+	}
+	for start := 0; start < len(ids); start += o.BatchSize {
+		if err := m.cfg.at(ctx, "delete-vectors", start); err != nil {
+			return rep, err
 		}
-		m.cfg.Progress(Progress{Step: "delete-vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
+		batch := ids[start:min(start+o.BatchSize, len(ids))]
+		if err := o.Source.Delete(ctx, o.SharedNamespace, batch); err != nil {
+			return rep, fmt.Errorf("delete legacy vectors: %w", err)
+		}
+		rep.Deleted += int64(len(batch))
+		m.cfg.Progress(Progress{Step: "delete-vectors", Table: o.SharedNamespace, Done: int64(start + len(batch)), Total: int64(len(ids))})
+	}
+	for _, u := range good {
+		if err := record(o.SharedNamespace, u.UserID); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }

@@ -111,6 +111,8 @@ func TestCLI(t *testing.T) {
 	_, errOut := c.run(exitDiscrepancy, "enforce")
 	mustContain(t, errOut, "adopt")
 	c.run(exitUsage, "backfill", "--progress", "sometimes")
+	_, errOut = c.run(exitFailure, "backfill")
+	mustContain(t, errOut, "not adopted")
 	c.run(exitUsage, "frobnicate")
 
 	out, _ = c.run(exitOK, "up")
@@ -206,7 +208,7 @@ func TestKillProcess(t *testing.T) {
 	}
 	ctx := context.Background()
 	cfg := legacytest.Config()
-	cfg.BatchSize = 5
+	cfg.BatchSize = 2 // many small commits: a long run to kill
 	b, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(t.TempDir(), "migrate.json")
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
@@ -214,7 +216,7 @@ func TestKillProcess(t *testing.T) {
 	}
 	newDB := func() *pgtest.DB {
 		db := pgtest.Fresh(t, false)
-		if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
+		if err := legacytest.Create(ctx, db.Owner, 3); err != nil {
 			t.Fatal(err)
 		}
 		return db
@@ -231,7 +233,13 @@ func TestKillProcess(t *testing.T) {
 	db := newDB()
 	c = &cli{t: t, env: map[string]string{"CLONEISO_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 	c.run(exitOK, "up")
-	delays := []time.Duration{30, 90, 150, 250, 400, 600, 900, 1300}
+	// Kill after 150, 200, 250, ... ms (a process needs some 100 ms to start and
+	// connect), each run resuming the last: the kills land in provisioning, the
+	// snapshot and the batches of different tables.
+	var delays []time.Duration
+	for d := 150; d <= 900; d += 50 {
+		delays = append(delays, time.Duration(d))
+	}
 	kills := 0
 	for i := 0; ; i++ {
 		cmd := exec.Command(os.Args[0], "backfill", "--progress", "never")
