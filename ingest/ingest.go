@@ -360,13 +360,28 @@ func DocumentVersion(d records.Document) string {
 			Version string `json:"version"`
 		} `json:"cloneiso"`
 	}
-	if len(d.Metadata) == 0 || json.Unmarshal(d.Metadata, &m) != nil {
-		return ""
+	if len(d.Metadata) > 0 && json.Unmarshal(d.Metadata, &m) == nil {
+		if v := m.Cloneiso.Version; len(v) == versionLen && isHex(v) {
+			return v
+		}
 	}
-	if v := m.Cloneiso.Version; len(v) == versionLen && isHex(v) {
+	if v := Version(d.ContentHash); len(v) == versionLen && isHex(v) {
 		return v
 	}
 	return ""
+}
+
+// Version returns the version tag derived from a content hash alone (as stored in
+// records.Document.ContentHash): its first 16 hex digits. It is the version of a
+// document whose chunks and vectors a host wrote itself, without the pipeline's
+// metadata (see DocumentVersion); the pipeline's own versions also cover its
+// configuration.
+func Version(contentHash string) string {
+	h := strings.TrimPrefix(contentHash, "sha256:")
+	if len(h) < versionLen {
+		return h
+	}
+	return h[:versionLen]
 }
 
 // versionOf returns the version of content with hash under p's configuration.
