@@ -338,10 +338,20 @@ func (s *splitter) emit(out *[]Chunk, start, end, tokens int) {
 		return
 	}
 	t := s.text[start:end]
-	if o := *out; len(o) > 0 && o[len(o)-1].Start <= start && o[len(o)-1].End >= end {
-		return // entirely inside the previous chunk (an overlap-only remainder)
+	c := Chunk{Text: t, Start: start, End: end, Tokens: tokens}
+	if o := *out; len(o) > 0 {
+		last := &o[len(o)-1]
+		switch {
+		case last.Start <= start && last.End >= end:
+			return // entirely inside the previous chunk (an overlap-only remainder)
+		case start <= last.Start:
+			// The previous chunk is entirely inside this one (its only content was the
+			// overlap this one starts with): this one replaces it.
+			*last = c
+			return
+		}
 	}
-	*out = append(*out, Chunk{Text: t, Start: start, End: end, Tokens: tokens})
+	*out = append(*out, c)
 }
 
 func isSpace(c byte) bool {
