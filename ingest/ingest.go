@@ -352,8 +352,9 @@ func (p *Pipeline) IngestAll(ctx context.Context, cc clone.CloneContext, sources
 // (embedding model, chunk target and overlap). The same content ingested with the
 // same configuration always gets the same version (so a retry overwrites its own
 // vectors), and a change of content or configuration a new one (so it never
-// overwrites the version being served). It is "" for a document the pipeline did not
-// ingest.
+// overwrites the version being served). For a document without the pipeline's
+// metadata (its chunks written by the host) it is Version(ContentHash), and "" if
+// that is not a SHA-256.
 func DocumentVersion(d records.Document) string {
 	var m struct {
 		Cloneiso struct {
