@@ -45,7 +45,7 @@ type ProvisionReport struct {
 	// Failed are users that cannot get a clone (an invalid subject, a suspended
 	// tenant, two users mapped to one subject): reported, their rows left without a
 	// clone, the other users provisioned.
-	Failed []ObjectProblem
+	Failed []Problem
 }
 
 // Provision gives every legacy user its tenant and clone, exactly as a first sign-in
@@ -85,7 +85,7 @@ func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 		}
 		cc, _, err := m.store.ProvisionSolo(ctx, subject)
 		if userProblem(err) {
-			rep.Failed = append(rep.Failed, ObjectProblem{Key: subject, UserID: u, Reason: err.Error()})
+			rep.Failed = append(rep.Failed, Problem{Key: subject, UserID: u, Reason: err.Error()})
 			continue
 		}
 		if err != nil {
@@ -95,7 +95,7 @@ func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 			return rep, err
 		}
 		if err := m.recordUser(ctx, u, subject, cc); userProblem(err) {
-			rep.Failed = append(rep.Failed, ObjectProblem{Key: subject, UserID: u, Reason: err.Error()})
+			rep.Failed = append(rep.Failed, Problem{Key: subject, UserID: u, Reason: err.Error()})
 			continue
 		} else if err != nil {
 			return rep, err

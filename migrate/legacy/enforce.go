@@ -13,9 +13,9 @@ import (
 	"github.com/cloneiso/cloneiso/migrate"
 )
 
-// Incomplete is a table that keeps [Migrator.Enforce] from applying: it still has rows
+// incomplete is a table that keeps [Migrator.Enforce] from applying: it still has rows
 // without a clone, or was never adopted.
-type Incomplete struct {
+type incomplete struct {
 	Table        string
 	WithoutClone int64 // rows whose tenant_id or clone_id is NULL
 	WithoutUser  int64 // of which rows that have no user either (never backfilled)
@@ -24,7 +24,7 @@ type Incomplete struct {
 }
 
 // String describes the table's problem in one line.
-func (i Incomplete) String() string {
+func (i incomplete) String() string {
 	switch {
 	case i.MissingTable:
 		return fmt.Sprintf("%s: table does not exist", i.Table)
@@ -45,8 +45,8 @@ type EnforceReport struct {
 }
 
 // missingClones counts, per configured table, the rows that still lack their clone.
-func (m *Migrator) missingClones(ctx context.Context, q querier) ([]Incomplete, error) {
-	var out []Incomplete
+func (m *Migrator) missingClones(ctx context.Context, q querier) ([]incomplete, error) {
+	var out []incomplete
 	for _, t := range m.cfg.Tables {
 		exists, err := tableExists(ctx, q, t.Name)
 		if err != nil {
@@ -54,7 +54,7 @@ func (m *Migrator) missingClones(ctx context.Context, q querier) ([]Incomplete, 
 		}
 		if !exists {
 			if !slices.Contains(migrate.CloneOwnedTables(), t.Name) {
-				out = append(out, Incomplete{Table: t.Name, MissingTable: true})
+				out = append(out, incomplete{Table: t.Name, MissingTable: true})
 			}
 			continue
 		}
@@ -63,10 +63,10 @@ func (m *Migrator) missingClones(ctx context.Context, q querier) ([]Incomplete, 
 			return nil, err
 		}
 		if !slices.Contains(cols, "tenant_id") || !slices.Contains(cols, "clone_id") {
-			out = append(out, Incomplete{Table: t.Name, NotAdopted: true})
+			out = append(out, incomplete{Table: t.Name, NotAdopted: true})
 			continue
 		}
-		var in Incomplete
+		var in incomplete
 		in.Table = t.Name
 		u := pq.QuoteIdentifier(t.userColumn())
 		err = q.QueryRowxContext(ctx, `SELECT count(*), count(*) FILTER (WHERE `+u+` IS NULL OR `+u+`::text = '')
@@ -81,7 +81,7 @@ func (m *Migrator) missingClones(ctx context.Context, q querier) ([]Incomplete, 
 	return out, nil
 }
 
-func incompleteError(op string, in []Incomplete) error {
+func incompleteError(op string, in []incomplete) error {
 	lines := make([]string, len(in))
 	for i, x := range in {
 		lines[i] = "  " + x.String()

@@ -137,8 +137,10 @@ type UserObjects struct {
 	Bytes   int64
 }
 
-// ObjectProblem is a legacy object that was not (or not correctly) handled.
-type ObjectProblem struct {
+// Problem is something a step could not do for one item, reported instead of guessed:
+// a legacy object (Key is its key), a legacy vector (Key is its ID) or a user who
+// could not get a clone (Key is the subject).
+type Problem struct {
 	Key    string
 	UserID string
 	Reason string
@@ -152,7 +154,7 @@ type ObjectReport struct {
 	Deleted  int64 // legacy objects deleted by this call
 	Bytes    int64 // bytes copied (dry run: bytes that would be)
 	PerUser  []UserObjects
-	Problems []ObjectProblem // keys that fit no user, invalid names, failed copies
+	Problems []Problem // keys that fit no user, invalid names, failed copies
 }
 
 // OK reports whether no problem was met.
@@ -187,20 +189,20 @@ func (m *Migrator) listLegacy(ctx context.Context, o *ObjectOptions, kt *keyTemp
 			rep.Listed++
 			user, kind, name, ok := kt.match(key)
 			if !ok {
-				rep.Problems = append(rep.Problems, ObjectProblem{Key: key, Reason: "key does not fit the template"})
+				rep.Problems = append(rep.Problems, Problem{Key: key, Reason: "key does not fit the template"})
 				continue
 			}
 			cc, ok := byUser[user]
 			if !ok {
-				rep.Problems = append(rep.Problems, ObjectProblem{Key: key, UserID: user, Reason: "no clone for this user (not a legacy user, or not provisioned: run backfill first)"})
+				rep.Problems = append(rep.Problems, Problem{Key: key, UserID: user, Reason: "no clone for this user (not a legacy user, or not provisioned: run backfill first)"})
 				continue
 			}
 			if err := objectstore.ValidateKind(kind); err != nil {
-				rep.Problems = append(rep.Problems, ObjectProblem{Key: key, UserID: user, Reason: "invalid kind: " + err.Error()})
+				rep.Problems = append(rep.Problems, Problem{Key: key, UserID: user, Reason: "invalid kind: " + err.Error()})
 				continue
 			}
 			if err := objectstore.ValidateName(name); err != nil {
-				rep.Problems = append(rep.Problems, ObjectProblem{Key: key, UserID: user, Reason: err.Error()})
+				rep.Problems = append(rep.Problems, Problem{Key: key, UserID: user, Reason: err.Error()})
 				continue
 			}
 			lo := legacyObject{key: key, user: user, kind: kind, name: name, etag: aws.ToString(obj.ETag), size: aws.ToInt64(obj.Size), cc: cc}
@@ -341,7 +343,7 @@ func (m *Migrator) MigrateObjects(ctx context.Context, o *ObjectOptions) (*Objec
 						first = ctx.Err()
 					}
 				default:
-					rep.Problems = append(rep.Problems, ObjectProblem{Key: ob.key, UserID: ob.user, Reason: err.Error()})
+					rep.Problems = append(rep.Problems, Problem{Key: ob.key, UserID: ob.user, Reason: err.Error()})
 				}
 				m.cfg.Progress(Progress{Step: "objects", Table: ob.user, Done: count, Total: total})
 				mu.Unlock()
@@ -572,16 +574,16 @@ func (m *Migrator) DeleteLegacyObjects(ctx context.Context, o *ObjectOptions) (*
 			return rep, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyObjects", err, "head %s", k)
 		}
 		if aws.ToInt64(head.ContentLength) != l.Size || aws.ToString(head.ETag) != l.ETag {
-			rep.Problems = append(rep.Problems, ObjectProblem{Key: k, UserID: l.UserID, Reason: "legacy object changed after its copy; kept (run objects again)"})
+			rep.Problems = append(rep.Problems, Problem{Key: k, UserID: l.UserID, Reason: "legacy object changed after its copy; kept (run objects again)"})
 			continue
 		}
 		cc, ok := ccOf[l.UserID]
 		if !ok {
-			rep.Problems = append(rep.Problems, ObjectProblem{Key: k, UserID: l.UserID, Reason: "user has no clone; kept"})
+			rep.Problems = append(rep.Problems, Problem{Key: k, UserID: l.UserID, Reason: "user has no clone; kept"})
 			continue
 		}
 		if err := checkCopy(ctx, o, cc, l); err != nil {
-			rep.Problems = append(rep.Problems, ObjectProblem{Key: k, UserID: l.UserID, Reason: "copy failed its check; kept: " + err.Error()})
+			rep.Problems = append(rep.Problems, Problem{Key: k, UserID: l.UserID, Reason: "copy failed its check; kept: " + err.Error()})
 			continue
 		}
 		if o.DryRun {
@@ -589,7 +591,7 @@ func (m *Migrator) DeleteLegacyObjects(ctx context.Context, o *ObjectOptions) (*
 			continue
 		}
 		if _, err := o.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(o.LegacyBucket), Key: aws.String(k)}); err != nil {
-			rep.Problems = append(rep.Problems, ObjectProblem{Key: k, UserID: l.UserID, Reason: "delete: " + err.Error()})
+			rep.Problems = append(rep.Problems, Problem{Key: k, UserID: l.UserID, Reason: "delete: " + err.Error()})
 			continue
 		}
 		if _, err := m.db.ExecContext(ctx, "UPDATE cloneiso_legacy_objects SET deleted_at = now() WHERE legacy_key = $1", k); err != nil {

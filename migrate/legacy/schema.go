@@ -48,7 +48,9 @@ type Migrator struct {
 }
 
 // New returns a Migrator for db, a PostgreSQL connection as the schema's owner (not the
-// application role). The legacy path is PostgreSQL only.
+// application role). The legacy path is PostgreSQL only. The long steps hold one
+// connection of db's pool for their lock while they work on others: keep the pool's
+// limit (if any) at 2 or more, plus the object copy's concurrency.
 func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
 	const op = "legacy.New"
 	c, err := cfg.withDefaults()

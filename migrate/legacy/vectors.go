@@ -98,7 +98,7 @@ type VectorReport struct {
 	Deleted  int64 // legacy vectors deleted by this call
 	Skipped  int64 // users (per-user layout) or vectors (shared) already done earlier
 	PerUser  map[string]int64
-	Problems []ObjectProblem // vectors no user owns, or that the SDK refuses (Key is the vector ID)
+	Problems []Problem // vectors no user owns, or that the SDK refuses (Key is the vector ID)
 }
 
 // OK reports whether no problem was met.
@@ -184,11 +184,11 @@ func portable(vs []driver.Vector, rep *VectorReport) []vectorstore.Vector {
 	out := make([]vectorstore.Vector, 0, len(vs))
 	for _, v := range vs {
 		if _, ok := v.Metadata[vectorstore.TenantKey]; ok {
-			rep.Problems = append(rep.Problems, ObjectProblem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.TenantKey + " key"})
+			rep.Problems = append(rep.Problems, Problem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.TenantKey + " key"})
 			continue
 		}
 		if _, ok := v.Metadata[vectorstore.CloneKey]; ok {
-			rep.Problems = append(rep.Problems, ObjectProblem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.CloneKey + " key"})
+			rep.Problems = append(rep.Problems, Problem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.CloneKey + " key"})
 			continue
 		}
 		out = append(out, vectorstore.Vector{ID: v.ID, Values: v.Values, Metadata: v.Metadata})
@@ -296,7 +296,7 @@ func (m *Migrator) migrateShared(ctx context.Context, o *VectorOptions, ccs map[
 		for _, v := range vs {
 			u := userOf(v.Metadata, o.UserKey)
 			if _, ok := ccs[u]; !ok {
-				rep.Problems = append(rep.Problems, ObjectProblem{Key: v.ID, UserID: u, Reason: "no provisioned user in metadata key " + o.UserKey})
+				rep.Problems = append(rep.Problems, Problem{Key: v.ID, UserID: u, Reason: "no provisioned user in metadata key " + o.UserKey})
 				continue
 			}
 			byUser[u] = append(byUser[u], v)
@@ -552,7 +552,7 @@ func (m *Migrator) DeleteLegacyVectors(ctx context.Context, o *VectorOptions) (*
 			continue
 		}
 		if bad[u.UserID] {
-			rep.Problems = append(rep.Problems, ObjectProblem{UserID: u.UserID, Reason: "the clone's copy failed verification; legacy vectors kept"})
+			rep.Problems = append(rep.Problems, Problem{UserID: u.UserID, Reason: "the clone's copy failed verification; legacy vectors kept"})
 			continue
 		}
 		good = append(good, u)
