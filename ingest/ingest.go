@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1099,7 +1100,9 @@ func Resolve(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, mat
 		return nil, errs.New(errs.InvalidInput, op, "%d matches; at most %d are resolved", len(matches), records.MaxChunkKeys)
 	}
 	keys := make([]records.ChunkKey, 0, len(matches))
-	want := make(map[records.ChunkKey]string, len(matches))
+	// Every matched vector ID per chunk: during a re-ingestion the old and the new
+	// version of one chunk can both match, and the current one must not be dropped.
+	want := make(map[records.ChunkKey][]string, len(matches))
 	for _, m := range matches {
 		doc, _, ord, ok := parseVectorID(m.ID)
 		if !ok {
@@ -1109,7 +1112,7 @@ func Resolve(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, mat
 		if _, dup := want[k]; !dup {
 			keys = append(keys, k)
 		}
-		want[k] = m.ID
+		want[k] = append(want[k], m.ID)
 	}
 	if len(keys) == 0 {
 		return nil, nil
@@ -1120,7 +1123,7 @@ func Resolve(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, mat
 	}
 	out := chunks[:0]
 	for _, c := range chunks {
-		if want[records.ChunkKey{DocumentID: c.DocumentID, Ordinal: c.Ordinal}] == c.VectorID {
+		if slices.Contains(want[records.ChunkKey{DocumentID: c.DocumentID, Ordinal: c.Ordinal}], c.VectorID) {
 			out = append(out, c)
 		}
 	}

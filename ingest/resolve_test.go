@@ -83,6 +83,7 @@ func TestResolve(t *testing.T) {
 			{ID: ingest.VectorID(r.Document.ID, v, 0)},
 			{ID: ingest.VectorID(r.Document.ID, v, 1)}, // duplicate
 			{ID: ingest.VectorID(r.Document.ID, v, 999)},
+			{ID: ingest.VectorID(r.Document.ID, "fedcba9876543210", 1)}, // a stale version after the current one
 		}
 		got, err := ingest.Resolve(ctx, e.db, a, ms)
 		if err != nil || len(got) != 2 || got[0].Ordinal != 1 || got[1].Ordinal != 0 {

@@ -336,25 +336,11 @@ func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []v
 	return out, nil
 }
 
-// resolve maps matches to chunks with ingest.Resolve. On SQLite it resolves one match
-// per call: records.GetChunks selects several keys with an OR of (document, ordinal)
-// pairs, which SQLite's planner turns into a scan of all the clone's chunks from five
-// keys on (milliseconds at 10k chunks), while one key is an index lookup (tens of
-// µs). On PostgreSQL one batched call saves round trips. Resolving match by match also
-// keeps a chunk whose current and previous versions both matched.
+// resolve maps matches to chunks with ingest.Resolve: one batched, clone-scoped lookup
+// by primary key (records.GetChunks), keeping a chunk when any matched vector ID is its
+// current one.
 func (r *Retriever) resolve(ctx context.Context, cc clone.CloneContext, matches []vectorstore.Match) ([]records.Chunk, error) {
-	if r.db.Dialect() != clonesql.SQLite {
-		return ingest.Resolve(ctx, r.db, cc, matches)
-	}
-	var out []records.Chunk
-	for i := range matches {
-		cs, err := ingest.Resolve(ctx, r.db, cc, matches[i:i+1])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, cs...)
-	}
-	return out, nil
+	return ingest.Resolve(ctx, r.db, cc, matches)
 }
 
 type docTitle struct {
