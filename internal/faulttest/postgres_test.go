@@ -1,0 +1,283 @@
+package faulttest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/ingest"
+)
+
+// terminate terminates, from the owner's connection, the backends of e's pool whose
+// state and query match, waiting up to 20 s for one to appear; it returns how many it
+// terminated.
+func terminate(t testing.TB, e *env, state, queryLike string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var pids []int
+		err := e.pg.Owner.Select(&pids, `SELECT pid FROM pg_stat_activity
+			WHERE application_name = $1 AND state = $2 AND query LIKE $3 AND pid <> pg_backend_pid()`,
+			e.appName, state, queryLike)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pids) > 0 {
+			n := 0
+			for _, pid := range pids {
+				var ok bool
+				if err := e.pg.Owner.Get(&ok, `SELECT pg_terminate_backend($1, 5000)`, pid); err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					n++
+				}
+			}
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no backend of %s is %q running %q", e.appName, state, queryLike)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The backend of a scoped transaction is terminated between two statements and
+// before COMMIT: WithTx fails with clone.ErrUnavailable (lib/pq's error reachable with
+// errors.As), none of the transaction's rows exist for the owner, and the pool serves
+// the next operations on fresh connections.
+func TestPostgresTerminatedMidTransaction(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	cc := e.newClone(t)
+
+	insert := func(tx *clonesql.Tx, content string) error {
+		_, err := records.CreateInsight(ctx, records.WithAudit(tx, e.db.Audit()), cc, records.Insight{Category: "fault", Content: content})
+		return err
+	}
+	// Happy path.
+	if err := e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
+		if err := insert(tx, "happy one"); err != nil {
+			return err
+		}
+		return insert(tx, "happy two")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := ownerCount(t, e, "insights", cc); n != 2 {
+		t.Fatalf("%d insights after the happy path", n)
+	}
+
+	for _, at := range []string{"before the second statement", "before commit"} {
+		t.Run(strings.ReplaceAll(at, " ", "_"), func(t *testing.T) {
+			before := ownerCount(t, e, "insights", cc)
+			inTx := make(chan struct{})
+			killed := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				done <- e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
+					if err := insert(tx, "doomed one"); err != nil {
+						return err
+					}
+					close(inTx)
+					<-killed
+					if at == "before commit" {
+						return nil
+					}
+					return insert(tx, "doomed two")
+				})
+			}()
+			<-inTx
+			if n := terminate(t, e, "idle in transaction", "%INSERT INTO insights%"); n != 1 {
+				t.Fatalf("terminated %d backends", n)
+			}
+			close(killed)
+			err := <-done
+			if !errors.Is(err, clone.ErrUnavailable) {
+				t.Fatalf("WithTx on a terminated backend: %v, want ErrUnavailable", err)
+			}
+			var pqErr *pq.Error
+			if errors.As(err, &pqErr) {
+				t.Logf("vendor error: %s %s", pqErr.Code, pqErr.Message)
+			}
+			if n := ownerCount(t, e, "insights", cc); n != before {
+				t.Fatalf("insights %d -> %d: the terminated transaction left rows", before, n)
+			}
+			// The pool keeps working, every time.
+			for i := range 8 {
+				if _, err := records.CreateInsight(ctx, e.db, cc, records.Insight{Category: "after", Content: "after the fault"}); err != nil {
+					t.Fatalf("operation %d after the fault: %v", i, err)
+				}
+			}
+			if n := ownerCount(t, e, "insights", cc); n != before+8 {
+				t.Fatalf("insights %d -> %d after 8 writes", before, n)
+			}
+		})
+	}
+}
+
+// Every idle connection of the pool is terminated (a failover, an idle-session
+// timeout): the next operations either succeed or fail with clone.ErrUnavailable,
+// and once the dead connections are gone everything succeeds again.
+func TestPostgresIdleConnectionsTerminated(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	cc := e.newClone(t)
+	// Open all four connections of the pool at once, so four are idle afterwards.
+	var wg sync.WaitGroup
+	var opened sync.WaitGroup
+	opened.Add(4)
+	for range 4 {
+		wg.Go(func() {
+			if err := e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
+				_, err := records.CountInsights(ctx, tx, cc)
+				opened.Done()
+				opened.Wait()
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	n := terminate(t, e, "idle", "%")
+	t.Logf("terminated %d idle connections", n)
+	failures := 0
+	for i := range 12 {
+		_, err := records.CreateInsight(ctx, e.db, cc, records.Insight{Category: "after", Content: "after idle kill"})
+		if err != nil {
+			if !errors.Is(err, clone.ErrUnavailable) {
+				t.Fatalf("operation %d: %v, want ErrUnavailable", i, err)
+			}
+			failures++
+			continue
+		}
+	}
+	if failures > n {
+		t.Fatalf("%d failures for %d dead connections", failures, n)
+	}
+	t.Logf("%d of 12 operations failed (typed) on dead connections", failures)
+	// All dead connections have been discarded now.
+	for i := range 8 {
+		if _, err := records.CreateInsight(ctx, e.db, cc, records.Insight{Category: "after", Content: "after idle kill"}); err != nil {
+			t.Fatalf("operation %d after the dead connections were discarded: %v", i, err)
+		}
+	}
+	if got := ownerCount(t, e, "insights", cc); got != 12-failures+8 {
+		t.Fatalf("%d insights, want %d", got, 12-failures+8)
+	}
+}
+
+// The backend is terminated while the ingest pipeline's SQL transaction writes the
+// chunks (held mid-statement by a trigger that sleeps on a marker): the ingest fails
+// with clone.ErrUnavailable, its vectors and original are removed, no chunk row
+// exists, the document is "failed" (after Reconcile, if the pipeline could not record
+// the failure), and a retry succeeds.
+func TestPostgresTerminatedMidIngest(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.pg.Owner.Exec(`
+CREATE OR REPLACE FUNCTION faulttest_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.content LIKE '%ZQSLOWSQL%' THEN PERFORM pg_sleep(30); END IF;
+	RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS faulttest_slow ON document_chunks;
+CREATE TRIGGER faulttest_slow BEFORE INSERT ON document_chunks FOR EACH ROW EXECUTE FUNCTION faulttest_slow();`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.pg.Owner.Exec(`DROP TRIGGER IF EXISTS faulttest_slow ON document_chunks`) })
+
+	p := e.pipeline(t, nil)
+	cc := e.newClone(t)
+	// Happy path.
+	if _, err := p.Ingest(ctx, cc, ingest.Source{SourceName: "happy.md", Data: []byte(doc("quiet water", 5))}); err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, e, cc)
+
+	for _, update := range []bool{false, true} {
+		name := "new_document"
+		if update {
+			name = "update"
+		}
+		t.Run(name, func(t *testing.T) {
+			var id uuid.UUID
+			if update {
+				r, err := p.Ingest(ctx, cc, ingest.Source{SourceName: "v1.md", Data: []byte(doc("the first version", 4))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				id = r.Document.ID
+			}
+			before := stores(t, e, cc)
+			beforeDocs := checkConsistent(t, e, cc)
+			src := ingest.Source{DocumentID: id, SourceName: "slow.md", Data: []byte(doc("slow ZQSLOWSQL rivers "+name, 5))}
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.Ingest(ctx, cc, src)
+				done <- err
+			}()
+			terminate(t, e, "active", "%INSERT INTO document_chunks%")
+			err := <-done
+			if !errors.Is(err, clone.ErrUnavailable) {
+				t.Fatalf("ingest on a terminated backend: %v, want ErrUnavailable", err)
+			}
+			// Nothing of the attempt is left: no chunk rows (owner), no vectors, no
+			// original.
+			after := stores(t, e, cc)
+			if strings.Join(after.vectors, ",") != strings.Join(before.vectors, ",") || strings.Join(after.objects, ",") != strings.Join(before.objects, ",") {
+				t.Fatalf("the attempt left vectors or objects:\n%v\n%v", after.vectors, after.objects)
+			}
+			docs := ownerDocs(t, e, cc)
+			for _, d := range docs {
+				if d.Status != records.StatusReady && d.Chunks != 0 {
+					t.Fatalf("document %s (%s) has %d chunk rows", d.ID, d.Status, d.Chunks)
+				}
+			}
+			if len(docs) != len(beforeDocs)+boolInt(!update) {
+				t.Fatalf("%d documents before, %d after", len(beforeDocs), len(docs))
+			}
+			for _, d := range docs {
+				if d.Status == records.StatusProcessing || d.Status == records.StatusPending {
+					t.Logf("document %s left %s by the pipeline (its failure could not be recorded); Reconcile repairs it", d.ID, d.Status)
+				}
+			}
+			if _, err := p.Reconcile(ctx, cc, &ingest.ReconcileOptions{StaleAfter: time.Nanosecond}); err != nil {
+				t.Fatal(err)
+			}
+			docs = checkConsistent(t, e, cc)
+			if update {
+				for _, d := range docs {
+					if d.ID == id.String() && (d.Status != records.StatusReady || d.Hash != ingest.ContentHash([]byte(doc("the first version", 4)))) {
+						t.Fatalf("the failed update did not keep the first version: %+v", d)
+					}
+				}
+			} else if last := docs[len(docs)-1]; last.Status != records.StatusFailed {
+				t.Fatalf("the failed document is %s", last.Status)
+			}
+			// Retrying without the marker succeeds.
+			src.Data = []byte(doc("fast rivers "+name, 5))
+			if _, err := p.Ingest(ctx, cc, src); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			checkConsistent(t, e, cc)
+		})
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
