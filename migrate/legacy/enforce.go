@@ -21,6 +21,8 @@ type incomplete struct {
 	WithoutUser  int64 // of which rows that have no user either (never backfilled)
 	NotAdopted   bool  // the table has no tenant_id/clone_id columns: run Adopt
 	MissingTable bool  // a host table that does not exist
+	// NotConfigured: an SDK table that exists but is not among the configured tables.
+	NotConfigured bool
 }
 
 // String describes the table's problem in one line.
@@ -28,6 +30,8 @@ func (i incomplete) String() string {
 	switch {
 	case i.MissingTable:
 		return fmt.Sprintf("%s: table does not exist", i.Table)
+	case i.NotConfigured:
+		return fmt.Sprintf("%s: an SDK table that exists but is not configured: add it to the tables", i.Table)
 	case i.NotAdopted:
 		return fmt.Sprintf("%s: not adopted (no tenant_id/clone_id columns; run adopt)", i.Table)
 	}
@@ -47,6 +51,16 @@ type EnforceReport struct {
 // missingClones counts, per configured table, the rows that still lack their clone.
 func (m *Migrator) missingClones(ctx context.Context, q querier) ([]incomplete, error) {
 	var out []incomplete
+	for _, name := range migrate.CloneOwnedTables() {
+		if slices.ContainsFunc(m.cfg.Tables, func(t Table) bool { return t.Name == name }) {
+			continue
+		}
+		if ok, err := tableExists(ctx, q, name); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, incomplete{Table: name, NotConfigured: true})
+		}
+	}
 	for _, t := range m.cfg.Tables {
 		exists, err := tableExists(ctx, q, t.Name)
 		if err != nil {

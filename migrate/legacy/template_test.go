@@ -1,13 +1,17 @@
 package legacy_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
+	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 )
 
 func TestKeyTemplate(t *testing.T) {
@@ -66,5 +70,26 @@ func TestSQLiteRefused(t *testing.T) {
 	defer db.Close()
 	if _, err := legacy.New(db, nil); !errors.Is(err, clone.ErrUnsupported) {
 		t.Fatalf("New on SQLite: %v", err)
+	}
+}
+
+// An SDK table that exists but is left out of the configuration would end up without
+// row-level security: enforcement refuses.
+func TestEnforceRefusesUnconfiguredSDKTable(t *testing.T) {
+	ctx := context.Background()
+	db, _ := legacyDB(t, 500, nil)
+	cfg := legacytest.Config()
+	cfg.Tables = slices.DeleteFunc(cfg.Tables, func(t legacy.Table) bool { return t.Name == "insights" })
+	m, err := legacy.New(db.Owner, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAdopt(t, m)
+	if _, err := m.Backfill(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Owner.MustExec("DELETE FROM documents WHERE user_id IS NULL; DELETE FROM notes WHERE owner = ''")
+	if _, err := m.Enforce(ctx); !errors.Is(err, legacy.ErrIncomplete) || !strings.Contains(err.Error(), "insights: an SDK table that exists but is not configured") {
+		t.Fatalf("enforce: %v", err)
 	}
 }
