@@ -200,37 +200,49 @@ type state struct {
 
 func stores(t testing.TB, e *env, cc clone.CloneContext) state {
 	t.Helper()
-	ctx := context.Background()
-	var s state
+	return state{vectors: vectorIDs(t, e, cc), objects: originals(t, e, cc)}
+}
+
+// vectorIDs lists the clone's vector IDs, sorted.
+func vectorIDs(t testing.TB, e *env, cc clone.CloneContext) []string {
+	t.Helper()
+	var ids []string
 	token := ""
 	for {
-		page, err := e.vectors.List(ctx, cc, &vectorstore.ListOptions{PageToken: token})
+		page, err := e.vectors.List(context.Background(), cc, &vectorstore.ListOptions{PageToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.vectors = append(s.vectors, page.IDs...)
+		ids = append(ids, page.IDs...)
 		if token = page.NextPageToken; token == "" {
 			break
 		}
 	}
-	token = ""
+	sort.Strings(ids)
+	return ids
+}
+
+// originals lists the names of the clone's objects of kind ingest.ObjectKind, sorted.
+func originals(t testing.TB, e *env, cc clone.CloneContext) []string {
+	t.Helper()
+	var names []string
+	token := ""
 	for {
-		page, err := e.objects.List(ctx, cc, &objectstore.ListOptions{PageToken: token, PageSize: 1000})
+		page, err := e.objects.List(context.Background(), cc, &objectstore.ListOptions{PageToken: token, PageSize: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range page.Objects {
 			if o.Kind == ingest.ObjectKind {
-				s.objects = append(s.objects, o.Name)
+				names = append(names, o.Name)
 			}
 		}
 		if token = page.NextPageToken; token == "" {
 			break
 		}
 	}
-	sort.Strings(s.vectors)
-	sort.Strings(s.objects)
-	return s
+	sort.Strings(names)
+	return names
 }
 
 // checkConsistent asserts the pipeline's invariant for a clone at rest, reading SQL
