@@ -1,0 +1,205 @@
+package adversarial_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/lib/pq"
+	"github.com/pinecone-io/go-pinecone/v5/pinecone"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/tenant"
+	"github.com/cloneiso/cloneiso/vectorstore"
+)
+
+// TestMechanisms checks every isolation layer on its own, below the other layers, so
+// that switching one off is detected even where the others would still stop a leak.
+// Expected values are computed here from the documented formats, never by calling the
+// code under test.
+func TestMechanisms(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	nsOf := func(d *data) string { return "t-" + d.cc.TenantID().String() + "-c-" + d.cc.CloneID().String() }
+	prefixOf := func(d *data) string {
+		return "tenants/" + d.cc.TenantID().String() + "/clones/" + d.cc.CloneID().String() + "/"
+	}
+
+	t.Run("transaction-local settings on a pooled connection", func(t *testing.T) {
+		raw, err := clonesql.OpenPostgres(w.pg.AppURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.SetMaxOpenConns(1)
+		db, _ := clonesql.New(raw, nil)
+		if n, err := records.CountInsights(ctx, db, w.a.cc); err != nil || n == 0 {
+			t.Fatalf("A's insights through the wrapper: %d, %v", n, err)
+		}
+		var setting sql.NullString
+		var visible int
+		if err := raw.QueryRowContext(ctx, `SELECT current_setting('cloneiso.clone_id', true), (SELECT count(*) FROM insights)`).Scan(&setting, &visible); err != nil {
+			t.Fatal(err)
+		}
+		if setting.String != "" || visible != 0 {
+			t.Errorf("LEAK: after A's operation the pooled connection carries clone %q and sees %d rows", setting.String, visible)
+		}
+	})
+
+	t.Run("forced row-level security for a role that owns the tables", func(t *testing.T) {
+		forcedRLSWithOwningRole(t)
+	})
+
+	t.Run("one namespace per clone in the raw vector backend", func(t *testing.T) {
+		ns := w.srv.Namespaces()
+		for _, d := range []*data{w.a, w.sib, w.other} {
+			if ns[nsOf(d)] != 2 {
+				t.Errorf("LEAK: namespace %s holds %d vectors; want exactly the clone's 2 (namespaces: %v)", nsOf(d), ns[nsOf(d)], ns)
+			}
+		}
+	})
+
+	t.Run("one key prefix per clone in the raw bucket", func(t *testing.T) {
+		for _, d := range []*data{w.a, w.sib, w.other} {
+			out, err := w.s3env.Client().ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefixOf(d))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Contents) != 2 {
+				var keys []string
+				for _, o := range out.Contents {
+					keys = append(keys, aws.ToString(o.Key))
+				}
+				t.Errorf("LEAK: prefix %s holds %d objects %v; want exactly the clone's 2", prefixOf(d), len(out.Contents), keys)
+			}
+		}
+	})
+
+	// Plant the victim's data inside A's own namespace and prefix, as a bug below the
+	// SDK (or an attacker with backend access) would: the result re-checks must refuse
+	// to return it, and the vector scope filter must keep it out of queries.
+	victim := w.other
+	var conn *pinecone.IndexConnection
+	if !w.idx.As(&conn) {
+		t.Fatal("no go-pinecone connection behind the index")
+	}
+	md, _ := structpb.NewStruct(map[string]any{vectorstore.TenantKey: victim.cc.TenantID().String(),
+		vectorstore.CloneKey: victim.cc.CloneID().String(), "text": victim.canary})
+	values := vec("planted")
+	if _, err := conn.WithNamespace(nsOf(w.a)).UpsertVectors(ctx, []*pinecone.Vector{{Id: "planted", Values: &values, Metadata: md}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.s3env.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(prefixOf(w.a) + "uploads/planted.txt"),
+		Body: bytes.NewReader([]byte(victim.canary)), Metadata: map[string]string{objectstore.MetaTenantID: victim.cc.TenantID().String(), objectstore.MetaCloneID: victim.cc.CloneID().String()}}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("vector re-check refuses a planted foreign vector", func(t *testing.T) {
+		vs, err := w.idx.Fetch(ctx, w.a.cc, []string{"planted"})
+		if l := w.leaks(w.a, dump(vs)); len(l) > 0 {
+			t.Errorf("LEAK: fetched %v", l)
+		}
+		if !errors.Is(err, clone.ErrIsolationViolation) {
+			t.Errorf("fetch of a planted foreign vector: %v; want ErrIsolationViolation", err)
+		}
+	})
+	t.Run("vector scope filter keeps a planted foreign vector out of queries", func(t *testing.T) {
+		ms, err := w.idx.Query(ctx, w.a.cc, vectorstore.Query{Vector: values, TopK: 10, IncludeMetadata: true})
+		if l := w.leaks(w.a, dump(ms)); len(l) > 0 {
+			t.Errorf("LEAK: query returned %v", l)
+		}
+		if err != nil || len(ms) != 2 {
+			t.Errorf("query next to a planted vector: %d matches, %v; want A's 2 and no error (the filter, not the re-check, must exclude it)", len(ms), err)
+		}
+	})
+	t.Run("object owner re-check refuses a planted foreign object", func(t *testing.T) {
+		b, err := w.objects.ReadAll(ctx, w.a.cc, "uploads", "planted.txt")
+		if l := w.leaks(w.a, string(b)); len(l) > 0 {
+			t.Errorf("LEAK: read %v", l)
+		}
+		if !errors.Is(err, clone.ErrIsolationViolation) {
+			t.Errorf("read of a planted foreign object: %v; want ErrIsolationViolation", err)
+		}
+	})
+	t.Run("SQL re-check refuses a foreign row that got past the database", func(t *testing.T) {
+		bypass, err := clonesql.New(w.pg.Owner, nil) // a superuser: RLS does not apply
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []records.Insight
+		err = bypass.Select(ctx, w.a.cc, &rows, `SELECT tenant_id, clone_id, id, category, content, created_at, updated_at FROM insights
+			WHERE (tenant_id = :tenant_id AND clone_id = :clone_id) OR id = :victim`, map[string]any{"victim": victim.insight})
+		if l := w.leaks(w.a, dump(rows)); len(l) > 0 {
+			t.Errorf("LEAK: selected %v", l)
+		}
+		if !errors.Is(err, clone.ErrIsolationViolation) {
+			t.Errorf("a foreign row through a leaky statement: %v; want ErrIsolationViolation", err)
+		}
+	})
+}
+
+// forcedRLSWithOwningRole migrates a fresh database as a non-superuser role, so that
+// role owns every table (as when an application runs its own migrations), and checks
+// that FORCE ROW LEVEL SECURITY still confines it: unscoped, it sees no clone's rows.
+func forcedRLSWithOwningRole(t *testing.T) {
+	ctx := context.Background()
+	admin, err := sql.Open("postgres", pgtest.Server(t).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var b [4]byte
+	rand.Read(b[:])
+	role := "adv_owner_" + hex.EncodeToString(b[:])
+	if _, err := admin.ExecContext(ctx, "CREATE ROLE "+pq.QuoteIdentifier(role)+" LOGIN PASSWORD 'adv' NOSUPERUSER NOBYPASSRLS"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP ROLE IF EXISTS " + pq.QuoteIdentifier(role)) })
+	db := pgtest.Fresh(t, false) // dropped before the role (cleanups run last-in first-out)
+	if _, err := db.Owner.ExecContext(ctx, "GRANT CREATE, USAGE ON SCHEMA public TO "+pq.QuoteIdentifier(role)); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(db.OwnerURL)
+	u.User = url.UserPassword(role, "adv")
+	owning, err := clonesql.OpenPostgres(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owning.Close()
+	if err := migrate.Up(ctx, owning.DB, nil); err != nil {
+		t.Fatal(err)
+	}
+	tenants, _ := tenant.NewStore(owning)
+	sdb, _ := clonesql.New(owning, nil)
+	for _, s := range []string{"x", "y"} {
+		cc, _, err := tenants.ProvisionSolo(ctx, "owner-test-"+s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := records.CreateInsight(ctx, sdb, cc, records.Insight{Content: "owned " + s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := owning.GetContext(ctx, &n, "SELECT count(*) FROM insights"); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("LEAK: the owning role sees %d clones' rows without a scope (row-level security not forced)", n)
+	}
+	owning.Close()
+	db.Owner.Exec("DROP OWNED BY " + pq.QuoteIdentifier(role))
+}
