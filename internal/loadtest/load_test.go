@@ -27,6 +27,7 @@ import (
 	"github.com/cloneiso/cloneiso/ingest/chunk"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 	"github.com/cloneiso/cloneiso/rag"
@@ -276,6 +277,24 @@ func TestLoad(t *testing.T) {
 				return
 			}
 			check(c, "conversations", convs)
+			// The clone's originals in S3: listed, and one read back.
+			objs, err := objects.List(ctx, c.cc, &objectstore.ListOptions{PageSize: 50})
+			if err != nil {
+				st.fail("list objects", err)
+				return
+			}
+			check(c, "objects", objs)
+			if len(objs.Objects) > 0 {
+				o := objs.Objects[rng.IntN(len(objs.Objects))]
+				data, err := objects.ReadAll(ctx, c.cc, o.Kind, o.Name)
+				if err != nil {
+					st.fail("read object", err)
+					return
+				}
+				if !check(c, "object content", string(data)) {
+					st.fail("read object", fmt.Errorf("original %s/%s lacks the clone's canary", o.Kind, o.Name))
+				}
+			}
 			// Vector query with another clone's secret sentence: only c's vectors come back.
 			victim := clones[rng.IntN(len(clones))]
 			qv, err := emb.Embed(ctx, []string{victim.secret(0)})
@@ -415,14 +434,20 @@ func TestLoad(t *testing.T) {
 		for _, d := range c.docs {
 			ids[d.String()] = true
 		}
-		page, err := vectors.List(ctx, c.cc, &vectorstore.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range page.IDs {
-			if doc, _, ok := strings.Cut(id, "#"); !ok || !ids[doc] {
-				st.leaks.Add(1)
-				t.Errorf("clone %d has vector %s of a document it did not ingest", c.idx, id)
+		token := ""
+		for {
+			page, err := vectors.List(ctx, c.cc, &vectorstore.ListOptions{PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range page.IDs {
+				if doc, _, ok := strings.Cut(id, "#"); !ok || !ids[doc] {
+					st.leaks.Add(1)
+					t.Errorf("clone %d has vector %s of a document it did not ingest", c.idx, id)
+				}
+			}
+			if token = page.NextPageToken; token == "" {
+				break
 			}
 		}
 	}
