@@ -95,6 +95,8 @@ if [[ -x internal/ci/minio.sh ]]; then
 fi
 
 export CLONEISO_REQUIRE_SERVICES=1
+# The adversarial suite's mutation tests: one build per switched-off isolation mechanism.
+export CLONEISO_MUTATION_TESTS=${CLONEISO_MUTATION_TESTS:-1}
 
 # --- Checks and tests -------------------------------------------------------------------
 say "gofmt"
@@ -104,7 +106,7 @@ say "go vet"
 go vet ./...
 say "go test -race"
 # shellcheck disable=SC2086
-go test -race -count=1 ${TESTFLAGS:-} ./...
+go test -race -count=1 -timeout 30m ${TESTFLAGS:-} ./... | tee "$state/test.log"
 
 fuzztime=${FUZZTIME:-3s}
 if [[ $fuzztime != 0 ]]; then
@@ -120,4 +122,11 @@ if [[ $fuzztime != 0 ]]; then
 	done
 	say "fuzzing: $total executions beyond the seed corpora"
 fi
+say "summary"
+# The suite's own counts, from a second, quick run of the summary tests.
+go test -count=1 -v -run '^TestAdversarial$' ./internal/adversarial 2>&1 | grep -o 'adversarial: .*' || die "no adversarial summary"
+if [[ -d internal/loadtest ]]; then
+	go test -count=1 -v -run 'Load' ./internal/loadtest 2>&1 | grep -Eo '(load|loadtest): .*' || true
+fi
+[[ $fuzztime == 0 ]] || say "fuzzing: $total executions beyond the seed corpora"
 say "all tests passed"
