@@ -94,18 +94,7 @@ func TestPineconeFaultsMidQuery(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	p := e.pipeline(t, nil)
-	retriever, err := rag.NewRetriever(e.db, e.vectors, e.emb, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen, err := generate.NewExtractive(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := rag.NewProcessor(e.db, retriever, gen, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proc := e.processor(t)
 	const attempts = 4
 	for _, code := range []codes.Code{codes.Unavailable, codes.ResourceExhausted} {
 		t.Run(code.String(), func(t *testing.T) {
@@ -162,4 +151,65 @@ func TestPineconeFaultsMidQuery(t *testing.T) {
 			}
 		})
 	}
+}
+
+// processor returns a rag.Processor on e with the extractive generator.
+func (e *env) processor(t testing.TB) *rag.Processor {
+	t.Helper()
+	retriever, err := rag.NewRetriever(e.db, e.vectors, e.emb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := generate.NewExtractive(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := rag.NewProcessor(e.db, retriever, gen, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proc
+}
+
+// The emulator fails a later upsert batch and then the compensating deletes, every
+// attempt: the ingest fails with clone.ErrUnavailable and says the clean-up failed;
+// the document is "failed" without chunk rows; the first batch's vectors are left
+// over until Reconcile, run once Pinecone answers again, removes them.
+func TestPineconeFaultsDuringCompensation(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	const attempts = 4
+	cc := e.newClone(t)
+	var armed atomic.Bool
+	p := e.pipeline(t, &ingest.Options{EmbedBatch: 2, Progress: func(ev ingest.Progress) {
+		if ev.Stage == ingest.StageEmbedded && armed.CompareAndSwap(true, false) {
+			e.pc.FailNext("Upsert", attempts, codes.Unavailable, "injected upsert")
+			e.pc.FailNext("Delete", attempts, codes.Unavailable, "injected delete")
+		}
+	}})
+	if _, err := p.Ingest(ctx, cc, ingest.Source{SourceName: "happy.md", Data: []byte(doc("dry land", 5))}); err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, e, cc)
+	armed.Store(true)
+	_, err := p.Ingest(ctx, cc, ingest.Source{SourceName: "flood.md", Data: []byte(doc("a flood", 6))})
+	if !errors.Is(err, clone.ErrUnavailable) || !strings.Contains(err.Error(), "vectors") {
+		t.Fatalf("ingest with failing upserts and deletes: %v", err)
+	}
+	docs := ownerDocs(t, e, cc)
+	if len(docs) != 2 || docs[1].Status != records.StatusFailed || docs[1].Chunks != 0 {
+		t.Fatalf("documents: %+v", docs)
+	}
+	leftover := len(vectorIDs(t, e, cc)) - docs[0].Chunks
+	if leftover <= 0 {
+		t.Fatalf("no leftover vectors: the fault did not hit the clean-up")
+	}
+	rep, err := p.Reconcile(ctx, cc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.VectorsDeleted != leftover {
+		t.Fatalf("reconcile %+v, want %d vectors deleted", rep, leftover)
+	}
+	checkConsistent(t, e, cc)
 }

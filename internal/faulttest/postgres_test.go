@@ -15,6 +15,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
+	"github.com/cloneiso/cloneiso/rag"
 )
 
 // terminate terminates, from the owner's connection, the backends of e's pool whose
@@ -280,4 +281,49 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// The backend is terminated while a chat turn stores the question (held inside the
+// turn's first transaction by a trigger): Process fails with clone.ErrUnavailable and,
+// as package rag documents for a failure in that step, stores nothing — no
+// conversation, no message, for the owner. The next turn succeeds.
+func TestPostgresTerminatedMidChat(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.pg.Owner.Exec(`
+CREATE OR REPLACE FUNCTION faulttest_slow_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.content LIKE '%ZQSLOWSQL%' THEN PERFORM pg_sleep(30); END IF;
+	RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS faulttest_slow_message ON messages;
+CREATE TRIGGER faulttest_slow_message BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION faulttest_slow_message();`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.pg.Owner.Exec(`DROP TRIGGER IF EXISTS faulttest_slow_message ON messages`) })
+	proc := e.processor(t)
+	cc := e.newClone(t)
+	if _, err := e.pipeline(t, nil).Ingest(ctx, cc, ingest.Source{SourceName: "tides.md", Data: []byte(doc("tides zqmoon", 4))}); err != nil {
+		t.Fatal(err)
+	}
+	// Happy path.
+	if resp, err := proc.Process(ctx, cc, &rag.Request{Subject: "visitor", Question: "What about tides zqmoon?"}, nil); err != nil || !strings.Contains(resp.Answer.Content, "zqmoon") {
+		t.Fatalf("happy path: %v", err)
+	}
+	convs, msgs := ownerCount(t, e, "conversations", cc), ownerCount(t, e, "messages", cc)
+	done := make(chan error, 1)
+	go func() {
+		_, err := proc.Process(ctx, cc, &rag.Request{Subject: "visitor", Question: "What about tides zqmoon ZQSLOWSQL?"}, nil)
+		done <- err
+	}()
+	terminate(t, e, "active", "%INSERT INTO messages%")
+	if err := <-done; !errors.Is(err, clone.ErrUnavailable) {
+		t.Fatalf("chat on a terminated backend: %v, want ErrUnavailable", err)
+	}
+	if c, m := ownerCount(t, e, "conversations", cc), ownerCount(t, e, "messages", cc); c != convs || m != msgs {
+		t.Fatalf("conversations %d -> %d, messages %d -> %d: the failed turn stored something", convs, c, msgs, m)
+	}
+	if resp, err := proc.Process(ctx, cc, &rag.Request{Subject: "visitor", Question: "And the tides zqmoon?"}, nil); err != nil || !strings.Contains(resp.Answer.Content, "zqmoon") {
+		t.Fatalf("after the fault: %v", err)
+	}
 }
