@@ -13,13 +13,20 @@
 //     resolves it to a clone (provisioning tenant and clone on first sign-in) and puts
 //     the CloneContext into the request context.
 //   - clone/clonesql: clone-scoped SQL over sqlx; PostgreSQL with row-level security, or
-//     SQLite as the embedded default.
-//   - tenant: tenants, plans, clones and members; first-sign-in provisioning.
+//     SQLite as the embedded default; the SQL audit sink with its per-tenant hash chain.
+//   - clone/records: typed repositories for every clone-owned record (documents and
+//     chunks, insights, training examples, conversations, messages).
+//   - clone/isolationtest: a test kit that proves a host's own wiring isolates clones.
+//   - clone/doctor: a start-up check (and the cloneiso-doctor command) for the
+//     misconfigurations that would break isolation.
+//   - tenant: tenants, plans, clones, members and grants; first-sign-in provisioning;
+//     tenant administration, audited break-glass access and verified offboarding.
 //   - vectorstore: clone-scoped vector index (embedded, or Pinecone).
 //   - objectstore: clone-scoped object storage (filesystem, or S3).
 //   - ingest and rag: document ingestion; retrieval, prompt building and answering.
-//   - migrate: schema migrations (goose), the application role, isolation checks, and
-//     the move of a legacy user_id deployment to the clone model.
+//   - migrate: schema migrations (goose), the application role, isolation checks;
+//     migrate/legacy and the cloneiso-migrate command move a legacy user_id deployment
+//     to the clone model across SQL, S3 and vectors.
 //   - examples: a quick start and a host HTTP application.
 //
 // # How a request flows
