@@ -39,18 +39,19 @@ import (
 type App struct {
 	Handler http.Handler
 
-	cfg       Config
-	log       *slog.Logger
-	raw       *sqlx.DB
-	db        *clonesql.DB
-	tenants   *tenant.Store
-	admin     *tenant.Admin
-	index     *vectorstore.Index
-	bucket    *objectstore.Bucket
-	pipeline  *ingest.Pipeline
-	processor *rag.Processor
-	devSecret []byte // signs development tokens; nil outside development mode
-	backends  string // what each store runs on, for the start-up log
+	cfg        Config
+	log        *slog.Logger
+	raw        *sqlx.DB
+	db         *clonesql.DB
+	tenants    *tenant.Store
+	admin      *tenant.Admin
+	index      *vectorstore.Index
+	bucket     *objectstore.Bucket
+	pipeline   *ingest.Pipeline
+	processor  *rag.Processor
+	auditQueue *auditQueue // SQLite only; see auditQueue
+	devSecret  []byte      // signs development tokens; nil outside development mode
+	backends   string      // what each store runs on, for the start-up log
 }
 
 // newApp opens every store cfg names (the embedded defaults for those it leaves empty)
@@ -82,7 +83,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	used = append(used, "sql="+a.raw.DriverName())
-	sink := audit.Multi(clonesql.AuditSink(a.raw), audit.SlogSink(log))
+	sqlSink := clonesql.AuditSink(a.raw)
+	if cfg.DatabaseURL == "" {
+		a.auditQueue = newAuditQueue(sqlSink, log)
+		sqlSink = a.auditQueue
+	}
+	sink := audit.Multi(sqlSink, audit.SlogSink(log))
 	if a.db, err = clonesql.New(a.raw, &clonesql.Options{Audit: sink}); err != nil {
 		return nil, err
 	}
@@ -264,6 +270,9 @@ func (a *App) Close() error {
 	}
 	if a.bucket != nil {
 		errs = append(errs, a.bucket.Close())
+	}
+	if a.auditQueue != nil {
+		a.auditQueue.Close()
 	}
 	if a.raw != nil {
 		errs = append(errs, a.raw.Close())
