@@ -21,6 +21,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
+	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/testenv"
 	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
@@ -135,6 +136,7 @@ func (m *minioServer) kill(t testing.TB) {
 // clean-up of the old original. After MinIO restarts, Reconcile removes every leftover
 // and the clone is consistent; the failed documents then ingest.
 func TestMinioKilledMidIngest(t *testing.T) {
+	pgtest.Shared(t) // skip before starting MinIO if there is no PostgreSQL
 	m := startMinio(t)
 	ctx := context.Background()
 	if _, err := m.env.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("faulttest")}); err != nil {
