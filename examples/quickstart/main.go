@@ -1,9 +1,14 @@
-// Command quickstart shows cloneiso on its embedded defaults (no server needed): it
-// migrates a SQLite database in a temporary directory, signs in two people for the
-// first time (each gets a tenant and a clone), and shows that a request carrying one
-// clone's context is refused when it names the other clone.
+// Command quickstart shows cloneiso's promise on its embedded defaults (no server
+// needed): two people sign in for the first time and each gets a clone; each clone
+// learns from its own document; both are asked the same question, and each answers
+// only from its own data. It also shows that a request carrying one clone's context is
+// refused when it names the other clone.
 //
 //	go run ./examples/quickstart
+//
+// Everything lives in a temporary directory: a SQLite database, the original documents
+// on disk and an in-process vector index. Swap in PostgreSQL, S3 and Pinecone by
+// changing the three Open calls (see examples/hostapp).
 package main
 
 import (
@@ -13,11 +18,18 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/ingest"
+	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/objectstore/fileobject"
+	"github.com/cloneiso/cloneiso/rag"
+	"github.com/cloneiso/cloneiso/rag/generate"
 	"github.com/cloneiso/cloneiso/tenant"
+	"github.com/cloneiso/cloneiso/vectorstore/memvector"
 )
 
 func main() {
@@ -26,6 +38,21 @@ func main() {
 	}
 }
 
+// person is someone who signs up, with the document their clone learns from and a
+// phrase that only their document contains.
+type person struct {
+	subject, document, marker string
+}
+
+// people upload the same kind of facts with different answers.
+var people = []person{
+	{"alice@example.com", "Alice's bakery opens at 7 am, and its best seller is the cardamom bun.", "cardamom bun"},
+	{"bob@example.com", "Bob's bike shop opens at 10 am, and its best seller is the steel touring frame.", "touring frame"},
+}
+
+// question is asked of both clones.
+const question = "When do you open, and what is your best seller?"
+
 func run(ctx context.Context, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "cloneiso-quickstart-")
 	if err != nil {
@@ -33,37 +60,100 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	db, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	// The three stores, embedded: SQL (SQLite), objects (files), vectors (in-process).
+	raw, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := migrate.Up(ctx, db.DB, nil); err != nil {
+	defer raw.Close()
+	if err := migrate.Up(ctx, raw.DB, nil); err != nil {
 		return err
 	}
-	tenants, err := tenant.NewStore(db)
+	db, err := clonesql.New(raw, nil)
+	if err != nil {
+		return err
+	}
+	tenants, err := tenant.NewStore(raw)
+	if err != nil {
+		return err
+	}
+	bucket, err := fileobject.OpenBucket(filepath.Join(dir, "files"), nil)
+	if err != nil {
+		return err
+	}
+	defer bucket.Close()
+	emb, err := embed.NewLocal(nil)
+	if err != nil {
+		return err
+	}
+	index, err := memvector.Open(emb.Dimension(), nil)
+	if err != nil {
+		return err
+	}
+	defer index.Close()
+
+	// Ingestion and answering on top of them.
+	pipeline, err := ingest.New(db, index, bucket, &ingest.Options{Embedder: emb})
+	if err != nil {
+		return err
+	}
+	retriever, err := rag.NewRetriever(db, index, emb, nil)
+	if err != nil {
+		return err
+	}
+	gen, err := generate.NewExtractive(nil)
+	if err != nil {
+		return err
+	}
+	processor, err := rag.NewProcessor(db, retriever, gen, nil)
 	if err != nil {
 		return err
 	}
 
-	// First sign-in of two solopreneurs: each gets a tenant and a clone.
-	alice, created, err := tenants.ProvisionSolo(ctx, "alice@example.com")
-	if err != nil {
-		return err
+	// First sign-in of two solopreneurs: each gets a tenant and a clone, and the clone
+	// learns from its owner's document.
+	clones := make([]clone.CloneContext, len(people))
+	for i, p := range people {
+		cc, created, err := tenants.ProvisionSolo(ctx, p.subject)
+		if err != nil {
+			return err
+		}
+		clones[i] = cc
+		fmt.Fprintf(out, "%s signed up (new: %v): %s\n", p.subject, created, cc)
+		res, err := pipeline.Ingest(ctx, cc, ingest.Source{Title: "About my business", SourceName: "about.txt",
+			Data: []byte(p.document)})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  ingested %q: %d chunk(s), %s\n", res.Document.Title, res.Document.ChunkCount, res.Document.Status)
 	}
-	fmt.Fprintf(out, "alice signed up (new: %v): %s\n", created, alice)
-	bob, _, err := tenants.ProvisionSolo(ctx, "bob@example.com")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "bob signed up: %s\n", bob)
+	alice, bob := clones[0], clones[1]
 
 	// Signing in again returns the same clone.
-	again, created, err := tenants.ProvisionSolo(ctx, "alice@example.com")
+	again, created, err := tenants.ProvisionSolo(ctx, people[0].subject)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "alice signed in again (new: %v), same clone: %v\n", created, again.Same(alice))
+
+	// The same question to both clones: each answers from its own document only.
+	fmt.Fprintf(out, "\nQ: %s\n", question)
+	for i, p := range people {
+		resp, err := processor.Process(ctx, clones[i], &rag.Request{Subject: p.subject, Question: question}, nil)
+		if err != nil {
+			return err
+		}
+		answer := resp.Answer.Content
+		fmt.Fprintf(out, "%s's clone: %s\n", p.subject, answer)
+		if !strings.Contains(answer, p.marker) {
+			return fmt.Errorf("%s's clone did not answer from its own document", p.subject)
+		}
+		for _, other := range people {
+			if other != p && strings.Contains(answer, other.marker) {
+				return fmt.Errorf("isolation failure: %s's clone answered from %s's document", p.subject, other.subject)
+			}
+		}
+	}
 
 	// A request authenticated as alice that names bob's clone is refused.
 	reqCtx := clone.WithContext(ctx, alice)
@@ -72,7 +162,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	err = cc.CheckStrings(bob.TenantID().String(), bob.CloneID().String())
-	fmt.Fprintf(out, "alice asking for bob's clone: %v (HTTP %d)\n", err, clone.HTTPStatus(err))
+	fmt.Fprintf(out, "\nalice asking for bob's clone: %v (HTTP %d)\n", err, clone.HTTPStatus(err))
 	if err == nil {
 		return fmt.Errorf("isolation failure: alice reached bob's clone")
 	}
