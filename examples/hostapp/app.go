@@ -126,8 +126,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		if err != nil {
 			return nil, err
 		}
-		a.bucket, err = s3object.OpenBucket(ctx, awsCfg, cfg.S3Bucket, &s3object.Options{
-			Endpoint: cfg.S3Endpoint, UsePathStyle: cfg.S3Endpoint != "", Bucket: oopts})
+		sopts := &s3object.Options{Endpoint: cfg.S3Endpoint, UsePathStyle: cfg.S3Endpoint != "", Bucket: oopts}
+		if cfg.S3Scoped || cfg.S3RoleARN != "" {
+			sopts.Scoped = &s3object.ScopedOptions{RoleARN: cfg.S3RoleARN}
+		}
+		a.bucket, err = s3object.OpenBucket(ctx, awsCfg, cfg.S3Bucket, sopts)
 		if err != nil {
 			return nil, err
 		}

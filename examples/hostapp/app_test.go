@@ -32,6 +32,7 @@ const publicURL = "http://hostapp.test"
 
 // newTestApp builds the app in development mode on the embedded defaults, or on the real
 // services: PostgreSQL as the application role (pgtest), MinIO (internal/ci/minio.sh)
+// with links and upload tickets signed by STS credentials confined to the clone's prefix,
 // and the real go-pinecone client against the in-process Pinecone emulator. Without an
 // S3 server (and services not required) the real set keeps objects on the filesystem.
 func newTestApp(t *testing.T, real bool) *App {
@@ -47,7 +48,7 @@ func newTestApp(t *testing.T, real bool) *App {
 		cfg.PineconeHost = pineconetest.Start(t, &pineconetest.Options{Dimension: emb.Dimension()}).Host()
 		if _, ok := s3test.Lookup(); ok || testenv.ServicesRequired() {
 			s3 := s3test.Require(t)
-			cfg.S3Bucket, cfg.S3Endpoint = s3test.NewBucket(t, s3, false), s3.Endpoint
+			cfg.S3Bucket, cfg.S3Endpoint, cfg.S3Scoped = s3test.NewBucket(t, s3, false), s3.Endpoint, true
 			t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
 			t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
 			t.Setenv("AWS_REGION", s3.Region)
