@@ -127,7 +127,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 			return nil, err
 		}
 		sopts := &s3object.Options{Endpoint: cfg.S3Endpoint, UsePathStyle: cfg.S3Endpoint != "", Bucket: oopts}
-		if cfg.S3Scoped || cfg.S3RoleARN != "" {
+		if cfg.S3RoleARN != "" {
 			sopts.Scoped = &s3object.ScopedOptions{RoleARN: cfg.S3RoleARN}
 		}
 		a.bucket, err = s3object.OpenBucket(ctx, awsCfg, cfg.S3Bucket, sopts)

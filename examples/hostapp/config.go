@@ -42,10 +42,10 @@ type Config struct {
 	// (CLONEISO_S3_ENDPOINT). Credentials and region come from the AWS SDK's usual
 	// chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles, roles).
 	S3Bucket, S3Endpoint string
-	// S3Scoped signs upload tickets and links with short-lived STS credentials confined
-	// to the clone's prefix, so S3 itself refuses any other key (CLONEISO_S3_SCOPED=1);
-	// S3RoleARN is the role assumed on AWS (CLONEISO_S3_ROLE_ARN; MinIO ignores it).
-	S3Scoped  bool
+	// S3RoleARN makes upload tickets and links signed with short-lived STS credentials
+	// of this role, narrowed to the clone's prefix by a session policy, so S3 itself
+	// refuses any other key (CLONEISO_S3_ROLE_ARN; MinIO ignores the role but not the
+	// policy, so any ARN enables it there).
 	S3RoleARN string
 	// FileSigningKey signs links to the embedded object store (CLONEISO_FILE_SIGNING_KEY,
 	// at least 32 bytes; default random per process, so links die with it).
@@ -97,9 +97,6 @@ func configFromEnv() (Config, error) {
 	if c.Dev, err = envBool("CLONEISO_DEV"); err != nil {
 		return c, err
 	}
-	if c.S3Scoped, err = envBool("CLONEISO_S3_SCOPED"); err != nil {
-		return c, err
-	}
 	if c.EmbeddingDimension, err = envInt("CLONEISO_EMBEDDING_DIMENSION"); err != nil {
 		return c, err
 	}
@@ -120,8 +117,8 @@ func (c *Config) validate() error {
 		return errors.New("development mode mints HS256 tokens and cannot be combined with CLONEISO_JWKS_URL")
 	case c.MigrateURL != "" && c.DatabaseURL == "":
 		return errors.New("CLONEISO_MIGRATE_DATABASE_URL needs CLONEISO_DATABASE_URL (the application role)")
-	case (c.S3Endpoint != "" || c.S3Scoped || c.S3RoleARN != "") && c.S3Bucket == "":
-		return errors.New("CLONEISO_S3_ENDPOINT, CLONEISO_S3_SCOPED and CLONEISO_S3_ROLE_ARN need CLONEISO_S3_BUCKET")
+	case (c.S3Endpoint != "" || c.S3RoleARN != "") && c.S3Bucket == "":
+		return errors.New("CLONEISO_S3_ENDPOINT and CLONEISO_S3_ROLE_ARN need CLONEISO_S3_BUCKET")
 	case c.EmbeddingDimension != 0 && c.EmbeddingModel == "":
 		return errors.New("CLONEISO_EMBEDDING_DIMENSION needs CLONEISO_EMBEDDING_MODEL")
 	case c.MaxUploadBytes < 0:
