@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
@@ -106,10 +105,7 @@ func TestPostgresTerminatedMidTransaction(t *testing.T) {
 			if !errors.Is(err, clone.ErrUnavailable) {
 				t.Fatalf("WithTx on a terminated backend: %v, want ErrUnavailable", err)
 			}
-			var pqErr *pq.Error
-			if errors.As(err, &pqErr) {
-				t.Logf("vendor error: %s %s", pqErr.Code, pqErr.Message)
-			}
+			t.Logf("WithTx on a terminated backend: %v", err)
 			if n := ownerCount(t, e, "insights", cc); n != before {
 				t.Fatalf("insights %d -> %d: the terminated transaction left rows", before, n)
 			}
@@ -128,7 +124,8 @@ func TestPostgresTerminatedMidTransaction(t *testing.T) {
 
 // Every idle connection of the pool is terminated (a failover, an idle-session
 // timeout): the next operations either succeed or fail with clone.ErrUnavailable,
-// and once the dead connections are gone everything succeeds again.
+// and once the dead connections are gone everything succeeds again. (Skipped as a bug
+// when any operation fails: see the end of the test.)
 func TestPostgresIdleConnectionsTerminated(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
@@ -159,6 +156,7 @@ func TestPostgresIdleConnectionsTerminated(t *testing.T) {
 			if !errors.Is(err, clone.ErrUnavailable) {
 				t.Fatalf("operation %d: %v, want ErrUnavailable", i, err)
 			}
+			t.Logf("operation %d on a dead connection: %v", i, err)
 			failures++
 			continue
 		}
@@ -175,6 +173,15 @@ func TestPostgresIdleConnectionsTerminated(t *testing.T) {
 	}
 	if got := ownerCount(t, e, "insights", cc); got != 12-failures+8 {
 		t.Fatalf("%d insights, want %d", got, 12-failures+8)
+	}
+	// Stricter: database/sql retries a call that fails with driver.ErrBadConn on a new
+	// connection (the driver returns it only when the server cannot have run the
+	// statement), so a plain *sql.DB user never sees a dead idle connection; a scoped
+	// operation should not either.
+	if failures > 0 {
+		t.Skipf("BUG: clonesql (withPostgresTx) does not retry when the opening \"BEGIN; SELECT set_config(...)\" on its pinned *sql.Conn fails with driver.ErrBadConn: "+
+			"each pooled connection the server closed while idle (pg_terminate_backend, failover, idle_session_timeout) fails one operation with ErrUnavailable (%d of 12 here), "+
+			"where database/sql would have retried it on a new connection", failures)
 	}
 }
 
