@@ -212,6 +212,17 @@ func TestMinioKilledMidIngest(t *testing.T) {
 		t.Fatalf("%d vectors with MinIO down, want %d: %v", len(s), wantVectors, s)
 	}
 
+	// Reconcile while MinIO is down fails, typed, and removes nothing it cannot see.
+	if _, err := p.Reconcile(ctx, cc, nil); !errors.Is(err, clone.ErrUnavailable) {
+		t.Fatalf("reconcile with MinIO down: %v, want ErrUnavailable", err)
+	}
+	if s := vectorIDs(t, e, cc); len(s) != wantVectors {
+		t.Fatalf("reconcile with MinIO down left %d vectors, want %d", len(s), wantVectors)
+	}
+	if d := ownerDocs(t, e, cc); d[0].Status != records.StatusReady || d[0].Chunks != wantVectors {
+		t.Fatalf("reconcile with MinIO down changed the ready document: %+v", d[0])
+	}
+
 	// MinIO comes back: the old original is a leftover until Reconcile removes it.
 	m.start(t)
 	s := stores(t, e, cc)
