@@ -204,21 +204,15 @@ func settingsSQL(cc clone.CloneContext, begin bool) string {
 }
 
 func (d *DB) withPostgresTx(ctx context.Context, cc clone.CloneContext, op string, fn func(*Tx) error) (err error) {
-	conn, err := d.x.Connx(ctx)
+	conn, err := d.begin(ctx, cc, op)
 	if err != nil {
-		return ClassifyError(op, err)
+		return err
 	}
-	open := false // a transaction may be open on conn
+	open := true // a transaction is open on conn
 	var tx *Tx
 	defer func() {
 		if open {
-			// Roll back before the connection returns to the pool, even if ctx is done.
-			// If that fails the connection's state is unknown: discard it.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-			if _, rerr := conn.ExecContext(rctx, "ROLLBACK"); rerr != nil {
-				conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-			cancel()
+			rollback(ctx, conn)
 		}
 		conn.Close()
 		tx.flushAudit(ctx) // after the connection is back: the sink may need one
@@ -226,10 +220,6 @@ func (d *DB) withPostgresTx(ctx context.Context, cc clone.CloneContext, op strin
 			panic(p)
 		}
 	}()
-	open = true
-	if _, err := conn.ExecContext(ctx, settingsSQL(cc, true)); err != nil {
-		return ClassifyError(op, err)
-	}
 	tx = &Tx{db: d, cc: cc, q: conn, deferAudit: true}
 	if err := fn(tx); err != nil {
 		return err
@@ -242,6 +232,52 @@ func (d *DB) withPostgresTx(ctx context.Context, cc clone.CloneContext, op strin
 	}
 	open = false
 	return nil
+}
+
+// maxBadConnRetries is how many times a scoped transaction is retried on another pooled
+// connection when opening it fails with driver.ErrBadConn, as database/sql itself
+// retries plain calls.
+const maxBadConnRetries = 2
+
+// begin takes a connection and opens a scoped transaction on it in one message. The
+// driver returns driver.ErrBadConn only when the server cannot have run the message (a
+// pooled connection the server closed while idle: failover, pg_terminate_backend,
+// idle_session_timeout), so that case is retried on another connection, and the dead
+// one is discarded. On success the transaction is open on the returned connection.
+func (d *DB) begin(ctx context.Context, cc clone.CloneContext, op string) (*sqlx.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := d.x.Connx(ctx)
+		if err != nil {
+			return nil, ClassifyError(op, err)
+		}
+		_, err = conn.ExecContext(ctx, settingsSQL(cc, true))
+		if err == nil {
+			return conn, nil
+		}
+		if errors.Is(err, driver.ErrBadConn) {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) // discard it
+			conn.Close()
+			if attempt < maxBadConnRetries && ctx.Err() == nil {
+				continue
+			}
+			return nil, ClassifyError(op, err)
+		}
+		// The message may have opened the transaction before failing.
+		rollback(ctx, conn)
+		conn.Close()
+		return nil, ClassifyError(op, err)
+	}
+}
+
+// rollback ends any transaction open on conn before the connection returns to the pool,
+// even if ctx is done; if that fails the connection's state is unknown and it is
+// discarded instead.
+func rollback(ctx context.Context, conn *sqlx.Conn) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if _, err := conn.ExecContext(rctx, "ROLLBACK"); err != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }
 
 // validate refuses an operation without a valid clone context, auditing the attempt.
