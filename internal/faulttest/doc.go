@@ -14,9 +14,9 @@
 //   - TestPostgresTerminatedMidTransaction: a scoped WithTx whose backend is
 //     terminated between statements or before COMMIT fails with ErrUnavailable, leaves
 //     no row, and the pool serves the next operations.
-//   - TestPostgresIdleConnectionsTerminated: idle pool connections terminated; an
-//     operation landing on a dead one fails with ErrUnavailable (there is no retry),
-//     at most one per dead connection, and then everything succeeds.
+//   - TestPostgresIdleConnectionsTerminated: idle pool connections terminated; no
+//     operation fails (clonesql retries an opening that fails with
+//     driver.ErrBadConn on another connection).
 //   - TestPostgresTerminatedMidIngest: the ingest pipeline's chunk transaction
 //     terminated mid-statement (held by a trigger) for a new document and for an
 //     update: ErrUnavailable, no chunk rows, vectors or original of the attempt; an
