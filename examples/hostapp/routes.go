@@ -179,11 +179,11 @@ func (a *App) createDocument(r *http.Request, cc clone.CloneContext) (int, any, 
 	var src ingest.Source
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
+		r.Body = http.MaxBytesReader(nil, r.Body, a.cfg.MaxUploadBytes+64<<10) // the file plus a small title part
 		mr, err := r.MultipartReader()
 		if err != nil {
 			return 0, nil, badRequest("invalid multipart body")
 		}
-		r.Body = http.MaxBytesReader(nil, r.Body, a.cfg.MaxUploadBytes+64<<10)
 		for src.Reader == nil {
 			part, err := mr.NextPart()
 			if err == io.EOF {
