@@ -11,8 +11,8 @@
 // another clone is a leak. Half of the chat questions probe another clone by naming
 // the topic word of that clone's secret. At the end the schema owner scans every
 // clone-owned text column for canaries in the wrong clone, and the audit sink must
-// have recorded no denial or violation (besides the GetChunks denials of matches
-// racing an ingestion, which TestRetrievalDuringIngestIsNotADenial reports as a bug).
+// have recorded no denial or violation (a retrieval racing the clone's own ingestion is
+// not a denial: TestRetrievalDuringIngestIsNotADenial holds that).
 // The test fails on any error or leak.
 //
 // TestLoadWithFaults runs the same load while PostgreSQL backends of the pool are
