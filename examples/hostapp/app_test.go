@@ -37,6 +37,12 @@ const publicURL = "http://hostapp.test"
 // S3 server (and services not required) the real set keeps objects on the filesystem.
 func newTestApp(t *testing.T, real bool) *App {
 	t.Helper()
+	return newTestAppWith(t, real, nil)
+}
+
+// newTestAppWith is newTestApp with a last change to the configuration.
+func newTestAppWith(t *testing.T, real bool, change func(*Config)) *App {
+	t.Helper()
 	cfg := Config{Addr: "127.0.0.1:0", PublicURL: publicURL, DataDir: t.TempDir(), Dev: true,
 		JWTIssuer: "cloneiso-hostapp", JWTAudience: "cloneiso"}
 	if real {
@@ -54,6 +60,9 @@ func newTestApp(t *testing.T, real bool) *App {
 			t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
 			t.Setenv("AWS_REGION", s3.Region)
 		}
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	app, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -285,15 +294,21 @@ func (c client) chat(ctx context.Context, a isolationtest.Actor, question string
 // both ways, insights, training examples, chat history), each must see its own canary
 // through the API (including the downloaded original) and never the other's, and every
 // probe aimed at the other clone's records by ID, or asking about its canary, must
-// come back empty.
+// come back empty. It runs on the embedded defaults, on the real services, and with an
+// OpenAI-compatible model that echoes its whole prompt (so the chat probes see
+// everything that reached the model).
 func TestIsolationKit(t *testing.T) {
-	for _, real := range []bool{false, true} {
-		name := "embedded"
-		if real {
-			name = "real"
-		}
-		t.Run(name, func(t *testing.T) {
-			app := newTestApp(t, real)
+	openai := func(cfg *Config) {
+		cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = fakeOpenAI(t, 64), "test-key"
+		cfg.EmbeddingModel, cfg.EmbeddingDimension, cfg.ChatModel = "fake-embed", 64, "fake-chat"
+	}
+	for _, mode := range []struct {
+		name   string
+		real   bool
+		change func(*Config)
+	}{{"embedded", false, nil}, {"real", true, nil}, {"openai-echo", false, openai}} {
+		t.Run(mode.name, func(t *testing.T) {
+			app := newTestAppWith(t, mode.real, mode.change)
 			c := client{app}
 			var s seeded
 			h := app.Handler
