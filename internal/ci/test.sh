@@ -125,8 +125,6 @@ fi
 say "summary"
 # The suite's own counts, from a second, quick run of the summary tests.
 go test -count=1 -v -run '^TestAdversarial$' ./internal/adversarial 2>&1 | grep -o 'adversarial: .*' || die "no adversarial summary"
-if [[ -d internal/loadtest ]]; then
-	go test -count=1 -v -run 'Load' ./internal/loadtest 2>&1 | grep -Eo '(load|loadtest): .*' || true
-fi
+go test -count=1 -v -run '^TestLoad$' ./internal/loadtest 2>&1 | grep -o 'LOAD SUMMARY.*' || die "no load summary"
 [[ $fuzztime == 0 ]] || say "fuzzing: $total executions beyond the seed corpora"
 say "all tests passed"
