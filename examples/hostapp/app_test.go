@@ -9,12 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/isolationtest"
@@ -420,5 +422,66 @@ func TestAuthentication(t *testing.T) {
 		if status != http.StatusUnauthorized || !strings.Contains(body, "urn:cloneiso:problem:") {
 			t.Errorf("token %q: %d %s", token, status, body)
 		}
+	}
+}
+
+// TestRestart shuts the server down gracefully and starts it again on the same data
+// directory: the documents, their vectors and the conversation history are still there.
+func TestRestart(t *testing.T) {
+	cfg := Config{Addr: "127.0.0.1:0", PublicURL: publicURL, DataDir: t.TempDir(), Dev: true,
+		JWTSecret: strings.Repeat("k", 32), JWTIssuer: "cloneiso-hostapp", JWTAudience: "cloneiso"}
+	log := slog.New(slog.DiscardHandler)
+	app, err := newApp(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client{app}
+	a, err := c.newActor(t.Context(), "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, hdr := multipartDocument("dog", "Our office dog is called Biscuit.")
+	if status, text := c.do(t.Context(), a, http.MethodPost, "/v1/documents", body, hdr); status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", status, text)
+	}
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// run serves on the data directory until its context ends, then shuts down cleanly.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = l.Addr().String()
+	l.Close()
+	cfg.Dev = false // tokens minted before the restart stay valid: same secret
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, log) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + cfg.Addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not come up: %v", err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	app, err = newApp(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	c = client{app}
+	stream, _, err := c.chat(t.Context(), a, "What is the dog called?")
+	if err != nil || !strings.Contains(stream, "Biscuit") {
+		t.Fatalf("after a restart: %v\n%s", err, stream)
 	}
 }

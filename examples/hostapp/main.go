@@ -35,10 +35,12 @@ func main() {
 	dev := flag.Bool("dev", false, "development mode: GET /dev/token?sub=NAME mints tokens for anyone")
 	flag.Parse()
 	log := slog.New(clonehttp.NewLogHandler(slog.NewJSONHandler(os.Stderr, nil)))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cfg, err := configFromEnv()
 	if err == nil {
 		cfg.Dev = cfg.Dev || *dev
-		err = run(cfg, log)
+		err = run(ctx, cfg, log)
 	}
 	if err != nil {
 		log.Error("hostapp stopped", "err", err)
@@ -46,11 +48,9 @@ func main() {
 	}
 }
 
-// run serves until SIGINT or SIGTERM, then stops accepting requests, lets those in
-// flight finish (up to 30 s) and closes the stores.
-func run(cfg Config, log *slog.Logger) (err error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// run serves until ctx is done (SIGINT or SIGTERM), then stops accepting requests, lets
+// those in flight finish (up to 30 s) and closes the stores.
+func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	app, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
