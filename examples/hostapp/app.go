@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,13 +210,7 @@ func openSQL(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 		return db, nil
 	}
 	if cfg.MigrateURL != "" {
-		owner, err := clonesql.OpenPostgres(cfg.MigrateURL)
-		if err != nil {
-			return nil, err
-		}
-		err = migrate.Up(ctx, owner.DB, nil)
-		owner.Close()
-		if err != nil {
+		if err := migrateAndGrant(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("migrating: %w", err)
 		}
 	}
@@ -232,6 +227,26 @@ func openSQL(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// migrateAndGrant applies the migrations as the schema owner and grants the
+// application role (the user of CLONEISO_DATABASE_URL) what it needs on the tables, and
+// no more.
+func migrateAndGrant(ctx context.Context, cfg Config) error {
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil || u.User == nil || u.User.Username() == "" {
+		return errors.New("CLONEISO_DATABASE_URL must be a postgres:// URL naming the application role")
+	}
+	owner, err := clonesql.OpenPostgres(cfg.MigrateURL)
+	if err != nil {
+		return err
+	}
+	defer owner.Close()
+	if err := migrate.Up(ctx, owner.DB, nil); err != nil {
+		return err
+	}
+	_, err = owner.ExecContext(ctx, migrate.AppRoleSQL(u.User.Username(), ""))
+	return err
 }
 
 func openEmbedder(cfg Config) (embed.Embedder, error) {

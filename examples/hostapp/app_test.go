@@ -33,7 +33,8 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 const publicURL = "http://hostapp.test"
 
 // newTestApp builds the app in development mode on the embedded defaults, or on the real
-// services: PostgreSQL as the application role (pgtest), MinIO (internal/ci/minio.sh)
+// services: PostgreSQL (a fresh database the app migrates as its owner, then uses as the
+// application role), MinIO (internal/ci/minio.sh)
 // with links and upload tickets signed by STS credentials confined to the clone's prefix,
 // and the real go-pinecone client against the in-process Pinecone emulator. Without an
 // S3 server (and services not required) the real set keeps objects on the filesystem.
@@ -48,7 +49,9 @@ func newTestAppWith(t *testing.T, real bool, change func(*Config)) *App {
 	cfg := Config{Addr: "127.0.0.1:0", PublicURL: publicURL, DataDir: t.TempDir(), Dev: true,
 		JWTIssuer: "cloneiso-hostapp", JWTAudience: "cloneiso"}
 	if real {
-		cfg.DatabaseURL = pgtest.Shared(t).AppURL
+		// A database of its own, migrated and granted by the app at start-up.
+		db := pgtest.Fresh(t, false)
+		cfg.DatabaseURL, cfg.MigrateURL = db.AppURL, db.OwnerURL
 		emb, err := embed.NewLocal(nil)
 		if err != nil {
 			t.Fatal(err)
