@@ -850,7 +850,7 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 	next.Status, next.Error, next.Metadata = records.StatusReady, "", meta
 	var stored records.Document
 	err = p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-		q := records.WithAudit(tx, p.db.Audit())
+		q := tx // its Audit() holds denials until the transaction has ended
 		cur, err := records.GetDocument(ctx, q, cc, id)
 		if err != nil {
 			return err

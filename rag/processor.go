@@ -221,7 +221,7 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 	resp := &Response{}
 	var history []records.Message
 	err := p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-		q := records.WithAudit(tx, p.db.Audit())
+		q := tx // its Audit() holds denials until the transaction has ended
 		var err error
 		if req.ConversationID == uuid.Nil {
 			title := req.Title

@@ -82,3 +82,31 @@ func TestAuditInsideTransaction(t *testing.T) {
 		}
 	})
 }
+
+// TestAuditFromCodeInsideTransaction: code handed a Tx (a repository, a host function)
+// records through tx.Audit(); inside WithTx the event reaches the SQL sink after the
+// transaction, without stalling on SQLite's write lock.
+func TestAuditFromCodeInsideTransaction(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, e *env) {
+		ctx, cancel := context.WithTimeout(audit.WithRequestID(context.Background(), "txsink-"+uuid.NewString()), 5*time.Second)
+		defer cancel()
+		db, err := clonesql.New(e.raw, &clonesql.Options{Audit: clonesql.AuditSink(e.raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := e.newClone(t)
+		err = db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
+			if _, err := tx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "x", CreatedAt: time.Now().UTC()}); err != nil {
+				return err
+			}
+			return audit.Record(ctx, tx.Audit(), audit.Event{Action: "host.lookup", Outcome: audit.Denied, TenantID: a.TenantID(), CloneID: a.CloneID()})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := e.raw.GetContext(ctx, &n, e.raw.Rebind(`SELECT count(*) FROM audit_events WHERE request_id = ?`), audit.RequestIDFrom(ctx)); err != nil || n != 1 {
+			t.Fatalf("audit rows %d, %v; want 1", n, err)
+		}
+	})
+}

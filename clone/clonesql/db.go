@@ -347,9 +347,24 @@ func (tx *Tx) flushAudit(ctx context.Context) {
 // Dialect returns the dialect of the transaction's database.
 func (tx *Tx) Dialect() Dialect { return tx.db.dialect }
 
-// Audit returns the sink of the DB the transaction belongs to (nil if none), so code
-// handed a Tx records denials where the DB would.
-func (tx *Tx) Audit() audit.Sink { return tx.db.sink }
+// Audit returns the sink for events raised by code running inside the transaction (nil
+// if the DB has none). In a transaction opened by [DB.WithTx] events are held and
+// written to the DB's sink when the transaction has ended and released its connection
+// (a SQL sink writing meanwhile would wait for the transaction's own write lock on
+// SQLite, or for a free connection in a pool of one); in a host transaction scoped with
+// [DB.Bind] they are written at once.
+func (tx *Tx) Audit() audit.Sink {
+	if tx.db.sink == nil {
+		return nil
+	}
+	if !tx.deferAudit {
+		return tx.db.sink
+	}
+	return audit.SinkFunc(func(_ context.Context, ev audit.Event) error {
+		tx.pending = append(tx.pending, ev)
+		return nil
+	})
+}
 
 // CloneContext returns the clone the transaction is scoped to.
 func (tx *Tx) CloneContext() clone.CloneContext { return tx.cc }

@@ -50,7 +50,6 @@ type App struct {
 	bucket     *objectstore.Bucket
 	pipeline   *ingest.Pipeline
 	processor  *rag.Processor
-	auditQueue *auditQueue // SQLite only; see auditQueue
 	devSecret  []byte      // signs development tokens; nil outside development mode
 	backends   string      // what each store runs on, for the start-up log
 }
@@ -84,12 +83,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	used = append(used, "sql="+a.raw.DriverName())
-	sqlSink := clonesql.AuditSink(a.raw)
-	if cfg.DatabaseURL == "" {
-		a.auditQueue = newAuditQueue(sqlSink, log)
-		sqlSink = a.auditQueue
-	}
-	sink := audit.Multi(sqlSink, audit.SlogSink(log))
+	sink := audit.Multi(clonesql.AuditSink(a.raw), audit.SlogSink(log))
 	if a.db, err = clonesql.New(a.raw, &clonesql.Options{Audit: sink}); err != nil {
 		return nil, err
 	}
@@ -288,9 +282,6 @@ func (a *App) Close() error {
 	}
 	if a.bucket != nil {
 		errs = append(errs, a.bucket.Close())
-	}
-	if a.auditQueue != nil {
-		a.auditQueue.Close()
 	}
 	if a.raw != nil {
 		errs = append(errs, a.raw.Close())
