@@ -40,18 +40,18 @@ import (
 type App struct {
 	Handler http.Handler
 
-	cfg        Config
-	log        *slog.Logger
-	raw        *sqlx.DB
-	db         *clonesql.DB
-	tenants    *tenant.Store
-	admin      *tenant.Admin
-	index      *vectorstore.Index
-	bucket     *objectstore.Bucket
-	pipeline   *ingest.Pipeline
-	processor  *rag.Processor
-	devSecret  []byte      // signs development tokens; nil outside development mode
-	backends   string      // what each store runs on, for the start-up log
+	cfg       Config
+	log       *slog.Logger
+	raw       *sqlx.DB
+	db        *clonesql.DB
+	tenants   *tenant.Store
+	admin     *tenant.Admin
+	index     *vectorstore.Index
+	bucket    *objectstore.Bucket
+	pipeline  *ingest.Pipeline
+	processor *rag.Processor
+	devSecret []byte // signs development tokens; nil outside development mode
+	backends  string // what each store runs on, for the start-up log
 }
 
 // newApp opens every store cfg names (the embedded defaults for those it leaves empty)
