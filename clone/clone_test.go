@@ -267,3 +267,17 @@ func TestHTTPStatus(t *testing.T) {
 		t.Fatal("wrapped error lost its kind or cause")
 	}
 }
+
+func TestErrorf(t *testing.T) {
+	err := clone.Errorf(clone.ErrInvalidInput, "title longer than %d bytes", 200)
+	if !errors.Is(err, clone.ErrInvalidInput) || clone.HTTPStatus(err) != 400 || !strings.Contains(err.Error(), "title longer than 200 bytes") {
+		t.Fatalf("Errorf = %v (status %d)", err, clone.HTTPStatus(err))
+	}
+	var e *clone.Error
+	if !errors.As(err, &e) || e.Msg != "title longer than 200 bytes" {
+		t.Fatalf("safe message %+v", e)
+	}
+	if clone.HTTPStatus(clone.Errorf(errors.New("not a kind"), "x")) != 500 {
+		t.Fatal("a foreign kind must be unknown (500)")
+	}
+}

@@ -1,6 +1,10 @@
 package clone
 
-import "github.com/cloneiso/cloneiso/internal/errs"
+import (
+	"fmt"
+
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
 
 // Sentinel errors, one per error kind of the SDK. Every error returned by a cloneiso
 // package matches exactly one of them with errors.Is:
@@ -37,4 +41,17 @@ func HTTPStatus(err error) int {
 		return 200
 	}
 	return errs.KindOf(err).HTTPStatus()
+}
+
+// Errorf returns an error of kind (one of the Err* sentinels above) whose message,
+// formatted from format and args, is safe to show to the caller. Hosts use it for their
+// own errors so that errors.Is, [HTTPStatus] and clonehttp.WriteError treat them like
+// the SDK's:
+//
+//	return clone.Errorf(clone.ErrInvalidInput, "title longer than %d bytes", max)
+//
+// A kind that is not one of the sentinels gives an error of unknown kind (HTTP 500).
+func Errorf(kind error, format string, args ...any) error {
+	k, _ := kind.(errs.Kind)
+	return &errs.Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
 }

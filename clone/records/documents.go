@@ -24,7 +24,7 @@ type Document struct {
 	ContentType string          `db:"content_type"` // a media type; at most MaxShortBytes
 	SizeBytes   int64           `db:"size_bytes"`   // of the original, >= 0
 	ContentHash string          `db:"content_hash"` // e.g. "sha256:…", for FindDocumentsByHash; at most MaxShortBytes
-	ObjectKey   string          `db:"object_key"`   // the original's name in the clone's object store; at most MaxTitleBytes
+	ObjectKey   string          `db:"object_key"`   // the original's full object key, as package ingest stores it (informational: read it back with ingest.ObjectName through the clone-scoped bucket); at most MaxTitleBytes
 	Status      string          `db:"status"`       // StatusPending (default on create), StatusProcessing, StatusReady or StatusFailed
 	Error       string          `db:"error"`        // why ingestion failed, at most MaxErrorBytes
 	ChunkCount  int             `db:"chunk_count"`  // maintained by ReplaceDocumentChunks
