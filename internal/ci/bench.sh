@@ -90,18 +90,18 @@ section() {
 		fi
 		# Ratios the benchmarks report themselves (measured interleaved).
 		grep -E '^Benchmark' "$raw" | sed -E 's/-[0-9]+([[:space:]])/\1/' | awk '
-			{ for (i = 3; i < NF; i++) if ($(i+1) ~ /^(x-verify|scoped\/raw|chromem\/scoped|scoped\/bare|scoped\/floor|crowded\/alone|x-faster)$/)
+			{ for (i = 3; i < NF; i++) if ($(i+1) ~ /^(ratio|x-verify|scoped\/raw|chromem\/scoped|scoped\/bare|scoped\/floor|crowded\/alone|x-faster)$/)
 				printf "| `%s` | %s = %s |  |  |\n", $1, $(i+1), $i }' >>"$summary"
 		printf '(%d s)\n\n' $((SECONDS - t0))
 	} >>"$results"
 }
 
-section "SQL: scoped wrapper vs raw sqlx" \
-	"the identical raw sqlx statement on the same database (PostgreSQL: raw as the owner without RLS, scoped as the application role with RLS)" \
-	"/scoped:/raw" ./clone/clonesql . 'ScopedVsRaw' "$((scale * 2000))x"
-section "SQL: row-level security policy vs explicit WHERE (1,000,000 rows, 100 clones)" \
-	"the same statement with an explicit WHERE run by a role RLS does not apply to" \
-	"/rls:/where /rls+where:/where" ./clone/clonesql . 'RLSPolicy' "$((scale * 200))x"
+section "SQL: scoped wrapper vs raw sqlx (interleaved; ratio = scoped/raw)" \
+	"the identical raw sqlx statement on the same database (PostgreSQL: raw as the owner without RLS and with binary_parameters, scoped as the application role with RLS; get-vs-stock-lib-pq: raw through a stock lib/pq DSN)" \
+	- ./clone/clonesql . 'ScopedRatio' "$((scale * 2000))x"
+section "SQL: row-level security policy vs explicit WHERE (1,000,000 rows, 100 clones; interleaved; ratio = RLS/WHERE)" \
+	"the same statement with an explicit WHERE run by a role RLS does not apply to, in the same transaction shape" \
+	- ./clone/clonesql . 'RLSRatio' "$((scale * 300))x"
 section "SQL: loading chunks by key from a clone of 10,000 chunks" \
 	"keys=1 (a key must cost about the same however many are asked for)" \
 	"keys=5:keys=1" ./clone/records . 'GetChunks' "$((scale * 3000))x"
@@ -161,7 +161,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ 
 	printf 'benchmarks report from interleaved runs (x-verify: middleware/verification;\n'
 	printf 'chromem/scoped: how many times faster than chromem-go; x-faster: backfill/naive rate).\n'
 	printf 'Rows with ns/op come from sub-benchmarks run one after the other and move with the\n'
-	printf "machine's load; the reported ratios (x-verify, scoped/raw, scoped/bare, crowded/alone,\n"
+	printf "machine's load; the reported ratios (ratio, x-verify, scoped/raw, scoped/bare, crowded/alone,\n"
 	printf 'chromem/scoped) interleave both sides and are the ones to trust on a busy machine.\n'
 	printf 'Details, raw output and commands follow.\n\n'
 	printf '| benchmark | ratio | ns/op | baseline ns/op |\n|---|---|---|---|\n'
