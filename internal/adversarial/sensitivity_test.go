@@ -87,9 +87,13 @@ func TestSensitivity(t *testing.T) {
 			t.Fatalf("the suite fails on an unmodified copy of the module:\n%s", out)
 		}
 	})
+	detected := 0
+	defer func() {
+		t.Logf("sensitivity: %d of %d mutants (one isolation mechanism switched off each) caught", detected, len(mutations))
+	}()
 	for i := range mutations {
 		m := &mutations[i]
-		t.Run("without "+m.name, func(t *testing.T) {
+		ok := t.Run("without "+m.name, func(t *testing.T) {
 			out, ok := run(t, m)
 			if ok {
 				t.Fatalf("the suite PASSES with %s switched off: it cannot detect that mechanism's failure\n%s", m.name, out)
@@ -108,6 +112,9 @@ func TestSensitivity(t *testing.T) {
 			}
 			t.Logf("caught: %.200s", caught[0])
 		})
+		if ok {
+			detected++
+		}
 	}
 }
 
