@@ -144,7 +144,7 @@ func BenchmarkRLSRatio(b *testing.B) {
 		if _, err := pg.Owner.ExecContext(ctx, `INSERT INTO tenants (id, plan) VALUES ($1, 'solo')`, tid); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := pg.Owner.ExecContext(ctx, `INSERT INTO clones (tenant_id, id, owner_subject) VALUES ($1, $2, $2::text)`, tid, cid); err != nil {
+		if _, err := pg.Owner.ExecContext(ctx, `INSERT INTO clones (tenant_id, id, owner_subject) VALUES ($1, $2, $3)`, tid, cid, cid.String()); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := pg.Owner.ExecContext(ctx, `INSERT INTO insights (tenant_id, clone_id, id, content, created_at, updated_at)
