@@ -37,7 +37,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -48,6 +47,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/ingest/token"
 	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/internal/openairetry"
 )
 
 // The API's limits and the defaults derived from them.
@@ -64,8 +64,6 @@ const (
 	defaultDimensionOfLarge    = 3072
 	defaultDimensionOfAda002   = 1536
 	maxDimension               = 20000
-	retryAfterHeader           = "Retry-After"
-	retryAfterMillisHeader     = "Retry-After-Ms"
 	textEmbedding3ModelsPrefix = "text-embedding-3"
 )
 
@@ -350,31 +348,7 @@ func classify(err error) (errs.Kind, bool) {
 	}
 }
 
-// backoff is the wait before retry number attempt+1: what the server asked for
-// (Retry-After-Ms, Retry-After in seconds or as a date), else exponential with full
-// jitter; never more than MaxBackoff.
+// backoff is the wait before retry number attempt+1 (see openairetry.Wait).
 func (e *Embedder) backoff(attempt int, err error) time.Duration {
-	var ae *openai.Error
-	if errors.As(err, &ae) && ae.Response != nil {
-		h := ae.Response.Header
-		if ms, perr := strconv.ParseFloat(h.Get(retryAfterMillisHeader), 64); perr == nil && ms >= 0 {
-			return min(time.Duration(ms*float64(time.Millisecond)), e.maxBackoff)
-		}
-		if v := h.Get(retryAfterHeader); v != "" {
-			if s, perr := strconv.ParseFloat(v, 64); perr == nil && s >= 0 {
-				return min(time.Duration(s*float64(time.Second)), e.maxBackoff)
-			}
-			if t, perr := http.ParseTime(v); perr == nil {
-				return min(max(time.Until(t), 0), e.maxBackoff)
-			}
-		}
-	}
-	ceiling := e.minBackoff << min(attempt, 20)
-	if ceiling <= 0 || ceiling > e.maxBackoff {
-		ceiling = e.maxBackoff
-	}
-	if ceiling <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+	return max(openairetry.Wait(attempt, err, e.minBackoff, e.maxBackoff), 0)
 }

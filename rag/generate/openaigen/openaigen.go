@@ -26,7 +26,6 @@ package openaigen
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +36,7 @@ import (
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/internal/openairetry"
 	"github.com/cloneiso/cloneiso/rag/generate"
 )
 
@@ -286,17 +286,7 @@ func wrap(op string, kind errs.Kind, err error) error {
 	return errs.Wrap(kind, op, err, "chat completion stream failed")
 }
 
-// backoff returns the wait before retry attempt+1.
+// backoff returns the wait before retry attempt+1 (see openairetry.Wait).
 func (g *Generator) backoff(attempt int, err error) time.Duration {
-	var ae *openai.Error
-	if errors.As(err, &ae) && ae.Response != nil {
-		if s, perr := strconv.Atoi(strings.TrimSpace(ae.Response.Header.Get("Retry-After"))); perr == nil && s >= 0 {
-			return min(time.Duration(s)*time.Second, g.maxWait)
-		}
-	}
-	d := g.base << min(attempt, 20)
-	if d <= 0 || d > g.maxWait {
-		d = g.maxWait
-	}
-	return time.Duration(rand.Int64N(int64(d)) + 1)
+	return max(openairetry.Wait(attempt, err, g.base, g.maxWait), 0)
 }
