@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
-	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/rag"
 	"github.com/cloneiso/cloneiso/rag/generate"
 	"github.com/cloneiso/cloneiso/tenant"
@@ -58,7 +56,6 @@ func (e *env) newClone(t testing.TB) clone.CloneContext {
 // emulator).
 func newEnv(t testing.TB, real bool) *env {
 	t.Helper()
-	ctx := context.Background()
 	e := &env{audit: &audit.Memory{}}
 	emb, err := embed.NewLocal(nil)
 	if err != nil {
@@ -67,13 +64,7 @@ func newEnv(t testing.TB, real bool) *env {
 	e.emb = emb
 	if real {
 		e.name = "postgres+pinecone"
-		pg := pgtest.Shared(t)
-		app, err := clonesql.OpenPostgres(pg.AppURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { app.Close() })
-		e.raw = app
+		e.raw, _ = pgtest.Open(t, clonesql.Postgres)
 		srv := pineconetest.Start(t, &pineconetest.Options{Dimension: emb.Dimension()})
 		e.index, err = pineconevector.Open(srv.Host(), emb.Dimension(), &pineconevector.Options{Index: &vectorstore.Options{Audit: e.audit}})
 		if err != nil {
@@ -81,15 +72,7 @@ func newEnv(t testing.TB, real bool) *env {
 		}
 	} else {
 		e.name = "sqlite+memvector"
-		db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "rag.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if err := migrate.Up(ctx, db.DB, nil); err != nil {
-			t.Fatal(err)
-		}
-		e.raw = db
+		e.raw, _ = pgtest.Open(t, clonesql.SQLite)
 		e.index, err = memvector.Open(emb.Dimension(), &memvector.Options{Index: &vectorstore.Options{Audit: e.audit}})
 		if err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package records_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -12,7 +11,6 @@ import (
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
-	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/tenant"
 )
 
@@ -41,26 +39,7 @@ func (e *env) newClone(t testing.TB) clone.CloneContext {
 func newEnv(t testing.TB, d clonesql.Dialect) *env {
 	t.Helper()
 	e := &env{dialect: d, audit: &audit.Memory{}}
-	switch d {
-	case clonesql.SQLite:
-		db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
-			t.Fatal(err)
-		}
-		e.raw, e.owner = db, db
-	case clonesql.Postgres:
-		pg := pgtest.Shared(t)
-		app, err := clonesql.OpenPostgres(pg.AppURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { app.Close() })
-		e.raw, e.owner = app, pg.Owner
-	}
+	e.raw, e.owner = pgtest.Open(t, d)
 	var err error
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
