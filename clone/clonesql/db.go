@@ -308,7 +308,8 @@ type queryExecer interface {
 	sqlx.ExecerContext
 }
 
-// Tx is a transaction scoped to one clone. Get one from [DB.WithTx] or [DB.Bind].
+// Tx is a transaction scoped to one clone. Get one from [DB.WithTx] or [DB.Bind]. Like
+// the transaction underneath, a Tx is used by one goroutine at a time.
 type Tx struct {
 	db     *DB
 	cc     clone.CloneContext

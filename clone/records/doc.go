@@ -29,11 +29,11 @@
 // A get, update or delete by ID of a record the clone does not own — because it does
 // not exist or because it is another clone's — fails with clone.ErrNotFound (HTTP 404),
 // never "forbidden", so IDs cannot be probed. The two cases cannot be told apart, so
-// both are recorded as one audit.Denied event on the sink of the Querier (see
-// [WithAudit]). The same holds for the child lists and counts (chunks of a document,
-// messages of a conversation) and for [AppendMessage] and [ReplaceDocumentChunks] when
-// the parent is not the clone's. [GetChunks] leaves keys the clone does not own out of
-// its result and records one event per call.
+// both are recorded as one audit.Denied event on the sink of the Querier (the DB's or
+// the Tx's; [WithAudit] substitutes another). The same holds for the child lists and
+// counts (chunks of a document, messages of a conversation) and for [AppendMessage]
+// and [ReplaceDocumentChunks] when the parent is not the clone's. [GetChunks] leaves
+// keys the clone does not own out of its result and records one event per call.
 //
 // # Transactions
 //
@@ -41,15 +41,14 @@
 // a scoped transaction when given a *clonesql.DB and join the transaction when given a
 // *clonesql.Tx. To compose cloneiso's writes with the host's own, use
 // [clonesql.DB.WithTx], or [clonesql.DB.Bind] on a transaction the host opened, and pass
-// records.WithAudit(tx, db.Audit()) so denials inside it are audited:
+// the *clonesql.Tx: denials inside it reach the DB's audit sink once it has ended.
 //
 //	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-//		q := records.WithAudit(tx, db.Audit())
-//		d, err := records.CreateDocument(ctx, q, cc, records.Document{Title: "t"})
+//		d, err := records.CreateDocument(ctx, tx, cc, records.Document{Title: "t"})
 //		if err != nil {
 //			return err
 //		}
-//		return records.SetDocumentStatus(ctx, q, cc, d.ID, records.StatusReady, "")
+//		return records.SetDocumentStatus(ctx, tx, cc, d.ID, records.StatusReady, "")
 //	})
 //
 // A statement that fails inside a clonesql transaction dooms it: the transaction rolls

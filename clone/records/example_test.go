@@ -189,15 +189,15 @@ func ExampleGetChunks() {
 }
 
 // Composing repository writes with the host's in one transaction: all or nothing.
-func ExampleWithAudit() {
+func Example_transaction() {
 	ctx := context.Background()
 	db, tenants, _, done := exampleDB()
 	defer done()
 	cc, _, _ := tenants.ProvisionSolo(ctx, "alice")
 
 	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-		q := records.WithAudit(tx, db.Audit()) // denials inside the transaction reach the sink
-		if _, err := records.CreateTrainingExample(ctx, q, cc, records.TrainingExample{Prompt: "Hi!", Response: "Hello, how can I help?"}); err != nil {
+		// Pass the Tx itself: denials inside it reach db's audit sink once it has ended.
+		if _, err := records.CreateTrainingExample(ctx, tx, cc, records.TrainingExample{Prompt: "Hi!", Response: "Hello, how can I help?"}); err != nil {
 			return err
 		}
 		return errors.New("the host's own step failed")

@@ -103,11 +103,12 @@ func now() time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
-// WithAudit returns q with audit sink s attached, for a Querier that does not expose
-// its own sink. A *clonesql.DB reports its sink through its Audit method, but a
-// *clonesql.Tx (from [clonesql.DB.WithTx] or [clonesql.DB.Bind]) does not: pass
-// WithAudit(tx, db.Audit()) so denials inside the transaction are audited too. Without
-// a sink, repository functions still deny; they just record nothing.
+// WithAudit returns q with audit sink s in place of its own. A *clonesql.DB and a
+// *clonesql.Tx report their sinks themselves (a Tx of [clonesql.DB.WithTx] holds events
+// until it has ended), so pass them as they are; use WithAudit to send denials
+// elsewhere, or, with a nil s, to record none (repository functions still deny). Inside
+// a transaction, a SQL sink on the same SQLite database given here would wait for the
+// transaction's write lock: prefer the Tx's own sink there.
 func WithAudit(q clonesql.Querier, s audit.Sink) clonesql.Querier {
 	if q == nil {
 		return nil
