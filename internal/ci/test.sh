@@ -102,6 +102,8 @@ export CLONEISO_MUTATION_TESTS=${CLONEISO_MUTATION_TESTS:-1}
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 [[ -z $unformatted ]] || die "gofmt would change: $unformatted"
+say "go mod tidy -diff"
+go mod tidy -diff || die "go.mod/go.sum are not tidy: run go mod tidy"
 say "go vet"
 go vet ./...
 say "go test -race"
