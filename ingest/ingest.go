@@ -265,7 +265,6 @@ type tracker struct {
 	mu   sync.Mutex
 	fn   func(Progress)
 	p    Progress
-	skip bool
 }
 
 func (t *tracker) emit(f func(p *Progress), stage Stage, id uuid.UUID, src string, err error) {

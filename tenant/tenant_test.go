@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +167,11 @@ func TestEnterpriseTenant(t *testing.T) {
 		if err != nil || len(list) != 3 {
 			t.Fatalf("Clones = %d, %v", len(list), err)
 		}
+		for _, c := range made {
+			if !slices.ContainsFunc(list, func(l tenant.Clone) bool { return l.ID == c.ID && l.TenantID == tn.ID }) {
+				t.Fatalf("created clone %s is not listed in its tenant: %+v", c.ID, list)
+			}
+		}
 		if _, err := s.CreateClone(ctx, uuid.New(), tenant.CloneSpec{OwnerSubject: owner}); !errors.Is(err, clone.ErrNotFound) {
 			t.Fatalf("clone in a missing tenant: %v; want ErrNotFound", err)
 		}
@@ -181,11 +187,27 @@ func TestEnterpriseTenant(t *testing.T) {
 			t.Fatalf("clone for a non-member: %v; want ErrInvalidInput", err)
 		}
 		var wg sync.WaitGroup
-		for range 10 {
+		errs := make([]error, 10)
+		for i := range errs {
 			wg.Add(1)
-			go func() { defer wg.Done(); s.CreateClone(ctx, tn2.ID, tenant.CloneSpec{OwnerSubject: owner}) }()
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.CreateClone(ctx, tn2.ID, tenant.CloneSpec{OwnerSubject: owner})
+			}()
 		}
 		wg.Wait()
+		created := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				created++
+			case !errors.Is(err, clone.ErrConflict):
+				t.Fatalf("concurrent CreateClone %d: %v; want success or ErrConflict", i, err)
+			}
+		}
+		if created != 2 {
+			t.Fatalf("%d concurrent CreateClone calls succeeded under a limit of 2", created)
+		}
 		if c := count(t, db, "SELECT count(*) FROM clones WHERE tenant_id = ?", tn2.ID); c != 2 {
 			t.Fatalf("%d clones created concurrently under a limit of 2", c)
 		}

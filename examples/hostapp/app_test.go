@@ -38,12 +38,7 @@ const publicURL = "http://hostapp.test"
 // with links and upload tickets signed by STS credentials confined to the clone's prefix,
 // and the real go-pinecone client against the in-process Pinecone emulator. Without an
 // S3 server (and services not required) the real set keeps objects on the filesystem.
-func newTestApp(t *testing.T, real bool) *App {
-	t.Helper()
-	return newTestAppWith(t, real, nil)
-}
-
-// newTestAppWith is newTestApp with a last change to the configuration.
+// A non-nil change makes a last change to the configuration.
 func newTestAppWith(t *testing.T, real bool, change func(*Config)) *App {
 	t.Helper()
 	cfg := Config{Addr: "127.0.0.1:0", PublicURL: publicURL, DataDir: t.TempDir(), Dev: true,

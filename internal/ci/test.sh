@@ -106,6 +106,14 @@ say "go mod tidy -diff"
 go mod tidy -diff || die "go.mod/go.sum are not tidy: run go mod tidy"
 say "go vet"
 go vet ./...
+say "staticcheck"
+# Pinned; go run builds it once into the build cache (outside this module's go.mod).
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+for mod in $(git ls-files '*/go.mod' 2>/dev/null || find . -mindepth 2 -name go.mod); do
+	dir=$(dirname "$mod")
+	say "nested module $dir: build and vet"
+	(cd "$dir" && go build ./... && go vet ./...) || die "nested module $dir does not build or vet"
+done
 say "go test -race"
 # shellcheck disable=SC2086
 go test -race -count=1 -timeout 30m ${TESTFLAGS:-} $(go list ./... | grep -v '/internal/adversarial$') | tee "$state/test.log"

@@ -310,6 +310,11 @@ func TestMinioKilledMidIngest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i, r := range results {
+		if r.Err != nil {
+			t.Fatalf("retry of document %d after the restart: %v", i, r.Err)
+		}
+	}
 	for _, d := range checkConsistent(t, e, cc2) {
 		if d.Status != records.StatusReady {
 			t.Fatalf("after the retry: %+v", d)

@@ -39,11 +39,11 @@ func TestSessionPolicy(t *testing.T) {
 }
 
 func TestBucketPolicy(t *testing.T) {
-	js, err := s3object.BucketPolicy(s3object.BucketPolicyOptions{Bucket: "b", AppPrincipals: []string{"arn:aws:iam::1:role/app"}})
+	_, err := s3object.BucketPolicy(s3object.BucketPolicyOptions{Bucket: "b", AppPrincipals: []string{"arn:aws:iam::1:role/app"}})
 	if err == nil {
 		t.Fatal("3-char minimum bucket name not enforced")
 	}
-	js, err = s3object.BucketPolicy(s3object.BucketPolicyOptions{Bucket: "bucket", AppPrincipals: []string{"arn:aws:iam::1:role/app"}, TenantConfinement: true})
+	js, err := s3object.BucketPolicy(s3object.BucketPolicyOptions{Bucket: "bucket", AppPrincipals: []string{"arn:aws:iam::1:role/app"}, TenantConfinement: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,10 +103,6 @@ func ids[T any](xs []T, id func(T) string) []string {
 	return out
 }
 
-func matchIDs(ms []vectorstore.Match) []string {
-	return ids(ms, func(m vectorstore.Match) string { return m.ID })
-}
-
 func vecIDs(vs []vectorstore.Vector) []string {
 	return ids(vs, func(v vectorstore.Vector) string { return v.ID })
 }
