@@ -9,9 +9,23 @@
 //   - [NewJWKS]: the public keys of an identity provider from a JWKS URL (through
 //     github.com/MicahParks/keyfunc/v3), refreshed periodically and when a token names a
 //     key ID the cached set does not hold (key rotation), at most once per
-//     [Options].UnknownKeyRefresh; algorithms RS256, ES256 and EdDSA by default, and
-//     RS384/512, PS256/384/512, ES384/512 on request. HMAC is never accepted with JWKS,
-//     which rules out the classic "HS256 signed with the RSA public key" confusion.
+//     [Options].UnknownKeyRefresh; algorithms RS256, ES256, EdDSA and Ed25519 by
+//     default, and RS384/512, PS256/384/512, ES384/512 on request. HMAC is never
+//     accepted with JWKS, which rules out the classic "HS256 signed with the RSA public
+//     key" confusion.
+//
+// "Ed25519" is RFC 9864's fully specified name for EdDSA over the Ed25519 curve (the
+// only EdDSA curve this package verifies). A token with either name verifies against an
+// Ed25519 key published with "alg" "EdDSA", "Ed25519" or none. This package registers
+// the "Ed25519" signing method with github.com/golang-jwt/jwt/v5 (as "EdDSA" is
+// registered by that library) if no other package has.
+//
+// Key removal: the key set is cached. A key the identity provider removes from its JWKS
+// (rotated out or compromised) keeps verifying tokens until the next scheduled refresh,
+// at most [Options].RefreshInterval later (default 1 h); a token naming an unknown key ID
+// triggers a refresh at once, but a removed key is by definition known. Deployments that
+// must stop trusting a removed key sooner set a shorter RefreshInterval (down to
+// [MinRefreshInterval]); tokens' own short expiry bounds the exposure too.
 //
 // Every token must carry the configured issuer ("iss") and audience ("aud"), an expiry
 // ("exp") and a subject ("sub"); "nbf" and "iat" are honoured when present, all with a
@@ -31,6 +45,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -54,6 +69,7 @@ const (
 	MaxLeeway                = 5 * time.Minute
 	DefaultMaxTokenBytes     = 8 << 10
 	DefaultRefreshInterval   = time.Hour
+	MinRefreshInterval       = 10 * time.Second
 	DefaultUnknownKeyRefresh = time.Minute
 	DefaultFetchTimeout      = 10 * time.Second
 	MinSecretBytes           = 32
@@ -64,7 +80,7 @@ const (
 // default.
 type Options struct {
 	// Algorithms is the allow-list of "alg" values. Default: HS256 for NewHMAC; RS256,
-	// ES256 and EdDSA for NewJWKS. Only algorithms of the key source's family may be
+	// ES256, EdDSA and Ed25519 for NewJWKS. Only algorithms of the key source's family may be
 	// listed; "none" never.
 	Algorithms []string
 	// Leeway is the clock skew tolerated on exp, nbf and iat (default 30 s, at most 5 min).
@@ -81,7 +97,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// FetchTimeout bounds one JWKS fetch (default 10 s).
 	FetchTimeout time.Duration
-	// RefreshInterval is how often the JWKS is fetched in the background (default 1 h).
+	// RefreshInterval is how often the JWKS is fetched in the background (default 1 h,
+	// at least MinRefreshInterval). It is also the longest time a key removed from the
+	// JWKS keeps verifying tokens: shorten it where a removed key must stop working
+	// sooner (5 min costs an identity provider 12 fetches an hour per process).
 	RefreshInterval time.Duration
 	// UnknownKeyRefresh is the least time between two fetches triggered by tokens naming
 	// a key ID that is not in the cached set (default 1 min). Requests arriving while the
@@ -103,8 +122,32 @@ type Authenticator struct {
 
 var (
 	hmacAlgs = []string{"HS256", "HS384", "HS512"}
-	pkAlgs   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	pkAlgs   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", algEd25519}
+	jwksAlgs = []string{"RS256", "ES256", "EdDSA", algEd25519}
 )
+
+// algEd25519 is RFC 9864's fully specified JOSE algorithm name for EdDSA with Ed25519.
+const algEd25519 = "Ed25519"
+
+// ed25519Method is golang-jwt's EdDSA method under the name "Ed25519" (RFC 9864): the
+// same signature scheme, restricted to the one curve golang-jwt's EdDSA supports.
+type ed25519Method struct{}
+
+func (ed25519Method) Alg() string { return algEd25519 }
+
+func (ed25519Method) Verify(signingString string, sig []byte, key any) error {
+	return jwt.SigningMethodEdDSA.Verify(signingString, sig, key)
+}
+
+func (ed25519Method) Sign(signingString string, key any) ([]byte, error) {
+	return jwt.SigningMethodEdDSA.Sign(signingString, key)
+}
+
+func init() {
+	if jwt.GetSigningMethod(algEd25519) == nil {
+		jwt.RegisterSigningMethod(algEd25519, func() jwt.SigningMethod { return ed25519Method{} })
+	}
+}
 
 // NewHMAC returns an Authenticator for tokens signed with secret (HS256 by default).
 // issuer and audience are required; secret must be at least 32 bytes (RFC 7518 §3.2)
@@ -139,13 +182,16 @@ func NewJWKS(ctx context.Context, issuer, audience, jwksURL string, opts *Option
 	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
 		return nil, errs.New(errs.InvalidInput, op, "JWKS URL must use https (http only on a loopback address)")
 	}
-	a, err := newAuthenticator(op, issuer, audience, opts, []string{"RS256", "ES256", "EdDSA"}, pkAlgs)
+	a, err := newAuthenticator(op, issuer, audience, opts, jwksAlgs, pkAlgs)
 	if err != nil {
 		return nil, err
 	}
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	if o.RefreshInterval != 0 && o.RefreshInterval < MinRefreshInterval {
+		return nil, errs.New(errs.InvalidInput, op, "refresh interval under %s", MinRefreshInterval)
 	}
 	fetchTimeout := positive(o.FetchTimeout, DefaultFetchTimeout)
 	client := o.HTTPClient
@@ -255,6 +301,11 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (clone.Princip
 			return nil, errors.New(`"crit" header not supported`)
 		}
 		key, err := keys(t)
+		if err != nil && t.Method.Alg() == algEd25519 {
+			// A JWKS publishes Ed25519 keys with "alg" "EdDSA" (RFC 8037) more often
+			// than "Ed25519" (RFC 9864); both name this key type.
+			key, err = keys(withAlg(t, "EdDSA"))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -328,11 +379,19 @@ func matches(m jwt.SigningMethod, key any) bool {
 	case *jwt.SigningMethodECDSA:
 		_, ok := key.(*ecdsa.PublicKey)
 		return ok
-	case *jwt.SigningMethodEd25519:
+	case *jwt.SigningMethodEd25519, ed25519Method:
 		_, ok := key.(ed25519.PublicKey)
 		return ok
 	}
 	return false
+}
+
+// withAlg returns a copy of t whose header names alg (t is not changed).
+func withAlg(t *jwt.Token, alg string) *jwt.Token {
+	c := *t
+	c.Header = maps.Clone(t.Header)
+	c.Header["alg"] = alg
+	return &c
 }
 
 // reason turns a golang-jwt error into a message from a fixed vocabulary (never the

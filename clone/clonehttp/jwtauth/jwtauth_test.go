@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,5 +157,81 @@ func TestStaticKeyConfusion(t *testing.T) {
 	hs384, _ := jwt.NewWithClaims(jwt.SigningMethodHS384, c).SignedString(secret)
 	if _, err := a.Verify(context.Background(), hs384); !errors.Is(err, clone.ErrUnauthenticated) {
 		t.Fatalf("HS384 outside the allow-list: %v", err)
+	}
+}
+
+// TestEd25519AlgorithmName: RFC 9864's "Ed25519" verifies like "EdDSA" against Ed25519
+// keys whatever "alg" the JWKS publishes them with (EdDSA, Ed25519 or none); another
+// key's signature is refused under either name, and an allow-list without "Ed25519"
+// refuses it.
+func TestEd25519AlgorithmName(t *testing.T) {
+	ctx := t.Context()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed25519Method := jwt.GetSigningMethod("Ed25519")
+	if ed25519Method == nil {
+		t.Fatal(`jwtauth did not register the "Ed25519" signing method`)
+	}
+	sign := func(m jwt.SigningMethod, key ed25519.PrivateKey, kid string) string {
+		tok := jwt.NewWithClaims(m, jwt.RegisteredClaims{Issuer: "iss", Audience: jwt.ClaimStrings{"aud"}, Subject: "alice",
+			ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))})
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	x := base64.RawURLEncoding.EncodeToString(pub)
+	for _, published := range []string{"EdDSA", "Ed25519", ""} {
+		t.Run("published as "+published, func(t *testing.T) {
+			alg := ""
+			if published != "" {
+				alg = `,"alg":"` + published + `"`
+			}
+			jwks := `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig","x":"` + x + `"` + alg + `}]}`
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, jwks)
+			}))
+			defer srv.Close()
+			a, err := jwtauth.NewJWKS(ctx, "iss", "aud", srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []jwt.SigningMethod{ed25519Method, jwt.SigningMethodEdDSA} {
+				if published == "Ed25519" && m == jwt.SigningMethodEdDSA {
+					// A key published as "Ed25519" is not offered to "EdDSA" tokens by
+					// keyfunc (RFC 7517: "alg" names the one algorithm the key is for).
+					continue
+				}
+				p, err := a.Verify(ctx, sign(m, priv, "k1"))
+				if err != nil || p.Subject != "alice" {
+					t.Fatalf("%s token: %+v, %v", m.Alg(), p, err)
+				}
+				if _, err := a.Verify(ctx, sign(m, otherPriv, "k1")); !errors.Is(err, clone.ErrUnauthenticated) {
+					t.Fatalf("%s token signed by another key: %v; want ErrUnauthenticated", m.Alg(), err)
+				}
+			}
+			strict, err := jwtauth.NewJWKS(ctx, "iss", "aud", srv.URL, &jwtauth.Options{Algorithms: []string{"EdDSA"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := strict.Verify(ctx, sign(ed25519Method, priv, "k1")); !errors.Is(err, clone.ErrUnauthenticated) {
+				t.Fatalf(`"Ed25519" token outside the allow-list: %v; want ErrUnauthenticated`, err)
+			}
+		})
+	}
+	if _, err := jwtauth.NewJWKS(ctx, "iss", "aud", "https://idp.test/jwks", &jwtauth.Options{RefreshInterval: time.Second}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatalf("refresh interval under the minimum: %v; want ErrInvalidInput", err)
+	}
+	if _, err := jwtauth.NewHMAC("iss", "aud", secret, &jwtauth.Options{Algorithms: []string{"Ed25519"}}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatalf(`"Ed25519" with a shared secret: %v; want ErrInvalidInput`, err)
 	}
 }
