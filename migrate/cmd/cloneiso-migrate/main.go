@@ -34,7 +34,11 @@
 //	rollback-sql           print the SQL that undoes adopt and backfill (before enforce only)
 //
 // Every flag can also be set in the environment as CLONEISO_ followed by the flag's name
-// in upper case with "-" as "_" (--database-url is CLONEISO_DATABASE_URL); flags win.
+// in upper case with "-" as "_" (--s3-bucket is CLONEISO_S3_BUCKET); flags win. The two
+// database URLs keep the meaning their names have everywhere in cloneiso: --database-url,
+// the schema owner this command migrates as, is CLONEISO_MIGRATE_DATABASE_URL, and
+// --app-database-url, the application role, is CLONEISO_DATABASE_URL (as in the host app
+// and cloneiso-doctor).
 // PINECONE_API_KEY is read too, and S3 credentials come from the AWS default chain
 // unless --s3-access-key and --s3-secret-key are set.
 //
@@ -164,6 +168,18 @@ type app struct {
 }
 
 // run executes the command line args and returns the exit status.
+// envName is the environment variable of a flag: CLONEISO_ and the flag's name in upper
+// case, except the database URLs, whose names mean one role across cloneiso's commands.
+func envName(flagName string) string {
+	switch flagName {
+	case "database-url":
+		return "CLONEISO_MIGRATE_DATABASE_URL"
+	case "app-database-url":
+		return "CLONEISO_DATABASE_URL"
+	}
+	return "CLONEISO_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, usage)
@@ -184,9 +200,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Environment first, flags over it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv("CLONEISO_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); v != "" {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
 			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("CLONEISO_%s: %v", strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")), err)
+				envErr = fmt.Errorf("%s: %v", name, err)
 			}
 		}
 	})
@@ -256,7 +273,7 @@ func (a *app) dispatch(ctx context.Context, cmd, sub string) (int, error) {
 func (a *app) open(ctx context.Context) error {
 	o := &a.opts
 	if o.databaseURL == "" {
-		return usagef("--database-url (or CLONEISO_DATABASE_URL) is required")
+		return usagef("--database-url (or CLONEISO_MIGRATE_DATABASE_URL: the schema owner) is required")
 	}
 	switch o.progress {
 	case "always":

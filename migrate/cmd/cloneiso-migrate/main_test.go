@@ -73,7 +73,7 @@ func TestCLI(t *testing.T) {
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cli{t: t, env: map[string]string{"CLONEISO_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
+	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 
 	// Vectors on the emulator (namespace per user).
 	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
@@ -222,7 +222,7 @@ func TestKillProcess(t *testing.T) {
 		return db
 	}
 	ref := newDB()
-	c := &cli{t: t, env: map[string]string{"CLONEISO_DATABASE_URL": ref.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
+	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": ref.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 	c.run(exitOK, "up")
 	c.run(exitDiscrepancy, "backfill") // rows without a user remain: exit 1 is the complete run
 	want, err := legacytest.State(ctx, ref.Owner, cfg.Tables)
@@ -231,7 +231,7 @@ func TestKillProcess(t *testing.T) {
 	}
 
 	db := newDB()
-	c = &cli{t: t, env: map[string]string{"CLONEISO_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
+	c = &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 	c.run(exitOK, "up")
 	// Kill after 150, 200, 250, ... ms (a process needs some 100 ms to start and
 	// connect), each run resuming the last: the kills land in provisioning, the
@@ -244,7 +244,7 @@ func TestKillProcess(t *testing.T) {
 	kills := 0
 	for i := 0; ; i++ {
 		cmd := exec.Command(os.Args[0], "backfill", "--progress", "never")
-		cmd.Env = append(os.Environ(), asCLI+"=1", "CLONEISO_DATABASE_URL="+db.OwnerURL, "CLONEISO_CONFIG="+cfgFile)
+		cmd.Env = append(os.Environ(), asCLI+"=1", "CLONEISO_MIGRATE_DATABASE_URL="+db.OwnerURL, "CLONEISO_CONFIG="+cfgFile)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
