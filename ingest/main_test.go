@@ -426,18 +426,18 @@ type faultyBucket struct {
 	f *faults
 }
 
-func (b *faultyBucket) Put(ctx context.Context, key string, r io.Reader, o *objdriver.WriteOptions) (*objdriver.Attributes, error) {
+func (b *faultyBucket) Put(ctx context.Context, scope, key string, r io.Reader, o *objdriver.WriteOptions) (*objdriver.Attributes, error) {
 	if err := b.f.check("objects.Put"); err != nil {
 		return nil, err
 	}
-	return b.Bucket.Put(ctx, key, r, o)
+	return b.Bucket.Put(ctx, scope, key, r, o)
 }
 
-func (b *faultyBucket) Delete(ctx context.Context, key string) error {
+func (b *faultyBucket) Delete(ctx context.Context, scope, key string) error {
 	if err := b.f.check("objects.Delete"); err != nil {
 		return err
 	}
-	return b.Bucket.Delete(ctx, key)
+	return b.Bucket.Delete(ctx, scope, key)
 }
 
 func (b *faultyBucket) ErrorKind(err error) error {

@@ -213,6 +213,16 @@ func (b *Bucket) record(ctx context.Context, op string, cc clone.CloneContext, o
 	_ = audit.Record(ctx, b.sink, ev) // a sink failure must not change the outcome
 }
 
+// driverErr is [Bucket.wrap] for an error of a driver call made for cc; a driver
+// refusing a key outside cc's scope means a check above it failed, which is recorded
+// as a violation.
+func (b *Bucket) driverErr(ctx context.Context, op string, cc clone.CloneContext, err error, format string, args ...any) error {
+	if errors.Is(err, driver.ErrOutOfScope) {
+		b.record(ctx, op, cc, audit.Violation, "driver refused a key outside the clone's scope", nil)
+	}
+	return b.wrap(op, err, format, args...)
+}
+
 // wrap classifies a driver error for op.
 func (b *Bucket) wrap(op string, err error, format string, args ...any) error {
 	if err == nil {
@@ -337,9 +347,9 @@ func (b *Bucket) Put(ctx context.Context, cc clone.CloneContext, kind, name stri
 	if size == 0 {
 		size = -1
 	}
-	a, err := b.d.Put(ctx, key, r, &driver.WriteOptions{ContentType: opts.ContentType, Metadata: stamps(cc, opts.Metadata), Size: size})
+	a, err := b.d.Put(ctx, prefixOf(cc), key, r, &driver.WriteOptions{ContentType: opts.ContentType, Metadata: stamps(cc, opts.Metadata), Size: size})
 	if err != nil {
-		return nil, b.wrap(op, err, "writing %s/%s", kind, name)
+		return nil, b.driverErr(ctx, op, cc, err, "writing %s/%s", kind, name)
 	}
 	return b.attrs(kind, name, a), nil
 }
@@ -391,9 +401,9 @@ func (b *Bucket) Get(ctx context.Context, cc clone.CloneContext, kind, name stri
 	if length <= 0 {
 		length = -1
 	}
-	r, err := b.d.Get(ctx, key, opts.Offset, length)
+	r, err := b.d.Get(ctx, prefixOf(cc), key, opts.Offset, length)
 	if err != nil {
-		return nil, b.wrap(op, err, "reading %s/%s", kind, name)
+		return nil, b.driverErr(ctx, op, cc, err, "reading %s/%s", kind, name)
 	}
 	a := r.Attributes()
 	if err := b.ownerCheck(ctx, op, cc, key, a); err != nil {
@@ -424,9 +434,9 @@ func (b *Bucket) Head(ctx context.Context, cc clone.CloneContext, kind, name str
 	if err != nil {
 		return nil, err
 	}
-	a, err := b.d.Head(ctx, key)
+	a, err := b.d.Head(ctx, prefixOf(cc), key)
 	if err != nil {
-		return nil, b.wrap(op, err, "reading attributes of %s/%s", kind, name)
+		return nil, b.driverErr(ctx, op, cc, err, "reading attributes of %s/%s", kind, name)
 	}
 	if err := b.ownerCheck(ctx, op, cc, key, a); err != nil {
 		return nil, err
@@ -443,7 +453,7 @@ func (b *Bucket) Delete(ctx context.Context, cc clone.CloneContext, kind, name s
 	if err != nil {
 		return err
 	}
-	return b.wrap(op, b.d.Delete(ctx, key), "deleting %s/%s", kind, name)
+	return b.driverErr(ctx, op, cc, b.d.Delete(ctx, prefixOf(cc), key), "deleting %s/%s", kind, name)
 }
 
 // Copy copies object (srcKind, srcName) to (dstKind, dstName), both in cc's clone:
@@ -459,12 +469,12 @@ func (b *Bucket) Copy(ctx context.Context, cc clone.CloneContext, dstKind, dstNa
 		return err
 	}
 	// The source's owner stamps are copied with it; check them before duplicating.
-	if a, err := b.d.Head(ctx, src); err != nil {
-		return b.wrap(op, err, "reading %s/%s", srcKind, srcName)
+	if a, err := b.d.Head(ctx, prefixOf(cc), src); err != nil {
+		return b.driverErr(ctx, op, cc, err, "reading %s/%s", srcKind, srcName)
 	} else if err := b.ownerCheck(ctx, op, cc, src, a); err != nil {
 		return err
 	}
-	return b.wrap(op, b.d.Copy(ctx, dst, src), "copying %s/%s to %s/%s", srcKind, srcName, dstKind, dstName)
+	return b.driverErr(ctx, op, cc, b.d.Copy(ctx, prefixOf(cc), dst, src), "copying %s/%s to %s/%s", srcKind, srcName, dstKind, dstName)
 }
 
 // ListOptions control [Bucket.List]. A nil *ListOptions lists the first page of
@@ -529,9 +539,9 @@ func (b *Bucket) List(ctx context.Context, cc clone.CloneContext, opts *ListOpti
 	if len(opts.PageToken) > 2048 || !utf8.ValidString(opts.PageToken) || strings.ContainsFunc(opts.PageToken, unicode.IsControl) {
 		return nil, errs.New(errs.InvalidInput, op, "invalid page token")
 	}
-	p, err := b.d.List(ctx, prefix, size, opts.PageToken)
+	p, err := b.d.List(ctx, prefixOf(cc), prefix, size, opts.PageToken)
 	if err != nil {
-		return nil, b.wrap(op, err, "listing")
+		return nil, b.driverErr(ctx, op, cc, err, "listing")
 	}
 	out := &ListPage{NextPageToken: p.NextPageToken, Objects: make([]*Attributes, 0, len(p.Objects))}
 	for _, a := range p.Objects {
@@ -575,10 +585,10 @@ func (b *Bucket) DeleteClone(ctx context.Context, cc clone.CloneContext) (*Delet
 	if err := b.validate(ctx, op, cc); err != nil {
 		return nil, err
 	}
-	res, err := b.d.DeleteAll(ctx, prefixOf(cc))
+	res, err := b.d.DeleteAll(ctx, prefixOf(cc), prefixOf(cc))
 	if err != nil {
 		b.record(ctx, op, cc, audit.Failed, "deleting the clone's objects failed", nil)
-		return nil, b.wrap(op, err, "deleting the clone's objects")
+		return nil, b.driverErr(ctx, op, cc, err, "deleting the clone's objects")
 	}
 	b.record(ctx, op, cc, audit.Allowed, "deleted every object of the clone", map[string]string{
 		"objects": strconv.Itoa(res.Objects), "delete_markers": strconv.Itoa(res.DeleteMarkers), "uploads": strconv.Itoa(res.Uploads),

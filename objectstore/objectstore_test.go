@@ -24,37 +24,48 @@ type spy struct {
 	lie   string
 }
 
-func (s *spy) Put(ctx context.Context, k string, r io.Reader, o *driver.WriteOptions) (*driver.Attributes, error) {
-	s.calls.Add(1)
-	return s.Bucket.Put(ctx, k, r, o)
+// misscoped passes every call to its driver with another clone's scope, as a broken
+// layer above the driver would.
+type misscoped struct {
+	driver.Bucket
+	scope string
 }
-func (s *spy) Get(ctx context.Context, k string, off, n int64) (driver.Reader, error) {
-	s.calls.Add(1)
-	return s.Bucket.Get(ctx, k, off, n)
+
+func (m *misscoped) Get(ctx context.Context, _, k string, off, n int64) (driver.Reader, error) {
+	return m.Bucket.Get(ctx, m.scope, k, off, n)
 }
-func (s *spy) Head(ctx context.Context, k string) (*driver.Attributes, error) {
+
+func (s *spy) Put(ctx context.Context, sc string, k string, r io.Reader, o *driver.WriteOptions) (*driver.Attributes, error) {
 	s.calls.Add(1)
-	return s.Bucket.Head(ctx, k)
+	return s.Bucket.Put(ctx, sc, k, r, o)
 }
-func (s *spy) Delete(ctx context.Context, k string) error {
+func (s *spy) Get(ctx context.Context, sc string, k string, off, n int64) (driver.Reader, error) {
 	s.calls.Add(1)
-	return s.Bucket.Delete(ctx, k)
+	return s.Bucket.Get(ctx, sc, k, off, n)
 }
-func (s *spy) Copy(ctx context.Context, d, src string) error {
+func (s *spy) Head(ctx context.Context, sc string, k string) (*driver.Attributes, error) {
 	s.calls.Add(1)
-	return s.Bucket.Copy(ctx, d, src)
+	return s.Bucket.Head(ctx, sc, k)
 }
-func (s *spy) SignedURL(ctx context.Context, k string, o *driver.SignedURLOptions) (*driver.SignedRequest, error) {
+func (s *spy) Delete(ctx context.Context, sc string, k string) error {
 	s.calls.Add(1)
-	return s.Bucket.SignedURL(ctx, k, o)
+	return s.Bucket.Delete(ctx, sc, k)
 }
-func (s *spy) UploadTicket(ctx context.Context, k string, o *driver.UploadTicketOptions) (*driver.UploadTicket, error) {
+func (s *spy) Copy(ctx context.Context, sc string, d, src string) error {
 	s.calls.Add(1)
-	return s.Bucket.UploadTicket(ctx, k, o)
+	return s.Bucket.Copy(ctx, sc, d, src)
 }
-func (s *spy) List(ctx context.Context, p string, n int, tok string) (*driver.ListPage, error) {
+func (s *spy) SignedURL(ctx context.Context, sc string, k string, o *driver.SignedURLOptions) (*driver.SignedRequest, error) {
 	s.calls.Add(1)
-	page, err := s.Bucket.List(ctx, p, n, tok)
+	return s.Bucket.SignedURL(ctx, sc, k, o)
+}
+func (s *spy) UploadTicket(ctx context.Context, sc string, k string, o *driver.UploadTicketOptions) (*driver.UploadTicket, error) {
+	s.calls.Add(1)
+	return s.Bucket.UploadTicket(ctx, sc, k, o)
+}
+func (s *spy) List(ctx context.Context, sc string, p string, n int, tok string) (*driver.ListPage, error) {
+	s.calls.Add(1)
+	page, err := s.Bucket.List(ctx, sc, p, n, tok)
 	if err == nil && s.lie != "" {
 		page.Objects = append(page.Objects, &driver.Attributes{Key: s.lie, Size: 1})
 	}
@@ -176,7 +187,8 @@ func TestForeignOwnerStampIsAViolation(t *testing.T) {
 	cb := newClone(t, ca)
 	key, _ := objectstore.Key(ca, "docs", "planted")
 	md := map[string]string{objectstore.MetaTenantID: cb.TenantID().String(), objectstore.MetaCloneID: cb.CloneID().String()}
-	if _, err := s.Bucket.Put(ctx, key, strings.NewReader("B's data"), &driver.WriteOptions{Metadata: md, Size: -1}); err != nil {
+	scopeA, _ := objectstore.Prefix(ca)
+	if _, err := s.Bucket.Put(ctx, scopeA, key, strings.NewReader("B's data"), &driver.WriteOptions{Metadata: md, Size: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.ReadAll(ctx, ca, "docs", "planted"); !errors.Is(err, clone.ErrIsolationViolation) {
@@ -281,9 +293,37 @@ func TestCheckCloneHook(t *testing.T) {
 
 func mustList(t *testing.T, d driver.Bucket, prefix string) []*driver.Attributes {
 	t.Helper()
-	p, err := d.List(context.Background(), prefix, 1000, "")
+	p, err := d.List(context.Background(), prefix, prefix, 1000, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p.Objects
+}
+
+// A driver refusing a key outside the scope it is given makes the call fail as an
+// isolation violation, audited as such.
+func TestDriverScopeRefusalIsAViolation(t *testing.T) {
+	ctx := context.Background()
+	d, err := fileobject.OpenDriver(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newClone(t, clone.CloneContext{})
+	cb := newClone(t, ca)
+	scopeB, _ := objectstore.Prefix(cb)
+	sink := &audit.Memory{}
+	b, err := objectstore.NewBucket(&misscoped{Bucket: d, scope: scopeB}, &objectstore.Options{Audit: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(ctx, ca, "docs", "a", strings.NewReader("A"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.ReadAll(ctx, ca, "docs", "a")
+	if !errors.Is(err, clone.ErrIsolationViolation) || !errors.Is(err, driver.ErrOutOfScope) {
+		t.Fatalf("read through a driver given another scope: %v, want an isolation violation", err)
+	}
+	if ev := sink.Events(); len(ev) != 1 || ev[0].Outcome != audit.Violation || ev[0].CloneID != ca.CloneID() {
+		t.Errorf("audit = %+v, want one violation", ev)
+	}
 }

@@ -105,14 +105,14 @@ func (b *Bucket) sign(ctx context.Context, op string, cc clone.CloneContext, kin
 			return nil, errs.Wrap(errs.InvalidInput, op, err, "invalid content type")
 		}
 	}
-	do := &driver.SignedURLOptions{Method: method, Expiry: exp, ContentType: opts.ContentType, Scope: prefixOf(cc)}
+	do := &driver.SignedURLOptions{Method: method, Expiry: exp, ContentType: opts.ContentType}
 	if stamp && method == http.MethodPut {
 		do.Metadata = stamps(cc, nil)
 	}
 	expires := b.now().Add(exp)
-	r, err := b.d.SignedURL(ctx, key, do)
+	r, err := b.d.SignedURL(ctx, prefixOf(cc), key, do)
 	if err != nil {
-		return nil, b.wrap(op, err, "signing a URL for %s/%s", kind, name)
+		return nil, b.driverErr(ctx, op, cc, err, "signing a URL for %s/%s", kind, name)
 	}
 	h := r.Header
 	if h == nil {
@@ -195,12 +195,12 @@ func (b *Bucket) UploadTicket(ctx context.Context, cc clone.CloneContext, kind s
 		return nil, err
 	}
 	expires := b.now().Add(exp)
-	t, err := b.d.UploadTicket(ctx, key, &driver.UploadTicketOptions{
+	t, err := b.d.UploadTicket(ctx, prefixOf(cc), key, &driver.UploadTicketOptions{
 		Expiry: exp, ContentType: opts.ContentType, MinSize: opts.MinSize, MaxSize: opts.MaxSize,
-		Metadata: stamps(cc, nil), Scope: prefixOf(cc),
+		Metadata: stamps(cc, nil),
 	})
 	if err != nil {
-		return nil, b.wrap(op, err, "creating an upload ticket for %s/%s", kind, name)
+		return nil, b.driverErr(ctx, op, cc, err, "creating an upload ticket for %s/%s", kind, name)
 	}
 	return &UploadTicket{
 		URL: t.URL, Fields: t.Fields, Kind: kind, Name: name, ContentType: opts.ContentType,
@@ -223,9 +223,9 @@ func (b *Bucket) VerifyUpload(ctx context.Context, cc clone.CloneContext, t *Upl
 	if err != nil {
 		return nil, err
 	}
-	a, err := b.d.Head(ctx, key)
+	a, err := b.d.Head(ctx, prefixOf(cc), key)
 	if err != nil {
-		return nil, b.wrap(op, err, "reading the upload %s/%s", t.Kind, t.Name)
+		return nil, b.driverErr(ctx, op, cc, err, "reading the upload %s/%s", t.Kind, t.Name)
 	}
 	if err := b.ownerCheck(ctx, op, cc, key, a); err != nil {
 		return nil, err
@@ -243,8 +243,8 @@ func (b *Bucket) VerifyUpload(ctx context.Context, cc clone.CloneContext, t *Upl
 	}
 	if problem != nil {
 		b.deny(ctx, op, cc, "upload failed verification and was deleted", map[string]string{"kind": t.Kind, "name": t.Name})
-		if err := b.d.Delete(ctx, key); err != nil && errs.KindOf(b.wrap(op, err, "")) != errs.NotFound {
-			return nil, b.wrap(op, err, "deleting a rejected upload")
+		if err := b.d.Delete(ctx, prefixOf(cc), key); err != nil && errs.KindOf(b.wrap(op, err, "")) != errs.NotFound {
+			return nil, b.driverErr(ctx, op, cc, err, "deleting a rejected upload")
 		}
 		return nil, problem
 	}

@@ -2,10 +2,15 @@
 // backends that store its objects (filesystem, S3).
 //
 // Drivers are deliberately unaware of clones: the portable type builds every key from a
-// clone context, validates it and re-checks every key that comes back. A driver only has
-// to store bytes under the keys it is given, list what is under a prefix and report its
-// errors honestly. The comments on each method are the contract; package
-// objectstore/drivertest checks it.
+// clone context, validates it and re-checks every key that comes back. A driver stores
+// bytes under the keys it is given, lists what is under a prefix and reports its errors
+// honestly. Every call that names a key or a prefix also carries the scope it must stay
+// in (the clone's prefix, "tenants/{tenant_id}/clones/{clone_id}/"), and the driver
+// refuses, before any I/O, a key or prefix outside it ([CheckKey], [CheckPrefix],
+// [ErrOutOfScope]): defense in depth beneath the portable type's own checks, so that a
+// bug above the driver cannot reach another clone's objects. The comments on each
+// method are the contract; package objectstore/drivertest checks it, including the
+// scope refusals, by calling the driver directly.
 //
 // [objectstore.Bucket]: https://pkg.go.dev/github.com/cloneiso/cloneiso/objectstore#Bucket
 package driver
@@ -82,10 +87,6 @@ type SignedURLOptions struct {
 	// or nil. Drivers bind it into the signature as required headers, or apply it
 	// themselves when they serve the upload.
 	Metadata map[string]string
-	// Scope is the prefix (ending in "/") the URL's signing credentials must be confined
-	// to. Drivers that can mint narrower credentials (S3 with STS) sign with credentials
-	// that cannot reach outside Scope; Key always starts with Scope.
-	Scope string
 }
 
 // SignedRequest is a presigned request.
@@ -107,8 +108,6 @@ type UploadTicketOptions struct {
 	MinSize, MaxSize int64
 	// Metadata must be stored with the upload exactly as given (the owner stamps).
 	Metadata map[string]string
-	// Scope is as in [SignedURLOptions].
-	Scope string
 }
 
 // UploadTicket is an HTML-form style upload: POST a multipart/form-data body to URL
@@ -119,60 +118,71 @@ type UploadTicket struct {
 	Fields map[string]string
 }
 
-// Bucket is the interface a backend implements. Keys given to a driver are always valid
-// (non-empty UTF-8 without "." or ".." segments, control characters or backslashes, at
-// most 1024 bytes). Prefixes given to DeleteAll end in "/"; a List prefix may end in
-// the middle of a segment ("tenants/.../docs/rep"). Methods must be safe for
-// concurrent use.
+// Bucket is the interface a backend implements. Methods must be safe for concurrent
+// use.
 //
-// Errors: every method may return any error; [Bucket.ErrorKind] classifies it.
+// Scope: every method that takes a key or prefix takes the scope it must stay in
+// first. Before doing anything else the driver checks it with [CheckKey] (keys) or
+// [CheckPrefix] (prefixes) and returns that error, wrapping [ErrOutOfScope], if the
+// key or prefix is outside the scope or the scope is malformed. Keys inside a valid
+// scope are non-empty UTF-8 without "." or ".." segments, control characters or
+// backslashes, at most [MaxKeyLen] bytes. A List prefix may end in the middle of a
+// segment ("tenants/.../docs/rep").
+//
+// Errors: every method may return any error; [Bucket.ErrorKind] classifies it, and
+// classifies errors wrapping [ErrOutOfScope] as clone.ErrIsolationViolation.
 type Bucket interface {
 	// Put stores r's content under key, replacing any existing object. The write is
 	// atomic: readers see the old object or the new one, never a partial one. If r
 	// returns an error, nothing is stored and Put returns that error.
-	Put(ctx context.Context, key string, r io.Reader, opts *WriteOptions) (*Attributes, error)
+	Put(ctx context.Context, scope, key string, r io.Reader, opts *WriteOptions) (*Attributes, error)
 
 	// Get opens the object for reading from offset (>= 0) for length bytes, or to the
 	// end if length is negative. A missing object is an error classified as NotFound.
 	// An offset at or past the end of a non-empty object is classified InvalidInput.
-	Get(ctx context.Context, key string, offset, length int64) (Reader, error)
+	Get(ctx context.Context, scope, key string, offset, length int64) (Reader, error)
 
 	// Head returns the object's attributes; missing objects are classified NotFound.
-	Head(ctx context.Context, key string) (*Attributes, error)
+	Head(ctx context.Context, scope, key string) (*Attributes, error)
 
 	// List returns the objects whose keys start with prefix, in ascending key order,
 	// at most pageSize (> 0) per page, starting after the page token (opaque, from a
 	// previous call; "" for the first page).
-	List(ctx context.Context, prefix string, pageSize int, pageToken string) (*ListPage, error)
+	List(ctx context.Context, scope, prefix string, pageSize int, pageToken string) (*ListPage, error)
 
 	// Delete removes the object. Deleting a missing object is classified NotFound.
 	// On a versioned store Delete may leave older versions; DeleteAll removes them.
-	Delete(ctx context.Context, key string) error
+	Delete(ctx context.Context, scope, key string) error
 
-	// Copy copies the object at src (content, content type and metadata) to dst.
-	// A missing src is classified NotFound.
-	Copy(ctx context.Context, dst, src string) error
+	// Copy copies the object at src (content, content type and metadata) to dst, both
+	// inside scope. A missing src is classified NotFound.
+	Copy(ctx context.Context, scope, dst, src string) error
 
 	// DeleteAll removes everything stored under prefix: every object, every
 	// non-current version, every delete marker and every unfinished multipart upload.
 	// It returns only when a fresh listing under prefix (including versions) is empty,
 	// or with an error saying it is not.
-	DeleteAll(ctx context.Context, prefix string) (*DeleteAllResult, error)
+	DeleteAll(ctx context.Context, scope, prefix string) (*DeleteAllResult, error)
 
 	// SignedURL returns a request through which the object at key can be read (GET)
 	// or written (PUT) without further credentials until opts.Expiry has passed. A PUT
-	// through it must store opts.ContentType and opts.Metadata.
-	SignedURL(ctx context.Context, key string, opts *SignedURLOptions) (*SignedRequest, error)
+	// through it must store opts.ContentType and opts.Metadata. Drivers that can mint
+	// narrower credentials (S3 with STS) sign with credentials confined to scope, so
+	// that the store itself refuses the URL for any key outside it.
+	SignedURL(ctx context.Context, scope, key string, opts *SignedURLOptions) (*SignedRequest, error)
 
 	// UploadTicket returns a form upload that can only store an object at key, with
 	// exactly opts.ContentType and opts.Metadata, of a size in [MinSize, MaxSize],
-	// until opts.Expiry has passed. The store itself must reject anything else.
-	UploadTicket(ctx context.Context, key string, opts *UploadTicketOptions) (*UploadTicket, error)
+	// until opts.Expiry has passed. The store itself must reject anything else. It is
+	// signed like [Bucket.SignedURL], with credentials confined to scope if the driver
+	// can mint them.
+	UploadTicket(ctx context.Context, scope, key string, opts *UploadTicketOptions) (*UploadTicket, error)
 
 	// ErrorKind classifies an error returned by this driver as one of the sentinel
 	// errors of package clone (clone.ErrNotFound, clone.ErrInvalidInput,
 	// clone.ErrUnavailable, clone.ErrForbidden, clone.ErrTooLarge, clone.ErrConflict,
-	// clone.ErrUnsupported), or nil if it cannot.
+	// clone.ErrUnsupported, clone.ErrIsolationViolation for [ErrOutOfScope]), or nil if
+	// it cannot.
 	ErrorKind(err error) error
 
 	// As converts i to a driver-specific type (for example the vendor client). It

@@ -1,10 +1,12 @@
 // Package drivertest is the conformance suite every objectstore driver must pass.
 //
-// [Run] exercises a driver twice: raw, against the contract in package
-// objectstore/driver (ordering, pagination, ranges, atomic writes, DeleteAll), and
-// scoped, through the portable objectstore.Bucket with clones of two tenants, checking
-// that no clone reaches another's objects by any operation, signed URL or upload
-// ticket. Backends call it from their tests:
+// [Run] exercises a driver three ways: raw, against the contract in package
+// objectstore/driver (ordering, pagination, ranges, atomic writes, DeleteAll); out of
+// scope, calling the driver itself (not the portable type) with keys, prefixes and
+// scopes that escape the scope of the call, every one of which it must refuse with
+// driver.ErrOutOfScope before touching anything; and scoped, through the portable
+// objectstore.Bucket with clones of two tenants, checking that no clone reaches
+// another's objects by any operation, signed URL or upload ticket. Backends call it from their tests:
 //
 //	func TestConformance(t *testing.T) {
 //		drivertest.Run(t, drivertest.Config{NewDriver: func(t *testing.T) driver.Bucket { ... }})
@@ -53,6 +55,7 @@ func Run(t *testing.T, c Config) {
 		c.HTTPClient = http.DefaultClient
 	}
 	t.Run("Raw", func(t *testing.T) { runRaw(t, c) })
+	t.Run("OutOfScope", func(t *testing.T) { runOutOfScope(t, c) })
 	t.Run("Scoped", func(t *testing.T) { runScoped(t, c) })
 }
 
@@ -63,16 +66,22 @@ func classify(d driver.Bucket, err error) error {
 	return d.ErrorKind(err)
 }
 
+// sc is the scope of a raw test key: its first segment ("p/a/b" is in "p/").
+func sc(key string) string {
+	first, _, _ := strings.Cut(key, "/")
+	return first + "/"
+}
+
 func put(t *testing.T, d driver.Bucket, key, content string) {
 	t.Helper()
-	if _, err := d.Put(context.Background(), key, strings.NewReader(content), &driver.WriteOptions{Size: int64(len(content))}); err != nil {
+	if _, err := d.Put(context.Background(), sc(key), key, strings.NewReader(content), &driver.WriteOptions{Size: int64(len(content))}); err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
 }
 
 func read(t *testing.T, d driver.Bucket, key string, off, n int64) string {
 	t.Helper()
-	r, err := d.Get(context.Background(), key, off, n)
+	r, err := d.Get(context.Background(), sc(key), key, off, n)
 	if err != nil {
 		t.Fatalf("Get(%q, %d, %d): %v", key, off, n, err)
 	}
@@ -92,7 +101,7 @@ func listAll(t *testing.T, d driver.Bucket, prefix string, pageSize int) []strin
 		if i > 1000 {
 			t.Fatal("List never ends")
 		}
-		p, err := d.List(context.Background(), prefix, pageSize, token)
+		p, err := d.List(context.Background(), sc(prefix), prefix, pageSize, token)
 		if err != nil {
 			t.Fatalf("List(%q): %v", prefix, err)
 		}
@@ -114,14 +123,14 @@ func runRaw(t *testing.T, c Config) {
 	t.Run("PutGetHead", func(t *testing.T) {
 		d := c.NewDriver(t)
 		md := map[string]string{"color": "blue", objectstore.MetaCloneID: "x"}
-		a, err := d.Put(ctx, "p/a/b.txt", strings.NewReader("hello, world"), &driver.WriteOptions{ContentType: "text/plain", Metadata: md, Size: -1})
+		a, err := d.Put(ctx, "p/", "p/a/b.txt", strings.NewReader("hello, world"), &driver.WriteOptions{ContentType: "text/plain", Metadata: md, Size: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if a.Size != 12 || a.Key != "p/a/b.txt" {
 			t.Errorf("Put attributes = %+v", a)
 		}
-		h, err := d.Head(ctx, "p/a/b.txt")
+		h, err := d.Head(ctx, "p/", "p/a/b.txt")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,19 +152,19 @@ func runRaw(t *testing.T, c Config) {
 		if got := read(t, d, "p/a/b.txt", 10, 50); got != "ld" {
 			t.Errorf("Get past end = %q", got)
 		}
-		if _, err := d.Get(ctx, "p/a/b.txt", 12, -1); classify(d, err) != clone.ErrInvalidInput {
+		if _, err := d.Get(ctx, "p/", "p/a/b.txt", 12, -1); classify(d, err) != clone.ErrInvalidInput {
 			t.Errorf("Get at end: err = %v (%v), want InvalidInput", err, classify(d, err))
 		}
-		for _, k := range []string{"p/a/missing", "p/a", "p/"} {
-			if _, err := d.Head(ctx, k); classify(d, err) != clone.ErrNotFound {
+		for _, k := range []string{"p/a/missing", "p/a"} {
+			if _, err := d.Head(ctx, sc(k), k); classify(d, err) != clone.ErrNotFound {
 				t.Errorf("Head(%q) err = %v, want NotFound", k, err)
 			}
-			if _, err := d.Get(ctx, k, 0, -1); classify(d, err) != clone.ErrNotFound {
+			if _, err := d.Get(ctx, sc(k), k, 0, -1); classify(d, err) != clone.ErrNotFound {
 				t.Errorf("Get(%q) err = %v, want NotFound", k, err)
 			}
 		}
 		// Overwrite replaces content and attributes.
-		if _, err := d.Put(ctx, "p/a/b.txt", strings.NewReader("x"), &driver.WriteOptions{Size: 1}); err != nil {
+		if _, err := d.Put(ctx, "p/", "p/a/b.txt", strings.NewReader("x"), &driver.WriteOptions{Size: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if got := read(t, d, "p/a/b.txt", 0, -1); got != "x" {
@@ -171,15 +180,15 @@ func runRaw(t *testing.T, c Config) {
 		d := c.NewDriver(t)
 		boom := errors.New("boom")
 		r := io.MultiReader(strings.NewReader(strings.Repeat("a", 10000)), iotest.ErrReader(boom))
-		if _, err := d.Put(ctx, "p/partial", r, &driver.WriteOptions{Size: -1}); err == nil {
+		if _, err := d.Put(ctx, "p/", "p/partial", r, &driver.WriteOptions{Size: -1}); err == nil {
 			t.Fatal("Put with a failing reader succeeded")
 		}
-		if _, err := d.Head(ctx, "p/partial"); classify(d, err) != clone.ErrNotFound {
+		if _, err := d.Head(ctx, "p/", "p/partial"); classify(d, err) != clone.ErrNotFound {
 			t.Errorf("after failed Put, Head err = %v, want NotFound", err)
 		}
 		put(t, d, "p/kept", "old")
 		r = io.MultiReader(strings.NewReader("new"), iotest.ErrReader(boom))
-		if _, err := d.Put(ctx, "p/kept", r, &driver.WriteOptions{Size: -1}); err == nil {
+		if _, err := d.Put(ctx, "p/", "p/kept", r, &driver.WriteOptions{Size: -1}); err == nil {
 			t.Fatal("Put with a failing reader succeeded")
 		}
 		if got := read(t, d, "p/kept", 0, -1); got != "old" {
@@ -195,7 +204,7 @@ func runRaw(t *testing.T, c Config) {
 			go func() {
 				defer wg.Done()
 				body := strings.Repeat(fmt.Sprint(i), 1<<16)
-				if _, err := d.Put(ctx, "p/race", strings.NewReader(body), &driver.WriteOptions{Size: int64(len(body))}); err != nil {
+				if _, err := d.Put(ctx, "p/", "p/race", strings.NewReader(body), &driver.WriteOptions{Size: int64(len(body))}); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -229,7 +238,7 @@ func runRaw(t *testing.T, c Config) {
 		if got := listAll(t, d, "nothing/", 10); len(got) != 0 {
 			t.Errorf("List(nothing/) = %v", got)
 		}
-		p, err := d.List(ctx, "p/", 2, "")
+		p, err := d.List(ctx, "p/", "p/", 2, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +249,7 @@ func runRaw(t *testing.T, c Config) {
 	t.Run("DeleteCopy", func(t *testing.T) {
 		d := c.NewDriver(t)
 		put(t, d, "p/src", "content")
-		if err := d.Copy(ctx, "p/dst", "p/src"); err != nil {
+		if err := d.Copy(ctx, "p/", "p/dst", "p/src"); err != nil {
 			t.Fatal(err)
 		}
 		if got := read(t, d, "p/dst", 0, -1); got != "content" {
@@ -248,22 +257,22 @@ func runRaw(t *testing.T, c Config) {
 		}
 		odd := "p/a +b%20c&d=e?f#g ü"
 		put(t, d, odd, "odd")
-		if err := d.Copy(ctx, odd+"-copy", odd); err != nil {
+		if err := d.Copy(ctx, "p/", odd+"-copy", odd); err != nil {
 			t.Fatalf("Copy of a key with special characters: %v", err)
 		}
 		if got := read(t, d, odd+"-copy", 0, -1); got != "odd" {
 			t.Errorf("copy of odd key = %q", got)
 		}
-		if err := d.Copy(ctx, "p/dst2", "p/missing"); classify(d, err) != clone.ErrNotFound {
+		if err := d.Copy(ctx, "p/", "p/dst2", "p/missing"); classify(d, err) != clone.ErrNotFound {
 			t.Errorf("Copy of missing: %v, want NotFound", err)
 		}
-		if err := d.Delete(ctx, "p/src"); err != nil {
+		if err := d.Delete(ctx, "p/", "p/src"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Head(ctx, "p/src"); classify(d, err) != clone.ErrNotFound {
+		if _, err := d.Head(ctx, "p/", "p/src"); classify(d, err) != clone.ErrNotFound {
 			t.Errorf("Head after Delete: %v", err)
 		}
-		if err := d.Delete(ctx, "p/src"); classify(d, err) != clone.ErrNotFound {
+		if err := d.Delete(ctx, "p/", "p/src"); classify(d, err) != clone.ErrNotFound {
 			t.Errorf("second Delete: %v, want NotFound", err)
 		}
 		if got := read(t, d, "p/dst", 0, -1); got != "content" {
@@ -276,10 +285,10 @@ func runRaw(t *testing.T, c Config) {
 			put(t, d, k, "v")
 		}
 		put(t, d, "p/x/1", "v2") // a second version on versioned stores
-		if err := d.Delete(ctx, "p/y"); err != nil {
+		if err := d.Delete(ctx, "p/", "p/y"); err != nil {
 			t.Fatal(err) // a delete marker on versioned stores
 		}
-		res, err := d.DeleteAll(ctx, "p/")
+		res, err := d.DeleteAll(ctx, "p/", "p/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,13 +298,181 @@ func runRaw(t *testing.T, c Config) {
 		if got := listAll(t, d, "p/", 100); len(got) != 0 {
 			t.Errorf("left after DeleteAll: %v", got)
 		}
-		if got := listAll(t, d, "", 100); strings.Join(got, ",") != "p2/keep,q/keep" {
+		if got := append(listAll(t, d, "p2/", 100), listAll(t, d, "q/", 100)...); strings.Join(got, ",") != "p2/keep,q/keep" {
 			t.Errorf("DeleteAll(p/) touched other prefixes: %v", got)
 		}
-		if _, err := d.DeleteAll(ctx, "p/"); err != nil {
+		if _, err := d.DeleteAll(ctx, "p/", "p/"); err != nil {
 			t.Errorf("DeleteAll of nothing: %v", err)
 		}
 	})
+}
+
+// outOfScopeKeys are keys that must be refused in scope "tenants/A/clones/A1/" by a
+// driver asked directly (the portable type never sends them): another clone's key,
+// traversal out of the scope, the scope itself, keys that only share a string prefix,
+// and malformed keys.
+func outOfScopeKeys(scope, other string) []string {
+	return []string{
+		other + "docs/secret",
+		scope + "../B1/docs/secret",
+		scope + "docs/../../B1/docs/secret",
+		scope + "./docs/secret",
+		scope + "docs//secret",
+		scope + "docs/secret/",
+		scope + `docs\..\..\B1`,
+		scope + "docs/a\x00b",
+		strings.TrimSuffix(scope, "/") + "x/docs/secret",
+		scope,
+		strings.TrimSuffix(scope, "/"),
+		"",
+		"/" + scope + "docs/secret",
+		"docs/secret",
+	}
+}
+
+// badScopes are scopes no driver may accept, whatever the key.
+var badScopes = []string{"", "/", "tenants", "tenants/../", "tenants//", "./", "tenants/\x00/", "tenants/a\\b/"}
+
+func runOutOfScope(t *testing.T, c Config) {
+	ctx := context.Background()
+	d := c.NewDriver(t)
+	scope := "tenants/A/clones/A1/"
+	other := "tenants/A/clones/B1/"
+	victim := other + "docs/secret"
+	if _, err := d.Put(ctx, other, victim, strings.NewReader("B's secret"), &driver.WriteOptions{Size: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, scope, scope+"docs/own", strings.NewReader("A's own"), &driver.WriteOptions{Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	// refused asserts that err is the typed out-of-scope refusal.
+	refused := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if !errors.Is(err, driver.ErrOutOfScope) || !errors.Is(err, clone.ErrIsolationViolation) || classify(d, err) != clone.ErrIsolationViolation {
+			t.Errorf("%s: err = %v (classified %v), want driver.ErrOutOfScope classified as clone.ErrIsolationViolation", what, err, classify(d, err))
+		}
+	}
+	type call struct {
+		name string
+		do   func(scope, key string) error
+	}
+	calls := []call{
+		{"Put", func(s, k string) error {
+			_, err := d.Put(ctx, s, k, strings.NewReader("planted"), &driver.WriteOptions{Size: 7})
+			return err
+		}},
+		{"Get", func(s, k string) error {
+			r, err := d.Get(ctx, s, k, 0, -1)
+			if err == nil {
+				r.Close()
+			}
+			return err
+		}},
+		{"Head", func(s, k string) error { _, err := d.Head(ctx, s, k); return err }},
+		{"Delete", func(s, k string) error { return d.Delete(ctx, s, k) }},
+		{"Copy from", func(s, k string) error { return d.Copy(ctx, s, s+"docs/stolen", k) }},
+		{"Copy to", func(s, k string) error { return d.Copy(ctx, s, k, s+"docs/own") }},
+		{"SignedURL GET", func(s, k string) error {
+			_, err := d.SignedURL(ctx, s, k, &driver.SignedURLOptions{Method: http.MethodGet, Expiry: time.Minute})
+			return err
+		}},
+		{"SignedURL PUT", func(s, k string) error {
+			_, err := d.SignedURL(ctx, s, k, &driver.SignedURLOptions{Method: http.MethodPut, Expiry: time.Minute})
+			return err
+		}},
+		{"UploadTicket", func(s, k string) error {
+			_, err := d.UploadTicket(ctx, s, k, &driver.UploadTicketOptions{Expiry: time.Minute, ContentType: "text/plain", MaxSize: 10})
+			return err
+		}},
+	}
+	for _, cl := range calls {
+		t.Run(cl.name, func(t *testing.T) {
+			// The check is not a blanket refusal: in scope, the call reaches the store
+			// (it may still fail, e.g. NotFound or unsupported, but not as out of scope).
+			if err := cl.do(scope, scope+"docs/own"); errors.Is(err, driver.ErrOutOfScope) {
+				t.Fatalf("in-scope key refused as out of scope: %v", err)
+			}
+			for _, k := range outOfScopeKeys(scope, other) {
+				refused(t, fmt.Sprintf("%s(scope %q, key %q)", cl.name, scope, k), cl.do(scope, k))
+			}
+			for _, s := range badScopes {
+				refused(t, fmt.Sprintf("%s(scope %q)", cl.name, s), cl.do(s, s+"docs/x"))
+			}
+		})
+	}
+	prefixes := []string{other, other + "docs/", "tenants/A/clones/", "tenants/", "", scope + "../B1/", scope + "docs/../../B1/d",
+		strings.TrimSuffix(scope, "/") + "x/", strings.TrimSuffix(scope, "/")}
+	t.Run("List", func(t *testing.T) {
+		if _, err := d.List(ctx, scope, scope+"do", 10, ""); err != nil {
+			t.Fatalf("in-scope List: %v", err)
+		}
+		for _, p := range prefixes {
+			page, err := d.List(ctx, scope, p, 10, "")
+			refused(t, fmt.Sprintf("List(scope %q, prefix %q)", scope, p), err)
+			if page != nil && len(page.Objects) > 0 {
+				t.Errorf("List(scope %q, prefix %q) returned %d objects", scope, p, len(page.Objects))
+			}
+		}
+		for _, s := range badScopes {
+			_, err := d.List(ctx, s, s, 10, "")
+			refused(t, fmt.Sprintf("List(scope %q)", s), err)
+		}
+	})
+	t.Run("DeleteAll", func(t *testing.T) {
+		for _, p := range prefixes {
+			_, err := d.DeleteAll(ctx, scope, p)
+			refused(t, fmt.Sprintf("DeleteAll(scope %q, prefix %q)", scope, p), err)
+		}
+		for _, s := range badScopes {
+			_, err := d.DeleteAll(ctx, s, s)
+			refused(t, fmt.Sprintf("DeleteAll(scope %q)", s), err)
+		}
+	})
+	// Nothing outside the scope changed: B's object is intact, nothing was planted.
+	if got := readIn(t, d, other, victim); got != "B's secret" {
+		t.Errorf("B's object after the attempts = %q", got)
+	}
+	if keys := listIn(t, d, other, other); strings.Join(keys, ",") != victim {
+		t.Errorf("B's prefix after the attempts holds %v, want only %s", keys, victim)
+	}
+	for _, k := range []string{scope + "docs/stolen", "tenants/A/clones/A1x/docs/secret"} {
+		if _, err := d.Head(ctx, sc2(k), k); classify(d, err) != clone.ErrNotFound {
+			t.Errorf("Head(%q) after the attempts: %v, want NotFound", k, err)
+		}
+	}
+}
+
+// sc2 is the clone scope of a "tenants/{t}/clones/{c}/..." key.
+func sc2(key string) string {
+	parts := strings.SplitN(key, "/", 5)
+	return strings.Join(parts[:4], "/") + "/"
+}
+
+func readIn(t *testing.T, d driver.Bucket, scope, key string) string {
+	t.Helper()
+	r, err := d.Get(context.Background(), scope, key, 0, -1)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func listIn(t *testing.T, d driver.Bucket, scope, prefix string) []string {
+	t.Helper()
+	p, err := d.List(context.Background(), scope, prefix, 1000, "")
+	if err != nil {
+		t.Fatalf("List(%q): %v", prefix, err)
+	}
+	var keys []string
+	for _, o := range p.Objects {
+		keys = append(keys, o.Key)
+	}
+	return keys
 }
 
 // Clones used by the scoped tests: A and B share a tenant, C is in another tenant.
@@ -670,7 +847,8 @@ func runSigned(t *testing.T, c Config) {
 			t.Fatalf("PUT with the signed headers = %d %q", resp.StatusCode, body)
 		}
 		key, _ := objectstore.Key(ca, "uploads", "stamped.txt")
-		a, err := d.Head(ctx, key)
+		scope, _ := objectstore.Prefix(ca)
+		a, err := d.Head(ctx, scope, key)
 		if err != nil {
 			t.Fatal(err)
 		}

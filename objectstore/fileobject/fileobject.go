@@ -153,7 +153,10 @@ type trailer struct {
 
 // Put writes r to a temporary file, appends the trailer, syncs and renames it into
 // place.
-func (b *fsBucket) Put(ctx context.Context, key string, r io.Reader, opts *driver.WriteOptions) (*driver.Attributes, error) {
+func (b *fsBucket) Put(ctx context.Context, scope, key string, r io.Reader, opts *driver.WriteOptions) (*driver.Attributes, error) {
+	if err := driver.CheckKey("fileobject.Put", scope, key); err != nil {
+		return nil, err
+	}
 	p, err := b.path(key)
 	if err != nil {
 		return nil, err
@@ -210,7 +213,7 @@ func (b *fsBucket) Put(ctx context.Context, key string, r io.Reader, opts *drive
 		d.Sync()
 		d.Close()
 	}
-	return b.Head(ctx, key)
+	return b.head(key)
 }
 
 func writeTrailer(w io.Writer, tr trailer) error {
@@ -303,7 +306,10 @@ type fileReader struct {
 func (r *fileReader) Close() error                   { return r.f.Close() }
 func (r *fileReader) Attributes() *driver.Attributes { return r.attrs }
 
-func (b *fsBucket) Get(_ context.Context, key string, offset, length int64) (driver.Reader, error) {
+func (b *fsBucket) Get(_ context.Context, scope, key string, offset, length int64) (driver.Reader, error) {
+	if err := driver.CheckKey("fileobject.Get", scope, key); err != nil {
+		return nil, err
+	}
 	f, a, err := b.open(key)
 	if err != nil {
 		return nil, err
@@ -321,7 +327,14 @@ func (b *fsBucket) Get(_ context.Context, key string, offset, length int64) (dri
 
 var errRange = errors.New("fileobject: offset outside the object")
 
-func (b *fsBucket) Head(_ context.Context, key string) (*driver.Attributes, error) {
+func (b *fsBucket) Head(_ context.Context, scope, key string) (*driver.Attributes, error) {
+	if err := driver.CheckKey("fileobject.Head", scope, key); err != nil {
+		return nil, err
+	}
+	return b.head(key)
+}
+
+func (b *fsBucket) head(key string) (*driver.Attributes, error) {
 	f, a, err := b.open(key)
 	if err != nil {
 		return nil, err
@@ -332,7 +345,10 @@ func (b *fsBucket) Head(_ context.Context, key string) (*driver.Attributes, erro
 
 // List walks the directory holding prefix, sorts the keys and returns the page after
 // the token (the last key of the previous page).
-func (b *fsBucket) List(_ context.Context, prefix string, pageSize int, token string) (*driver.ListPage, error) {
+func (b *fsBucket) List(_ context.Context, scope, prefix string, pageSize int, token string) (*driver.ListPage, error) {
+	if err := driver.CheckPrefix("fileobject.List", scope, prefix); err != nil {
+		return nil, err
+	}
 	keys, err := b.keys(prefix)
 	if err != nil {
 		return nil, err
@@ -346,7 +362,7 @@ func (b *fsBucket) List(_ context.Context, prefix string, pageSize int, token st
 	}
 	page := &driver.ListPage{}
 	for ; i < len(keys) && len(page.Objects) < pageSize; i++ {
-		a, err := b.Head(context.Background(), keys[i])
+		a, err := b.head(keys[i])
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // deleted since the walk
 		}
@@ -398,7 +414,14 @@ func (b *fsBucket) keys(prefix string) ([]string, error) {
 	return keys, nil
 }
 
-func (b *fsBucket) Delete(_ context.Context, key string) error {
+func (b *fsBucket) Delete(_ context.Context, scope, key string) error {
+	if err := driver.CheckKey("fileobject.Delete", scope, key); err != nil {
+		return err
+	}
+	return b.delete(key)
+}
+
+func (b *fsBucket) delete(key string) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
@@ -426,27 +449,36 @@ func (b *fsBucket) pruneDirs(dir string) {
 	}
 }
 
-func (b *fsBucket) Copy(ctx context.Context, dst, src string) error {
+func (b *fsBucket) Copy(ctx context.Context, scope, dst, src string) error {
+	if err := driver.CheckKey("fileobject.Copy", scope, dst); err != nil {
+		return err
+	}
+	if err := driver.CheckKey("fileobject.Copy", scope, src); err != nil {
+		return err
+	}
 	f, a, err := b.open(src)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = b.Put(ctx, dst, io.NewSectionReader(f, 0, a.Size), &driver.WriteOptions{ContentType: a.ContentType, Metadata: a.Metadata, Size: a.Size})
+	_, err = b.Put(ctx, scope, dst, io.NewSectionReader(f, 0, a.Size), &driver.WriteOptions{ContentType: a.ContentType, Metadata: a.Metadata, Size: a.Size})
 	return err
 }
 
 // DeleteAll removes every file under prefix and verifies that none is left. The
 // filesystem keeps no versions and no partial uploads (those live in dir/tmp under
 // random names and are removed by the writer).
-func (b *fsBucket) DeleteAll(ctx context.Context, prefix string) (*driver.DeleteAllResult, error) {
+func (b *fsBucket) DeleteAll(_ context.Context, scope, prefix string) (*driver.DeleteAllResult, error) {
+	if err := driver.CheckPrefix("fileobject.DeleteAll", scope, prefix); err != nil {
+		return nil, err
+	}
 	keys, err := b.keys(prefix)
 	if err != nil {
 		return nil, err
 	}
 	res := &driver.DeleteAllResult{}
 	for _, k := range keys {
-		if err := b.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := b.delete(k); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return res, err
 		}
 		res.Objects++
@@ -464,6 +496,8 @@ func (b *fsBucket) DeleteAll(ctx context.Context, prefix string) (*driver.Delete
 // ErrorKind classifies filesystem errors.
 func (b *fsBucket) ErrorKind(err error) error {
 	switch {
+	case errors.Is(err, driver.ErrOutOfScope):
+		return clone.ErrIsolationViolation
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotObject):
 		return clone.ErrNotFound
 	case errors.Is(err, errBadKey), errors.Is(err, errRange):

@@ -77,7 +77,10 @@ func escapeKey(key string) string {
 // SignedURL returns BaseURL/key with the method, expiry, content type and an HMAC of
 // all of them in the query. Uploads through it are stamped by the handler with the
 // owner IDs of the key, which are the stamps the portable type asks for.
-func (b *fsBucket) SignedURL(_ context.Context, key string, opts *driver.SignedURLOptions) (*driver.SignedRequest, error) {
+func (b *fsBucket) SignedURL(_ context.Context, scope, key string, opts *driver.SignedURLOptions) (*driver.SignedRequest, error) {
+	if err := driver.CheckKey("fileobject.SignedURL", scope, key); err != nil {
+		return nil, err
+	}
 	if b.opts.SigningKey == nil || b.opts.BaseURL == "" {
 		return nil, errUnsigned
 	}
@@ -101,7 +104,10 @@ func (b *fsBucket) SignedURL(_ context.Context, key string, opts *driver.SignedU
 
 // UploadTicket returns a form that POSTs to BaseURL/ with every constraint as a
 // signed field.
-func (b *fsBucket) UploadTicket(_ context.Context, key string, opts *driver.UploadTicketOptions) (*driver.UploadTicket, error) {
+func (b *fsBucket) UploadTicket(_ context.Context, scope, key string, opts *driver.UploadTicketOptions) (*driver.UploadTicket, error) {
+	if err := driver.CheckKey("fileobject.UploadTicket", scope, key); err != nil {
+		return nil, err
+	}
 	if b.opts.SigningKey == nil || b.opts.BaseURL == "" {
 		return nil, errUnsigned
 	}
@@ -182,6 +188,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // ownerOf checks that key is a well-formed clone object key and returns the owner.
+// The handler then reads and writes key only within that owner's scope
+// ("tenants/{tenant}/clones/{clone}/"), through the driver's scope-checked methods.
 func ownerOf(key string) (tenant, cloneID string, ok bool) {
 	parts := strings.SplitN(key, "/", 6)
 	if len(parts) != 6 || parts[0] != "tenants" || parts[2] != "clones" {
@@ -197,6 +205,10 @@ func ownerOf(key string) (tenant, cloneID string, ok bool) {
 		return "", "", false
 	}
 	return parts[1], parts[3], true
+}
+
+func scopeOf(tenant, cloneID string) string {
+	return "tenants/" + tenant + "/clones/" + cloneID + "/"
 }
 
 func (h *handler) expired(unix string) bool {
@@ -234,19 +246,20 @@ func (h *handler) signed(w http.ResponseWriter, r *http.Request, key string) {
 		}
 		body := &limitReader{r: r.Body, left: h.b.opts.MaxPutSize}
 		md := map[string]string{objectstore.MetaTenantID: tenant, objectstore.MetaCloneID: cloneID}
-		if _, err := h.b.Put(ctx, key, body, &driver.WriteOptions{ContentType: ct, Metadata: md, Size: r.ContentLength}); err != nil {
+		if _, err := h.b.Put(ctx, scopeOf(tenant, cloneID), key, body, &driver.WriteOptions{ContentType: ct, Metadata: md, Size: r.ContentLength}); err != nil {
 			h.storeError(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	f, a, err := h.b.open(key)
+	rd, err := h.b.Get(ctx, scopeOf(tenant, cloneID), key, 0, -1)
 	if err != nil {
 		h.storeError(w, err)
 		return
 	}
-	defer f.Close()
+	defer rd.Close()
+	a, f := rd.Attributes(), rd.(*fileReader).f
 	if a.Metadata[objectstore.MetaTenantID] != tenant || a.Metadata[objectstore.MetaCloneID] != cloneID {
 		fail(w, http.StatusNotFound, "not found")
 		return
@@ -371,7 +384,7 @@ func (h *handler) upload(w http.ResponseWriter, r *http.Request, fields map[stri
 	lr := &limitReader{r: file, left: maxSize}
 	cr := &countingReader{r: lr}
 	minCheck := &minReader{r: cr, count: cr, min: minSize}
-	if _, err := h.b.Put(r.Context(), key, minCheck, &driver.WriteOptions{ContentType: fields[fType], Metadata: md, Size: -1}); err != nil {
+	if _, err := h.b.Put(r.Context(), scopeOf(tenant, cloneID), key, minCheck, &driver.WriteOptions{ContentType: fields[fType], Metadata: md, Size: -1}); err != nil {
 		if errors.Is(err, errTooSmall) {
 			fail(w, http.StatusBadRequest, "upload smaller than allowed")
 			return

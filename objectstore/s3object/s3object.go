@@ -181,7 +181,10 @@ func etag(s *string) string { return strings.Trim(aws.ToString(s), `"`) }
 // at a time: one PutObject if they fit in a part, else a multipart upload that is
 // completed only after the whole body was read (and aborted otherwise), so a failing
 // reader never leaves an object behind.
-func (b *s3Bucket) Put(ctx context.Context, key string, r io.Reader, opts *driver.WriteOptions) (*driver.Attributes, error) {
+func (b *s3Bucket) Put(ctx context.Context, scope, key string, r io.Reader, opts *driver.WriteOptions) (*driver.Attributes, error) {
+	if err := driver.CheckKey("s3object.Put", scope, key); err != nil {
+		return nil, err
+	}
 	if opts == nil {
 		opts = &driver.WriteOptions{Size: -1}
 	}
@@ -288,9 +291,12 @@ type reader struct {
 
 func (r *reader) Attributes() *driver.Attributes { return r.attrs }
 
-func (b *s3Bucket) Get(ctx context.Context, key string, offset, length int64) (driver.Reader, error) {
+func (b *s3Bucket) Get(ctx context.Context, scope, key string, offset, length int64) (driver.Reader, error) {
+	if err := driver.CheckKey("s3object.Get", scope, key); err != nil {
+		return nil, err
+	}
 	if length == 0 {
-		a, err := b.Head(ctx, key)
+		a, err := b.head(ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -325,7 +331,14 @@ func (b *s3Bucket) Get(ctx context.Context, key string, offset, length int64) (d
 	}}, nil
 }
 
-func (b *s3Bucket) Head(ctx context.Context, key string) (*driver.Attributes, error) {
+func (b *s3Bucket) Head(ctx context.Context, scope, key string) (*driver.Attributes, error) {
+	if err := driver.CheckKey("s3object.Head", scope, key); err != nil {
+		return nil, err
+	}
+	return b.head(ctx, key)
+}
+
+func (b *s3Bucket) head(ctx context.Context, key string) (*driver.Attributes, error) {
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
 	if err != nil {
 		return nil, err
@@ -339,7 +352,10 @@ func (b *s3Bucket) Head(ctx context.Context, key string) (*driver.Attributes, er
 // List uses the last key of the previous page as the page token (StartAfter) rather
 // than S3's opaque continuation token: a forged token then only moves the start of a
 // listing that S3 still confines to prefix, instead of failing on the server.
-func (b *s3Bucket) List(ctx context.Context, prefix string, pageSize int, token string) (*driver.ListPage, error) {
+func (b *s3Bucket) List(ctx context.Context, scope, prefix string, pageSize int, token string) (*driver.ListPage, error) {
+	if err := driver.CheckPrefix("s3object.List", scope, prefix); err != nil {
+		return nil, err
+	}
 	out, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 		Bucket: &b.bucket, Prefix: &prefix, MaxKeys: aws.Int32(int32(pageSize)), StartAfter: optString(token),
 	})
@@ -360,15 +376,24 @@ func (b *s3Bucket) List(ctx context.Context, prefix string, pageSize int, token 
 
 // Delete removes the current version. S3 answers success for a missing key, so the
 // key is looked up first to honor the NotFound contract.
-func (b *s3Bucket) Delete(ctx context.Context, key string) error {
-	if _, err := b.Head(ctx, key); err != nil {
+func (b *s3Bucket) Delete(ctx context.Context, scope, key string) error {
+	if err := driver.CheckKey("s3object.Delete", scope, key); err != nil {
+		return err
+	}
+	if _, err := b.head(ctx, key); err != nil {
 		return err
 	}
 	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &key})
 	return err
 }
 
-func (b *s3Bucket) Copy(ctx context.Context, dst, src string) error {
+func (b *s3Bucket) Copy(ctx context.Context, scope, dst, src string) error {
+	if err := driver.CheckKey("s3object.Copy", scope, dst); err != nil {
+		return err
+	}
+	if err := driver.CheckKey("s3object.Copy", scope, src); err != nil {
+		return err
+	}
 	_, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket: &b.bucket, Key: &dst, CopySource: aws.String(b.bucket + "/" + escapeKey(src)),
 		MetadataDirective: types.MetadataDirectiveCopy,
@@ -403,7 +428,10 @@ func escapeKey(key string) string {
 // upload to a key that never had a version is therefore invisible on MinIO; MinIO
 // removes such stale uploads itself (after 24 hours by default), and they are never
 // readable as objects.
-func (b *s3Bucket) DeleteAll(ctx context.Context, prefix string) (*driver.DeleteAllResult, error) {
+func (b *s3Bucket) DeleteAll(ctx context.Context, scope, prefix string) (*driver.DeleteAllResult, error) {
+	if err := driver.CheckPrefix("s3object.DeleteAll", scope, prefix); err != nil {
+		return nil, err
+	}
 	res := &driver.DeleteAllResult{}
 	keys := map[string]bool{}
 	for round := 0; ; round++ {
@@ -509,6 +537,8 @@ func isCode(err error, codes ...string) bool {
 // ErrorKind classifies S3 and transport errors.
 func (b *s3Bucket) ErrorKind(err error) error {
 	switch {
+	case errors.Is(err, driver.ErrOutOfScope):
+		return clone.ErrIsolationViolation
 	case errors.Is(err, errRange):
 		return clone.ErrInvalidInput
 	case isCode(err, "NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchUpload"):

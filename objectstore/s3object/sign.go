@@ -99,11 +99,11 @@ func withCredentials(p aws.CredentialsProvider) []func(*s3.Options) {
 // SignedURL presigns GetObject or PutObject for key, with clone-scoped credentials
 // when configured. For PUT, the content type and metadata are signed headers the
 // client must send (S3 refuses the upload otherwise).
-func (b *s3Bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (*driver.SignedRequest, error) {
-	if !strings.HasPrefix(key, opts.Scope) || opts.Scope == "" {
-		return nil, errs.New(errs.InvalidInput, "s3object.SignedURL", "key outside the signing scope")
+func (b *s3Bucket) SignedURL(ctx context.Context, scope, key string, opts *driver.SignedURLOptions) (*driver.SignedRequest, error) {
+	if err := driver.CheckKey("s3object.SignedURL", scope, key); err != nil {
+		return nil, err
 	}
-	creds, err := b.signingCredentials(ctx, opts.Scope, opts.Expiry)
+	creds, err := b.signingCredentials(ctx, scope, opts.Expiry)
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +134,11 @@ func (b *s3Bucket) SignedURL(ctx context.Context, key string, opts *driver.Signe
 // every owner-stamp metadata field are fixed (eq), and the body must fall in
 // content-length-range; S3 refuses anything else. Signed with clone-scoped credentials
 // when configured.
-func (b *s3Bucket) UploadTicket(ctx context.Context, key string, opts *driver.UploadTicketOptions) (*driver.UploadTicket, error) {
-	if !strings.HasPrefix(key, opts.Scope) || opts.Scope == "" {
-		return nil, errs.New(errs.InvalidInput, "s3object.UploadTicket", "key outside the signing scope")
+func (b *s3Bucket) UploadTicket(ctx context.Context, scope, key string, opts *driver.UploadTicketOptions) (*driver.UploadTicket, error) {
+	if err := driver.CheckKey("s3object.UploadTicket", scope, key); err != nil {
+		return nil, err
 	}
-	creds, err := b.signingCredentials(ctx, opts.Scope, opts.Expiry)
+	creds, err := b.signingCredentials(ctx, scope, opts.Expiry)
 	if err != nil {
 		return nil, err
 	}
