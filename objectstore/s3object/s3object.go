@@ -98,7 +98,10 @@ func OpenDriver(ctx context.Context, cfg aws.Config, bucket string, opts *Option
 }
 
 type s3Bucket struct {
-	client   *s3.Client
+	client *s3.Client
+	// newClient builds an S3 client like client with other credentials (for signing).
+	newClient func(aws.CredentialsProvider) *s3.Client
+	// presign signs with the application's own credentials; nil when Scoped is set.
 	presign  *s3.PresignClient
 	sts      *sts.Client // nil unless scoped
 	bucket   string
@@ -106,8 +109,8 @@ type s3Bucket struct {
 	scoped   *ScopedOptions
 	partSize int64
 
-	mu    sync.Mutex
-	creds map[string]aws.Credentials // by clone prefix
+	mu      sync.Mutex
+	signers map[string]*scopedSigner // by clone prefix
 }
 
 func openDriver(_ context.Context, cfg aws.Config, bucket string, opts *Options) (*s3Bucket, error) {
@@ -121,7 +124,7 @@ func openDriver(_ context.Context, cfg aws.Config, bucket string, opts *Options)
 	if cfg.Region == "" {
 		return nil, errs.New(errs.InvalidInput, op, "aws.Config has no region")
 	}
-	b := &s3Bucket{bucket: bucket, region: cfg.Region, partSize: opts.PartSize, creds: map[string]aws.Credentials{}}
+	b := &s3Bucket{bucket: bucket, region: cfg.Region, partSize: opts.PartSize, signers: map[string]*scopedSigner{}}
 	if b.partSize == 0 {
 		b.partSize = 8 << 20
 	}
@@ -134,7 +137,18 @@ func openDriver(_ context.Context, cfg aws.Config, bucket string, opts *Options)
 		}
 		o.UsePathStyle = opts.UsePathStyle
 	})
-	b.presign = s3.NewPresignClient(b.client)
+	b.newClient = func(creds aws.CredentialsProvider) *s3.Client {
+		return s3.NewFromConfig(cfg, func(o *s3.Options) {
+			if opts.Endpoint != "" {
+				o.BaseEndpoint = aws.String(opts.Endpoint)
+			}
+			o.UsePathStyle = opts.UsePathStyle
+			o.Credentials = creds
+			// A presigned request has no body to checksum; without this the SDK would
+			// sign a checksum of the empty body that every real upload then fails.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		})
+	}
 	if s := opts.Scoped; s != nil {
 		sc := *s
 		if sc.RoleARN == "" {
@@ -156,6 +170,10 @@ func openDriver(_ context.Context, cfg aws.Config, bucket string, opts *Options)
 			}
 		})
 		b.scoped = &sc
+	} else {
+		// Only an unscoped bucket gets a signer with the application's credentials; a
+		// scoped one signs only through signer, with a clone's STS credentials.
+		b.presign = s3.NewPresignClient(b.newClient(cfg.Credentials))
 	}
 	return b, nil
 }

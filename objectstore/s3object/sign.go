@@ -19,33 +19,54 @@ import (
 	"github.com/cloneiso/cloneiso/objectstore/driver"
 )
 
-// signingCredentials returns the credentials to sign for scope (a clone prefix) with a
-// URL living expiry: nil (the client's own) unless scoped signing is configured, else
-// cached STS credentials for that prefix that outlive the URL.
-func (b *s3Bucket) signingCredentials(ctx context.Context, scope string, expiry time.Duration) (aws.CredentialsProvider, error) {
+// scopedSigner is a presign client built with one clone scope's STS credentials.
+type scopedSigner struct {
+	creds   aws.Credentials
+	presign *s3.PresignClient
+}
+
+// maxSigners bounds the per-scope signer cache; entries are cheap to re-create.
+const maxSigners = 10000
+
+// signer returns the presign client that signs for scope (a clone prefix) a request
+// living expiry. Without scoped signing it is the bucket's own presign client (the
+// application's credentials). With scoped signing it is a presign client BUILT with
+// STS credentials confined to scope, cached per scope until the credentials would no
+// longer outlive the request, and never shared between scopes.
+//
+// Credentials are never passed per call: aws-sdk-go-v2's PresignPostObject builds its
+// request from the presign client's own options and ignores
+// PresignPostOptions.ClientOptions, so a per-call override would silently sign upload
+// tickets with the application's key. Building the client with the credentials makes
+// every presign method (GET, PUT, POST policy, and any added later) use them.
+func (b *s3Bucket) signer(ctx context.Context, op, scope string, expiry time.Duration) (*s3.PresignClient, error) {
 	if b.scoped == nil {
-		return nil, nil
+		return b.presign, nil
 	}
 	if expiry+time.Minute > b.scoped.Duration {
-		return nil, errs.New(errs.InvalidInput, "s3object.SignedURL", "expiry must be at least a minute shorter than Scoped.Duration (%s)", b.scoped.Duration)
+		return nil, errs.New(errs.InvalidInput, op, "expiry must be at least a minute shorter than Scoped.Duration (%s)", b.scoped.Duration)
 	}
 	b.mu.Lock()
-	c, ok := b.creds[scope]
+	sg, ok := b.signers[scope]
 	b.mu.Unlock()
-	if ok && time.Until(c.Expires) > expiry+time.Minute {
-		return credentials.StaticCredentialsProvider{Value: c}, nil
+	if ok && time.Until(sg.creds.Expires) > expiry+time.Minute {
+		return sg.presign, nil
 	}
 	c, err := assume(ctx, b.sts, b.bucket, scope, *b.scoped)
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	if len(b.creds) > 10000 { // bound the cache; entries are cheap to re-create
-		clear(b.creds)
+	if c.SessionToken == "" || c.AccessKeyID == "" {
+		return nil, errs.New(errs.Unavailable, op, "STS returned credentials without a session token")
 	}
-	b.creds[scope] = c
+	sg = &scopedSigner{creds: c, presign: s3.NewPresignClient(b.newClient(credentials.StaticCredentialsProvider{Value: c}))}
+	b.mu.Lock()
+	if len(b.signers) >= maxSigners {
+		clear(b.signers)
+	}
+	b.signers[scope] = sg
 	b.mu.Unlock()
-	return credentials.StaticCredentialsProvider{Value: c}, nil
+	return sg.presign, nil
 }
 
 // assume calls STS AssumeRole with SessionPolicy(bucket, prefix).
@@ -85,17 +106,6 @@ func assume(ctx context.Context, client *sts.Client, bucket, prefix string, o Sc
 	}, nil
 }
 
-func withCredentials(p aws.CredentialsProvider) []func(*s3.Options) {
-	return []func(*s3.Options){func(o *s3.Options) {
-		if p != nil {
-			o.Credentials = p
-		}
-		// A presigned request has no body to checksum; without this the SDK would sign
-		// a checksum of the empty body that every real upload then fails.
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-	}}
-}
-
 // SignedURL presigns GetObject or PutObject for key, with clone-scoped credentials
 // when configured. For PUT, the content type and metadata are signed headers the
 // client must send (S3 refuses the upload otherwise).
@@ -103,20 +113,17 @@ func (b *s3Bucket) SignedURL(ctx context.Context, scope, key string, opts *drive
 	if err := driver.CheckKey("s3object.SignedURL", scope, key); err != nil {
 		return nil, err
 	}
-	creds, err := b.signingCredentials(ctx, scope, opts.Expiry)
+	presign, err := b.signer(ctx, "s3object.SignedURL", scope, opts.Expiry)
 	if err != nil {
 		return nil, err
 	}
-	po := func(o *s3.PresignOptions) {
-		o.Expires = opts.Expiry
-		o.ClientOptions = append(o.ClientOptions, withCredentials(creds)...)
-	}
+	po := func(o *s3.PresignOptions) { o.Expires = opts.Expiry }
 	var r *v4.PresignedHTTPRequest
 	switch opts.Method {
 	case http.MethodGet:
-		r, err = b.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key}, po)
+		r, err = presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key}, po)
 	case http.MethodPut:
-		r, err = b.presign.PresignPutObject(ctx, &s3.PutObjectInput{
+		r, err = presign.PresignPutObject(ctx, &s3.PutObjectInput{
 			Bucket: &b.bucket, Key: &key, ContentType: optString(opts.ContentType), Metadata: opts.Metadata,
 		}, po)
 	default:
@@ -138,7 +145,7 @@ func (b *s3Bucket) UploadTicket(ctx context.Context, scope, key string, opts *dr
 	if err := driver.CheckKey("s3object.UploadTicket", scope, key); err != nil {
 		return nil, err
 	}
-	creds, err := b.signingCredentials(ctx, scope, opts.Expiry)
+	presign, err := b.signer(ctx, "s3object.UploadTicket", scope, opts.Expiry)
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +160,9 @@ func (b *s3Bucket) UploadTicket(ctx context.Context, scope, key string, opts *dr
 		conds = append(conds, []any{"eq", "$" + f, v})
 		fields[f] = v
 	}
-	r, err := b.presign.PresignPostObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key}, func(o *s3.PresignPostOptions) {
+	r, err := presign.PresignPostObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key}, func(o *s3.PresignPostOptions) {
 		o.Expires = opts.Expiry
 		o.Conditions = conds
-		o.ClientOptions = append(o.ClientOptions, withCredentials(creds)...)
 	})
 	if err != nil {
 		return nil, err
