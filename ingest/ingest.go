@@ -262,9 +262,9 @@ type Progress struct {
 
 // tracker aggregates progress over one call.
 type tracker struct {
-	mu   sync.Mutex
-	fn   func(Progress)
-	p    Progress
+	mu sync.Mutex
+	fn func(Progress)
+	p  Progress
 }
 
 func (t *tracker) emit(f func(p *Progress), stage Stage, id uuid.UUID, src string, err error) {
