@@ -36,7 +36,12 @@ const rollbackTimeout = 5 * time.Second
 // Every statement uses named parameters (:name) and must reference both :tenant_id and
 // :clone_id; their values are bound from the CloneContext only. A statement that does
 // not reference both is refused before it reaches the database, and so is an argument
-// whose tenant_id or clone_id differs from the context.
+// whose tenant_id or clone_id differs from the context. Because that check is only as
+// good as the database's agreement with it on where parameters, strings, comments and
+// statements are, text the dialects read differently is refused with
+// clone.ErrInvalidInput: NUL bytes, a second statement (a final ';' is fine), nested
+// block comments, parameters other than :name (?, $1, and SQLite's @name, #name,
+// $name), SQLite's [identifier] quoting (use "double quotes") and '::' casts (use CAST).
 //
 // On PostgreSQL every operation runs in a transaction on one connection:
 //

@@ -19,7 +19,8 @@ const tombstoneMessage = "its data can no longer be written"
 // ClassifyError wraps a database error in the SDK's error kinds: no rows as NotFound,
 // unique and foreign-key violations as Conflict, a row-level security violation as
 // CloneMismatch, bad input the database refused (invalid text for a type, a value out of
-// range, a check constraint) as InvalidInput, a write refused because the clone is
+// range, a check constraint) and a statement PostgreSQL cannot parse (syntax_error,
+// which includes several statements in one) as InvalidInput, a write refused because the clone is
 // offboarding or offboarded as Suspended, a cancelled or expired context as
 // Unavailable with the context error kept, and everything else as Unavailable. The
 // driver's error stays reachable with errors.As (*pq.Error, *sqlite.Error). Errors that
@@ -49,7 +50,7 @@ func ClassifyError(op string, err error) error {
 			return errs.Wrap(errs.Conflict, op, err, "")
 		case pe.Code == "42501" && strings.Contains(pe.Message, "row-level security"):
 			return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
-		case pe.Code.Class() == "22" || pe.Code == "23514" || pe.Code == "23502":
+		case pe.Code.Class() == "22" || pe.Code == "23514" || pe.Code == "23502" || pe.Code == "42601":
 			return errs.Wrap(errs.InvalidInput, op, err, "")
 		}
 		return errs.Wrap(errs.Unavailable, op, err, "")

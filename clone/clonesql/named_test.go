@@ -9,15 +9,17 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 )
 
+type compileCase struct {
+	name  string
+	d     Dialect
+	in    string
+	out   string
+	names []string
+	err   error
+}
+
 func TestCompile(t *testing.T) {
-	tests := []struct {
-		name  string
-		d     Dialect
-		in    string
-		out   string
-		names []string
-		err   error
-	}{
+	tests := []compileCase{
 		{"postgres", Postgres, "SELECT * FROM t WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id",
 			"SELECT * FROM t WHERE tenant_id = $1 AND clone_id = $2 AND id = $3", []string{"tenant_id", "clone_id", "id"}, nil},
 		{"sqlite", SQLite, "SELECT * FROM t WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id",
@@ -43,7 +45,76 @@ func TestCompile(t *testing.T) {
 		{"positional postgres", Postgres, "SELECT * FROM t WHERE a = $1 AND :tenant_id AND :clone_id", "", nil, clone.ErrInvalidInput},
 		{"positional sqlite", SQLite, "SELECT * FROM t WHERE a = ? AND :tenant_id AND :clone_id", "", nil, clone.ErrInvalidInput},
 		{"unterminated comment", Postgres, "SELECT :tenant_id, :clone_id /* x", "", nil, clone.ErrInvalidInput},
+
+		// Accepted forms both dialects' tokenizers read as compile does.
+		{"final separator", SQLite, "SELECT :tenant_id, :clone_id; \n\t", "SELECT ?, ?; \n\t", []string{"tenant_id", "clone_id"}, nil},
+		{"crlf line comment", SQLite, "SELECT 1 -- x\r\n, :tenant_id, :clone_id", "SELECT 1 -- x\r\n, ?, ?", []string{"tenant_id", "clone_id"}, nil},
+		{"sqlite blob and backticks", SQLite, "SELECT x'0a1B', `:x` FROM t WHERE a = :tenant_id AND b = :clone_id",
+			"SELECT x'0a1B', `:x` FROM t WHERE a = ? AND b = ?", []string{"tenant_id", "clone_id"}, nil},
+		{"postgres operators", Postgres, "SELECT m @> '{}', m #>> '{a}', m ? 'k', a[1:2], 2^3 WHERE a = :tenant_id AND b = :clone_id",
+			"SELECT m @> '{}', m #>> '{a}', m ? 'k', a[1:2], 2^3 WHERE a = $1 AND b = $2", []string{"tenant_id", "clone_id"}, nil},
+		{"unicode and $ in identifiers", SQLite, "SELECT päивет, a$b FROM t WHERE a = :tenant_id AND b = :clone_id",
+			"SELECT päивет, a$b FROM t WHERE a = ? AND b = ?", []string{"tenant_id", "clone_id"}, nil},
+		{"unicode parameter name", SQLite, "SELECT :tenant_idé, :tenant_id, :clone_id", "SELECT ?, ?, ?", []string{"tenant_idé", "tenant_id", "clone_id"}, nil},
+		{"postgres escape string without quote escapes", Postgres, `SELECT E'a\nb' WHERE a = :tenant_id AND b = :clone_id`,
+			`SELECT E'a\nb' WHERE a = $1 AND b = $2`, []string{"tenant_id", "clone_id"}, nil},
+		{"postgres slice after a name", Postgres, "SELECT a[lo:hi] WHERE a = :tenant_id AND b = :clone_id",
+			"SELECT a[lo:hi] WHERE a = $1 AND b = $2", []string{"tenant_id", "clone_id"}, nil},
 	}
+	refused := func(d Dialect, qs ...string) {
+		for _, q := range qs {
+			tests = append(tests, compileCase{"refused on " + string(d) + ": " + q, d, q, "", nil, clone.ErrInvalidInput})
+		}
+	}
+	// Refused on both dialects: what SQLite or PostgreSQL would read differently.
+	both := []string{
+		"SELECT :tenant_id, :clone_id\x00",
+		"SELECT 1\x00; DELETE FROM t WHERE :tenant_id AND :clone_id",
+		"SELECT :tenant_id, :clone_id; DELETE FROM t",
+		"SELECT :tenant_id, :clone_id; -- trailing comment",
+		"SELECT :tenant_id, :clone_id;;",
+		"SELECT /* /* */ :tenant_id, :clone_id */",
+		"SELECT /* a /*/ :tenant_id, :clone_id",
+		"SELECT 1 -- a\r :tenant_id, :clone_id\n",
+		"SELECT :tenant_id, :clone_id, '",
+		`SELECT :tenant_id, :clone_id, "x`,
+		"SELECT :tenant_id, :clone_id, $1",
+		"SELECT :tenant_id, :clone_id, $x",
+		"SELECT :tenant_id, :clone_id, 1$a$ x $a$",
+		"SELECT :tenant_id, :clone_id, 1ä",
+		"SELECT :tenant_id, :clone_id \v",
+		"SELECT :tenant_id, :clone_id \x01",
+		"SELECT :tenant_id, :clone_id, {}",
+		`SELECT :tenant_id, :clone_id, \`,
+		"SELECT :tenant_id, :clone_id, \xff",
+	}
+	refused(SQLite, both...)
+	refused(Postgres, both...)
+	// Refused on SQLite only: parameter forms, quoting and casts SQLite reads as
+	// something else.
+	refused(SQLite,
+		"DELETE FROM t AS [:tenant_id :clone_id]",
+		"SELECT :tenant_id, :clone_id, @x",
+		"SELECT :tenant_id, :clone_id, #x",
+		"SELECT :tenant_id, :clone_id, ?1",
+		"SELECT :tenant_id, :clone_id, :1",
+		"SELECT :tenant_id, :clone_id, :$x",
+		"SELECT :tenant_id, :clone_id, a : b",
+		"SELECT :tenant_id(x), :clone_id",
+		"SELECT :tenant_id::text, :clone_id",
+		"SELECT x'0g', :tenant_id, :clone_id",
+		"SELECT x'012', :tenant_id, :clone_id",
+		"SELECT x'01''', :tenant_id, :clone_id",
+		"SELECT :tenant_id, :clone_id, ^",
+	)
+	// Refused on PostgreSQL only.
+	refused(Postgres,
+		"SELECT `x`, :tenant_id, :clone_id",
+		`SELECT E'\'' , :tenant_id, :clone_id --'`,
+		`SELECT '\'' , :tenant_id, :clone_id --'`,
+		"SELECT $a :tenant_id, :clone_id",
+		"SELECT $a$ :tenant_id, :clone_id",
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := compileUncached(tt.d, tt.in)
