@@ -173,9 +173,10 @@ func TestCLI(t *testing.T) {
 	db.Owner.MustExec("ALTER TABLE notes FORCE ROW LEVEL SECURITY")
 
 	c.run(exitOK, append([]string{"vectors", "delete-legacy"}, vecFlags...)...)
-	for ns := range srv.Namespaces() {
-		if strings.HasPrefix(ns, "user-") {
-			t.Fatalf("legacy namespace %s left", ns)
+	for ns, n := range srv.Namespaces() {
+		// A serverless namespace outlives its last record: only records count.
+		if n > 0 && strings.HasPrefix(ns, "user-") {
+			t.Fatalf("legacy namespace %s left with %d vectors", ns, n)
 		}
 	}
 	if objFlags != nil {

@@ -1,25 +1,74 @@
-// Package pineconetest is an in-process emulator of Pinecone's data plane, for tests of
-// code that uses Pinecone (through go-pinecone or through vectorstore/pineconevector)
-// without a network or an account.
+// Package pineconetest is an emulator of Pinecone's data plane, for tests of code that
+// uses Pinecone (through go-pinecone, through vectorstore/pineconevector, or from any
+// language through the pinecone-emulator command) without a network or an account.
 //
-// The emulator serves the gRPC VectorService that go-pinecone v5 speaks, over real gRPC
-// on 127.0.0.1: Upsert, Query, Fetch, Delete (by IDs, by filter, all), List,
-// DescribeIndexStats, ListNamespaces, DescribeNamespace, DeleteNamespace, Update (by ID,
-// and by filter with dry_run) and FetchByMetadata. It is built
-// on the message descriptors go-pinecone registers (protoregistry + dynamicpb, no copied
-// generated code) and is backed by the same exact-search engine as the embedded
-// vectorstore/memvector index.
+// The emulator serves the gRPC VectorService that go-pinecone v5 speaks, over real gRPC:
+// Upsert, Query, Fetch, Delete (by IDs, by filter, all), List, DescribeIndexStats (with
+// or without a filter), CreateNamespace, ListNamespaces, DescribeNamespace,
+// DeleteNamespace, Update (by ID, and by filter with dry_run) and FetchByMetadata. It is
+// built on the message descriptors go-pinecone registers (protoregistry + dynamicpb, no
+// copied generated code). Its record store, filter evaluation and scoring are its own,
+// brute force and deliberately simple: it shares no code with the SDK's
+// vectorstore/filter and vectorstore/internal/engine, so a bug in those is not mirrored
+// here (a differential test compares the two).
 //
-// Semantics follow Pinecone's documentation: namespaces are created by the first upsert
-// and vanish with their last record; the empty namespace is "__default__"; metrics are
-// cosine (similarity, higher first), dotproduct (higher first) and euclidean (squared
-// distance, lower first); filters use Pinecone's language (package vectorstore/filter),
-// applied before ranking; ties rank by ascending ID; deleting a missing ID succeeds;
-// deleting or describing a missing namespace with DeleteNamespace / DescribeNamespace is
-// NOT_FOUND; updating a missing ID changes nothing and succeeds. Limits: 1000 vectors and 2 MB per upsert, 1000 IDs per fetch or delete,
-// top_k 1..10000 (1..1000 with values or metadata), 40 KB of metadata per vector, list
-// limit 1..100 — violations are INVALID_ARGUMENT. Writes are visible immediately (real
-// Pinecone is eventually consistent).
+// # Semantics
+//
+// They follow Pinecone's published API reference:
+//
+//   - Values round-trip exactly for every metric: records keep the values as sent.
+//     Metrics are cosine (similarity, higher first), dotproduct (higher first; the
+//     sparse dot product is added for hybrid queries) and euclidean (squared distance,
+//     lower first). Ties rank by ascending ID (unpublished; Pinecone's order of equal
+//     scores is unspecified).
+//   - Sparse values are stored, returned by Fetch and by Query with include_values, and
+//     validated: indices unique, as many values as indices, finite values, at most
+//     [MaxSparseValues] of them, and a record with sparse values must have dense values
+//     too. Sparse (hybrid) queries need the dotproduct metric (INVALID_ARGUMENT
+//     otherwise, as Pinecone documents); Update can replace sparse values.
+//   - Filters use Pinecone's language ($eq $ne $gt $gte $lt $lte $in $nin $exists $and
+//     $or), applied before ranking. On a list field $eq/$in match if any element does and
+//     $ne/$nin if none does; $ne/$nin also match records without the field.
+//   - The namespace "" is "__default__". A serverless namespace is created by its first
+//     upsert or by CreateNamespace, and stays (with 0 records) after its last record is
+//     deleted, until DeleteNamespace; a pod-based namespace exists only while it has
+//     records. Query, Fetch and List of a missing namespace return nothing;
+//     DescribeNamespace and DeleteNamespace of one are NOT_FOUND, CreateNamespace of an
+//     existing one ALREADY_EXISTS. Deleting a missing ID succeeds; updating a missing ID
+//     changes nothing and succeeds.
+//   - Kind "serverless" (the default) or "pod": List, CreateNamespace, ListNamespaces,
+//     DescribeNamespace, DeleteNamespace, FetchByMetadata and Update by filter are
+//     serverless-only and UNIMPLEMENTED on a pod index; DescribeIndexStats with a filter
+//     (even {}) is pod-only and INVALID_ARGUMENT on a serverless index. Serverless
+//     responses of Query, Fetch, List and FetchByMetadata carry usage.read_units: 1 per
+//     10 records fetched (at least 1) for Fetch and FetchByMetadata, 1 per List page, and
+//     for Query 1 per GB of namespace (at least 1; Pinecone bills fractions, the field is
+//     an integer). Pod responses carry none.
+//   - Limits (INVALID_ARGUMENT when exceeded): [MaxUpsertVectors] vectors and
+//     [MaxUpsertBytes] per upsert, [MaxIDsPerRequest] IDs per fetch or delete, top_k
+//     1..[MaxTopK], [MaxMetadataBytes] of metadata per record (also after an update
+//     merges new keys in), [MaxQueryResponseBytes] per query response, list limit at
+//     least 1 (default [DefaultListLimit]; Pinecone publishes no maximum).
+//
+// Not emulated (Pinecone publishes them but the emulator accepts or ignores them):
+// metadata schemas given to CreateNamespace are stored and described but do not restrict
+// which fields a filter may use; the deprecated multi-query form of Query is
+// UNIMPLEMENTED; rate limits are not applied (use [Server.FailNext] to inject
+// RESOURCE_EXHAUSTED). The gRPC codes of errors Pinecone documents only in prose (the
+// 4 MB query cap, a filtered stats request on a serverless index) are the emulator's
+// choice: INVALID_ARGUMENT.
+//
+// # Eventual consistency
+//
+// Pinecone is eventually consistent: "there can be a slight delay before new or changed
+// records are visible to queries". With [Options.Lag] set, every acknowledged write
+// (upsert, update, delete, namespace creation or deletion) becomes visible to Query,
+// List, DescribeIndexStats, ListNamespaces, DescribeNamespace and FetchByMetadata (and,
+// if [Lag.Fetch], to Fetch by ID) only once [Lag.Requests] further requests have reached
+// the server and [Lag.Clock] has advanced by [Lag.Duration]; writes become visible in
+// the order they were acknowledged. Both the request count and the clock are under the
+// test's control, so lag needs no sleeping: a client that polls advances the count
+// itself, and [Server.Settle] makes everything visible at once.
 //
 // Use [Server.FailNext] to inject faults (UNAVAILABLE, RESOURCE_EXHAUSTED, ...) and
 // [Server.Calls] to count requests.
@@ -32,7 +81,6 @@ package pineconetest
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net"
@@ -40,6 +88,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -53,52 +102,99 @@ import (
 
 	// go-pinecone registers the VectorService descriptors the emulator serves.
 	_ "github.com/pinecone-io/go-pinecone/v5/pinecone"
-
-	"github.com/cloneiso/cloneiso/vectorstore/filter"
-	"github.com/cloneiso/cloneiso/vectorstore/internal/engine"
 )
 
 // Pinecone's documented limits, enforced by the emulator.
 const (
-	MaxUpsertVectors   = 1000
-	MaxUpsertBytes     = 2 << 20
-	MaxIDsPerRequest   = 1000
-	MaxTopK            = 10000
-	MaxTopKWithData    = 1000
-	MaxMetadataBytes   = 40 * 1024
-	MaxIDLength        = 512
-	DefaultListLimit   = 100
-	MaxListLimit       = 100
-	DefaultNamespace   = "__default__"
+	MaxUpsertVectors      = 1000
+	MaxUpsertBytes        = 2 << 20
+	MaxIDsPerRequest      = 1000
+	MaxTopK               = 10000
+	MaxQueryResponseBytes = 4 << 20
+	MaxMetadataBytes      = 40 * 1024
+	MaxIDLength           = 512
+	MaxDimension          = 20000
+	MaxSparseValues       = 1000
+	DefaultListLimit      = 100
+	DefaultNamespace      = "__default__"
+	// MaxTopKWithData was the emulator's former limit on top_k when values or metadata
+	// are included; Pinecone now documents only MaxTopK and MaxQueryResponseBytes.
+	//
+	// Deprecated: the emulator no longer enforces it.
+	MaxTopKWithData = 1000
+	// MaxListLimit was the emulator's former maximum list limit; Pinecone publishes none.
+	//
+	// Deprecated: the emulator no longer enforces it.
+	MaxListLimit = 100
+
 	serviceName        = "VectorService"
 	apiKeyMetadataName = "api-key"
 )
 
+// Index kinds.
+const (
+	Serverless = "serverless"
+	Pod        = "pod"
+)
+
 // Options configure the emulated index.
 type Options struct {
-	// Dimension of the index; required.
+	// Dimension of the index; required, 1..MaxDimension.
 	Dimension int
 	// Metric is "cosine" (default), "dotproduct" or "euclidean".
 	Metric string
+	// Kind is "serverless" (default) or "pod".
+	Kind string
 	// APIKey, if set, must be sent by clients in the Api-Key header (go-pinecone does
 	// this); requests without it fail with UNAUTHENTICATED.
 	APIKey string
+	// Addr is the TCP address to listen on: "127.0.0.1:0" (default: a free port of the
+	// IPv4 loopback), "[::1]:5081", ":5081", ...
+	Addr string
+	// Lag, if not nil, makes the index eventually consistent (see the package
+	// documentation).
+	Lag *Lag
+}
+
+// Lag configures eventual consistency: how long each acknowledged write stays invisible
+// to queries, listings and stats.
+type Lag struct {
+	// Requests is how many further requests (of any method) must reach the server
+	// before a write is visible.
+	Requests int
+	// Duration is how far Clock must advance before a write is visible.
+	Duration time.Duration
+	// Clock returns the current time; nil means time.Now. Tests inject a fake clock.
+	Clock func() time.Time
+	// Fetch makes Fetch by ID lag too. Off by default: Pinecone documents the delay for
+	// queries, and recommends fetching or listing to check that writes landed.
+	Fetch bool
 }
 
 // Server is a running emulator. It is safe for concurrent use.
 type Server struct {
 	opts    Options
-	eng     *engine.Engine
+	metric  string
+	pod     bool
 	svc     protoreflect.ServiceDescriptor
 	grpc    *grpc.Server
 	lis     net.Listener
-	mu      sync.Mutex
-	faults  map[string][]error
-	calls   map[string]int
 	stopped sync.Once
+
+	mu     sync.Mutex // faults, calls
+	faults map[string][]error
+	calls  map[string]int
+
+	data    sync.Mutex // everything below
+	latest  *state     // every acknowledged write applied
+	visible *state     // the writes whose lag has passed (== latest without lag)
+	log     []write    // acknowledged, not yet visible, oldest first
+	tick    uint64     // requests received
+	clock   func() time.Time
 }
 
-// Start starts an emulator on a free port of 127.0.0.1 and stops it when the test ends.
+// Start starts an emulator (on a free port of 127.0.0.1 unless opts.Addr says
+// otherwise) and stops it when the test ends.
 func Start(t testing.TB, opts *Options) *Server {
 	t.Helper()
 	s, err := NewServer(opts)
@@ -109,21 +205,43 @@ func Start(t testing.TB, opts *Options) *Server {
 	return s
 }
 
-// NewServer starts an emulator on a free port of 127.0.0.1. Call Close when done.
+// NewServer starts an emulator on opts.Addr (default: a free port of 127.0.0.1). Call
+// Close when done.
 func NewServer(opts *Options) (*Server, error) {
-	if opts == nil || opts.Dimension < 1 || opts.Dimension > 20000 {
-		return nil, fmt.Errorf("pineconetest: Options.Dimension must be in 1..20000")
+	if opts == nil || opts.Dimension < 1 || opts.Dimension > MaxDimension {
+		return nil, fmt.Errorf("pineconetest: Options.Dimension must be in 1..%d", MaxDimension)
 	}
-	var metric engine.Metric
+	s := &Server{opts: *opts, faults: map[string][]error{}, calls: map[string]int{}, clock: time.Now}
 	switch opts.Metric {
 	case "", "cosine":
-		metric = engine.Cosine
-	case "dotproduct":
-		metric = engine.DotProduct
-	case "euclidean":
-		metric = engine.Euclidean
+		s.metric = "cosine"
+	case "dotproduct", "euclidean":
+		s.metric = opts.Metric
 	default:
-		return nil, fmt.Errorf("pineconetest: unknown metric %q", opts.Metric)
+		return nil, fmt.Errorf("pineconetest: unknown metric %q (cosine, dotproduct or euclidean)", opts.Metric)
+	}
+	switch opts.Kind {
+	case "", Serverless:
+		s.opts.Kind = Serverless
+	case Pod:
+		s.pod = true
+	default:
+		return nil, fmt.Errorf("pineconetest: unknown kind %q (serverless or pod)", opts.Kind)
+	}
+	if l := opts.Lag; l != nil {
+		if l.Requests < 0 || l.Duration < 0 {
+			return nil, fmt.Errorf("pineconetest: Lag.Requests and Lag.Duration must not be negative")
+		}
+		lag := *l
+		s.opts.Lag = &lag
+		if lag.Clock != nil {
+			s.clock = lag.Clock
+		}
+	}
+	s.latest = newState()
+	s.visible = s.latest
+	if s.opts.Lag != nil {
+		s.visible = newState()
 	}
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName(serviceName)
 	if err != nil {
@@ -133,30 +251,31 @@ func NewServer(opts *Options) (*Server, error) {
 	if !ok {
 		return nil, fmt.Errorf("pineconetest: %s is not a service", serviceName)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	s.svc = svc
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("pineconetest: listen: %v", err)
+		return nil, fmt.Errorf("pineconetest: listen on %s: %v", addr, err)
 	}
-	s := &Server{
-		opts:   *opts,
-		eng:    engine.New(opts.Dimension, &engine.Options{Metric: metric}),
-		svc:    svc,
-		lis:    lis,
-		faults: map[string][]error{},
-		calls:  map[string]int{},
-	}
+	s.lis = lis
 	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(s.intercept), grpc.MaxRecvMsgSize(8<<20))
 	s.grpc.RegisterService(s.serviceDesc(), s)
 	go func() { _ = s.grpc.Serve(lis) }()
 	return s, nil
 }
 
-// Host returns the index host to give go-pinecone: "http://127.0.0.1:PORT" (go-pinecone
-// dials plaintext for http:// hosts).
+// Host returns the index host to give go-pinecone: "http://127.0.0.1:PORT" or
+// "http://[::1]:PORT" (go-pinecone dials plaintext for http:// hosts).
 func (s *Server) Host() string { return "http://" + s.lis.Addr().String() }
 
-// Addr returns the listening address, "127.0.0.1:PORT".
+// Addr returns the listening address, such as "127.0.0.1:PORT".
 func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Kind returns "serverless" or "pod".
+func (s *Server) Kind() string { return s.opts.Kind }
 
 // Close stops the server.
 func (s *Server) Close() {
@@ -181,8 +300,84 @@ func (s *Server) Calls(method string) int {
 	return s.calls[method]
 }
 
-// Namespaces returns the record count of every namespace.
-func (s *Server) Namespaces() map[string]int { return s.eng.Namespaces() }
+// Namespaces returns the record count of every namespace, with every acknowledged write
+// applied (whatever the lag).
+func (s *Server) Namespaces() map[string]int {
+	s.data.Lock()
+	defer s.data.Unlock()
+	out := map[string]int{}
+	for ns, d := range s.latest.namespaces {
+		out[ns] = len(d.records)
+	}
+	return out
+}
+
+// Pending returns how many acknowledged writes are not yet visible to lagging reads.
+func (s *Server) Pending() int {
+	s.data.Lock()
+	defer s.data.Unlock()
+	s.catchUp()
+	return len(s.log)
+}
+
+// Settle makes every acknowledged write visible at once.
+func (s *Server) Settle() {
+	s.data.Lock()
+	defer s.data.Unlock()
+	for _, w := range s.log {
+		w.apply(s.visible)
+	}
+	s.log = nil
+}
+
+// commit applies an acknowledged write to the latest state, and to the visible state
+// at once or once its lag has passed. The caller holds s.data.
+func (s *Server) commit(apply func(*state)) {
+	if s.pod {
+		inner := apply
+		apply = func(st *state) {
+			inner(st)
+			for ns, d := range st.namespaces {
+				if len(d.records) == 0 {
+					delete(st.namespaces, ns) // pod namespaces vanish with their last record
+				}
+			}
+		}
+	}
+	apply(s.latest)
+	if s.opts.Lag == nil {
+		return
+	}
+	s.log = append(s.log, write{apply: apply, tick: s.tick, at: s.clock()})
+}
+
+// catchUp applies to the visible state the writes whose lag has passed, in order. The
+// caller holds s.data.
+func (s *Server) catchUp() {
+	if s.opts.Lag == nil {
+		return
+	}
+	now := s.clock()
+	n := 0
+	for _, w := range s.log {
+		if s.tick < w.tick+uint64(s.opts.Lag.Requests) || now.Sub(w.at) < s.opts.Lag.Duration {
+			break
+		}
+		w.apply(s.visible)
+		n++
+	}
+	s.log = s.log[n:]
+}
+
+// view returns the state a read sees: the visible one for lagging reads. The caller
+// holds s.data.
+func (s *Server) view(lagging bool) *state {
+	if !lagging {
+		return s.latest
+	}
+	s.catchUp()
+	return s.visible
+}
 
 func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
@@ -193,6 +388,9 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 		fault, s.faults[method] = q[0], q[1:]
 	}
 	s.mu.Unlock()
+	s.data.Lock()
+	s.tick++
+	s.data.Unlock()
 	if fault != nil {
 		return nil, fault
 	}
@@ -202,10 +400,19 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 			return nil, status.Error(codes.Unauthenticated, "Invalid API Key")
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
 	return handler(ctx, req)
 }
 
 type handlerFunc func(ctx context.Context, in *dynamicpb.Message, out *dynamicpb.Message) error
+
+// serverlessOnly lists the methods a pod-based index does not have.
+var serverlessOnly = map[string]bool{
+	"List": true, "CreateNamespace": true, "ListNamespaces": true, "DescribeNamespace": true,
+	"DeleteNamespace": true, "FetchByMetadata": true,
+}
 
 func (s *Server) serviceDesc() *grpc.ServiceDesc {
 	impl := map[string]handlerFunc{
@@ -215,6 +422,7 @@ func (s *Server) serviceDesc() *grpc.ServiceDesc {
 		"Delete":             s.delete,
 		"List":               s.list,
 		"DescribeIndexStats": s.describeIndexStats,
+		"CreateNamespace":    s.createNamespace,
 		"ListNamespaces":     s.listNamespaces,
 		"DescribeNamespace":  s.describeNamespace,
 		"DeleteNamespace":    s.deleteNamespace,
@@ -227,6 +435,11 @@ func (s *Server) serviceDesc() *grpc.ServiceDesc {
 		m := methods.Get(i)
 		name := string(m.Name())
 		h := impl[name]
+		if s.pod && serverlessOnly[name] {
+			h = func(context.Context, *dynamicpb.Message, *dynamicpb.Message) error {
+				return status.Errorf(codes.Unimplemented, "%s is not supported by pod-based indexes", name)
+			}
+		}
 		in, out := m.Input(), m.Output()
 		desc.Methods = append(desc.Methods, grpc.MethodDesc{
 			MethodName: name,
@@ -356,7 +569,7 @@ func (s *Server) checkValues(vs []float32) error {
 			zero = false
 		}
 	}
-	if zero && s.eng.Metric() == engine.Cosine {
+	if zero {
 		return invalid("Dense vectors must contain at least one non-zero value")
 	}
 	return nil
@@ -369,14 +582,55 @@ func checkID(id string) error {
 	return nil
 }
 
+// getSparse reads and validates a SparseValues field (nil if unset or empty).
+func getSparse(m protoreflect.Message, name string) (*sparseVector, error) {
+	if !has(m, name) {
+		return nil, nil
+	}
+	sm := m.Get(fd(m, name)).Message()
+	il := sm.Get(fd(sm, "indices")).List()
+	sv := &sparseVector{values: getFloats(sm, "values")}
+	for i := 0; i < il.Len(); i++ {
+		sv.indices = append(sv.indices, uint32(il.Get(i).Uint()))
+	}
+	if len(sv.indices) == 0 && len(sv.values) == 0 {
+		return nil, nil
+	}
+	if len(sv.indices) != len(sv.values) {
+		return nil, invalid("Sparse vector has %d indices and %d values; they must be the same length", len(sv.indices), len(sv.values))
+	}
+	if len(sv.indices) > MaxSparseValues {
+		return nil, invalid("Sparse vector has %d non-zero values, more than the limit of %d", len(sv.indices), MaxSparseValues)
+	}
+	seen := make(map[uint32]bool, len(sv.indices))
+	for i, ix := range sv.indices {
+		if seen[ix] {
+			return nil, invalid("Sparse vector indices must be unique: %d appears twice", ix)
+		}
+		seen[ix] = true
+		if v := float64(sv.values[i]); math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, invalid("Sparse vector values must be finite")
+		}
+	}
+	return sv, nil
+}
+
+func setSparse(m protoreflect.Message, name string, sv *sparseVector) {
+	if sv == nil {
+		return
+	}
+	sm := m.Mutable(fd(m, name)).Message()
+	il := sm.Mutable(fd(sm, "indices")).List()
+	for _, ix := range sv.indices {
+		il.Append(protoreflect.ValueOfUint32(ix))
+	}
+	setFloats(sm, "values", sv.values)
+}
+
 // normalizeMetadata checks Pinecone's metadata rules and converts lists to []string.
 func normalizeMetadata(md map[string]any) (map[string]any, error) {
 	if md == nil {
 		return nil, nil
-	}
-	b, _ := json.Marshal(md)
-	if len(b) > MaxMetadataBytes {
-		return nil, invalid("Metadata size is %d bytes, which exceeds the limit of %d bytes per vector", len(b), MaxMetadataBytes)
 	}
 	out := make(map[string]any, len(md))
 	for k, v := range md {
@@ -393,132 +647,46 @@ func normalizeMetadata(md map[string]any) (map[string]any, error) {
 				l[i] = s
 			}
 			out[k] = l
+		case nil:
+			return nil, invalid("Metadata value for field %q is null; remove the key instead", k)
 		default:
 			return nil, invalid("Metadata value for field %q must be a string, number, boolean or list of strings", k)
 		}
 	}
+	if n := metadataSize(out); n > MaxMetadataBytes {
+		return nil, invalid("Metadata size is %d bytes, which exceeds the limit of %d bytes per vector", n, MaxMetadataBytes)
+	}
 	return out, nil
 }
 
-func parseFilter(m protoreflect.Message, name string) (*filter.Filter, error) {
+// getFilter reads a filter field: present reports whether it was set at all (an empty
+// {} is present and compiles to nil).
+func getFilter(m protoreflect.Message, name string) (cond *condition, present bool, err error) {
 	raw, err := getStruct(m, name)
 	if err != nil {
-		return nil, invalid("bad filter: %v", err)
+		return nil, false, invalid("bad filter: %v", err)
 	}
-	f, err := filter.Parse(raw)
+	if !has(m, name) {
+		return nil, false, nil
+	}
+	c, err := compileFilter(raw)
 	if err != nil {
-		return nil, invalid("Invalid filter: %v", err)
+		return nil, true, invalid("Invalid filter: %v", err)
 	}
-	return f, nil
+	return c, true, nil
 }
 
-// ---- handlers ----
-
-func (s *Server) upsert(_ context.Context, in, out *dynamicpb.Message) error {
-	if size := proto.Size(in); size > MaxUpsertBytes {
-		return invalid("Request size %d bytes exceeds the limit of %d bytes", size, MaxUpsertBytes)
+func setRecord(m protoreflect.Message, r *record, withValues, withMetadata bool) error {
+	m.Set(fd(m, "id"), protoreflect.ValueOfString(r.id))
+	if withValues {
+		setFloats(m, "values", r.values)
+		setSparse(m, "sparse_values", r.sparse)
 	}
-	l := in.Get(fd(in, "vectors")).List()
-	if l.Len() > MaxUpsertVectors {
-		return invalid("Upsert of %d vectors exceeds the limit of %d", l.Len(), MaxUpsertVectors)
-	}
-	recs := make([]engine.Record, 0, l.Len())
-	seen := map[string]bool{}
-	for i := 0; i < l.Len(); i++ {
-		v := l.Get(i).Message()
-		id := getString(v, "id")
-		if err := checkID(id); err != nil {
-			return err
-		}
-		vals := getFloats(v, "values")
-		if err := s.checkValues(vals); err != nil {
-			return err
-		}
-		raw, err := getStruct(v, "metadata")
-		if err != nil {
-			return invalid("bad metadata: %v", err)
-		}
-		md, err := normalizeMetadata(raw)
-		if err != nil {
-			return err
-		}
-		if seen[id] {
-			// Pinecone keeps the last of duplicate IDs in one request.
-			for j := range recs {
-				if recs[j].ID == id {
-					recs[j] = engine.Record{ID: id, Values: vals, Metadata: md}
-				}
-			}
-			continue
-		}
-		seen[id] = true
-		recs = append(recs, engine.Record{ID: id, Values: vals, Metadata: md})
-	}
-	s.eng.Upsert(namespace(in), recs)
-	out.Set(fd(out, "upserted_count"), protoreflect.ValueOfUint32(uint32(l.Len())))
-	return nil
-}
-
-func (s *Server) query(ctx context.Context, in, out *dynamicpb.Message) error {
-	if in.Get(fd(in, "queries")).List().Len() > 0 {
-		return status.Error(codes.Unimplemented, "pineconetest: the deprecated multi-query form is not emulated")
-	}
-	if has(in, "sparse_vector") {
-		return status.Error(codes.Unimplemented, "pineconetest: sparse vectors are not emulated")
-	}
-	ns := namespace(in)
-	topK := int(getUint(in, "top_k"))
-	includeValues, includeMetadata := getBool(in, "include_values"), getBool(in, "include_metadata")
-	maxK := MaxTopK
-	if includeValues || includeMetadata {
-		maxK = MaxTopKWithData
-	}
-	if topK < 1 || topK > maxK {
-		return invalid("top_k must be in 1..%d, got %d", maxK, topK)
-	}
-	f, err := parseFilter(in, "filter")
-	if err != nil {
-		return err
-	}
-	vec := getFloats(in, "vector")
-	id := getString(in, "id")
-	switch {
-	case id != "" && len(vec) > 0:
-		return invalid("Cannot provide both 'vector' and 'id'")
-	case id != "":
-		recs := s.eng.Fetch(ns, []string{id})
-		if len(recs) == 0 {
-			// Pinecone answers a query by a missing ID with no matches.
-			out.Set(fd(out, "namespace"), protoreflect.ValueOfString(getString(in, "namespace")))
-			return nil
-		}
-		vec = recs[0].Values
-	default:
-		if err := s.checkValues(vec); err != nil {
-			return err
+	if withMetadata && r.md != nil {
+		if err := setStruct(m, "metadata", toStructMap(r.md)); err != nil {
+			return status.Errorf(codes.Internal, "metadata: %v", err)
 		}
 	}
-	hits, err := s.eng.Query(ctx, ns, vec, topK, f, includeValues)
-	if err != nil {
-		return status.FromContextError(err).Err()
-	}
-	ml := out.Mutable(fd(out, "matches")).List()
-	for _, h := range hits {
-		sv := ml.NewElement()
-		m := sv.Message()
-		m.Set(fd(m, "id"), protoreflect.ValueOfString(h.ID))
-		m.Set(fd(m, "score"), protoreflect.ValueOfFloat32(h.Score))
-		if includeValues {
-			setFloats(m, "values", h.Values)
-		}
-		if includeMetadata && h.Metadata != nil {
-			if err := setStruct(m, "metadata", toStructMap(h.Metadata)); err != nil {
-				return status.Errorf(codes.Internal, "metadata: %v", err)
-			}
-		}
-		ml.Append(sv)
-	}
-	out.Set(fd(out, "namespace"), protoreflect.ValueOfString(getString(in, "namespace")))
 	return nil
 }
 
@@ -537,6 +705,179 @@ func toStructMap(md map[string]any) map[string]any {
 	return out
 }
 
+// setUsage reports read units on a serverless index (pod-based indexes report none).
+func (s *Server) setUsage(out protoreflect.Message, units int) {
+	if s.pod {
+		return
+	}
+	u := out.Mutable(fd(out, "usage")).Message()
+	u.Set(fd(u, "read_units"), protoreflect.ValueOfUint32(uint32(max(units, 1))))
+}
+
+// fetchUnits is Pinecone's fetch cost: 1 read unit per 10 records, at least 1.
+func fetchUnits(n int) int { return (n + 9) / 10 }
+
+func encodeToken(last string) string { return base64.RawURLEncoding.EncodeToString([]byte(last)) }
+
+func decodeToken(m protoreflect.Message) (string, error) {
+	if !has(m, "pagination_token") {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(getString(m, "pagination_token"))
+	if err != nil || len(b) == 0 {
+		return "", invalid("Invalid pagination token")
+	}
+	return string(b), nil
+}
+
+// pageLimit reads an optional limit: at least 1, default DefaultListLimit.
+func pageLimit(m protoreflect.Message) (int, error) {
+	if !has(m, "limit") {
+		return DefaultListLimit, nil
+	}
+	l := getUint(m, "limit")
+	if l < 1 {
+		return 0, invalid("limit must be at least 1")
+	}
+	return int(min(l, math.MaxInt32)), nil
+}
+
+// ---- handlers ----
+
+func (s *Server) upsert(_ context.Context, in, out *dynamicpb.Message) error {
+	if size := proto.Size(in); size > MaxUpsertBytes {
+		return invalid("Request size %d bytes exceeds the limit of %d bytes", size, MaxUpsertBytes)
+	}
+	l := in.Get(fd(in, "vectors")).List()
+	if l.Len() > MaxUpsertVectors {
+		return invalid("Upsert of %d vectors exceeds the limit of %d", l.Len(), MaxUpsertVectors)
+	}
+	var recs []*record
+	for i := 0; i < l.Len(); i++ {
+		v := l.Get(i).Message()
+		id := getString(v, "id")
+		if err := checkID(id); err != nil {
+			return err
+		}
+		vals := getFloats(v, "values")
+		if err := s.checkValues(vals); err != nil {
+			return err
+		}
+		sv, err := getSparse(v, "sparse_values")
+		if err != nil {
+			return err
+		}
+		raw, err := getStruct(v, "metadata")
+		if err != nil {
+			return invalid("bad metadata: %v", err)
+		}
+		md, err := normalizeMetadata(raw)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, newRecord(id, vals, sv, md))
+	}
+	ns := namespace(in)
+	s.data.Lock()
+	s.commit(func(st *state) {
+		d := st.getOrCreate(ns)
+		for _, r := range recs { // a later duplicate ID replaces an earlier one
+			d.records[r.id] = r
+		}
+	})
+	s.data.Unlock()
+	out.Set(fd(out, "upserted_count"), protoreflect.ValueOfUint32(uint32(l.Len())))
+	return nil
+}
+
+func (s *Server) query(ctx context.Context, in, out *dynamicpb.Message) error {
+	if in.Get(fd(in, "queries")).List().Len() > 0 {
+		return status.Error(codes.Unimplemented, "pineconetest: the deprecated multi-query form is not emulated")
+	}
+	topK := getUint(in, "top_k")
+	if topK < 1 || topK > MaxTopK {
+		return invalid("top_k must be in 1..%d, got %d", MaxTopK, topK)
+	}
+	cond, _, err := getFilter(in, "filter")
+	if err != nil {
+		return err
+	}
+	qs, err := getSparse(in, "sparse_vector")
+	if err != nil {
+		return err
+	}
+	if qs != nil && s.metric != "dotproduct" {
+		return invalid("Sparse vectors can only be queried on indexes with the dotproduct metric; this index uses %s", s.metric)
+	}
+	vec := getFloats(in, "vector")
+	id := getString(in, "id")
+	ns := namespace(in)
+	includeValues, includeMetadata := getBool(in, "include_values"), getBool(in, "include_metadata")
+	switch {
+	case id != "" && len(vec) > 0:
+		return invalid("Cannot provide both 'vector' and 'id'")
+	case id == "":
+		if err := s.checkValues(vec); err != nil {
+			return err
+		}
+	}
+
+	s.data.Lock()
+	st := s.view(true)
+	if id != "" {
+		d := st.get(ns)
+		var r *record
+		if d != nil {
+			r = d.records[id]
+		}
+		if r == nil {
+			s.data.Unlock()
+			s.setUsage(out, 1)
+			return nil // Pinecone answers a query by a missing ID with no matches
+		}
+		vec, qs = r.values, r.sparse
+		if s.metric != "dotproduct" {
+			qs = nil
+		}
+	}
+	d := st.get(ns)
+	hits := rank(s.metric, d, vec, qs, cond, int(topK))
+	var nsBytes int
+	if d != nil {
+		for _, r := range d.records {
+			nsBytes += 4*len(r.values) + len(r.id) + metadataSize(r.md) + 8*len(r.indicesOrNil())
+		}
+	}
+	s.data.Unlock()
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+
+	ml := out.Mutable(fd(out, "matches")).List()
+	for _, h := range hits {
+		e := ml.NewElement()
+		m := e.Message()
+		if err := setRecord(m, h.r, includeValues, includeMetadata); err != nil {
+			return err
+		}
+		m.Set(fd(m, "score"), protoreflect.ValueOfFloat32(float32(h.score)))
+		ml.Append(e)
+	}
+	out.Set(fd(out, "namespace"), protoreflect.ValueOfString(getString(in, "namespace")))
+	s.setUsage(out, (nsBytes+(1<<30)-1)>>30)
+	if size := proto.Size(out); size > MaxQueryResponseBytes {
+		return invalid("Query result size %d bytes exceeds the limit of %d bytes; lower top_k or leave out values or metadata", size, MaxQueryResponseBytes)
+	}
+	return nil
+}
+
+func (r *record) indicesOrNil() []uint32 {
+	if r.sparse == nil {
+		return nil
+	}
+	return r.sparse.indices
+}
+
 func (s *Server) fetch(_ context.Context, in, out *dynamicpb.Message) error {
 	ids := getStrings(in, "ids")
 	if len(ids) == 0 {
@@ -545,21 +886,28 @@ func (s *Server) fetch(_ context.Context, in, out *dynamicpb.Message) error {
 	if len(ids) > MaxIDsPerRequest {
 		return invalid("Fetch of %d IDs exceeds the limit of %d", len(ids), MaxIDsPerRequest)
 	}
-	recs := s.eng.Fetch(namespace(in), ids)
-	mp := out.Mutable(fd(out, "vectors")).Map()
-	for _, r := range recs {
-		v := mp.NewValue()
-		m := v.Message()
-		m.Set(fd(m, "id"), protoreflect.ValueOfString(r.ID))
-		setFloats(m, "values", r.Values)
-		if r.Metadata != nil {
-			if err := setStruct(m, "metadata", toStructMap(r.Metadata)); err != nil {
-				return status.Errorf(codes.Internal, "metadata: %v", err)
+	ns := namespace(in)
+	s.data.Lock()
+	d := s.view(s.opts.Lag != nil && s.opts.Lag.Fetch).get(ns)
+	var found []*record
+	if d != nil {
+		for _, id := range ids {
+			if r := d.records[id]; r != nil {
+				found = append(found, r)
 			}
 		}
-		mp.Set(protoreflect.ValueOfString(r.ID).MapKey(), v)
+	}
+	s.data.Unlock()
+	mp := out.Mutable(fd(out, "vectors")).Map()
+	for _, r := range found {
+		v := mp.NewValue()
+		if err := setRecord(v.Message(), r, true, true); err != nil {
+			return err
+		}
+		mp.Set(protoreflect.ValueOfString(r.id).MapKey(), v)
 	}
 	out.Set(fd(out, "namespace"), protoreflect.ValueOfString(getString(in, "namespace")))
+	s.setUsage(out, fetchUnits(mp.Len()))
 	return nil
 }
 
@@ -567,7 +915,10 @@ func (s *Server) delete(_ context.Context, in, _ *dynamicpb.Message) error {
 	ns := namespace(in)
 	ids := getStrings(in, "ids")
 	all := getBool(in, "delete_all")
-	hasFilter := has(in, "filter")
+	cond, hasFilter, err := getFilter(in, "filter")
+	if err != nil {
+		return err
+	}
 	n := 0
 	for _, b := range []bool{len(ids) > 0, all, hasFilter} {
 		if b {
@@ -577,79 +928,90 @@ func (s *Server) delete(_ context.Context, in, _ *dynamicpb.Message) error {
 	if n != 1 {
 		return invalid("Exactly one of ids, delete_all and filter must be set")
 	}
-	switch {
-	case all:
-		s.eng.DeleteNamespace(ns)
-	case hasFilter:
-		f, err := parseFilter(in, "filter")
-		if err != nil {
-			return err
-		}
-		if f == nil {
-			return invalid("filter must not be empty")
-		}
-		s.eng.DeleteByFilter(ns, f)
-	default:
-		if len(ids) > MaxIDsPerRequest {
-			return invalid("Delete of %d IDs exceeds the limit of %d", len(ids), MaxIDsPerRequest)
-		}
-		s.eng.Delete(ns, ids)
+	if len(ids) > MaxIDsPerRequest {
+		return invalid("Delete of %d IDs exceeds the limit of %d", len(ids), MaxIDsPerRequest)
 	}
+	if hasFilter && cond == nil {
+		return invalid("filter must not be empty")
+	}
+	s.data.Lock()
+	defer s.data.Unlock()
+	s.commit(func(st *state) {
+		d := st.get(ns)
+		if d == nil {
+			return
+		}
+		switch {
+		case all:
+			d.records = map[string]*record{}
+		case hasFilter:
+			for id, r := range d.records {
+				if cond.matches(r.md) {
+					delete(d.records, id)
+				}
+			}
+		default:
+			for _, id := range ids {
+				delete(d.records, id)
+			}
+		}
+	})
 	return nil
 }
 
-func encodeToken(last string) string { return base64.RawURLEncoding.EncodeToString([]byte(last)) }
-
-func decodeToken(tok string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return "", invalid("Invalid pagination token")
-	}
-	return string(b), nil
-}
-
-func listLimit(m protoreflect.Message) (int, error) {
-	if !has(m, "limit") {
-		return DefaultListLimit, nil
-	}
-	l := int(getUint(m, "limit"))
-	if l < 1 || l > MaxListLimit {
-		return 0, invalid("limit must be in 1..%d", MaxListLimit)
-	}
-	return l, nil
-}
-
 func (s *Server) list(_ context.Context, in, out *dynamicpb.Message) error {
-	limit, err := listLimit(in)
+	limit, err := pageLimit(in)
 	if err != nil {
 		return err
 	}
-	after := ""
-	if has(in, "pagination_token") {
-		if after, err = decodeToken(getString(in, "pagination_token")); err != nil {
-			return err
-		}
+	last, err := decodeToken(in)
+	if err != nil {
+		return err
 	}
-	ids, more := s.eng.List(namespace(in), getString(in, "prefix"), after, limit)
+	s.data.Lock()
+	ids := after(s.view(true).sortedIDs(namespace(in)), getString(in, "prefix"), last)
+	s.data.Unlock()
+	more := len(ids) > limit
+	if more {
+		ids = ids[:limit]
+	}
 	vl := out.Mutable(fd(out, "vectors")).List()
 	for _, id := range ids {
 		e := vl.NewElement()
 		e.Message().Set(fd(e.Message(), "id"), protoreflect.ValueOfString(id))
 		vl.Append(e)
 	}
-	if more && len(ids) > 0 {
+	if more {
 		p := out.Mutable(fd(out, "pagination")).Message()
 		p.Set(fd(p, "next"), protoreflect.ValueOfString(encodeToken(ids[len(ids)-1])))
 	}
 	out.Set(fd(out, "namespace"), protoreflect.ValueOfString(getString(in, "namespace")))
+	s.setUsage(out, 1)
 	return nil
 }
 
 func (s *Server) describeIndexStats(_ context.Context, in, out *dynamicpb.Message) error {
-	if has(in, "filter") {
-		return status.Error(codes.Unimplemented, "pineconetest: filtered index stats (pod indexes only) are not emulated")
+	cond, filtered, err := getFilter(in, "filter")
+	if err != nil {
+		return err
 	}
-	counts := s.eng.Namespaces()
+	if filtered && !s.pod {
+		return invalid("Serverless and Starter indexes do not support describing index stats with metadata filtering")
+	}
+	s.data.Lock()
+	counts := map[string]int{}
+	for ns, d := range s.view(true).namespaces {
+		n := 0
+		for _, r := range d.records {
+			if cond.matches(r.md) {
+				n++
+			}
+		}
+		if !filtered || n > 0 {
+			counts[ns] = n
+		}
+	}
+	s.data.Unlock()
 	mp := out.Mutable(fd(out, "namespaces")).Map()
 	total := 0
 	for ns, n := range counts {
@@ -660,37 +1022,76 @@ func (s *Server) describeIndexStats(_ context.Context, in, out *dynamicpb.Messag
 	}
 	out.Set(fd(out, "dimension"), protoreflect.ValueOfUint32(uint32(s.opts.Dimension)))
 	out.Set(fd(out, "total_vector_count"), protoreflect.ValueOfUint32(uint32(total)))
-	out.Set(fd(out, "metric"), protoreflect.ValueOfString(s.eng.Metric().String()))
+	out.Set(fd(out, "metric"), protoreflect.ValueOfString(s.metric))
 	out.Set(fd(out, "vector_type"), protoreflect.ValueOfString("dense"))
 	return nil
 }
 
+// describe fills a NamespaceDescription.
+func describe(m protoreflect.Message, name string, d *namespaceData) {
+	m.Set(fd(m, "name"), protoreflect.ValueOfString(name))
+	m.Set(fd(m, "record_count"), protoreflect.ValueOfUint64(uint64(len(d.records))))
+	if d.schema != nil {
+		sc := m.Mutable(fd(m, "schema")).Message()
+		fields := sc.Mutable(fd(sc, "fields")).Map()
+		for f, filterable := range d.schema {
+			v := fields.NewValue()
+			v.Message().Set(fd(v.Message(), "filterable"), protoreflect.ValueOfBool(filterable))
+			fields.Set(protoreflect.ValueOfString(f).MapKey(), v)
+		}
+	}
+}
+
+func (s *Server) createNamespace(_ context.Context, in, out *dynamicpb.Message) error {
+	name := getString(in, "name")
+	if name == "" {
+		return invalid("Namespace name must not be empty")
+	}
+	if len(name) > MaxIDLength {
+		return invalid("Namespace name must be at most %d characters", MaxIDLength)
+	}
+	var schema map[string]bool
+	if has(in, "schema") {
+		sc := in.Get(fd(in, "schema")).Message()
+		schema = map[string]bool{}
+		sc.Get(fd(sc, "fields")).Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+			schema[k.String()] = getBool(v.Message(), "filterable")
+			return true
+		})
+	}
+	s.data.Lock()
+	defer s.data.Unlock()
+	if s.latest.get(name) != nil {
+		return status.Errorf(codes.AlreadyExists, "Namespace %q already exists", name)
+	}
+	s.commit(func(st *state) {
+		if st.get(name) == nil {
+			st.getOrCreate(name).schema = schema
+		}
+	})
+	describe(out, name, s.latest.get(name))
+	return nil
+}
+
 func (s *Server) listNamespaces(_ context.Context, in, out *dynamicpb.Message) error {
-	limit, err := listLimit(in)
+	limit, err := pageLimit(in)
 	if err != nil {
 		return err
 	}
-	after := ""
-	if has(in, "pagination_token") {
-		if after, err = decodeToken(getString(in, "pagination_token")); err != nil {
-			return err
-		}
+	last, err := decodeToken(in)
+	if err != nil {
+		return err
 	}
-	prefix := getString(in, "prefix")
-	counts := s.eng.Namespaces()
+	s.data.Lock()
+	defer s.data.Unlock()
+	st := s.view(true)
 	var names []string
-	for ns := range counts {
-		if strings.HasPrefix(ns, prefix) {
-			names = append(names, ns)
-		}
+	for ns := range st.namespaces {
+		names = append(names, ns)
 	}
-	sort.Strings(names)
-	totalCount := len(names)
-	i := sort.SearchStrings(names, after)
-	for i < len(names) && names[i] <= after && after != "" {
-		i++
-	}
-	names = names[i:]
+	names = after(sortStrings(names), getString(in, "prefix"), "")
+	total := len(names)
+	names = after(names, "", last)
 	more := len(names) > limit
 	if more {
 		names = names[:limit]
@@ -698,45 +1099,48 @@ func (s *Server) listNamespaces(_ context.Context, in, out *dynamicpb.Message) e
 	nl := out.Mutable(fd(out, "namespaces")).List()
 	for _, ns := range names {
 		e := nl.NewElement()
-		m := e.Message()
-		m.Set(fd(m, "name"), protoreflect.ValueOfString(ns))
-		m.Set(fd(m, "record_count"), protoreflect.ValueOfUint64(uint64(counts[ns])))
+		describe(e.Message(), ns, st.get(ns))
 		nl.Append(e)
 	}
 	if more {
 		p := out.Mutable(fd(out, "pagination")).Message()
 		p.Set(fd(p, "next"), protoreflect.ValueOfString(encodeToken(names[len(names)-1])))
 	}
-	out.Set(fd(out, "total_count"), protoreflect.ValueOfInt32(int32(totalCount)))
+	out.Set(fd(out, "total_count"), protoreflect.ValueOfInt32(int32(total)))
 	return nil
 }
 
 func (s *Server) describeNamespace(_ context.Context, in, out *dynamicpb.Message) error {
 	ns := namespace(in)
-	n := s.eng.Count(ns)
-	if n == 0 {
+	s.data.Lock()
+	defer s.data.Unlock()
+	d := s.view(true).get(ns)
+	if d == nil {
 		return status.Errorf(codes.NotFound, "Namespace %q not found", ns)
 	}
-	out.Set(fd(out, "name"), protoreflect.ValueOfString(ns))
-	out.Set(fd(out, "record_count"), protoreflect.ValueOfUint64(uint64(n)))
+	describe(out, ns, d)
 	return nil
 }
 
 func (s *Server) deleteNamespace(_ context.Context, in, _ *dynamicpb.Message) error {
 	ns := namespace(in)
-	if !s.eng.DeleteNamespace(ns) {
+	s.data.Lock()
+	defer s.data.Unlock()
+	if s.latest.get(ns) == nil {
 		return status.Errorf(codes.NotFound, "Namespace %q not found", ns)
 	}
+	s.commit(func(st *state) { delete(st.namespaces, ns) })
 	return nil
 }
 
 func (s *Server) update(_ context.Context, in, out *dynamicpb.Message) error {
-	if has(in, "sparse_values") {
-		return status.Error(codes.Unimplemented, "pineconetest: sparse vectors are not emulated")
-	}
 	ns := namespace(in)
 	id := getString(in, "id")
 	vals := getFloats(in, "values")
+	sv, err := getSparse(in, "sparse_values")
+	if err != nil {
+		return err
+	}
 	raw, err := getStruct(in, "set_metadata")
 	if err != nil {
 		return invalid("bad set_metadata: %v", err)
@@ -745,84 +1149,146 @@ func (s *Server) update(_ context.Context, in, out *dynamicpb.Message) error {
 	if err != nil {
 		return err
 	}
-	hasFilter := has(in, "filter")
+	cond, hasFilter, err := getFilter(in, "filter")
+	if err != nil {
+		return err
+	}
+	dryRun := getBool(in, "dry_run")
 	switch {
 	case id != "" && hasFilter:
 		return invalid("Cannot provide both 'id' and 'filter'")
 	case id != "":
-		if len(vals) == 0 && len(set) == 0 {
-			return invalid("Update by ID needs values or set_metadata")
+		if len(vals) == 0 && sv == nil && len(set) == 0 {
+			return invalid("Update by ID needs values, sparse_values or set_metadata")
 		}
-		var newVals []float32
 		if len(vals) > 0 {
 			if err := s.checkValues(vals); err != nil {
 				return err
 			}
-			newVals = vals
 		}
-		if getBool(in, "dry_run") {
-			return nil
+		s.data.Lock()
+		defer s.data.Unlock()
+		d := s.latest.get(ns)
+		if d == nil || d.records[id] == nil || dryRun {
+			return nil // a missing ID changes nothing and succeeds (Pinecone's documented behaviour)
 		}
-		// A missing ID changes nothing and succeeds (Pinecone's documented behaviour).
-		s.eng.Update(ns, id, newVals, set)
+		if n := metadataSize(merged(d.records[id].md, set)); n > MaxMetadataBytes {
+			return invalid("Metadata size after the update is %d bytes, which exceeds the limit of %d bytes per vector", n, MaxMetadataBytes)
+		}
+		s.commit(func(st *state) {
+			d := st.get(ns)
+			if d == nil || d.records[id] == nil {
+				return
+			}
+			old := d.records[id]
+			nv, nsv, md := old.values, old.sparse, old.md
+			if len(vals) > 0 {
+				nv = vals
+			}
+			if sv != nil {
+				nsv = sv
+			}
+			if len(set) > 0 {
+				md = merged(md, set)
+			}
+			d.records[id] = newRecord(id, nv, nsv, md)
+		})
 		return nil
 	case hasFilter:
-		if len(vals) > 0 {
+		if s.pod {
+			return status.Error(codes.Unimplemented, "Update by metadata is not supported by pod-based indexes")
+		}
+		if len(vals) > 0 || sv != nil {
 			return invalid("Vector values cannot be updated by filter")
 		}
-		f, err := parseFilter(in, "filter")
-		if err != nil {
-			return err
-		}
-		if f == nil {
+		if cond == nil {
 			return invalid("filter must not be empty")
 		}
-		n := s.eng.UpdateByFilter(ns, f, set, getBool(in, "dry_run"))
-		out.Set(fd(out, "matched_records"), protoreflect.ValueOfInt32(int32(n)))
+		s.data.Lock()
+		defer s.data.Unlock()
+		matched := 0
+		if d := s.latest.get(ns); d != nil {
+			for _, r := range d.records {
+				if !cond.matches(r.md) {
+					continue
+				}
+				matched++
+				if n := metadataSize(merged(r.md, set)); n > MaxMetadataBytes {
+					return invalid("Metadata of %q after the update would be %d bytes, which exceeds the limit of %d bytes per vector", r.id, n, MaxMetadataBytes)
+				}
+			}
+		}
+		out.Set(fd(out, "matched_records"), protoreflect.ValueOfInt32(int32(matched)))
+		if dryRun || len(set) == 0 {
+			return nil
+		}
+		s.commit(func(st *state) {
+			d := st.get(ns)
+			if d == nil {
+				return
+			}
+			for id, r := range d.records {
+				if cond.matches(r.md) {
+					d.records[id] = newRecord(id, r.values, r.sparse, merged(r.md, set))
+				}
+			}
+		})
 		return nil
 	}
 	return invalid("One of 'id' and 'filter' is required")
 }
 
 func (s *Server) fetchByMetadata(_ context.Context, in, out *dynamicpb.Message) error {
-	f, err := parseFilter(in, "filter")
+	cond, _, err := getFilter(in, "filter")
 	if err != nil {
 		return err
 	}
-	if f == nil {
+	if cond == nil {
 		return invalid("filter is required")
 	}
-	limit := DefaultListLimit
-	if has(in, "limit") {
-		limit = int(getUint(in, "limit"))
-		if limit < 1 || limit > MaxIDsPerRequest {
-			return invalid("limit must be in 1..%d", MaxIDsPerRequest)
-		}
+	limit, err := pageLimit(in)
+	if err != nil {
+		return err
 	}
-	after := ""
-	if has(in, "pagination_token") {
-		if after, err = decodeToken(getString(in, "pagination_token")); err != nil {
-			return err
-		}
+	last, err := decodeToken(in)
+	if err != nil {
+		return err
 	}
-	recs, more := s.eng.FetchByFilter(namespace(in), f, after, limit)
-	mp := out.Mutable(fd(out, "vectors")).Map()
-	for _, r := range recs {
-		v := mp.NewValue()
-		m := v.Message()
-		m.Set(fd(m, "id"), protoreflect.ValueOfString(r.ID))
-		setFloats(m, "values", r.Values)
-		if r.Metadata != nil {
-			if err := setStruct(m, "metadata", toStructMap(r.Metadata)); err != nil {
-				return status.Errorf(codes.Internal, "metadata: %v", err)
+	ns := namespace(in)
+	s.data.Lock()
+	st := s.view(true)
+	var found []*record
+	more := false
+	if d := st.get(ns); d != nil {
+		for _, id := range after(st.sortedIDs(ns), "", last) {
+			if r := d.records[id]; cond.matches(r.md) {
+				if len(found) == limit {
+					more = true
+					break
+				}
+				found = append(found, r)
 			}
 		}
-		mp.Set(protoreflect.ValueOfString(r.ID).MapKey(), v)
 	}
-	if more && len(recs) > 0 {
+	s.data.Unlock()
+	mp := out.Mutable(fd(out, "vectors")).Map()
+	for _, r := range found {
+		v := mp.NewValue()
+		if err := setRecord(v.Message(), r, true, true); err != nil {
+			return err
+		}
+		mp.Set(protoreflect.ValueOfString(r.id).MapKey(), v)
+	}
+	if more {
 		p := out.Mutable(fd(out, "pagination")).Message()
-		p.Set(fd(p, "next"), protoreflect.ValueOfString(encodeToken(recs[len(recs)-1].ID)))
+		p.Set(fd(p, "next"), protoreflect.ValueOfString(encodeToken(found[len(found)-1].id)))
 	}
 	out.Set(fd(out, "namespace"), protoreflect.ValueOfString(getString(in, "namespace")))
+	s.setUsage(out, fetchUnits(len(found)))
 	return nil
+}
+
+func sortStrings(s []string) []string {
+	sort.Strings(s)
+	return s
 }

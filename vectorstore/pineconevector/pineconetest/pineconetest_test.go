@@ -178,6 +178,13 @@ func TestSemantics(t *testing.T) {
 		if err := def.DeleteAllVectorsInNamespace(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// A serverless namespace outlives its records.
+		if ns := srv.Namespaces(); len(ns) != 2 || ns["ns1"] != 3 || ns["__default__"] != 0 {
+			t.Fatalf("namespaces after deleting every record of the default one = %v", ns)
+		}
+		if err := def.DeleteNamespace(ctx, "__default__"); err != nil {
+			t.Fatal(err)
+		}
 		if ns := srv.Namespaces(); len(ns) != 1 || ns["ns1"] != 3 {
 			t.Fatalf("namespaces after deleting the default one = %v", ns)
 		}
@@ -192,9 +199,9 @@ func TestSemantics(t *testing.T) {
 		if code(err) != codes.InvalidArgument {
 			t.Errorf("top_k 0: %v", err)
 		}
-		_, err = idx.QueryByVectorValues(ctx, &pinecone.QueryByVectorValuesRequest{Vector: []float32{1, 0, 0}, TopK: 1001, IncludeMetadata: true})
+		_, err = idx.QueryByVectorValues(ctx, &pinecone.QueryByVectorValuesRequest{Vector: []float32{1, 0, 0}, TopK: pineconetest.MaxTopK + 1})
 		if code(err) != codes.InvalidArgument {
-			t.Errorf("top_k 1001 with metadata: %v", err)
+			t.Errorf("top_k 10001: %v", err)
 		}
 		f, _ := pinecone.NewMetadataFilter(map[string]any{"genre": map[string]any{"$regex": "d.*"}})
 		_, err = idx.QueryByVectorValues(ctx, &pinecone.QueryByVectorValuesRequest{Vector: []float32{1, 0, 0}, TopK: 1, MetadataFilter: f})
