@@ -334,9 +334,12 @@ func TestPodRefusesServerlessOperations(t *testing.T) {
 	f, _ := pinecone.NewMetadataFilter(map[string]any{"k": "x"})
 	md, _ := pinecone.NewMetadata(map[string]any{"j": "y"})
 	calls := map[string]func() error{
-		"List":            func() error { _, err := idx.ListVectors(ctx, &pinecone.ListVectorsRequest{}); return err },
-		"CreateNamespace": func() error { _, err := idx.CreateNamespace(ctx, &pinecone.CreateNamespaceParams{Name: "x"}); return err },
-		"ListNamespaces":  func() error { _, err := idx.ListNamespaces(ctx, nil); return err },
+		"List": func() error { _, err := idx.ListVectors(ctx, &pinecone.ListVectorsRequest{}); return err },
+		"CreateNamespace": func() error {
+			_, err := idx.CreateNamespace(ctx, &pinecone.CreateNamespaceParams{Name: "x"})
+			return err
+		},
+		"ListNamespaces": func() error { _, err := idx.ListNamespaces(ctx, nil); return err },
 		"DescribeNamespace": func() error {
 			_, err := idx.DescribeNamespace(ctx, "ns")
 			return err
