@@ -59,10 +59,13 @@ func ExampleOpen_persistence() {
 	cc, _ := clone.Parse("6f1c5f7e-3d0a-4b8e-9d56-0c7a1b2c3d4e", "0b7e9a52-5a6c-4f0e-8f0d-2f3b4c5d6e7f", clone.Principal{})
 
 	idx, _ := memvector.Open(2, &memvector.Options{Path: path})
+	// Upsert returns once the write is in the fsynced write-ahead log: it survives a
+	// crash or a power loss from here on, with or without Close.
 	_ = idx.Upsert(ctx, cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 1}}})
-	_ = idx.Close() // saves the index
+	_ = idx.Close()
 
-	idx, _ = memvector.Open(2, &memvector.Options{Path: path})
+	idx, _ = memvector.Open(2, &memvector.Options{Path: path}) // snapshot + log replay
+	defer idx.Close()
 	st, _ := idx.Stats(ctx, cc)
 	fmt.Println(st.VectorCount)
 	// Output: 1

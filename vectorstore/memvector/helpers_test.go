@@ -12,5 +12,5 @@ func tempPath() string {
 	if err != nil {
 		panic(err)
 	}
-	return filepath.Join(dir, "index.gob")
+	return filepath.Join(dir, "index")
 }

@@ -7,35 +7,82 @@
 // k in a heap. Ties are broken by ascending ID. The clone scope condition that the
 // portable type adds to every query is resolved once per namespace, not per vector.
 //
-// With Options.Path set, the index is loaded from that file when opened and written
-// back (atomically: a temporary file renamed over the old one) by Close and by
-// Driver.Sync, so an application survives restarts. Writes between two syncs are lost
-// if the process dies; call Sync (reached with Index.As) after important writes. A sync
-// holds a copy of the whole index in memory while it encodes it.
+// # Durability
+//
+// Without Options.Path the index lives in memory only and is lost with the process.
+//
+// With Options.Path, every write (Upsert, Delete, DeleteByFilter, DeleteNamespace, and
+// so every write of the portable index) is durable when it returns without error: it
+// is appended to a write-ahead log as one record, checksummed with CRC-32C, and the log
+// is fsynced before the call returns. An acknowledged write therefore survives the
+// process being killed (SIGKILL, a panic, OOM) and the machine losing power, provided
+// the disk honours fsync. A write that returned an error, or was in flight when the
+// process died, is either wholly present after a restart or wholly absent; never half
+// of a batch. Concurrent writers share one fsync (group commit), so many small writers
+// cost little more than one. A write is visible to queries as soon as it is applied,
+// which is just before its fsync completes; a crash in between can lose a write that a
+// concurrent reader saw but whose writer was never told it succeeded.
+//
+// Opening the index loads the snapshot at Options.Path, replays the logs written
+// since (Path + ".wal.<generation>"), and truncates a record torn by a crash at the
+// end of the last log: that record was never acknowledged. Damage anywhere else (a
+// log that is not the last, or a snapshot whose checksum fails) refuses to open with
+// clone.ErrInvalidInput rather than serve a partial index. When the log grows past
+// Options.CompactLogBytes, a background compaction writes a new snapshot (to a
+// temporary file, fsynced, renamed over the old one, directory fsynced), starts a new
+// log and removes the old ones; a crash at any point of it leaves a consistent pair of
+// snapshot and logs. Driver.Sync compacts at once. The snapshot is streamed from the
+// index (a compaction adds about 1 MiB to memory) and holds the vectors as raw
+// little-endian float32, so opening runs at about the speed of reading the file.
+// Compacting a namespace holds off writes to that namespace (not reads, not other
+// namespaces) while it is written.
+//
+// If the write-ahead log cannot be written or synced (disk full, I/O error), the
+// failing writes and every later one fail with clone.ErrUnavailable until the index is
+// reopened, which recovers every acknowledged write.
+//
+// A file at Path in the gob format of earlier releases (which persisted only on Sync
+// and Close) is read once when opened and rewritten as a snapshot.
 package memvector
 
 import (
 	"context"
 	"encoding/base64"
-	"encoding/gob"
+	"encoding/binary"
 	"errors"
-	"io/fs"
+	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/internal/faultpoint"
 	"github.com/cloneiso/cloneiso/vectorstore"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/filter"
 	"github.com/cloneiso/cloneiso/vectorstore/internal/engine"
 )
 
+// DefaultCompactLogBytes is the default of Options.CompactLogBytes.
+const DefaultCompactLogBytes = 64 << 20
+
 // Options configure the embedded index. Nil means defaults.
 type Options struct {
-	// Path, if set, is the file the index is loaded from on Open and saved to by Close
-	// and Sync. A missing file is an empty index.
+	// Path, if set, makes the index durable (see the package documentation): it is the
+	// snapshot file, and the write-ahead logs are kept next to it as
+	// Path + ".wal.<generation>". A missing file is an empty index; its directory is
+	// created if needed.
 	Path string
+	// CompactLogBytes is the log size past which a background compaction writes a new
+	// snapshot and starts a new log; it bounds the time opening spends replaying the
+	// log. Zero means DefaultCompactLogBytes; negative disables background compaction
+	// (Driver.Sync still compacts).
+	CompactLogBytes int64
 	// Index configures the portable type (audit sink, write check).
 	Index *vectorstore.Options
 }
@@ -57,12 +104,36 @@ func Open(dim int, opts *Options) (*vectorstore.Index, error) {
 type Driver struct {
 	e    *engine.Engine
 	path string
-	mu   sync.Mutex // serializes saves
+	log  *wal     // nil without a path
+	lock *os.File // held while open, so that one process at a time appends to the log
+
+	// gate is held shared by writers from appending their record to applying it, and
+	// exclusively by a log rotation: a new log never starts while a record of the old
+	// one is not yet in the index. stripes order the writes of one namespace: a
+	// namespace's records are appended to the log in the order they are applied.
+	gate    sync.RWMutex
+	stripes [64]sync.Mutex
+	seed    maphash.Seed
+
+	compactMu sync.Mutex // one compaction at a time
+	compactAt int64
+	kick      chan struct{}
+	stop      chan struct{}
+	stopped   chan struct{}
+	bgErr     atomic.Pointer[error]
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ driver.Index = (*Driver)(nil)
 
-// NewDriver returns the embedded driver (Options.Index is ignored).
+var (
+	errDimension = errors.New("memvector: dimension mismatch")
+	errLocked    = errors.New("memvector: index locked")
+)
+
+// NewDriver returns the embedded driver (Options.Index is ignored). With Options.Path
+// it recovers the index from its snapshot and logs first.
 func NewDriver(dim int, opts *Options) (*Driver, error) {
 	const op = "memvector.NewDriver"
 	if dim < 1 || dim > vectorstore.MaxDimension {
@@ -74,13 +145,251 @@ func NewDriver(dim int, opts *Options) (*Driver, error) {
 	d := &Driver{
 		e:    engine.New(dim, &engine.Options{Metric: engine.Cosine, TrackedKeys: []string{vectorstore.TenantKey, vectorstore.CloneKey}}),
 		path: opts.Path,
+		seed: maphash.MakeSeed(),
 	}
-	if d.path != "" {
-		if err := d.load(); err != nil {
-			return nil, err
+	if d.path == "" {
+		return d, nil
+	}
+	d.compactAt = opts.CompactLogBytes
+	if d.compactAt == 0 {
+		d.compactAt = DefaultCompactLogBytes
+	}
+	if err := d.recover(); err != nil {
+		if d.log != nil {
+			d.log.close()
+		}
+		if d.lock != nil {
+			d.lock.Close()
+		}
+		switch {
+		case errors.Is(err, errLocked):
+			return nil, errs.Wrap(errs.Conflict, "memvector.Open", err, "the index at %s is open in another process or driver", d.path)
+		case errors.Is(err, errSnapshot), errors.Is(err, errCorrupt), errors.Is(err, errDimension), errors.Is(err, errShort):
+			return nil, errs.Wrap(errs.InvalidInput, "memvector.Open", err, "the index at %s cannot be read", d.path)
+		}
+		return nil, errs.Wrap(errs.Unavailable, "memvector.Open", err, "open the index at %s", d.path)
+	}
+	d.kick = make(chan struct{}, 1)
+	d.stop = make(chan struct{})
+	d.stopped = make(chan struct{})
+	go d.compactor()
+	return d, nil
+}
+
+// recover loads the snapshot, replays the logs over it and opens the last log for
+// appending.
+func (d *Driver) recover() (err error) {
+	dir, base := filepath.Split(d.path)
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if d.lock, err = lockFile(d.path + ".lock"); err != nil {
+		return err
+	}
+	os.Remove(d.path + ".tmp") // a compaction interrupted before its rename
+	gen, legacy, err := d.loadSnapshot()
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var gens []uint64
+	for _, e := range entries {
+		hex, ok := strings.CutPrefix(e.Name(), base+".wal.")
+		if !ok || len(hex) != 16 {
+			continue
+		}
+		g, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil {
+			continue
+		}
+		if g < gen {
+			// Folded into the snapshot by a compaction that stopped before removing it.
+			if err := os.Remove(logName(d.path, g)); err != nil {
+				return err
+			}
+			continue
+		}
+		gens = append(gens, g)
+	}
+	slices.Sort(gens)
+	dim := d.e.Dimension()
+	var scratch []float32
+	replay := func(p []byte) error { return d.replay(p, &scratch) }
+	for i, g := range gens {
+		name := logName(d.path, g)
+		good, torn, err := readLog(name, dim, replay)
+		if err != nil {
+			return err
+		}
+		if torn && i < len(gens)-1 {
+			return fmt.Errorf("%w: %s is damaged before its end", errCorrupt, filepath.Base(name))
+		}
+		if torn {
+			// The record being written when the process or machine stopped: it was
+			// never acknowledged. Cut it off so that new records follow intact ones.
+			if err := truncateLog(name, good, dim); err != nil {
+				return err
+			}
 		}
 	}
-	return d, nil
+	var f *os.File
+	var size int64
+	cur := max(gen, 1)
+	if len(gens) > 0 {
+		cur = gens[len(gens)-1]
+		if f, err = os.OpenFile(logName(d.path, cur), os.O_WRONLY|os.O_APPEND, 0); err != nil {
+			return err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		size = st.Size()
+	} else {
+		if f, err = createLog(d.path, cur, dim); err != nil {
+			return err
+		}
+		size = logHeaderSize
+	}
+	d.log = newWAL(d.path, dim, f, cur, size)
+	if legacy {
+		// Rewrite the index of an earlier release in the current format at once.
+		return d.compact()
+	}
+	return nil
+}
+
+// truncateLog cuts the log at path to its first good bytes (rewriting the header if
+// even that was torn) and syncs it.
+func truncateLog(path string, good int64, dim int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if good < logHeaderSize {
+		if _, err := f.WriteAt(logHeader(dim), 0); err != nil {
+			return err
+		}
+		good = logHeaderSize
+	}
+	if err := f.Truncate(good); err != nil {
+		return err
+	}
+	return fsync(f)
+}
+
+// replay applies one log record to the index.
+func (d *Driver) replay(p []byte, scratch *[]float32) error {
+	dec := &decoder{b: p}
+	op := dec.byte()
+	ns := dec.string()
+	switch op {
+	case opUpsert:
+		dim := d.e.Dimension()
+		n := dec.count(1 + 4*dim)
+		if cap(*scratch) < n*dim {
+			*scratch = make([]float32, n*dim)
+		}
+		vals := (*scratch)[:n*dim]
+		recs := make([]engine.Record, n)
+		for i := range recs {
+			recs[i].ID = dec.string()
+			v := vals[i*dim : (i+1)*dim : (i+1)*dim]
+			dec.floats(v)
+			recs[i].Values = v
+			recs[i].Metadata = dec.metadata()
+		}
+		if dec.err != nil || len(dec.b) != 0 {
+			return fmt.Errorf("%w: bad upsert record", errCorrupt)
+		}
+		d.e.Upsert(ns, recs)
+	case opDelete:
+		ids := make([]string, dec.count(1))
+		for i := range ids {
+			ids[i] = dec.string()
+		}
+		if dec.err != nil || len(dec.b) != 0 {
+			return fmt.Errorf("%w: bad delete record", errCorrupt)
+		}
+		d.e.Delete(ns, ids)
+	case opDeleteNamespace:
+		if dec.err != nil || len(dec.b) != 0 {
+			return fmt.Errorf("%w: bad delete-namespace record", errCorrupt)
+		}
+		d.e.DeleteNamespace(ns)
+	default:
+		return fmt.Errorf("%w: unknown operation %d", errCorrupt, op)
+	}
+	return nil
+}
+
+var recordPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// newRecord starts a record of operation op on namespace ns, with room for size more
+// bytes.
+func newRecord(op byte, ns string, size int) *[]byte {
+	bp := recordPool.Get().(*[]byte)
+	b := *bp
+	if cap(b) < frameSize+1+10+len(ns)+size {
+		b = make([]byte, 0, frameSize+1+10+len(ns)+size)
+	}
+	b = append(b[:0], make([]byte, frameSize)...)
+	b = append(b, op)
+	*bp = appendString(b, ns)
+	return bp
+}
+
+func freeRecord(bp *[]byte) {
+	if cap(*bp) <= 4<<20 {
+		recordPool.Put(bp)
+	}
+}
+
+// logged runs a write: without a log it just applies it; with one, under the
+// namespace's stripe, it builds the record, appends it to the log and applies it,
+// then waits until the record is synced.
+func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) error {
+	if d.log == nil {
+		apply()
+		return nil
+	}
+	d.gate.RLock()
+	mu := &d.stripes[maphash.String(d.seed, ns)%uint64(len(d.stripes))]
+	mu.Lock()
+	bp, err := build()
+	var seq uint64
+	if err == nil && bp != nil {
+		seq, err = d.log.append(sealRecord(*bp))
+	}
+	if err == nil {
+		apply()
+	}
+	mu.Unlock()
+	d.gate.RUnlock()
+	if err != nil || bp == nil {
+		return err
+	}
+	faultpoint.Hit("memvector.applied")
+	size, err := d.log.wait(seq)
+	if err != nil {
+		return err
+	}
+	freeRecord(bp)
+	if d.compactAt > 0 && size >= d.compactAt {
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // Dimension implements driver.Index.
@@ -91,17 +400,35 @@ func (d *Driver) Upsert(ctx context.Context, ns string, vs []driver.Vector) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	dim := d.e.Dimension()
 	for _, v := range vs {
-		if len(v.Values) != d.e.Dimension() {
-			return errs.New(errs.InvalidInput, "memvector.Upsert", "vector %s has %d values, the index has dimension %d", v.ID, len(v.Values), d.e.Dimension())
+		if len(v.Values) != dim {
+			return errs.New(errs.InvalidInput, "memvector.Upsert", "vector %s has %d values, the index has dimension %d", v.ID, len(v.Values), dim)
 		}
 	}
 	recs := make([]engine.Record, len(vs))
 	for i, v := range vs {
 		recs[i] = engine.Record{ID: v.ID, Values: v.Values, Metadata: v.Metadata}
 	}
-	d.e.Upsert(ns, recs)
-	return nil
+	var bp *[]byte
+	if d.log != nil {
+		size := 10 + len(vs)*(4*dim+16)
+		for _, v := range vs {
+			size += len(v.ID) + 32*len(v.Metadata)
+		}
+		bp = newRecord(opUpsert, ns, size)
+		b := binary.AppendUvarint(*bp, uint64(len(vs)))
+		for _, v := range vs {
+			b = appendString(b, v.ID)
+			b = appendFloats(b, v.Values)
+			var err error
+			if b, err = appendMetadata(b, v.Metadata); err != nil {
+				return errs.Wrap(errs.InvalidInput, "memvector.Upsert", err, "vector %s", v.ID)
+			}
+		}
+		*bp = b
+	}
+	return d.logged(ns, func() (*[]byte, error) { return bp, nil }, func() { d.e.Upsert(ns, recs) })
 }
 
 // Query implements driver.Index.
@@ -138,17 +465,42 @@ func (d *Driver) Delete(ctx context.Context, ns string, ids []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.e.Delete(ns, ids)
-	return nil
+	return d.logged(ns, func() (*[]byte, error) { return d.deleteRecord(ns, ids), nil }, func() { d.e.Delete(ns, ids) })
 }
 
-// DeleteByFilter implements driver.Index.
+// deleteRecord returns the log record of deleting ids from ns.
+func (d *Driver) deleteRecord(ns string, ids []string) *[]byte {
+	size := 10
+	for _, id := range ids {
+		size += 2 + len(id)
+	}
+	bp := newRecord(opDelete, ns, size)
+	b := binary.AppendUvarint(*bp, uint64(len(ids)))
+	for _, id := range ids {
+		b = appendString(b, id)
+	}
+	*bp = b
+	return bp
+}
+
+// DeleteByFilter implements driver.Index. The log records the IDs it removes, found
+// while the namespace's writers are held off, so replaying it is exact.
 func (d *Driver) DeleteByFilter(ctx context.Context, ns string, f *filter.Filter) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.e.DeleteByFilter(ns, f)
-	return nil
+	if d.log == nil {
+		d.e.DeleteByFilter(ns, f)
+		return nil
+	}
+	var ids []string
+	return d.logged(ns, func() (*[]byte, error) {
+		ids = d.e.MatchingIDs(ns, f)
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		return d.deleteRecord(ns, ids), nil
+	}, func() { d.e.Delete(ns, ids) })
 }
 
 // DeleteNamespace implements driver.Index.
@@ -156,8 +508,8 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.e.DeleteNamespace(ns)
-	return nil
+	return d.logged(ns, func() (*[]byte, error) { return newRecord(opDeleteNamespace, ns, 0), nil },
+		func() { d.e.DeleteNamespace(ns) })
 }
 
 // List implements driver.Index. Page tokens are the last ID of the previous page,
@@ -209,61 +561,88 @@ func (d *Driver) As(i any) bool {
 	return false
 }
 
-// Sync writes the index to Options.Path (if set), atomically.
+// Sync compacts the index at once: it writes a new snapshot and starts a new log, so
+// that the next open replays nothing. Every acknowledged write is durable without it;
+// call it to make the next open fast, for example before a planned restart. Without
+// Options.Path it does nothing.
 func (d *Driver) Sync() error {
-	if d.path == "" {
+	if d.log == nil {
 		return nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	snap := d.e.Snapshot()
-	dir := filepath.Dir(d.path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(d.path)+".tmp*")
-	if err != nil {
-		return errs.Wrap(errs.Unavailable, "memvector.Sync", err, "create temporary file")
-	}
-	defer os.Remove(tmp.Name())
-	if err := gob.NewEncoder(tmp).Encode(snap); err != nil {
-		tmp.Close()
-		return errs.Wrap(errs.Unavailable, "memvector.Sync", err, "encode index")
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return errs.Wrap(errs.Unavailable, "memvector.Sync", err, "sync index file")
-	}
-	if err := tmp.Close(); err != nil {
-		return errs.Wrap(errs.Unavailable, "memvector.Sync", err, "close index file")
-	}
-	if err := os.Rename(tmp.Name(), d.path); err != nil {
-		return errs.Wrap(errs.Unavailable, "memvector.Sync", err, "replace index file")
+	if err := d.compact(); err != nil {
+		return errs.Wrap(errs.Unavailable, "memvector.Sync", err, "compact the index")
 	}
 	return nil
 }
 
-// Close implements driver.Index: it saves the index if Options.Path is set.
-func (d *Driver) Close() error { return d.Sync() }
-
-func init() {
-	gob.Register([]string(nil))
+// compact writes a snapshot of the index and removes the logs it makes redundant.
+func (d *Driver) compact() error {
+	d.compactMu.Lock()
+	defer d.compactMu.Unlock()
+	d.gate.Lock()
+	old, err := d.log.rotate()
+	d.gate.Unlock()
+	if err != nil {
+		return err
+	}
+	faultpoint.Hit("memvector.compact.rotated")
+	if err := d.writeSnapshot(old + 1); err != nil {
+		return err
+	}
+	for g := old; ; g-- {
+		err := os.Remove(logName(d.path, g))
+		if errors.Is(err, os.ErrNotExist) || g == 0 {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return syncDir(filepath.Dir(d.path))
 }
 
-func (d *Driver) load() error {
-	const op = "memvector.Open"
-	f, err := os.Open(d.path)
-	if errors.Is(err, fs.ErrNotExist) {
+// compactor runs background compactions when writers report a large log.
+func (d *Driver) compactor() {
+	defer close(d.stopped)
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.kick:
+			d.log.mu.Lock()
+			size := d.log.size
+			d.log.mu.Unlock()
+			if size < d.compactAt {
+				continue
+			}
+			if err := d.compact(); err != nil {
+				d.bgErr.Store(&err)
+			} else {
+				d.bgErr.Store(nil)
+			}
+		}
+	}
+}
+
+// Close implements driver.Index: it waits for a running compaction, makes every
+// appended record durable and closes the log. It reports a background compaction's
+// failure if the last one failed (the acknowledged writes are safe in the log either
+// way). Writes after Close fail with clone.ErrUnavailable.
+func (d *Driver) Close() error {
+	if d.log == nil {
 		return nil
 	}
-	if err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "open index file")
-	}
-	defer f.Close()
-	var snap engine.Snapshot
-	if err := gob.NewDecoder(f).Decode(&snap); err != nil {
-		return errs.Wrap(errs.InvalidInput, op, err, "index file is corrupt")
-	}
-	if snap.Dimension != d.e.Dimension() {
-		return errs.New(errs.InvalidInput, op, "index file has dimension %d, want %d", snap.Dimension, d.e.Dimension())
-	}
-	d.e.Restore(&snap)
-	return nil
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		<-d.stopped
+		d.compactMu.Lock()
+		defer d.compactMu.Unlock()
+		err := d.log.close()
+		d.lock.Close()
+		if p := d.bgErr.Load(); p != nil && err == nil {
+			err = errs.Wrap(errs.Unavailable, "memvector.Close", *p, "the last background compaction failed")
+		}
+		d.closeErr = err
+	})
+	return d.closeErr
 }

@@ -25,6 +25,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestConformanceDurable(t *testing.T) {
+	drivertest.RunConformanceTests(t, func(t *testing.T, dim int) driver.Index {
+		d, err := memvector.NewDriver(dim, &memvector.Options{Path: filepath.Join(t.TempDir(), "index")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	})
+}
+
 func TestPersistence(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.gob")
 	cc := drivertest.NewClone(t)
@@ -38,6 +49,9 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := memvector.Open(3, &memvector.Options{Path: path}); !errors.Is(err, clone.ErrConflict) {
+		t.Fatalf("a second open of an open index: %v, want ErrConflict", err)
+	}
 	var d *memvector.Driver
 	if !x.As(&d) {
 		t.Fatal("As(**memvector.Driver) failed")
@@ -45,21 +59,18 @@ func TestPersistence(t *testing.T) {
 	if err := d.Sync(); err != nil {
 		t.Fatalf("Sync: %v", err)
 	}
-	synced, err := memvector.Open(3, &memvector.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, err := synced.Stats(t.Context(), cc); err != nil || st.VectorCount != 1 {
-		t.Fatalf("after Sync, a second index read %+v, %v", st, err)
-	}
 	if err := x.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	if err := x.Upsert(t.Context(), cc, []vectorstore.Vector{{ID: "b", Values: []float32{1, 0, 0}}}); !errors.Is(err, clone.ErrUnavailable) {
+		t.Fatalf("Upsert after Close: %v, want ErrUnavailable", err)
 	}
 
 	y, err := memvector.Open(3, &memvector.Options{Path: path})
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
+	defer y.Close()
 	vs, err := y.Fetch(t.Context(), cc, []string{"a"})
 	if err != nil || len(vs) != 1 {
 		t.Fatalf("Fetch after reopen = %v, %v", vs, err)
@@ -78,9 +89,10 @@ func TestPersistence(t *testing.T) {
 	if vs, err := y.Fetch(t.Context(), other, []string{"a"}); err != nil || len(vs) != 0 {
 		t.Fatalf("another clone fetched %v, %v after reopen", vs, err)
 	}
+	y.Close()
 
-	if _, err := memvector.Open(4, &memvector.Options{Path: path}); err == nil {
-		t.Fatal("opening with another dimension succeeded")
+	if _, err := memvector.Open(4, &memvector.Options{Path: path}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatalf("opening with another dimension: %v, want ErrInvalidInput", err)
 	}
 }
 

@@ -1,0 +1,361 @@
+package memvector_test
+
+import (
+	"context"
+	"encoding/gob"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/cloneiso/cloneiso/vectorstore/driver"
+	"github.com/cloneiso/cloneiso/vectorstore/filter"
+	"github.com/cloneiso/cloneiso/vectorstore/internal/engine"
+	"github.com/cloneiso/cloneiso/vectorstore/memvector"
+)
+
+const tdim = 4
+
+// op is one write of the tests' scripts.
+type op func(ctx context.Context, d *memvector.Driver) error
+
+func upsert(ns string, ids ...string) op {
+	return func(ctx context.Context, d *memvector.Driver) error {
+		vs := make([]driver.Vector, len(ids))
+		for i, id := range ids {
+			h := float32(len(id)*7 + i + 1)
+			vs[i] = driver.Vector{ID: id, Values: []float32{h, 1, -h / 2, 0.25},
+				Metadata: map[string]any{"tenant_id": "t", "clone_id": ns, "n": float64(i), "tags": []string{id, "x"}, "ok": i%2 == 0}}
+		}
+		return d.Upsert(ctx, ns, vs)
+	}
+}
+
+func del(ns string, ids ...string) op {
+	return func(ctx context.Context, d *memvector.Driver) error { return d.Delete(ctx, ns, ids) }
+}
+
+func delWhere(ns string, m map[string]any) op {
+	return func(ctx context.Context, d *memvector.Driver) error {
+		f, err := filter.Parse(m)
+		if err != nil {
+			return err
+		}
+		return d.DeleteByFilter(ctx, ns, f)
+	}
+}
+
+func dropNS(ns string) op {
+	return func(ctx context.Context, d *memvector.Driver) error { return d.DeleteNamespace(ctx, ns) }
+}
+
+var script = []op{
+	upsert("a", "a1", "a2", "a3"),
+	upsert("b", "b1", "b2"),
+	del("a", "a2", "missing"),
+	upsert("c", "c1", "c2", "c3", "c4"),
+	delWhere("c", map[string]any{"ok": true}),
+	upsert("a", "a1", "a4"),
+	dropNS("b"),
+	upsert("b", "b9"),
+	upsert("a", "a5", "a6"),
+	upsert("a", "a7"),
+}
+
+var namespaces = []string{"a", "b", "c"}
+
+type rec struct {
+	Values []float32
+	Meta   map[string]any
+}
+
+// state reads every record of the test namespaces.
+func state(t *testing.T, d *memvector.Driver) map[string]map[string]rec {
+	t.Helper()
+	out := map[string]map[string]rec{}
+	for _, ns := range namespaces {
+		p, err := d.List(t.Context(), ns, &driver.ListRequest{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.IDs) == 0 {
+			continue
+		}
+		vs, err := d.Fetch(t.Context(), ns, p.IDs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[ns] = map[string]rec{}
+		for _, v := range vs {
+			for i := range v.Values { // values survive a normalize/denormalize round trip approximately
+				v.Values[i] = float32(int(v.Values[i]*1000+0.5)) / 1000
+			}
+			out[ns][v.ID] = rec{v.Values, v.Metadata}
+		}
+	}
+	return out
+}
+
+// expected applies the first n writes of script to an index without a path.
+func expected(t *testing.T, n int) map[string]map[string]rec {
+	t.Helper()
+	d, err := memvector.NewDriver(tdim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range script[:n] {
+		if err := o(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return state(t, d)
+}
+
+func open(t *testing.T, path string) *memvector.Driver {
+	t.Helper()
+	d, err := memvector.NewDriver(tdim, &memvector.Options{Path: path})
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	return d
+}
+
+func run(t *testing.T, d *memvector.Driver, ops []op) {
+	t.Helper()
+	for i, o := range ops {
+		if err := o(t.Context(), d); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+}
+
+func TestCrashRecoversAcknowledgedWrites(t *testing.T) {
+	for _, syncAt := range []int{-1, 0, 3, len(script)} {
+		t.Run(fmt.Sprintf("snapshot after %d", syncAt), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "index")
+			d := open(t, path)
+			for i, o := range script {
+				if i == syncAt {
+					if err := d.Sync(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				run(t, d, []op{o})
+			}
+			if syncAt == len(script) {
+				if err := d.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := expected(t, len(script))
+			if got := state(t, d); !reflect.DeepEqual(got, want) {
+				t.Fatalf("before the crash:\n got %v\nwant %v", got, want)
+			}
+			d.Abandon()
+			d = open(t, path)
+			if got := state(t, d); !reflect.DeepEqual(got, want) {
+				t.Fatalf("after the crash:\n got %v\nwant %v", got, want)
+			}
+			// And again after a clean close.
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			d = open(t, path)
+			defer d.Close()
+			if got := state(t, d); !reflect.DeepEqual(got, want) {
+				t.Fatalf("after close and reopen:\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// TestTornLastRecord cuts the log at every byte offset of its last record, and
+// damages every byte of it, as a crash or power loss during its write would: recovery
+// must yield exactly the writes acknowledged before it, and accept new writes after.
+func TestTornLastRecord(t *testing.T) {
+	memvector.SkipSync(t)
+	src := filepath.Join(t.TempDir(), "index")
+	d := open(t, src)
+	run(t, d, script[:len(script)-1])
+	log := memvector.LogName(src, 1)
+	st, err := os.Stat(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := st.Size()
+	run(t, d, script[len(script)-1:])
+	d.Abandon()
+	full, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(full)) <= before+8 {
+		t.Fatalf("last record is %d bytes", int64(len(full))-before)
+	}
+	prefix, all := expected(t, len(script)-1), expected(t, len(script))
+
+	dir := t.TempDir()
+	check := func(t *testing.T, data []byte, want map[string]map[string]rec) {
+		t.Helper()
+		path := filepath.Join(dir, "index")
+		for _, g := range []uint64{1, 2} {
+			os.Remove(memvector.LogName(path, g))
+		}
+		if err := os.WriteFile(memvector.LogName(path, 1), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := open(t, path)
+		if got := state(t, d); !reflect.DeepEqual(got, want) {
+			d.Close()
+			t.Fatalf("recovered:\n got %v\nwant %v", got, want)
+		}
+		// New writes follow the intact records and survive the next crash.
+		run(t, d, []op{upsert("c", "after")})
+		d.Abandon()
+		d = open(t, path)
+		defer d.Close()
+		if got := state(t, d); got["c"]["after"].Values == nil {
+			t.Fatalf("a write after recovery was lost: %v", got)
+		}
+	}
+	for cut := before; cut <= int64(len(full)); cut++ {
+		want := prefix
+		if cut == int64(len(full)) {
+			want = all
+		}
+		check(t, full[:cut], want)
+	}
+	for i := before; i < int64(len(full)); i++ {
+		damaged := slices.Clone(full)
+		damaged[i] ^= 0x5a
+		check(t, damaged, prefix)
+	}
+	// A torn header of a fresh log is an empty log.
+	for cut := 0; cut < 16; cut++ {
+		check(t, full[:cut], map[string]map[string]rec{})
+	}
+}
+
+// TestDamageBeforeTheEnd refuses to open an index whose older log is damaged: that
+// cannot be a torn write, and serving the rest would silently drop acknowledged data.
+func TestDamageBeforeTheEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index")
+	d := open(t, path)
+	run(t, d, script[:3])
+	d.Abandon()
+	// A second log generation makes the first one "not the last".
+	data, err := os.ReadFile(memvector.LogName(path, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-3] ^= 1
+	if err := os.WriteFile(memvector.LogName(path, 1), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(memvector.LogName(path, 2), data[:16], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := memvector.NewDriver(tdim, &memvector.Options{Path: path}); err == nil {
+		t.Fatal("opened an index whose older log is damaged")
+	}
+}
+
+func TestLegacyGobSnapshot(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vectors.gob")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := engine.Snapshot{Dimension: tdim, Namespaces: map[string][]engine.Record{
+		"a": {{ID: "x", Values: []float32{1, 2, 3, 4}, Metadata: map[string]any{"tenant_id": "t", "tags": []string{"p"}, "n": 1.0}}},
+	}}
+	if err := gob.NewEncoder(f).Encode(&snap); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	d := open(t, path)
+	vs, err := d.Fetch(t.Context(), "a", []string{"x"})
+	if err != nil || len(vs) != 1 || !reflect.DeepEqual(vs[0].Metadata["tags"], []string{"p"}) {
+		t.Fatalf("legacy record = %v, %v", vs, err)
+	}
+	d.Close()
+	head := make([]byte, 8)
+	f, _ = os.Open(path)
+	f.Read(head)
+	f.Close()
+	if string(head) != "CLVSNAP1" {
+		t.Fatalf("the legacy file was not rewritten: starts with %q", head)
+	}
+	d = open(t, path)
+	defer d.Close()
+	if vs, err := d.Fetch(t.Context(), "a", []string{"x"}); err != nil || len(vs) != 1 {
+		t.Fatalf("after migration: %v, %v", vs, err)
+	}
+}
+
+// TestConcurrentWritersWithCompaction runs writers against background compactions
+// triggered by a tiny log limit, then crashes: every acknowledged write is there.
+func TestConcurrentWritersWithCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index")
+	d, err := memvector.NewDriver(tdim, &memvector.Options{Path: path, CompactLogBytes: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 40
+	var wg sync.WaitGroup
+	acked := make([][]string, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns := []string{"a", "b", "c"}[w%3]
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for i := range each {
+				id := "w" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+				if err := upsert(ns, id)(t.Context(), d); err != nil {
+					t.Error(err)
+					return
+				}
+				acked[w] = append(acked[w], id)
+				if r.IntN(4) == 0 && i > 0 { // delete an earlier one
+					victim := acked[w][r.IntN(len(acked[w]))]
+					if err := del(ns, victim)(t.Context(), d); err != nil {
+						t.Error(err)
+						return
+					}
+					acked[w] = slices.DeleteFunc(acked[w], func(s string) bool { return s == victim })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := d.Sync(); err != nil { // one compaction at least, whatever the scheduling
+		t.Fatal(err)
+	}
+	run(t, d, []op{upsert("a", "last")})
+	want := state(t, d)
+	d.Abandon()
+	d = open(t, path)
+	defer d.Close()
+	got := state(t, d)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the crash: %d namespaces, want %d", len(got), len(want))
+	}
+	for w := range writers {
+		ns := []string{"a", "b", "c"}[w%3]
+		for _, id := range acked[w] {
+			if _, ok := got[ns][id]; !ok {
+				t.Fatalf("acknowledged %s/%s lost", ns, id)
+			}
+		}
+	}
+	if n := len(slices.Collect(maps.Keys(got["a"]))); n == 0 {
+		t.Fatal("no records")
+	}
+}

@@ -1,0 +1,29 @@
+package memvector
+
+// Abandon drops d as a crashed process would: the background compactor is stopped, the
+// log and lock files are closed without making pending records durable, and nothing is
+// written. Records already acknowledged are in the log (they were fsynced).
+func (d *Driver) Abandon() {
+	if d.log == nil {
+		return
+	}
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		<-d.stopped
+		d.log.mu.Lock()
+		d.log.f.Close()
+		d.log.err = errClosed
+		d.log.mu.Unlock()
+		d.lock.Close()
+	})
+}
+
+// LogName returns the file name of log generation gen of the index at path.
+func LogName(path string, gen uint64) string { return logName(path, gen) }
+
+// SkipSync makes fsync a no-op until the test ends. Tests whose crashes are simulated
+// in-process (where the page cache survives anyway) use it to stay fast.
+func SkipSync(t interface{ Cleanup(func()) }) {
+	skipSync.Store(true)
+	t.Cleanup(func() { skipSync.Store(false) })
+}

@@ -1,0 +1,304 @@
+package memvector
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/cloneiso/cloneiso/internal/faultpoint"
+	"github.com/cloneiso/cloneiso/vectorstore/internal/engine"
+)
+
+// The snapshot.
+//
+// A snapshot is the file at Options.Path:
+//
+//	header: snapMagic | format uint32 | dimension uint32 | metric uint32 | 0 uint32 | log generation uint64
+//	per namespace, in ascending order:
+//	    1 | namespace (string) | record count (uvarint)
+//	    per block of up to engine.BlockVectors records:
+//	        entries length (uvarint) | entries: per record ID (string), norm float32, metadata
+//	        the records' stored (normalized) values: count*dimension raw float32
+//	0 | CRC-32C of every byte before it (uint32)
+//
+// little-endian throughout. The values are written from the index's own storage and
+// read straight into newly allocated storage blocks, with no per-value decoding and no
+// second copy, so writing a snapshot adds a 1 MiB buffer to memory (plus one block's
+// entries) and loading one runs at about the speed of reading the file. The log
+// generation is the first log whose records the snapshot may lack: recovery replays
+// that log and every later one.
+
+const (
+	snapMagic      = "CLVSNAP1"
+	snapFormat     = 1
+	snapHeaderSize = 32
+)
+
+var errSnapshot = errors.New("memvector: corrupt snapshot")
+
+// crcWriter feeds what it writes to a running CRC-32C.
+type crcWriter struct {
+	w   io.Writer
+	crc uint32
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	return n, err
+}
+
+// writeSnapshot writes the index to Options.Path atomically (a temporary file, synced,
+// renamed over the old snapshot, and the directory synced), recording gen as the
+// first log generation to replay after it.
+func (d *Driver) writeSnapshot(gen uint64) error {
+	tmp := d.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	cw := &crcWriter{w: f}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	hdr := make([]byte, 0, snapHeaderSize)
+	hdr = append(hdr, snapMagic...)
+	hdr = binary.LittleEndian.AppendUint32(hdr, snapFormat)
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(d.e.Dimension()))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(d.e.Metric()))
+	hdr = binary.LittleEndian.AppendUint32(hdr, 0)
+	hdr = binary.LittleEndian.AppendUint64(hdr, gen)
+	if _, err := bw.Write(hdr); err != nil {
+		return err
+	}
+	var entries, scratch []byte
+	err = d.e.Dump(func(ns string, v *engine.SpaceView) error {
+		scratch = append(scratch[:0], 1)
+		scratch = appendString(scratch, ns)
+		scratch = binary.AppendUvarint(scratch, uint64(v.Len()))
+		if _, err := bw.Write(scratch); err != nil {
+			return err
+		}
+		for b := range v.Blocks() {
+			entries = entries[:0]
+			lo := b * engine.BlockVectors
+			hi := min(lo+engine.BlockVectors, v.Len())
+			for i := lo; i < hi; i++ {
+				entries = appendString(entries, v.ID(i))
+				entries = binary.LittleEndian.AppendUint32(entries, math.Float32bits(v.Norm(i)))
+				var err error
+				if entries, err = appendMetadata(entries, v.Metadata(i)); err != nil {
+					return err
+				}
+			}
+			scratch = binary.AppendUvarint(scratch[:0], uint64(len(entries)))
+			if _, err := bw.Write(scratch); err != nil {
+				return err
+			}
+			if _, err := bw.Write(entries); err != nil {
+				return err
+			}
+			if nativeLittle {
+				if _, err := bw.Write(floatBytes(v.Block(b))); err != nil {
+					return err
+				}
+			} else if _, err := bw.Write(appendFloats(scratch[:0], v.Block(b))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := bw.WriteByte(0); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if _, err := f.Write(binary.LittleEndian.AppendUint32(nil, cw.crc)); err != nil {
+		return err
+	}
+	faultpoint.Hit("memvector.snapshot.sync")
+	if err := fsync(f); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	faultpoint.Hit("memvector.snapshot.rename")
+	if err := os.Rename(tmp, d.path); err != nil {
+		return err
+	}
+	renamed = true
+	faultpoint.Hit("memvector.snapshot.renamed")
+	return syncDir(filepath.Dir(d.path))
+}
+
+// crcReader feeds what is read through it to a running CRC-32C.
+type crcReader struct {
+	r   *bufio.Reader
+	crc uint32
+	one [1]byte
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	return n, err
+}
+
+func (c *crcReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.one[0] = b
+		c.crc = crc32.Update(c.crc, castagnoli, c.one[:])
+	}
+	return b, err
+}
+
+// loadSnapshot loads the snapshot at Options.Path, if there is one, and returns the
+// first log generation to replay over it and whether it was in the format of earlier
+// releases (a gob encoding, read once and then rewritten).
+func (d *Driver) loadSnapshot() (gen uint64, legacy bool, err error) {
+	f, err := os.Open(d.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	if head, _ := br.Peek(len(snapMagic)); string(head) != snapMagic {
+		return 0, true, d.loadGob(br)
+	}
+	cr := &crcReader{r: br}
+	hdr := make([]byte, snapHeaderSize)
+	if _, err := io.ReadFull(cr, hdr); err != nil {
+		return 0, false, fmt.Errorf("%w: %v", errSnapshot, err)
+	}
+	if v := binary.LittleEndian.Uint32(hdr[8:]); v != snapFormat {
+		return 0, false, fmt.Errorf("%w: format %d is not supported by this release", errSnapshot, v)
+	}
+	dim := d.e.Dimension()
+	if got := int(binary.LittleEndian.Uint32(hdr[12:])); got != dim {
+		return 0, false, fmt.Errorf("%w: it has dimension %d, want %d", errDimension, got, dim)
+	}
+	if m := engine.Metric(binary.LittleEndian.Uint32(hdr[16:])); m != d.e.Metric() {
+		return 0, false, fmt.Errorf("%w: metric %s, want %s", errSnapshot, m, d.e.Metric())
+	}
+	gen = binary.LittleEndian.Uint64(hdr[24:])
+	bad := func(what string) error { return fmt.Errorf("%w: %s", errSnapshot, what) }
+	for {
+		tag, err := cr.ReadByte()
+		if err != nil {
+			return 0, false, bad("truncated")
+		}
+		if tag == 0 {
+			break
+		}
+		if tag != 1 {
+			return 0, false, bad("unknown section")
+		}
+		nsLen, err := binary.ReadUvarint(cr)
+		if err != nil || nsLen > 4096 {
+			return 0, false, bad("namespace")
+		}
+		nsb := make([]byte, nsLen)
+		if _, err := io.ReadFull(cr, nsb); err != nil {
+			return 0, false, bad("namespace")
+		}
+		count, err := binary.ReadUvarint(cr)
+		if err != nil || count == 0 || count > 1<<40 {
+			return 0, false, bad("record count")
+		}
+		n := int(count)
+		ids := make([]string, 0, n)
+		metas := make([]map[string]any, 0, n)
+		norms := make([]float32, 0, n)
+		blocks := make([][]float32, 0, (n+engine.BlockVectors-1)/engine.BlockVectors)
+		var entries []byte
+		for lo := 0; lo < n; lo += engine.BlockVectors {
+			hi := min(lo+engine.BlockVectors, n)
+			el, err := binary.ReadUvarint(cr)
+			if err != nil || el > 1<<34 {
+				return 0, false, bad("entries")
+			}
+			if uint64(cap(entries)) < el {
+				entries = make([]byte, el)
+			}
+			entries = entries[:el]
+			if _, err := io.ReadFull(cr, entries); err != nil {
+				return 0, false, bad("entries")
+			}
+			dec := &decoder{b: entries}
+			for range hi - lo {
+				ids = append(ids, dec.string())
+				if b := dec.bytes(4); b != nil {
+					norms = append(norms, math.Float32frombits(binary.LittleEndian.Uint32(b)))
+				}
+				metas = append(metas, dec.metadata())
+			}
+			if dec.err != nil || len(dec.b) != 0 {
+				return 0, false, bad("entries")
+			}
+			block := make([]float32, engine.BlockVectors*dim)
+			vals := block[:(hi-lo)*dim]
+			if nativeLittle {
+				_, err = io.ReadFull(cr, floatBytes(vals))
+			} else {
+				raw := make([]byte, 4*len(vals))
+				if _, err = io.ReadFull(cr, raw); err == nil {
+					putFloats(vals, raw)
+				}
+			}
+			if err != nil {
+				return 0, false, bad("values")
+			}
+			blocks = append(blocks, block)
+		}
+		if err := d.e.Load(string(nsb), ids, metas, norms, blocks); err != nil {
+			return 0, false, fmt.Errorf("%w: %v", errSnapshot, err)
+		}
+	}
+	want := cr.crc
+	var sum [4]byte
+	if _, err := io.ReadFull(br, sum[:]); err != nil || binary.LittleEndian.Uint32(sum[:]) != want {
+		return 0, false, bad("checksum mismatch")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return 0, false, bad("trailing data")
+	}
+	return gen, false, nil
+}
+
+func init() {
+	gob.Register([]string(nil))
+}
+
+// loadGob reads the gob snapshot of earlier releases.
+func (d *Driver) loadGob(r io.Reader) error {
+	var snap engine.Snapshot
+	if err := gob.NewDecoder(r).Decode(&snap); err != nil {
+		return fmt.Errorf("%w: neither a snapshot nor an index file of an earlier release: %v", errSnapshot, err)
+	}
+	if snap.Dimension != d.e.Dimension() {
+		return fmt.Errorf("%w: it has dimension %d, want %d", errDimension, snap.Dimension, d.e.Dimension())
+	}
+	d.e.Restore(&snap)
+	return nil
+}

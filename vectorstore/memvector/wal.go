@@ -1,0 +1,330 @@
+package memvector
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/internal/faultpoint"
+)
+
+// The write-ahead log.
+//
+// A log file is Path + ".wal." + its generation (16 hex digits). It starts with a
+// 16-byte header (logMagic, the dimension as uint32 and the CRC-32C of those 12 bytes)
+// followed by records. A record is framed as
+//
+//	length uint32 | CRC-32C of the payload uint32 | payload (length bytes)
+//
+// all little-endian; the payload is an operation byte, the namespace and the
+// operation's arguments (see Driver.encode). A writer appends its record, applies it
+// to the in-memory index, and returns only once the record is synced to disk. Writers
+// that arrive while a sync is running queue their records, and the first of them to
+// find the log idle writes and syncs the whole queue at once (leader/follower group
+// commit): concurrent writers share one fsync.
+//
+// Recovery reads the records in order and stops at the first one that is incomplete
+// or fails its checksum: such a record was being written when the process or the
+// machine died, so it was never acknowledged, and neither was anything after it. The
+// file is truncated there.
+
+const (
+	logMagic      = "CLVLOG01"
+	logHeaderSize = 16
+	frameSize     = 8
+	// maxRecord bounds a record's length: the largest valid upsert (1000 vectors of
+	// MaxDimension values with the largest metadata) is far below it.
+	maxRecord = 1 << 30
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Record operations.
+const (
+	opUpsert          byte = 1
+	opDelete          byte = 2
+	opDeleteNamespace byte = 3
+)
+
+func logName(base string, gen uint64) string { return fmt.Sprintf("%s.wal.%016x", base, gen) }
+
+func logHeader(dim int) []byte {
+	h := make([]byte, 0, logHeaderSize)
+	h = append(h, logMagic...)
+	h = binary.LittleEndian.AppendUint32(h, uint32(dim))
+	return binary.LittleEndian.AppendUint32(h, crc32.Checksum(h, castagnoli))
+}
+
+// sealRecord fills in the frame of rec, whose first frameSize bytes were reserved.
+func sealRecord(rec []byte) []byte {
+	p := rec[frameSize:]
+	binary.LittleEndian.PutUint32(rec[0:], uint32(len(p)))
+	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(p, castagnoli))
+	return rec
+}
+
+// syncDir makes the creation, renaming or removal of entries of dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = fsync(d)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// createLog creates log generation gen with its header, synced with its directory.
+func createLog(base string, gen uint64, dim int) (*os.File, error) {
+	f, err := os.OpenFile(logName(base, gen), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err = f.Write(logHeader(dim)); err == nil {
+		err = fsync(f)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(base))
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// wal is the open log with its group commit.
+type wal struct {
+	base string
+	dim  int
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	f       *os.File
+	gen     uint64
+	size    int64 // bytes in f
+	pending [][]byte
+	spare   [][]byte
+	next    uint64 // sequence number of the last appended record
+	durable uint64 // sequence number of the last synced record
+	leading bool   // a leader is writing and syncing
+	err     error  // sticky: after a failed write or sync, or Close
+}
+
+func newWAL(base string, dim int, f *os.File, gen uint64, size int64) *wal {
+	w := &wal{base: base, dim: dim, f: f, gen: gen, size: size}
+	w.cond.L = &w.mu
+	return w
+}
+
+var errClosed = errs.New(errs.Unavailable, "memvector", "the index is closed")
+
+// append queues a sealed record and returns its sequence number.
+func (w *wal) append(rec []byte) (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.next++
+	w.pending = append(w.pending, rec)
+	return w.next, nil
+}
+
+// wait returns once record seq is synced, leading a group commit when the log is
+// idle. It returns the log's size afterwards.
+func (w *wal) wait(seq uint64) (int64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.durable < seq {
+		switch {
+		case w.err != nil:
+			return 0, w.err
+		case w.leading:
+			w.cond.Wait()
+		default:
+			w.lead()
+		}
+	}
+	return w.size, nil
+}
+
+// lead writes and syncs every pending record. w.mu is held, and released during I/O.
+func (w *wal) lead() {
+	batch, end, f := w.pending, w.next, w.f
+	w.pending, w.spare = w.spare[:0], nil
+	w.leading = true
+	w.mu.Unlock()
+
+	var n int64
+	var err error
+	faultpoint.Hit("memvector.log.write")
+	for _, rec := range batch {
+		var k int
+		k, err = f.Write(rec)
+		n += int64(k)
+		if err != nil {
+			break
+		}
+		faultpoint.Hit("memvector.log.record")
+	}
+	if err == nil {
+		faultpoint.Hit("memvector.log.sync")
+		err = fsync(f)
+	}
+	if err == nil {
+		faultpoint.Hit("memvector.log.synced")
+	}
+
+	w.mu.Lock()
+	w.leading = false
+	w.size += n
+	clear(batch)
+	w.spare = batch[:0]
+	if err != nil {
+		// What reached the file is unknown (after a failed fsync the kernel may have
+		// dropped the dirty pages): refuse every later write; reopening recovers.
+		w.err = errs.Wrap(errs.Unavailable, "memvector", err, "the write-ahead log failed; reopen the index to recover")
+	} else {
+		w.durable = end
+	}
+	w.cond.Broadcast()
+}
+
+// drain makes every appended record durable. w.mu is held.
+func (w *wal) drain() error {
+	for {
+		switch {
+		case w.err != nil:
+			return w.err
+		case w.leading:
+			w.cond.Wait()
+		case len(w.pending) > 0:
+			w.lead()
+		default:
+			return nil
+		}
+	}
+}
+
+// rotate makes every appended record durable, then switches to a new log generation
+// and returns the previous one. The caller holds off appends (Driver.gate).
+func (w *wal) rotate() (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.drain(); err != nil {
+		return 0, err
+	}
+	f, err := createLog(w.base, w.gen+1, w.dim)
+	if err != nil {
+		return 0, errs.Wrap(errs.Unavailable, "memvector", err, "create a new log")
+	}
+	w.f.Close()
+	w.f, w.gen, w.size = f, w.gen+1, logHeaderSize
+	return w.gen - 1, nil
+}
+
+// close makes every appended record durable and closes the file.
+func (w *wal) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == errClosed {
+		return nil
+	}
+	err := w.drain()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.err = errClosed
+	w.cond.Broadcast()
+	return err
+}
+
+var errCorrupt = errors.New("memvector: corrupt log")
+
+// readLog calls fn with the payload of every intact record of the log file at path,
+// in order, and returns the offset after the last one and whether the file continues
+// with an incomplete or damaged record (a torn tail). A file shorter than its header
+// is an empty log with a torn tail. fn's payload is valid only during the call.
+func readLog(path string, dim int, fn func(payload []byte) error) (good int64, torn bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, false, err
+	}
+	size := st.Size()
+	r := bufio.NewReaderSize(f, 1<<20)
+	hdr := make([]byte, logHeaderSize)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return 0, true, nil
+		}
+		return 0, false, err
+	}
+	if string(hdr) != string(logHeader(dim)) {
+		if string(hdr[:len(logMagic)]) == logMagic && crc32.Checksum(hdr[:12], castagnoli) == binary.LittleEndian.Uint32(hdr[12:]) {
+			return 0, false, fmt.Errorf("%w: log %s has dimension %d, want %d", errCorrupt, filepath.Base(path), binary.LittleEndian.Uint32(hdr[8:]), dim)
+		}
+		return 0, false, fmt.Errorf("%w: %s is not a memvector log", errCorrupt, filepath.Base(path))
+	}
+	good = logHeaderSize
+	var frame [frameSize]byte
+	var buf []byte
+	for {
+		if _, err := io.ReadFull(r, frame[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return good, false, nil
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return good, true, nil
+			}
+			return good, false, err
+		}
+		n := int64(binary.LittleEndian.Uint32(frame[0:]))
+		if n > maxRecord || good+frameSize+n > size {
+			return good, true, nil
+		}
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return good, true, nil
+			}
+			return good, false, err
+		}
+		if crc32.Checksum(buf, castagnoli) != binary.LittleEndian.Uint32(frame[4:]) {
+			return good, true, nil
+		}
+		if err := fn(buf); err != nil {
+			return good, false, err
+		}
+		good += frameSize + n
+	}
+}
+
+// skipSync turns every fsync into a no-op. Only tests set it, for checks that a
+// SIGKILL cannot tell apart from a real sync (the page cache survives the process).
+var skipSync atomic.Bool
+
+func fsync(f *os.File) error {
+	if skipSync.Load() {
+		return nil
+	}
+	return f.Sync()
+}
