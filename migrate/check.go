@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -14,10 +15,16 @@ import (
 )
 
 // Problem codes reported by [CheckIsolation].
+//
+// The role codes are reported for the checked role itself and for every role it can act
+// as through role membership (see [CheckIsolation]); the problem's Roles field then
+// holds the membership path.
 const (
-	ProblemRoleSuperuser   = "role-superuser"    // the app role is a superuser: RLS never applies
-	ProblemRoleBypassRLS   = "role-bypassrls"    // the app role has BYPASSRLS
+	ProblemRoleSuperuser   = "role-superuser"    // the app role is (or can act as) a superuser: RLS never applies
+	ProblemRoleBypassRLS   = "role-bypassrls"    // the app role has (or can act as a role with) BYPASSRLS
 	ProblemRoleOwnsTable   = "role-owns-table"   // the app role owns (or is a member of the owner of) a clone-owned table
+	ProblemRoleCreateRole  = "role-createrole"   // the app role has (or can act as a role with) CREATEROLE: it can grant itself any non-superuser role
+	ProblemRoleServerFiles = "role-server-files" // the app role is a member of pg_read_server_files, pg_write_server_files or pg_execute_server_program
 	ProblemTableMissing    = "table-missing"     // a clone-owned table named in the options does not exist
 	ProblemRLSDisabled     = "rls-disabled"      // row-level security is not enabled on a clone-owned table
 	ProblemRLSNotForced    = "rls-not-forced"    // enabled but not forced: the owner bypasses it
@@ -30,15 +37,23 @@ const (
 // Problem is one misconfiguration found by [CheckIsolation].
 type Problem struct {
 	Code   string // one of the Problem* constants
-	Table  string // the table concerned, "" for role problems
-	Detail string // human-readable explanation
+	Table  string // the clone-owned table concerned, if any
+	Object string // the view, materialized view or function concerned, if any
+	// Roles is, for a role problem, the membership path from the checked role to the
+	// role that holds the privilege: just the checked role when it holds it itself.
+	// For a view or function, the path from its owner to that role.
+	Roles  []string
+	Detail string // human-readable explanation naming the cause
 }
 
 func (p Problem) String() string {
-	if p.Table == "" {
-		return p.Code + ": " + p.Detail
+	switch {
+	case p.Object != "":
+		return p.Code + " [" + p.Object + "]: " + p.Detail
+	case p.Table != "":
+		return p.Code + " [" + p.Table + "]: " + p.Detail
 	}
-	return p.Code + " [" + p.Table + "]: " + p.Detail
+	return p.Code + ": " + p.Detail
 }
 
 // Report is the result of [CheckIsolation]. An empty Problems list means the database
@@ -81,18 +96,36 @@ type CheckOptions struct {
 }
 
 // CheckIsolation inspects a live PostgreSQL database and reports every misconfiguration
-// that would let the application role reach another clone's rows: the role is a
-// superuser, has BYPASSRLS or owns a clone-owned table; a role or database default that
-// presets a cloneiso.* setting for every session; a clone-owned table without
-// row-level security enabled and forced, or without a policy for the role; a policy that
-// admits rows, or raises an error, while the clone settings are unset.
+// that would let the application role reach another clone's rows:
+//
+//   - the role, or any role it can act as through membership, is a superuser, has
+//     BYPASSRLS or CREATEROLE, owns a clone-owned table, or is one of the predefined
+//     roles that read, write or execute server files;
+//   - a role or database default presets a cloneiso.* setting for every session;
+//   - a clone-owned table without row-level security enabled and forced, or without a
+//     policy for the role; a policy that admits rows, or raises an error, while the
+//     clone settings are unset; a policy that calls a function per row or a VOLATILE one;
+//   - a SECURITY DEFINER function, in any language and whatever its body, that the role
+//     can execute and whose owner has one of the privileges above (it runs as its
+//     owner, around row-level security); a view without security_invoker or a
+//     materialized view that the role can read and whose owner has one of them; a view
+//     without security_invoker or a materialized view over a clone-owned table.
+//
+// Membership is followed recursively over pg_auth_members, through every grant that
+// lets the member SET ROLE to the granted role, inherit its privileges or administer it
+// (on PostgreSQL 15 and older every grant allows SET ROLE; on 16 and newer each grant
+// carries its own set_option and inherit_option). A NOINHERIT member of a superuser is
+// as dangerous as the superuser: it only has to SET ROLE first.
 //
 // Policies are probed, not parsed: each permissive policy's USING and WITH CHECK
 // expressions are evaluated, in a read-only transaction that is rolled back, against a
 // row of random tenant and clone IDs with the settings never set (NULL) and set to ”
 // (what a connection reads after an earlier transaction set them). A fail-closed policy
-// is false in both cases. The function needs only catalog access; run it at start-up
-// with the application's own connection, and in CI.
+// is false in both cases.
+//
+// The check fails closed: if any catalog query fails, even after some of its rows were
+// read, it returns an error (kind Unavailable) and no report. It needs only catalog
+// access; run it at start-up with the application's own connection, and in CI.
 func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Report, error) {
 	const op = "migrate.CheckIsolation"
 	if opts == nil {
@@ -115,47 +148,43 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 			return nil, errs.Wrap(errs.Unavailable, op, err, "current_schema")
 		}
 	}
-	add := func(code, table, format string, args ...any) {
-		r.Problems = append(r.Problems, Problem{Code: code, Table: table, Detail: fmt.Sprintf(format, args...)})
-	}
-
-	var super, bypass bool
-	err = conn.QueryRowContext(ctx, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", r.Role).Scan(&super, &bypass)
-	if err == sql.ErrNoRows {
-		return nil, errs.New(errs.InvalidInput, op, "role %q does not exist", r.Role)
-	} else if err != nil {
+	var exists bool
+	if err := conn.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", r.Role).Scan(&exists); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "read role")
 	}
-	if super {
-		add(ProblemRoleSuperuser, "", "role %s is a superuser; row-level security never applies to it", r.Role)
+	if !exists {
+		return nil, errs.New(errs.InvalidInput, op, "role %q does not exist", r.Role)
 	}
-	if bypass {
-		add(ProblemRoleBypassRLS, "", "role %s has BYPASSRLS; row-level security never applies to it", r.Role)
+	add := func(p Problem, format string, args ...any) {
+		p.Detail = fmt.Sprintf(format, args...)
+		r.Problems = append(r.Problems, p)
+	}
+	addTable := func(code, table, format string, args ...any) {
+		add(Problem{Code: code, Table: table}, format, args...)
 	}
 
 	// A default (ALTER ROLE/DATABASE ... SET cloneiso.clone_id = ...) would scope every
 	// session that forgot to scope itself to one clone: fail open for that clone.
 	var defaults []string
-	rows, err := conn.QueryContext(ctx, `
+	err = each(ctx, conn, `
 		SELECT unnest(s.setconfig) FROM pg_db_role_setting s
 		WHERE (s.setrole = 0 OR s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1))
-		  AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))`, r.Role)
+		  AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+		[]any{r.Role}, func(rows *sql.Rows) error {
+			var kv string
+			if err := rows.Scan(&kv); err != nil {
+				return err
+			}
+			if strings.HasPrefix(kv, "cloneiso.") {
+				defaults = append(defaults, kv)
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "read default settings")
 	}
-	for rows.Next() {
-		var kv string
-		if err := rows.Scan(&kv); err != nil {
-			rows.Close()
-			return nil, errs.Wrap(errs.Unavailable, op, err, "read default settings")
-		}
-		if strings.HasPrefix(kv, "cloneiso.") {
-			defaults = append(defaults, kv)
-		}
-	}
-	rows.Close()
 	for _, kv := range defaults {
-		add(ProblemDefaultSetting, "", "a role or database default sets %s for every session; remove it with ALTER ROLE/DATABASE ... RESET", kv)
+		add(Problem{Code: ProblemDefaultSetting}, "a role or database default sets %s for every session; remove it with ALTER ROLE/DATABASE ... RESET", kv)
 	}
 
 	// The tables: the SDK's, the caller's, and any other with both scope columns.
@@ -164,23 +193,23 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 		exempt = []string{"audit_events", "clone_grants"}
 	}
 	want := append(CloneOwnedTables(), opts.Tables...)
-	rows, err = conn.QueryContext(ctx, `
+	err = each(ctx, conn, `
 		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
 		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'clone_id' AND NOT a.attisdropped)`, r.Schema)
+		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'clone_id' AND NOT a.attisdropped)
+		ORDER BY c.relname`,
+		[]any{r.Schema}, func(rows *sql.Rows) error {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				return err
+			}
+			want = append(want, t)
+			return nil
+		})
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "list tables")
 	}
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return nil, errs.Wrap(errs.Unavailable, op, err, "list tables")
-		}
-		want = append(want, t)
-	}
-	rows.Close()
 	sort.Strings(want)
 	want = slices.Compact(want)
 	for _, t := range want {
@@ -189,37 +218,70 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 		}
 	}
 
+	// The role graph: who can act as whom, and which roles hold a dangerous privilege.
+	g, err := loadRoleGraph(ctx, conn, r.Schema, r.Tables)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "read roles and memberships")
+	}
+	app, ok := g.byName[r.Role]
+	if !ok {
+		return nil, errs.Wrap(errs.Unavailable, op, fmt.Errorf("role %q vanished while checking", r.Role), "read roles")
+	}
+	reach := g.reach(app)
+	for _, rr := range reach {
+		for _, d := range g.dangers(rr.oid) {
+			p := Problem{Code: d.code, Table: d.table, Roles: g.names(rr.path)}
+			add(p, "%s: %s", g.describe(rr, d.what), d.why)
+		}
+	}
+
 	for _, t := range r.Tables {
-		if err := checkTable(ctx, conn, r, t, add); err != nil {
+		if err := checkTable(ctx, conn, r, t, addTable); err != nil {
 			return nil, errs.Wrap(errs.Unavailable, op, err, "check table %s", t)
 		}
 	}
-	if err := checkObjects(ctx, conn, r, add); err != nil {
+	if err := checkObjects(ctx, conn, r, g, reach, add); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "check views and functions")
 	}
 	return r, nil
+}
+
+// each runs query on conn and calls scan for every row. It fails on any error,
+// including one that ends the iteration early (rows.Err): a check must never pass
+// having seen fewer rows than the catalog holds.
+func each(ctx context.Context, conn *sql.Conn, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, add func(code, table, format string, args ...any)) error {
 	var (
 		oid            int64
 		enabled, force bool
-		owned          bool
 		owner          string
 	)
+	// Ownership, direct or through membership, is judged with the role graph.
 	err := conn.QueryRowContext(ctx, `
-		SELECT c.oid, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner),
-		       pg_has_role($3, c.relowner, 'MEMBER')
+		SELECT c.oid, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2`, r.Schema, table, r.Role).Scan(&oid, &enabled, &force, &owner, &owned)
+		WHERE n.nspname = $1 AND c.relname = $2`, r.Schema, table).Scan(&oid, &enabled, &force, &owner)
 	if err == sql.ErrNoRows {
 		add(ProblemTableMissing, table, "table %s.%s does not exist", r.Schema, table)
 		return nil
 	} else if err != nil {
 		return err
-	}
-	if owned {
-		add(ProblemRoleOwnsTable, table, "role %s owns the table (owner %s)", r.Role, owner)
 	}
 	if !enabled {
 		add(ProblemRLSDisabled, table, "row-level security is not enabled")
@@ -230,28 +292,24 @@ func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, ad
 	}
 
 	// Permissive policies that apply to the role for reading or writing.
-	rows, err := conn.QueryContext(ctx, `
+	type policy struct{ name, cmd, using, check string }
+	var policies []policy
+	err = each(ctx, conn, `
 		SELECT p.polname, p.polcmd, coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
 		       coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
 		FROM pg_policy p
 		WHERE p.polrelid = $1 AND p.polpermissive
 		  AND (0 = ANY (p.polroles) OR EXISTS (
-		        SELECT 1 FROM unnest(p.polroles) AS pr(oid) WHERE pg_has_role($2, pr.oid, 'MEMBER')))`, oid, r.Role)
+		        SELECT 1 FROM unnest(p.polroles) AS pr(oid) WHERE pg_has_role($2, pr.oid, 'MEMBER')))`,
+		[]any{oid, r.Role}, func(rows *sql.Rows) error {
+			var p policy
+			if err := rows.Scan(&p.name, &p.cmd, &p.using, &p.check); err != nil {
+				return err
+			}
+			policies = append(policies, p)
+			return nil
+		})
 	if err != nil {
-		return err
-	}
-	type policy struct{ name, cmd, using, check string }
-	var policies []policy
-	for rows.Next() {
-		var p policy
-		if err := rows.Scan(&p.name, &p.cmd, &p.using, &p.check); err != nil {
-			rows.Close()
-			return err
-		}
-		policies = append(policies, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	if len(policies) == 0 {
@@ -268,7 +326,10 @@ func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, ad
 				// one without USING (INSERT-only) has nothing to read.
 				continue
 			}
-			open, probeErr := probe(ctx, conn, r.Schema, table, e.expr)
+			open, probeErr, err := probe(ctx, conn, r.Schema, table, e.expr)
+			if err != nil {
+				return err
+			}
 			switch {
 			case probeErr != nil:
 				add(ProblemPolicyErrors, table, "policy %s %s raises an error with the clone settings unset: %v", p.name, e.kind, probeErr)
@@ -282,13 +343,15 @@ func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, ad
 
 // probe evaluates a policy expression against a row of random tenant and clone IDs with
 // the clone settings unset; it returns how they were unset when the row was admitted.
-func probe(ctx context.Context, conn *sql.Conn, schema, table, expr string) (string, error) {
+// An error PostgreSQL raised while evaluating the expression is the policy's
+// (policyErr); any other failure (connection, transaction) is err, and fails the check.
+func probe(ctx context.Context, conn *sql.Conn, schema, table, expr string) (open string, policyErr, err error) {
 	qt := pq.QuoteIdentifier(schema) + "." + pq.QuoteIdentifier(table)
 	q := "SELECT coalesce((" + expr + ")::boolean, false) FROM jsonb_populate_record(NULL::" + qt +
 		", jsonb_build_object('tenant_id', gen_random_uuid(), 'clone_id', gen_random_uuid())) AS " + pq.QuoteIdentifier(table)
 	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer tx.Rollback()
 	// First as the connection finds them (NULL unless set earlier on this connection),
@@ -296,16 +359,246 @@ func probe(ctx context.Context, conn *sql.Conn, schema, table, expr string) (str
 	for _, how := range []string{"never set (NULL)", "empty ('')"} {
 		if how != "never set (NULL)" {
 			if _, err := tx.ExecContext(ctx, "SELECT set_config('cloneiso.tenant_id', '', true), set_config('cloneiso.clone_id', '', true)"); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		}
 		var admitted bool
 		if err := tx.QueryRowContext(ctx, q).Scan(&admitted); err != nil {
-			return "", err
+			if isExpressionError(err) {
+				return "", err, nil
+			}
+			return "", nil, err
 		}
 		if admitted {
-			return how, nil
+			return how, nil, nil
 		}
 	}
-	return "", nil
+	return "", nil, nil
+}
+
+// isExpressionError reports whether err is an error PostgreSQL raised evaluating an
+// expression, as opposed to a failure of the connection, the transaction or the server
+// (classes 08, 25, 40, 53, 57, 58, XX), which must fail the check instead.
+func isExpressionError(err error) bool {
+	var pe *pq.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch string(pe.Code.Class()) {
+	case "08", "25", "40", "53", "57", "58", "XX":
+		return false
+	}
+	return true
+}
+
+// serverFileRoles are the predefined roles that reach the server's files or programs,
+// and so every table's data, around row-level security.
+var serverFileRoles = []string{"pg_read_server_files", "pg_write_server_files", "pg_execute_server_program"}
+
+// roleInfo is one role of pg_roles.
+type roleInfo struct {
+	name                         string
+	super, bypassRLS, createRole bool
+}
+
+// roleGrant is one row of pg_auth_members, seen from the member: it is a member of
+// group, and the grant lets it SET ROLE to group, inherit group's privileges, or
+// administer (grant) group.
+type roleGrant struct {
+	group               int64
+	set, inherit, admin bool
+}
+
+func (e roleGrant) String() string {
+	set, inherit := "can SET ROLE", "inherits its privileges"
+	if !e.set {
+		set = "cannot SET ROLE"
+	}
+	if !e.inherit {
+		inherit = "does not inherit"
+	}
+	if e.admin {
+		return set + ", " + inherit + ", WITH ADMIN OPTION"
+	}
+	return set + ", " + inherit
+}
+
+// roleGraph is the cluster's roles and grants, and who owns the clone-owned tables.
+type roleGraph struct {
+	roles  map[int64]roleInfo
+	byName map[string]int64
+	grants map[int64][]roleGrant // by member, ordered by group name
+	owns   map[int64][]string    // role -> clone-owned tables it owns, sorted
+}
+
+// roleReach is a role reachable from a start role, with the shortest path of grants.
+type roleReach struct {
+	oid  int64
+	path []int64     // from the start role to oid, both included
+	via  []roleGrant // the grants followed: len(path)-1
+}
+
+// roleDanger is a privilege of one role that defeats row-level security.
+type roleDanger struct {
+	code, table string
+	what        string // completes "role X ..."
+	why         string
+}
+
+// loadRoleGraph reads every role, every grant and the owners of tables.
+func loadRoleGraph(ctx context.Context, conn *sql.Conn, schema string, tables []string) (*roleGraph, error) {
+	g := &roleGraph{roles: map[int64]roleInfo{}, byName: map[string]int64{}, grants: map[int64][]roleGrant{}, owns: map[int64][]string{}}
+	err := each(ctx, conn, `SELECT oid::int8, rolname, rolsuper, rolbypassrls, rolcreaterole FROM pg_roles`, nil,
+		func(rows *sql.Rows) error {
+			var (
+				oid int64
+				ri  roleInfo
+			)
+			if err := rows.Scan(&oid, &ri.name, &ri.super, &ri.bypassRLS, &ri.createRole); err != nil {
+				return err
+			}
+			g.roles[oid], g.byName[ri.name] = ri, oid
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	// PostgreSQL 16 gave each grant its own set_option and inherit_option. Reading them
+	// through to_jsonb keeps one query for 15 and newer: on 15 the columns are absent,
+	// every grant allows SET ROLE, and the member's rolinherit decides inheritance.
+	err = each(ctx, conn, `
+		SELECT m.member::int8, m.roleid::int8, m.admin_option,
+		       coalesce((to_jsonb(m) ->> 'set_option')::boolean, true),
+		       coalesce((to_jsonb(m) ->> 'inherit_option')::boolean, r.rolinherit)
+		FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member`, nil,
+		func(rows *sql.Rows) error {
+			var (
+				member int64
+				e      roleGrant
+			)
+			if err := rows.Scan(&member, &e.group, &e.admin, &e.set, &e.inherit); err != nil {
+				return err
+			}
+			g.grants[member] = append(g.grants[member], e)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	for m := range g.grants {
+		slices.SortStableFunc(g.grants[m], func(a, b roleGrant) int { return strings.Compare(g.name(a.group), g.name(b.group)) })
+	}
+	err = each(ctx, conn, `
+		SELECT c.relowner::int8, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = ANY($2) ORDER BY c.relname`, []any{schema, pq.Array(tables)},
+		func(rows *sql.Rows) error {
+			var (
+				owner int64
+				table string
+			)
+			if err := rows.Scan(&owner, &table); err != nil {
+				return err
+			}
+			g.owns[owner] = append(g.owns[owner], table)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *roleGraph) name(oid int64) string {
+	if ri, ok := g.roles[oid]; ok {
+		return ri.name
+	}
+	return fmt.Sprintf("(role %d)", oid)
+}
+
+func (g *roleGraph) names(oids []int64) []string {
+	out := make([]string, len(oids))
+	for i, o := range oids {
+		out[i] = g.name(o)
+	}
+	return out
+}
+
+// reach returns start and every role it can act as, breadth first (shortest paths).
+// A grant is followed if it allows anything: SET ROLE, inheritance, or ADMIN (with
+// which the member can grant the role to itself). Mixed paths count too: a member that
+// can SET ROLE to a role inherits, after SET ROLE, whatever that role inherits.
+func (g *roleGraph) reach(start int64) []roleReach {
+	out := []roleReach{{oid: start, path: []int64{start}}}
+	seen := map[int64]bool{start: true}
+	for i := 0; i < len(out); i++ {
+		cur := out[i]
+		for _, e := range g.grants[cur.oid] {
+			if seen[e.group] || !(e.set || e.inherit || e.admin) {
+				continue
+			}
+			seen[e.group] = true
+			out = append(out, roleReach{
+				oid:  e.group,
+				path: append(slices.Clone(cur.path), e.group),
+				via:  append(slices.Clone(cur.via), e),
+			})
+		}
+	}
+	return out
+}
+
+// dangers lists the privileges of role oid itself that defeat row-level security.
+func (g *roleGraph) dangers(oid int64) []roleDanger {
+	ri := g.roles[oid]
+	var out []roleDanger
+	if ri.super {
+		out = append(out, roleDanger{code: ProblemRoleSuperuser, what: "is a superuser",
+			why: "row-level security never applies to a superuser"})
+	}
+	if ri.bypassRLS {
+		out = append(out, roleDanger{code: ProblemRoleBypassRLS, what: "has BYPASSRLS",
+			why: "row-level security never applies to it"})
+	}
+	if ri.createRole {
+		out = append(out, roleDanger{code: ProblemRoleCreateRole, what: "has CREATEROLE",
+			why: "it can grant itself any non-superuser role (a table owner, a BYPASSRLS role, pg_execute_server_program) and then SET ROLE to it"})
+	}
+	for _, t := range g.owns[oid] {
+		out = append(out, roleDanger{code: ProblemRoleOwnsTable, table: t, what: "owns table " + t,
+			why: "an owner can disable or un-force row-level security and drop or replace its policies"})
+	}
+	if slices.Contains(serverFileRoles, ri.name) {
+		out = append(out, roleDanger{code: ProblemRoleServerFiles, what: "is the predefined role " + ri.name,
+			why: "it reads or writes the server's files, or runs programs as the server's operating-system user, around every check of the database"})
+	}
+	return out
+}
+
+// describe says how the start role of rr reaches rr's role and what that role is:
+// "role app is a member of cloneiso_owner (can SET ROLE, ...), which owns table insights".
+func (g *roleGraph) describe(rr roleReach, what string) string {
+	var b strings.Builder
+	b.WriteString("role " + g.name(rr.path[0]))
+	for i, e := range rr.via {
+		if i > 0 {
+			b.WriteString(", which")
+		}
+		fmt.Fprintf(&b, " is a member of %s (%s)", g.name(e.group), e)
+	}
+	if len(rr.via) > 0 {
+		b.WriteString(", which")
+	}
+	b.WriteString(" " + what)
+	return b.String()
+}
+
+// firstDanger returns the nearest role reachable from oid (oid included) that holds a
+// privilege defeating row-level security, and that privilege.
+func (g *roleGraph) firstDanger(oid int64) (roleReach, roleDanger, bool) {
+	for _, rr := range g.reach(oid) {
+		if d := g.dangers(rr.oid); len(d) > 0 {
+			return rr, d[0], true
+		}
+	}
+	return roleReach{}, roleDanger{}, false
 }

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 
 	"github.com/lib/pq"
@@ -16,12 +17,16 @@ const (
 	ProblemPolicyPerRowCall = "policy-per-row-call"
 	// A policy calls a VOLATILE function.
 	ProblemPolicyVolatile = "policy-volatile-function"
-	// A view over a clone-owned table runs with its owner's rights (no
-	// security_invoker), so RLS is checked against the owner: it can leak every clone.
+	// A view runs with its owner's rights (no security_invoker), so RLS is checked
+	// against the owner: over a clone-owned table, or owned by a role that bypasses
+	// RLS and readable by the app role, it can leak every clone.
 	ProblemViewNotInvoker = "view-not-security-invoker"
-	// A materialized view copies clone-owned rows out of reach of RLS.
+	// A materialized view copies rows out of reach of RLS: over a clone-owned table, or
+	// owned by a role that bypasses RLS and readable by the app role.
 	ProblemMaterializedView = "materialized-view"
-	// A SECURITY DEFINER function reads a clone-owned table with its owner's rights.
+	// A SECURITY DEFINER function the app role can execute runs as an owner that
+	// bypasses row-level security (superuser, BYPASSRLS, owner of a clone-owned table,
+	// or a member of one).
 	ProblemSecurityDefiner = "security-definer-function"
 )
 
@@ -94,27 +99,22 @@ func isDigitByte(c byte) bool { return '0' <= c && c <= '9' }
 // checkPolicyCalls reports policies of table (oid) that call functions per row or call
 // VOLATILE functions.
 func checkPolicyCalls(ctx context.Context, conn *sql.Conn, table string, oid int64, add func(code, table, format string, args ...any)) error {
-	rows, err := conn.QueryContext(ctx, `
-		SELECT p.oid, p.polname, coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
-		FROM pg_policy p WHERE p.polrelid = $1`, oid)
-	if err != nil {
-		return err
-	}
 	type pol struct {
 		oid                int64
 		name, using, check string
 	}
 	var pols []pol
-	for rows.Next() {
+	err := each(ctx, conn, `
+		SELECT p.oid, p.polname, coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
+		FROM pg_policy p WHERE p.polrelid = $1`, []any{oid}, func(rows *sql.Rows) error {
 		var p pol
 		if err := rows.Scan(&p.oid, &p.name, &p.using, &p.check); err != nil {
-			rows.Close()
 			return err
 		}
 		pols = append(pols, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	for _, p := range pols {
@@ -125,21 +125,20 @@ func checkPolicyCalls(ctx context.Context, conn *sql.Conn, table string, oid int
 			}
 		}
 		var volatile []string
-		vrows, err := conn.QueryContext(ctx, `
+		err := each(ctx, conn, `
 			SELECT DISTINCT f.oid::regprocedure::text FROM pg_depend d JOIN pg_proc f ON f.oid = d.refobjid
-			WHERE d.classid = 'pg_policy'::regclass AND d.objid = $1 AND d.refclassid = 'pg_proc'::regclass AND f.provolatile = 'v'`, p.oid)
-		if err != nil {
-			return err
-		}
-		for vrows.Next() {
+			WHERE d.classid = 'pg_policy'::regclass AND d.objid = $1 AND d.refclassid = 'pg_proc'::regclass AND f.provolatile = 'v'
+			ORDER BY 1`, []any{p.oid}, func(rows *sql.Rows) error {
 			var f string
-			if err := vrows.Scan(&f); err != nil {
-				vrows.Close()
+			if err := rows.Scan(&f); err != nil {
 				return err
 			}
 			volatile = append(volatile, f)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		vrows.Close()
 		if len(volatile) > 0 {
 			add(ProblemPolicyVolatile, table, "policy %s calls VOLATILE %s", p.name, strings.Join(volatile, ", "))
 		}
@@ -147,13 +146,141 @@ func checkPolicyCalls(ctx context.Context, conn *sql.Conn, table string, oid int
 	return nil
 }
 
-// checkObjects reports views, materialized views and SECURITY DEFINER functions that
-// read clone-owned tables around row-level security.
-func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, add func(code, table, format string, args ...any)) error {
-	tables := pq.Array(r.Tables)
-	rows, err := conn.QueryContext(ctx, `
+// checkObjects reports the views, materialized views and SECURITY DEFINER functions
+// through which the checked role reads rows around row-level security.
+//
+// They are judged by owner and privilege, never by their text (dynamic SQL hides the
+// tables a body reads): a SECURITY DEFINER function runs as its owner, a view without
+// security_invoker reads its tables as its owner, and a materialized view holds what its
+// owner read when it was refreshed. Any of them is a finding when the checked role (or
+// any role it can act as, see [roleGraph.reach]) may execute or read it and its owner
+// can act as a superuser, a BYPASSRLS or CREATEROLE role, an owner of a clone-owned
+// table, or a server-files role. Independently of owners, a view without
+// security_invoker or a materialized view over a clone-owned table is reported, since
+// either one stops row-level security from being checked against the reader.
+func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, reach []roleReach, add func(p Problem, format string, args ...any)) error {
+	actors := make([]int64, len(reach))
+	for i, rr := range reach {
+		actors[i] = rr.oid
+	}
+	// how says how the checked role gets a privilege granted to grantees (0 is PUBLIC).
+	how := func(grantees []int64) string {
+		switch {
+		case slices.Contains(grantees, actors[0]):
+			return "(granted to it)"
+		case slices.Contains(grantees, 0):
+			return "through PUBLIC"
+		}
+		for _, rr := range reach[1:] {
+			if slices.Contains(grantees, rr.oid) {
+				return "through its membership in " + g.name(rr.oid)
+			}
+		}
+		return "through a column-level grant"
+	}
+	type ownerVerdict struct {
+		rr     roleReach
+		d      roleDanger
+		unsafe bool
+	}
+	verdicts := map[int64]ownerVerdict{}
+	danger := func(owner int64) ownerVerdict {
+		v, ok := verdicts[owner]
+		if !ok {
+			v.rr, v.d, v.unsafe = g.firstDanger(owner)
+			verdicts[owner] = v
+		}
+		return v
+	}
+
+	// SECURITY DEFINER functions and procedures, in any schema and any language.
+	type definer struct {
+		fn, lang string
+		owner    int64
+		grantees pq.Int64Array
+	}
+	var definers []definer
+	err := each(ctx, conn, `
+		SELECT f.oid::regprocedure::text, l.lanname, f.proowner::int8,
+		       ARRAY(SELECT a.grantee::int8 FROM aclexplode(coalesce(f.proacl, acldefault('f', f.proowner))) a
+		             WHERE a.privilege_type = 'EXECUTE' ORDER BY 1)
+		FROM pg_proc f JOIN pg_language l ON l.oid = f.prolang
+		WHERE f.prosecdef
+		  AND EXISTS (SELECT 1 FROM unnest($1::int8[]) AS a(oid) WHERE has_function_privilege(a.oid::oid, f.oid, 'EXECUTE'))
+		ORDER BY 1`, []any{pq.Array(actors)}, func(rows *sql.Rows) error {
+		var d definer
+		if err := rows.Scan(&d.fn, &d.lang, &d.owner, &d.grantees); err != nil {
+			return err
+		}
+		definers = append(definers, d)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range definers {
+		if v := danger(d.owner); v.unsafe {
+			add(Problem{Code: ProblemSecurityDefiner, Object: d.fn, Table: v.d.table, Roles: g.names(v.rr.path)},
+				"SECURITY DEFINER function %s (LANGUAGE %s) runs as its owner, and %s; role %s can EXECUTE it %s, so whatever its body says it can read every clone's rows",
+				d.fn, d.lang, g.describe(v.rr, v.d.what), r.Role, how(d.grantees))
+		}
+	}
+
+	// Views and materialized views the role can read, outside PostgreSQL's own schemas.
+	type view struct {
+		name, kind string
+		owner      int64
+		invoker    bool
+		grantees   pq.Int64Array
+	}
+	var views []view
+	err = each(ctx, conn, `
+		SELECT n.nspname || '.' || v.relname, v.relkind::text, v.relowner::int8,
+		       coalesce((SELECT o.option_value::boolean FROM pg_options_to_table(v.reloptions) o
+		                 WHERE o.option_name = 'security_invoker'), false),
+		       ARRAY(SELECT a.grantee::int8 FROM aclexplode(coalesce(v.relacl, acldefault('r', v.relowner))) a
+		             WHERE a.privilege_type = 'SELECT' ORDER BY 1)
+		FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
+		WHERE v.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		  AND EXISTS (SELECT 1 FROM unnest($1::int8[]) AS a(oid) WHERE has_any_column_privilege(a.oid::oid, v.oid, 'SELECT'))
+		ORDER BY 1`, []any{pq.Array(actors)}, func(rows *sql.Rows) error {
+		var v view
+		if err := rows.Scan(&v.name, &v.kind, &v.owner, &v.invoker, &v.grantees); err != nil {
+			return err
+		}
+		views = append(views, v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	reported := map[string]bool{}
+	for _, v := range views {
+		if v.kind == "v" && v.invoker {
+			continue // row-level security is checked against the reader
+		}
+		ov := danger(v.owner)
+		if !ov.unsafe {
+			continue
+		}
+		reported[v.name] = true
+		p := Problem{Code: ProblemViewNotInvoker, Object: v.name, Table: ov.d.table, Roles: g.names(ov.rr.path)}
+		if v.kind == "m" {
+			p.Code = ProblemMaterializedView
+			add(p, "materialized view %s holds what its owner read when it was refreshed, and %s; role %s can SELECT it %s",
+				v.name, g.describe(ov.rr, ov.d.what), r.Role, how(v.grantees))
+			continue
+		}
+		add(p, "view %s reads its tables as its owner (no security_invoker), and %s; role %s can SELECT it %s; set security_invoker = true",
+			v.name, g.describe(ov.rr, ov.d.what), r.Role, how(v.grantees))
+	}
+
+	// Any view or materialized view over a clone-owned table, whoever owns it and
+	// whoever may read it: it takes the table out of the reader's row-level security.
+	return each(ctx, conn, `
 		SELECT DISTINCT vn.nspname || '.' || v.relname, v.relkind::text, t.relname,
-		       coalesce(array_to_string(v.reloptions, ','), '')
+		       coalesce((SELECT o.option_value::boolean FROM pg_options_to_table(v.reloptions) o
+		                 WHERE o.option_name = 'security_invoker'), false)
 		FROM pg_class v
 		JOIN pg_namespace vn ON vn.oid = v.relnamespace
 		JOIN pg_rewrite rw ON rw.ev_class = v.oid
@@ -161,48 +288,23 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, add func(code,
 		JOIN pg_class t ON t.oid = d.refobjid
 		JOIN pg_namespace tn ON tn.oid = t.relnamespace
 		WHERE v.relkind IN ('v', 'm') AND tn.nspname = $1 AND t.relname = ANY($2) AND t.oid <> v.oid
-		ORDER BY 1`, r.Schema, tables)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var view, kind, table, opts string
-		if err := rows.Scan(&view, &kind, &table, &opts); err != nil {
-			rows.Close()
+		ORDER BY 1, 3`, []any{r.Schema, pq.Array(r.Tables)}, func(rows *sql.Rows) error {
+		var (
+			view, kind, table string
+			invoker           bool
+		)
+		if err := rows.Scan(&view, &kind, &table, &invoker); err != nil {
 			return err
 		}
 		switch {
+		case reported[view]:
 		case kind == "m":
-			add(ProblemMaterializedView, table, "materialized view %s copies rows of %s where row-level security does not apply", view, table)
-		case !strings.Contains(opts, "security_invoker=true") && !strings.Contains(opts, "security_invoker=on"):
-			add(ProblemViewNotInvoker, table, "view %s reads %s with its owner's rights; set security_invoker = true", view, table)
+			add(Problem{Code: ProblemMaterializedView, Table: table, Object: view},
+				"materialized view %s copies rows of %s where row-level security does not apply", view, table)
+		case !invoker:
+			add(Problem{Code: ProblemViewNotInvoker, Table: table, Object: view},
+				"view %s reads %s with its owner's rights; set security_invoker = true", view, table)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// SECURITY DEFINER functions outside the system schemas whose body names a
-	// clone-owned table (by text for PL/pgSQL and SQL bodies, by dependency for
-	// SQL-standard bodies).
-	rows, err = conn.QueryContext(ctx, `
-		SELECT DISTINCT f.oid::regprocedure::text, t
-		FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace, unnest($1::text[]) AS t
-		WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-		  AND (f.prosrc ~* ('\m' || t || '\M') OR EXISTS (
-		        SELECT 1 FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid
-		        WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid AND d.refclassid = 'pg_class'::regclass AND c.relname = t))
-		ORDER BY 1, 2`, tables)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var fn, table string
-		if err := rows.Scan(&fn, &table); err != nil {
-			return err
-		}
-		add(ProblemSecurityDefiner, table, "SECURITY DEFINER function %s reads %s with its owner's rights, around row-level security", fn, table)
-	}
-	return rows.Err()
+		return nil
+	})
 }
