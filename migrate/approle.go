@@ -12,7 +12,8 @@ import (
 // read on audit_events (never update, delete or truncate), read and advance the audit
 // chain heads, insert, read and revoke (update) break-glass grants but never delete
 // them, nothing on the migration
-// version table. The role must not own the tables, be a superuser or have BYPASSRLS;
+// version table. The role must not own the tables, be a superuser or have BYPASSRLS or
+// CREATEROLE, nor be a member of a role that does (it could SET ROLE to it);
 // [CheckIsolation] verifies that. Run the statements as the schema owner after every
 // migration that adds a table. Create the role itself first, for example:
 //

@@ -2,18 +2,33 @@
 // one clone reach another's data, at start-up or from the command line
 // (cmd/cloneiso-doctor):
 //
-//   - the database (through migrate.CheckIsolation): the application role is an owner,
-//     a superuser or has BYPASSRLS; a clone-owned table without forced row-level
-//     security; a policy that admits rows with no clone setting, calls a function per
-//     row or a VOLATILE one; a view without security_invoker, a materialized view, a
-//     SECURITY DEFINER function over clone-owned tables; a preset clone setting;
+//   - the database (through migrate.CheckIsolation), judged for the application role
+//     and for every role it can act as through role membership — SET ROLE or inherited
+//     privileges, directly or nested, on PostgreSQL 15 and newer: a superuser, a
+//     BYPASSRLS or CREATEROLE role, an owner of a clone-owned table, a role that reads,
+//     writes or executes server files; a SECURITY DEFINER function (any language, any
+//     body) the role can execute whose owner is one of those, and likewise a view
+//     without security_invoker or a materialized view it can read; a view without
+//     security_invoker or a materialized view over a clone-owned table; a clone-owned
+//     table without forced row-level security; a policy that admits rows with no clone
+//     setting, calls a function per row or a VOLATILE one; a preset clone setting;
 //   - the object bucket: anonymous listing allowed, or a bucket policy that allows
 //     everyone;
 //   - the Pinecone index: vectors in the default namespace (every clone's vectors
 //     must live in its own);
 //   - the JWT configuration: issuer or audience not pinned.
 //
-// Each check runs only for the parts given in [Config]; the report lists every finding.
+// Each finding names its cause: the membership path and the privilege at its end
+// ("role app is a member of cloneiso_owner (can SET ROLE, inherits its privileges),
+// which owns table insights"), the object and its owner ("SECURITY DEFINER function
+// peek() ... runs as its owner, and role postgres is a superuser; role app can EXECUTE
+// it through PUBLIC"). Objects are judged by owner and privilege, never by their text:
+// dynamic SQL hides the tables a body reads.
+//
+// Every check fails closed: when one cannot run to the end (a catalog query failing
+// part-way, an S3 probe answered with anything but a refusal), [Check] returns an error,
+// never a clean report. Each check runs only for the parts given in [Config]; the
+// report lists every finding.
 package doctor
 
 import (
@@ -22,11 +37,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
@@ -109,7 +126,10 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 		}
 		for _, p := range rep.Problems {
 			detail := p.Detail
-			if p.Table != "" {
+			switch {
+			case p.Object != "":
+				detail = p.Object + ": " + detail
+			case p.Table != "":
 				detail = p.Table + ": " + detail
 			}
 			add("database", p.Code, "%s", detail)
@@ -148,11 +168,20 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 	return r, nil
 }
 
-// checkBucket tries to list the bucket without credentials and reads its policy.
+// checkBucket tries to list the bucket without credentials and reads its policy. The
+// anonymous listing must be refused (HTTP 401 or 403): any other failure means the
+// probe proved nothing, and is an error rather than a pass.
 func checkBucket(ctx context.Context, c *s3.Client, bucket string, add func(area, code, format string, args ...any)) error {
 	anon := s3.New(c.Options(), func(o *s3.Options) { o.Credentials = aws.AnonymousCredentials{} })
-	if _, err := anon.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1)}); err == nil {
+	_, err := anon.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1)})
+	var re *smithyhttp.ResponseError
+	switch {
+	case err == nil:
 		add("bucket", BucketAnonymousList, "anyone can list bucket %s without credentials", bucket)
+	case errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusForbidden || re.HTTPStatusCode() == http.StatusUnauthorized):
+		// Refused: as it should be.
+	default:
+		return fmt.Errorf("anonymous listing probe was neither allowed nor refused: %w", err)
 	}
 	out, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(bucket)})
 	var ae smithy.APIError
