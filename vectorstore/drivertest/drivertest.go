@@ -3,8 +3,13 @@
 // vectorstore/driver) and through the portable vectorstore.Index (validation, clone
 // scoping, post-checks and isolation between clones).
 //
-// The suite expects reads to see earlier writes at once, as the embedded index and the
-// Pinecone emulator do; real Pinecone is eventually consistent and is not run with it.
+// By default the suite expects reads to see earlier writes at once, as the embedded
+// index does. For an eventually consistent backend (Pinecone, or the Pinecone emulator
+// with a lag) run it with [RunConformanceTestsWith] and Options.Eventual: every check
+// of a read that follows a write is then retried until it holds or Options.Wait has
+// passed, and the test log says which checks lag made wait. Checks that something is
+// absent are made only after the suite has seen the data present, so a lagging backend
+// cannot pass them by being behind.
 //
 // A backend's test calls:
 //
@@ -31,6 +36,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
@@ -45,11 +51,86 @@ type Open func(t *testing.T, dim int) driver.Index
 // Dim is the dimension the suite uses.
 const Dim = 4
 
-// RunConformanceTests runs the whole suite against the drivers returned by open.
-func RunConformanceTests(t *testing.T, open Open) {
-	t.Run("Driver", func(t *testing.T) { runDriverTests(t, open) })
-	t.Run("Scoped", func(t *testing.T) { runScopedTests(t, open) })
-	t.Run("Isolation", func(t *testing.T) { runIsolationTests(t, open) })
+// Options configure a conformance run. Nil means a strongly consistent backend.
+type Options struct {
+	// Eventual says that reads may lag writes: checks of reads that follow writes are
+	// retried until they hold or Wait has passed.
+	Eventual bool
+	// Wait bounds how long one check is retried; 0 means 2 minutes.
+	Wait time.Duration
+	// PollInterval is the pause between two tries of a check; 0 means none (right for
+	// the Pinecone emulator, whose lag is counted in requests). Use about a second for
+	// a real Pinecone index.
+	PollInterval time.Duration
+}
+
+// RunConformanceTests runs the whole suite against the drivers returned by open, which
+// must make reads see earlier writes at once.
+func RunConformanceTests(t *testing.T, open Open) { RunConformanceTestsWith(t, open, nil) }
+
+// RunConformanceTestsWith runs the whole suite against the drivers returned by open,
+// configured by opts.
+func RunConformanceTestsWith(t *testing.T, open Open, opts *Options) {
+	c := &config{wait: 2 * time.Minute}
+	if opts != nil {
+		c.eventual, c.poll = opts.Eventual, opts.PollInterval
+		if opts.Wait > 0 {
+			c.wait = opts.Wait
+		}
+	}
+	t.Run("Driver", func(t *testing.T) { runDriverTests(t, open, c) })
+	t.Run("Scoped", func(t *testing.T) { runScopedTests(t, open, c) })
+	t.Run("Isolation", func(t *testing.T) { runIsolationTests(t, open, c) })
+}
+
+// config is one run's consistency model.
+type config struct {
+	eventual bool
+	wait     time.Duration
+	poll     time.Duration
+}
+
+// eventually runs check, a read and its assertions, until it returns nil; on a
+// strongly consistent backend only once. It fails the test with the last error if
+// the check does not hold within the configured wait, and logs how long lag made it
+// wait.
+func (c *config) eventually(t testing.TB, what string, check func() error) {
+	t.Helper()
+	if err := c.await(t.Context(), what, check, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// await is eventually for code that must not call t.Fatal (other goroutines).
+func (c *config) await(ctx context.Context, what string, check func() error, logf func(string, ...any)) error {
+	err := check()
+	if err == nil {
+		return nil
+	}
+	if !c.eventual {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	start := time.Now()
+	deadline := start.Add(c.wait)
+	tries := 1
+	for err != nil && time.Now().Before(deadline) {
+		if c.poll > 0 {
+			tm := time.NewTimer(c.poll)
+			select {
+			case <-ctx.Done():
+				tm.Stop()
+				return fmt.Errorf("%s: %v (last: %w)", what, ctx.Err(), err)
+			case <-tm.C:
+			}
+		}
+		tries++
+		err = check()
+	}
+	if err != nil {
+		return fmt.Errorf("%s: still failing after %d tries over %v: %w", what, tries, time.Since(start).Round(time.Millisecond), err)
+	}
+	logf("lag: %s held after %d tries (%v)", what, tries, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // NewClone returns a CloneContext for a fresh tenant and clone.
@@ -115,11 +196,16 @@ func sorted(s []string) []string {
 
 // ---- driver level ----
 
-func runDriverTests(t *testing.T, open Open) {
+func runDriverTests(t *testing.T, open Open, c *config) {
 	const ns, other = "t-drivertest-a", "t-drivertest-b"
 	md := func(kind string, n float64) map[string]any {
 		return scoped("T", "C", map[string]any{"kind": kind, "n": n, "tags": []string{"x", kind}})
 	}
+	queryIDs := func(t *testing.T, d driver.Index, nsName string, q *driver.Query) ([]driver.Match, []string, error) {
+		ms, err := d.Query(ctxT(t), nsName, q)
+		return ms, ids(ms, func(m driver.Match) string { return m.ID }), err
+	}
+	// seed writes four records and waits until a query sees them all.
 	seed := func(t *testing.T, d driver.Index) {
 		t.Helper()
 		err := d.Upsert(ctxT(t), ns, []driver.Vector{
@@ -131,53 +217,66 @@ func runDriverTests(t *testing.T, open Open) {
 		if err != nil {
 			t.Fatalf("Upsert: %v", err)
 		}
+		c.eventually(t, "seeded records visible to queries", func() error {
+			_, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
+			if err != nil || len(got) != 4 {
+				return fmt.Errorf("query sees %v, %v; want 4 records", got, err)
+			}
+			return nil
+		})
 	}
 
 	t.Run("UpsertFetch", func(t *testing.T) {
 		d := open(t, Dim)
 		seed(t, d)
-		got, err := d.Fetch(ctxT(t), ns, []string{"b", "missing", "c"})
-		if err != nil {
-			t.Fatalf("Fetch: %v", err)
-		}
-		if len(got) != 2 {
-			t.Fatalf("Fetch returned %d vectors, want 2 (missing IDs are omitted)", len(got))
-		}
-		for _, v := range got {
-			want := map[string][]float32{"b": {0.9, 0.1, 0, 0}, "c": {0, 1, 0, 0}}[v.ID]
-			if !approxEqual(v.Values, want) {
-				t.Errorf("Fetch %s values = %v, want %v", v.ID, v.Values, want)
+		c.eventually(t, "Fetch", func() error {
+			got, err := d.Fetch(ctxT(t), ns, []string{"b", "missing", "c"})
+			if err != nil {
+				return fmt.Errorf("Fetch: %v", err)
 			}
-			if v.Metadata[vectorstore.CloneKey] != "C" || v.Metadata["kind"] == nil {
-				t.Errorf("Fetch %s metadata = %v", v.ID, v.Metadata)
+			if len(got) != 2 {
+				return fmt.Errorf("Fetch returned %d vectors, want 2 (missing IDs are omitted)", len(got))
 			}
-			if tags, _ := v.Metadata["tags"].([]string); len(tags) != 2 {
-				if tagsAny, ok := v.Metadata["tags"].([]any); !ok || len(tagsAny) != 2 {
-					t.Errorf("Fetch %s tags = %#v, want a list of 2 strings", v.ID, v.Metadata["tags"])
+			for _, v := range got {
+				want := map[string][]float32{"b": {0.9, 0.1, 0, 0}, "c": {0, 1, 0, 0}}[v.ID]
+				if !approxEqual(v.Values, want) {
+					return fmt.Errorf("Fetch %s values = %v, want %v", v.ID, v.Values, want)
+				}
+				if v.Metadata[vectorstore.CloneKey] != "C" || v.Metadata["kind"] == nil {
+					return fmt.Errorf("Fetch %s metadata = %v", v.ID, v.Metadata)
+				}
+				if tags, _ := v.Metadata["tags"].([]string); len(tags) != 2 {
+					if tagsAny, ok := v.Metadata["tags"].([]any); !ok || len(tagsAny) != 2 {
+						return fmt.Errorf("Fetch %s tags = %#v, want a list of 2 strings", v.ID, v.Metadata["tags"])
+					}
 				}
 			}
-		}
+			return nil
+		})
 		// Upsert replaces the whole record.
 		if err := d.Upsert(ctxT(t), ns, []driver.Vector{{ID: "b", Values: []float32{0, 0, 0, 2}, Metadata: scoped("T", "C", nil)}}); err != nil {
 			t.Fatal(err)
 		}
-		got, err = d.Fetch(ctxT(t), ns, []string{"b"})
-		if err != nil || len(got) != 1 {
-			t.Fatalf("Fetch after replace: %v, %v", got, err)
-		}
-		if !approxEqual(got[0].Values, []float32{0, 0, 0, 2}) || got[0].Metadata["kind"] != nil {
-			t.Errorf("replaced record = %+v, want values [0 0 0 2] and no kind", got[0])
-		}
+		c.eventually(t, "Fetch after replace", func() error {
+			got, err := d.Fetch(ctxT(t), ns, []string{"b"})
+			if err != nil || len(got) != 1 {
+				return fmt.Errorf("Fetch after replace: %v, %v", got, err)
+			}
+			if !approxEqual(got[0].Values, []float32{0, 0, 0, 2}) || got[0].Metadata["kind"] != nil {
+				return fmt.Errorf("replaced record = %+v, want values [0 0 0 2] and no kind", got[0])
+			}
+			return nil
+		})
 	})
 
 	t.Run("QueryOrderAndTopK", func(t *testing.T) {
 		d := open(t, Dim)
 		seed(t, d)
-		ms, err := d.Query(ctxT(t), ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 3})
+		ms, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 3})
 		if err != nil {
 			t.Fatalf("Query: %v", err)
 		}
-		if got := ids(ms, func(m driver.Match) string { return m.ID }); len(got) != 3 || got[0] != "a" || got[1] != "b" {
+		if len(got) != 3 || got[0] != "a" || got[1] != "b" {
 			t.Fatalf("Query order = %v, want a, b, then one of c/d", got)
 		}
 		for i := 1; i < len(ms); i++ {
@@ -212,19 +311,19 @@ func runDriverTests(t *testing.T, open Open) {
 		}
 		// "d" is the least similar record overall but the only one matching: a
 		// post-filter over the top 1 would return nothing.
-		ms, err := d.Query(ctxT(t), ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1, Filter: f})
+		_, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1, Filter: f})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ms) != 1 || ms[0].ID != "d" {
-			t.Fatalf("filtered query = %v, want [d]", ms)
+		if !slices.Equal(got, []string{"d"}) {
+			t.Fatalf("filtered query = %v, want [d]", got)
 		}
 		f, _ = filter.ParseJSON([]byte(`{"tags":{"$in":["even"]}}`))
-		ms, err = d.Query(ctxT(t), ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10, Filter: f})
+		_, got, err = queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10, Filter: f})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := sorted(ids(ms, func(m driver.Match) string { return m.ID })); !slices.Equal(got, []string{"a", "c"}) {
+		if got := sorted(got); !slices.Equal(got, []string{"a", "c"}) {
 			t.Fatalf("list-valued filter = %v, want [a c]", got)
 		}
 	})
@@ -232,6 +331,13 @@ func runDriverTests(t *testing.T, open Open) {
 	t.Run("Namespaces", func(t *testing.T) {
 		d := open(t, Dim)
 		seed(t, d)
+		c.eventually(t, "Stats of the seeded namespace", func() error {
+			st, err := d.Stats(ctxT(t), ns)
+			if err != nil || st.VectorCount != 4 {
+				return fmt.Errorf("stats = %+v, %v; want 4", st, err)
+			}
+			return nil
+		})
 		ms, err := d.Query(ctxT(t), other, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
 		if err != nil || len(ms) != 0 {
 			t.Fatalf("query of an empty namespace = %v, %v; want nothing", ms, err)
@@ -243,10 +349,6 @@ func runDriverTests(t *testing.T, open Open) {
 		st, err := d.Stats(ctxT(t), other)
 		if err != nil || st.VectorCount != 0 {
 			t.Fatalf("stats of an empty namespace = %+v, %v", st, err)
-		}
-		st, err = d.Stats(ctxT(t), ns)
-		if err != nil || st.VectorCount != 4 {
-			t.Fatalf("stats = %+v, %v; want 4", st, err)
 		}
 	})
 
@@ -260,23 +362,29 @@ func runDriverTests(t *testing.T, open Open) {
 		if err := d.DeleteByFilter(ctxT(t), ns, f); err != nil {
 			t.Fatalf("DeleteByFilter: %v", err)
 		}
-		vs, err := d.Fetch(ctxT(t), ns, []string{"a", "b", "c", "d"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := ids(vs, func(v driver.Vector) string { return v.ID }); !slices.Equal(got, []string{"c"}) {
-			t.Fatalf("after deletes: %v, want [c]", got)
-		}
+		c.eventually(t, "Fetch after deletes", func() error {
+			vs, err := d.Fetch(ctxT(t), ns, []string{"a", "b", "c", "d"})
+			if err != nil {
+				return err
+			}
+			if got := ids(vs, func(v driver.Vector) string { return v.ID }); !slices.Equal(got, []string{"c"}) {
+				return fmt.Errorf("after deletes: %v, want [c]", got)
+			}
+			return nil
+		})
 		if err := d.DeleteNamespace(ctxT(t), ns); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.DeleteNamespace(ctxT(t), "never-existed"); err != nil {
 			t.Fatalf("deleting a missing namespace: %v", err)
 		}
-		st, err := d.Stats(ctxT(t), ns)
-		if err != nil || st.VectorCount != 0 {
-			t.Fatalf("stats after DeleteNamespace = %+v, %v", st, err)
-		}
+		c.eventually(t, "Stats after DeleteNamespace", func() error {
+			st, err := d.Stats(ctxT(t), ns)
+			if err != nil || st.VectorCount != 0 {
+				return fmt.Errorf("stats after DeleteNamespace = %+v, %v", st, err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("ListPagination", func(t *testing.T) {
@@ -292,33 +400,36 @@ func runDriverTests(t *testing.T, open Open) {
 		if err := d.Upsert(ctxT(t), ns, vs); err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		token := ""
-		pages := 0
-		for {
-			p, err := d.List(ctxT(t), ns, &driver.ListRequest{Prefix: "doc1#", Limit: 10, PageToken: token})
-			if err != nil {
-				t.Fatalf("List: %v", err)
+		c.eventually(t, "List", func() error {
+			var got []string
+			token := ""
+			pages := 0
+			for {
+				p, err := d.List(ctxT(t), ns, &driver.ListRequest{Prefix: "doc1#", Limit: 10, PageToken: token})
+				if err != nil {
+					return fmt.Errorf("List: %v", err)
+				}
+				pages++
+				if len(p.IDs) > 10 {
+					t.Fatalf("page of %d IDs, limit 10", len(p.IDs))
+				}
+				got = append(got, p.IDs...)
+				if p.NextPageToken == "" {
+					break
+				}
+				if pages > 10 {
+					t.Fatal("pagination does not end")
+				}
+				token = p.NextPageToken
 			}
-			pages++
-			if len(p.IDs) > 10 {
-				t.Fatalf("page of %d IDs, limit 10", len(p.IDs))
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("List = %v, want %v", got, want)
 			}
-			got = append(got, p.IDs...)
-			if p.NextPageToken == "" {
-				break
+			if pages != 3 {
+				return fmt.Errorf("pages = %d, want 3", pages)
 			}
-			if pages > 10 {
-				t.Fatal("pagination does not end")
-			}
-			token = p.NextPageToken
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("List = %v, want %v", got, want)
-		}
-		if pages != 3 {
-			t.Errorf("pages = %d, want 3", pages)
-		}
+			return nil
+		})
 	})
 }
 
@@ -373,7 +484,7 @@ func newIndex(t *testing.T, d driver.Index, sink audit.Sink) *vectorstore.Index 
 	return x
 }
 
-func runScopedTests(t *testing.T, open Open) {
+func runScopedTests(t *testing.T, open Open, c *config) {
 	t.Run("RoundTrip", func(t *testing.T) {
 		x := newIndex(t, open(t, Dim), nil)
 		cc := NewClone(t)
@@ -384,13 +495,18 @@ func runScopedTests(t *testing.T, open Open) {
 		if err := x.Upsert(ctxT(t), cc, in); err != nil {
 			t.Fatalf("Upsert: %v", err)
 		}
-		got, err := x.Fetch(ctxT(t), cc, []string{"doc#2", "doc#1", "nope"})
-		if err != nil {
-			t.Fatalf("Fetch: %v", err)
-		}
-		if !slices.Equal(vecIDs(got), []string{"doc#2", "doc#1"}) {
-			t.Fatalf("Fetch order = %v, want the order asked for", vecIDs(got))
-		}
+		var got []vectorstore.Vector
+		c.eventually(t, "Fetch", func() error {
+			var err error
+			got, err = x.Fetch(ctxT(t), cc, []string{"doc#2", "doc#1", "nope"})
+			if err != nil {
+				return fmt.Errorf("Fetch: %v", err)
+			}
+			if !slices.Equal(vecIDs(got), []string{"doc#2", "doc#1"}) {
+				return fmt.Errorf("Fetch order = %v, want the order asked for", vecIDs(got))
+			}
+			return nil
+		})
 		wantMD := map[string]any{"title": "one", "n": 1.0, "ok": true, "tags": []string{"a", "b"}}
 		gotMD := got[1].Metadata
 		if tags, ok := gotMD["tags"].([]any); ok { // some backends return []any
@@ -405,35 +521,47 @@ func runScopedTests(t *testing.T, open Open) {
 		if !approxEqual(got[1].Values, in[0].Values) {
 			t.Errorf("values = %v, want %v", got[1].Values, in[0].Values)
 		}
-		ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 2, 3, 4}, TopK: 2, IncludeMetadata: true, Filter: map[string]any{"title": "one"}})
-		if err != nil {
-			t.Fatalf("Query: %v", err)
-		}
-		if len(ms) != 1 || ms[0].ID != "doc#1" || ms[0].Metadata["title"] != "one" || ms[0].Metadata[vectorstore.CloneKey] != nil || ms[0].Values != nil {
-			t.Fatalf("Query = %+v", ms)
-		}
-		st, err := x.Stats(ctxT(t), cc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns, _ := vectorstore.Namespace(cc)
-		if st.VectorCount != 2 || st.Namespace != ns || st.Dimension != Dim {
-			t.Errorf("Stats = %+v", st)
-		}
-		p, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Prefix: "doc#"})
-		if err != nil || !slices.Equal(p.IDs, []string{"doc#1", "doc#2"}) || p.NextPageToken != "" {
-			t.Fatalf("List = %+v, %v", p, err)
-		}
+		c.eventually(t, "Query", func() error {
+			ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 2, 3, 4}, TopK: 2, IncludeMetadata: true, Filter: map[string]any{"title": "one"}})
+			if err != nil {
+				return fmt.Errorf("Query: %v", err)
+			}
+			if len(ms) != 1 || ms[0].ID != "doc#1" || ms[0].Metadata["title"] != "one" || ms[0].Metadata[vectorstore.CloneKey] != nil || ms[0].Values != nil {
+				return fmt.Errorf("Query = %+v", ms)
+			}
+			return nil
+		})
+		c.eventually(t, "Stats", func() error {
+			st, err := x.Stats(ctxT(t), cc)
+			if err != nil {
+				return err
+			}
+			ns, _ := vectorstore.Namespace(cc)
+			if st.VectorCount != 2 || st.Namespace != ns || st.Dimension != Dim {
+				return fmt.Errorf("Stats = %+v", st)
+			}
+			return nil
+		})
+		c.eventually(t, "List", func() error {
+			p, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Prefix: "doc#"})
+			if err != nil || !slices.Equal(p.IDs, []string{"doc#1", "doc#2"}) || p.NextPageToken != "" {
+				return fmt.Errorf("List = %+v, %v", p, err)
+			}
+			return nil
+		})
 		if err := x.DeleteByFilter(ctxT(t), cc, map[string]any{"title": map[string]any{"$exists": true}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := x.Delete(ctxT(t), cc, []string{"doc#2", "doc#2", "never"}); err != nil {
 			t.Fatal(err)
 		}
-		got, err = x.Fetch(ctxT(t), cc, []string{"doc#1", "doc#2"})
-		if err != nil || len(got) != 0 {
-			t.Fatalf("after deletes Fetch = %v, %v", got, err)
-		}
+		c.eventually(t, "Fetch after deletes", func() error {
+			got, err := x.Fetch(ctxT(t), cc, []string{"doc#1", "doc#2"})
+			if err != nil || len(got) != 0 {
+				return fmt.Errorf("after deletes Fetch = %v, %v", got, err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("Namespace", func(t *testing.T) {
@@ -619,7 +747,7 @@ func runScopedTests(t *testing.T, open Open) {
 
 // ---- isolation ----
 
-func runIsolationTests(t *testing.T, open Open) {
+func runIsolationTests(t *testing.T, open Open, cfg *config) {
 	// Owner and other share IDs; owner and sibling share a tenant.
 	setup := func(t *testing.T) (x *vectorstore.Index, d driver.Index, sink *audit.Memory, a, b, sib clone.CloneContext) {
 		d = open(t, Dim)
@@ -643,6 +771,24 @@ func runIsolationTests(t *testing.T, open Open) {
 			if err := x.Upsert(ctxT(t), c.cc, vs); err != nil {
 				t.Fatalf("Upsert for %s: %v", c.owner, err)
 			}
+		}
+		// Every later check of absence is meaningful only once the data is visible.
+		for _, cc := range []clone.CloneContext{a, b, sib} {
+			cfg.eventually(t, "each clone's records visible", func() error {
+				st, err := x.Stats(ctxT(t), cc)
+				if err != nil || st.VectorCount != 6 {
+					return fmt.Errorf("stats %+v, %v; want 6", st, err)
+				}
+				ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 1, 1, 1}, TopK: 100})
+				if err != nil || len(ms) != 6 {
+					return fmt.Errorf("query sees %d, %v; want 6", len(ms), err)
+				}
+				p, err := x.List(ctxT(t), cc, nil)
+				if err != nil || len(p.IDs) != 6 {
+					return fmt.Errorf("list sees %v, %v; want 6", p, err)
+				}
+				return nil
+			})
 		}
 		return
 	}
@@ -749,6 +895,13 @@ func runIsolationTests(t *testing.T, open Open) {
 		if err := x.Upsert(ctxT(t), b, []vectorstore.Vector{{ID: "doc#0", Values: []float32{0, 0, 0, 1}, Metadata: map[string]any{"owner": "b2"}}}); err != nil {
 			t.Fatal(err)
 		}
+		cfg.eventually(t, "b's overwrite visible", func() error {
+			ms, err := x.Query(ctxT(t), b, vectorstore.Query{Vector: []float32{0, 0, 0, 1}, TopK: 10, Filter: map[string]any{"owner": "b2"}})
+			if err != nil || len(ms) != 1 {
+				return fmt.Errorf("b's query for its overwrite = %v, %v", ms, err)
+			}
+			return nil
+		})
 		va, err := x.Fetch(ctxT(t), a, []string{"doc#0"})
 		if err != nil || len(va) != 1 || va[0].Metadata["owner"] != "a" {
 			t.Fatalf("a's doc#0 after b's overwrite = %+v, %v", va, err)
@@ -766,6 +919,14 @@ func runIsolationTests(t *testing.T, open Open) {
 		if err := x.DeleteAll(ctxT(t), b); err != nil {
 			t.Fatal(err)
 		}
+		// b's deletes have landed before the other clones are checked.
+		cfg.eventually(t, "b empty after DeleteAll", func() error {
+			st, err := x.Stats(ctxT(t), b)
+			if err != nil || st.VectorCount != 0 {
+				return fmt.Errorf("b after DeleteAll: %+v, %v", st, err)
+			}
+			return nil
+		})
 		for _, c := range []clone.CloneContext{a, sib} {
 			st, err := x.Stats(ctxT(t), c)
 			if err != nil || st.VectorCount != 6 {
@@ -823,10 +984,13 @@ func runIsolationTests(t *testing.T, open Open) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		vs, err := x.Fetch(ctxT(t), a, []string{"doc#0", "planted"})
-		if !errors.Is(err, clone.ErrIsolationViolation) || vs != nil {
-			t.Fatalf("Fetch with a planted record = %v, %v; want nothing and ErrIsolationViolation", vs, err)
-		}
+		cfg.eventually(t, "Fetch of a planted record", func() error {
+			vs, err := x.Fetch(ctxT(t), a, []string{"doc#0", "planted"})
+			if !errors.Is(err, clone.ErrIsolationViolation) || vs != nil {
+				return fmt.Errorf("Fetch with a planted record = %v, %v; want nothing and ErrIsolationViolation", vs, err)
+			}
+			return nil
+		})
 		violations := 0
 		for _, e := range sink.Events() {
 			if e.Outcome == audit.Violation {
@@ -856,10 +1020,13 @@ func runIsolationTests(t *testing.T, open Open) {
 		// A backend that ignores filters (as a buggy or misconfigured one might).
 		sink := &audit.Memory{}
 		broken := newIndex(t, filterDropping{d}, sink)
-		ms, err := broken.Query(ctxT(t), a, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
-		if !errors.Is(err, clone.ErrIsolationViolation) || ms != nil {
-			t.Fatalf("Query through a filter-dropping backend = %v, %v; want ErrIsolationViolation", ms, err)
-		}
+		cfg.eventually(t, "Query of a planted record", func() error {
+			ms, err := broken.Query(ctxT(t), a, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
+			if !errors.Is(err, clone.ErrIsolationViolation) || ms != nil {
+				return fmt.Errorf("Query through a filter-dropping backend = %v, %v; want ErrIsolationViolation", ms, err)
+			}
+			return nil
+		})
 		if ev := sink.Events(); len(ev) != 1 || ev[0].Outcome != audit.Violation {
 			t.Fatalf("audit events = %+v, want one violation", ev)
 		}
@@ -888,13 +1055,17 @@ func runIsolationTests(t *testing.T, open Open) {
 						errc <- err
 						return
 					}
-					ms, err := x.Query(context.Background(), cc, vectorstore.Query{Vector: []float32{1, 1, 1, 1}, TopK: 10, IncludeMetadata: true})
+					var ms []vectorstore.Match
+					err = cfg.await(context.Background(), "a clone's query after its upsert", func() error {
+						var err error
+						ms, err = x.Query(context.Background(), cc, vectorstore.Query{Vector: []float32{1, 1, 1, 1}, TopK: 10, IncludeMetadata: true})
+						if err == nil && len(ms) == 0 {
+							err = fmt.Errorf("clone %d sees none of its vectors", i)
+						}
+						return err
+					}, t.Logf)
 					if err != nil {
 						errc <- err
-						return
-					}
-					if len(ms) == 0 {
-						errc <- fmt.Errorf("clone %d sees none of its vectors", i)
 						return
 					}
 					for _, m := range ms {

@@ -39,6 +39,23 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The same suite on an eventually consistent emulator: every write lands 3 requests
+// later for queries, listings and stats, and (second run) for fetches by ID too. No
+// sleeping: the suite's polling advances the emulator's request count.
+func TestConformanceEventual(t *testing.T) {
+	for name, lag := range map[string]*pineconetest.Lag{
+		"QueriesListsStats": {Requests: 3},
+		"FetchToo":          {Requests: 2, Fetch: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			drivertest.RunConformanceTestsWith(t, func(t *testing.T, dim int) driver.Index {
+				srv := pineconetest.Start(t, &pineconetest.Options{Dimension: dim, APIKey: apiKey, Lag: lag})
+				return open(t, srv, dim, nil)
+			}, &drivertest.Options{Eventual: true})
+		})
+	}
+}
+
 func fastRetry() *pineconevector.RetryOptions {
 	return &pineconevector.RetryOptions{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
 }
