@@ -18,24 +18,24 @@ import (
 // Chunk is one passage of a document's text, the unit that is embedded and retrieved.
 // It is identified by its document and its ordinal (its position in the document).
 type Chunk struct {
-	TenantID    uuid.UUID       `db:"tenant_id"` // from the clone context
-	CloneID     uuid.UUID       `db:"clone_id"`  // from the clone context
-	DocumentID  uuid.UUID       `db:"document_id"`
-	Ordinal     int             `db:"ordinal"` // 0 to MaxInt32, unique within the document
-	UserID      *string         `db:"user_id"`
-	Content     string          `db:"content"` // 1 to MaxContentBytes
-	TokenCount  int             `db:"token_count"`
-	StartOffset int             `db:"start_offset"` // byte offsets of the passage in the document's text
-	EndOffset   int             `db:"end_offset"`
-	VectorID    string          `db:"vector_id"` // the chunk's vector in the clone's vector namespace
-	Metadata    json.RawMessage `db:"-"`         // a JSON object, at most MaxJSONBytes
-	CreatedAt   time.Time       `db:"created_at"`
+	TenantID    uuid.UUID       `db:"tenant_id" json:"tenant_id"` // from the clone context
+	CloneID     uuid.UUID       `db:"clone_id" json:"clone_id"`   // from the clone context
+	DocumentID  uuid.UUID       `db:"document_id" json:"document_id"`
+	Ordinal     int             `db:"ordinal" json:"ordinal"` // 0 to MaxInt32, unique within the document
+	UserID      *string         `db:"user_id" json:"user_id,omitempty"`
+	Content     string          `db:"content" json:"content"` // 1 to MaxContentBytes
+	TokenCount  int             `db:"token_count" json:"token_count"`
+	StartOffset int             `db:"start_offset" json:"start_offset"` // byte offsets of the passage in the document's text
+	EndOffset   int             `db:"end_offset" json:"end_offset"`
+	VectorID    string          `db:"vector_id" json:"vector_id"`  // the chunk's vector in the clone's vector namespace
+	Metadata    json.RawMessage `db:"-" json:"metadata,omitempty"` // a JSON object, at most MaxJSONBytes
+	CreatedAt   time.Time       `db:"created_at" json:"created_at"`
 }
 
 // ChunkKey names one chunk of the clone: its document and ordinal.
 type ChunkKey struct {
-	DocumentID uuid.UUID
-	Ordinal    int
+	DocumentID uuid.UUID `json:"document_id"`
+	Ordinal    int       `json:"ordinal"`
 }
 
 type chunkRow struct {

@@ -14,15 +14,15 @@ import (
 
 // Conversation is a chat between someone and the clone; its turns are [Message]s.
 type Conversation struct {
-	TenantID  uuid.UUID       `db:"tenant_id"` // from the clone context
-	CloneID   uuid.UUID       `db:"clone_id"`  // from the clone context
-	ID        uuid.UUID       `db:"id"`        // zero on create: a new random ID
-	UserID    *string         `db:"user_id"`   // legacy user the record was migrated from, if any; set on create only
-	Subject   string          `db:"subject"`   // who is talking to the clone, at most MaxShortBytes; set on create
-	Title     string          `db:"title"`     // at most MaxTitleBytes
-	Metadata  json.RawMessage `db:"-"`         // a JSON object, at most MaxJSONBytes
-	CreatedAt time.Time       `db:"created_at"`
-	UpdatedAt time.Time       `db:"updated_at"` // also moved by every appended message
+	TenantID  uuid.UUID       `db:"tenant_id" json:"tenant_id"`       // from the clone context
+	CloneID   uuid.UUID       `db:"clone_id" json:"clone_id"`         // from the clone context
+	ID        uuid.UUID       `db:"id" json:"id"`                     // zero on create: a new random ID
+	UserID    *string         `db:"user_id" json:"user_id,omitempty"` // legacy user the record was migrated from, if any; set on create only
+	Subject   string          `db:"subject" json:"subject"`           // who is talking to the clone, at most MaxShortBytes; set on create
+	Title     string          `db:"title" json:"title"`               // at most MaxTitleBytes
+	Metadata  json.RawMessage `db:"-" json:"metadata,omitempty"`      // a JSON object, at most MaxJSONBytes
+	CreatedAt time.Time       `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time       `db:"updated_at" json:"updated_at"` // also moved by every appended message
 }
 
 type conversationRow struct {
@@ -162,15 +162,15 @@ func CountConversations(ctx context.Context, q clonesql.Querier, cc clone.CloneC
 
 // Message is one turn of a conversation.
 type Message struct {
-	TenantID       uuid.UUID       `db:"tenant_id"` // from the clone context
-	CloneID        uuid.UUID       `db:"clone_id"`  // from the clone context
-	ConversationID uuid.UUID       `db:"conversation_id"`
-	ID             uuid.UUID       `db:"id"`      // zero on append: a new random ID
-	UserID         *string         `db:"user_id"` // legacy user the record was migrated from, if any; set on create only
-	Role           string          `db:"role"`    // RoleSystem, RoleUser or RoleAssistant
-	Content        string          `db:"content"` // at most MaxContentBytes (may be empty)
-	Citations      json.RawMessage `db:"-"`       // a JSON array, at most MaxJSONBytes; e.g. the chunks an answer used
-	CreatedAt      time.Time       `db:"created_at"`
+	TenantID       uuid.UUID       `db:"tenant_id" json:"tenant_id"` // from the clone context
+	CloneID        uuid.UUID       `db:"clone_id" json:"clone_id"`   // from the clone context
+	ConversationID uuid.UUID       `db:"conversation_id" json:"conversation_id"`
+	ID             uuid.UUID       `db:"id" json:"id"`                     // zero on append: a new random ID
+	UserID         *string         `db:"user_id" json:"user_id,omitempty"` // legacy user the record was migrated from, if any; set on create only
+	Role           string          `db:"role" json:"role"`                 // RoleSystem, RoleUser or RoleAssistant
+	Content        string          `db:"content" json:"content"`           // at most MaxContentBytes (may be empty)
+	Citations      json.RawMessage `db:"-" json:"citations,omitempty"`     // a JSON array, at most MaxJSONBytes; e.g. the chunks an answer used
+	CreatedAt      time.Time       `db:"created_at" json:"created_at"`
 }
 
 type messageRow struct {

@@ -15,22 +15,22 @@ import (
 // Document is a source the clone learned from: a file, a page, a transcript. Its text
 // lives in its chunks ([Chunk]); its bytes, if kept, in an object store under ObjectKey.
 type Document struct {
-	TenantID    uuid.UUID       `db:"tenant_id"`    // from the clone context
-	CloneID     uuid.UUID       `db:"clone_id"`     // from the clone context
-	ID          uuid.UUID       `db:"id"`           // zero on create: a new random ID
-	UserID      *string         `db:"user_id"`      // legacy user the record was migrated from, if any; set on create only
-	Title       string          `db:"title"`        // at most MaxTitleBytes
-	SourceName  string          `db:"source_name"`  // e.g. the uploaded file's name; at most MaxTitleBytes
-	ContentType string          `db:"content_type"` // a media type; at most MaxShortBytes
-	SizeBytes   int64           `db:"size_bytes"`   // of the original, >= 0
-	ContentHash string          `db:"content_hash"` // e.g. "sha256:…", for FindDocumentsByHash; at most MaxShortBytes
-	ObjectKey   string          `db:"object_key"`   // the original's full object key, as package ingest stores it (informational: read it back with ingest.ObjectName through the clone-scoped bucket); at most MaxTitleBytes
-	Status      string          `db:"status"`       // StatusPending (default on create), StatusProcessing, StatusReady or StatusFailed
-	Error       string          `db:"error"`        // why ingestion failed, at most MaxErrorBytes
-	ChunkCount  int             `db:"chunk_count"`  // maintained by ReplaceDocumentChunks
-	Metadata    json.RawMessage `db:"-"`            // a JSON object, at most MaxJSONBytes; stored re-encoded
-	CreatedAt   time.Time       `db:"created_at"`
-	UpdatedAt   time.Time       `db:"updated_at"`
+	TenantID    uuid.UUID       `db:"tenant_id" json:"tenant_id"`       // from the clone context
+	CloneID     uuid.UUID       `db:"clone_id" json:"clone_id"`         // from the clone context
+	ID          uuid.UUID       `db:"id" json:"id"`                     // zero on create: a new random ID
+	UserID      *string         `db:"user_id" json:"user_id,omitempty"` // legacy user the record was migrated from, if any; set on create only
+	Title       string          `db:"title" json:"title"`               // at most MaxTitleBytes
+	SourceName  string          `db:"source_name" json:"source_name"`   // e.g. the uploaded file's name; at most MaxTitleBytes
+	ContentType string          `db:"content_type" json:"content_type"` // a media type; at most MaxShortBytes
+	SizeBytes   int64           `db:"size_bytes" json:"size_bytes"`     // of the original, >= 0
+	ContentHash string          `db:"content_hash" json:"content_hash"` // e.g. "sha256:…", for FindDocumentsByHash; at most MaxShortBytes
+	ObjectKey   string          `db:"object_key" json:"object_key"`     // the original's full object key, as package ingest stores it (informational: read it back with ingest.ObjectName through the clone-scoped bucket); at most MaxTitleBytes
+	Status      string          `db:"status" json:"status"`             // StatusPending (default on create), StatusProcessing, StatusReady or StatusFailed
+	Error       string          `db:"error" json:"error,omitempty"`     // why ingestion failed, at most MaxErrorBytes
+	ChunkCount  int             `db:"chunk_count" json:"chunk_count"`   // maintained by ReplaceDocumentChunks
+	Metadata    json.RawMessage `db:"-" json:"metadata,omitempty"`      // a JSON object, at most MaxJSONBytes; stored re-encoded
+	CreatedAt   time.Time       `db:"created_at" json:"created_at"`
+	UpdatedAt   time.Time       `db:"updated_at" json:"updated_at"`
 }
 
 type documentRow struct {

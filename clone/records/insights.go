@@ -14,15 +14,15 @@ import (
 // Insight is something the clone learned about its owner or their domain: a fact, a
 // preference, a way of speaking.
 type Insight struct {
-	TenantID  uuid.UUID       `db:"tenant_id"` // from the clone context
-	CloneID   uuid.UUID       `db:"clone_id"`  // from the clone context
-	ID        uuid.UUID       `db:"id"`        // zero on create: a new random ID
-	UserID    *string         `db:"user_id"`   // legacy user the record was migrated from, if any; set on create only
-	Category  string          `db:"category"`  // at most MaxShortBytes
-	Content   string          `db:"content"`   // 1 to MaxContentBytes
-	Metadata  json.RawMessage `db:"-"`         // a JSON object, at most MaxJSONBytes
-	CreatedAt time.Time       `db:"created_at"`
-	UpdatedAt time.Time       `db:"updated_at"`
+	TenantID  uuid.UUID       `db:"tenant_id" json:"tenant_id"`       // from the clone context
+	CloneID   uuid.UUID       `db:"clone_id" json:"clone_id"`         // from the clone context
+	ID        uuid.UUID       `db:"id" json:"id"`                     // zero on create: a new random ID
+	UserID    *string         `db:"user_id" json:"user_id,omitempty"` // legacy user the record was migrated from, if any; set on create only
+	Category  string          `db:"category" json:"category"`         // at most MaxShortBytes
+	Content   string          `db:"content" json:"content"`           // 1 to MaxContentBytes
+	Metadata  json.RawMessage `db:"-" json:"metadata,omitempty"`      // a JSON object, at most MaxJSONBytes
+	CreatedAt time.Time       `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time       `db:"updated_at" json:"updated_at"`
 }
 
 type insightRow struct {

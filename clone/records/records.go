@@ -70,9 +70,9 @@ type ListOptions struct {
 
 // Page is one page of a List function.
 type Page[T any] struct {
-	Items []T
+	Items []T `json:"items"`
 	// Next is the cursor of the following page, or "" when this is the last one.
-	Next string
+	Next string `json:"next,omitempty"`
 }
 
 // Document statuses, as ingestion moves a document along.

@@ -188,7 +188,7 @@ func probeID(h http.Handler, s *seeded, method, pattern, kind string) isolationt
 }
 
 type page struct {
-	Items []map[string]any
+	Items []map[string]any `json:"items"`
 }
 
 // observeDocuments lists the actor's documents and reads each one, its signed link and
@@ -200,7 +200,7 @@ func (c client) observeDocuments(ctx context.Context, a isolationtest.Actor) (st
 	}
 	var out strings.Builder
 	for _, d := range p.Items {
-		id := d["ID"].(string)
+		id := d["id"].(string)
 		_, text := c.do(ctx, a, http.MethodGet, "/v1/documents/"+id, nil, nil)
 		out.WriteString(text)
 		var link struct{ URL string }
@@ -225,7 +225,7 @@ func (c client) observeList(ctx context.Context, a isolationtest.Actor, path str
 	}
 	var out strings.Builder
 	for _, it := range p.Items {
-		_, text := c.do(ctx, a, http.MethodGet, path+"/"+it["ID"].(string), nil, nil)
+		_, text := c.do(ctx, a, http.MethodGet, path+"/"+it["id"].(string), nil, nil)
 		out.WriteString(text)
 	}
 	return out.String(), nil
@@ -268,7 +268,7 @@ func (c client) observeChats(ctx context.Context, a isolationtest.Actor) (string
 	}
 	var out strings.Builder
 	for _, conv := range p.Items {
-		_, text := c.do(ctx, a, http.MethodGet, "/v1/conversations/"+conv["ID"].(string)+"/messages?limit=1000", nil, nil)
+		_, text := c.do(ctx, a, http.MethodGet, "/v1/conversations/"+conv["id"].(string)+"/messages?limit=1000", nil, nil)
 		out.WriteString(text)
 	}
 	return out.String(), nil
@@ -332,7 +332,7 @@ func TestIsolationKit(t *testing.T) {
 					}, Observe: c.observeDocuments},
 					{Name: "insights", Seed: func(ctx context.Context, a isolationtest.Actor, canary string) error {
 						var in struct{ ID string }
-						err := c.json(ctx, a, http.MethodPost, "/v1/insights", map[string]string{"Category": "fact", "Content": canary}, &in)
+						err := c.json(ctx, a, http.MethodPost, "/v1/insights", map[string]string{"category": "fact", "content": canary}, &in)
 						s.add(a, canary, "insight", in.ID)
 						return err
 					}, Observe: func(ctx context.Context, a isolationtest.Actor) (string, error) {
@@ -341,7 +341,7 @@ func TestIsolationKit(t *testing.T) {
 					{Name: "training examples", Seed: func(ctx context.Context, a isolationtest.Actor, canary string) error {
 						var ex struct{ ID string }
 						err := c.json(ctx, a, http.MethodPost, "/v1/training-examples",
-							map[string]string{"Prompt": "What is the word?", "Response": canary}, &ex)
+							map[string]string{"prompt": "What is the word?", "response": canary}, &ex)
 						s.add(a, canary, "example", ex.ID)
 						return err
 					}, Observe: func(ctx context.Context, a isolationtest.Actor) (string, error) {
@@ -372,7 +372,7 @@ func TestIsolationKit(t *testing.T) {
 					probeID(h, &s, http.MethodGet, "/v1/conversations/%s/messages", "conversation"),
 					isolationtest.HTTPProbe("update the victim's insight", h, http.MethodPut,
 						func(v string) string { return "/v1/insights/" + s.id(v, "insight") },
-						func(string) string { return `{"Content":"overwritten"}` }),
+						func(string) string { return `{"content":"overwritten"}` }),
 				},
 			}
 			kit.Run(t)
@@ -481,5 +481,50 @@ func TestRestart(t *testing.T) {
 	stream, _, err := c.chat(t.Context(), a, "What is the dog called?")
 	if err != nil || !strings.Contains(stream, "Biscuit") {
 		t.Fatalf("after a restart: %v\n%s", err, stream)
+	}
+}
+
+// TestServerOwnedFields: records travel as snake_case JSON, and a create or update that
+// sets a field the server owns (id, tenant_id, clone_id, user_id, timestamps; in any
+// letter case, as encoding/json matches names) is refused with 400 and changes nothing.
+func TestServerOwnedFields(t *testing.T) {
+	app := newTestAppWith(t, false, nil)
+	c := client{app: app}
+	ctx := context.Background()
+	alice, err := c.newActor(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in map[string]any
+	if err := c.json(ctx, alice, http.MethodPost, "/v1/insights", map[string]string{"category": "fact", "content": "kept"}, &in); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"id", "tenant_id", "clone_id", "created_at", "updated_at", "content", "category"} {
+		if _, ok := in[key]; !ok {
+			t.Fatalf("created insight lacks %q: %v", key, in)
+		}
+	}
+	id := in["id"].(string)
+	for _, body := range []string{
+		`{"content":"forged","id":"` + id + `"}`,
+		`{"content":"forged","ID":"` + id + `"}`,
+		`{"content":"forged","tenant_id":"` + in["tenant_id"].(string) + `"}`,
+		`{"content":"forged","Clone_ID":"` + in["clone_id"].(string) + `"}`,
+		`{"content":"forged","user_id":"legacy-7"}`,
+		`{"content":"forged","created_at":"2020-01-01T00:00:00Z"}`,
+	} {
+		for _, m := range []struct{ method, path string }{{http.MethodPost, "/v1/insights"}, {http.MethodPut, "/v1/insights/" + id}} {
+			status, text := c.do(ctx, alice, m.method, m.path, strings.NewReader(body), http.Header{"Content-Type": {"application/json"}})
+			if status != http.StatusBadRequest || !strings.Contains(text, "set by the server") {
+				t.Errorf("%s %s %s: %d %s; want 400 naming the server-owned field", m.method, m.path, body, status, text)
+			}
+		}
+	}
+	var p page
+	if err := c.json(ctx, alice, http.MethodGet, "/v1/insights?limit=1000", nil, &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) != 1 || p.Items[0]["content"] != "kept" {
+		t.Fatalf("after the refused writes: %v; want the one insight, unchanged", p.Items)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -90,9 +89,10 @@ func (a *App) handle(h handlerFunc) http.HandlerFunc {
 	}
 }
 
-// badRequest is an error of kind clone.ErrInvalidInput (HTTP 400).
+// badRequest is an error of kind clone.ErrInvalidInput (HTTP 400) whose message is the
+// problem's detail.
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", clone.ErrInvalidInput, fmt.Sprintf(format, args...))
+	return clone.Errorf(clone.ErrInvalidInput, format, args...)
 }
 
 // decode reads a JSON body of at most maxJSONBytes into v.
@@ -101,7 +101,7 @@ func decode(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
-			return fmt.Errorf("%w: body over %d bytes", clone.ErrTooLarge, maxJSONBytes)
+			return clone.Errorf(clone.ErrTooLarge, "body over %d bytes", maxJSONBytes)
 		}
 		return badRequest("invalid JSON body: %v", err)
 	}
@@ -273,7 +273,7 @@ func (a *App) documentLink(r *http.Request, cc clone.CloneContext) (int, any, er
 		return 0, nil, err
 	}
 	if d.Status != records.StatusReady || d.ObjectKey == "" {
-		return 0, nil, fmt.Errorf("%w: the document has no stored original", clone.ErrNotFound)
+		return 0, nil, clone.Errorf(clone.ErrNotFound, "the document has no stored original")
 	}
 	expiry := objectstore.DefaultURLExpiry
 	url, err := a.bucket.SignedURL(r.Context(), cc, ingest.ObjectKind, ingest.ObjectName(d.ID, ingest.DocumentVersion(d)),
