@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
 	"github.com/jmoiron/sqlx/reflectx"
 	"github.com/lib/pq"
@@ -43,17 +44,24 @@ const rollbackTimeout = 5 * time.Second
 // block comments, parameters other than :name (?, $1, and SQLite's @name, #name,
 // $name), SQLite's [identifier] quoting (use "double quotes") and '::' casts (use CAST).
 //
-// On PostgreSQL every operation runs in a transaction on one connection:
+// On PostgreSQL every operation runs in a transaction on one connection that sets both
+// settings transaction-locally (set_config(name, value, true)) before the statement; a
+// failed or cancelled operation is rolled back before the connection returns to the
+// pool. The cost depends on the driver:
 //
-//  1. BEGIN and set_config of both settings, in one simple-protocol message;
-//  2. the statement;
-//  3. COMMIT (or ROLLBACK on any error or cancellation, before the connection returns
-//     to the pool).
+//   - pgx (github.com/jackc/pgx/v5/stdlib, e.g. [OpenPgx]; recommended): one round
+//     trip. The settings and the statement go as one pipeline with a single Sync, which
+//     PostgreSQL runs as one implicit transaction (see pgx.go). A write whose returned
+//     rows carry tenant_id or clone_id (INSERT/UPDATE ... RETURNING into such a struct)
+//     takes two: its transaction stays open until the rows are re-checked, so that a
+//     row of another clone rolls it back. In [DB.WithTx] the opening travels with the
+//     first statement; each later statement and the COMMIT take one more.
+//   - lib/pq ([OpenPostgres]): three round trips (BEGIN and the settings in one
+//     simple-protocol message; the statement; COMMIT) with binary_parameters=yes, which
+//     OpenPostgres sets, and four without.
 //
-// That is three round trips when the connection string has binary_parameters=yes (see
-// [OpenPostgres]; lib/pq then sends parse, bind and execute in one message) and four
-// without. On SQLite a single statement runs directly (one call) and [DB.WithTx] uses a
-// BEGIN IMMEDIATE transaction.
+// On SQLite a single statement runs directly (one call) and [DB.WithTx] uses a BEGIN
+// IMMEDIATE transaction.
 //
 // Rows read into structs that carry tenant_id or clone_id columns are
 // re-checked against the context: a mismatch fails the call with
@@ -63,6 +71,7 @@ const rollbackTimeout = 5 * time.Second
 type DB struct {
 	x       *sqlx.DB
 	dialect Dialect
+	pgx     bool // pgx's database/sql driver: pipelined scope (pgx.go)
 	sink    audit.Sink
 }
 
@@ -72,8 +81,9 @@ type Options struct {
 	Audit audit.Sink
 }
 
-// New returns a DB on db, whose dialect (PostgreSQL through lib/pq, or SQLite through
-// modernc.org/sqlite) is detected from its driver.
+// New returns a DB on db, whose dialect and driver (PostgreSQL through pgx's
+// database/sql driver or lib/pq, or SQLite through modernc.org/sqlite) are detected
+// from its driver.
 func New(db *sqlx.DB, opts *Options) (*DB, error) {
 	d, err := DialectOfX(db)
 	if err != nil {
@@ -82,7 +92,7 @@ func New(db *sqlx.DB, opts *Options) (*DB, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	return &DB{x: db, dialect: d, sink: opts.Audit}, nil
+	return &DB{x: db, dialect: d, pgx: d == Postgres && usesPgx(db.DB), sink: opts.Audit}, nil
 }
 
 // Dialect returns the database's dialect.
@@ -140,6 +150,9 @@ func (d *DB) single(ctx context.Context, cc clone.CloneContext, op string, fn fu
 	if d.dialect == SQLite {
 		return fn(&Tx{db: d, cc: cc, q: d.x})
 	}
+	if d.pgx {
+		return d.withPgx(ctx, cc, op, true, fn)
+	}
 	return d.withPostgresTx(ctx, cc, op, fn)
 }
 
@@ -150,6 +163,9 @@ func (d *DB) WithTx(ctx context.Context, cc clone.CloneContext, fn func(tx *Tx) 
 	const op = "clonesql.WithTx"
 	if err := d.validate(ctx, cc, op); err != nil {
 		return err
+	}
+	if d.dialect == Postgres && d.pgx {
+		return d.withPgx(ctx, cc, op, false, fn)
 	}
 	if d.dialect == Postgres {
 		return d.withPostgresTx(ctx, cc, op, fn)
@@ -318,8 +334,9 @@ type queryExecer interface {
 type Tx struct {
 	db     *DB
 	cc     clone.CloneContext
-	q      queryExecer
-	failed error // the first statement error; the transaction cannot commit
+	q      queryExecer // nil on the pgx path
+	pg     *pgxSession // the pgx path (pgx.go); nil otherwise
+	failed error       // the first statement error; the transaction cannot commit
 
 	// Audit events raised inside a transaction the DB opened are held until it has
 	// ended and released its connection: a SQL sink writing meanwhile would wait for
@@ -382,7 +399,12 @@ func (tx *Tx) Select(ctx context.Context, cc clone.CloneContext, dest any, query
 	if err != nil {
 		return err
 	}
-	if err := sqlx.SelectContext(ctx, tx.q, dest, q, args...); err != nil {
+	if tx.pg != nil {
+		_, err = tx.pg.run(ctx, q, args, tx.mustCheckBeforeCommit(q, dest), func(r pgx.Rows) error { return scanPgx(tx.db.x.Mapper, r, dest, false) })
+	} else {
+		err = sqlx.SelectContext(ctx, tx.q, dest, q, args...)
+	}
+	if err != nil {
 		return tx.fail(op, err)
 	}
 	return tx.recheck(ctx, tx.cc, op, dest)
@@ -395,7 +417,12 @@ func (tx *Tx) Get(ctx context.Context, cc clone.CloneContext, dest any, query st
 	if err != nil {
 		return err
 	}
-	if err := sqlx.GetContext(ctx, tx.q, dest, q, args...); err != nil {
+	if tx.pg != nil {
+		_, err = tx.pg.run(ctx, q, args, tx.mustCheckBeforeCommit(q, dest), func(r pgx.Rows) error { return scanPgx(tx.db.x.Mapper, r, dest, true) })
+	} else {
+		err = sqlx.GetContext(ctx, tx.q, dest, q, args...)
+	}
+	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return errs.New(errs.NotFound, op, "no row")
 		}
@@ -410,6 +437,13 @@ func (tx *Tx) Exec(ctx context.Context, cc clone.CloneContext, query string, arg
 	q, args, err := tx.prepare(ctx, cc, op, query, arg)
 	if err != nil {
 		return nil, err
+	}
+	if tx.pg != nil {
+		tag, err := tx.pg.run(ctx, q, args, false, nil)
+		if err != nil {
+			return nil, tx.fail(op, err)
+		}
+		return pgxResult(tag.RowsAffected()), nil
 	}
 	res, err := tx.q.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -543,36 +577,11 @@ func asUUID(v any) (id uuid.UUID, zero bool, err error) {
 // recheck verifies that every row scanned into dest that carries tenant_id or clone_id
 // belongs to cc. On a mismatch it clears dest, audits a violation and fails.
 func (tx *Tx) recheck(ctx context.Context, cc clone.CloneContext, op string, dest any) error {
-	d := tx.db
-	v := reflect.ValueOf(dest)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return nil
-	}
-	e := v.Elem()
-	rowType := e.Type()
-	if e.Kind() == reflect.Slice {
-		rowType = rowType.Elem()
-	}
-	for rowType.Kind() == reflect.Pointer {
-		rowType = rowType.Elem()
-	}
-	if rowType.Kind() != reflect.Struct {
-		return nil // scalars carry no scope
-	}
-	// Locate the scope columns once per call, not once per row.
-	sm := d.x.Mapper.TypeMap(rowType)
-	var checks []scopeCheck
-	for _, p := range []struct {
-		name string
-		want uuid.UUID
-	}{{ParamTenantID, cc.TenantID()}, {ParamCloneID, cc.CloneID()}} {
-		if fi, ok := sm.Names[p.name]; ok {
-			checks = append(checks, scopeCheck{index: fi.Index, want: p.want})
-		}
-	}
+	checks := tx.scopeChecks(cc, dest)
 	if len(checks) == 0 {
 		return nil
 	}
+	e := reflect.ValueOf(dest).Elem()
 	bad := false
 	if e.Kind() == reflect.Slice {
 		for i := 0; i < e.Len() && !bad; i++ {
@@ -587,6 +596,45 @@ func (tx *Tx) recheck(ctx context.Context, cc clone.CloneContext, op string, des
 	e.Set(reflect.Zero(e.Type()))
 	tx.deny(ctx, cc, op, audit.Violation, "a row of another clone came back from the database", nil)
 	return errs.New(errs.IsolationViolation, op, "the database returned a row of another clone; nothing was returned")
+}
+
+// scopeChecks locates the scope columns of dest's row type (a struct, a slice of
+// structs, or pointers to them) once per call, not once per row; none for scalars.
+func (tx *Tx) scopeChecks(cc clone.CloneContext, dest any) []scopeCheck {
+	v := reflect.ValueOf(dest)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil
+	}
+	rowType := v.Elem().Type()
+	if rowType.Kind() == reflect.Slice {
+		rowType = rowType.Elem()
+	}
+	for rowType.Kind() == reflect.Pointer {
+		rowType = rowType.Elem()
+	}
+	if rowType.Kind() != reflect.Struct {
+		return nil // scalars carry no scope
+	}
+	sm := tx.db.x.Mapper.TypeMap(rowType)
+	var checks []scopeCheck
+	for _, p := range []struct {
+		name string
+		want uuid.UUID
+	}{{ParamTenantID, cc.TenantID()}, {ParamCloneID, cc.CloneID()}} {
+		if fi, ok := sm.Names[p.name]; ok {
+			checks = append(checks, scopeCheck{index: fi.Index, want: p.want})
+		}
+	}
+	return checks
+}
+
+// mustCheckBeforeCommit reports whether a single operation on the pgx path must keep
+// its transaction open until the returned rows are re-checked: a statement that writes
+// and returns rows carrying scope columns. Its effect must be rolled back if a row of
+// another clone comes back, so it costs a second round trip (COMMIT after the check);
+// reads, and writes without checked rows, commit within their one round trip.
+func (tx *Tx) mustCheckBeforeCommit(query string, dest any) bool {
+	return !readOnly(query) && len(tx.scopeChecks(tx.cc, dest)) > 0
 }
 
 type scopeCheck struct {

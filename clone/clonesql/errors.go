@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -23,8 +24,8 @@ const tombstoneMessage = "its data can no longer be written"
 // which includes several statements in one) as InvalidInput, a write refused because the clone is
 // offboarding or offboarded as Suspended, a cancelled or expired context as
 // Unavailable with the context error kept, and everything else as Unavailable. The
-// driver's error stays reachable with errors.As (*pq.Error, *sqlite.Error). Errors that
-// already carry a kind are returned unchanged.
+// driver's error stays reachable with errors.As (*pq.Error, *pgconn.PgError,
+// *sqlite.Error). Errors that already carry a kind are returned unchanged.
 func ClassifyError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -51,6 +52,19 @@ func ClassifyError(op string, err error) error {
 		case pe.Code == "42501" && strings.Contains(pe.Message, "row-level security"):
 			return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
 		case pe.Code.Class() == "22" || pe.Code == "23514" || pe.Code == "23502" || pe.Code == "42601":
+			return errs.Wrap(errs.InvalidInput, op, err, "")
+		}
+		return errs.Wrap(errs.Unavailable, op, err, "")
+	}
+	var ge *pgconn.PgError // pgx
+	if errors.As(err, &ge) {
+		class := ge.Code[:min(2, len(ge.Code))]
+		switch {
+		case ge.Code == "23505" || ge.Code == "23503":
+			return errs.Wrap(errs.Conflict, op, err, "")
+		case ge.Code == "42501" && strings.Contains(ge.Message, "row-level security"):
+			return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
+		case class == "22" || ge.Code == "23514" || ge.Code == "23502":
 			return errs.Wrap(errs.InvalidInput, op, err, "")
 		}
 		return errs.Wrap(errs.Unavailable, op, err, "")

@@ -20,8 +20,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // role, plus what tests need around it.
 type env struct {
 	dialect clonesql.Dialect
-	raw     *sqlx.DB // the application's connection (on PostgreSQL: the non-owner app role)
-	owner   *sqlx.DB // the schema owner (PostgreSQL: bypasses RLS as a superuser)
+	driver  pgtest.Driver // PostgreSQL only
+	raw     *sqlx.DB      // the application's connection (on PostgreSQL: the non-owner app role)
+	owner   *sqlx.DB      // the schema owner (PostgreSQL: bypasses RLS as a superuser)
 	db      *clonesql.DB
 	audit   *audit.Memory
 	tenants *tenant.Store
@@ -38,8 +39,19 @@ func (e *env) newClone(t testing.TB) clone.CloneContext {
 
 func newEnv(t testing.TB, d clonesql.Dialect) *env {
 	t.Helper()
+	return newEnvDriver(t, d, pgtest.LibPQ)
+}
+
+// newEnvDriver is newEnv with PostgreSQL opened through driver drv.
+func newEnvDriver(t testing.TB, d clonesql.Dialect, drv pgtest.Driver) *env {
+	t.Helper()
 	e := &env{dialect: d, audit: &audit.Memory{}}
-	e.raw, e.owner = pgtest.Open(t, d)
+	if d == clonesql.Postgres {
+		e.driver = drv
+		e.raw, e.owner = pgtest.OpenDriver(t, drv)
+	} else {
+		e.raw, e.owner = pgtest.Open(t, d)
+	}
 	var err error
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
@@ -50,8 +62,20 @@ func newEnv(t testing.TB, d clonesql.Dialect) *env {
 	return e
 }
 
+// forEachDialect runs fn on SQLite and on PostgreSQL through each driver (subtests
+// sqlite, postgres (lib/pq) and postgres-pgx).
 func forEachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
-	for _, d := range []clonesql.Dialect{clonesql.SQLite, clonesql.Postgres} {
-		t.Run(string(d), func(t *testing.T) { fn(t, newEnv(t, d)) })
+	t.Run(string(clonesql.SQLite), func(t *testing.T) { fn(t, newEnv(t, clonesql.SQLite)) })
+	forEachDriver(t, fn)
+}
+
+// forEachDriver runs fn on PostgreSQL through each driver.
+func forEachDriver(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, drv := range pgtest.Drivers {
+		name := string(clonesql.Postgres)
+		if drv != pgtest.LibPQ {
+			name += "-" + string(drv)
+		}
+		t.Run(name, func(t *testing.T) { fn(t, newEnvDriver(t, clonesql.Postgres, drv)) })
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,11 +14,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/internal/pgproxy"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 )
 
@@ -27,7 +31,10 @@ import (
 // operation may see another clone's row or hit an aborted transaction, and afterwards
 // every pooled connection must have both settings empty and no open transaction.
 func TestPooledConnectionsDoNotLeakScope(t *testing.T) {
-	e := newEnv(t, clonesql.Postgres)
+	forEachDriver(t, testPoolDoesNotLeakScope)
+}
+
+func testPoolDoesNotLeakScope(t *testing.T, e *env) {
 	e.raw.SetMaxOpenConns(2)
 	e.raw.SetMaxIdleConns(2)
 	ctx := context.Background()
@@ -133,15 +140,12 @@ func TestPooledConnectionsDoNotLeakScope(t *testing.T) {
 		conns[i] = c
 	}
 	for i, c := range conns {
-		var tenantSet, cloneSet sql.NullString
-		var inTx bool
-		err := c.QueryRowContext(ctx, `SELECT current_setting('cloneiso.tenant_id', true), current_setting('cloneiso.clone_id', true),
-			(SELECT xact_start < query_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`).Scan(&tenantSet, &cloneSet, &inTx)
+		st, err := readConnState(ctx, c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tenantSet.String != "" || cloneSet.String != "" || inTx {
-			t.Fatalf("pooled connection %d carries tenant=%q clone=%q inTx=%v", i, tenantSet.String, cloneSet.String, inTx)
+		if st.tenant != "" || st.clone != "" || st.inTx {
+			t.Fatalf("pooled connection %d carries %+v", i, st)
 		}
 	}
 	// And raw SQL as the application role, outside the wrapper, sees no clone's rows.
@@ -151,120 +155,269 @@ func TestPooledConnectionsDoNotLeakScope(t *testing.T) {
 	}
 }
 
-// countingConn counts round trips: each write that follows a read (or comes first)
-// starts one.
-type countingConn struct {
-	net.Conn
-	trips    *atomic.Int64
-	lastRead atomic.Bool
-}
-
-func (c *countingConn) Write(b []byte) (int, error) {
-	if c.lastRead.Swap(false) {
-		c.trips.Add(1)
-	}
-	return c.Conn.Write(b)
-}
-
-func (c *countingConn) Read(b []byte) (int, error) {
-	c.lastRead.Store(true)
-	return c.Conn.Read(b)
-}
-
-type countingDialer struct{ trips *atomic.Int64 }
-
-func (d countingDialer) Dial(network, addr string) (net.Conn, error) {
-	return d.DialTimeout(network, addr, 10*time.Second)
-}
-
-func (d countingDialer) DialTimeout(network, addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout(network, addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	cc := &countingConn{Conn: c, trips: d.trips}
-	cc.lastRead.Store(true)
-	return cc, nil
-}
-
-// openCounting opens the application role's database through a round-trip counting
-// dialer, with or without binary_parameters.
-func openCounting(t testing.TB, binary bool) (*sqlx.DB, *atomic.Int64) {
+// roundTripDB opens the application role's database through a round-trip counting
+// proxy on one connection: with lib/pq (binary_parameters as OpenPostgres sets it, or
+// stock), or pgx in the given default_query_exec_mode ("" for pgx's default). pgx's
+// liveness ping of a connection idle for over a second is switched off, so that a slow
+// machine cannot add a round trip.
+func roundTripDB(t testing.TB, drv, mode string) (*sqlx.DB, *pgproxy.Proxy) {
 	t.Helper()
 	pg := pgtest.Shared(t)
-	dsn := pg.AppURL
-	if binary {
-		dsn += map[bool]string{true: "&", false: "?"}[strings.Contains(dsn, "?")] + "binary_parameters=yes"
-	}
-	conn, err := pq.NewConnector(dsn)
+	u, _ := url.Parse(pg.AppURL)
+	p, err := pgproxy.Start(u.Host, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	trips := &atomic.Int64{}
-	conn.Dialer(countingDialer{trips})
-	db := sqlx.NewDb(sql.OpenDB(conn), "postgres")
+	t.Cleanup(func() { p.Close() })
+	dsn, err := p.URL(pg.AppURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db *sqlx.DB
+	switch drv {
+	case "lib/pq":
+		db, err = clonesql.OpenPostgres(dsn)
+	case "lib/pq-stock":
+		db, err = sqlx.Open("postgres", dsn)
+	case "pgx":
+		if mode != "" {
+			dsn += "&default_query_exec_mode=" + mode
+		}
+		cfg, perr := pgx.ParseConfig(dsn)
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		db = sqlx.NewDb(stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return false })), "pgx")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
 	t.Cleanup(func() { db.Close() })
-	return db, trips
+	return db, p
 }
 
+// TestRoundTripsPerOperation counts, through the proxy, the round trips of each scoped
+// operation: exactly one for Get, Select and Exec on pgx (in every statement mode, once
+// the statement is cached on the connection; in exec mode from the first use), two for
+// a write whose returned rows are re-checked before COMMIT; at most three on lib/pq
+// with binary parameters (four without).
 func TestRoundTripsPerOperation(t *testing.T) {
-	pgtest.Shared(t)
 	e := newEnv(t, clonesql.Postgres)
 	cc := e.newClone(t)
 	in := addInsight(t, e, cc, "rt")
 	ctx := context.Background()
-	for _, binary := range []bool{true, false} {
-		raw, trips := openCounting(t, binary)
-		db, err := clonesql.New(raw, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got insight
-		if err := db.Get(ctx, cc, &got, getInsight, map[string]any{"id": in.ID}); err != nil { // warm up: connect
-			t.Fatal(err)
-		}
-		trips.Store(0)
-		if err := db.Get(ctx, cc, &got, getInsight, map[string]any{"id": in.ID}); err != nil || got.ID != in.ID {
-			t.Fatalf("get: %v", err)
-		}
-		want := map[bool]int64{true: 3, false: 4}[binary]
-		if n := trips.Load(); n != want {
-			t.Fatalf("binary_parameters=%v: scoped get took %d round trips; want %d", binary, n, want)
-		}
-		trips.Store(0)
-		var n int
-		if err := raw.GetContext(ctx, &n, "SELECT 1 WHERE $1::uuid IS NOT NULL", in.ID); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("binary_parameters=%v: scoped get %d round trips, raw parameterized read %d", binary, want, trips.Load())
+	type op struct {
+		name string
+		run  func(db *clonesql.DB) error
 	}
+	ops := []op{
+		{"get", func(db *clonesql.DB) error {
+			var got insight
+			if err := db.Get(ctx, cc, &got, getInsight, map[string]any{"id": in.ID}); err != nil || got.ID != in.ID {
+				return fmt.Errorf("get: %+v, %v", got, err)
+			}
+			return nil
+		}},
+		{"get-missing", func(db *clonesql.DB) error {
+			var got insight
+			if err := db.Get(ctx, cc, &got, getInsight, map[string]any{"id": uuid.New()}); !errors.Is(err, clone.ErrNotFound) {
+				return fmt.Errorf("get of a missing row: %v", err)
+			}
+			return nil
+		}},
+		{"select", func(db *clonesql.DB) error {
+			var list []insight
+			if err := db.Select(ctx, cc, &list, listInsight, nil); err != nil || len(list) == 0 {
+				return fmt.Errorf("select: %d rows, %v", len(list), err)
+			}
+			return nil
+		}},
+		{"exec", func(db *clonesql.DB) error {
+			_, err := db.Exec(ctx, cc, `UPDATE insights SET category = 'rt' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": in.ID})
+			return err
+		}},
+		{"insert", func(db *clonesql.DB) error {
+			_, err := db.Exec(ctx, cc, insertInsight, insight{ID: uuid.New(), Content: "rt", Category: "c", CreatedAt: time.Now().UTC()})
+			return err
+		}},
+		{"insert-returning-checked", func(db *clonesql.DB) error {
+			var got insight
+			return db.Get(ctx, cc, &got, insertInsight+` RETURNING tenant_id, clone_id, id, content, category, created_at`,
+				insight{ID: uuid.New(), Content: "rt", Category: "c", CreatedAt: time.Now().UTC()})
+		}},
+		{"withtx-1", func(db *clonesql.DB) error {
+			return db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
+				var n int
+				return tx.Get(ctx, cc, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
+			})
+		}},
+		{"withtx-2", func(db *clonesql.DB) error {
+			return db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
+				var n int
+				if err := tx.Get(ctx, cc, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, cc, `UPDATE insights SET category = 'rt2' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": in.ID})
+				return err
+			})
+		}},
+	}
+	pgxWant := map[string]int64{"insert-returning-checked": 2, "withtx-1": 2, "withtx-2": 3}
+	for _, c := range []struct {
+		drv, mode string
+		want      func(op string) int64
+		cold      bool // the count holds from the first use on a fresh connection
+	}{
+		{"pgx", "", func(op string) int64 { return max(pgxWant[op], 1) }, false},
+		{"pgx", "cache_describe", func(op string) int64 { return max(pgxWant[op], 1) }, false},
+		{"pgx", "exec", func(op string) int64 { return max(pgxWant[op], 1) }, true},
+		{"lib/pq", "", func(op string) int64 { return map[string]int64{"withtx-2": 4}[op] + 3*boolInt(op != "withtx-2") }, true},
+		{"lib/pq-stock", "", func(op string) int64 { return map[string]int64{"withtx-2": 6}[op] + 4*boolInt(op != "withtx-2") }, true},
+	} {
+		name := c.drv
+		if c.mode != "" {
+			name += "-" + c.mode
+		}
+		t.Run(strings.ReplaceAll(name, "/", ""), func(t *testing.T) {
+			raw, p := roundTripDB(t, c.drv, c.mode)
+			db, err := clonesql.New(raw, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := raw.PingContext(ctx); err != nil { // connect
+				t.Fatal(err)
+			}
+			for _, o := range ops {
+				if !c.cold {
+					if err := o.run(db); err != nil { // warm the connection's statement cache
+						t.Fatal(err)
+					}
+				}
+				p.Reset()
+				if err := o.run(db); err != nil {
+					t.Fatalf("%s: %v", o.name, err)
+				}
+				got, want := p.RoundTrips(), c.want(o.name)
+				if got != want {
+					t.Errorf("%s %s: %d round trips; want %d", name, o.name, got, want)
+				}
+				t.Logf("%-24s %d round trips", o.name, got)
+			}
+		})
+	}
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // TestRollbackOnFailureReturnsCleanConnection: a statement error inside the scoped
 // transaction leaves the single pooled connection usable and unscoped.
 func TestRollbackOnFailureReturnsCleanConnection(t *testing.T) {
-	e := newEnv(t, clonesql.Postgres)
+	forEachDriver(t, testRollbackOnFailure)
+}
+
+func testRollbackOnFailure(t *testing.T, e *env) {
 	e.raw.SetMaxOpenConns(1)
 	ctx := context.Background()
 	cc := e.newClone(t)
-	_, err := e.db.Exec(ctx, cc, `INSERT INTO insights (tenant_id, clone_id, id, content) VALUES (:tenant_id, :clone_id, :id, NULL)`, map[string]any{"id": uuid.New()})
-	if err == nil {
+	_, failure := e.db.Exec(ctx, cc, `INSERT INTO insights (tenant_id, clone_id, id, content) VALUES (:tenant_id, :clone_id, :id, NULL)`, map[string]any{"id": uuid.New()})
+	if failure == nil {
 		t.Fatal("NULL content accepted")
 	}
-	var inTx bool
-	var setting sql.NullString
-	if err := e.raw.QueryRowContext(ctx, `SELECT current_setting('cloneiso.clone_id', true), (SELECT xact_start < query_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`).Scan(&setting, &inTx); err != nil {
-		t.Fatalf("connection unusable after a failed statement: %v", err)
+	c, err := e.raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if setting.String != "" || inTx {
-		t.Fatalf("connection after failure: setting %q, in transaction %v", setting.String, inTx)
+	st, serr := readConnState(ctx, c)
+	c.Close()
+	if serr != nil {
+		t.Fatalf("connection unusable after a failed statement: %v", serr)
+	}
+	if st.tenant != "" || st.clone != "" || st.inTx {
+		t.Fatalf("connection after failure: %+v", st)
 	}
 	if _, err := e.db.Exec(ctx, cc, insertInsight, insight{ID: uuid.New(), Content: "ok", CreatedAt: time.Now().UTC()}); err != nil {
 		t.Fatalf("next operation: %v", err)
 	}
 	var pe *pq.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("driver error not reachable with errors.As: %v", err)
+	var ge *pgconn.PgError
+	if !errors.As(failure, &pe) && !errors.As(failure, &ge) {
+		t.Fatalf("driver error not reachable with errors.As: %v", failure)
 	}
+	if e.driver == pgtest.Pgx && ge == nil {
+		t.Fatalf("pgx error not reachable with errors.As: %v", failure)
+	}
+}
+
+// connState is what a pooled connection carries between operations.
+type connState struct {
+	tenant, clone string // the scope settings as the server sees them
+	inTx          bool   // the server reports an open transaction
+}
+
+// readConnState reads c's settings and transaction status with one simple-protocol
+// query (on pgx as on lib/pq, so that the statement itself opens no extended-protocol
+// transaction), and on pgx also the transaction status the driver last received.
+func readConnState(ctx context.Context, c *sql.Conn) (connState, error) {
+	const q = `SELECT coalesce(current_setting('cloneiso.tenant_id', true), ''), coalesce(current_setting('cloneiso.clone_id', true), ''),
+		(SELECT xact_start < query_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`
+	var st connState
+	onPgx := false
+	err := c.Raw(func(dc any) error {
+		if sc, ok := dc.(*stdlib.Conn); ok {
+			onPgx = true
+			pc := sc.Conn()
+			if pc.PgConn().TxStatus() != 'I' {
+				st.inTx = true
+			}
+			var inTx bool
+			err := pc.QueryRow(ctx, q, pgx.QueryExecModeSimpleProtocol).Scan(&st.tenant, &st.clone, &inTx)
+			st.inTx = st.inTx || inTx
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	if !onPgx {
+		var inTx bool
+		if err := c.QueryRowContext(ctx, q).Scan(&st.tenant, &st.clone, &inTx); err != nil { // lib/pq: simple protocol without arguments
+			return st, err
+		}
+		st.inTx = inTx
+	}
+	return st, nil
+}
+
+// TestRecheckedWriteRollsBack: a write that returns a row of another clone (a leaky
+// statement on a connection that bypasses RLS) fails with ErrIsolationViolation and is
+// rolled back, on every driver: on pgx its transaction stays open until the returned
+// rows are re-checked.
+func TestRecheckedWriteRollsBack(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a, b := e.newClone(t), e.newClone(t)
+		ib := addInsight(t, e, b, "bravo")
+		bypass, err := clonesql.New(e.owner, &clonesql.Options{Audit: e.audit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got insight
+		err = bypass.Get(ctx, a, &got, `UPDATE insights SET content = 'stolen'
+			WHERE (tenant_id = :tenant_id AND clone_id = :clone_id AND false) OR id = :victim
+			RETURNING tenant_id, clone_id, id, content, category, created_at`, map[string]any{"victim": ib.ID})
+		if !errors.Is(err, clone.ErrIsolationViolation) || got.Content != "" {
+			t.Fatalf("leaky write: %+v, %v; want ErrIsolationViolation and nothing", got, err)
+		}
+		if err := e.db.Get(ctx, b, &got, getInsight, map[string]any{"id": ib.ID}); err != nil || got.Content != "bravo" {
+			t.Fatalf("B's row after the refused write: %q, %v; want it unchanged", got.Content, err)
+		}
+	})
 }

@@ -30,13 +30,7 @@ func Open(t testing.TB, d clonesql.Dialect) (app, owner *sqlx.DB) {
 		}
 		return db, db
 	case clonesql.Postgres:
-		pg := Shared(t)
-		db, err := clonesql.OpenPostgres(pg.AppURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db, pg.Owner
+		return OpenDriver(t, LibPQ)
 	}
 	t.Fatalf("pgtest.Open: unsupported dialect %q", d)
 	return nil, nil
