@@ -44,30 +44,13 @@ func ClassifyError(op string, err error) error {
 	if strings.Contains(err.Error(), tombstoneMessage) {
 		return errs.Wrap(errs.Suspended, op, err, "the clone is being or has been offboarded")
 	}
-	var pe *pq.Error
+	var pe *pq.Error // lib/pq
 	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == "23505" || pe.Code == "23503":
-			return errs.Wrap(errs.Conflict, op, err, "")
-		case pe.Code == "42501" && strings.Contains(pe.Message, "row-level security"):
-			return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
-		case pe.Code.Class() == "22" || pe.Code == "23514" || pe.Code == "23502" || pe.Code == "42601":
-			return errs.Wrap(errs.InvalidInput, op, err, "")
-		}
-		return errs.Wrap(errs.Unavailable, op, err, "")
+		return classifyPostgres(op, err, string(pe.Code), pe.Message)
 	}
 	var ge *pgconn.PgError // pgx
 	if errors.As(err, &ge) {
-		class := ge.Code[:min(2, len(ge.Code))]
-		switch {
-		case ge.Code == "23505" || ge.Code == "23503":
-			return errs.Wrap(errs.Conflict, op, err, "")
-		case ge.Code == "42501" && strings.Contains(ge.Message, "row-level security"):
-			return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
-		case class == "22" || ge.Code == "23514" || ge.Code == "23502":
-			return errs.Wrap(errs.InvalidInput, op, err, "")
-		}
-		return errs.Wrap(errs.Unavailable, op, err, "")
+		return classifyPostgres(op, err, ge.Code, ge.Message)
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
@@ -78,6 +61,20 @@ func ClassifyError(op string, err error) error {
 			return errs.Wrap(errs.InvalidInput, op, err, "")
 		}
 		return errs.Wrap(errs.Unavailable, op, err, "")
+	}
+	return errs.Wrap(errs.Unavailable, op, err, "")
+}
+
+// classifyPostgres classifies a PostgreSQL server error by its SQLSTATE, whichever
+// driver reported it.
+func classifyPostgres(op string, err error, code, message string) error {
+	switch {
+	case code == "23505" || code == "23503":
+		return errs.Wrap(errs.Conflict, op, err, "")
+	case code == "42501" && strings.Contains(message, "row-level security"):
+		return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
+	case strings.HasPrefix(code, "22") || code == "23514" || code == "23502" || code == "42601":
+		return errs.Wrap(errs.InvalidInput, op, err, "")
 	}
 	return errs.Wrap(errs.Unavailable, op, err, "")
 }

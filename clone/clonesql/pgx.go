@@ -309,7 +309,7 @@ func readOnly(q string) bool {
 			i += 2 + j + 2
 		default:
 			j := i
-			for j < len(q) && isIdent(q[j]) {
+			for j < len(q) && 'a' <= q[j]|0x20 && q[j]|0x20 <= 'z' {
 				j++
 			}
 			switch strings.ToUpper(q[i:j]) {
