@@ -72,7 +72,9 @@ func TestJWKSRotation(t *testing.T) {
 }
 
 // TestJWKSUnknownKeyFlood: tokens with random key IDs cannot make the server fetch the
-// JWKS more than once per UnknownKeyRefresh, nor make requests wait for the limit.
+// JWKS more than once per UnknownKeyRefresh, nor make requests wait for the limit (a
+// minute each: requests that waited would run into the test binary's timeout; no
+// wall-clock time is asserted).
 func TestJWKSUnknownKeyFlood(t *testing.T) {
 	s, _ := sqliteStore(t)
 	real := edSigner(t)
@@ -82,16 +84,12 @@ func TestJWKSUnknownKeyFlood(t *testing.T) {
 		t.Fatalf("real key: %d %s", r.status, r.body)
 	}
 	a.audit.Reset()
-	start := time.Now()
 	const n = 20
 	for range n {
 		fake := edSigner(t) // unknown key ID, unknown key
 		if r := a.get(t, "/me", fake.sign(t, claims("flood"))); r.status != http.StatusUnauthorized {
 			t.Fatalf("unknown key: %d", r.status)
 		}
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("%d unknown-key requests took %v: they waited for the refresh limit", n, d)
 	}
 	if f := jwks.fetches.Load(); f > 2 {
 		t.Fatalf("%d JWKS fetches for %d unknown-key tokens; want at most 2 (start + one refresh)", f, n)
@@ -118,7 +116,9 @@ func TestJWKSUnreachable(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
-	auth := newJWKS(t, jwks.URL, &jwtauth.Options{FetchTimeout: time.Second, UnknownKeyRefresh: time.Millisecond, Logger: logger})
+	// The refresh after recovery needs no sleep: a request waits for the rate limiter
+	// (UnknownKeyRefresh) up to FetchTimeout, and a minute is far beyond a millisecond.
+	auth := newJWKS(t, jwks.URL, &jwtauth.Options{FetchTimeout: time.Minute, UnknownKeyRefresh: time.Millisecond, Logger: logger})
 	a := newApp(t, auth, s, nil)
 	tok := ed.sign(t, claims("down-"+uuid.NewString()))
 	r := a.get(t, "/me", tok)
@@ -135,7 +135,6 @@ func TestJWKSUnreachable(t *testing.T) {
 		t.Fatalf("refresh failure not logged: %q", logged)
 	}
 	jwks.down.Store(false)
-	time.Sleep(5 * time.Millisecond) // past UnknownKeyRefresh
 	if r := a.get(t, "/me", tok); r.status != http.StatusOK {
 		t.Fatalf("provider back: %d %s; want 200", r.status, r.body)
 	}

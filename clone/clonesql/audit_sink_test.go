@@ -65,7 +65,8 @@ func TestAuditInsideTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 		a, b := e.newClone(t), e.newClone(t)
-		start := time.Now()
+		// A sink that waited for the transaction would run into ctx's deadline and lose
+		// the event (counted below); no wall-clock time is asserted.
 		err = db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
 			_, err := tx.Exec(ctx, b, `DELETE FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
 			return err
@@ -76,9 +77,6 @@ func TestAuditInsideTransaction(t *testing.T) {
 		var n int
 		if err := e.raw.GetContext(ctx, &n, e.raw.Rebind(`SELECT count(*) FROM audit_events WHERE request_id = ?`), audit.RequestIDFrom(ctx)); err != nil || n != 1 {
 			t.Fatalf("audit rows %d, %v; want 1", n, err)
-		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Fatalf("denial inside a transaction took %v: the sink waited for the transaction", d)
 		}
 	})
 }

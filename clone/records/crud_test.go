@@ -201,7 +201,8 @@ func TestSQLAuditSink(t *testing.T) {
 			t.Fatal(err)
 		}
 		missing := uuid.New()
-		start := time.Now()
+		// A sink that waited for the transaction would deadlock (the test binary's timeout
+		// reports it) or lose the events (counted below); no wall-clock time is asserted.
 		for _, q := range []clonesql.Querier{db, records.WithAudit(db, db.Audit())} {
 			if _, err := records.AppendMessage(ctx, q, cc, records.Message{ConversationID: missing, Role: records.RoleUser}); !errors.Is(err, clone.ErrNotFound) {
 				t.Fatalf("append to a missing conversation: %v", err)
@@ -209,9 +210,6 @@ func TestSQLAuditSink(t *testing.T) {
 			if _, err := records.ReplaceDocumentChunks(ctx, q, cc, missing, nil); !errors.Is(err, clone.ErrNotFound) {
 				t.Fatalf("replace chunks of a missing document: %v", err)
 			}
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Fatalf("denials took %v: the sink waited for the transaction", d)
 		}
 		var n int
 		if err := e.raw.Get(&n, e.raw.Rebind(`SELECT count(*) FROM audit_events WHERE clone_id = ? AND outcome = 'denied'`), cc.CloneID()); err != nil || n != 4 {

@@ -99,7 +99,10 @@ start() {
 			if ! kill -0 "$pid" 2>/dev/null; then
 				break # exited, e.g. the port was taken meanwhile; retry
 			fi
-			if curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$port/minio/health/live"; then
+			# live answers 200 before the object layer is up (it then only adds
+			# "x-minio-server-status: offline"; S3 calls fail "Server not initialized yet").
+			if hdr=$(curl -fs -D - -o /dev/null --max-time 2 "http://127.0.0.1:$port/minio/health/live") &&
+				! grep -qi '^x-minio-server-status: *offline' <<<"$hdr"; then
 				cat >"$statedir/minio.env" <<ENV
 export CLONEISO_TEST_S3_ENDPOINT=http://127.0.0.1:$port
 export CLONEISO_TEST_S3_ACCESS_KEY=$access

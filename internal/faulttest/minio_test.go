@@ -34,6 +34,7 @@ type minioServer struct {
 	bin, dir, addr, console string
 	env                     s3test.Env
 	cmd                     *exec.Cmd
+	exited                  chan struct{} // closed when cmd has exited
 	log                     *os.File
 }
 
@@ -82,7 +83,7 @@ func startMinio(t testing.TB) *minioServer {
 	return m
 }
 
-// start starts (or restarts) the server and waits for its health endpoint.
+// start starts (or restarts) the server and waits until it serves S3 requests.
 func (m *minioServer) start(t testing.TB) {
 	t.Helper()
 	m.cmd = exec.Command(m.bin, "server", "--quiet", "--address", m.addr, "--console-address", m.console, filepath.Join(m.dir, "data"))
@@ -93,9 +94,12 @@ func (m *minioServer) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
+	m.exited = exited
 	cmd := m.cmd
 	go func() { cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(90 * time.Second)
+	// The deadline only bounds a server that never comes up; readiness itself is
+	// observed, not assumed after a delay.
+	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
@@ -103,30 +107,41 @@ func (m *minioServer) start(t testing.TB) {
 			t.Fatalf("MinIO exited during start:\n%s", log)
 		default:
 		}
-		resp, err := http.Get(m.env.Endpoint + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if m.ready() {
+			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polling another process: there is nothing to wait on
 	}
-	t.Fatal("MinIO did not become healthy in 90 s")
+	t.Fatal("MinIO did not become ready in 3 minutes")
 }
 
-// kill ends the server at once (SIGKILL), as a crash or a lost node would.
+// ready reports whether the server answers S3 requests. Its liveness endpoint answers
+// 200 as soon as it listens, before its object layer is initialized (it then only adds
+// "x-minio-server-status: offline", and S3 calls fail with "Server not initialized
+// yet"), so a signed S3 call is what proves readiness.
+func (m *minioServer) ready() bool {
+	resp, err := http.Get(m.env.Endpoint + "/minio/health/live")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("x-minio-server-status") == "offline" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = m.env.Client().ListBuckets(ctx, &s3.ListBucketsInput{})
+	return err == nil
+}
+
+// kill ends the server at once (SIGKILL), as a crash or a lost node would, and waits
+// for the process to be gone (its sockets closed).
 func (m *minioServer) kill(t testing.TB) {
 	if m.cmd == nil || m.cmd.Process == nil {
 		return
 	}
 	m.cmd.Process.Kill()
-	for range 100 {
-		if _, err := http.Get(m.env.Endpoint + "/minio/health/live"); err != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	<-m.exited
 	m.cmd = nil
 }
 

@@ -45,19 +45,29 @@ func TestLoadWithFaults(t *testing.T) {
 	h := newHarness(t, nClones)
 	h.allow = func(err error) bool { return errors.Is(err, clone.ErrUnavailable) }
 
-	var terminated, bursts atomic.Int64
+	var terminated, bursts, ops atomic.Int64
+	// A fault every few operations rather than every so many milliseconds: a busy
+	// machine runs fewer operations and gets proportionally fewer faults, never none.
+	const opsPerFault = 4
+	kick := make(chan struct{}, 1)
+	h.afterOp = func() {
+		if ops.Add(1)%opsPerFault == 0 {
+			select {
+			case kick <- struct{}{}:
+			default: // the previous fault is still being injected
+			}
+		}
+	}
 	stop := make(chan struct{})
 	var chaos sync.WaitGroup
 	chaos.Go(func() {
 		rng := mrand.New(mrand.NewPCG(1, uint64(time.Now().UnixNano())))
 		methods := []string{"Upsert", "Query"} // the calls the load makes
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
 		for {
 			select {
 			case <-stop:
 				return
-			case <-tick.C:
+			case <-kick:
 			}
 			var ok bool
 			if err := h.pg.Owner.Get(&ok, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM (

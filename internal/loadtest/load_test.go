@@ -126,7 +126,10 @@ type harness struct {
 	// allow, if set, says which errors a run under injected faults accepts; every
 	// other error counts as an error of the run.
 	allow func(error) bool
-	seq   atomic.Int64
+	// afterOp, if set, is called by the clients after each operation (the fault test
+	// paces its faults by operations, not by wall-clock time).
+	afterOp func()
+	seq     atomic.Int64
 }
 
 func newHarness(t *testing.T, nClones int) *harness {
@@ -422,6 +425,9 @@ func (h *harness) run(nClients int, d time.Duration) time.Duration {
 			rng := mrand.New(mrand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			for time.Now().Before(deadline) {
 				h.do(ctx, rng, h.clones[rng.IntN(len(h.clones))], pick(rng))
+				if h.afterOp != nil {
+					h.afterOp()
+				}
 			}
 		})
 	}

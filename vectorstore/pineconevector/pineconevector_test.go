@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -117,21 +118,56 @@ func TestNoRetryOnInvalidArgument(t *testing.T) {
 	}
 }
 
+// TestRetryRespectsDeadline: a retry whose backoff would outlast the context's deadline
+// is not waited for, and a context canceled during a backoff ends the wait. The
+// backoffs are centuries long (full jitter makes a wait shorter than the one-hour
+// deadline a chance of about one in ten million), so an implementation that waited
+// would hang the test instead of passing it; no wall-clock time is measured.
 func TestRetryRespectsDeadline(t *testing.T) {
-	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
-	d := open(t, srv, 4, &pineconevector.RetryOptions{MaxAttempts: 100, InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
-	x, _ := vectorstore.NewIndex(d, nil)
-	srv.FailNext("Fetch", 1000, codes.ResourceExhausted, "quota")
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := x.Fetch(ctx, drivertest.NewClone(t), []string{"a"})
-	if !errors.Is(err, clone.ErrUnavailable) {
-		t.Fatalf("got %v, want ErrUnavailable", err)
-	}
-	if el := time.Since(start); el > 400*time.Millisecond {
-		t.Fatalf("retries ran %v past a 300ms deadline", el)
-	}
+	const forever = 290 * 365 * 24 * time.Hour // close to the largest time.Duration
+	retry := &pineconevector.RetryOptions{MaxAttempts: 100, InitialBackoff: forever, MaxBackoff: forever}
+	t.Run("deadline before the backoff ends", func(t *testing.T) {
+		srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+		x, _ := vectorstore.NewIndex(open(t, srv, 4, retry), nil)
+		srv.FailNext("Fetch", 1000, codes.ResourceExhausted, "quota")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+		defer cancel()
+		_, err := x.Fetch(ctx, drivertest.NewClone(t), []string{"a"})
+		if !errors.Is(err, clone.ErrUnavailable) {
+			t.Fatalf("got %v, want ErrUnavailable", err)
+		}
+		if n := srv.Calls("Fetch"); n != 1 {
+			t.Fatalf("%d attempts, want 1 (the backoff outlasts the deadline)", n)
+		}
+	})
+	t.Run("canceled during the backoff", func(t *testing.T) {
+		srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		// The first attempt's answer cancels the context: the driver is then in (or
+		// about to enter) its backoff, which must end at once.
+		cancelAfterFetch := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			err := invoker(ctx, method, req, reply, cc, opts...)
+			if strings.HasSuffix(method, "/Fetch") {
+				cancel()
+			}
+			return err
+		})
+		d, err := pineconevector.NewDriver(srv.Host(), 4, &pineconevector.Options{APIKey: apiKey, Retry: retry, DialOptions: []grpc.DialOption{cancelAfterFetch}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		x, _ := vectorstore.NewIndex(d, nil)
+		srv.FailNext("Fetch", 1000, codes.ResourceExhausted, "quota")
+		_, err = x.Fetch(ctx, drivertest.NewClone(t), []string{"a"})
+		if !errors.Is(err, clone.ErrUnavailable) {
+			t.Fatalf("got %v, want ErrUnavailable", err)
+		}
+		if n := srv.Calls("Fetch"); n != 1 {
+			t.Fatalf("%d attempts, want 1 (canceled during the first backoff)", n)
+		}
+	})
 }
 
 func TestBatching(t *testing.T) {

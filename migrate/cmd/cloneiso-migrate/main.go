@@ -313,7 +313,10 @@ func (a *app) open(ctx context.Context) error {
 	if o.batchSize > 0 {
 		cfg.BatchSize = o.batchSize
 	}
-	cfg.Progress = a.bar.update
+	cfg.Progress = func(ev legacy.Progress) {
+		a.bar.update(ev)
+		checkpoint(ev)
+	}
 	db, err := clonesql.OpenPostgres(o.databaseURL)
 	if err != nil {
 		return err
@@ -473,6 +476,12 @@ func (a *app) plan(ctx context.Context) (int, error) {
 	}
 	return exitOK, nil
 }
+
+// checkpoint is called after the progress bar at every reported step of a long command
+// (a provisioned user, a snapshotted table, a committed batch). It does nothing; the
+// command's tests replace it to kill the process at a chosen step, so that crash tests
+// land at deterministic points instead of after guessed delays.
+var checkpoint = func(legacy.Progress) {}
 
 func (a *app) backfill(ctx context.Context) (int, error) {
 	rep, err := a.m.Backfill(ctx, &legacy.BackfillOptions{Restart: a.opts.restart})

@@ -5,15 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/testenv"
+	"github.com/cloneiso/cloneiso/migrate/legacy"
 	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
@@ -24,8 +28,33 @@ import (
 // tests can run it as a process of its own and kill it.
 const asCLI = "CLONEISO_MIGRATE_TEST_AS_CLI"
 
+// killAt, set in the environment of a process started with asCLI as "STEP:N", makes
+// that process SIGKILL itself at the N-th checkpoint of STEP (provision, snapshot,
+// backfill: see checkpoint in main.go), so crash tests kill at chosen points rather than
+// after delays that depend on the machine's speed.
+const killAt = "CLONEISO_MIGRATE_TEST_KILL_AT"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(asCLI) == "1" {
+		if at := os.Getenv(killAt); at != "" {
+			step, n, _ := strings.Cut(at, ":")
+			want, err := strconv.Atoi(n)
+			if err != nil || want < 1 {
+				fmt.Fprintf(os.Stderr, "%s=%q: want STEP:N\n", killAt, at)
+				os.Exit(exitUsage)
+			}
+			seen := 0
+			checkpoint = func(ev legacy.Progress) {
+				if ev.Step != step {
+					return
+				}
+				if seen++; seen == want {
+					fmt.Fprintf(os.Stderr, "killed at checkpoint %s %d (%s)\n", step, want, ev.Table)
+					syscall.Kill(os.Getpid(), syscall.SIGKILL)
+					select {} // the signal is on its way
+				}
+			}
+		}
 		main()
 		return
 	}
@@ -200,9 +229,12 @@ func TestRender(t *testing.T) {
 }
 
 // TestKillProcess runs backfill as a process of its own and kills it (SIGKILL, no
-// chance to clean up) at random moments, again and again, until a run finishes by
-// itself; the database must then be exactly as after one uninterrupted run, and a
-// further run must change nothing.
+// chance to clean up) again and again, each run resuming the last, until a run finishes
+// by itself; the database must then be exactly as after one uninterrupted run, and a
+// further run must change nothing. Each killed process kills itself at a chosen
+// checkpoint (killAt), so the kills land, on any machine, while users are provisioned,
+// while the snapshot is taken (before its transaction commits) and between the batches
+// of different tables.
 func TestKillProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes in a loop")
@@ -234,47 +266,32 @@ func TestKillProcess(t *testing.T) {
 	db := newDB()
 	c = &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 	c.run(exitOK, "up")
-	// Kill after 150, 200, 250, ... ms (a process needs some 100 ms to start and
-	// connect), each run resuming the last: the kills land in provisioning, the
-	// snapshot and the batches of different tables.
-	var delays []time.Duration
-	for d := 150; d <= 900; d += 60 {
-		delays = append(delays, time.Duration(d))
-	}
-	const enough = 6 // kills; then a run may finish
-	kills := 0
-	for i := 0; ; i++ {
+	// Each run counts the checkpoints of what is left to do.
+	kills := []string{"provision:1", "provision:7", "provision:30", "snapshot:1", "snapshot:3",
+		"backfill:1", "backfill:2", "backfill:9", "backfill:25", "backfill:60"}
+	run := func(at string) (string, error) {
 		cmd := exec.Command(os.Args[0], "backfill", "--progress", "never")
 		cmd.Env = append(os.Environ(), asCLI+"=1", "CLONEISO_MIGRATE_DATABASE_URL="+db.OwnerURL, "CLONEISO_CONFIG="+cfgFile)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		if at != "" {
+			cmd.Env = append(cmd.Env, killAt+"="+at)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var err error
-		if i < len(delays) && kills < enough {
-			select {
-			case err = <-done:
-			case <-time.After(delays[i] * time.Millisecond):
-				cmd.Process.Kill()
-				<-done
-				kills++
-				continue
-			}
-		} else {
-			err = <-done
-		}
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitDiscrepancy {
-			t.Fatalf("run %d: %v\n%s", i, err, out.String())
-		}
-		break
+		out, err := cmd.CombinedOutput()
+		return string(out), err
 	}
-	t.Logf("%d runs killed before one completed", kills)
-	if kills < 5 {
-		t.Fatalf("only %d runs were killed; the backfill is too fast for this test's delays", kills)
+	for i, at := range kills {
+		out, err := run(at)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !strings.Contains(out, "killed at checkpoint "+strings.Replace(at, ":", " ", 1)) {
+			t.Fatalf("run %d was to be killed at checkpoint %s, but: %v\n%s", i, at, err, out)
+		}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("run %d: not killed by SIGKILL: %v\n%s", i, err, out)
+		}
+	}
+	out, err := run("")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitDiscrepancy {
+		t.Fatalf("the run after %d kills: %v\n%s", len(kills), err, out)
 	}
 	got, err := legacytest.State(ctx, db.Owner, cfg.Tables)
 	if err != nil {
@@ -282,10 +299,10 @@ func TestKillProcess(t *testing.T) {
 	}
 	for k := range want {
 		if got[k] != want[k] {
-			t.Errorf("after %d kills, %s differs from an uninterrupted run", kills, k)
+			t.Errorf("after %d kills, %s differs from an uninterrupted run", len(kills), k)
 		}
 	}
-	out, _ := c.run(exitDiscrepancy, "backfill", "--restart")
+	out, _ = c.run(exitDiscrepancy, "backfill", "--restart")
 	mustContain(t, out, "0 updated")
 	if strings.Contains(out, "provisioned now") && !strings.Contains(out, "(0 provisioned now)") {
 		t.Fatalf("a run after the kills provisioned users:\n%s", out)
