@@ -211,7 +211,8 @@ const (
 	// or the same content under a new embedding model or chunking).
 	Updated Outcome = "updated"
 	// Unchanged: the clone already had this content ready, ingested with the same
-	// embedding model and chunking; nothing was written.
+	// embedding model and chunking, and its vectors are all in the index (any it had
+	// lost were restored first: see Result.VectorsRestored); nothing else was written.
 	Unchanged Outcome = "unchanged"
 )
 
@@ -221,6 +222,9 @@ type Result struct {
 	Outcome  Outcome
 	// Err is the source's error, for IngestAll (Ingest returns it directly).
 	Err error
+	// VectorsRestored, for an Unchanged outcome, counts the document's chunk vectors
+	// that the index had lost and that were re-embedded and upserted again.
+	VectorsRestored int
 	// CleanupErr, if set, reports that removing the previous version's vectors or
 	// original (or the consumed upload) failed after the new version was committed;
 	// the document is fine, and Reconcile removes the leftovers.
@@ -636,8 +640,15 @@ func (p *Pipeline) ingest(ctx context.Context, cc clone.CloneContext, src Source
 		return Result{}, err
 	}
 	if unchanged != nil {
+		// The content is already ready: answer "unchanged" only once its vectors are
+		// verified to be in the index, restoring any it lost.
+		n, err := p.verifyDocument(ctx, cc, unchanged)
+		if err != nil {
+			done(StageFailed, unchanged.ID, err)
+			return Result{}, err
+		}
 		done(StageUnchanged, unchanged.ID, nil)
-		return Result{Document: *unchanged, Outcome: Unchanged}, nil
+		return Result{Document: *unchanged, Outcome: Unchanged, VectorsRestored: n}, nil
 	}
 	res, err := p.run(ctx, cc, &src, a, data, hash, ct, t)
 	if err != nil {

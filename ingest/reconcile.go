@@ -3,6 +3,9 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,11 +35,20 @@ type ReconcileReport struct {
 	// of versions that are not committed, of failed documents and of documents that no
 	// longer exist.
 	VectorsDeleted, ObjectsDeleted int
+	// VectorsRestored counts chunk vectors of ready documents that the index had lost
+	// (a crash of a store without durable writes, an operator's mistake, a restore
+	// from an older backup) and that were re-embedded from the stored chunk text and
+	// upserted again; DocumentsRepaired counts the documents they belong to.
+	VectorsRestored, DocumentsRepaired int
+	// DocumentsUnrepairable counts ready documents with missing vectors that this
+	// pipeline cannot rebuild (ingested with another embedding model or chunking, or
+	// chunks written by the host under its own vector IDs): ingest them again.
+	DocumentsUnrepairable int
 }
 
-// Reconcile finds and removes what crashed or interrupted ingestions and deletions
-// left behind for the clone in cc, so that the clone's vectors and originals are
-// exactly those of its ready documents:
+// Reconcile finds and repairs what crashes, interrupted ingestions and deletions, and
+// lost vectors left behind for the clone in cc, so that the clone's vectors and
+// originals are exactly those of its ready documents:
 //
 //   - documents "pending" or "processing" for longer than StaleAfter become "failed"
 //     (or "ready" again if an earlier version is committed), with the error
@@ -46,6 +58,10 @@ type ReconcileReport struct {
 //     of a ready document are deleted; so are those of documents that no longer
 //     exist. Documents still being ingested (not stale) are left alone, and so are
 //     vectors and objects whose names the pipeline did not make.
+//   - every ready document must have exactly its chunks' vectors (IDs and count): the
+//     missing ones are confirmed by fetching them, re-embedded from the chunks' stored
+//     text and upserted (VectorsRestored), so that a question about the document is
+//     answered from it again, not from another document;
 //
 // In this process Reconcile waits for the clone's running Ingest and Delete calls and
 // holds new ones off; other processes are only protected by StaleAfter. Run it at
@@ -118,6 +134,7 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 		}
 	}
 
+	present := map[string]bool{}
 	token := ""
 	for {
 		page, err := p.vectors.List(ctx, cc, &vectorstore.ListOptions{PageToken: token, Limit: vectorstore.MaxListLimit})
@@ -129,6 +146,7 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 			if !ok {
 				continue
 			}
+			present[vid] = true
 			keep, missing := keepable(id, version)
 			if keep && !busy[id] && ord >= docs[id].ChunkCount {
 				keep = false
@@ -197,6 +215,9 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 		return rep, err
 	}
 	rep.VectorsDeleted = len(dropVectors)
+	if err := p.repairReady(ctx, cc, docs, busy, present, rep); err != nil {
+		return rep, err
+	}
 	for _, name := range dropObjects {
 		if err := p.objects.Delete(ctx, cc, ObjectKind, name); err != nil && !errors.Is(err, clone.ErrNotFound) {
 			return rep, err
@@ -223,4 +244,48 @@ func (p *Pipeline) allDocuments(ctx context.Context, cc clone.CloneContext) (map
 		}
 		cursor = page.Next
 	}
+}
+
+// repairReady restores the missing chunk vectors of the clone's ready documents (those
+// not being ingested), given the IDs the index listed.
+func (p *Pipeline) repairReady(ctx context.Context, cc clone.CloneContext, docs map[uuid.UUID]records.Document, busy map[uuid.UUID]bool, present map[string]bool, rep *ReconcileReport) error {
+	ids := make([]uuid.UUID, 0, len(docs))
+	for id := range docs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	for _, id := range ids {
+		d := docs[id]
+		if d.Status != records.StatusReady || busy[id] || d.ChunkCount == 0 {
+			continue
+		}
+		var listedMissing []int
+		for i, vid := range expectedVectors(&d) {
+			if !present[vid] {
+				listedMissing = append(listedMissing, i)
+			}
+		}
+		if len(listedMissing) == 0 {
+			continue
+		}
+		// A listing may lag the index (Pinecone's does): confirm by ID.
+		missing, err := p.missingVectors(ctx, cc, &d, listedMissing)
+		if err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		n, err := p.restoreVectors(ctx, cc, &d, missing)
+		rep.VectorsRestored += n
+		switch {
+		case errors.Is(err, clone.ErrConflict):
+			rep.DocumentsUnrepairable++
+		case err != nil:
+			return fmt.Errorf("restoring %d missing vectors of document %s: %w", len(missing), d.ID, err)
+		default:
+			rep.DocumentsRepaired++
+		}
+	}
+	return nil
 }
