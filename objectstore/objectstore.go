@@ -483,7 +483,8 @@ type ListOptions struct {
 	// Kind restricts the listing to one kind; "" lists every kind of the clone.
 	Kind string
 	// NamePrefix restricts the listing to names starting with it (needs Kind). It is
-	// validated like a name, except that it may end in "/".
+	// validated like a name, except that it may end in "/" or in the middle of a
+	// segment.
 	NamePrefix string
 	// PageSize is the maximum number of objects per page: 1 to 1000, 0 means 100.
 	PageSize int
@@ -520,9 +521,9 @@ func (b *Bucket) List(ctx context.Context, cc clone.CloneContext, opts *ListOpti
 		}
 		prefix += opts.Kind + "/"
 		if np := opts.NamePrefix; np != "" {
-			if err := ValidateName(strings.TrimSuffix(np, "/")); err != nil {
-				b.deny(ctx, op, cc, "invalid name prefix (possible traversal attempt)", nil)
-				return nil, relabel(err, op)
+			if why := namePrefixProblem(np); why != "" {
+				b.deny(ctx, op, cc, "invalid name prefix (possible traversal attempt)", map[string]string{"problem": why})
+				return nil, errs.New(errs.InvalidInput, op, "invalid name prefix: %s", why)
 			}
 			prefix += np
 		}

@@ -19,6 +19,7 @@ package fileobject
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -74,12 +75,18 @@ func OpenBucket(dir string, opts *Options) (*objectstore.Bucket, error) {
 // Applications use [OpenBucket].
 func OpenDriver(dir string, opts *Options) (driver.Bucket, error) { return newFS(dir, opts) }
 
+// fsBucket reaches every file through an [os.Root] opened on the store's directory, so
+// no name, symlink or ".." can make it read or write outside that directory, on any
+// operating system, whatever the checks above it let through.
 type fsBucket struct {
-	root    string // absolute
-	objects string // root/objects
-	tmp     string // root/tmp
-	opts    Options
+	root *os.Root // the store's directory: objects/{key} and tmp/
+	opts Options
 }
+
+const (
+	objectsDir = "objects"
+	tmpDir     = "tmp"
+)
 
 func newFS(dir string, opts *Options) (*fsBucket, error) {
 	const op = "fileobject.OpenBucket"
@@ -90,7 +97,7 @@ func newFS(dir string, opts *Options) (*fsBucket, error) {
 	if err != nil {
 		return nil, errs.Wrap(errs.InvalidInput, op, err, "directory")
 	}
-	b := &fsBucket{root: abs, objects: filepath.Join(abs, "objects"), tmp: filepath.Join(abs, "tmp")}
+	b := &fsBucket{}
 	if opts != nil {
 		b.opts = *opts
 	}
@@ -104,8 +111,15 @@ func newFS(dir string, opts *Options) (*fsBucket, error) {
 	if b.opts.Now == nil {
 		b.opts.Now = time.Now
 	}
-	for _, d := range []string{b.objects, b.tmp} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "creating the store directory")
+	}
+	if b.root, err = os.OpenRoot(abs); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "opening the store directory")
+	}
+	for _, d := range []string{objectsDir, tmpDir} {
+		if err := b.root.MkdirAll(d, 0o700); err != nil {
+			b.root.Close()
 			return nil, errs.Wrap(errs.Unavailable, op, err, "creating the store directory")
 		}
 	}
@@ -116,13 +130,13 @@ func newFS(dir string, opts *Options) (*fsBucket, error) {
 // removeStaleTemp removes temporary files left by writers that crashed more than a
 // day ago (a live writer's file is younger than that).
 func (b *fsBucket) removeStaleTemp() {
-	entries, err := os.ReadDir(b.tmp)
+	entries, err := fs.ReadDir(b.root.FS(), tmpDir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
-			os.Remove(filepath.Join(b.tmp, e.Name()))
+			b.root.Remove(tmpDir + "/" + e.Name())
 		}
 	}
 }
@@ -130,7 +144,8 @@ func (b *fsBucket) removeStaleTemp() {
 // errBadKey guards against keys the portable type would never send.
 var errBadKey = errors.New("fileobject: invalid key")
 
-// path maps a key to its file, refusing anything that could leave the objects tree.
+// path maps a key to its file's name inside the root, refusing anything that could
+// leave the objects tree (the root refuses it again when the file is opened).
 func (b *fsBucket) path(key string) (string, error) {
 	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
 		return "", errBadKey
@@ -140,7 +155,24 @@ func (b *fsBucket) path(key string) (string, error) {
 			return "", errBadKey
 		}
 	}
-	return filepath.Join(b.objects, filepath.FromSlash(key)), nil
+	p := filepath.Join(objectsDir, filepath.FromSlash(key))
+	if !filepath.IsLocal(p) {
+		return "", errBadKey
+	}
+	return p, nil
+}
+
+// createTemp creates a new temporary file in tmp/ inside the root.
+func (b *fsBucket) createTemp() (*os.File, string, error) {
+	for range 100 {
+		name := filepath.Join(tmpDir, "put-"+rand.Text())
+		f, err := b.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", errs.New(errs.Unavailable, "fileobject.Put", "cannot create a temporary file")
 }
 
 const magic = "\nCLONEISO-OBJ1"
@@ -164,15 +196,14 @@ func (b *fsBucket) Put(ctx context.Context, scope, key string, r io.Reader, opts
 	if opts == nil {
 		opts = &driver.WriteOptions{Size: -1}
 	}
-	f, err := os.CreateTemp(b.tmp, "put-*")
+	f, tmpName, err := b.createTemp()
 	if err != nil {
 		return nil, err
 	}
-	tmpName := f.Name()
 	renamed := false
 	defer func() {
 		if !renamed {
-			os.Remove(tmpName)
+			b.root.Remove(tmpName)
 		}
 	}()
 	h := sha256.New()
@@ -197,8 +228,8 @@ func (b *fsBucket) Put(ctx context.Context, scope, key string, r io.Reader, opts
 	// A concurrent Delete may remove an empty parent directory between MkdirAll and
 	// Rename; retry a few times.
 	for attempt := 0; ; attempt++ {
-		if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
-			err = os.Rename(tmpName, p)
+		if err = b.root.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+			err = b.root.Rename(tmpName, p)
 		}
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
 			break
@@ -209,7 +240,7 @@ func (b *fsBucket) Put(ctx context.Context, scope, key string, r io.Reader, opts
 	}
 	renamed = true
 	// Make the rename itself durable.
-	if d, err := os.Open(filepath.Dir(p)); err == nil {
+	if d, err := b.root.Open(filepath.Dir(p)); err == nil {
 		d.Sync()
 		d.Close()
 	}
@@ -245,7 +276,7 @@ func (b *fsBucket) open(key string) (*os.File, *driver.Attributes, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(p)
+	f, err := b.root.Open(p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -379,16 +410,15 @@ func (b *fsBucket) List(_ context.Context, scope, prefix string, pageSize int, t
 
 // keys returns the sorted keys of the regular files whose key starts with prefix.
 func (b *fsBucket) keys(prefix string) ([]string, error) {
-	dir := b.objects
+	dir := objectsDir
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		p, err := b.path(prefix[:i+1])
-		if err != nil {
+		if _, err := b.path(prefix[:i+1]); err != nil {
 			return nil, err
 		}
-		dir = p
+		dir = objectsDir + "/" + strings.TrimSuffix(prefix[:i+1], "/")
 	}
 	var keys []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(b.root.FS(), dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -398,11 +428,7 @@ func (b *fsBucket) keys(prefix string) ([]string, error) {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		rel, err := filepath.Rel(b.objects, p)
-		if err != nil {
-			return err
-		}
-		if k := filepath.ToSlash(rel); strings.HasPrefix(k, prefix) {
+		if k := strings.TrimPrefix(p, objectsDir+"/"); strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 		}
 		return nil
@@ -426,12 +452,12 @@ func (b *fsBucket) delete(key string) error {
 	if err != nil {
 		return err
 	}
-	if st, err := os.Lstat(p); err != nil {
+	if st, err := b.root.Lstat(p); err != nil {
 		return err
 	} else if !st.Mode().IsRegular() {
 		return fs.ErrNotExist
 	}
-	if err := os.Remove(p); err != nil {
+	if err := b.root.Remove(p); err != nil {
 		return err
 	}
 	b.pruneDirs(filepath.Dir(p))
@@ -441,8 +467,8 @@ func (b *fsBucket) delete(key string) error {
 // pruneDirs removes now-empty parent directories up to the objects root, so that a
 // deleted "directory" can become an object name again.
 func (b *fsBucket) pruneDirs(dir string) {
-	for dir != b.objects && strings.HasPrefix(dir, b.objects+string(filepath.Separator)) {
-		if os.Remove(dir) != nil {
+	for strings.HasPrefix(dir, objectsDir+string(filepath.Separator)) {
+		if b.root.Remove(dir) != nil {
 			return
 		}
 		dir = filepath.Dir(dir)
@@ -529,4 +555,4 @@ func (b *fsBucket) ErrorAs(err error, i any) bool {
 	return false
 }
 
-func (b *fsBucket) Close() error { return nil }
+func (b *fsBucket) Close() error { return b.root.Close() }

@@ -1,8 +1,15 @@
 package fileobject_test
 
 import (
+	"context"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/objectstore"
 
 	"github.com/cloneiso/cloneiso/objectstore/driver"
 	"github.com/cloneiso/cloneiso/objectstore/drivertest"
@@ -31,4 +38,51 @@ func TestConformance(t *testing.T) {
 			return d
 		},
 	})
+}
+
+// A symlink planted inside the store (by another process, a restore, an operator
+// mistake) cannot make the driver read or write outside its directory: every file is
+// reached through an os.Root.
+func TestSymlinkOutOfStoreIsNotFollowed(t *testing.T) {
+	ctx := context.Background()
+	cc, err := clone.New(clone.NewID(), clone.NewID(), clone.Principal{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A valid object of cc, written by another store, lies outside this store.
+	outside := t.TempDir()
+	other, err := fileobject.OpenBucket(outside, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Put(ctx, cc, "docs", "secret", strings.NewReader("outside the store"), nil); err != nil {
+		t.Fatal(err)
+	}
+	prefix, _ := objectstore.Prefix(cc)
+	dir := t.TempDir()
+	b, err := fileobject.OpenBucket(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	link := filepath.Join(dir, "objects", filepath.FromSlash(prefix), "docs")
+	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "objects", filepath.FromSlash(prefix), "docs"), link); err != nil {
+		t.Skipf("cannot create a symlink: %v", err)
+	}
+	// Plain file access would follow the link: prove the planted path leads to data.
+	if _, err := os.Stat(filepath.Join(link, "secret")); err != nil {
+		t.Fatalf("the planted link does not lead to the outside object: %v", err)
+	}
+	if got, err := b.ReadAll(ctx, cc, "docs", "secret"); err == nil {
+		t.Fatalf("read %q through a symlink leaving the store", got)
+	}
+	if _, err := b.Put(ctx, cc, "docs", "planted", strings.NewReader("x"), nil); err == nil {
+		t.Error("wrote through a symlink leaving the store")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "objects", filepath.FromSlash(prefix), "docs", "planted")); err == nil {
+		t.Error("an object was written outside the store")
+	}
 }
