@@ -25,6 +25,7 @@ const (
 	ProblemRoleOwnsTable   = "role-owns-table"   // the app role owns (or is a member of the owner of) a clone-owned table
 	ProblemRoleCreateRole  = "role-createrole"   // the app role has (or can act as a role with) CREATEROLE: it can grant itself any non-superuser role
 	ProblemRoleServerFiles = "role-server-files" // the app role is a member of pg_read_server_files, pg_write_server_files or pg_execute_server_program
+	ProblemRoleReplication = "role-replication"  // the app role has (or can act as a role with) REPLICATION: logical decoding and base backups hold every row
 	ProblemTableMissing    = "table-missing"     // a clone-owned table named in the options does not exist
 	ProblemRLSDisabled     = "rls-disabled"      // row-level security is not enabled on a clone-owned table
 	ProblemRLSNotForced    = "rls-not-forced"    // enabled but not forced: the owner bypasses it
@@ -99,17 +100,19 @@ type CheckOptions struct {
 // that would let the application role reach another clone's rows:
 //
 //   - the role, or any role it can act as through membership, is a superuser, has
-//     BYPASSRLS or CREATEROLE, owns a clone-owned table, or is one of the predefined
-//     roles that read, write or execute server files;
+//     BYPASSRLS, CREATEROLE or REPLICATION, owns a clone-owned table, or is one of the
+//     predefined roles that read, write or execute server files;
 //   - a role or database default presets a cloneiso.* setting for every session;
 //   - a clone-owned table without row-level security enabled and forced, or without a
 //     policy for the role; a policy that admits rows, or raises an error, while the
 //     clone settings are unset; a policy that calls a function per row or a VOLATILE one;
 //   - a SECURITY DEFINER function, in any language and whatever its body, that the role
-//     can execute and whose owner has one of the privileges above (it runs as its
-//     owner, around row-level security); a view without security_invoker or a
-//     materialized view that the role can read and whose owner has one of them; a view
-//     without security_invoker or a materialized view over a clone-owned table.
+//     can execute (or fire, as a trigger on a table it can write or as an event
+//     trigger) and whose owner has one of the privileges above (it runs as its owner,
+//     around row-level security); a view without security_invoker that names a
+//     relation, or a materialized view, that the role can read and whose owner has one
+//     of them; a view without security_invoker or a materialized view over a
+//     clone-owned table.
 //
 // Membership is followed recursively over pg_auth_members, through every grant that
 // lets the member SET ROLE to the granted role, inherit its privileges or administer it
@@ -397,8 +400,8 @@ var serverFileRoles = []string{"pg_read_server_files", "pg_write_server_files", 
 
 // roleInfo is one role of pg_roles.
 type roleInfo struct {
-	name                         string
-	super, bypassRLS, createRole bool
+	name                                      string
+	super, bypassRLS, createRole, replication bool
 }
 
 // roleGrant is one row of pg_auth_members, seen from the member: it is a member of
@@ -448,13 +451,13 @@ type roleDanger struct {
 // loadRoleGraph reads every role, every grant and the owners of tables.
 func loadRoleGraph(ctx context.Context, conn *sql.Conn, schema string, tables []string) (*roleGraph, error) {
 	g := &roleGraph{roles: map[int64]roleInfo{}, byName: map[string]int64{}, grants: map[int64][]roleGrant{}, owns: map[int64][]string{}}
-	err := each(ctx, conn, `SELECT oid::int8, rolname, rolsuper, rolbypassrls, rolcreaterole FROM pg_roles`, nil,
+	err := each(ctx, conn, `SELECT oid::int8, rolname, rolsuper, rolbypassrls, rolcreaterole, rolreplication FROM pg_roles`, nil,
 		func(rows *sql.Rows) error {
 			var (
 				oid int64
 				ri  roleInfo
 			)
-			if err := rows.Scan(&oid, &ri.name, &ri.super, &ri.bypassRLS, &ri.createRole); err != nil {
+			if err := rows.Scan(&oid, &ri.name, &ri.super, &ri.bypassRLS, &ri.createRole, &ri.replication); err != nil {
 				return err
 			}
 			g.roles[oid], g.byName[ri.name] = ri, oid
@@ -562,6 +565,10 @@ func (g *roleGraph) dangers(oid int64) []roleDanger {
 	if ri.createRole {
 		out = append(out, roleDanger{code: ProblemRoleCreateRole, what: "has CREATEROLE",
 			why: "it can grant itself any non-superuser role (a table owner, a BYPASSRLS role, pg_execute_server_program) and then SET ROLE to it"})
+	}
+	if ri.replication {
+		out = append(out, roleDanger{code: ProblemRoleReplication, what: "has REPLICATION",
+			why: "it can decode the write-ahead log of every table (logical replication slots) or take a base backup, around row-level security"})
 	}
 	for _, t := range g.owns[oid] {
 		out = append(out, roleDanger{code: ProblemRoleOwnsTable, table: t, what: "owns table " + t,

@@ -152,10 +152,13 @@ func checkPolicyCalls(ctx context.Context, conn *sql.Conn, table string, oid int
 // They are judged by owner and privilege, never by their text (dynamic SQL hides the
 // tables a body reads): a SECURITY DEFINER function runs as its owner, a view without
 // security_invoker reads its tables as its owner, and a materialized view holds what its
-// owner read when it was refreshed. Any of them is a finding when the checked role (or
-// any role it can act as, see [roleGraph.reach]) may execute or read it and its owner
-// can act as a superuser, a BYPASSRLS or CREATEROLE role, an owner of a clone-owned
-// table, or a server-files role. Independently of owners, a view without
+// owner read when it was refreshed (the functions a plain view calls run as the reader,
+// those of a materialized view as its owner). Any of them is a finding when the checked
+// role (or any role it can act as, see [roleGraph.reach]) may execute or read it — or,
+// for a function, fire it as a trigger on a table it can write or as an event trigger,
+// which needs no EXECUTE privilege — and its owner can act as a superuser, a
+// BYPASSRLS, CREATEROLE or REPLICATION role, an owner of a clone-owned table, or a
+// server-files role. Independently of owners, a view without
 // security_invoker or a materialized view over a clone-owned table is reported, since
 // either one stops row-level security from being checked against the reader.
 func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, reach []roleReach, add func(p Problem, format string, args ...any)) error {
@@ -193,23 +196,34 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		return v
 	}
 
-	// SECURITY DEFINER functions and procedures, in any schema and any language.
+	// SECURITY DEFINER functions and procedures, in any schema and any language, that
+	// the role can call, or fire without EXECUTE: as a trigger on a table it can write,
+	// or as an event trigger on its DDL.
 	type definer struct {
 		fn, lang string
 		owner    int64
 		grantees pq.Int64Array
+		callable bool
+		triggers pq.StringArray
+		event    bool
 	}
 	var definers []definer
 	err := each(ctx, conn, `
 		SELECT f.oid::regprocedure::text, l.lanname, f.proowner::int8,
 		       ARRAY(SELECT a.grantee::int8 FROM aclexplode(coalesce(f.proacl, acldefault('f', f.proowner))) a
-		             WHERE a.privilege_type = 'EXECUTE' ORDER BY 1)
+		             WHERE a.privilege_type = 'EXECUTE' ORDER BY 1),
+		       EXISTS (SELECT 1 FROM unnest($1::int8[]) AS a(oid) WHERE has_function_privilege(a.oid::oid, f.oid, 'EXECUTE')),
+		       ARRAY(SELECT DISTINCT tg.tgrelid::regclass::text FROM pg_trigger tg
+		             WHERE tg.tgfoid = f.oid AND tg.tgenabled <> 'D' AND EXISTS (
+		                   SELECT 1 FROM unnest($1::int8[]) AS a(oid)
+		                   WHERE has_table_privilege(a.oid::oid, tg.tgrelid, 'INSERT, UPDATE, DELETE, TRUNCATE'))
+		             ORDER BY 1),
+		       EXISTS (SELECT 1 FROM pg_event_trigger e WHERE e.evtfoid = f.oid AND e.evtenabled <> 'D')
 		FROM pg_proc f JOIN pg_language l ON l.oid = f.prolang
 		WHERE f.prosecdef
-		  AND EXISTS (SELECT 1 FROM unnest($1::int8[]) AS a(oid) WHERE has_function_privilege(a.oid::oid, f.oid, 'EXECUTE'))
 		ORDER BY 1`, []any{pq.Array(actors)}, func(rows *sql.Rows) error {
 		var d definer
-		if err := rows.Scan(&d.fn, &d.lang, &d.owner, &d.grantees); err != nil {
+		if err := rows.Scan(&d.fn, &d.lang, &d.owner, &d.grantees, &d.callable, &d.triggers, &d.event); err != nil {
 			return err
 		}
 		definers = append(definers, d)
@@ -219,10 +233,21 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		return err
 	}
 	for _, d := range definers {
+		var reach string
+		switch {
+		case d.callable:
+			reach = "can EXECUTE it " + how(d.grantees)
+		case len(d.triggers) > 0:
+			reach = "fires it, without EXECUTE, by writing " + strings.Join(d.triggers, ", ") + " (trigger)"
+		case d.event:
+			reach = "fires it, without EXECUTE, by running DDL (event trigger)"
+		default:
+			continue
+		}
 		if v := danger(d.owner); v.unsafe {
 			add(Problem{Code: ProblemSecurityDefiner, Object: d.fn, Table: v.d.table, Roles: g.names(v.rr.path)},
-				"SECURITY DEFINER function %s (LANGUAGE %s) runs as its owner, and %s; role %s can EXECUTE it %s, so whatever its body says it can read every clone's rows",
-				d.fn, d.lang, g.describe(v.rr, v.d.what), r.Role, how(d.grantees))
+				"SECURITY DEFINER function %s (LANGUAGE %s) runs as its owner, and %s; role %s %s, so whatever its body says it can read every clone's rows",
+				d.fn, d.lang, g.describe(v.rr, v.d.what), r.Role, reach)
 		}
 	}
 
@@ -232,6 +257,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		owner      int64
 		invoker    bool
 		grantees   pq.Int64Array
+		relations  bool // names a table, view or other relation (read as the owner)
 	}
 	var views []view
 	err = each(ctx, conn, `
@@ -239,13 +265,15 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		       coalesce((SELECT o.option_value::boolean FROM pg_options_to_table(v.reloptions) o
 		                 WHERE o.option_name = 'security_invoker'), false),
 		       ARRAY(SELECT a.grantee::int8 FROM aclexplode(coalesce(v.relacl, acldefault('r', v.relowner))) a
-		             WHERE a.privilege_type = 'SELECT' ORDER BY 1)
+		             WHERE a.privilege_type = 'SELECT' ORDER BY 1),
+		       EXISTS (SELECT 1 FROM pg_rewrite rw JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+		               WHERE rw.ev_class = v.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid)
 		FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
 		WHERE v.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		  AND EXISTS (SELECT 1 FROM unnest($1::int8[]) AS a(oid) WHERE has_any_column_privilege(a.oid::oid, v.oid, 'SELECT'))
 		ORDER BY 1`, []any{pq.Array(actors)}, func(rows *sql.Rows) error {
 		var v view
-		if err := rows.Scan(&v.name, &v.kind, &v.owner, &v.invoker, &v.grantees); err != nil {
+		if err := rows.Scan(&v.name, &v.kind, &v.owner, &v.invoker, &v.grantees, &v.relations); err != nil {
 			return err
 		}
 		views = append(views, v)
@@ -256,8 +284,10 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 	}
 	reported := map[string]bool{}
 	for _, v := range views {
-		if v.kind == "v" && v.invoker {
-			continue // row-level security is checked against the reader
+		if v.kind == "v" && (v.invoker || !v.relations) {
+			// Row-level security is checked against the reader; or the view names no
+			// relation, and the functions a view calls run as the reader anyway.
+			continue
 		}
 		ov := danger(v.owner)
 		if !ov.unsafe {

@@ -438,6 +438,16 @@ func TestCheckIsolationRoleGraph(t *testing.T) {
 		}
 	})
 
+	t.Run("REPLICATION", func(t *testing.T) {
+		// Not attacked here: the test server has wal_level=replica and no replication
+		// entry in pg_hba.conf. With wal_level=logical, pg_logical_slot_get_changes
+		// decodes every clone's rows.
+		f := newCheckFixture(t)
+		t.Cleanup(func() { f.exec(t, "ALTER ROLE %ROLE% NOREPLICATION") })
+		f.exec(t, "ALTER ROLE %ROLE% REPLICATION")
+		findProblem(t, f.check(t), migrate.ProblemRoleReplication, "")
+	})
+
 	t.Run("server files role", func(t *testing.T) {
 		f := newCheckFixture(t)
 		f.exec(t, "GRANT pg_read_server_files TO %ROLE%")
@@ -508,6 +518,22 @@ func TestCheckIsolationDefinersAndViews(t *testing.T) {
 			detail: []string{"is a member of", "which owns table insights"},
 		},
 		{
+			name: "trigger function owned by a superuser, no EXECUTE needed",
+			setup: []string{
+				"CREATE TABLE notes (body text)",
+				"GRANT SELECT, INSERT ON notes TO %ROLE%",
+				`CREATE FUNCTION fill_note() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+					BEGIN EXECUTE 'SELECT string_agg(content, '','') FROM ' || 'insi' || 'ghts' INTO NEW.body; RETURN NEW; END $$`,
+				"REVOKE EXECUTE ON FUNCTION fill_note() FROM PUBLIC",
+				"CREATE TRIGGER fill_note BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION fill_note()",
+			},
+			attack: []string{"INSERT INTO notes VALUES ('x')"},
+			read:   "SELECT body FROM notes",
+			code:   migrate.ProblemSecurityDefiner,
+			object: "fill_note()",
+			detail: []string{"is a superuser", "without EXECUTE, by writing notes (trigger)"},
+		},
+		{
 			name: "materialized view owned by a superuser",
 			setup: []string{
 				`CREATE MATERIALIZED VIEW insight_digest AS
@@ -556,20 +582,25 @@ func TestCheckIsolationDefinersAndViews(t *testing.T) {
 		})
 	}
 
-	t.Run("security_invoker view and harmless definer are not reported", func(t *testing.T) {
+	t.Run("invoker view, function-only view and harmless definer are not reported", func(t *testing.T) {
 		f := newCheckFixture(t)
 		data := seedTwoClones(t, f)
 		f.extraRole(t, "plain", "NOLOGIN")
 		f.exec(t,
-			"CREATE VIEW my_feed WITH (security_invoker = on) AS SELECT query_to_xml('SELECT content FROM ' || 'insi' || 'ghts', false, false, '')::text AS x",
+			"CREATE VIEW my_feed WITH (security_invoker = on) AS SELECT content AS x FROM insights",
 			"GRANT SELECT ON my_feed TO %ROLE%",
+			// Names no relation: the function it calls runs as the reader.
+			"CREATE VIEW dyn_feed AS SELECT query_to_xml('SELECT content FROM ' || 'insi' || 'ghts', false, false, '')::text AS x",
+			"GRANT SELECT ON dyn_feed TO %ROLE%",
 			"GRANT SELECT ON insights TO %ROLE%_plain",
 			`CREATE FUNCTION plain_peek() RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER AS $$
 				BEGIN RETURN QUERY EXECUTE 'SELECT content FROM ' || 'insi' || 'ghts'; END $$`,
 			"ALTER FUNCTION plain_peek() OWNER TO %ROLE%_plain",
 		)
-		if got := data.readAs(t, data.a, nil, "SELECT x FROM my_feed"); strings.Contains(got, data.secretB) {
-			t.Fatalf("invoker view leaks: %s", got)
+		for _, v := range []string{"my_feed", "dyn_feed"} {
+			if got := data.readAs(t, data.a, nil, "SELECT x FROM "+v); !strings.Contains(got, data.secretA) || strings.Contains(got, data.secretB) {
+				t.Fatalf("view %s reads %q; want clone A's insight only", v, got)
+			}
 		}
 		if got := data.readAs(t, data.a, nil, "SELECT * FROM plain_peek()"); got != data.secretA {
 			t.Fatalf("definer owned by a plain role reads %q", got)

@@ -5,10 +5,11 @@
 //   - the database (through migrate.CheckIsolation), judged for the application role
 //     and for every role it can act as through role membership — SET ROLE or inherited
 //     privileges, directly or nested, on PostgreSQL 15 and newer: a superuser, a
-//     BYPASSRLS or CREATEROLE role, an owner of a clone-owned table, a role that reads,
-//     writes or executes server files; a SECURITY DEFINER function (any language, any
-//     body) the role can execute whose owner is one of those, and likewise a view
-//     without security_invoker or a materialized view it can read; a view without
+//     BYPASSRLS, CREATEROLE or REPLICATION role, an owner of a clone-owned table, a
+//     role that reads, writes or executes server files; a SECURITY DEFINER function
+//     (any language, any body) the role can execute, or fire as a trigger on a table it
+//     writes, whose owner is one of those, and likewise a view without
+//     security_invoker or a materialized view it can read; a view without
 //     security_invoker or a materialized view over a clone-owned table; a clone-owned
 //     table without forced row-level security; a policy that admits rows with no clone
 //     setting, calls a function per row or a VOLATILE one; a preset clone setting;
