@@ -36,6 +36,9 @@ const (
 	// DefaultDrain is how long offboarding waits, after blocking a clone, for writes
 	// that were already past the stores' checks to land before it deletes.
 	DefaultDrain = 2 * time.Second
+	// DefaultVectorSettle is how long offboarding waits for an eventually consistent
+	// vector index to show a deleted namespace empty.
+	DefaultVectorSettle = 2 * time.Minute
 )
 
 // RoleBreakGlass is the role carried, next to the admin's tenant role, by the
@@ -72,6 +75,11 @@ type AdminOptions struct {
 	// anything; 0 means DefaultDrain, a negative value means no wait. Set it to at least
 	// the longest time a store write may take (its request timeout).
 	Drain time.Duration
+	// VectorSettle is how long offboarding keeps re-reading an eventually consistent
+	// vector index (Pinecone) that still shows vectors it has deleted before it gives
+	// up (the clone then stays offboarding; call again to resume); 0 means
+	// DefaultVectorSettle, a negative value means no waiting.
+	VectorSettle time.Duration
 	// Now is the clock (default time.Now); for tests.
 	Now func() time.Time
 }
@@ -102,6 +110,7 @@ type Admin struct {
 	maxBG   time.Duration
 	twoP    bool
 	drain   time.Duration
+	settle  time.Duration
 	now     func() time.Time
 
 	// failAt, if set (tests only), is called at each offboarding step and may fail it.
@@ -118,7 +127,7 @@ func NewAdmin(s *Store, opts *AdminOptions) (*Admin, error) {
 		opts = &AdminOptions{}
 	}
 	a := &Admin{s: s, sink: opts.Audit, vectors: opts.Vectors, objects: opts.Objects, cache: opts.Cache,
-		maxBG: opts.MaxBreakGlass, twoP: opts.TwoPersonRule, drain: opts.Drain, now: opts.Now}
+		maxBG: opts.MaxBreakGlass, twoP: opts.TwoPersonRule, drain: opts.Drain, settle: opts.VectorSettle, now: opts.Now}
 	if a.sink == nil {
 		a.sink = clonesql.AuditSink(s.db)
 	}
@@ -130,6 +139,9 @@ func NewAdmin(s *Store, opts *AdminOptions) (*Admin, error) {
 	}
 	if a.drain == 0 {
 		a.drain = DefaultDrain
+	}
+	if a.settle == 0 {
+		a.settle = DefaultVectorSettle
 	}
 	if a.now == nil {
 		a.now = time.Now

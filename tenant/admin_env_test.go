@@ -312,6 +312,9 @@ func (e *adminEnv) populate(t *testing.T, cc clone.CloneContext, tag string) int
 	if err := e.vec.Upsert(ctx, cc, vs); err != nil {
 		t.Fatal(err)
 	}
+	if e.pine != nil {
+		e.pine.Settle() // on a lagging index: written long before anything that follows
+	}
 	for _, n := range []string{"a.txt", "b.txt"} {
 		if _, err := e.obj.Put(ctx, cc, "documents", n, strings.NewReader("content of "+n+" "+tag), nil); err != nil {
 			t.Fatal(err)

@@ -23,8 +23,14 @@ type OffboardReceipt struct {
 	// Rows counts deleted rows per clone-owned table.
 	Rows map[string]int64
 	// Vectors counts the vectors of the clone's namespace before it was deleted (0 if
-	// the Admin has no vector index).
+	// the Admin has no vector index), as the index reported them: on an eventually
+	// consistent index (Pinecone) writes not yet visible are not counted, though they
+	// are deleted.
 	Vectors int
+	// VectorLagPolls counts the extra reads verification made because the vector index
+	// still showed vectors it had deleted (Pinecone's eventual consistency); 0 when the
+	// deletion was visible at once.
+	VectorLagPolls int
 	// Objects, DeleteMarkers and Uploads count deleted object versions, delete markers
 	// and aborted multipart uploads.
 	Objects, DeleteMarkers, Uploads int
@@ -39,6 +45,9 @@ func (r *OffboardReceipt) detail(step string) map[string]string {
 	d := map[string]string{"step": step, "resumed": strconv.FormatBool(r.Resumed),
 		"vectors": strconv.Itoa(r.Vectors), "objects": strconv.Itoa(r.Objects),
 		"delete_markers": strconv.Itoa(r.DeleteMarkers), "uploads": strconv.Itoa(r.Uploads)}
+	if r.VectorLagPolls > 0 {
+		d["vector_lag_polls"] = strconv.Itoa(r.VectorLagPolls)
+	}
 	var total int64
 	for t, n := range r.Rows {
 		d["rows."+t] = strconv.FormatInt(n, 10)
@@ -75,6 +84,12 @@ func (r *OffboardReceipt) detail(step string) map[string]string {
 //     its namespace and prefix can never be written again (the hooks and the trigger
 //     refuse offboarded clones). The stores are checked once more, and anything a
 //     straggling write left is deleted and audited.
+//
+// On an eventually consistent vector index (Pinecone), step 3 re-reads the index until
+// it shows the namespace empty, for up to AdminOptions.VectorSettle, and the receipt
+// counts the re-reads (VectorLagPolls); it never reports empty before the index does. A
+// straggling vector write that the index does not show yet at step 5 is found by the
+// sweep of a later call.
 //
 // Every step is idempotent: if offboarding fails or the process dies half-way, the
 // clone stays offboarding (unusable) and calling OffboardClone again resumes it. A
@@ -150,7 +165,7 @@ func (a *Admin) finishClone(ctx context.Context, p clone.Principal, op, reason s
 	if err := a.step("verify"); err != nil {
 		return fail("verify", err)
 	}
-	if left, err := a.leftovers(dctx, cc); err != nil {
+	if left, err := a.settledLeftovers(dctx, cc, r); err != nil {
 		return fail("verify", err)
 	} else if left != "" {
 		return fail("verify", errs.New(errs.Conflict, op, "not empty after deletion: %s", left))
@@ -284,25 +299,59 @@ func (a *Admin) deleteAll(ctx context.Context, cc clone.CloneContext, r *Offboar
 	return "", nil
 }
 
+// settledLeftovers is leftovers for verifying a deletion: while only vectors are left,
+// it re-reads the vector index, with backoff, for up to the settle period (an
+// eventually consistent index shows deleted vectors for a while), and counts the extra
+// reads in r. It never reports empty before the index does.
+func (a *Admin) settledLeftovers(ctx context.Context, cc clone.CloneContext, r *OffboardReceipt) (string, error) {
+	deadline := time.Now().Add(a.settle)
+	wait := 5 * time.Millisecond
+	for {
+		left, onlyVectors, err := a.describeLeftovers(ctx, cc)
+		if err != nil || left == "" || !onlyVectors || !time.Now().Add(wait).Before(deadline) {
+			if left != "" && onlyVectors && r.VectorLagPolls > 0 {
+				left += fmt.Sprintf("(still listed after %d re-reads; the index may be lagging: call again) ", r.VectorLagPolls)
+			}
+			return left, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+		r.VectorLagPolls++
+	}
+}
+
 // leftovers counts what the clone still stores and describes it ("" if nothing).
 func (a *Admin) leftovers(ctx context.Context, cc clone.CloneContext) (string, error) {
+	left, _, err := a.describeLeftovers(ctx, cc)
+	return left, err
+}
+
+// describeLeftovers is leftovers, also reporting whether only vectors are left.
+func (a *Admin) describeLeftovers(ctx context.Context, cc clone.CloneContext) (left string, onlyVectors bool, err error) {
 	inv, err := a.count(ctx, cc, true)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	var left string
 	for t, n := range inv.Rows {
 		if n > 0 {
 			left += fmt.Sprintf("%d rows in %s; ", n, t)
 		}
 	}
+	onlyVectors = inv.Vectors > 0 && left == ""
 	if inv.Vectors > 0 {
 		left += fmt.Sprintf("%d vectors; ", inv.Vectors)
 	}
 	if inv.Objects > 0 {
 		left += fmt.Sprintf("%d objects; ", inv.Objects)
+		onlyVectors = false
 	}
-	return left, nil
+	return left, onlyVectors, nil
 }
 
 // OffboardTenant offboards tenant tenantID and every clone of it, for p, an owner or

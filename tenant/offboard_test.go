@@ -19,6 +19,7 @@ import (
 	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/tenant"
 	"github.com/cloneiso/cloneiso/vectorstore"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
 
 // forEachOffboardEnv runs fn on the embedded backends (SQLite, memvector,
@@ -27,6 +28,9 @@ import (
 func forEachOffboardEnv(t *testing.T, fn func(t *testing.T, e *adminEnv)) {
 	t.Run("embedded", func(t *testing.T) { fn(t, embeddedEnv(t)) })
 	t.Run("real", func(t *testing.T) { fn(t, realEnv(t)) })
+	// An eventually consistent Pinecone: every write visible to stats and queries 3
+	// requests later.
+	t.Run("lag", func(t *testing.T) { fn(t, lagEnv(t, &pineconetest.Lag{Requests: 3}, nil)) })
 }
 
 // checkTombstone asserts that the clone of cc is offboarded, empty in every store, and
@@ -296,6 +300,11 @@ func TestOffboardLateWrites(t *testing.T) {
 				return err
 			}
 			_, rowErr = records.CreateInsight(ctx, e.sql, o.ccA, records.Insight{Content: "late"})
+			if e.pine != nil {
+				// The late writes are visible by the time of the check (on a lagging
+				// index, TestOffboardLateWriteUnderLag covers the other case).
+				e.pine.Settle()
+			}
 			return nil
 		})
 		r, err := e.admin.OffboardClone(ctx, o.owner, o.tenantID, o.cloneA, "late writes")
