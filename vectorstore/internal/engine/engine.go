@@ -180,6 +180,9 @@ func (e *Engine) getOrCreate(ns string) *space {
 // Upsert inserts or replaces records in ns. Values are copied. The caller has validated
 // dimensions and finiteness.
 func (e *Engine) Upsert(ns string, recs []Record) {
+	if len(recs) == 0 {
+		return // creating ns would leave an empty namespace behind
+	}
 	s := e.lockForWrite(ns)
 	defer s.mu.Unlock()
 	for _, r := range recs {
@@ -500,6 +503,12 @@ func (e *Engine) Query(ctx context.Context, ns string, q []float32, k int, f *fi
 		return nil, nil
 	}
 	n := len(s.ids)
+	if n == 0 {
+		// An empty namespace is visible while an upsert creates it (before it holds
+		// the lock) and after a delete empties it (before it is dropped); with no
+		// blocks there would be no worker and no heap.
+		return nil, nil
+	}
 	workers := e.workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
