@@ -2,6 +2,7 @@ package clonesql
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -134,14 +135,43 @@ func TestCompile(t *testing.T) {
 	}
 }
 
-// FuzzCompile: compiling never panics; an accepted statement references both scope
-// parameters, and on SQLite has exactly one placeholder per name.
+// FuzzCompile holds compile to SQLite's own parser (the SQLite dialect is where the
+// scope check is all isolation rests on). For every text compile accepts:
+//
+//   - SQLite, reading the host's text with its own :name parameters, takes the whole text
+//     as one statement (nothing but white space after it) and binds exactly the names
+//     compile found, among them both scope parameters;
+//   - SQLite, reading compile's output, takes it as one statement whose parameters are
+//     exactly compile's anonymous placeholders, one per name;
+//   - the two prepare alike.
+//
+// On PostgreSQL an accepted text references both scope parameters. Refusing is always
+// safe and never a failure, but every refusal is ErrInvalidInput.
 func FuzzCompile(f *testing.F) {
-	f.Add("SELECT * FROM t WHERE tenant_id = :tenant_id AND clone_id = :clone_id")
-	f.Add("SELECT ':tenant_id' -- :clone_id")
-	f.Add("SELECT $a$ :tenant_id $a$, :clone_id")
-	f.Add("/* unterminated :tenant_id :clone_id")
-	f.Add(":tenant_id::uuid :clone_id::uuid")
+	for _, s := range []string{
+		"SELECT * FROM t WHERE tenant_id = :tenant_id AND clone_id = :clone_id",
+		"DELETE FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id;",
+		"SELECT ':tenant_id' -- :clone_id",
+		"SELECT $a$ :tenant_id $a$, :clone_id",
+		"/* unterminated :tenant_id :clone_id",
+		":tenant_id::uuid :clone_id::uuid",
+		"DELETE FROM insights AS [:tenant_id :clone_id]",
+		"DELETE FROM insights\x00 WHERE tenant_id = :tenant_id AND clone_id = :clone_id",
+		"DELETE FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id; DELETE FROM insights",
+		"DELETE FROM insights /* /* */ WHERE tenant_id = :tenant_id AND clone_id = :clone_id */",
+		"DELETE FROM insights WHERE #x IS NULL OR tenant_id = :tenant_id AND clone_id = :clone_id",
+		"DELETE FROM insights WHERE @x IS NULL OR tenant_id = :tenant_id AND clone_id = :clone_id",
+		"DELETE FROM insights WHERE $x IS NULL OR tenant_id = :tenant_id AND clone_id = :clone_id",
+		"DELETE FROM insights WHERE $1 IS NULL OR tenant_id = :tenant_id AND clone_id = :clone_id",
+		"DELETE FROM insights WHERE ?1 IS NULL OR tenant_id = :tenant_id AND clone_id = :clone_id",
+		"SELECT x'0a', `a``b`, \"c\"\"d\" FROM t WHERE tenant_id = :tenant_id AND clone_id = :clone_id",
+		"SELECT a -- c\r\n FROM t WHERE tenant_id = :tenant_id AND clone_id = :clone_id",
+		"SELECT a$b, :tenant_idé FROM t WHERE tenant_id = :tenant_id AND clone_id = :clone_id",
+		"UPDATE t SET a = :a WHERE tenant_id = :tenant_id AND clone_id = :clone_id RETURNING a",
+		"INSERT INTO t (tenant_id, clone_id, a) VALUES (:tenant_id, :clone_id, :a) ON CONFLICT DO NOTHING",
+	} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, q string) {
 		for _, d := range []Dialect{Postgres, SQLite} {
 			c, err := compileUncached(d, q)
@@ -154,9 +184,51 @@ func FuzzCompile(f *testing.F) {
 			if !slices.Contains(c.names, ParamTenantID) || !slices.Contains(c.names, ParamCloneID) {
 				t.Fatalf("accepted %q without both scope parameters: %v", q, c.names)
 			}
-			if d == SQLite && strings.Count(c.query, "?") < len(c.names) {
-				t.Fatalf("sqlite: %d names but fewer placeholders in %q", len(c.names), c.query)
+			if d == SQLite {
+				checkAgainstSQLite(t, q, c)
 			}
 		}
 	})
+}
+
+// checkAgainstSQLite is FuzzCompile's property for a text compile accepted on SQLite.
+func checkAgainstSQLite(t *testing.T, q string, c *compiled) {
+	t.Helper()
+	o := newSQLiteOracle(t)
+	orig, out := o.parse(t, q), o.parse(t, c.query)
+	if orig.ok != out.ok {
+		t.Fatalf("SQLite prepares the text and compile's output differently:\n text %q: %+v\n output %q: %+v", q, orig, c.query, out)
+	}
+	if !orig.ok {
+		return // SQLite refuses it: it cannot run
+	}
+	if tail := q[orig.consumed:]; strings.Trim(tail, spaceChars) != "" {
+		t.Fatalf("SQLite reads %q as more than one statement; tail %q", q, tail)
+	}
+	if tail := c.query[out.consumed:]; strings.Trim(tail, spaceChars) != "" {
+		t.Fatalf("SQLite reads compile's output %q as more than one statement; tail %q", c.query, tail)
+	}
+	if !orig.stmt || !out.stmt {
+		t.Fatalf("SQLite finds no statement in %q (%+v) or %q (%+v)", q, orig, c.query, out)
+	}
+	// SQLite numbers a repeated :name once.
+	want := map[string]bool{}
+	for _, n := range c.names {
+		want[":"+n] = true
+	}
+	got := map[string]bool{}
+	for _, n := range orig.params {
+		got[n] = true
+	}
+	if !maps.Equal(got, want) || !got[":"+ParamTenantID] || !got[":"+ParamCloneID] {
+		t.Fatalf("SQLite binds %v in %q; compile found %v", orig.params, q, c.names)
+	}
+	if len(out.params) != len(c.names) {
+		t.Fatalf("SQLite binds %d parameters in compile's output %q; compile binds %d (%v)", len(out.params), c.query, len(c.names), c.names)
+	}
+	for i, n := range out.params {
+		if n != "" {
+			t.Fatalf("parameter %d of compile's output %q is %q, not one of compile's placeholders", i+1, c.query, n)
+		}
+	}
 }
