@@ -3,6 +3,7 @@ package clone_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -236,7 +237,7 @@ func TestHTTPStatus(t *testing.T) {
 	want := map[error]int{
 		nil:                         200,
 		clone.ErrUnauthenticated:    401,
-		clone.ErrNoCloneContext:     401,
+		clone.ErrNoCloneContext:     401, // clonehttp.WriteError: 500 (see TestWriteErrorLogs)
 		clone.ErrForbidden:          403,
 		clone.ErrCloneMismatch:      403,
 		clone.ErrSuspended:          403,
@@ -248,6 +249,8 @@ func TestHTTPStatus(t *testing.T) {
 		clone.ErrUnsupported:        415,
 		clone.ErrUnavailable:        503,
 		clone.ErrIsolationViolation: 500,
+		clone.ErrInternal:           500,
+		clone.ErrCanceled:           499,
 		errors.New("plain"):         500,
 	}
 	for err, code := range want {
@@ -277,7 +280,48 @@ func TestErrorf(t *testing.T) {
 	if !errors.As(err, &e) || e.Msg != "title longer than 200 bytes" {
 		t.Fatalf("safe message %+v", e)
 	}
-	if clone.HTTPStatus(clone.Errorf(errors.New("not a kind"), "x")) != 500 {
-		t.Fatal("a foreign kind must be unknown (500)")
+	if clone.HTTPStatus(clone.Errorf(clone.Kind(1000), "x")) != 500 {
+		t.Fatal("a kind from the future must be 500")
+	}
+}
+
+// TestKindOf: KindOf finds the kind through wrapping, and the kinds' values are pinned
+// (the set is append-only: a released value never changes meaning).
+func TestKindOf(t *testing.T) {
+	inner := clone.Errorf(clone.ErrNotFound, "gone")
+	cases := map[string]struct {
+		err  error
+		want clone.Kind
+	}{
+		"nil":            {nil, clone.KindUnknown},
+		"plain":          {errors.New("x"), clone.KindUnknown},
+		"context":        {context.Canceled, clone.KindUnknown},
+		"kind itself":    {clone.ErrConflict, clone.ErrConflict},
+		"error":          {inner, clone.ErrNotFound},
+		"wrapped":        {fmt.Errorf("outer: %w", inner), clone.ErrNotFound},
+		"joined":         {errors.Join(errors.New("x"), inner), clone.ErrNotFound},
+		"outermost wins": {&clone.Error{Kind: clone.ErrInternal, Err: inner}, clone.ErrInternal},
+	}
+	for name, c := range cases {
+		if got := clone.KindOf(c.err); got != c.want {
+			t.Errorf("%s: KindOf = %v; want %v", name, got, c.want)
+		}
+	}
+	pinned := []clone.Kind{clone.KindUnknown, clone.ErrUnauthenticated, clone.ErrForbidden, clone.ErrNoCloneContext,
+		clone.ErrInvalidID, clone.ErrCloneMismatch, clone.ErrNotFound, clone.ErrInvalidInput, clone.ErrConflict,
+		clone.ErrTooLarge, clone.ErrUnavailable, clone.ErrIsolationViolation, clone.ErrUnsupported, clone.ErrSuspended,
+		clone.ErrInternal, clone.ErrCanceled}
+	for i, k := range pinned {
+		if int(k) != i {
+			t.Errorf("%v = %d; the released value is %d", k, int(k), i)
+		}
+		if strings.HasPrefix(k.String(), "kind(") {
+			t.Errorf("kind %d has no name", i)
+		}
+	}
+	for _, k := range pinned {
+		if k.Retryable() != (k == clone.ErrUnavailable) {
+			t.Errorf("%v.Retryable() = %v", k, k.Retryable())
+		}
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
-
-	"github.com/cloneiso/cloneiso/internal/errs"
 )
 
 // Principal is the authenticated caller on whose behalf a clone's data is used.
@@ -38,10 +36,10 @@ type CloneContext struct {
 // Both IDs must pass [ValidateID]. The principal's roles are copied.
 func New(tenantID, cloneID uuid.UUID, p Principal) (CloneContext, error) {
 	if err := ValidateID(tenantID); err != nil {
-		return CloneContext{}, errs.Wrap(errs.InvalidID, "clone.New", err, "tenant ID")
+		return CloneContext{}, wrapError(ErrInvalidID, "clone.New", err, "tenant ID")
 	}
 	if err := ValidateID(cloneID); err != nil {
-		return CloneContext{}, errs.Wrap(errs.InvalidID, "clone.New", err, "clone ID")
+		return CloneContext{}, wrapError(ErrInvalidID, "clone.New", err, "clone ID")
 	}
 	p.Roles = slices.Clone(p.Roles)
 	return CloneContext{tenantID: tenantID, cloneID: cloneID, principal: p}, nil
@@ -52,11 +50,11 @@ func New(tenantID, cloneID uuid.UUID, p Principal) (CloneContext, error) {
 func Parse(tenantID, cloneID string, p Principal) (CloneContext, error) {
 	t, err := ParseID(tenantID)
 	if err != nil {
-		return CloneContext{}, errs.Wrap(errs.InvalidID, "clone.Parse", err, "tenant ID")
+		return CloneContext{}, wrapError(ErrInvalidID, "clone.Parse", err, "tenant ID")
 	}
 	c, err := ParseID(cloneID)
 	if err != nil {
-		return CloneContext{}, errs.Wrap(errs.InvalidID, "clone.Parse", err, "clone ID")
+		return CloneContext{}, wrapError(ErrInvalidID, "clone.Parse", err, "clone ID")
 	}
 	return New(t, c, p)
 }
@@ -81,11 +79,11 @@ func (cc CloneContext) Valid() bool { return cc.Validate("") == nil }
 // kind [ErrNoCloneContext] naming op. Every store calls it first.
 func (cc CloneContext) Validate(op string) error {
 	if cc.tenantID == uuid.Nil && cc.cloneID == uuid.Nil {
-		return errs.New(errs.NoCloneContext, op, "operation requires a clone context")
+		return newError(ErrNoCloneContext, op, "operation requires a clone context")
 	}
 	if ValidateID(cc.tenantID) != nil || ValidateID(cc.cloneID) != nil {
 		// Unreachable through New; guards against a hand-built value via unsafe or reflection.
-		return errs.New(errs.NoCloneContext, op, "clone context is not valid")
+		return newError(ErrNoCloneContext, op, "clone context is not valid")
 	}
 	return nil
 }
@@ -112,7 +110,7 @@ func (cc CloneContext) CheckTenant(id uuid.UUID) error {
 		return err
 	}
 	if id != cc.tenantID {
-		return errs.New(errs.CloneMismatch, op, "tenant ID differs from the clone context")
+		return newError(ErrCloneMismatch, op, "tenant ID differs from the clone context")
 	}
 	return nil
 }
@@ -126,7 +124,7 @@ func (cc CloneContext) Check(tenantID, cloneID uuid.UUID) error {
 		return err
 	}
 	if tenantID != cc.tenantID || cloneID != cc.cloneID {
-		return errs.New(errs.CloneMismatch, op, "tenant or clone ID differs from the clone context")
+		return newError(ErrCloneMismatch, op, "tenant or clone ID differs from the clone context")
 	}
 	return nil
 }
@@ -141,11 +139,11 @@ func (cc CloneContext) CheckStrings(tenantID, cloneID string) error {
 	}
 	t, err := ParseID(tenantID)
 	if err != nil {
-		return errs.Wrap(errs.InvalidID, op, err, "tenant ID")
+		return wrapError(ErrInvalidID, op, err, "tenant ID")
 	}
 	c, err := ParseID(cloneID)
 	if err != nil {
-		return errs.Wrap(errs.InvalidID, op, err, "clone ID")
+		return wrapError(ErrInvalidID, op, err, "clone ID")
 	}
 	return cc.Check(t, c)
 }
@@ -167,7 +165,7 @@ func WithContext(ctx context.Context, cc CloneContext) context.Context {
 func FromContext(ctx context.Context) (CloneContext, error) {
 	cc, ok := ctx.Value(ctxKey{}).(CloneContext)
 	if !ok || !cc.Valid() {
-		return CloneContext{}, errs.New(errs.NoCloneContext, "clone.FromContext", "no clone context in the request context")
+		return CloneContext{}, newError(ErrNoCloneContext, "clone.FromContext", "no clone context in the request context")
 	}
 	return cc, nil
 }

@@ -2,8 +2,6 @@ package clone
 
 import (
 	"github.com/google/uuid"
-
-	"github.com/cloneiso/cloneiso/internal/errs"
 )
 
 // ParseID parses a tenant or clone ID that came from outside the process (a URL path, a
@@ -47,10 +45,10 @@ func ParseID(s string) (uuid.UUID, error) {
 // UUID are refused with [ErrInvalidID].
 func ValidateID(id uuid.UUID) error {
 	if id == uuid.Nil {
-		return errs.New(errs.InvalidID, "clone.ValidateID", "the nil UUID is not an ID")
+		return newError(ErrInvalidID, "clone.ValidateID", "the nil UUID is not an ID")
 	}
 	if id == uuid.Max {
-		return errs.New(errs.InvalidID, "clone.ValidateID", "the max UUID is not an ID")
+		return newError(ErrInvalidID, "clone.ValidateID", "the max UUID is not an ID")
 	}
 	return nil
 }
@@ -65,5 +63,5 @@ func invalidID(s, why string) error {
 	if len(shown) > max {
 		shown = shown[:max] + "…"
 	}
-	return errs.New(errs.InvalidID, "clone.ParseID", "%q: %s", shown, why)
+	return newError(ErrInvalidID, "clone.ParseID", "%q: %s", shown, why)
 }

@@ -95,26 +95,34 @@ func NewProvider(db *sql.DB, opts *Options) (*goose.Provider, error) {
 			lock.WithLockTimeout(1, 600), // poll every second for up to ten minutes
 		)
 		if err != nil {
-			return nil, errs.Wrap(errs.Unknown, op, err, "session locker")
+			return nil, errs.Wrap(errs.Internal, op, err, "session locker")
 		}
 		po = append(po, goose.WithSessionLocker(locker))
 	}
 	p, err := goose.NewProvider(gd, db, fsys, po...)
 	if err != nil {
-		return nil, errs.Wrap(errs.Unknown, op, err, "goose provider")
+		return nil, errs.Wrap(errs.Internal, op, err, "goose provider")
 	}
 	return p, nil
 }
 
 // Up applies every pending migration to db. It is safe to call from several processes
 // at once on PostgreSQL.
+//
+// Its errors are classified like every database error of the SDK (see
+// clonesql.ClassifyError): a lost connection, a timeout or a lock held too long is
+// clone.ErrUnavailable (retry), a cancelled ctx clone.ErrCanceled, and a migration the
+// database refuses (for instance a role without the privileges to create the schema)
+// clone.ErrInternal. The cause (goose's error, the driver's error) stays reachable with
+// errors.As.
 func Up(ctx context.Context, db *sql.DB, opts *Options) error {
+	const op = "migrate.Up"
 	p, err := NewProvider(db, opts)
 	if err != nil {
 		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return errs.Wrap(errs.Unknown, "migrate.Up", err, "apply migrations")
+		return errs.Wrap(errs.KindOf(clonesql.ClassifyError(op, err)), op, err, "apply migrations")
 	}
 	return nil
 }

@@ -236,8 +236,8 @@ func (b *Bucket) wrap(op string, err error, format string, args ...any) error {
 	if k := b.d.ErrorKind(err); k != nil {
 		kind = errs.KindOf(k)
 	}
-	if kind == errs.Unknown && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		kind = errs.Unavailable
+	if kind == errs.Unknown {
+		kind, _ = errs.ContextKind(err)
 	}
 	return errs.Wrap(kind, op, err, format, args...)
 }

@@ -39,7 +39,7 @@ func (s *scripted) Generate(ctx context.Context, _ *generate.Request, emit func(
 			<-ctx.Done()
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, "scripted", err, "cancelled")
+			return nil, errs.Wrap(errs.Canceled, "scripted", err, "cancelled")
 		}
 		if err := emit(p); err != nil {
 			return nil, err
@@ -172,7 +172,7 @@ func TestCancelMidStream(t *testing.T) {
 			}
 			return nil
 		})
-		if !errors.Is(err, context.Canceled) || clone.HTTPStatus(err) != http.StatusServiceUnavailable {
+		if !errors.Is(err, context.Canceled) || clone.HTTPStatus(err) != clone.StatusClientClosedRequest {
 			t.Fatalf("cancel: %v", err)
 		}
 		check(resp, "The code ")

@@ -402,11 +402,14 @@ func recordViolation(ctx context.Context, s audit.Sink, cc clone.CloneContext, o
 }
 
 // wrapKind keeps an error's kind (errors from cloneiso packages carry one) and wraps
-// an error without one as Unavailable.
+// an error without one as Canceled or Unavailable (errs.ContextKind), else Unavailable.
 func wrapKind(op string, err error, msg string) error {
 	var e *errs.Error
 	if errors.As(err, &e) {
 		return err
+	}
+	if k, ok := errs.ContextKind(err); ok {
+		return errs.Wrap(k, op, err, "%s", msg)
 	}
 	return errs.Wrap(errs.Unavailable, op, err, "%s", msg)
 }

@@ -278,8 +278,8 @@ func (x *Index) wrapErr(op string, err error) error {
 			return errs.Wrap(kind, op, err, "")
 		}
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return errs.Wrap(errs.Unavailable, op, err, "")
+	if kind, ok := errs.ContextKind(err); ok {
+		return errs.Wrap(kind, op, err, "")
 	}
 	return errs.Wrap(errs.Unavailable, op, err, "vector store error")
 }

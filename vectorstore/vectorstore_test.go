@@ -59,7 +59,8 @@ func TestBackendErrorsAreClassified(t *testing.T) {
 		want  error
 	}{
 		{boom, clone.ErrUnavailable},
-		{context.Canceled, clone.ErrUnavailable},
+		{context.Canceled, clone.ErrCanceled},
+		{context.DeadlineExceeded, clone.ErrUnavailable},
 		{clone.ErrNotFound, clone.ErrNotFound},
 	} {
 		x, err := vectorstore.NewIndex(failing{d, tc.cause}, nil)

@@ -227,6 +227,7 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 
 	var lw *statusWriter
 	if m.logger != nil {
+		ctx = context.WithValue(ctx, loggerKey{}, m.logger) // for WriteError
 		lw = &statusWriter{ResponseWriter: w, start: time.Now()}
 		w = lw
 	}

@@ -1,8 +1,10 @@
 package clonehttp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"unicode"
@@ -50,39 +52,54 @@ var kindSlugs = map[errs.Kind]string{
 	errs.IsolationViolation: "isolation-violation",
 	errs.Unsupported:        "unsupported",
 	errs.Suspended:          "suspended",
+	errs.Internal:           "internal",
+	errs.Canceled:           "canceled",
 }
 
 // ProblemFor returns the problem that [WriteError] writes for err; requestID may be "".
 //
-// The status is clone.HTTPStatus(err). The detail is the safe message of the SDK error
-// (clone.Error.Msg) for client errors (400, 403, 404, 409, 413, 415); 401 and every 5xx
-// get a fixed text, so that neither the reason a credential failed nor anything about
+// The status is clone.HTTPStatus(err), except for clone.ErrNoCloneContext (below). The detail is the safe message of the SDK error
+// (clone.Error.Msg) for client errors (400, 403, 404, 409, 413, 415); 401, 499 and every
+// 5xx get a fixed text, so that neither the reason a credential failed nor anything about
 // the server's internals reaches the client. Causes wrapped inside the error are never
 // shown. A nil err is treated as an internal error, not as success.
+//
+// Only clone.ErrUnavailable (503) tells the client to retry later. clone.ErrInternal and
+// errors without a kind are 500 with no retry advice (the same call would fail the same
+// way); clone.ErrCanceled is 499 (clone.StatusClientClosedRequest), the status proxies
+// log for a client that went away. clone.ErrNoCloneContext is 500, not 401: a handler
+// that finds no clone context is not behind [Middleware], which answers 401 itself.
 func ProblemFor(err error, requestID string) Problem {
 	kind := errs.KindOf(err)
 	if err == nil {
 		kind = errs.Unknown
 	}
 	status := kind.HTTPStatus()
+	if kind == errs.NoCloneContext {
+		status = http.StatusInternalServerError // a handler not behind Middleware: a host bug
+	}
 	slug, ok := kindSlugs[kind]
 	if !ok {
 		slug, kind, status = "internal", errs.Unknown, http.StatusInternalServerError
 	}
+	title := http.StatusText(status)
+	if status == clone.StatusClientClosedRequest {
+		title = "Client Closed Request"
+	}
 	p := Problem{
 		Type:      ProblemTypePrefix + slug,
-		Title:     http.StatusText(status),
+		Title:     title,
 		Status:    status,
 		Kind:      slug,
 		RequestID: requestID,
 	}
 	switch {
-	case kind == errs.NoCloneContext:
-		p.Detail = "The request is not bound to a clone."
 	case status == http.StatusUnauthorized:
 		p.Detail = "The request lacks a valid bearer token."
 	case status == http.StatusServiceUnavailable:
 		p.Detail = "A backing service is unavailable; retry later."
+	case status == clone.StatusClientClosedRequest:
+		p.Detail = "The request was cancelled before it completed."
 	case status >= 500:
 		p.Detail = "The server could not complete the request."
 	default:
@@ -96,17 +113,67 @@ func ProblemFor(err error, requestID string) Problem {
 
 // WriteError writes err as an application/problem+json response (see [ProblemFor]) with
 // Cache-Control: no-store, and a WWW-Authenticate challenge for 401. Any error maps to a
-// status through clone.HTTPStatus: bad input is 4xx, never 500, and only errors without a
-// kind (or an isolation violation) are 500. The request ID is taken from r's context
-// (audit.WithRequestID). WriteError does not audit: the middleware does that for its own
+// status through clone.HTTPStatus: bad input is 4xx, never 500; only internal errors,
+// errors without a kind, isolation violations and a missing clone context are 500. The
+// request ID is taken from r's context (audit.WithRequestID).
+//
+// WriteError logs what the client is not told, on the logger of [Options].Logger when
+// the request passed through [Middleware] and on slog.Default() otherwise: every 5xx at
+// level Error with the whole error (cause included) — for clone.ErrNoCloneContext a
+// record naming the missing middleware —, 503 at Warn, and a cancellation at Info as
+// "client closed request". It does not audit: the middleware does that for its own
 // denials, and stores for theirs.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	rid := ""
+	ctx := context.Background()
 	if r != nil {
-		rid = audit.RequestIDFrom(r.Context())
+		ctx = r.Context()
 	}
-	writeProblem(w, ProblemFor(err, rid))
+	p := ProblemFor(err, audit.RequestIDFrom(ctx))
+	logProblem(ctx, r, err, p)
+	writeProblem(w, p)
 }
+
+// logProblem logs an error answered with p; see [WriteError].
+func logProblem(ctx context.Context, r *http.Request, err error, p Problem) {
+	if p.Status < 500 && p.Status != clone.StatusClientClosedRequest {
+		return
+	}
+	l, _ := ctx.Value(loggerKey{}).(*slog.Logger)
+	if l == nil {
+		l = slog.Default()
+	}
+	attrs := []slog.Attr{slog.Int("status", p.Status), slog.String("kind", p.Kind), slog.String("request_id", p.RequestID)}
+	if cc, err := clone.FromContext(ctx); err == nil {
+		attrs = append(attrs, slog.String("tenant_id", cc.TenantID().String()), slog.String("clone_id", cc.CloneID().String()))
+	}
+	if r != nil {
+		attrs = append(attrs, slog.String("method", safeField(r.Method, 16)), slog.String("path", safeField(r.URL.Path, 256)))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	var e *clone.Error
+	if errors.As(err, &e) && e.Op != "" {
+		attrs = append(attrs, slog.String("op", e.Op))
+	}
+	level, msg := slog.LevelError, "clonehttp: internal error"
+	switch {
+	case errs.KindOf(err) == errs.NoCloneContext:
+		msg = "clonehttp: no clone context in the request: the handler is not wrapped in clonehttp.Middleware (or its request context was replaced); fix the host's routing"
+	case p.Status == clone.StatusClientClosedRequest:
+		level, msg = slog.LevelInfo, "clonehttp: client closed request"
+	case p.Status == http.StatusServiceUnavailable:
+		level, msg = slog.LevelWarn, "clonehttp: backing service unavailable"
+	case errs.KindOf(err) == errs.IsolationViolation:
+		msg = "clonehttp: isolation violation"
+	}
+	// The IDs are explicit attributes, so the record is logged without the request's
+	// context: a handler made with NewLogHandler would otherwise add them twice.
+	l.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// loggerKey carries the middleware's logger to [WriteError].
+type loggerKey struct{}
 
 func writeProblem(w http.ResponseWriter, p Problem) {
 	body, err := json.Marshal(p)

@@ -1,9 +1,12 @@
 package clonehttp_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,7 +30,9 @@ func TestWriteError(t *testing.T) {
 		wwwAuthent bool
 	}{
 		{errs.Wrap(errs.Unauthenticated, "op", secret, "bearer token expired"), 401, "unauthenticated", false, true},
-		{errs.New(errs.NoCloneContext, "op", "no clone"), 401, "no-clone-context", false, true},
+		{errs.New(errs.NoCloneContext, "op", "no clone"), 500, "no-clone-context", false, false},
+		{errs.Wrap(errs.Internal, "op", secret, "syntax error"), 500, "internal", false, false},
+		{errs.Wrap(errs.Canceled, "op", secret, "cancelled"), 499, "canceled", false, false},
 		{errs.Wrap(errs.Forbidden, "op", secret, "clone not granted"), 403, "forbidden", true, false},
 		{errs.New(errs.CloneMismatch, "op", "tenant ID differs"), 403, "clone-mismatch", true, false},
 		{errs.New(errs.Suspended, "op", "clone is suspended"), 403, "suspended", true, false},
@@ -66,7 +71,7 @@ func TestWriteError(t *testing.T) {
 		if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if p.Status != c.status || p.Kind != c.kind || p.Type != clonehttp.ProblemTypePrefix+c.kind || p.Title != http.StatusText(c.status) || p.RequestID != "rid-1" || p.Detail == "" && c.showsMsg {
+		if p.Status != c.status || p.Kind != c.kind || p.Type != clonehttp.ProblemTypePrefix+c.kind || p.Title != title(c.status) || p.RequestID != "rid-1" || p.Detail == "" && c.showsMsg {
 			t.Errorf("%s: problem %+v", name, p)
 		}
 		var e *clone.Error
@@ -89,4 +94,62 @@ func TestWriteError(t *testing.T) {
 	if len(p.Detail) > 210 || strings.ContainsRune(p.Detail, 0x1b) {
 		t.Errorf("unbounded detail (%d bytes): %q", len(p.Detail), p.Detail)
 	}
+}
+
+func title(status int) string {
+	if status == clone.StatusClientClosedRequest {
+		return "Client Closed Request"
+	}
+	return http.StatusText(status)
+}
+
+// TestWriteErrorLogs: what the client is not told is logged: a handler without a clone
+// context names the missing middleware (and answers 500, not 401), internal errors carry
+// their cause, cancellations are logged as client-closed, client errors not at all.
+func TestWriteErrorLogs(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	// A handler registered without the middleware.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := clone.FromContext(r.Context()); err != nil {
+			clonehttp.WriteError(w, r, err)
+		}
+	})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/notes", nil))
+	if w.Code != http.StatusInternalServerError || w.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("missing clone context answered %d (WWW-Authenticate %q); want 500 without a challenge", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	rec := lastRecord(t, &buf)
+	if rec["level"] != "ERROR" || !strings.Contains(rec["msg"].(string), "clonehttp.Middleware") || rec["path"] != "/v1/notes" || rec["op"] != "clone.FromContext" {
+		t.Fatalf("log record %v; want an error naming clonehttp.Middleware", rec)
+	}
+
+	secret := errors.New("pq: syntax error at or near \"SELEC\"")
+	clonehttp.WriteError(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), errs.Wrap(errs.Internal, "records.Get", secret, ""))
+	if rec := lastRecord(t, &buf); rec["level"] != "ERROR" || !strings.Contains(rec["error"].(string), "SELEC") || rec["kind"] != "internal" || rec["status"] != float64(500) {
+		t.Fatalf("internal error log %v", rec)
+	}
+	clonehttp.WriteError(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), errs.Wrap(errs.Canceled, "records.Get", context.Canceled, ""))
+	if rec := lastRecord(t, &buf); rec["level"] != "INFO" || rec["msg"] != "clonehttp: client closed request" || rec["status"] != float64(499) {
+		t.Fatalf("cancellation log %v", rec)
+	}
+	buf.Reset()
+	clonehttp.WriteError(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), errs.New(errs.NotFound, "op", "gone"))
+	if buf.Len() != 0 {
+		t.Fatalf("a client error was logged: %s", buf.String())
+	}
+}
+
+func lastRecord(t *testing.T, buf *bytes.Buffer) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	return rec
 }

@@ -456,7 +456,7 @@ func (tx *Tx) fail(op string, err error) error {
 	if tx.failed == nil {
 		tx.failed = err
 	}
-	return ClassifyError(op, err)
+	return classifyStatement(op, err)
 }
 
 // prepare checks cc against the transaction's clone, compiles the statement and binds

@@ -1,13 +1,14 @@
 package clonesql
 
 import (
-	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/lib/pq"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -17,15 +18,24 @@ import (
 // tombstoneMessage is the text of the error the tombstone triggers raise.
 const tombstoneMessage = "its data can no longer be written"
 
-// ClassifyError wraps a database error in the SDK's error kinds: no rows as NotFound,
-// unique and foreign-key violations as Conflict, a row-level security violation as
-// CloneMismatch, bad input the database refused (invalid text for a type, a value out of
-// range, a check constraint) and a statement PostgreSQL cannot parse (syntax_error,
-// which includes several statements in one) as InvalidInput, a write refused because the clone is
-// offboarding or offboarded as Suspended, a cancelled or expired context as
-// Unavailable with the context error kept, and everything else as Unavailable. The
-// driver's error stays reachable with errors.As (*pq.Error, *pgconn.PgError,
-// *sqlite.Error). Errors that already carry a kind are returned unchanged.
+// ClassifyError wraps a database error in the SDK's error kinds. The driver's error stays
+// reachable with errors.As (*pq.Error, *pgconn.PgError, *sqlite.Error); errors that
+// already carry a kind are returned unchanged; nil stays nil.
+//
+//   - no rows: NotFound;
+//   - a unique or foreign-key violation: Conflict;
+//   - a row refused by row-level security: CloneMismatch;
+//   - bad input the database refused (invalid text for a type, a value out of range, a
+//     check or not-null constraint, a value too big): InvalidInput;
+//   - a write refused because the clone is offboarding or offboarded: Suspended;
+//   - the caller's context cancelled, or the statement cancelled on its request:
+//     Canceled (no retry advice);
+//   - a timeout (context deadline, statement or lock timeout), a lost or refused
+//     connection, a server shutting down or out of resources, a busy or locked SQLite
+//     database, a serialization failure or deadlock: Unavailable (503, retry later);
+//   - everything else — a syntax error, an undefined table or column, a permission the
+//     role lacks, an unexpected constraint, an internal server error: Internal (500, not
+//     retryable: it is a bug or a misconfiguration, and retrying gives the same answer).
 func ClassifyError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -33,48 +43,114 @@ func ClassifyError(op string, err error) error {
 	if errs.KindOf(err) != errs.Unknown {
 		return err
 	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return errs.Wrap(errs.NotFound, op, err, "")
+	return errs.Wrap(classify(err), op, err, "")
+}
+
+// classifyStatement classifies the error of a statement the caller of DB or Tx wrote:
+// as ClassifyError, except that a statement PostgreSQL cannot parse (syntax_error, which
+// includes several statements in one and the SQLite-only syntax compile lets through) is
+// the caller's InvalidInput, refused like any other bad statement text, not a server
+// failure. The SDK's own statements go through ClassifyError, where a syntax error is a
+// bug (Internal).
+func classifyStatement(op string, err error) error {
+	var ps sqlStater
+	if errs.KindOf(err) == errs.Unknown && errors.As(err, &ps) && ps.SQLState() == "42601" {
+		return errs.Wrap(errs.InvalidInput, op, err, "the database cannot parse the statement")
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return errs.Wrap(errs.Unavailable, op, err, "")
+	return ClassifyError(op, err)
+}
+
+// sqlStater is implemented by the PostgreSQL drivers' errors (*pq.Error and pgx's
+// *pgconn.PgError): the five-character SQLSTATE code.
+type sqlStater interface{ SQLState() string }
+
+// classify returns the kind of an unclassified database error.
+func classify(err error) errs.Kind {
+	if errors.Is(err, sql.ErrNoRows) {
+		return errs.NotFound
+	}
+	if k, ok := errs.ContextKind(err); ok {
+		return k
 	}
 	// The tombstone triggers of migration 00010 refuse rows of an offboarding or
 	// offboarded clone with this message (on both dialects).
 	if strings.Contains(err.Error(), tombstoneMessage) {
-		return errs.Wrap(errs.Suspended, op, err, "the clone is being or has been offboarded")
+		return errs.Suspended
 	}
-	var pe *pq.Error // lib/pq
-	if errors.As(err, &pe) {
-		return classifyPostgres(op, err, string(pe.Code), pe.Message)
-	}
-	var ge *pgconn.PgError // pgx
-	if errors.As(err, &ge) {
-		return classifyPostgres(op, err, ge.Code, ge.Message)
+	var ps sqlStater
+	if errors.As(err, &ps) {
+		return postgresKind(ps.SQLState(), err.Error())
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
-		switch se.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return errs.Wrap(errs.Conflict, op, err, "")
-		case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_TOOBIG:
-			return errs.Wrap(errs.InvalidInput, op, err, "")
-		}
-		return errs.Wrap(errs.Unavailable, op, err, "")
+		return sqliteKind(se.Code())
 	}
-	return errs.Wrap(errs.Unavailable, op, err, "")
+	if lostConnection(err) {
+		return errs.Unavailable
+	}
+	return errs.Internal
 }
 
-// classifyPostgres classifies a PostgreSQL server error by its SQLSTATE, whichever
-// driver reported it.
-func classifyPostgres(op string, err error, code, message string) error {
-	switch {
-	case code == "23505" || code == "23503":
-		return errs.Wrap(errs.Conflict, op, err, "")
-	case code == "42501" && strings.Contains(message, "row-level security"):
-		return errs.Wrap(errs.CloneMismatch, op, err, "row-level security refused the row")
-	case strings.HasPrefix(code, "22") || code == "23514" || code == "23502" || code == "42601":
-		return errs.Wrap(errs.InvalidInput, op, err, "")
+// postgresKind classifies a PostgreSQL SQLSTATE (Appendix A of the PostgreSQL manual);
+// text is the error's text, for the two codes that need it.
+func postgresKind(code, text string) errs.Kind {
+	switch code {
+	case "23505", "23503": // unique_violation, foreign_key_violation
+		return errs.Conflict
+	case "23514", "23502": // check_violation, not_null_violation
+		return errs.InvalidInput
+	case "42501": // insufficient_privilege: RLS refusing a row, else a misconfigured role
+		if strings.Contains(text, "row-level security") {
+			return errs.CloneMismatch
+		}
+		return errs.Internal
+	case "57014": // query_canceled: by statement_timeout, or on the client's request
+		if strings.Contains(text, "timeout") {
+			return errs.Unavailable
+		}
+		return errs.Canceled
+	case "40001", "40P01", // serialization_failure, deadlock_detected
+		"55P03",                            // lock_not_available (lock_timeout)
+		"57P01", "57P02", "57P03", "57P05", // admin/crash shutdown, cannot connect now, idle session timeout
+		"25006": // read_only_sql_transaction: a failover left us on a standby
+		return errs.Unavailable
 	}
-	return errs.Wrap(errs.Unavailable, op, err, "")
+	if len(code) == 5 {
+		switch code[:2] {
+		case "22": // data exception: invalid text representation, out of range, ...
+			return errs.InvalidInput
+		case "08", "53", "58": // connection exception, insufficient resources, system error
+			return errs.Unavailable
+		}
+	}
+	return errs.Internal
+}
+
+// sqliteKind classifies a SQLite (extended) result code.
+func sqliteKind(code int) errs.Kind {
+	switch code {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return errs.Conflict
+	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_CONSTRAINT_DATATYPE, sqlite3.SQLITE_TOOBIG:
+		return errs.InvalidInput
+	}
+	switch code & 0xff { // the primary result code
+	case sqlite3.SQLITE_INTERRUPT:
+		return errs.Canceled
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+		return errs.Unavailable
+	}
+	return errs.Internal // SQLITE_ERROR (syntax, no such column), other constraints, corruption, misuse
+}
+
+// lostConnection reports a connection that failed or was lost below the driver.
+func lostConnection(err error) bool {
+	var ne net.Error
+	var retry interface{ SafeToRetry() bool } // pgconn: the request never reached the server
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		errors.As(err, &ne) || (errors.As(err, &retry) && retry.SafeToRetry())
 }

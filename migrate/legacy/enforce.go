@@ -100,10 +100,10 @@ func incompleteError(op string, in []incomplete) error {
 	for i, x := range in {
 		lines[i] = "  " + x.String()
 	}
-	return fmt.Errorf("%w: %w", ErrIncomplete, errs.New(errs.Conflict, op,
+	return errs.Wrap(errs.Conflict, op, ErrIncomplete,
 		"refusing to enforce the clone model: every row must belong to a clone first\n%s\n"+
 			"run backfill; rows without a user are never guessed: assign them a user (then backfill again) or delete them (see MIGRATION_GUIDE.md)",
-		strings.Join(lines, "\n")))
+		strings.Join(lines, "\n"))
 }
 
 // foreignKey is a foreign key between two configured tables.
@@ -167,7 +167,7 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 		if ok, err := tableExists(ctx, tx, "cloneiso_legacy_users"); err != nil {
 			return err
 		} else if !ok {
-			return fmt.Errorf("%w: %w", ErrIncomplete, errs.New(errs.Conflict, op, "refusing to enforce: the database was not adopted: run adopt (cloneiso-migrate up) and backfill first"))
+			return errs.Wrap(errs.Conflict, op, ErrIncomplete, "refusing to enforce: the database was not adopted: run adopt (cloneiso-migrate up) and backfill first")
 		}
 		in, err := m.missingClones(ctx, tx)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3/database"
 
+	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/migrate"
@@ -33,8 +34,10 @@ const lockID int64 = 0x636c6f6e6569736f
 const EnforcedVersion = 2
 
 // ErrIncomplete is returned (wrapped, with the details) by [Migrator.Enforce] while a
-// table still has rows without a clone; it also has kind clone.ErrConflict.
-var ErrIncomplete = errors.New("rows without a clone")
+// table still has rows without a clone, or the database was never adopted. It is an
+// error of kind clone.ErrConflict, so both errors.Is(err, legacy.ErrIncomplete) and
+// errors.Is(err, clone.ErrConflict) hold for what Enforce returns.
+var ErrIncomplete error = &clone.Error{Kind: clone.ErrConflict, Op: "legacy.Enforce", Msg: "rows without a clone"}
 
 // Migrator moves one legacy PostgreSQL database (rows keyed by a user ID) to the clone
 // model. Its methods are the steps of the migration, in the order of
@@ -301,20 +304,20 @@ var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grant
 func (m *Migrator) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
 	tx, err := m.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "begin")
+		return classify(op, err, "begin")
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockID); err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "lock")
+		return classify(op, err, "lock")
 	}
 	if err := fn(tx); err != nil {
-		if errs.KindOf(err) != errs.Unknown || errors.Is(err, ErrIncomplete) {
+		if errs.KindOf(err) != errs.Unknown {
 			return err
 		}
-		return errs.Wrap(errs.Unavailable, op, err, "%s", op)
+		return classify(op, err, "")
 	}
 	if err := tx.Commit(); err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "commit")
+		return classify(op, err, "commit")
 	}
 	return nil
 }
@@ -524,4 +527,11 @@ func (m *Migrator) exclusive(ctx context.Context, key int64, step string) (func(
 		}
 		conn.Close()
 	}, nil
+}
+
+// classify gives an error of the migration the kind of the database error inside it
+// (clonesql.ClassifyError): a lost connection or a timeout is Unavailable, a cancelled
+// context Canceled, a statement the database refuses Internal.
+func classify(op string, err error, msg string) error {
+	return errs.Wrap(errs.KindOf(clonesql.ClassifyError(op, err)), op, err, "%s", msg)
 }

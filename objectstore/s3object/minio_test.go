@@ -375,8 +375,8 @@ func TestErrorsAreClassifiedAndVendorErrorsReachable(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := b.Head(cctx, ca, "docs", "x"); !errors.Is(err, clone.ErrUnavailable) {
-		t.Errorf("cancelled context: %v, want ErrUnavailable", err)
+	if _, err := b.Head(cctx, ca, "docs", "x"); !errors.Is(err, clone.ErrCanceled) {
+		t.Errorf("cancelled context: %v, want ErrCanceled", err)
 	}
 }
 

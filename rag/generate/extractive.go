@@ -152,13 +152,13 @@ func (e *Extractive) Generate(ctx context.Context, req *Request, emit func(delta
 		return nil, errs.New(errs.InvalidInput, op, "no request")
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "generation cancelled")
+		return nil, errs.Wrap(ctxKind(err), op, err, "generation cancelled")
 	}
 	answer := e.Answer(req)
 	var sent strings.Builder
 	for _, piece := range Pieces(answer) {
 		if err := ctx.Err(); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "generation cancelled")
+			return nil, errs.Wrap(ctxKind(err), op, err, "generation cancelled")
 		}
 		if emit != nil {
 			if err := emit(piece); err != nil {
@@ -259,4 +259,10 @@ func cut(s string, n int) string {
 		}
 	}
 	return s[:i] + "…"
+}
+
+// ctxKind is the kind of a context's error: Canceled, or Unavailable for a deadline.
+func ctxKind(err error) errs.Kind {
+	k, _ := errs.ContextKind(err)
+	return k
 }

@@ -57,7 +57,7 @@ func TestExtractive(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, clone.ErrUnavailable) || !errors.Is(err, context.Canceled) || n != 2 {
+	if !errors.Is(err, clone.ErrCanceled) || !errors.Is(err, context.Canceled) || n != 2 {
 		t.Fatalf("%v after %d pieces", err, n)
 	}
 	if _, err := g.Generate(context.Background(), nil, nil); !errors.Is(err, clone.ErrInvalidInput) {

@@ -712,11 +712,11 @@ func runScopedTests(t *testing.T, open Open, c *config) {
 		ctx, cancel := context.WithCancel(ctxT(t))
 		cancel()
 		_, err := x.Query(ctx, cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1})
-		if !errors.Is(err, clone.ErrUnavailable) {
-			t.Fatalf("Query with a cancelled context: %v, want ErrUnavailable", err)
+		if !errors.Is(err, clone.ErrCanceled) {
+			t.Fatalf("Query with a cancelled context: %v, want ErrCanceled", err)
 		}
-		if err := x.Upsert(ctx, cc, []vectorstore.Vector{{ID: "b", Values: []float32{1, 0, 0, 0}}}); !errors.Is(err, clone.ErrUnavailable) {
-			t.Fatalf("Upsert with a cancelled context: %v, want ErrUnavailable", err)
+		if err := x.Upsert(ctx, cc, []vectorstore.Vector{{ID: "b", Values: []float32{1, 0, 0, 0}}}); !errors.Is(err, clone.ErrCanceled) {
+			t.Fatalf("Upsert with a cancelled context: %v, want ErrCanceled", err)
 		}
 	})
 

@@ -604,7 +604,10 @@ func (d *Driver) ErrorKind(err error) error {
 			return clone.ErrUnavailable
 		}
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
+		return clone.ErrCanceled
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
 		return clone.ErrUnavailable
 	}
 	s, ok := status.FromError(err)
@@ -620,6 +623,8 @@ func (d *Driver) ErrorKind(err error) error {
 		return clone.ErrConflict
 	case codes.Unimplemented:
 		return clone.ErrUnsupported
+	case codes.Canceled:
+		return clone.ErrCanceled
 	default:
 		return clone.ErrUnavailable
 	}

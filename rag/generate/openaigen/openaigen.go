@@ -247,8 +247,11 @@ func (g *Generator) once(ctx context.Context, params openai.ChatCompletionNewPar
 
 // classify returns the kind of err and whether it may be retried.
 func classify(ctx context.Context, err error) (errs.Kind, bool) {
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return errs.Unavailable, false
+	if k, ok := errs.ContextKind(err); ok {
+		return k, false
+	}
+	if k, ok := errs.ContextKind(ctx.Err()); ok {
+		return k, false
 	}
 	var ae *openai.Error
 	if errors.As(err, &ae) {

@@ -243,7 +243,7 @@ func TestCancelMidStream(t *testing.T) {
 	}()
 	// No time limit of our own: if Generate ignored the cancellation it would hang, and
 	// the test binary's timeout reports it.
-	if err := <-done; !errors.Is(err, clone.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+	if err := <-done; !errors.Is(err, clone.ErrCanceled) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}
 }
