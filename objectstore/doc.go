@@ -22,8 +22,12 @@
 // Callers give a kind ([ValidateKind]: "documents", "uploads", ...) and a relative name
 // ([ValidateName]), or let the SDK pick the name ([Bucket.Create], [NewName]). Names are
 // validated before any driver call: "." and ".." segments, percent-encoded sequences,
-// absolute paths, backslashes, control characters, NUL, invalid UTF-8, non-NFC forms and
-// over-long names are refused with clone.ErrInvalidInput and one audit event.
+// absolute paths, backslashes, ":", control and format characters, separator
+// look-alikes, Windows device names, trailing dots and spaces, invalid UTF-8, non-NFC
+// forms, names that NFKC folding would turn into any of these, and over-long names are
+// refused with clone.ErrInvalidInput and one audit event. Beneath that check every
+// driver refuses, on its own, any key outside the clone's prefix it is given
+// (driver.ErrOutOfScope).
 //
 // # Defense in depth
 //
