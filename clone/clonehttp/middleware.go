@@ -148,8 +148,10 @@ type Options struct {
 //   - 400: a selection that is not a pair of canonical IDs (or none when required);
 //   - 403: a clone of the subject's tenant it is not granted, or a suspended clone;
 //   - 404: a clone of another tenant, or none at all (so IDs cannot be probed);
-//   - 503: the store is unavailable; 500 only if the resolver returned a context that
-//     does not match the request (an isolation violation, audited as such).
+//   - 503: the store is unavailable; 500 only if the context the request would get —
+//     from the resolver, the cache or a lookup shared with concurrent requests — is not
+//     the authenticated subject's or not the selected clone (an isolation violation,
+//     audited as such).
 //
 // Middleware panics if auth or res is nil.
 func Middleware(auth Authenticator, res Resolver, opts *Options) func(http.Handler) http.Handler {
@@ -282,11 +284,19 @@ func (m *middleware) resolve(ctx context.Context, r *http.Request) (clone.CloneC
 	var cc clone.CloneContext
 	if m.cache != nil {
 		if hit, ok := m.cache.get(key); ok {
-			return hit, nil
+			cc = hit
+		} else {
+			cc, err = m.shared(ctx, key, selected)
 		}
-		cc, err = m.shared(ctx, key, selected)
 	} else {
 		cc, err = m.safeLookup(ctx, key, selected)
+	}
+	// Whichever way the context came — the cache, a lookup shared with concurrent
+	// requests, or this request's own — it must be the authenticated subject's and, if
+	// one was selected, the selected clone: a cache or single-flight key that lost a
+	// dimension would otherwise hand one principal another's clone.
+	if err == nil && !matches(cc, p.Subject, key, selected) {
+		err = errs.New(errs.IsolationViolation, op, "resolved clone context does not belong to the authenticated subject")
 	}
 	if err != nil {
 		return clone.CloneContext{}, &denial{err: err, action: "clonehttp.Resolve", actor: p.Subject, selT: ts, selC: cs}
@@ -349,8 +359,7 @@ func (m *middleware) lookup(ctx context.Context, key cacheKey, selected bool) (c
 		return clone.CloneContext{}, err
 	}
 	// Defense in depth: a resolver bug must not hand one subject another's clone.
-	if !cc.Valid() || cc.Principal().Subject != key.subject ||
-		selected && (cc.TenantID() != key.tenant || cc.CloneID() != key.cloneID) {
+	if !matches(cc, key.subject, key, selected) {
 		return clone.CloneContext{}, errs.New(errs.IsolationViolation, op, "resolver returned a clone context that does not match the request")
 	}
 	if created {
@@ -364,6 +373,13 @@ func (m *middleware) lookup(ctx context.Context, key cacheKey, selected bool) (c
 		}))
 	}
 	return cc, nil
+}
+
+// matches reports whether cc is valid, speaks for subject and, for a selection, is the
+// selected clone.
+func matches(cc clone.CloneContext, subject string, key cacheKey, selected bool) bool {
+	return cc.Valid() && cc.Principal().Subject == subject &&
+		(!selected || cc.TenantID() == key.tenant && cc.CloneID() == key.cloneID)
 }
 
 func (m *middleware) record(ctx context.Context, r *http.Request, d *denial, p Problem) {
