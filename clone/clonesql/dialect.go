@@ -79,7 +79,10 @@ func OpenSQLite(path string) (*sqlx.DB, error) {
 	}
 	q.Set("_txlock", "immediate")
 	q.Set("_time_format", "sqlite")
-	db, err := sqlx.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if strings.IndexByte(path, 0) >= 0 {
+		return nil, errs.New(errs.InvalidInput, "clonesql.OpenSQLite", "path %q contains a NUL byte", path)
+	}
+	db, err := sqlx.Open("sqlite", sqliteURI(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, "clonesql.OpenSQLite", err, "open %s", path)
 	}
@@ -88,6 +91,23 @@ func OpenSQLite(path string) (*sqlx.DB, error) {
 		return nil, errs.Wrap(errs.Unavailable, "clonesql.OpenSQLite", err, "open %s", path)
 	}
 	return db, nil
+}
+
+// sqliteURI returns the file: URI of the database file at path. The path is
+// percent-encoded: SQLite reads '?' and '#' in a URI as the start of the query and the
+// fragment and decodes %XX, and the driver splits the DSN at its first '?', so a name
+// such as app#1.db, a?b.db or 100%.db would otherwise open another file.
+func sqliteURI(path string) string {
+	if path == ":memory:" {
+		return "file::memory:"
+	}
+	p := (&url.URL{Path: path}).EscapedPath()
+	if strings.HasPrefix(p, "/") {
+		// file:///abs: an empty authority, so that a path starting with // is not
+		// read as a host name.
+		return "file://" + p
+	}
+	return "file:" + p
 }
 
 // OpenPostgres opens a PostgreSQL database through lib/pq with binary_parameters=yes
