@@ -4,7 +4,6 @@ package pgtest
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -96,11 +95,30 @@ func (c *cluster) stop() {
 	os.RemoveAll(c.dir)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// asPostgres makes cmd run as the postgres user, owning dir and its files, when the
+// tests run as root (PostgreSQL and PgBouncer refuse to run as root), and ends it with
+// the test binary where the system can.
+func asPostgres(cmd *exec.Cmd, dir string) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	dieWithParent(cmd.SysProcAttr)
+	if os.Geteuid() != 0 {
+		return nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("running as root and no postgres user to run %s as: %v", filepath.Base(cmd.Path), err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	err = filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, uid, gid)
+	})
+	if err != nil {
+		return err
+	}
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	return nil
 }

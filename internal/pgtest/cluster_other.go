@@ -5,6 +5,7 @@ package pgtest
 import (
 	"errors"
 	"net/url"
+	"os/exec"
 )
 
 type cluster struct{ url *url.URL }
@@ -14,3 +15,7 @@ func startCluster() (*cluster, error) {
 }
 
 func (c *cluster) stop() {}
+
+func asPostgres(*exec.Cmd, string) error {
+	return errors.New("helper servers are started on unix only; set " + EnvPgBouncerURL)
+}

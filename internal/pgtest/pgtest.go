@@ -84,6 +84,7 @@ func Main(m *testing.M) int {
 			admin.Close()
 		}
 	}
+	stopBouncer()
 	if ephemeral != nil {
 		ephemeral.stop()
 	}
