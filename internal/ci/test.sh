@@ -7,6 +7,10 @@
 #   PostgreSQL  $CLONEISO_TEST_DATABASE_URL if set; else the server on 127.0.0.1:5432 if
 #               one answers; else an ephemeral cluster made here with initdb/pg_ctl
 #               (PostgreSQL installed from the distribution's packages if missing).
+#   PgBouncer   $CLONEISO_TEST_PGBOUNCER_URL if set; else pgbouncer (installed from the
+#               distribution's packages if missing) started here in transaction-pooling
+#               mode on a free loopback port in front of the test PostgreSQL, with one
+#               server connection per database and role.
 #   MinIO       $CLONEISO_TEST_S3_ENDPOINT if set; else internal/ci/minio.sh builds the
 #               pinned MinIO with `go install` (cached in the Go bin directory) and starts
 #               it on a free loopback port.
@@ -30,6 +34,7 @@ pg_bin=""
 as_pg=()
 cleanup() {
 	if [[ -x internal/ci/minio.sh ]]; then internal/ci/minio.sh stop "$state" || true; fi
+	if [[ -f $state/pgbouncer/pgbouncer.pid ]]; then kill "$(cat "$state/pgbouncer/pgbouncer.pid")" 2>/dev/null || true; fi
 	if [[ -n $pg_dir ]]; then "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true; fi
 	rm -rf "$state"
 }
@@ -81,6 +86,62 @@ else
 		-o "-c listen_addresses=127.0.0.1 -p $port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null ||
 		{ cat "$pg_dir/log" >&2; die "PostgreSQL did not start"; }
 	export CLONEISO_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+fi
+
+# --- PgBouncer --------------------------------------------------------------------------
+# Transaction pooling with default_pool_size=1: consecutive clients of a database and
+# role share one server connection, so the tests can show that nothing of a scoped
+# operation survives into the next client's transaction (internal/pgtest.Bouncer).
+if [[ -n ${CLONEISO_TEST_PGBOUNCER_URL:-} ]]; then
+	say "PgBouncer: using CLONEISO_TEST_PGBOUNCER_URL"
+else
+	find_pgbouncer() { command -v pgbouncer || { [[ -x /usr/sbin/pgbouncer ]] && echo /usr/sbin/pgbouncer; } || true; }
+	pgbouncer_bin=$(find_pgbouncer)
+	if [[ -z $pgbouncer_bin ]]; then
+		apt_install pgbouncer
+		pgbouncer_bin=$(find_pgbouncer)
+	fi
+	[[ -n $pgbouncer_bin ]] || die "pgbouncer not found after installing it"
+	pg_target=${CLONEISO_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+	pg_target=${pg_target#*://}
+	pg_target=${pg_target#*@}
+	pg_target=${pg_target%%/*}
+	pg_target=${pg_target%%\?*}
+	pgb_port=""
+	for p in $(seq 56432 56532); do if ! port_open "$p"; then pgb_port=$p; break; fi; done
+	[[ -n $pgb_port ]] || die "no free port for PgBouncer"
+	pgb_dir="$state/pgbouncer"
+	mkdir -p "$pgb_dir"
+	printf '"postgres" ""\n"cloneiso_app_test" "cloneiso_app_test"\n' >"$pgb_dir/userlist.txt"
+	cat >"$pgb_dir/pgbouncer.ini" <<-EOF
+		[databases]
+		* = host=${pg_target%:*} port=${pg_target##*:}
+		[pgbouncer]
+		listen_addr = 127.0.0.1
+		listen_port = $pgb_port
+		unix_socket_dir =
+		auth_type = trust
+		auth_file = $pgb_dir/userlist.txt
+		logfile = $pgb_dir/pgbouncer.log
+		pidfile = $pgb_dir/pgbouncer.pid
+		pool_mode = transaction
+		default_pool_size = 1
+		max_client_conn = 1000
+		server_reset_query =
+		ignore_startup_parameters = extra_float_digits
+	EOF
+	as_pgb=()
+	if [[ $(id -u) -eq 0 ]]; then
+		id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user to run PgBouncer as"
+		chown -R postgres "$pgb_dir"
+		as_pgb=(runuser -u postgres --)
+	fi
+	say "PgBouncer: starting transaction pooling on 127.0.0.1:$pgb_port in front of $pg_target"
+	"${as_pgb[@]}" "$pgbouncer_bin" -d "$pgb_dir/pgbouncer.ini" >"$state/pgbouncer.out" 2>&1 ||
+		{ cat "$state/pgbouncer.out" "$pgb_dir/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
+	for _ in $(seq 1 150); do port_open "$pgb_port" && break; sleep 0.2; done
+	port_open "$pgb_port" || { cat "$pgb_dir/pgbouncer.log" >&2; die "PgBouncer does not listen on $pgb_port"; }
+	export CLONEISO_TEST_PGBOUNCER_URL="postgres://postgres@127.0.0.1:$pgb_port/postgres?sslmode=disable"
 fi
 
 # --- MinIO ------------------------------------------------------------------------------
