@@ -53,9 +53,21 @@ type env struct {
 	vectors *vectorstore.Index
 	objects *objectstore.Bucket
 	faults  *faults
+	pine    *pineconetest.Server // nil unless the vectors are on the Pinecone emulator
 	// upload uploads data through an upload ticket of the clone, as a browser would,
 	// and returns the ticket.
 	upload func(t testing.TB, cc clone.CloneContext, contentType string, data []byte) *objectstore.UploadTicket
+}
+
+// lagging reports whether the vectors are on an eventually consistent index.
+func (e *env) lagging() bool { return e.pine != nil && strings.Contains(e.name, "lag") }
+
+// landed makes every write so far visible on a lagging index (writes that happened
+// long before what follows).
+func (e *env) landed() {
+	if e.pine != nil {
+		e.pine.Settle()
+	}
 }
 
 func (e *env) newClone(t testing.TB) clone.CloneContext {
@@ -79,7 +91,7 @@ func (e *env) pipeline(t testing.TB, o *ingest.Options) *ingest.Pipeline {
 type backend struct {
 	name string
 	sql  clonesql.Dialect
-	vec  string // "mem" or "pinecone"
+	vec  string // "mem", "pinecone" or "pinecone-lag" (eventually consistent)
 	obj  string // "file" or "s3"
 }
 
@@ -92,7 +104,8 @@ func backends() []backend {
 	if _, ok := s3test.Lookup(); !ok && !testenv.ServicesRequired() {
 		real.name, real.obj = "postgres+pinecone+file", "file"
 	}
-	return []backend{{"embedded", clonesql.SQLite, "mem", "file"}, real}
+	lagging := backend{"sqlite+pinecone-lag+file", clonesql.SQLite, "pinecone-lag", "file"}
+	return []backend{{"embedded", clonesql.SQLite, "mem", "file"}, real, lagging}
 }
 
 func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
@@ -158,12 +171,17 @@ CREATE TRIGGER ingest_test_fail BEFORE INSERT ON document_chunks FOR EACH ROW EX
 			t.Fatal(err)
 		}
 		vd = d
-	case "pinecone":
-		srv, err := pineconetest.NewServer(&pineconetest.Options{Dimension: dim})
+	case "pinecone", "pinecone-lag":
+		o := &pineconetest.Options{Dimension: dim}
+		if b.vec == "pinecone-lag" {
+			o.Lag = &pineconetest.Lag{Requests: 3} // every write lands 3 requests later
+		}
+		srv, err := pineconetest.NewServer(o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(srv.Close)
+		e.pine = srv
 		d, err := pineconevector.NewDriver(srv.Host(), dim, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -261,6 +279,9 @@ func snapshot(t testing.TB, e *env, cc clone.CloneContext) state {
 				break
 			}
 		}
+	}
+	if e.pine != nil {
+		e.pine.Settle() // on a lagging index: observe what was written, once it landed
 	}
 	token := ""
 	for {

@@ -23,6 +23,10 @@ type ReconcileOptions struct {
 	// "processing" for longer was abandoned by a crashed process. Use a small value
 	// only when no other process can be ingesting for the clone.
 	StaleAfter time.Duration
+	// VectorSettle bounds how long Reconcile re-lists an eventually consistent vector
+	// index (Pinecone) that still lists vectors it deleted; 0 means
+	// DefaultVectorSettle, a negative value means no waiting.
+	VectorSettle time.Duration
 }
 
 // ReconcileReport says what Reconcile repaired.
@@ -44,6 +48,9 @@ type ReconcileReport struct {
 	// pipeline cannot rebuild (ingested with another embedding model or chunking, or
 	// chunks written by the host under its own vector IDs): ingest them again.
 	DocumentsUnrepairable int
+	// VectorLagPolls counts the extra listings Reconcile made because the vector index
+	// still listed vectors it had deleted (Pinecone's eventual consistency).
+	VectorLagPolls int
 }
 
 // Reconcile finds and repairs what crashes, interrupted ingestions and deletions, and
@@ -215,6 +222,9 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 		return rep, err
 	}
 	rep.VectorsDeleted = len(dropVectors)
+	if rep.VectorLagPolls, err = p.awaitVectorsGone(ctx, cc, dropVectors, settleOf(opts)); err != nil {
+		return rep, err
+	}
 	if err := p.repairReady(ctx, cc, docs, busy, present, rep); err != nil {
 		return rep, err
 	}
