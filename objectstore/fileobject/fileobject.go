@@ -10,6 +10,18 @@
 // clone's directory and sorts the keys for every page, which suits the embedded use
 // (thousands of objects per clone), not millions.
 //
+// # Durability
+//
+// A Put (and a Copy, and an upload through a signed link) that returns without error
+// has survived a process kill and a power loss: the content and trailer are written to
+// a temporary file that is fsynced, the object's directory (and any directory created
+// for it) is created and its parent fsynced, the file is renamed into place and the
+// directory fsynced. Until the rename a crash leaves only a temporary file (removed a
+// day later); after it, readers see the whole new object, never a partial one. A
+// Delete that returns has fsynced the directory, so a deleted object (an offboarded
+// clone's, say) does not come back after a power loss. Durability assumes a local
+// filesystem that honours fsync (not every network filesystem does).
+//
 // Signed URLs and upload tickets are HMAC-SHA256-signed links to an [http.Handler]
 // returned by [NewHandler], which the host mounts at Options.BaseURL. They follow the
 // same rules as S3's: they name one key inside one clone's prefix, carry their expiry
@@ -36,6 +48,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/internal/faultpoint"
 	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/objectstore/driver"
 )
@@ -225,10 +238,11 @@ func (b *fsBucket) Put(ctx context.Context, scope, key string, r io.Reader, opts
 	if err != nil {
 		return nil, err
 	}
-	// A concurrent Delete may remove an empty parent directory between MkdirAll and
-	// Rename; retry a few times.
+	faultpoint.Hit("fileobject.put.synced")
+	// A concurrent Delete may remove an empty parent directory between creating it and
+	// the rename; retry a few times.
 	for attempt := 0; ; attempt++ {
-		if err = b.root.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+		if err = b.mkdirAllSynced(filepath.Dir(p)); err == nil {
 			err = b.root.Rename(tmpName, p)
 		}
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
@@ -239,10 +253,11 @@ func (b *fsBucket) Put(ctx context.Context, scope, key string, r io.Reader, opts
 		return nil, err
 	}
 	renamed = true
-	// Make the rename itself durable.
-	if d, err := b.root.Open(filepath.Dir(p)); err == nil {
-		d.Sync()
-		d.Close()
+	faultpoint.Hit("fileobject.put.renamed")
+	// Make the rename itself durable: until its directory is synced, a power loss can
+	// undo it. A failure here fails the Put (which is safe to retry).
+	if err := b.syncDir(filepath.Dir(p)); err != nil {
+		return nil, err
 	}
 	return b.head(key)
 }
@@ -460,8 +475,51 @@ func (b *fsBucket) delete(key string) error {
 	if err := b.root.Remove(p); err != nil {
 		return err
 	}
+	faultpoint.Hit("fileobject.delete.removed")
+	// A removal is durable once its directory is synced: until then a power loss can
+	// bring the object back (a deleted clone's data must stay deleted).
+	if err := b.syncDir(filepath.Dir(p)); err != nil {
+		return err
+	}
 	b.pruneDirs(filepath.Dir(p))
 	return nil
+}
+
+// syncDir makes the creation, renaming or removal of entries of dir (a name inside
+// the root) durable.
+func (b *fsBucket) syncDir(dir string) error {
+	d, err := b.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// mkdirAllSynced creates dir (a name inside the objects tree) and its missing parents,
+// syncing the parent of each directory it creates so that the new entries survive a
+// power loss.
+func (b *fsBucket) mkdirAllSynced(dir string) error {
+	if !strings.HasPrefix(dir, objectsDir+string(filepath.Separator)) {
+		return b.root.MkdirAll(dir, 0o700)
+	}
+	if st, err := b.root.Stat(dir); err == nil && st.IsDir() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := b.mkdirAllSynced(parent); err != nil {
+		return err
+	}
+	if err := b.root.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return b.syncDir(parent)
 }
 
 // pruneDirs removes now-empty parent directories up to the objects root, so that a
