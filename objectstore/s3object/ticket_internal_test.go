@@ -161,3 +161,70 @@ func TestUploadTicketSignedWithCloneCredentials(t *testing.T) {
 		t.Errorf("widened policy signed by the application: %d %s, want success", code, body)
 	}
 }
+
+// Clones racing through a cold signer cache never get each other's credentials.
+func TestSignersNeverSharedAcrossClones(t *testing.T) {
+	env := s3test.Require(t)
+	ctx := context.Background()
+	bucket := s3test.NewBucket(t, env, false)
+	d, err := openDriver(ctx, env.Config(), bucket, &Options{Endpoint: env.Endpoint, UsePathStyle: true,
+		Scoped: &ScopedOptions{RoleARN: "arn:aws:iam::000000000000:role/cloneiso-test", Duration: 20 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := objectstore.NewBucket(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const clones, perClone = 4, 3
+	ccs := make([]clone.CloneContext, clones)
+	tenant := clone.NewID()
+	for i := range ccs {
+		if ccs[i], err = clone.New(tenant, clone.NewID(), clone.Principal{Subject: "user"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		clone int
+		tk    *objectstore.UploadTicket
+		err   error
+	}
+	start := make(chan struct{})
+	results := make(chan result, clones*perClone)
+	for i := range clones {
+		for range perClone {
+			go func() {
+				<-start
+				tk, err := b.UploadTicket(ctx, ccs[i], "uploads", &objectstore.UploadTicketOptions{ContentType: "text/plain", MaxSize: 100})
+				results <- result{i, tk, err}
+			}()
+		}
+	}
+	close(start)
+	owner := map[string]int{} // access key -> clone
+	check := func(r result) {
+		t.Helper()
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		key, _, _ := strings.Cut(r.tk.Fields["X-Amz-Credential"], "/")
+		if key == "" || key == env.AccessKey || r.tk.Fields["X-Amz-Security-Token"] == "" {
+			t.Fatalf("clone %d's ticket is not signed by a session: %q", r.clone, key)
+		}
+		if o, seen := owner[key]; seen && o != r.clone {
+			t.Fatalf("clones %d and %d share the signing credentials %s", o, r.clone, key)
+		}
+		owner[key] = r.clone
+		if code, body := postForm(t, r.tk.URL, r.tk.Fields, "x"); code/100 != 2 {
+			t.Errorf("clone %d's ticket: %d %s", r.clone, code, body)
+		}
+	}
+	for range clones * perClone {
+		check(<-results)
+	}
+	// Then once more each, from the warm cache.
+	for i := range clones {
+		tk, err := b.UploadTicket(ctx, ccs[i], "uploads", &objectstore.UploadTicketOptions{ContentType: "text/plain", MaxSize: 100})
+		check(result{i, tk, err})
+	}
+}
