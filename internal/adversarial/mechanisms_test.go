@@ -31,7 +31,7 @@ import (
 // Expected values are computed here from the documented formats, never by calling the
 // code under test.
 func TestMechanisms(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, production)
 	ctx := context.Background()
 	nsOf := func(d *data) string { return "t-" + d.cc.TenantID().String() + "-c-" + d.cc.CloneID().String() }
 	prefixOf := func(d *data) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,11 +16,14 @@ import (
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/objectstore/fileobject"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 	"github.com/cloneiso/cloneiso/tenant"
 	"github.com/cloneiso/cloneiso/vectorstore"
+	"github.com/cloneiso/cloneiso/vectorstore/memvector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
@@ -45,18 +49,31 @@ type data struct {
 	insightsAtCreation int
 }
 
-// world is one set of real services and three clones: a and sib in one enterprise
-// tenant, other in a solo tenant of its own.
+// stack names the drivers a world runs on: the production services (PostgreSQL as the
+// application role, the Pinecone emulator over gRPC, S3 on MinIO) or the embedded
+// defaults (SQLite, the in-process vector index, the filesystem bucket).
+type stack string
+
+const (
+	production stack = "postgres+pinecone+s3"
+	embedded   stack = "sqlite+memvector+fileobject"
+)
+
+var stacks = []stack{production, embedded}
+
+// world is one set of stores and three clones: a and sib in one enterprise tenant,
+// other in a solo tenant of its own.
 type world struct {
-	pg       *pgtest.DB
-	raw      *sqlx.DB // the application role
+	stack    stack
+	pg       *pgtest.DB // production only
+	raw      *sqlx.DB   // the application role (PostgreSQL) or the SQLite database
 	db       *clonesql.DB
 	tenants  *tenant.Store
 	audit    *audit.Memory
-	srv      *pineconetest.Server
+	srv      *pineconetest.Server // production only
 	idx      *vectorstore.Index
-	s3env    s3test.Env
-	bucket   string
+	s3env    s3test.Env // production only
+	bucket   string     // production only
 	objects  *objectstore.Bucket
 	a        *data
 	sib      *data
@@ -74,16 +91,28 @@ func vec(seed string) []float32 {
 	return v
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, st stack) *world {
 	t.Helper()
 	ctx := context.Background()
-	w := &world{pg: pgtest.Shared(t), audit: &audit.Memory{}}
-	w.s3env = s3test.Require(t)
+	w := &world{stack: st, audit: &audit.Memory{}}
 	var err error
-	if w.raw, err = clonesql.OpenPostgres(w.pg.AppURL); err != nil {
-		t.Fatal(err)
+	switch st {
+	case production:
+		w.pg = pgtest.Shared(t)
+		w.s3env = s3test.Require(t)
+		if w.raw, err = clonesql.OpenPostgres(w.pg.AppURL); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.raw.Close() })
+	case embedded:
+		if w.raw, err = clonesql.OpenSQLite(filepath.Join(t.TempDir(), "adversarial.db")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.raw.Close() })
+		if err := migrate.Up(ctx, w.raw.DB, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { w.raw.Close() })
 	if w.db, err = clonesql.New(w.raw, &clonesql.Options{Audit: w.audit}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,17 +120,30 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	guard := w.tenants.Guard() // only provisioned, active clones are usable
-	w.srv = pineconetest.Start(t, &pineconetest.Options{Dimension: dim})
-	if w.idx, err = pineconevector.Open(w.srv.Host(), dim, &pineconevector.Options{APIKey: "emulator",
-		Index: &vectorstore.Options{Audit: w.audit, CheckWritable: guard.CheckWritable}}); err != nil {
-		t.Fatal(err)
+	vopts := &vectorstore.Options{Audit: w.audit, CheckWritable: guard.CheckWritable}
+	oopts := &objectstore.Options{Audit: w.audit, CheckClone: guard.CheckClone}
+	switch st {
+	case production:
+		w.srv = pineconetest.Start(t, &pineconetest.Options{Dimension: dim})
+		if w.idx, err = pineconevector.Open(w.srv.Host(), dim, &pineconevector.Options{APIKey: "emulator", Index: vopts}); err != nil {
+			t.Fatal(err)
+		}
+		w.bucket = s3test.NewBucket(t, w.s3env, false)
+		if w.objects, err = s3object.OpenBucket(ctx, w.s3env.Config(), w.bucket, &s3object.Options{
+			Endpoint: w.s3env.Endpoint, UsePathStyle: true, Bucket: oopts}); err != nil {
+			t.Fatal(err)
+		}
+	case embedded:
+		if w.idx, err = memvector.Open(dim, &memvector.Options{Index: vopts}); err != nil {
+			t.Fatal(err)
+		}
+		if w.objects, err = fileobject.OpenBucket(t.TempDir(), &fileobject.Options{
+			SigningKey: []byte("adversarial-suite-file-signing-key-32+"), BaseURL: "http://files.invalid/o", Bucket: oopts}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { w.idx.Close() })
-	w.bucket = s3test.NewBucket(t, w.s3env, false)
-	if w.objects, err = s3object.OpenBucket(ctx, w.s3env.Config(), w.bucket, &s3object.Options{
-		Endpoint: w.s3env.Endpoint, UsePathStyle: true, Bucket: &objectstore.Options{Audit: w.audit, CheckClone: guard.CheckClone}}); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { w.objects.Close() })
 
 	u := uuid.NewString()
 	boss := "adv-boss-" + u
