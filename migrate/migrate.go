@@ -32,6 +32,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/internal/errs"
 )
 
@@ -129,10 +130,9 @@ func Up(ctx context.Context, db *sql.DB, opts *Options) error {
 
 // CloneOwnedTables lists the tables of cloneiso's schema that hold clone content: each
 // has tenant_id and clone_id columns and, on PostgreSQL, a forced row-level security
-// policy.
-func CloneOwnedTables() []string {
-	return []string{"documents", "document_chunks", "insights", "training_examples", "conversations", "messages"}
-}
+// policy. It is records.Tables: package records defines those tables' rows, and the
+// layers above (tenant, migrate) take the list from there.
+func CloneOwnedTables() []string { return records.Tables() }
 
 // controlTables are the tables the application reads and writes without a clone scope.
 var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grants"}

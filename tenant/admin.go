@@ -13,8 +13,8 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/internal/errs"
-	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/vectorstore"
 )
@@ -151,7 +151,7 @@ func NewAdmin(s *Store, opts *AdminOptions) (*Admin, error) {
 			return nil, errs.New(errs.InvalidInput, op, "invalid table name %q", truncate(t, 40))
 		}
 	}
-	sdk := slices.Clone(migrate.CloneOwnedTables())
+	sdk := records.Tables()
 	slices.Reverse(sdk) // children before parents
 	a.tables = append(slices.Clone(opts.Tables), sdk...)
 	db, err := clonesql.New(s.db, &clonesql.Options{Audit: a.sink})

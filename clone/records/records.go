@@ -549,3 +549,11 @@ func found(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, op, r
 }
 
 func utc(t time.Time) time.Time { return t.UTC() }
+
+// Tables lists the tables of cloneiso's schema that hold clone content, parents before
+// children: each has tenant_id and clone_id columns leading its keys and, on PostgreSQL,
+// a forced row-level security policy (package migrate creates them). The slice is new
+// on every call.
+func Tables() []string {
+	return []string{"documents", "document_chunks", "insights", "training_examples", "conversations", "messages"}
+}
