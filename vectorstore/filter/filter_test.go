@@ -160,11 +160,27 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-// FuzzParse checks that Parse never panics and that every accepted filter renders to a
-// canonical form that parses back to the same filter.
+// FuzzParse checks, for every filter Parse accepts (refusals must be ErrInvalidInput):
+//
+//   - it renders to a canonical form that parses back to the same filter;
+//   - AND-ed with a clone scope, as the vector store does with every query, it matches
+//     only records the scope matches: AndAll(scope, f).Match(md) implies
+//     scope.Match(md), and equals scope.Match(md) && f.Match(md);
+//   - Resolve agrees with Match: for a set of two fuzzed records, with every
+//     comparison on a fuzz-chosen set of fields decided once for the set wherever the
+//     records agree on it (as the engine decides the scope once per namespace), the
+//     constant outcome or the residual filter gives each record the outcome Match
+//     gives it, for f and for the scoped filter.
 func FuzzParse(f *testing.F) {
-	f.Add([]byte(`{"a":{"$in":["x",1,true]},"$or":[{"b":{"$exists":true}},{"c":{"$lte":2}}]}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add([]byte(`{"a":{"$in":["x",1,true]},"$or":[{"b":{"$exists":true}},{"c":{"$lte":2}}]}`),
+		[]byte(`{"tenant_id":"T","clone_id":"C","a":"x"}`), []byte(`{"tenant_id":"T","clone_id":"D","a":"x"}`), uint8(3))
+	f.Add([]byte(`{"$or":[{"clone_id":"D"},{"a":"x"}]}`),
+		[]byte(`{"tenant_id":"T","clone_id":"D","a":"y"}`), []byte(`{"tenant_id":"T","clone_id":"C","a":"x"}`), uint8(0xff))
+	f.Add([]byte(`{"clone_id":{"$ne":"C"}}`),
+		[]byte(`{"tenant_id":"T","clone_id":"C"}`), []byte(`{"tenant_id":"U","clone_id":"C","tags":["a","b"]}`), uint8(1))
+	f.Add([]byte(`{"$and":[{"tenant_id":{"$in":["T","U"]}},{"clone_id":{"$nin":["C"]}}]}`),
+		[]byte(`{"tenant_id":["T"],"clone_id":"C"}`), []byte(`{"clone_id":true,"n":1}`), uint8(2))
+	f.Fuzz(func(t *testing.T, data, md1, md2 []byte, decidable uint8) {
 		p, err := filter.ParseJSON(data)
 		if err != nil {
 			if !errors.Is(err, clone.ErrInvalidInput) {
@@ -184,6 +200,78 @@ func FuzzParse(f *testing.F) {
 		if p != nil && !p.Equal(q) {
 			t.Fatalf("round trip changed the filter: %s -> %s", p, q)
 		}
-		_ = p.Match(map[string]any{"a": "x", "b": 1.0, "c": []string{"x"}})
+
+		recs := []map[string]any{fuzzMetadata(md1), fuzzMetadata(md2)}
+		tenant, err := filter.FieldEq("tenant_id", "T")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cloneEq, err := filter.FieldEq("clone_id", "C")
+		if err != nil {
+			t.Fatal(err)
+		}
+		scope := filter.AndAll(tenant, cloneEq)
+		scoped := filter.AndAll(scope, p)
+		for _, md := range recs {
+			in, s, own := scoped.Match(md), scope.Match(md), p.Match(md)
+			if in && !s {
+				t.Fatalf("scoped filter %s matches %v, which the scope does not", scoped, md)
+			}
+			if in != (s && own) {
+				t.Fatalf("scoped filter %s: Match(%v) = %v; scope %v, filter %v", scoped, md, in, s, own)
+			}
+		}
+		// decide answers for comparisons on the fields decidable selects (by name
+		// length), and only where both records agree.
+		decide := func(n *filter.Filter) (bool, bool) {
+			if decidable>>(len(n.Field())%8)&1 == 0 {
+				return false, false
+			}
+			o := n.Match(recs[0])
+			for _, md := range recs[1:] {
+				if n.Match(md) != o {
+					return false, false
+				}
+			}
+			return o, true
+		}
+		for _, g := range []*filter.Filter{p, scoped} {
+			residual, known, outcome := g.Resolve(decide)
+			for _, md := range recs {
+				got := outcome
+				if !known {
+					got = residual.Match(md)
+				}
+				if want := g.Match(md); got != want {
+					t.Fatalf("Resolve(%s) = residual %s known %v outcome %v: %v for %v; Match says %v", g, residual, known, outcome, got, md, want)
+				}
+			}
+		}
 	})
+}
+
+// fuzzMetadata decodes a JSON object into record metadata, with lists of strings as
+// []string as stores return them; anything else (other lists, objects) is kept, so
+// Match also meets values it never accepts in a filter. Invalid JSON is no metadata.
+func fuzzMetadata(b []byte) map[string]any {
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	for k, v := range m {
+		l, ok := v.([]any)
+		if !ok {
+			continue
+		}
+		ss := make([]string, 0, len(l))
+		for _, e := range l {
+			if s, ok := e.(string); ok {
+				ss = append(ss, s)
+			}
+		}
+		if len(ss) == len(l) {
+			m[k] = ss
+		}
+	}
+	return m
 }
