@@ -47,7 +47,9 @@ const MaxMetadataSize = 2048
 // Options configure a [Bucket]. A nil *Options means all defaults.
 type Options struct {
 	// Audit receives one event per denial (invalid name, foreign key) and per clone
-	// wipe. Nil drops the events.
+	// wipe; nil means audit.DefaultSink (slog.Default()). A sink failure never changes
+	// the outcome; it is logged with the whole event and counted (audit.Emit). Use
+	// audit.Discard to record nothing.
 	Audit audit.Sink
 	// MaxURLExpiry caps the lifetime of signed URLs and upload tickets. Zero means
 	// [DefaultMaxURLExpiry]; values above [HardMaxURLExpiry] are refused by NewBucket.
@@ -210,7 +212,7 @@ func (b *Bucket) record(ctx context.Context, op string, cc clone.CloneContext, o
 	if cc.Valid() {
 		ev.TenantID, ev.CloneID, ev.Actor = cc.TenantID(), cc.CloneID(), cc.Principal().Subject
 	}
-	_ = audit.Record(ctx, b.sink, ev) // a sink failure must not change the outcome
+	audit.Emit(ctx, b.sink, ev) // a sink failure must not change the outcome; Emit logs and counts it
 }
 
 // driverErr is [Bucket.wrap] for an error of a driver call made for cc; a driver

@@ -61,7 +61,8 @@ type PromptOptions struct {
 	MaxTokens int
 	// Instructions replace DefaultInstructions.
 	Instructions string
-	// Audit receives the guard's refusals. Nil drops them.
+	// Audit receives the guard's refusals; nil means audit.DefaultSink. A sink failure
+	// is logged with the whole event and counted (audit.Emit).
 	Audit audit.Sink
 }
 

@@ -394,7 +394,7 @@ func (r *Retriever) check(ctx context.Context, cc clone.CloneContext, what strin
 
 // recordViolation audits one isolation violation.
 func recordViolation(ctx context.Context, s audit.Sink, cc clone.CloneContext, op, reason string, tenantID, cloneID uuid.UUID) {
-	_ = audit.Record(ctx, s, audit.Event{
+	audit.Emit(ctx, s, audit.Event{
 		Actor: cc.Principal().Subject, Action: op, TenantID: cc.TenantID(), CloneID: cc.CloneID(),
 		Outcome: audit.Violation, Reason: reason,
 		Detail: map[string]string{"target_tenant_id": tenantID.String(), "target_clone_id": cloneID.String()},

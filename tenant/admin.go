@@ -189,6 +189,16 @@ func (a *Admin) record(ctx context.Context, p clone.Principal, op string, tenant
 	})
 }
 
+// emit records an event whose call does not depend on it (a refusal, a failed step):
+// a sink failure is logged with the whole event and counted (audit.Emit), and the
+// call's outcome stands.
+func (a *Admin) emit(ctx context.Context, p clone.Principal, op string, tenantID, cloneID uuid.UUID, outcome audit.Outcome, reason string, detail map[string]string) {
+	audit.Emit(ctx, a.sink, audit.Event{
+		Actor: p.Subject, Action: op, TenantID: tenantID, CloneID: cloneID,
+		Outcome: outcome, Reason: reason, Detail: detail,
+	})
+}
+
 // authorize checks that p is an owner or admin of tenant tenantID. A refusal is
 // audited: for a member in the tenant's chain, for anyone else (whose claim to the
 // tenant is unproven) with the target in the event's detail only.
@@ -210,14 +220,14 @@ func (a *Admin) authorize(ctx context.Context, op string, p clone.Principal, ten
 		if cloneID != uuid.Nil {
 			detail["target_clone_id"] = cloneID.String()
 		}
-		_ = a.record(ctx, p, op, uuid.Nil, uuid.Nil, audit.Denied, "not a member of the tenant", detail)
+		a.emit(ctx, p, op, uuid.Nil, uuid.Nil, audit.Denied, "not a member of the tenant", detail)
 		return "", errs.New(errs.NotFound, op, "tenant not found")
 	}
 	if err != nil {
 		return "", err
 	}
 	if role != RoleOwner && role != RoleAdmin {
-		_ = a.record(ctx, p, op, tenantID, cloneID, audit.Denied, "requires the owner or admin role", map[string]string{"role": string(role)})
+		a.emit(ctx, p, op, tenantID, cloneID, audit.Denied, "requires the owner or admin role", map[string]string{"role": string(role)})
 		return "", errs.New(errs.Forbidden, op, "requires the owner or admin role")
 	}
 	return role, nil

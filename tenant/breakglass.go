@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
+	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/internal/errs"
 )
 
@@ -74,9 +75,12 @@ func validateReason(op, r string) error {
 //
 // GrantBreakGlass lets req.Subject, an owner or admin of tenant tenantID, read clone
 // cloneID of that tenant for req.TTL, for req.Reason. The granting principal p must be
-// an owner or admin of the tenant too. The grant is audited (with its reason and
-// expiry) before it is returned; if the audit sink fails, the grant is revoked again
-// and the call fails. Offboarding or offboarded clones cannot be opened
+// an owner or admin of the tenant too. The grant and its audit event (with its reason
+// and expiry) are written in one transaction: with the default sink (the tenant
+// database's audit table, also inside audit.Multi) the event is a row of that same
+// transaction (clonesql.WithAuditTx), and with any other sink the event is recorded
+// before the grant commits. If the event cannot be recorded the transaction rolls back,
+// no grant exists, and the call fails. Offboarding or offboarded clones cannot be opened
 // (clone.ErrConflict).
 func (a *Admin) GrantBreakGlass(ctx context.Context, p clone.Principal, tenantID, cloneID uuid.UUID, req BreakGlassRequest) (BreakGlassGrant, error) {
 	const op = "tenant.Admin.GrantBreakGlass"
@@ -104,6 +108,7 @@ func (a *Admin) GrantBreakGlass(ctx context.Context, p clone.Principal, tenantID
 	now := a.clock()
 	g := BreakGlassGrant{TenantID: tenantID, ID: clone.NewID(), CloneID: cloneID, Subject: req.Subject, GrantedBy: p.Subject,
 		Reason: req.Reason, CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
+	var auditErr error
 	err := a.s.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		var role Role
 		err := tx.GetContext(ctx, &role, tx.Rebind(`SELECT role FROM tenant_members WHERE tenant_id = ? AND subject = ?`), tenantID, req.Subject)
@@ -120,20 +125,30 @@ func (a *Admin) GrantBreakGlass(ctx context.Context, p clone.Principal, tenantID
 		if st == StatusOffboarding || st == StatusOffboarded {
 			return errs.New(errs.Conflict, op, "clone is %s", st)
 		}
-		_, err = tx.NamedExecContext(ctx, `
+		if _, err = tx.NamedExecContext(ctx, `
 			INSERT INTO break_glass_grants (tenant_id, id, target_clone_id, subject, granted_by, reason, created_at, expires_at)
-			VALUES (:tenant_id, :id, :target_clone_id, :subject, :granted_by, :reason, :created_at, :expires_at)`, g)
-		return err
+			VALUES (:tenant_id, :id, :target_clone_id, :subject, :granted_by, :reason, :created_at, :expires_at)`, g); err != nil {
+			return err
+		}
+		// The grant's event, in the grant's transaction: an unaudited grant never exists.
+		detail := map[string]string{"grant_id": g.ID.String(), "subject": g.Subject, "expires_at": g.ExpiresAt.Format(time.RFC3339)}
+		if rerr := a.record(clonesql.WithAuditTx(ctx, a.s.db, tx), p, op, tenantID, cloneID, audit.Allowed, req.Reason, detail); rerr != nil {
+			auditErr = rerr
+			return rerr
+		}
+		return nil
 	})
+	if auditErr != nil {
+		// Nothing was granted. The failure itself is logged and counted (audit.Emit).
+		a.emit(ctx, p, op, tenantID, cloneID, audit.Failed, "the grant could not be audited; nothing was granted", map[string]string{"sink_error": auditErr.Error()})
+		k := errs.KindOf(clonesql.ClassifyError(op, auditErr))
+		if k == errs.Unknown {
+			k = errs.Unavailable
+		}
+		return BreakGlassGrant{}, errs.Wrap(k, op, auditErr, "the grant could not be audited; nothing was granted")
+	}
 	if err != nil {
 		return fail(err)
-	}
-	detail := map[string]string{"grant_id": g.ID.String(), "subject": g.Subject, "expires_at": g.ExpiresAt.Format(time.RFC3339)}
-	if rerr := a.record(ctx, p, op, tenantID, cloneID, audit.Allowed, req.Reason, detail); rerr != nil {
-		// An unaudited grant must not exist: take it back.
-		_, _ = a.s.db.ExecContext(context.WithoutCancel(ctx), a.s.db.Rebind(`UPDATE break_glass_grants SET revoked_at = ?, revoked_by = ? WHERE tenant_id = ? AND id = ?`),
-			now, "audit-failure", tenantID, g.ID)
-		return BreakGlassGrant{}, errs.Wrap(errs.Unavailable, op, rerr, "the grant could not be audited and was revoked")
 	}
 	return g, nil
 }
@@ -226,7 +241,7 @@ func (a *Admin) breakGlass(ctx context.Context, p clone.Principal, tenantID, clo
 		return clone.CloneContext{}, BreakGlassGrant{}, err
 	}
 	deny := func(kind errs.Kind, reason string, detail map[string]string) (clone.CloneContext, BreakGlassGrant, error) {
-		_ = a.record(ctx, p, op, tenantID, cloneID, audit.Denied, reason, detail)
+		a.emit(ctx, p, op, tenantID, cloneID, audit.Denied, reason, detail)
 		return clone.CloneContext{}, BreakGlassGrant{}, errs.New(kind, op, "%s", reason)
 	}
 	c, err := a.s.Clone(ctx, tenantID, cloneID)

@@ -151,7 +151,7 @@ func (a *Admin) wait(ctx context.Context) {
 // finishClone runs steps 2 to 5 for a clone that is offboarding.
 func (a *Admin) finishClone(ctx context.Context, p clone.Principal, op, reason string, r *OffboardReceipt) error {
 	fail := func(step string, err error) error {
-		_ = a.record(ctx, p, op, r.TenantID, r.CloneID, audit.Failed, errs.KindOf(err).String(), r.detail(step))
+		a.emit(ctx, p, op, r.TenantID, r.CloneID, audit.Failed, errs.KindOf(err).String(), r.detail(step))
 		return errs.Wrap(errs.KindOf(err), op, err, "offboarding failed at %s; the clone stays blocked, call again to resume", step)
 	}
 	cc, err := internalContext(r.TenantID, r.CloneID, p, purposeOffboard)
@@ -197,7 +197,7 @@ func (a *Admin) finishClone(ctx context.Context, p clone.Principal, op, reason s
 		if _, derr := a.deleteAll(dctx, cc, late); derr != nil {
 			return fail("late-cleanup", errors.Join(err, derr))
 		}
-		_ = a.record(ctx, p, op, r.TenantID, r.CloneID, audit.Allowed, "late writes deleted after the tombstone", late.detail("late-cleanup"))
+		a.emit(ctx, p, op, r.TenantID, r.CloneID, audit.Allowed, "late writes deleted after the tombstone", late.detail("late-cleanup"))
 		addReceipt(r, late)
 	}
 	return nil
@@ -219,7 +219,7 @@ func (a *Admin) sweep(ctx context.Context, p clone.Principal, op, reason string,
 		}
 	}
 	if err != nil {
-		_ = a.record(ctx, p, op, r.TenantID, r.CloneID, audit.Failed, errs.KindOf(err).String(), r.detail("sweep"))
+		a.emit(ctx, p, op, r.TenantID, r.CloneID, audit.Failed, errs.KindOf(err).String(), r.detail("sweep"))
 		return err
 	}
 	return a.record(ctx, p, op, r.TenantID, r.CloneID, audit.Allowed, reason, r.detail("sweep"))
@@ -410,7 +410,7 @@ func (a *Admin) OffboardTenant(ctx context.Context, p clone.Principal, tenantID 
 	for _, c := range clones {
 		r := &OffboardReceipt{TenantID: tenantID, CloneID: c.ID, Rows: map[string]int64{}, Resumed: c.Status == StatusOffboarding}
 		if err := a.finishClone(ctx, p, "tenant.Admin.OffboardClone", reason, r); err != nil {
-			_ = a.record(ctx, p, op, tenantID, uuid.Nil, audit.Failed, errs.KindOf(err).String(), map[string]string{"step": "clones", "failed_clone_id": c.ID.String()})
+			a.emit(ctx, p, op, tenantID, uuid.Nil, audit.Failed, errs.KindOf(err).String(), map[string]string{"step": "clones", "failed_clone_id": c.ID.String()})
 			return receipts, err
 		}
 		receipts = append(receipts, r)

@@ -148,7 +148,9 @@ type Stats struct {
 
 // Options configure an Index. The zero value (or nil) is usable.
 type Options struct {
-	// Audit receives denials and isolation violations. Nil discards them.
+	// Audit receives denials and isolation violations; nil means audit.DefaultSink
+	// (slog.Default()). A sink failure never changes the outcome; it is logged with the
+	// whole event and counted (audit.Emit). Use audit.Discard to record nothing.
 	Audit audit.Sink
 	// CheckWritable, if set, is called before every write (Upsert and the deletes) and
 	// may refuse it, for example because the clone is not provisioned or is suspended.
@@ -248,7 +250,7 @@ func (x *Index) writable(ctx context.Context, op string, cc clone.CloneContext) 
 }
 
 func (x *Index) record(ctx context.Context, op string, cc clone.CloneContext, o audit.Outcome, reason string, detail map[string]string) {
-	_ = audit.Record(ctx, x.audit, audit.Event{
+	audit.Emit(ctx, x.audit, audit.Event{
 		Actor:    cc.Principal().Subject,
 		Action:   op,
 		TenantID: cc.TenantID(),

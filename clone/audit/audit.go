@@ -5,10 +5,31 @@
 // a store result that failed the post-check), every administrative action and every
 // offboarding produces exactly one Event. Hosts choose the sink: [SlogSink] writes to a
 // log/slog logger, a SQL sink (package clone/clonesql) appends to the audit_events table,
-// [Multi] fans out to several, and [Discard] drops everything (tests only).
+// [Multi] fans out to several, and [Discard] drops everything.
 //
-// A Sink must be safe for concurrent use. Recording must not fail the operation that is
-// being denied: the denial stands whatever the sink returns; stores log sink errors.
+// # Default sink
+//
+// Every store (clonesql, records, vectorstore, objectstore, rag, the HTTP middleware)
+// whose options leave the sink nil records to [DefaultSink], which logs each event on
+// slog.Default(); so does [Record] given a nil Sink. Nothing is dropped unless the host
+// asks for it by name with [Discard]. tenant.Admin is the one exception: its default is
+// the tenant database's audit table (clonesql.AuditSink), because its events are the
+// record of what administrators did.
+//
+// # When a sink fails
+//
+// A Sink must be safe for concurrent use. There are two policies, one per kind of event:
+//
+//   - A denial or a violation ([Emit]): the operation's outcome does not depend on the
+//     sink (the request is refused whatever the sink returns), and the event is never
+//     lost without a trace: the sink's error is logged on slog.Default() at level Error
+//     together with the whole event, and counted in [Failures], which hosts export as a
+//     metric and alert on.
+//   - An event that is the point of the operation — a break-glass grant or use, a
+//     tenant administrator's action, an offboarding receipt ([Record], error checked):
+//     the operation fails when its event cannot be recorded, and where the event and
+//     the change live in one database they are written in one transaction
+//     (clonesql.WithAuditTx).
 package audit
 
 import (
@@ -16,6 +37,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,14 +85,24 @@ type SinkFunc func(ctx context.Context, e Event) error
 // Record calls f.
 func (f SinkFunc) Record(ctx context.Context, e Event) error { return f(ctx, e) }
 
-// Discard is a Sink that drops every event.
+// Discard is a Sink that drops every event. It is never a default: a host that wants
+// no audit trail (tests, benchmarks) asks for it by name.
 var Discard Sink = SinkFunc(func(context.Context, Event) error { return nil })
 
-// Record stamps e.Time (if zero) and the request ID from ctx (if empty) and writes e to s.
-// A nil s drops the event. Use it rather than calling s.Record directly.
+// DefaultSink is the sink of every store whose options leave the sink nil, and of
+// [Record] given a nil Sink: [SlogSink] on slog.Default() (as it is when the event is
+// recorded, so a host's slog.SetDefault applies).
+var DefaultSink Sink = SinkFunc(func(ctx context.Context, e Event) error {
+	return SlogSink(slog.Default()).Record(ctx, e)
+})
+
+// Record stamps e.Time (if zero) and the request ID from ctx (if empty) and writes e to s
+// ([DefaultSink] if s is nil), returning the sink's error. Use it rather than calling
+// s.Record directly, and check its error where the event is the point of the operation;
+// record denials with [Emit].
 func Record(ctx context.Context, s Sink, e Event) error {
 	if s == nil {
-		return nil
+		s = DefaultSink
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
@@ -81,6 +113,34 @@ func Record(ctx context.Context, s Sink, e Event) error {
 	// A denial is often recorded while ctx is already cancelled (that may be why it was
 	// denied); the record must still be written.
 	return s.Record(context.WithoutCancel(ctx), e)
+}
+
+var failures atomic.Uint64
+
+// Failures returns how many events a sink failed to record through [Emit] since the
+// process started. Export it as a metric (a counter) and alert when it grows: each
+// failure is also logged, with the whole event, on slog.Default().
+func Failures() uint64 { return failures.Load() }
+
+// Emit records e to s like [Record] (a nil s is [DefaultSink]), for events whose
+// operation must not depend on the sink: denials and violations. If the sink fails, the
+// event is not lost without a trace: Emit logs the sink's error and the whole event on
+// slog.Default() at level Error ("audit: sink failed") and adds one to [Failures]. It
+// returns the sink's error, which callers may ignore.
+func Emit(ctx context.Context, s Sink, e Event) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	if e.RequestID == "" {
+		e.RequestID = RequestIDFrom(ctx)
+	}
+	err := Record(ctx, s, e)
+	if err != nil {
+		failures.Add(1)
+		attrs := append([]slog.Attr{slog.String("sink_error", err.Error())}, eventAttrs(e)...)
+		slog.Default().LogAttrs(context.Background(), slog.LevelError, "audit: sink failed", attrs...)
+	}
+	return err
 }
 
 // Multi returns a Sink that writes to every sink and joins their errors.
@@ -107,26 +167,31 @@ func SlogSink(l *slog.Logger) Sink {
 		case Denied, Failed:
 			level = slog.LevelWarn
 		}
-		attrs := []slog.Attr{
-			slog.Time("time", e.Time),
-			slog.String("actor", e.Actor),
-			slog.String("action", e.Action),
-			slog.String("tenant_id", idString(e.TenantID)),
-			slog.String("clone_id", idString(e.CloneID)),
-			slog.String("outcome", string(e.Outcome)),
-			slog.String("reason", e.Reason),
-			slog.String("request_id", e.RequestID),
-		}
-		if len(e.Detail) > 0 {
-			d := make([]any, 0, len(e.Detail))
-			for k, v := range e.Detail {
-				d = append(d, slog.String(k, v))
-			}
-			attrs = append(attrs, slog.Group("detail", d...))
-		}
-		l.LogAttrs(ctx, level, "audit", attrs...)
+		l.LogAttrs(ctx, level, "audit", eventAttrs(e)...)
 		return nil
 	})
+}
+
+// eventAttrs is the whole event as log attributes.
+func eventAttrs(e Event) []slog.Attr {
+	attrs := []slog.Attr{
+		slog.Time("time", e.Time),
+		slog.String("actor", e.Actor),
+		slog.String("action", e.Action),
+		slog.String("tenant_id", idString(e.TenantID)),
+		slog.String("clone_id", idString(e.CloneID)),
+		slog.String("outcome", string(e.Outcome)),
+		slog.String("reason", e.Reason),
+		slog.String("request_id", e.RequestID),
+	}
+	if len(e.Detail) > 0 {
+		d := make([]any, 0, len(e.Detail))
+		for k, v := range e.Detail {
+			d = append(d, slog.String(k, v))
+		}
+		attrs = append(attrs, slog.Group("detail", d...))
+	}
+	return attrs
 }
 
 func idString(id uuid.UUID) string {

@@ -106,7 +106,8 @@ const DefaultResolveTimeout = 10 * time.Second
 // Options tune [Middleware]. A nil *Options, and every zero field, means the default.
 type Options struct {
 	// Audit receives one event per refused request (and one per first-sign-in
-	// provisioning). Default: audit.SlogSink(slog.Default()).
+	// provisioning). Default: audit.DefaultSink (slog.Default()). A sink failure never
+	// changes the answer; it is logged with the whole event and counted (audit.Emit).
 	Audit audit.Sink
 	// Logger, if set, gets one access-log record per request, with the request ID and
 	// the tenant and clone IDs (info below 400, warn for 4xx, error for 5xx). Default:
@@ -173,7 +174,7 @@ func Middleware(auth Authenticator, res Resolver, opts *Options) func(http.Handl
 		timeout:         o.ResolveTimeout,
 	}
 	if m.sink == nil {
-		m.sink = audit.SlogSink(slog.Default())
+		m.sink = audit.DefaultSink
 	}
 	if !o.NoCache {
 		m.cache = o.Cache
@@ -363,14 +364,14 @@ func (m *middleware) lookup(ctx context.Context, key cacheKey, selected bool) (c
 		return clone.CloneContext{}, errs.New(errs.IsolationViolation, op, "resolver returned a clone context that does not match the request")
 	}
 	if created {
-		m.recordErr(ctx, audit.Record(ctx, m.sink, audit.Event{
+		audit.Emit(ctx, m.sink, audit.Event{
 			Actor:    key.subject,
 			Action:   "clonehttp.Provision",
 			TenantID: cc.TenantID(),
 			CloneID:  cc.CloneID(),
 			Outcome:  audit.Allowed,
 			Reason:   "first sign-in: tenant and clone created",
-		}))
+		})
 	}
 	return cc, nil
 }
@@ -407,24 +408,15 @@ func (m *middleware) record(ctx context.Context, r *http.Request, d *denial, p P
 		detail["selected_tenant_id"] = safeField(d.selT, 64)
 		detail["selected_clone_id"] = safeField(d.selC, 64)
 	}
-	m.recordErr(ctx, audit.Record(ctx, m.sink, audit.Event{
+	// A sink failure does not change the refusal; Emit logs it with the whole event on
+	// slog.Default() and counts it in audit.Failures.
+	audit.Emit(ctx, m.sink, audit.Event{
 		Actor:   d.actor,
 		Action:  d.action,
 		Outcome: outcome,
 		Reason:  reason,
 		Detail:  detail,
-	}))
-}
-
-func (m *middleware) recordErr(ctx context.Context, err error) {
-	if err == nil {
-		return
-	}
-	l := m.logger
-	if l == nil {
-		l = slog.Default()
-	}
-	l.ErrorContext(ctx, "clonehttp: audit sink failed", slog.String("error", err.Error()), slog.String("request_id", audit.RequestIDFrom(ctx)))
+	})
 }
 
 func (m *middleware) access(ctx context.Context, r *http.Request, lw *statusWriter, cc clone.CloneContext, kind string) {

@@ -78,7 +78,42 @@ func linkHash(prev []byte, e audit.Event) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
+// auditTxKey carries the transaction of [WithAuditTx].
+type auditTxKey struct{}
+
+type auditTx struct {
+	db *sqlx.DB
+	tx *sqlx.Tx
+}
+
+// WithAuditTx returns a copy of ctx under which the SQL audit sinks of db
+// ([AuditSink](db), also inside audit.Multi) append their events inside tx, a
+// transaction on db, instead of in a transaction of their own: the event then commits
+// or rolls back with the change it records, and a sink failure fails the transaction.
+// tenant.Admin writes a break-glass grant and its audit event this way. Sinks of other
+// databases, and other sinks, are not affected.
+func WithAuditTx(ctx context.Context, db *sqlx.DB, tx *sqlx.Tx) context.Context {
+	return context.WithValue(ctx, auditTxKey{}, auditTx{db: db, tx: tx})
+}
+
 func (s *sqlSink) Record(ctx context.Context, e audit.Event) error {
+	const op = "clonesql.AuditSink"
+	if at, ok := ctx.Value(auditTxKey{}).(auditTx); ok && at.db == s.db && at.tx != nil {
+		return s.append(ctx, at.tx, e)
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return ClassifyError(op, err)
+	}
+	defer tx.Rollback()
+	if err := s.append(ctx, tx, e); err != nil {
+		return err
+	}
+	return ClassifyError(op, tx.Commit())
+}
+
+// append appends e to its chain inside tx.
+func (s *sqlSink) append(ctx context.Context, tx *sqlx.Tx, e audit.Event) error {
 	const op = "clonesql.AuditSink"
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -93,11 +128,6 @@ func (s *sqlSink) Record(ctx context.Context, e audit.Event) error {
 		detail = string(b)
 	}
 	chain := e.TenantID
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return ClassifyError(op, err)
-	}
-	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO audit_chain_heads (chain_id, last_id, last_hash) VALUES (?, 0, ?) ON CONFLICT (chain_id) DO NOTHING`), chain, []byte{}); err != nil {
 		return ClassifyError(op, err)
 	}
@@ -124,7 +154,7 @@ func (s *sqlSink) Record(ctx context.Context, e audit.Event) error {
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE audit_chain_heads SET last_id = ?, last_hash = ? WHERE chain_id = ?`), id, hash, chain); err != nil {
 		return ClassifyError(op, err)
 	}
-	return ClassifyError(op, tx.Commit())
+	return nil
 }
 
 func nullID(id uuid.UUID) uuid.NullUUID { return uuid.NullUUID{UUID: id, Valid: id != uuid.Nil} }

@@ -77,7 +77,9 @@ type DB struct {
 
 // Options configure [New]; nil means the defaults.
 type Options struct {
-	// Audit receives one event per denial; default: discard.
+	// Audit receives one event per denial; nil means audit.DefaultSink (slog.Default()).
+	// A sink failure never changes the denial; it is logged with the whole event and
+	// counted (audit.Emit). Use audit.Discard to record nothing.
 	Audit audit.Sink
 }
 
@@ -311,7 +313,7 @@ func (d *DB) validate(ctx context.Context, cc clone.CloneContext, op string) err
 }
 
 func (d *DB) deny(ctx context.Context, cc clone.CloneContext, op string, outcome audit.Outcome, reason string, detail map[string]string) {
-	audit.Record(ctx, d.sink, denial(cc, op, outcome, reason, detail))
+	audit.Emit(ctx, d.sink, denial(cc, op, outcome, reason, detail))
 }
 
 func denial(cc clone.CloneContext, op string, outcome audit.Outcome, reason string, detail map[string]string) audit.Event {
@@ -349,7 +351,7 @@ type Tx struct {
 func (tx *Tx) deny(ctx context.Context, cc clone.CloneContext, op string, outcome audit.Outcome, reason string, detail map[string]string) {
 	ev := denial(cc, op, outcome, reason, detail)
 	if !tx.deferAudit {
-		audit.Record(ctx, tx.db.sink, ev)
+		audit.Emit(ctx, tx.db.sink, ev)
 		return
 	}
 	ev.Time = time.Now().UTC()
@@ -362,7 +364,7 @@ func (tx *Tx) flushAudit(ctx context.Context) {
 		return
 	}
 	for _, ev := range tx.pending {
-		audit.Record(ctx, tx.db.sink, ev)
+		audit.Emit(ctx, tx.db.sink, ev)
 	}
 	tx.pending = nil
 }

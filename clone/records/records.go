@@ -106,7 +106,9 @@ func now() time.Time {
 // WithAudit returns q with audit sink s in place of its own. A *clonesql.DB and a
 // *clonesql.Tx report their sinks themselves (a Tx of [clonesql.DB.WithTx] holds events
 // until it has ended), so pass them as they are; use WithAudit to send denials
-// elsewhere, or, with a nil s, to record none (repository functions still deny). Inside
+// elsewhere, or, with audit.Discard, to record none (repository functions still deny).
+// A nil s means audit.DefaultSink. A sink failure never changes a denial; it is logged
+// with the whole event and counted (audit.Emit). Inside
 // a transaction, a SQL sink on the same SQLite database given here would wait for the
 // transaction's write lock: prefer the Tx's own sink there.
 func WithAudit(q clonesql.Querier, s audit.Sink) clonesql.Querier {
@@ -138,7 +140,7 @@ func deny(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, op, re
 	if cc.Valid() {
 		ev.Actor, ev.TenantID, ev.CloneID = cc.Principal().Subject, cc.TenantID(), cc.CloneID()
 	}
-	audit.Record(ctx, sinkOf(q), ev)
+	audit.Emit(ctx, sinkOf(q), ev)
 }
 
 // notFound audits and returns the answer to an ID the clone does not own: it is missing
@@ -330,7 +332,7 @@ func inTx(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, fn fun
 	})
 	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return fn(WithAudit(tx, hold)) })
 	for _, e := range held {
-		audit.Record(ctx, sinkOf(q), e)
+		audit.Emit(ctx, sinkOf(q), e)
 	}
 	return err
 }
