@@ -3,26 +3,19 @@ package adversarial_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
-	"net/url"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/lib/pq"
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
-	"github.com/cloneiso/cloneiso/internal/pgtest"
-	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
-	"github.com/cloneiso/cloneiso/tenant"
 	"github.com/cloneiso/cloneiso/vectorstore"
 )
 
@@ -57,10 +50,6 @@ func TestMechanisms(t *testing.T) {
 		if setting.String != "" || visible != 0 {
 			t.Errorf("LEAK: after A's operation the pooled connection carries clone %q and sees %d rows", setting.String, visible)
 		}
-	})
-
-	t.Run("forced row-level security for a role that owns the tables", func(t *testing.T) {
-		forcedRLSWithOwningRole(t)
 	})
 
 	t.Run("one namespace per clone in the raw vector backend", func(t *testing.T) {
@@ -149,57 +138,4 @@ func TestMechanisms(t *testing.T) {
 			t.Errorf("a foreign row through a leaky statement: %v; want ErrIsolationViolation", err)
 		}
 	})
-}
-
-// forcedRLSWithOwningRole migrates a fresh database as a non-superuser role, so that
-// role owns every table (as when an application runs its own migrations), and checks
-// that FORCE ROW LEVEL SECURITY still confines it: unscoped, it sees no clone's rows.
-func forcedRLSWithOwningRole(t *testing.T) {
-	ctx := context.Background()
-	admin, err := sql.Open("postgres", pgtest.Server(t).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	var b [4]byte
-	rand.Read(b[:])
-	role := "adv_owner_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE ROLE "+pq.QuoteIdentifier(role)+" LOGIN PASSWORD 'adv' NOSUPERUSER NOBYPASSRLS"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP ROLE IF EXISTS " + pq.QuoteIdentifier(role)) })
-	db := pgtest.Fresh(t, false) // dropped before the role (cleanups run last-in first-out)
-	if _, err := db.Owner.ExecContext(ctx, "GRANT CREATE, USAGE ON SCHEMA public TO "+pq.QuoteIdentifier(role)); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(db.OwnerURL)
-	u.User = url.UserPassword(role, "adv")
-	owning, err := clonesql.OpenPostgres(u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owning.Close()
-	if err := migrate.Up(ctx, owning.DB, nil); err != nil {
-		t.Fatal(err)
-	}
-	tenants, _ := tenant.NewStore(owning)
-	sdb, _ := clonesql.New(owning, nil)
-	for _, s := range []string{"x", "y"} {
-		cc, _, err := tenants.ProvisionSolo(ctx, "owner-test-"+s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := records.CreateInsight(ctx, sdb, cc, records.Insight{Content: "owned " + s}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var n int
-	if err := owning.GetContext(ctx, &n, "SELECT count(*) FROM insights"); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
-		t.Errorf("LEAK: the owning role sees %d clones' rows without a scope (row-level security not forced)", n)
-	}
-	owning.Close()
-	db.Owner.Exec("DROP OWNED BY " + pq.QuoteIdentifier(role))
 }
