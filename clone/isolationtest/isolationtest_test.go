@@ -75,29 +75,36 @@ func TestKitOnEmbeddedBackends(t *testing.T) {
 }
 
 // TestKitOnRealBackends runs the same kit on PostgreSQL (as the application role, RLS
-// on), MinIO and the Pinecone emulator over gRPC.
+// on), MinIO and the Pinecone emulator over gRPC, on each PostgreSQL driver, directly
+// and through PgBouncer in transaction-pooling mode.
 func TestKitOnRealBackends(t *testing.T) {
 	pg := pgtest.Shared(t)
 	env := s3test.Require(t)
-	raw, err := clonesql.OpenPostgres(pg.AppURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: dim})
-	idx, err := pineconevector.Open(srv.Host(), dim, &pineconevector.Options{APIKey: "emulator"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
-	name := s3test.NewBucket(t, env, false)
-	bucket, err := s3object.OpenBucket(context.Background(), env.Config(), name, &s3object.Options{Endpoint: env.Endpoint, UsePathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := storesKit(t, raw, idx, bucket).Run(t)
-	if res.Leaks != 0 {
-		t.Fatalf("result %+v", res)
+	for _, drv := range pgtest.Drivers {
+		for _, via := range []string{"direct", "pgbouncer"} {
+			t.Run(string(drv)+"/"+via, func(t *testing.T) {
+				dsn := pg.AppURL
+				if via == "pgbouncer" {
+					dsn = pgtest.BouncerURL(t, dsn, drv)
+				}
+				raw := pgtest.OpenURL(t, drv, dsn)
+				srv := pineconetest.Start(t, &pineconetest.Options{Dimension: dim})
+				idx, err := pineconevector.Open(srv.Host(), dim, &pineconevector.Options{APIKey: "emulator"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer idx.Close()
+				name := s3test.NewBucket(t, env, false)
+				bucket, err := s3object.OpenBucket(context.Background(), env.Config(), name, &s3object.Options{Endpoint: env.Endpoint, UsePathStyle: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res := storesKit(t, raw, idx, bucket).Run(t)
+				if res.Leaks != 0 {
+					t.Fatalf("result %+v", res)
+				}
+			})
+		}
 	}
 }
 

@@ -394,7 +394,7 @@ func attackWorld(t *testing.T, w *world) (cases, leaks int) {
 	}
 	for _, v := range w.victims {
 		for _, at := range attacks(w.a, v) {
-			if at.only != "" && at.only != w.stack {
+			if at.only != "" && at.only != w.stack.base() {
 				continue
 			}
 			text, err := at.run(ctx, w, w.a, v)

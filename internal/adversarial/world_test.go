@@ -55,11 +55,21 @@ type data struct {
 type stack string
 
 const (
-	production stack = "postgres+pinecone+s3"
-	embedded   stack = "sqlite+memvector+fileobject"
+	production    stack = "postgres+pinecone+s3"
+	productionPgx stack = "postgres(pgx)+pinecone+s3" // production with the SQL on pgx
+	embedded      stack = "sqlite+memvector+fileobject"
 )
 
-var stacks = []stack{production, embedded}
+var stacks = []stack{production, productionPgx, embedded}
+
+// base returns the stack a variant belongs to: productionPgx is production on another
+// PostgreSQL driver.
+func (st stack) base() stack {
+	if st == productionPgx {
+		return production
+	}
+	return st
+}
 
 // world is one set of stores and three clones: a and sib in one enterprise tenant,
 // other in a solo tenant of its own.
@@ -96,14 +106,15 @@ func newWorld(t *testing.T, st stack) *world {
 	ctx := context.Background()
 	w := &world{stack: st, audit: &audit.Memory{}}
 	var err error
-	switch st {
+	switch st.base() {
 	case production:
 		w.pg = pgtest.Shared(t)
 		w.s3env = s3test.Require(t)
-		if w.raw, err = clonesql.OpenPostgres(w.pg.AppURL); err != nil {
-			t.Fatal(err)
+		drv := pgtest.LibPQ
+		if st == productionPgx {
+			drv = pgtest.Pgx
 		}
-		t.Cleanup(func() { w.raw.Close() })
+		w.raw = pgtest.OpenURL(t, drv, w.pg.AppURL)
 	case embedded:
 		if w.raw, err = clonesql.OpenSQLite(filepath.Join(t.TempDir(), "adversarial.db")); err != nil {
 			t.Fatal(err)
@@ -122,7 +133,7 @@ func newWorld(t *testing.T, st stack) *world {
 	guard := w.tenants.Guard() // only provisioned, active clones are usable
 	vopts := &vectorstore.Options{Audit: w.audit, CheckWritable: guard.CheckWritable}
 	oopts := &objectstore.Options{Audit: w.audit, CheckClone: guard.CheckClone}
-	switch st {
+	switch st.base() {
 	case production:
 		w.srv = pineconetest.Start(t, &pineconetest.Options{Dimension: dim})
 		if w.idx, err = pineconevector.Open(w.srv.Host(), dim, &pineconevector.Options{APIKey: "emulator", Index: vopts}); err != nil {
