@@ -2,6 +2,7 @@ package clonehttp_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -74,7 +75,7 @@ func Example() {
 
 	call := func(token string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/whoami", nil)
-		req.Header.Set("X-Request-Id", "req-1") // optional; generated when absent
+		req.Header.Set("X-Request-Id", "req-1") // optional; kept beside the server's own ID
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -84,7 +85,18 @@ func Example() {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), strings.TrimSpace(string(body)))
+		if resp.StatusCode == http.StatusOK {
+			fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), strings.TrimSpace(string(body)))
+			return
+		}
+		var p clonehttp.Problem
+		if err := json.Unmarshal(body, &p); err != nil {
+			panic(err)
+		}
+		// request_id is the server's own (also in the X-Request-Id response header);
+		// the client's ID is kept beside it.
+		fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), p.Kind, p.Detail,
+			"client_request_id:", p.ClientRequestID, "server ID in header:", p.RequestID == resp.Header.Get("X-Request-Id"))
 	}
 	call(token) // first sign-in: tenant and clone created
 	call(token) // served from the cache
@@ -93,6 +105,6 @@ func Example() {
 	// Output:
 	// 200 text/plain; charset=utf-8 alice is [owner] of its clone
 	// 200 text/plain; charset=utf-8 alice is [owner] of its clone
-	// 401 application/problem+json {"type":"urn:cloneiso:problem:unauthenticated","title":"Unauthorized","status":401,"detail":"The request lacks a valid bearer token.","kind":"unauthenticated","request_id":"req-1"}
+	// 401 application/problem+json unauthenticated The request lacks a valid bearer token. client_request_id: req-1 server ID in header: true
 	// denials audited: 1
 }

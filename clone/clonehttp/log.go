@@ -9,7 +9,8 @@ import (
 )
 
 // NewLogHandler wraps h so that every record logged with a context (InfoContext,
-// LogAttrs, ...) gets the request_id, tenant_id and clone_id of that context, as set by
+// LogAttrs, ...) gets the request_id (the server's), client_request_id (the client's,
+// if it sent a well-formed one), tenant_id and clone_id of that context, as set by
 // [Middleware]. Handlers then log with their request's context and need not repeat the
 // IDs:
 //
@@ -32,6 +33,9 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx != nil {
 		if rid := audit.RequestIDFrom(ctx); rid != "" {
 			r.AddAttrs(slog.String("request_id", rid))
+		}
+		if c := audit.ClientRequestIDFrom(ctx); c != "" {
+			r.AddAttrs(slog.String(audit.ClientRequestIDKey, c))
 		}
 		if cc, err := clone.FromContext(ctx); err == nil {
 			r.AddAttrs(slog.String("tenant_id", cc.TenantID().String()), slog.String("clone_id", cc.CloneID().String()))

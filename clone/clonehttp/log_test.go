@@ -3,10 +3,12 @@ package clonehttp_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +30,18 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+func (s *syncBuffer) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func (s *syncBuffer) records(t *testing.T) []map[string]any {
@@ -125,5 +139,95 @@ func TestLogging(t *testing.T) {
 	h = app.records(t)
 	if last := h[len(h)-1]; last["clone_id"] != cc.CloneID().String() {
 		t.Fatalf("job record %v", last)
+	}
+}
+
+// TestClientRequestIDInjection: the request ID in logs, audit events, problems and the
+// response header is always the server's own; a client's X-Request-Id is kept, beside
+// it, only if it is one value of 1 to 64 characters of [A-Za-z0-9._:-]. Newlines, JSON,
+// header splitting, non-ASCII, overlong (10 KB) and repeated values never reach a log
+// line or an audit event.
+func TestClientRequestIDInjection(t *testing.T) {
+	s, _ := sqliteStore(t)
+	var access, app syncBuffer
+	mem := &audit.Memory{}
+	mw := clonehttp.Middleware(newHMAC(t), s, &clonehttp.Options{
+		Audit: audit.Multi(mem, audit.SlogSink(slog.New(slog.NewJSONHandler(&app, nil)))), Logger: slog.New(slog.NewJSONHandler(&access, nil))})
+	appLog := slog.New(clonehttp.NewLogHandler(slog.NewJSONHandler(&app, nil)))
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		appLog.InfoContext(r.Context(), "handled")
+	}))
+	token := hmacSigner().sign(t, claims("rid-"+uuid.NewString()))
+	serverID := regexp.MustCompile(`^[0-9a-f]{12}-[0-9a-z]+$`)
+	max := strings.Repeat("A", 64)
+
+	cases := []struct {
+		name string
+		in   []string
+		keep bool
+	}{
+		{"well-formed", []string{"client-123_a.b:c"}, true},
+		{"64 characters", []string{max}, true},
+		{"65 characters", []string{max + "A"}, false},
+		{"10 KB", []string{strings.Repeat("x", 10<<10)}, false},
+		{"newline", []string{"ok\ninjected=1 level=ERROR"}, false},
+		{"CRLF header splitting", []string{"ok\r\nX-Injected: 1"}, false},
+		{"JSON", []string{`","request_id":"forged","x":"`}, false},
+		{"space", []string{"a b"}, false},
+		{"non-ASCII", []string{"réq-1"}, false},
+		{"NUL", []string{"a\x00b"}, false},
+		{"empty", []string{""}, false},
+		{"two values", []string{"a", "b"}, false},
+	}
+	for _, c := range cases {
+		for _, authed := range []bool{true, false} {
+			access.reset()
+			app.reset()
+			mem.Reset()
+			req := httptest.NewRequest(http.MethodGet, "/doc", nil)
+			req.Header["X-Request-Id"] = c.in // as a lenient proxy might pass it on
+			if authed {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			name := fmt.Sprintf("%s (authenticated %v)", c.name, authed)
+			rid := w.Header().Get("X-Request-Id")
+			if !serverID.MatchString(rid) {
+				t.Fatalf("%s: response request ID %q is not the server's", name, rid)
+			}
+			want := ""
+			if c.keep {
+				want = c.in[0]
+			}
+			recs := append(access.records(t), app.records(t)...)
+			if len(recs) < 2 {
+				t.Fatalf("%s: %d log records", name, len(recs))
+			}
+			for _, rec := range recs {
+				got, _ := rec[audit.ClientRequestIDKey].(string)
+				if d, ok := rec["detail"].(map[string]any); ok && got == "" {
+					got, _ = d[audit.ClientRequestIDKey].(string)
+				}
+				if rec["request_id"] != rid || got != want {
+					t.Fatalf("%s: log record %v; want request_id %q and client_request_id %q", name, rec, rid, want)
+				}
+			}
+			if !authed {
+				ev := mem.Events()
+				if len(ev) != 1 || ev[0].RequestID != rid || ev[0].Detail[audit.ClientRequestIDKey] != want {
+					t.Fatalf("%s: audit events %+v", name, ev)
+				}
+				var p clonehttp.Problem
+				if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || p.RequestID != rid || p.ClientRequestID != want {
+					t.Fatalf("%s: problem %s (%v)", name, w.Body, err)
+				}
+			}
+			for _, log := range []string{access.String(), app.String()} {
+				if strings.Contains(log, "injected") || strings.Contains(log, "forged") || strings.Contains(log, "xxxxxxxxxx") {
+					t.Fatalf("%s: the client's value reached a log: %s", name, log)
+				}
+			}
+		}
 	}
 }

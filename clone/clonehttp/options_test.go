@@ -101,27 +101,30 @@ func TestCustomAuthenticatorAndResolver(t *testing.T) {
 	}
 }
 
-// TestRequestIDs: a request ID already in the context wins over the header; a custom
-// header name is honoured.
+// TestRequestIDs: the request ID is the server's; a well-formed client ID is kept beside
+// it; a request ID already in the context wins over a generated one; a custom header
+// name is honoured.
 func TestRequestIDs(t *testing.T) {
 	s, _ := sqliteStore(t)
 	mem := &audit.Memory{}
 	mw := clonehttp.Middleware(newHMAC(t), s, &clonehttp.Options{Audit: mem, RequestIDHeader: "x-correlation-id"})
-	var seen string
-	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = audit.RequestIDFrom(r.Context()) }))
+	var seen, seenClient string
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, seenClient = audit.RequestIDFrom(r.Context()), audit.ClientRequestIDFrom(r.Context())
+	}))
 
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Header.Set("Authorization", "Bearer "+hmacSigner().sign(t, claims("rid-"+uuid.NewString())))
 	req.Header.Set("X-Correlation-Id", "from-header")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
-	if w.Code != 200 || seen != "from-header" || w.Header().Get("X-Correlation-Id") != "from-header" {
-		t.Fatalf("header ID: %d, handler saw %q, echoed %q", w.Code, seen, w.Header().Get("X-Correlation-Id"))
+	if w.Code != 200 || seen == "from-header" || seen == "" || seenClient != "from-header" || w.Header().Get("X-Correlation-Id") != seen {
+		t.Fatalf("header ID: %d, handler saw %q (client %q), response %q", w.Code, seen, seenClient, w.Header().Get("X-Correlation-Id"))
 	}
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, req.WithContext(audit.WithRequestID(req.Context(), "from-context")))
-	if seen != "from-context" || w.Header().Get("X-Correlation-Id") != "from-context" {
-		t.Fatalf("context ID: handler saw %q, echoed %q", seen, w.Header().Get("X-Correlation-Id"))
+	if seen != "from-context" || seenClient != "from-header" || w.Header().Get("X-Correlation-Id") != "from-context" {
+		t.Fatalf("context ID: handler saw %q (client %q), response %q", seen, seenClient, w.Header().Get("X-Correlation-Id"))
 	}
 	// Generated IDs are unique.
 	req.Header.Del("X-Correlation-Id")

@@ -22,16 +22,18 @@ const ProblemContentType = "application/problem+json"
 // the error kind's slug, e.g. "urn:cloneiso:problem:not-found".
 const ProblemTypePrefix = "urn:cloneiso:problem:"
 
-// Problem is the body of an error response, an RFC 9457 problem details object with two
-// extension members: Kind (the SDK error kind's slug, stable across releases, for
-// programs) and RequestID (to quote to support).
+// Problem is the body of an error response, an RFC 9457 problem details object with
+// three extension members: Kind (the SDK error kind's slug, stable across releases, for
+// programs), RequestID (the server's request ID, to quote to support) and
+// ClientRequestID (the client's own request ID, if it sent a well-formed one).
 type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Kind      string `json:"kind"`
-	RequestID string `json:"request_id,omitempty"`
+	Type            string `json:"type"`
+	Title           string `json:"title"`
+	Status          int    `json:"status"`
+	Detail          string `json:"detail,omitempty"`
+	Kind            string `json:"kind"`
+	RequestID       string `json:"request_id,omitempty"`
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // maxDetail bounds the detail member; messages are short, this only guards odd ones.
@@ -129,6 +131,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		ctx = r.Context()
 	}
 	p := ProblemFor(err, audit.RequestIDFrom(ctx))
+	p.ClientRequestID = audit.ClientRequestIDFrom(ctx)
 	logProblem(ctx, r, err, p)
 	writeProblem(w, p)
 }
@@ -143,6 +146,9 @@ func logProblem(ctx context.Context, r *http.Request, err error, p Problem) {
 		l = slog.Default()
 	}
 	attrs := []slog.Attr{slog.Int("status", p.Status), slog.String("kind", p.Kind), slog.String("request_id", p.RequestID)}
+	if p.ClientRequestID != "" {
+		attrs = append(attrs, slog.String(audit.ClientRequestIDKey, p.ClientRequestID))
+	}
 	if cc, err := clone.FromContext(ctx); err == nil {
 		attrs = append(attrs, slog.String("tenant_id", cc.TenantID().String()), slog.String("clone_id", cc.CloneID().String()))
 	}
