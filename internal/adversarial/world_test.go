@@ -18,11 +18,13 @@ import (
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
+	odriver "github.com/cloneiso/cloneiso/objectstore/driver"
 	"github.com/cloneiso/cloneiso/objectstore/fileobject"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 	"github.com/cloneiso/cloneiso/tenant"
 	"github.com/cloneiso/cloneiso/vectorstore"
+	vdriver "github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/memvector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
@@ -85,6 +87,8 @@ type world struct {
 	s3env    s3test.Env // production only
 	bucket   string     // production only
 	objects  *objectstore.Bucket
+	rawVec   vdriver.Index  // embedded only: the driver under idx
+	rawObj   odriver.Bucket // embedded only: the driver under objects
 	a        *data
 	sib      *data
 	other    *data
@@ -145,11 +149,19 @@ func newWorld(t *testing.T, st stack) *world {
 			t.Fatal(err)
 		}
 	case embedded:
-		if w.idx, err = memvector.Open(dim, &memvector.Options{Index: vopts}); err != nil {
+		md, err := memvector.NewDriver(dim, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if w.objects, err = fileobject.OpenBucket(t.TempDir(), &fileobject.Options{
-			SigningKey: []byte("adversarial-suite-file-signing-key-32+"), BaseURL: "http://files.invalid/o", Bucket: oopts}); err != nil {
+		w.rawVec = md
+		if w.idx, err = vectorstore.NewIndex(md, vopts); err != nil {
+			t.Fatal(err)
+		}
+		if w.rawObj, err = fileobject.OpenDriver(t.TempDir(), &fileobject.Options{
+			SigningKey: []byte("adversarial-suite-file-signing-key-32+"), BaseURL: "http://files.invalid/o"}); err != nil {
+			t.Fatal(err)
+		}
+		if w.objects, err = objectstore.NewBucket(w.rawObj, oopts); err != nil {
 			t.Fatal(err)
 		}
 	}
