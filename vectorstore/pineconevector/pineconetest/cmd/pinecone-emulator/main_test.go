@@ -155,8 +155,8 @@ func TestServesIndexesAsAProcess(t *testing.T) {
 func TestBadConfiguration(t *testing.T) {
 	for _, args := range [][]string{
 		{},
-		{"-index", "name=x"},                       // no dimension
-		{"-index", "dimension=0"},                  // out of range
+		{"-index", "name=x"},      // no dimension
+		{"-index", "dimension=0"}, // out of range
 		{"-index", "dimension=4,metric=manhattan"}, // unknown metric
 		{"-index", "dimension=4,kind=starter"},     // unknown kind
 		{"-index", "dimension=4,colour=blue"},      // unknown setting
