@@ -208,7 +208,7 @@ func openSQL(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 			return nil, fmt.Errorf("migrating: %w", err)
 		}
 	}
-	db, err := clonesql.OpenPostgres(cfg.DatabaseURL)
+	db, err := openPostgres(cfg, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func migrateAndGrant(ctx context.Context, cfg Config) error {
 	if err != nil || u.User == nil || u.User.Username() == "" {
 		return errors.New("CLONEISO_DATABASE_URL must be a postgres:// URL naming the application role")
 	}
-	owner, err := clonesql.OpenPostgres(cfg.MigrateURL)
+	owner, err := openPostgres(cfg, cfg.MigrateURL)
 	if err != nil {
 		return err
 	}
@@ -241,6 +241,15 @@ func migrateAndGrant(ctx context.Context, cfg Config) error {
 	}
 	_, err = owner.ExecContext(ctx, migrate.AppRoleSQL(u.User.Username(), ""))
 	return err
+}
+
+// openPostgres opens a PostgreSQL URL with the configured driver: pgx unless
+// CLONEISO_DATABASE_DRIVER=libpq.
+func openPostgres(cfg Config, dsn string) (*sqlx.DB, error) {
+	if cfg.DatabaseDriver == "libpq" {
+		return clonesql.OpenPostgres(dsn)
+	}
+	return clonesql.OpenPgx(dsn)
 }
 
 func openEmbedder(cfg Config) (embed.Embedder, error) {

@@ -36,6 +36,10 @@ type Config struct {
 	// in DataDir. MigrateURL, if set, is the schema owner's URL: the app runs the
 	// migrations with it at start-up (CLONEISO_MIGRATE_DATABASE_URL).
 	DatabaseURL, MigrateURL string
+	// DatabaseDriver opens the PostgreSQL URLs: "pgx" (the default; one round trip per
+	// scoped operation, see clonesql.OpenPgx) or "libpq" (three; clonesql.OpenPostgres)
+	// (CLONEISO_DATABASE_DRIVER).
+	DatabaseDriver string
 
 	// S3Bucket stores objects in S3 instead of DataDir (CLONEISO_S3_BUCKET).
 	// S3Endpoint is an S3-compatible server such as MinIO, addressed path-style
@@ -82,6 +86,7 @@ func configFromEnv() (Config, error) {
 		JWTAudience:    env("CLONEISO_JWT_AUDIENCE", "cloneiso"),
 		DatabaseURL:    os.Getenv("CLONEISO_DATABASE_URL"),
 		MigrateURL:     os.Getenv("CLONEISO_MIGRATE_DATABASE_URL"),
+		DatabaseDriver: env("CLONEISO_DATABASE_DRIVER", "pgx"),
 		S3Bucket:       os.Getenv("CLONEISO_S3_BUCKET"),
 		S3Endpoint:     os.Getenv("CLONEISO_S3_ENDPOINT"),
 		S3RoleARN:      os.Getenv("CLONEISO_S3_ROLE_ARN"),
@@ -115,6 +120,8 @@ func (c *Config) validate() error {
 			"or run in development mode (-dev or CLONEISO_DEV=1), which hands out tokens to anyone")
 	case c.JWKSURL != "" && c.Dev:
 		return errors.New("development mode mints HS256 tokens and cannot be combined with CLONEISO_JWKS_URL")
+	case c.DatabaseDriver != "" && c.DatabaseDriver != "pgx" && c.DatabaseDriver != "libpq":
+		return fmt.Errorf("CLONEISO_DATABASE_DRIVER is %q; want pgx or libpq", c.DatabaseDriver)
 	case c.MigrateURL != "" && c.DatabaseURL == "":
 		return errors.New("CLONEISO_MIGRATE_DATABASE_URL needs CLONEISO_DATABASE_URL (the application role)")
 	case (c.S3Endpoint != "" || c.S3RoleARN != "") && c.S3Bucket == "":
