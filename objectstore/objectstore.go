@@ -599,6 +599,29 @@ func (b *Bucket) DeleteClone(ctx context.Context, cc clone.CloneContext) (*Delet
 	return res, nil
 }
 
+// Codes of [Bucket.CheckExposure]'s findings.
+const (
+	ExposureAnonymousList = "bucket-anonymous-list" // an unauthenticated client can list the store
+	ExposurePublicPolicy  = "bucket-public-policy"  // the store's policy grants everyone access
+)
+
+// CheckExposure reports the ways the whole store is reachable beyond the application:
+// anonymous listing, a bucket policy that allows everyone. It is a deployment check (the
+// doctor runs it), not a per-clone operation. A driver that cannot check answers
+// clone.ErrUnsupported; a probe that cannot tell is an error, never a clean result.
+func (b *Bucket) CheckExposure(ctx context.Context) ([]driver.Exposure, error) {
+	const op = "objectstore.CheckExposure"
+	c, ok := b.d.(driver.ExposureChecker)
+	if !ok {
+		return nil, errs.New(errs.Unsupported, op, "this object store driver cannot check its exposure")
+	}
+	found, err := c.CheckExposure(ctx)
+	if err != nil {
+		return nil, b.wrap(op, err, "checking the store's exposure")
+	}
+	return found, nil
+}
+
 // As exposes the driver's vendor type (for example *s3.Client for s3object); see the
 // driver package's documentation for what it supports.
 func (b *Bucket) As(i any) bool { return b.d.As(i) }

@@ -194,6 +194,44 @@ func Namespace(cc clone.CloneContext) (string, error) {
 
 func namespaceOf(tenant, cloneID string) string { return "t-" + tenant + "-c-" + cloneID }
 
+// isCloneNamespace reports whether ns is a namespace Namespace can return: "t-", a
+// canonical tenant ID, "-c-", a canonical clone ID.
+func isCloneNamespace(ns string) bool {
+	const idLen = 36
+	if len(ns) != len("t-")+idLen+len("-c-")+idLen || !strings.HasPrefix(ns, "t-") || ns[2+idLen:2+idLen+3] != "-c-" {
+		return false
+	}
+	_, errT := clone.ParseID(ns[2 : 2+idLen])
+	_, errC := clone.ParseID(ns[2+idLen+3:])
+	return errT == nil && errC == nil
+}
+
+// ForeignNamespaces returns the namespaces of the whole index that belong to no clone,
+// with their vector counts: the default namespace ("" or "__default__") and any name
+// Namespace cannot return (a legacy per-user namespace, a typo). Every clone's vectors
+// live in its own namespace, so anything here is reachable by no clone and owned by
+// nobody: move or delete it. It is a deployment check (the doctor runs it), not a
+// per-clone operation; a driver that cannot enumerate namespaces answers
+// clone.ErrUnsupported.
+func (x *Index) ForeignNamespaces(ctx context.Context) (map[string]int, error) {
+	const op = "vectorstore.ForeignNamespaces"
+	l, ok := x.d.(driver.NamespaceLister)
+	if !ok {
+		return nil, errs.New(errs.Unsupported, op, "this vector driver cannot enumerate namespaces")
+	}
+	all, err := l.Namespaces(ctx)
+	if err != nil {
+		return nil, x.wrapErr(op, err)
+	}
+	foreign := map[string]int{}
+	for ns, n := range all {
+		if !isCloneNamespace(ns) && n > 0 {
+			foreign[ns] = n
+		}
+	}
+	return foreign, nil
+}
+
 // ScopeFilter returns the filter every scoped query and delete-by-filter is AND-ed with:
 // {"tenant_id": {"$eq": T}, "clone_id": {"$eq": C}}.
 func ScopeFilter(cc clone.CloneContext) (*filter.Filter, error) {

@@ -13,9 +13,10 @@
 //     security_invoker or a materialized view over a clone-owned table; a clone-owned
 //     table without forced row-level security; a policy that admits rows with no clone
 //     setting, calls a function per row or a VOLATILE one; a preset clone setting;
-//   - the object bucket: anonymous listing allowed, or a bucket policy that allows
-//     everyone;
-//   - the Pinecone index: vectors in the default namespace (every clone's vectors
+//   - the object store, through [objectstore.Bucket.CheckExposure]: anonymous listing
+//     allowed, or a bucket policy that allows everyone (S3);
+//   - the vector index, through [vectorstore.Index.ForeignNamespaces]: vectors in the
+//     default namespace or in any namespace that is no clone's (every clone's vectors
 //     must live in its own);
 //   - the JWT configuration: issuer or audience not pinned.
 //
@@ -30,33 +31,36 @@
 // part-way, an S3 probe answered with anything but a refusal), [Check] returns an error,
 // never a clean report. Each check runs only for the parts given in [Config]; the
 // report lists every finding.
+//
+// The doctor takes the SDK's portable types (*sql.DB, *objectstore.Bucket,
+// *vectorstore.Index) and the drivers do the vendor-specific probing, so importing it
+// pulls in no vendor SDK; the command opens S3 and Pinecone with s3object and
+// pineconevector. A store whose driver cannot be checked (the embedded filesystem and
+// in-memory drivers) is listed in [Report.Unchecked], not silently passed.
 package doctor
 
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"maps"
+	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"github.com/pinecone-io/go-pinecone/v5/pinecone"
-
+	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/objectstore"
+	"github.com/cloneiso/cloneiso/vectorstore"
 )
 
 // Finding codes of the non-database checks (database findings carry migrate's Problem
 // codes).
 const (
-	BucketAnonymousList  = "bucket-anonymous-list"      // an unauthenticated client can list the bucket
-	BucketPublicPolicy   = "bucket-public-policy"       // the bucket policy allows "*" (everyone)
-	PineconeDefaultNS    = "pinecone-default-namespace" // vectors stored outside any clone's namespace
+	BucketAnonymousList  = objectstore.ExposureAnonymousList // an unauthenticated client can list the bucket
+	BucketPublicPolicy   = objectstore.ExposurePublicPolicy  // the bucket policy allows "*" (everyone)
+	VectorsOutsideClones = "vectors-outside-clones"          // vectors stored outside any clone's namespace
 	JWTIssuerNotPinned   = "jwt-issuer-not-pinned"
 	JWTAudienceNotPinned = "jwt-audience-not-pinned"
 	JWTIssuerNotHTTPS    = "jwt-issuer-not-https"
@@ -69,12 +73,11 @@ type Config struct {
 	// DBOptions tune the database check (extra clone-owned tables, schema).
 	DBOptions *migrate.CheckOptions
 
-	// S3 is a client for the object store and Bucket the bucket cloneiso uses.
-	S3     *s3.Client
-	Bucket string
+	// Bucket is the object store cloneiso uses (e.g. from s3object.OpenBucket).
+	Bucket *objectstore.Bucket
 
-	// Pinecone is a connection to the index cloneiso uses.
-	Pinecone *pinecone.IndexConnection
+	// Index is the vector index cloneiso uses (e.g. from pineconevector.Open).
+	Index *vectorstore.Index
 
 	// CheckJWT turns on the JWT checks of JWTIssuer and JWTAudience, the values the
 	// host's authenticator is configured with.
@@ -84,7 +87,7 @@ type Config struct {
 
 // Finding is one misconfiguration.
 type Finding struct {
-	Area   string // "database", "bucket", "pinecone", "jwt"
+	Area   string // "database", "bucket", "vectors", "jwt"
 	Code   string
 	Detail string
 }
@@ -93,8 +96,9 @@ func (f Finding) String() string { return f.Area + ": " + f.Code + ": " + f.Deta
 
 // Report lists the findings of [Check].
 type Report struct {
-	Checked  []string // the areas checked
-	Findings []Finding
+	Checked   []string // the areas checked
+	Unchecked []string // areas given but whose driver cannot be checked, with why
+	Findings  []Finding
 }
 
 // OK reports whether nothing was found.
@@ -102,7 +106,11 @@ func (r *Report) OK() bool { return len(r.Findings) == 0 }
 
 func (r *Report) String() string {
 	if r.OK() {
-		return "no isolation problems found in: " + strings.Join(r.Checked, ", ")
+		s := "no isolation problems found in: " + strings.Join(r.Checked, ", ")
+		if len(r.Unchecked) > 0 {
+			s += "; not checkable: " + strings.Join(r.Unchecked, ", ")
+		}
+		return s
 	}
 	lines := make([]string, len(r.Findings))
 	for i, f := range r.Findings {
@@ -136,21 +144,36 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 			add("database", p.Code, "%s", detail)
 		}
 	}
-	if cfg.S3 != nil && cfg.Bucket != "" {
-		r.Checked = append(r.Checked, "bucket")
-		if err := checkBucket(ctx, cfg.S3, cfg.Bucket, add); err != nil {
-			return r, errs.Wrap(errs.Unavailable, op, err, "bucket %s", cfg.Bucket)
+	if cfg.Bucket != nil {
+		found, err := cfg.Bucket.CheckExposure(ctx)
+		switch {
+		case errors.Is(err, clone.ErrUnsupported):
+			r.Unchecked = append(r.Unchecked, "bucket (its driver has no exposure check)")
+		case err != nil:
+			return r, errs.Wrap(errs.Unavailable, op, err, "object store exposure")
+		default:
+			r.Checked = append(r.Checked, "bucket")
+			for _, e := range found {
+				add("bucket", e.Code, "%s", e.Detail)
+			}
 		}
 	}
-	if cfg.Pinecone != nil {
-		r.Checked = append(r.Checked, "pinecone")
-		st, err := cfg.Pinecone.DescribeIndexStats(ctx)
-		if err != nil {
-			return r, errs.Wrap(errs.Unavailable, op, err, "pinecone index stats")
-		}
-		for ns, s := range st.Namespaces {
-			if (ns == "" || ns == "__default__") && s != nil && s.VectorCount > 0 {
-				add("pinecone", PineconeDefaultNS, "%d vectors in the default namespace belong to no clone; move or delete them", s.VectorCount)
+	if cfg.Index != nil {
+		foreign, err := cfg.Index.ForeignNamespaces(ctx)
+		switch {
+		case errors.Is(err, clone.ErrUnsupported):
+			r.Unchecked = append(r.Unchecked, "vectors (its driver cannot enumerate namespaces)")
+		case err != nil:
+			return r, errs.Wrap(errs.Unavailable, op, err, "vector index namespaces")
+		default:
+			r.Checked = append(r.Checked, "vectors")
+			names := slices.Sorted(maps.Keys(foreign))
+			for _, ns := range names {
+				shown := fmt.Sprintf("namespace %q", ns)
+				if ns == "" || ns == "__default__" {
+					shown = "the default namespace"
+				}
+				add("vectors", VectorsOutsideClones, "%d vectors in %s belong to no clone; move or delete them", foreign[ns], shown)
 			}
 		}
 	}
@@ -167,67 +190,4 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 		}
 	}
 	return r, nil
-}
-
-// checkBucket tries to list the bucket without credentials and reads its policy. The
-// anonymous listing must be refused (HTTP 401 or 403): any other failure means the
-// probe proved nothing, and is an error rather than a pass.
-func checkBucket(ctx context.Context, c *s3.Client, bucket string, add func(area, code, format string, args ...any)) error {
-	anon := s3.New(c.Options(), func(o *s3.Options) { o.Credentials = aws.AnonymousCredentials{} })
-	_, err := anon.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1)})
-	var re *smithyhttp.ResponseError
-	switch {
-	case err == nil:
-		add("bucket", BucketAnonymousList, "anyone can list bucket %s without credentials", bucket)
-	case errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusForbidden || re.HTTPStatusCode() == http.StatusUnauthorized):
-		// Refused: as it should be.
-	default:
-		return fmt.Errorf("anonymous listing probe was neither allowed nor refused: %w", err)
-	}
-	out, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(bucket)})
-	var ae smithy.APIError
-	if errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchBucketPolicy" || ae.ErrorCode() == "NotImplemented") {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var policy struct {
-		Statement []struct {
-			Effect    string
-			Principal any
-			Action    any
-			Condition map[string]any
-		}
-	}
-	if err := json.Unmarshal([]byte(aws.ToString(out.Policy)), &policy); err != nil {
-		return fmt.Errorf("parse bucket policy: %w", err)
-	}
-	for _, st := range policy.Statement {
-		if strings.EqualFold(st.Effect, "Allow") && everyone(st.Principal) && len(st.Condition) == 0 {
-			add("bucket", BucketPublicPolicy, "bucket %s's policy allows %v to everyone without conditions", bucket, st.Action)
-		}
-	}
-	return nil
-}
-
-// everyone reports whether a policy principal is "*" in any of its spellings.
-func everyone(p any) bool {
-	switch v := p.(type) {
-	case string:
-		return v == "*"
-	case []any:
-		for _, x := range v {
-			if everyone(x) {
-				return true
-			}
-		}
-	case map[string]any:
-		for _, x := range v {
-			if everyone(x) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -23,8 +24,11 @@ import (
 	"github.com/cloneiso/cloneiso/clone/doctor"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/objectstore/fileobject"
+	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 	"github.com/cloneiso/cloneiso/vectorstore"
+	"github.com/cloneiso/cloneiso/vectorstore/memvector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
@@ -60,7 +64,12 @@ func TestDoctor(t *testing.T) {
 	if !idx.As(&conn) {
 		t.Fatal("no go-pinecone connection")
 	}
-	cfg := &doctor.Config{DB: db.App.DB, S3: env.Client(), Bucket: bucket, Pinecone: conn,
+	b, err := s3object.OpenBucket(ctx, env.Config(), bucket, &s3object.Options{Endpoint: env.Endpoint, UsePathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := &doctor.Config{DB: db.App.DB, Bucket: b, Index: idx,
 		CheckJWT: true, JWTIssuer: "https://id.example.com", JWTAudience: "cloneiso"}
 
 	r, err := doctor.Check(ctx, cfg)
@@ -84,6 +93,10 @@ func TestDoctor(t *testing.T) {
 	if _, err := conn.WithNamespace("__default__").UpsertVectors(ctx, []*pinecone.Vector{{Id: "orphan", Values: &values}}); err != nil {
 		t.Fatal(err)
 	}
+	// A legacy per-user namespace, left behind by a migration: no clone's either.
+	if _, err := conn.WithNamespace("user-42").UpsertVectors(ctx, []*pinecone.Vector{{Id: "old", Values: &values}}); err != nil {
+		t.Fatal(err)
+	}
 	cfg.JWTIssuer, cfg.JWTAudience = "", "*"
 
 	r, err = doctor.Check(ctx, cfg)
@@ -92,10 +105,19 @@ func TestDoctor(t *testing.T) {
 	}
 	got := codes(r)
 	for _, want := range []string{migrate.ProblemRLSNotForced, doctor.BucketAnonymousList, doctor.BucketPublicPolicy,
-		doctor.PineconeDefaultNS, doctor.JWTIssuerNotPinned, doctor.JWTAudienceNotPinned} {
+		doctor.VectorsOutsideClones, doctor.JWTIssuerNotPinned, doctor.JWTAudienceNotPinned} {
 		if !slices.Contains(got, want) {
 			t.Errorf("misconfiguration %s not reported; report:\n%s", want, r)
 		}
+	}
+	var outside []string
+	for _, f := range r.Findings {
+		if f.Code == doctor.VectorsOutsideClones {
+			outside = append(outside, f.Detail)
+		}
+	}
+	if len(outside) != 2 || !strings.Contains(strings.Join(outside, "\n"), "default namespace") || !strings.Contains(strings.Join(outside, "\n"), `"user-42"`) {
+		t.Errorf("vectors outside clones: %q; want the default namespace and user-42, and not the clone's own", outside)
 	}
 	cfg.JWTIssuer = "http://id.example.com"
 	if r, _ := doctor.Check(ctx, &doctor.Config{CheckJWT: true, JWTIssuer: cfg.JWTIssuer, JWTAudience: "a"}); !slices.Contains(codes(r), doctor.JWTIssuerNotHTTPS) {
@@ -184,10 +206,55 @@ func TestDoctorBucketProbeFailsClosed(t *testing.T) {
 		w.Write([]byte(`<Error><Code>NoSuchBucketPolicy</Code><Message>none</Message></Error>`))
 	}))
 	defer srv.Close()
-	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("key", "secret", ""), RetryMaxAttempts: 1})
-	r, err := doctor.Check(context.Background(), &doctor.Config{S3: client, Bucket: "b"})
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("key", "secret", ""), RetryMaxAttempts: 1}
+	b, err := s3object.OpenBucket(context.Background(), cfg, "bucket", &s3object.Options{Endpoint: srv.URL, UsePathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r, err := doctor.Check(context.Background(), &doctor.Config{Bucket: b})
 	if err == nil {
 		t.Fatalf("an anonymous probe that failed with a 500 passed the check: %s", r)
+	}
+}
+
+// TestDoctorEmbeddedStores: the embedded drivers cannot be probed for exposure or
+// enumerate namespaces; the report says so instead of passing them silently.
+func TestDoctorEmbeddedStores(t *testing.T) {
+	ctx := context.Background()
+	b, err := fileobject.OpenBucket(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	idx, err := memvector.Open(4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	r, err := doctor.Check(ctx, &doctor.Config{Bucket: b, Index: idx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Checked) != 0 || len(r.Unchecked) != 2 || !strings.Contains(r.String(), "not checkable") {
+		t.Fatalf("embedded stores: checked %v, unchecked %v, %q", r.Checked, r.Unchecked, r)
+	}
+}
+
+// TestDoctorImportsNoVendorSDK: the doctor works on the portable types, so a host that
+// imports it does not link the AWS or Pinecone SDKs (the command does, to open them).
+func TestDoctorImportsNoVendorSDK(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to list the dependencies")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", "github.com/cloneiso/cloneiso/clone/doctor").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "github.com/aws/") || strings.HasPrefix(dep, "github.com/pinecone-io/") {
+			t.Errorf("package doctor depends on %s", dep)
+		}
 	}
 }

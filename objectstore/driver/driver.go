@@ -195,3 +195,20 @@ type Bucket interface {
 	// Close releases the driver's resources.
 	Close() error
 }
+
+// Exposure is a way the whole store is reachable beyond the application, found by a
+// [ExposureChecker]: Code is stable (one of the objectstore.Exposure* constants),
+// Detail says what was seen.
+type Exposure struct {
+	Code   string
+	Detail string
+}
+
+// ExposureChecker is implemented by drivers that can tell whether their store is open to
+// clients other than the application (anonymous listing, a policy granting everyone).
+// It is for deployment checks, never for serving a clone, and takes no scope: it looks
+// at the store as a whole. CheckExposure must fail, not pass, when a probe cannot tell
+// (a probe refused is a pass only if the store said so).
+type ExposureChecker interface {
+	CheckExposure(ctx context.Context) ([]Exposure, error)
+}

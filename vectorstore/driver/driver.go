@@ -132,3 +132,10 @@ type Index interface {
 	// Close releases the driver's resources.
 	Close() error
 }
+
+// NamespaceLister is implemented by drivers that can enumerate every namespace of the
+// index with its vector count. It is for deployment checks (vectors outside any clone's
+// namespace), never for serving a clone.
+type NamespaceLister interface {
+	Namespaces(ctx context.Context) (map[string]int, error)
+}

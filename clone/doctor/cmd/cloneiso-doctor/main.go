@@ -28,13 +28,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	_ "github.com/lib/pq"
-	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 
 	"github.com/cloneiso/cloneiso/clone/doctor"
+	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 )
 
@@ -88,13 +86,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if awsCfg.Region == "" {
 			awsCfg.Region = "us-east-1"
 		}
-		cfg.S3 = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-			if *endpoint != "" {
-				o.BaseEndpoint = aws.String(*endpoint)
-				o.UsePathStyle = true
-			}
-		})
-		cfg.Bucket = *bucket
+		b, err := s3object.OpenBucket(ctx, awsCfg, *bucket, &s3object.Options{Endpoint: *endpoint, UsePathStyle: *endpoint != ""})
+		if err != nil {
+			fmt.Fprintf(stderr, "cloneiso-doctor: object store: %v\n", err)
+			return 2
+		}
+		defer b.Close()
+		cfg.Bucket = b
 	}
 	if *pcHost != "" {
 		idx, err := pineconevector.Open(*pcHost, 1, &pineconevector.Options{APIKey: *pcKey})
@@ -103,11 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		defer idx.Close()
-		var conn *pinecone.IndexConnection
-		idx.As(&conn)
-		cfg.Pinecone = conn
+		cfg.Index = idx
 	}
-	if cfg.DB == nil && cfg.S3 == nil && cfg.Pinecone == nil && !cfg.CheckJWT {
+	if cfg.DB == nil && cfg.Bucket == nil && cfg.Index == nil && !cfg.CheckJWT {
 		fmt.Fprintln(stderr, "cloneiso-doctor: nothing to check; give -database-url, -s3-bucket, -pinecone-host or -jwt-issuer/-jwt-audience")
 		return 2
 	}
