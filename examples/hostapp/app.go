@@ -50,6 +50,7 @@ type App struct {
 	bucket    *objectstore.Bucket
 	pipeline  *ingest.Pipeline
 	processor *rag.Processor
+	sink      audit.Sink
 	devSecret []byte // signs development tokens; nil outside development mode
 	backends  string // what each store runs on, for the start-up log
 }
@@ -84,6 +85,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	}
 	used = append(used, "sql="+a.raw.DriverName())
 	sink := audit.Multi(clonesql.AuditSink(a.raw), audit.SlogSink(log))
+	a.sink = sink
 	if a.db, err = clonesql.New(a.raw, &clonesql.Options{Audit: sink}); err != nil {
 		return nil, err
 	}
@@ -105,8 +107,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 			&pineconevector.Options{APIKey: cfg.PineconeAPIKey, SourceTag: "cloneiso_hostapp", Index: vopts})
 		used = append(used, "vectors=pinecone")
 	} else {
-		a.index, err = memvector.Open(emb.Dimension(),
-			&memvector.Options{Path: filepath.Join(cfg.DataDir, "vectors.gob"), Index: vopts})
+		// Durable: every write is in an fsynced write-ahead log before it returns.
+		path := filepath.Join(cfg.DataDir, "vectors.idx")
+		if err := adoptLegacyIndex(cfg.DataDir, path); err != nil {
+			return nil, err
+		}
+		a.index, err = memvector.Open(emb.Dimension(), &memvector.Options{Path: path, Index: vopts})
 		used = append(used, "vectors=embedded")
 	}
 	if err != nil {
@@ -283,7 +289,21 @@ func (a *App) authenticator(ctx context.Context) (clonehttp.Authenticator, error
 	return jwtauth.NewHMAC(a.cfg.JWTIssuer, a.cfg.JWTAudience, secret, nil)
 }
 
-// Close releases every store (the embedded vector index is saved to DataDir).
+// adoptLegacyIndex renames the index file of earlier releases (vectors.gob, written only
+// on shutdown) to path, where memvector reads it once and rewrites it in its current
+// format.
+func adoptLegacyIndex(dataDir, path string) error {
+	old := filepath.Join(dataDir, "vectors.gob")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(old); err != nil {
+		return nil
+	}
+	return os.Rename(old, path)
+}
+
+// Close releases every store.
 func (a *App) Close() error {
 	var errs []error
 	if a.index != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 )
 
 // Config is everything the host app can be told. Every empty field means the embedded
@@ -16,8 +17,9 @@ type Config struct {
 	// PublicURL is the URL clients reach the app at, used in signed links to files on
 	// the embedded object store (CLONEISO_PUBLIC_URL, default http://<Addr>).
 	PublicURL string
-	// DataDir holds the embedded stores: cloneiso.db, objects/ and vectors.gob
-	// (CLONEISO_DATA_DIR, default ./cloneiso-data).
+	// DataDir holds the embedded stores: cloneiso.db (SQLite), files/ (objects) and
+	// vectors.idx with its write-ahead logs vectors.idx.wal.* (CLONEISO_DATA_DIR,
+	// default ./cloneiso-data).
 	DataDir string
 	// Dev enables development mode: a random token secret unless JWTSecret is set, and
 	// GET /dev/token?sub=NAME minting tokens for anyone. Never in production
@@ -72,6 +74,11 @@ type Config struct {
 
 	// MaxUploadBytes caps a document (CLONEISO_MAX_UPLOAD_BYTES, default 32 MiB).
 	MaxUploadBytes int64
+
+	// RepairTimeout bounds the repair of every clone that runs at start-up beside the
+	// server (CLONEISO_REPAIR_TIMEOUT, a Go duration such as 10m; default 5m; negative
+	// disables it). Tenant admins can repair their clone any time with POST /v1/repair.
+	RepairTimeout time.Duration
 }
 
 // configFromEnv reads a Config from the environment.
@@ -107,7 +114,15 @@ func configFromEnv() (Config, error) {
 	}
 	n, err := envInt("CLONEISO_MAX_UPLOAD_BYTES")
 	c.MaxUploadBytes = int64(n)
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	if v := os.Getenv("CLONEISO_REPAIR_TIMEOUT"); v != "" {
+		if c.RepairTimeout, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("CLONEISO_REPAIR_TIMEOUT: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // validate reports configurations that cannot work, before anything is opened.

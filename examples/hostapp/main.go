@@ -55,7 +55,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, app.Close()) }() // saves the embedded vector index
+	defer func() { err = errors.Join(err, app.Close()) }()
+
+	// Repair every clone in the background (bounded by RepairTimeout), stopped and
+	// waited for at shutdown before the stores close.
+	repairCtx, stopRepair := context.WithCancel(ctx)
+	repaired := make(chan struct{})
+	go func() {
+		defer close(repaired)
+		if err := app.repairAll(repairCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("start-up repair", "err", err)
+		}
+	}()
+	defer func() { stopRepair(); <-repaired }()
 
 	srv := &http.Server{Addr: cfg.Addr, Handler: app.Handler, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

@@ -36,6 +36,7 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/me", a.handle(a.me))
 	mux.HandleFunc("GET /v1/inventory", a.handle(a.inventory))
+	mux.HandleFunc("POST /v1/repair", a.handle(a.repair))
 
 	mux.HandleFunc("POST /v1/uploads", a.handle(a.createUpload))
 	mux.HandleFunc("POST /v1/documents", a.handle(a.createDocument))
