@@ -57,22 +57,22 @@ type ProvisionReport struct {
 func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 	const op = "legacy.Provision"
 	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_users"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "catalog")
+		return nil, classify(op, err, "catalog")
 	} else if !ok {
 		return nil, errs.New(errs.Conflict, op, "the database was not adopted: run adopt (cloneiso-migrate up) first")
 	}
 	uq, err := m.usersSQL(ctx, m.db)
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "list users")
+		return nil, classify(op, err, "list users")
 	}
 	var total int
 	if err := m.db.GetContext(ctx, &total, "SELECT count(*) FROM ("+uq+") AS all_users"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "count users")
+		return nil, classify(op, err, "count users")
 	}
 	var todo []string
 	if err := m.db.SelectContext(ctx, &todo, "SELECT user_id FROM ("+uq+") AS all_users WHERE NOT EXISTS "+
 		"(SELECT 1 FROM cloneiso_legacy_users m WHERE m.user_id = all_users.user_id) ORDER BY user_id"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "list users to provision")
+		return nil, classify(op, err, "list users to provision")
 	}
 	rep := &ProvisionReport{Users: total}
 	for i, u := range todo {
@@ -120,27 +120,27 @@ func (m *Migrator) recordUser(ctx context.Context, user, subject string, cc clon
 	const op = "legacy.Provision"
 	tx, err := m.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "begin")
+		return classify(op, err, "begin")
 	}
 	defer tx.Rollback()
 	var prev sql.NullString
 	err = tx.QueryRowxContext(ctx, "SELECT user_id FROM clones WHERE tenant_id = $1 AND id = $2 FOR UPDATE", cc.TenantID(), cc.CloneID()).Scan(&prev)
 	if err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "read clone of user %q", user)
+		return classify(op, err, "read clone of user %q", user)
 	}
 	if prev.Valid && prev.String != user {
 		return errs.New(errs.Conflict, op, "users %q and %q map to the same subject %q: the subject template must give each user its own subject", prev.String, user, subject)
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE clones SET user_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND user_id IS NULL",
 		cc.TenantID(), cc.CloneID(), user); err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "record user on clone")
+		return classify(op, err, "record user on clone")
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_users (user_id, subject, to_tenant_id, to_clone_id) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (user_id) DO NOTHING`, user, subject, cc.TenantID(), cc.CloneID()); err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "record user mapping")
+		return classify(op, err, "record user mapping")
 	}
 	if err := tx.Commit(); err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "commit")
+		return classify(op, err, "commit")
 	}
 	return nil
 }
@@ -162,7 +162,7 @@ func (u UserClone) Context() (clone.CloneContext, error) {
 func (m *Migrator) Users(ctx context.Context) ([]UserClone, error) {
 	var out []UserClone
 	if err := m.db.SelectContext(ctx, &out, "SELECT user_id, subject, to_tenant_id AS tenant_id, to_clone_id AS clone_id FROM cloneiso_legacy_users ORDER BY user_id"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, "legacy.Users", err, "read users (was the database adopted?)")
+		return nil, classify("legacy.Users", err, "read users (was the database adopted?)")
 	}
 	return out, nil
 }
@@ -228,7 +228,7 @@ func (m *Migrator) Backfill(ctx context.Context, opts *BackfillOptions) (*Backfi
 	}
 	if opts.Restart {
 		if _, err := m.db.ExecContext(ctx, "DELETE FROM cloneiso_legacy_checkpoints WHERE step = 'backfill'"); err != nil {
-			return rep, errs.Wrap(errs.Unavailable, op, err, "reset checkpoints")
+			return rep, classify(op, err, "reset checkpoints")
 		}
 	}
 	for ti, t := range m.cfg.Tables {
@@ -248,7 +248,7 @@ func (m *Migrator) backfillTable(ctx context.Context, t Table) (TableBackfill, e
 	const op = "legacy.Backfill"
 	tb := TableBackfill{Table: t.Name}
 	if ok, err := tableExists(ctx, m.db, t.Name); err != nil {
-		return tb, errs.Wrap(errs.Unavailable, op, err, "%s", t.Name)
+		return tb, classify(op, err, "%s", t.Name)
 	} else if !ok {
 		tb.Missing = true
 		return tb, nil
@@ -259,7 +259,7 @@ func (m *Migrator) backfillTable(ctx context.Context, t Table) (TableBackfill, e
 	}
 	err := m.db.GetContext(ctx, &cp, "SELECT last_key, done FROM cloneiso_legacy_checkpoints WHERE step = 'backfill' AND name = $1", t.Name)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return tb, errs.Wrap(errs.Unavailable, op, err, "read checkpoint of %s", t.Name)
+		return tb, classify(op, err, "read checkpoint of %s", t.Name)
 	}
 	if cp.Done {
 		tb.Skipped = true
@@ -271,7 +271,7 @@ func (m *Migrator) backfillTable(ctx context.Context, t Table) (TableBackfill, e
 	}
 	var total int64
 	if err := m.db.GetContext(ctx, &total, "SELECT count(*) FROM "+pq.QuoteIdentifier(t.Name)); err != nil {
-		return tb, errs.Wrap(errs.Unavailable, op, err, "count %s", t.Name)
+		return tb, classify(op, err, "count %s", t.Name)
 	}
 	first, next := batchSQL(t, pk)
 	last := cp.LastKey
@@ -288,7 +288,7 @@ func (m *Migrator) backfillTable(ctx context.Context, t Table) (TableBackfill, e
 		}
 		tx, err := m.db.BeginTxx(ctx, nil)
 		if err != nil {
-			return tb, errs.Wrap(errs.Unavailable, op, err, "begin")
+			return tb, classify(op, err, "begin")
 		}
 		var r struct {
 			Scanned     int64          `db:"scanned"`
@@ -304,7 +304,7 @@ func (m *Migrator) backfillTable(ctx context.Context, t Table) (TableBackfill, e
 		}
 		if err != nil {
 			tx.Rollback()
-			return tb, errs.Wrap(errs.Unavailable, op, err, "%s: batch %d", t.Name, batch)
+			return tb, classify(op, err, "%s: batch %d", t.Name, batch)
 		}
 		complete := r.Scanned < int64(m.cfg.BatchSize)
 		if r.Scanned > 0 {
@@ -325,7 +325,7 @@ func (m *Migrator) backfillTable(ctx context.Context, t Table) (TableBackfill, e
 		if err != nil {
 			tx.Rollback()
 			if errs.KindOf(err) == errs.Unknown && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				err = errs.Wrap(errs.Unavailable, op, err, "%s: batch %d", t.Name, batch)
+				err = classify(op, err, "%s: batch %d", t.Name, batch)
 			}
 			return tb, err
 		}
@@ -434,28 +434,28 @@ func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
 	const op = "legacy.Plan"
 	tx, err := m.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "begin")
+		return nil, classify(op, err, "begin")
 	}
 	defer tx.Rollback()
 	p := &Plan{}
 	adopted, err := tableExists(ctx, tx, "cloneiso_legacy_users")
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "catalog")
+		return nil, classify(op, err, "catalog")
 	}
 	uq, err := m.usersSQL(ctx, tx)
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "users")
+		return nil, classify(op, err, "users")
 	}
 	var users []string
 	if err := tx.SelectContext(ctx, &users, uq+" ORDER BY user_id"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "users")
+		return nil, classify(op, err, "users")
 	}
 	p.Users = len(users)
 	mapped := map[string]bool{}
 	if adopted {
 		var have []string
 		if err := tx.SelectContext(ctx, &have, "SELECT user_id FROM cloneiso_legacy_users"); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "users")
+			return nil, classify(op, err, "users")
 		}
 		for _, u := range have {
 			mapped[u] = true
@@ -469,7 +469,7 @@ func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
 	for _, t := range m.cfg.Tables {
 		tp := TablePlan{Table: t.Name}
 		if tp.Exists, err = tableExists(ctx, tx, t.Name); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "catalog")
+			return nil, classify(op, err, "catalog")
 		}
 		if !tp.Exists {
 			p.Tables = append(p.Tables, tp)
@@ -477,7 +477,7 @@ func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
 		}
 		cols, err := columnsOf(ctx, tx, t.Name)
 		if err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "catalog")
+			return nil, classify(op, err, "catalog")
 		}
 		missing := "true"
 		if slices.Contains(cols, "tenant_id") && slices.Contains(cols, "clone_id") {
@@ -487,7 +487,7 @@ func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
 		var rows []UserPlan
 		if err := tx.SelectContext(ctx, &rows, `SELECT coalesce(`+u+`::text, '') AS user_id, count(*) AS row_count,
 			count(*) FILTER (WHERE `+missing+`) AS to_backfill FROM `+pq.QuoteIdentifier(t.Name)+` GROUP BY 1 ORDER BY 1`); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "count %s", t.Name)
+			return nil, classify(op, err, "count %s", t.Name)
 		}
 		for _, r := range rows {
 			tp.Rows += r.Rows

@@ -179,7 +179,7 @@ func (m *Migrator) listLegacy(ctx context.Context, o *ObjectOptions, kt *keyTemp
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, errs.Wrap(errs.Unavailable, "legacy.Objects", err, "list legacy objects")
+			return nil, classify("legacy.Objects", err, "list legacy objects")
 		}
 		for _, obj := range page.Contents {
 			key := aws.ToString(obj.Key)
@@ -244,7 +244,7 @@ type ledgerRow struct {
 func (m *Migrator) ledger(ctx context.Context) (map[string]ledgerRow, error) {
 	var rows []ledgerRow
 	if err := m.db.SelectContext(ctx, &rows, "SELECT legacy_key, user_id, kind, name, size, sha256, legacy_etag, deleted_at FROM cloneiso_legacy_objects"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, "legacy.Objects", err, "read the copy ledger")
+		return nil, classify("legacy.Objects", err, "read the copy ledger")
 	}
 	out := make(map[string]ledgerRow, len(rows))
 	for _, r := range rows {
@@ -565,13 +565,13 @@ func (m *Migrator) DeleteLegacyObjects(ctx context.Context, o *ObjectOptions) (*
 			// Already gone (deleted before the bookkeeping of an interrupted run).
 			if !o.DryRun {
 				if _, err := m.db.ExecContext(ctx, "UPDATE cloneiso_legacy_objects SET deleted_at = now() WHERE legacy_key = $1", k); err != nil {
-					return rep, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyObjects", err, "record deletion")
+					return rep, classify("legacy.DeleteLegacyObjects", err, "record deletion")
 				}
 			}
 			continue
 		}
 		if err != nil {
-			return rep, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyObjects", err, "head %s", k)
+			return rep, classify("legacy.DeleteLegacyObjects", err, "head %s", k)
 		}
 		if aws.ToInt64(head.ContentLength) != l.Size || aws.ToString(head.ETag) != l.ETag {
 			rep.Problems = append(rep.Problems, Problem{Key: k, UserID: l.UserID, Reason: "legacy object changed after its copy; kept (run objects again)"})
@@ -595,7 +595,7 @@ func (m *Migrator) DeleteLegacyObjects(ctx context.Context, o *ObjectOptions) (*
 			continue
 		}
 		if _, err := m.db.ExecContext(ctx, "UPDATE cloneiso_legacy_objects SET deleted_at = now() WHERE legacy_key = $1", k); err != nil {
-			return rep, errs.Wrap(errs.Unavailable, "legacy.DeleteLegacyObjects", err, "record deletion")
+			return rep, classify("legacy.DeleteLegacyObjects", err, "record deletion")
 		}
 		rep.Deleted++
 		m.cfg.Progress(Progress{Step: "delete-objects", Table: l.UserID, Done: int64(i + 1), Total: int64(len(keys))})
@@ -619,7 +619,7 @@ func (m *Migrator) RewriteObjectKeys(ctx context.Context) (map[string]int64, err
 			continue
 		}
 		if ok, err := tableExists(ctx, m.db, t.Name); err != nil {
-			return out, errs.Wrap(errs.Unavailable, op, err, "catalog")
+			return out, classify(op, err, "catalog")
 		} else if !ok {
 			continue
 		}
@@ -642,7 +642,7 @@ func (m *Migrator) RewriteObjectKeys(ctx context.Context) (map[string]int64, err
 				Last    string `db:"last"`
 			}
 			if err := m.db.GetContext(ctx, &r, q, last, m.cfg.BatchSize); err != nil {
-				return out, errs.Wrap(errs.Unavailable, op, err, "%s", t.Name)
+				return out, classify(op, err, "%s", t.Name)
 			}
 			out[t.Name] += r.Updated
 			m.cfg.Progress(Progress{Step: "rewrite-keys", Table: t.Name, Done: out[t.Name]})

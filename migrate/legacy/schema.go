@@ -424,12 +424,12 @@ func markVersions(ctx context.Context, tx *sqlx.Tx) error {
 func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 	const op = "legacy.RollbackSQL"
 	if v, err := schemaVersion(ctx, m.db); err != nil {
-		return "", errs.Wrap(errs.Unavailable, op, err, "schema version")
+		return "", classify(op, err, "schema version")
 	} else if v >= 1 {
 		return "", errs.New(errs.Conflict, op, "the schema is enforced (version %d): roll back by restoring the backup taken before the migration", v)
 	}
 	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_checkpoints"); err != nil {
-		return "", errs.Wrap(errs.Unavailable, op, err, "catalog")
+		return "", classify(op, err, "catalog")
 	} else if !ok {
 		return "", errs.New(errs.Conflict, op, "the database was not adopted: nothing to roll back")
 	}
@@ -438,7 +438,7 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 		Key  pq.StringArray `db:"last_key"`
 	}
 	if err := m.db.SelectContext(ctx, &recs, "SELECT name, last_key FROM cloneiso_legacy_checkpoints WHERE step = 'adopt' ORDER BY name"); err != nil {
-		return "", errs.Wrap(errs.Unavailable, op, err, "read adoption record")
+		return "", classify(op, err, "read adoption record")
 	}
 	var b strings.Builder
 	b.WriteString("-- Undoes the adoption of the legacy schema (cloneiso-migrate up) and the backfill.\n")
@@ -496,7 +496,7 @@ func (m *Migrator) exclusive(ctx context.Context, key int64, step string) (func(
 	op := "legacy." + step
 	conn, err := m.db.Connx(ctx)
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "connect")
+		return nil, classify(op, err, "connect")
 	}
 	tx, err := conn.BeginTxx(ctx, nil)
 	if err == nil {
@@ -515,7 +515,7 @@ func (m *Migrator) exclusive(ctx context.Context, key int64, step string) (func(
 		if errors.As(err, &pe) && pe.Code == "55P03" {
 			return nil, errs.New(errs.Conflict, op, "another %s of this database is running", step)
 		}
-		return nil, errs.Wrap(errs.Unavailable, op, err, "lock")
+		return nil, classify(op, err, "lock")
 	}
 	return func() {
 		// Unlock even if ctx was cancelled; if that fails, drop the connection so the
@@ -529,9 +529,22 @@ func (m *Migrator) exclusive(ctx context.Context, key int64, step string) (func(
 	}, nil
 }
 
-// classify gives an error of the migration the kind of the database error inside it
-// (clonesql.ClassifyError): a lost connection or a timeout is Unavailable, a cancelled
-// context Canceled, a statement the database refuses Internal.
-func classify(op string, err error, msg string) error {
-	return errs.Wrap(errs.KindOf(clonesql.ClassifyError(op, err)), op, err, "%s", msg)
+// classify wraps an error of the migration for op, like every error of the SDK: an error
+// that has a kind keeps it; a database error gets the kind clonesql.ClassifyError gives
+// it (a lost connection or a timeout is Unavailable, a cancelled context Canceled, a
+// statement the database refuses Internal, ...); any other error — a legacy S3 or
+// Pinecone call failing — is Unavailable.
+func classify(op string, err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	k := errs.KindOf(err)
+	if k == errs.Unknown {
+		k = errs.KindOf(clonesql.ClassifyError(op, err))
+		var ps interface{ SQLState() string }
+		if k == errs.Internal && !errors.As(err, &ps) {
+			k = errs.Unavailable
+		}
+	}
+	return errs.Wrap(k, op, err, format, args...)
 }

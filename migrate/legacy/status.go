@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-
-	"github.com/cloneiso/cloneiso/internal/errs"
 )
 
 // TableStatus is the migration state of one configured table.
@@ -42,15 +40,15 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 	s := &Status{}
 	var err error
 	if s.SchemaVersion, err = schemaVersion(ctx, m.db); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "schema version")
+		return nil, classify(op, err, "schema version")
 	}
 	if s.Adopted, err = tableExists(ctx, m.db, "cloneiso_legacy_users"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "catalog")
+		return nil, classify(op, err, "catalog")
 	}
 	for _, t := range m.cfg.Tables {
 		ts := TableStatus{Table: t.Name}
 		if ts.Exists, err = tableExists(ctx, m.db, t.Name); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "catalog")
+			return nil, classify(op, err, "catalog")
 		}
 		if ts.Exists && s.SchemaVersion == 0 {
 			s.Legacy = true
@@ -63,11 +61,11 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 			}
 			err := m.db.GetContext(ctx, &cp, "SELECT done, batches, rows_changed FROM cloneiso_legacy_checkpoints WHERE step = 'backfill' AND name = $1", t.Name)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, errs.Wrap(errs.Unavailable, op, err, "checkpoints")
+				return nil, classify(op, err, "checkpoints")
 			}
 			ts.Backfilled, ts.Batches, ts.RowsChanged = cp.Done, cp.Batches, cp.Rows
 			if err := m.db.GetContext(ctx, &ts.Snapshotted, "SELECT EXISTS (SELECT 1 FROM cloneiso_legacy_checkpoints WHERE step = 'snapshot' AND name = $1 AND done)", t.Name); err != nil {
-				return nil, errs.Wrap(errs.Unavailable, op, err, "checkpoints")
+				return nil, classify(op, err, "checkpoints")
 			}
 		}
 		s.Tables = append(s.Tables, ts)
@@ -78,7 +76,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 			(SELECT coalesce(sum(copied), 0) FROM cloneiso_legacy_vectors), (SELECT count(*) FROM cloneiso_legacy_vectors WHERE deleted_at IS NOT NULL)`).
 			Scan(&s.Users, &s.ObjectsCopied, &s.ObjectsDeleted, &s.VectorsCopied, &s.VectorsDeleted)
 		if err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "progress")
+			return nil, classify(op, err, "progress")
 		}
 	}
 	return s, nil

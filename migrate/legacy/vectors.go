@@ -110,11 +110,11 @@ func (m *Migrator) userContexts(ctx context.Context, dryRun bool) ([]UserClone, 
 	if dryRun {
 		uq, err := m.usersSQL(ctx, m.db)
 		if err != nil {
-			return nil, nil, errs.Wrap(errs.Unavailable, "legacy", err, "list users")
+			return nil, nil, classify("legacy", err, "list users")
 		}
 		var ids []string
 		if err := m.db.SelectContext(ctx, &ids, uq+" ORDER BY user_id"); err != nil {
-			return nil, nil, errs.Wrap(errs.Unavailable, "legacy", err, "list users")
+			return nil, nil, classify("legacy", err, "list users")
 		}
 		users := make([]UserClone, len(ids))
 		out := make(map[string]clone.CloneContext, len(ids))
@@ -232,7 +232,7 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 			err = m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, u.UserID)
 		}
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return rep, errs.Wrap(errs.Unavailable, "legacy.MigrateVectors", err, "read progress")
+			return rep, classify("legacy.MigrateVectors", err, "read progress")
 		}
 		if done {
 			rep.Skipped++
@@ -262,7 +262,7 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 		rep.Copied += n
 		if _, err := m.db.ExecContext(ctx, `INSERT INTO cloneiso_legacy_vectors (source, user_id, copied, done) VALUES ($1, $2, $3, true)
 			ON CONFLICT (source, user_id) DO UPDATE SET copied = EXCLUDED.copied, done = true`, ns, u.UserID, n); err != nil {
-			return rep, errs.Wrap(errs.Unavailable, "legacy.MigrateVectors", err, "record progress")
+			return rep, classify("legacy.MigrateVectors", err, "record progress")
 		}
 		m.cfg.Progress(Progress{Step: "vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
 	}
@@ -277,7 +277,7 @@ func (m *Migrator) migrateShared(ctx context.Context, o *VectorOptions, ccs map[
 		var last []byte
 		err := m.db.QueryRowxContext(ctx, "SELECT (last_key)[1] FROM cloneiso_legacy_checkpoints WHERE step = 'vectors' AND name = $1", ns).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return errs.Wrap(errs.Unavailable, op, err, "read progress")
+			return classify(op, err, "read progress")
 		}
 		after = string(last)
 	}
@@ -318,13 +318,13 @@ func (m *Migrator) migrateShared(ctx context.Context, o *VectorOptions, ccs map[
 		}
 		tx, err := m.db.BeginTxx(ctx, nil)
 		if err != nil {
-			return errs.Wrap(errs.Unavailable, op, err, "begin")
+			return classify(op, err, "begin")
 		}
 		defer tx.Rollback()
 		for u, n := range counts {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_vectors (source, user_id, copied, done) VALUES ($1, $2, $3, true)
 				ON CONFLICT (source, user_id) DO UPDATE SET copied = cloneiso_legacy_vectors.copied + EXCLUDED.copied`, ns, u, n); err != nil {
-				return errs.Wrap(errs.Unavailable, op, err, "record progress")
+				return classify(op, err, "record progress")
 			}
 			rep.Copied += n
 		}
@@ -333,13 +333,13 @@ func (m *Migrator) migrateShared(ctx context.Context, o *VectorOptions, ccs map[
 			ON CONFLICT (step, name) DO UPDATE SET last_key = EXCLUDED.last_key, batches = cloneiso_legacy_checkpoints.batches + 1,
 				rows_changed = cloneiso_legacy_checkpoints.rows_changed + EXCLUDED.rows_changed, updated_at = now()`,
 			ns, vs[len(vs)-1].ID, int64(len(vs))); err != nil {
-			return errs.Wrap(errs.Unavailable, op, err, "record progress")
+			return classify(op, err, "record progress")
 		}
 		if err := m.cfg.at(ctx, "vectors-before-commit", batch-1); err != nil {
 			return err
 		}
 		if err := tx.Commit(); err != nil {
-			return errs.Wrap(errs.Unavailable, op, err, "commit")
+			return classify(op, err, "commit")
 		}
 		m.cfg.Progress(Progress{Step: "vectors", Table: ns, Done: seen, Total: total})
 		return nil
@@ -443,14 +443,14 @@ func (m *Migrator) verifyVectors(ctx context.Context, o *VectorOptions) (*Verify
 		r.add(DiscrepancyUnmatched, o.SharedNamespace, u, 1, "legacy vector %s has no provisioned user", v.ID)
 	})
 	if err != nil {
-		return nil, nil, errs.Wrap(errs.Unavailable, op, err, "read legacy vectors")
+		return nil, nil, classify(op, err, "read legacy vectors")
 	}
 	if nl, ok := o.Source.(NamespaceLister); ok && o.Layout == LayoutNamespacePerUser {
 		// Namespaces that fit the template but belong to no provisioned user.
 		prefix, suffix, _ := strings.Cut(o.NamespaceTemplate, "{user_id}")
 		names, err := nl.ListNamespaces(ctx, prefix)
 		if err != nil {
-			return nil, nil, errs.Wrap(errs.Unavailable, op, err, "list namespaces")
+			return nil, nil, classify(op, err, "list namespaces")
 		}
 		for _, ns := range names {
 			u, _ := strings.CutPrefix(ns, prefix)
@@ -470,7 +470,7 @@ func (m *Migrator) verifyVectors(ctx context.Context, o *VectorOptions) (*Verify
 	}
 	if err := m.db.SelectContext(ctx, &recorded, "SELECT user_id, copied, deleted_at FROM cloneiso_legacy_vectors WHERE source = $1 OR $2",
 		o.SharedNamespace, o.Layout == LayoutNamespacePerUser); err != nil {
-		return nil, nil, errs.Wrap(errs.Unavailable, op, err, "read progress")
+		return nil, nil, classify(op, err, "read progress")
 	}
 	copied := map[string]int64{}
 	deleted := map[string]bool{}
@@ -566,7 +566,7 @@ func (m *Migrator) DeleteLegacyVectors(ctx context.Context, o *VectorOptions) (*
 	}
 	record := func(src, user string) error {
 		if _, err := m.db.ExecContext(ctx, `UPDATE cloneiso_legacy_vectors SET deleted_at = now() WHERE source = $1 AND user_id = $2`, src, user); err != nil {
-			return errs.Wrap(errs.Unavailable, op, err, "record deletion")
+			return classify(op, err, "record deletion")
 		}
 		return nil
 	}
@@ -602,7 +602,7 @@ func (m *Migrator) DeleteLegacyVectors(ctx context.Context, o *VectorOptions) (*
 		return nil
 	}, func(driver.Vector, string) {})
 	if err != nil {
-		return rep, errs.Wrap(errs.Unavailable, op, err, "read legacy vectors")
+		return rep, classify(op, err, "read legacy vectors")
 	}
 	for start := 0; start < len(ids); start += o.BatchSize {
 		if err := m.cfg.at(ctx, "delete-vectors", start); err != nil {

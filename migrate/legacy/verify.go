@@ -67,7 +67,7 @@ func (m *Migrator) Snapshot(ctx context.Context) error {
 	for _, t := range m.cfg.Tables {
 		if err := m.snapshotTable(ctx, t); err != nil {
 			if errs.KindOf(err) == errs.Unknown && ctx.Err() == nil {
-				err = errs.Wrap(errs.Unavailable, op, err, "%s", t.Name)
+				err = classify(op, err, "%s", t.Name)
 			}
 			return err
 		}
@@ -211,11 +211,11 @@ func (m *Migrator) Verify(ctx context.Context) (*VerifyReport, error) {
 	const op = "legacy.Verify"
 	tx, err := m.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "begin")
+		return nil, classify(op, err, "begin")
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, stableSettings+"; SET LOCAL row_security = off"); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "settings")
+		return nil, classify(op, err, "settings")
 	}
 	r := &VerifyReport{}
 	if err := m.verify(ctx, tx, r); err != nil {
@@ -224,7 +224,7 @@ func (m *Migrator) Verify(ctx context.Context) (*VerifyReport, error) {
 			return nil, errs.Wrap(errs.Forbidden, op, err, "verify must read every clone's rows: run it as the schema owner with BYPASSRLS (or a superuser), or before enforce")
 		}
 		if errs.KindOf(err) == errs.Unknown {
-			err = errs.Wrap(errs.Unavailable, op, err, "verify")
+			err = classify(op, err, "verify")
 		}
 		return nil, err
 	}
