@@ -197,7 +197,19 @@ func sorted(s []string) []string {
 // ---- driver level ----
 
 func runDriverTests(t *testing.T, open Open, c *config) {
-	const ns, other = "t-drivertest-a", "t-drivertest-b"
+	// Fresh namespaces for every subtest, deleted at its end, so the suite can run
+	// against a shared real index.
+	var ns, other string
+	fresh := func(t *testing.T) driver.Index {
+		d := open(t, Dim)
+		suffix := clone.NewID().String()[:8]
+		ns, other = "t-drivertest-a-"+suffix, "t-drivertest-b-"+suffix
+		t.Cleanup(func() {
+			_ = d.DeleteNamespace(context.Background(), ns)
+			_ = d.DeleteNamespace(context.Background(), other)
+		})
+		return d
+	}
 	md := func(kind string, n float64) map[string]any {
 		return scoped("T", "C", map[string]any{"kind": kind, "n": n, "tags": []string{"x", kind}})
 	}
@@ -227,7 +239,7 @@ func runDriverTests(t *testing.T, open Open, c *config) {
 	}
 
 	t.Run("UpsertFetch", func(t *testing.T) {
-		d := open(t, Dim)
+		d := fresh(t)
 		seed(t, d)
 		c.eventually(t, "Fetch", func() error {
 			got, err := d.Fetch(ctxT(t), ns, []string{"b", "missing", "c"})
@@ -270,7 +282,7 @@ func runDriverTests(t *testing.T, open Open, c *config) {
 	})
 
 	t.Run("QueryOrderAndTopK", func(t *testing.T) {
-		d := open(t, Dim)
+		d := fresh(t)
 		seed(t, d)
 		ms, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 3})
 		if err != nil {
@@ -303,7 +315,7 @@ func runDriverTests(t *testing.T, open Open, c *config) {
 	})
 
 	t.Run("QueryPreFilter", func(t *testing.T) {
-		d := open(t, Dim)
+		d := fresh(t)
 		seed(t, d)
 		f, err := filter.ParseJSON([]byte(`{"kind":"odd","n":{"$gt":2}}`))
 		if err != nil {
@@ -329,7 +341,7 @@ func runDriverTests(t *testing.T, open Open, c *config) {
 	})
 
 	t.Run("Namespaces", func(t *testing.T) {
-		d := open(t, Dim)
+		d := fresh(t)
 		seed(t, d)
 		c.eventually(t, "Stats of the seeded namespace", func() error {
 			st, err := d.Stats(ctxT(t), ns)
@@ -353,7 +365,7 @@ func runDriverTests(t *testing.T, open Open, c *config) {
 	})
 
 	t.Run("Delete", func(t *testing.T) {
-		d := open(t, Dim)
+		d := fresh(t)
 		seed(t, d)
 		if err := d.Delete(ctxT(t), ns, []string{"a", "missing"}); err != nil {
 			t.Fatalf("Delete with a missing ID: %v", err)
@@ -388,7 +400,7 @@ func runDriverTests(t *testing.T, open Open, c *config) {
 	})
 
 	t.Run("ListPagination", func(t *testing.T) {
-		d := open(t, Dim)
+		d := fresh(t)
 		var vs []driver.Vector
 		var want []string
 		for i := range 25 {
