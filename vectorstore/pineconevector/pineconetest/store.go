@@ -70,15 +70,6 @@ func (st *state) sortedIDs(ns string) []string {
 	return ids
 }
 
-// count returns the number of records of ns and whether the namespace exists.
-func (st *state) count(ns string) (int, bool) {
-	d := st.get(ns)
-	if d == nil {
-		return 0, false
-	}
-	return len(d.records), true
-}
-
 // write is one acknowledged write: applied to the latest state at once, and to the
 // visible state when its lag has passed.
 type write struct {
