@@ -16,7 +16,7 @@ func ExampleRegistry_Extract() {
 	text, _ := r.Extract(context.Background(), "text/html; charset=utf-8", []byte(page))
 	fmt.Println(text)
 
-	_, err := r.Extract(context.Background(), "application/pdf", []byte("%PDF-1.7"))
+	_, err := r.Extract(context.Background(), "image/png", []byte("\x89PNG"))
 	fmt.Println(errors.Is(err, clone.ErrUnsupported))
 	// Output:
 	// # Shop

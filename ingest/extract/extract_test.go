@@ -45,7 +45,8 @@ func TestErrorsAreTyped(t *testing.T) {
 		ct, in string
 		kind   error
 	}{
-		{"application/pdf", "%PDF-1.7", clone.ErrUnsupported},
+		{"application/pdf", "not a pdf", clone.ErrInvalidInput},
+		{"application/zip", "PK", clone.ErrUnsupported},
 		{"image/png", "x", clone.ErrUnsupported},
 		{"text/plain; charset=klingon", "x", clone.ErrUnsupported},
 		{"not a type", "x", clone.ErrInvalidInput},
@@ -69,16 +70,17 @@ func TestErrorsAreTyped(t *testing.T) {
 
 func TestRegisterPDF(t *testing.T) {
 	r := newRegistry(t, nil)
-	if r.Supports("application/pdf") {
-		t.Fatal("PDF supported out of the box")
+	if !r.Supports("application/pdf") || !r.Supports(extract.TypeDOCX) {
+		t.Fatal("PDF or DOCX not supported out of the box")
 	}
+	// A host may replace a built-in extractor.
 	err := r.Register("application/pdf", extract.Func(func(context.Context, []byte, map[string]string) (string, error) {
 		return "pdf text", nil
 	}))
 	if err != nil || !r.Supports("application/pdf") {
 		t.Fatal(err)
 	}
-	if got, err := r.Extract(context.Background(), "application/pdf", []byte("%PDF")); got != "pdf text" || err != nil {
+	if got, err := r.Extract(context.Background(), "application/pdf", []byte("%PDF-1.7")); got != "pdf text" || err != nil {
 		t.Fatalf("got %q, %v", got, err)
 	}
 	// An extractor's untyped error is malformed input; a bad result is refused.

@@ -1,0 +1,285 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klippa-app/go-pdfium"
+	pdferrs "github.com/klippa-app/go-pdfium/errors"
+	"github.com/klippa-app/go-pdfium/requests"
+	"github.com/klippa-app/go-pdfium/webassembly"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/cloneiso/cloneiso/internal/errs"
+)
+
+// Defaults of PDFOptions.
+const (
+	DefaultPDFMaxPages       = 2000
+	DefaultPDFTimeout        = 60 * time.Second
+	DefaultPDFMaxMemoryBytes = 512 << 20
+)
+
+// PDFOptions bound the PDF extractor; zero fields mean the defaults.
+type PDFOptions struct {
+	// MaxPages bounds the pages of a document: 0 means DefaultPDFMaxPages. A longer
+	// document is clone.ErrTooLarge.
+	MaxPages int
+	// Timeout bounds the extraction of one document (waiting for an instance
+	// included), on top of the caller's context: 0 means DefaultPDFTimeout. A document
+	// that takes longer is clone.ErrTooLarge; its instance is killed mid-call.
+	Timeout time.Duration
+	// MaxMemoryBytes bounds the WebAssembly memory of one PDFium instance, so of one
+	// document: 0 means DefaultPDFMaxMemoryBytes. A document that needs more fails
+	// (clone.ErrInvalidInput). Rounded up to 64 KiB pages.
+	MaxMemoryBytes int64
+	// MaxInstances bounds the PDFium instances (documents extracted at once) of the
+	// runtime: 0 means runtime.GOMAXPROCS(0). Callers beyond it wait (within Timeout).
+	MaxInstances int
+}
+
+func (o *PDFOptions) withDefaults() PDFOptions {
+	var d PDFOptions
+	if o != nil {
+		d = *o
+	}
+	if d.MaxPages <= 0 {
+		d.MaxPages = DefaultPDFMaxPages
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = DefaultPDFTimeout
+	}
+	if d.MaxMemoryBytes <= 0 {
+		d.MaxMemoryBytes = DefaultPDFMaxMemoryBytes
+	}
+	if d.MaxInstances <= 0 {
+		d.MaxInstances = runtime.GOMAXPROCS(0)
+	}
+	return d
+}
+
+// pdfRuntime is one compiled PDFium module with its bounded pool of instances.
+type pdfRuntime struct {
+	once sync.Once
+	pool pdfium.Pool
+	err  error
+}
+
+// pdfRuntimes are the process's runtimes, one per (memory limit, instance count):
+// every Registry with the same PDF limits shares one, compiled on its first PDF.
+var (
+	pdfMu       sync.Mutex
+	pdfRuntimes = map[[2]int64]*pdfRuntime{}
+)
+
+func sharedPDFRuntime(o *PDFOptions) *pdfRuntime {
+	pages := (o.MaxMemoryBytes + 65535) / 65536
+	key := [2]int64{pages, int64(o.MaxInstances)}
+	pdfMu.Lock()
+	defer pdfMu.Unlock()
+	rt := pdfRuntimes[key]
+	if rt == nil {
+		rt = &pdfRuntime{}
+		pdfRuntimes[key] = rt
+	}
+	return rt
+}
+
+func (rt *pdfRuntime) get(o *PDFOptions) (pdfium.Pool, error) {
+	rt.once.Do(func() {
+		pages := (o.MaxMemoryBytes + 65535) / 65536
+		rt.pool, rt.err = webassembly.Init(webassembly.Config{
+			MinIdle:  0,
+			MaxIdle:  o.MaxInstances,
+			MaxTotal: o.MaxInstances,
+			// No file system at all: documents are passed as bytes, and a PDF cannot
+			// reach a host file through the sandbox.
+			FSConfig: wazero.NewFSConfig(),
+			Stdout:   io.Discard,
+			Stderr:   io.Discard,
+			RuntimeConfig: wazero.NewRuntimeConfig().
+				WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
+				WithCloseOnContextDone(true).
+				WithMemoryLimitPages(uint32(min(pages, 65536))),
+			// A fresh instance per document: no state of one clone's PDF survives
+			// into another's.
+			ReuseWorkers: false,
+		})
+	})
+	if rt.err != nil {
+		return nil, errs.Wrap(errs.Unavailable, pdfOp, rt.err, "cannot start the PDFium WebAssembly runtime")
+	}
+	return rt.pool, nil
+}
+
+const pdfOp = "extract.PDF"
+
+// PDF is the extractor of TypePDF (see NewPDF). It is a PagedExtractor.
+type PDF struct {
+	o  PDFOptions
+	rt *pdfRuntime
+}
+
+// NewPDF returns the PDF extractor: PDFium compiled to WebAssembly, embedded in the
+// binary (github.com/klippa-app/go-pdfium/webassembly) and run by wazero, without
+// cgo, system libraries or a file system. The module is compiled once per process,
+// lazily, on the first PDF extracted (a few seconds), into a runtime shared by every
+// extractor with the same MaxMemoryBytes and MaxInstances; each document then runs in
+// a fresh instance from its bounded pool, with the memory, page and time limits of
+// opts.
+//
+// Errors: a file PDFium cannot parse (corrupt, truncated) is clone.ErrInvalidInput;
+// a document that needs a password is clone.ErrUnsupported (documents encrypted
+// with an empty user password, which any viewer opens, are read); too many pages or
+// too long is clone.ErrTooLarge; the caller's cancelled context is
+// clone.ErrUnavailable. Nothing partial is returned, and the instance is discarded
+// after every document.
+func NewPDF(opts *PDFOptions) (*PDF, error) {
+	o := opts.withDefaults()
+	if o.MaxMemoryBytes < 16<<20 {
+		return nil, errs.New(errs.InvalidInput, "extract.NewPDF", "MaxMemoryBytes of %d is below the 16 MiB PDFium needs", o.MaxMemoryBytes)
+	}
+	return &PDF{o: o, rt: sharedPDFRuntime(&o)}, nil
+}
+
+// Extract implements Extractor: the pages' text, separated by blank lines.
+func (p *PDF) Extract(ctx context.Context, data []byte, params map[string]string) (string, error) {
+	d, err := p.ExtractDocument(ctx, data, params)
+	return d.Text, err
+}
+
+// ExtractDocument implements PagedExtractor: the text of every page, pages
+// separated by blank lines, with the offset where each begins.
+func (p *PDF) ExtractDocument(ctx context.Context, data []byte, _ map[string]string) (Document, error) {
+	if !isPDF(data) {
+		return Document{}, errs.New(errs.InvalidInput, pdfOp, "malformed PDF: no %%PDF- header")
+	}
+	if err := ctx.Err(); err != nil {
+		return Document{}, errs.Wrap(errs.Unavailable, pdfOp, err, "cancelled")
+	}
+	pool, err := p.rt.get(&p.o)
+	if err != nil {
+		return Document{}, err
+	}
+	dctx, cancel := context.WithTimeoutCause(ctx, p.o.Timeout, errPDFTimeout)
+	defer cancel()
+	inst, err := pool.GetInstanceWithContext(dctx)
+	if err != nil {
+		if dctx.Err() != nil {
+			return Document{}, p.ctxErr(ctx, dctx)
+		}
+		return Document{}, errs.Wrap(errs.Unavailable, pdfOp, err, "no PDFium instance")
+	}
+	// When the deadline passes or the caller gives up, the instance is killed
+	// mid-call (its WebAssembly execution is interrupted) and discarded.
+	killed := make(chan struct{})
+	stop := context.AfterFunc(dctx, func() {
+		defer close(killed)
+		_ = inst.Kill()
+	})
+	d, err := p.extract(dctx, inst, data)
+	if !stop() {
+		<-killed
+		return Document{}, p.ctxErr(ctx, dctx)
+	}
+	_ = inst.Close() // discards the instance: a fresh one serves the next document
+	if err != nil {
+		return Document{}, err
+	}
+	return d, nil
+}
+
+var errPDFTimeout = errors.New("PDF extraction timed out")
+
+// ctxErr is the error of an extraction stopped by its context: the caller's
+// cancellation, or the document's own time limit.
+func (p *PDF) ctxErr(ctx, dctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return errs.Wrap(errs.Unavailable, pdfOp, err, "cancelled")
+	}
+	return errs.Wrap(errs.TooLarge, pdfOp, context.Cause(dctx), "the PDF takes longer than the limit of %s to extract", p.o.Timeout)
+}
+
+func (p *PDF) extract(ctx context.Context, inst pdfium.Pdfium, data []byte) (Document, error) {
+	doc, err := inst.OpenDocument(&requests.OpenDocument{File: &data})
+	if err != nil {
+		switch {
+		case errors.Is(err, pdferrs.ErrPassword):
+			return Document{}, errs.New(errs.Unsupported, pdfOp, "the PDF is encrypted with a password; decrypt it first")
+		case errors.Is(err, pdferrs.ErrSecurity):
+			return Document{}, errs.New(errs.Unsupported, pdfOp, "the PDF uses an unsupported encryption")
+		}
+		return Document{}, errs.Wrap(errs.InvalidInput, pdfOp, err, "malformed PDF: cannot open it")
+	}
+	defer inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc.Document})
+	pc, err := inst.FPDF_GetPageCount(&requests.FPDF_GetPageCount{Document: doc.Document})
+	if err != nil {
+		return Document{}, errs.Wrap(errs.InvalidInput, pdfOp, err, "malformed PDF: no page count")
+	}
+	if pc.PageCount > p.o.MaxPages {
+		return Document{}, errs.New(errs.TooLarge, pdfOp, "the PDF has %d pages; the limit is %d", pc.PageCount, p.o.MaxPages)
+	}
+	var (
+		b     strings.Builder
+		pages = make([]int, 0, pc.PageCount)
+		empty = 0 // empty pages not yet given an offset
+	)
+	for i := 0; i < pc.PageCount; i++ {
+		if ctx.Err() != nil {
+			return Document{}, ctx.Err()
+		}
+		t, err := inst.GetPageText(&requests.GetPageText{Page: requests.Page{ByIndex: &requests.PageByIndex{Document: doc.Document, Index: i}}})
+		if err != nil {
+			return Document{}, errs.Wrap(errs.InvalidInput, pdfOp, err, "malformed PDF: cannot read page %d", i+1)
+		}
+		text := cleanPDFText(t.Text)
+		if text == "" {
+			empty++ // an empty page begins where the next text begins
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n\n")
+		}
+		for ; empty >= 0; empty-- {
+			pages = append(pages, b.Len())
+		}
+		empty = 0
+		b.WriteString(text)
+		if b.Len() > DefaultMaxTextBytes*4 {
+			return Document{}, errs.New(errs.TooLarge, pdfOp, "the PDF's text is over %d bytes", DefaultMaxTextBytes*4)
+		}
+	}
+	for ; empty > 0; empty-- {
+		pages = append(pages, b.Len())
+	}
+	return Document{Text: b.String(), Pages: pages}, nil
+}
+
+// cleanPDFText normalizes a page's text: CRLF and CR become LF, NUL and other C0
+// controls (but tab and LF) are dropped, invalid UTF-8 replaced, white space at the
+// ends trimmed.
+func cleanPDFText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\r':
+			return '\n'
+		case r == '\t' || r == '\n':
+			return r
+		case r < 0x20 || r == 0x7f:
+			return -1
+		case r == '\uFFFE' || r == '\uFFFF':
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
+}

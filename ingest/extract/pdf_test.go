@@ -1,0 +1,247 @@
+package extract_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"codeberg.org/go-pdf/fpdf"
+
+	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/ingest/extract"
+)
+
+// The PDFium runtime is compiled once per test binary: every test shares the
+// registry's default runtime (extractors with the same memory and instance limits
+// share one).
+var (
+	pdfOnce sync.Once
+	pdfReg  *extract.Registry
+)
+
+func pdfRegistry(t testing.TB) *extract.Registry {
+	t.Helper()
+	pdfOnce.Do(func() {
+		r, err := extract.NewRegistry(nil)
+		if err != nil {
+			panic(err)
+		}
+		pdfReg = r
+	})
+	return pdfReg
+}
+
+// pdfDoc is a generated PDF: a page per entry of pages (one string of lines per
+// page), with options.
+type pdfDoc struct {
+	pages     []string
+	twoCols   *[2]string // a last page with two columns of text
+	imageOnly bool       // a page with an image and no text, before the two columns
+	userPass  *string    // encrypt with this user password (and an owner password)
+}
+
+func makePDF(t testing.TB, d pdfDoc) []byte {
+	t.Helper()
+	p := fpdf.New("P", "mm", "A4", "")
+	p.SetCompression(true)
+	tr := p.UnicodeTranslatorFromDescriptor("") // cp1252: é, ü, ß, €, “quotes”
+	if d.userPass != nil {
+		p.SetProtection(fpdf.CnProtectPrint, *d.userPass, "owner-secret")
+	}
+	p.SetFont("Helvetica", "", 12)
+	for _, text := range d.pages {
+		p.AddPage()
+		p.MultiCell(0, 6, tr(text), "", "L", false)
+	}
+	if d.imageOnly {
+		p.AddPage()
+		img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+		for i := range 32 {
+			img.Set(i, i, color.RGBA{R: 200, A: 255})
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		p.RegisterImageOptionsReader("dot", fpdf.ImageOptions{ImageType: "PNG"}, &buf)
+		p.ImageOptions("dot", 20, 20, 60, 60, false, fpdf.ImageOptions{ImageType: "PNG"}, 0, "")
+	}
+	if d.twoCols != nil {
+		p.AddPage()
+		p.SetXY(10, 20)
+		p.MultiCell(85, 6, tr(d.twoCols[0]), "", "L", false)
+		p.SetXY(110, 20)
+		p.MultiCell(85, 6, tr(d.twoCols[1]), "", "L", false)
+	}
+	var buf bytes.Buffer
+	if err := p.Output(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestPDF(t *testing.T) {
+	r := pdfRegistry(t)
+	data := makePDF(t, pdfDoc{
+		pages: []string{
+			"Page one says hello.",
+			"Café, naïve, Straße: 5 € for “quoted” text.",
+			"Page three has the answer: forty-two.",
+		},
+		imageOnly: true,
+		twoCols:   &[2]string{"Left column alpha text.", "Right column beta text."},
+	})
+	d, err := r.ExtractDocument(context.Background(), extract.TypePDF, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Pages) != 5 {
+		t.Fatalf("%d pages: %v\n%q", len(d.Pages), d.Pages, d.Text)
+	}
+	for i, want := range []string{"Page one says hello.", "Café, naïve, Straße: 5 € for “quoted” text.", "Page three has the answer: forty-two."} {
+		at := strings.Index(d.Text, want)
+		if at < 0 {
+			t.Fatalf("page %d text %q missing from %q", i+1, want, d.Text)
+		}
+		if got := d.PageAt(at); got != i+1 {
+			t.Errorf("%q on page %d, want %d", want, got, i+1)
+		}
+	}
+	// The image-only page has no text: it begins where the two-column page begins.
+	if d.Pages[3] != d.Pages[4] {
+		t.Errorf("image-only page has text: %v %q", d.Pages, d.Text[d.Pages[3]:d.Pages[4]])
+	}
+	last := d.Text[d.Pages[4]:]
+	for _, want := range []string{"Left column alpha text.", "Right column beta text."} {
+		if !strings.Contains(last, want) {
+			t.Errorf("column %q missing from %q", want, last)
+		}
+	}
+	if d.PageAt(len(d.Text)-1) != 5 || d.PageAt(0) != 1 {
+		t.Errorf("PageAt ends: %d %d", d.PageAt(0), d.PageAt(len(d.Text)-1))
+	}
+	// Extract is the same text; by content, a PDF named .txt is a PDF.
+	if text, err := r.Extract(context.Background(), "application/pdf", data); err != nil || text != d.Text {
+		t.Fatalf("Extract: %v", err)
+	}
+	if ct := extract.DetectContentType("notes.txt", data); ct != extract.TypePDF {
+		t.Fatal(ct)
+	}
+}
+
+func TestPDFRefusesBadInput(t *testing.T) {
+	r := pdfRegistry(t)
+	ctx := context.Background()
+	good := makePDF(t, pdfDoc{pages: []string{"one", "two", "three"}})
+	pass := "user-secret"
+	for _, tc := range []struct {
+		name string
+		data []byte
+		kind error
+	}{
+		{"encrypted", makePDF(t, pdfDoc{pages: []string{"secret words"}, userPass: &pass}), clone.ErrUnsupported},
+		{"truncated", good[:len(good)/3], clone.ErrInvalidInput},
+		{"garbage", append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{0xde, 0xad}, 500)...), clone.ErrInvalidInput},
+		{"header only", []byte("%PDF-1.7"), clone.ErrInvalidInput},
+	} {
+		d, err := r.ExtractDocument(ctx, extract.TypePDF, tc.data)
+		if !errors.Is(err, tc.kind) || d.Text != "" || d.Pages != nil {
+			t.Errorf("%s: %q, %v; want %v", tc.name, d.Text, err, tc.kind)
+		}
+	}
+	// Encrypted with an empty user password: any viewer opens it, so is it read.
+	empty := ""
+	if text, err := r.Extract(ctx, extract.TypePDF, makePDF(t, pdfDoc{pages: []string{"open words"}, userPass: &empty})); err != nil || !strings.Contains(text, "open words") {
+		t.Errorf("owner-only encryption: %q, %v", text, err)
+	}
+	// Page limit.
+	few, err := extract.NewPDF(&extract.PDFOptions{MaxPages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := few.ExtractDocument(ctx, good, nil); !errors.Is(err, clone.ErrTooLarge) || d.Text != "" {
+		t.Errorf("pages: %q, %v", d.Text, err)
+	}
+	// The caller's cancellation is ErrUnavailable; the document's own time limit
+	// (here already over when the extraction starts) is ErrTooLarge.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := few.ExtractDocument(cctx, good, nil); !errors.Is(err, clone.ErrUnavailable) {
+		t.Errorf("cancelled: %v", err)
+	}
+	slow, _ := extract.NewPDF(&extract.PDFOptions{Timeout: time.Nanosecond})
+	if _, err := slow.ExtractDocument(ctx, good, nil); !errors.Is(err, clone.ErrTooLarge) {
+		t.Errorf("timeout: %v", err)
+	}
+	// The runtime still serves documents after all of this.
+	if text, err := few.Extract(ctx, good[:0:0], nil); err == nil || text != "" {
+		t.Errorf("empty: %q, %v", text, err)
+	}
+	if text, err := r.Extract(ctx, extract.TypePDF, good); err != nil || !strings.Contains(text, "three") {
+		t.Errorf("after failures: %q, %v", text, err)
+	}
+	if _, err := extract.NewPDF(&extract.PDFOptions{MaxMemoryBytes: 1 << 20}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Errorf("tiny memory: %v", err)
+	}
+}
+
+// TestPDFCommitted reads the small committed real-world files of testdata/pdf, when
+// present, and only checks that they extract with the error contract.
+func TestPDFCommitted(t *testing.T) {
+	entries, _ := os.ReadDir("testdata/pdf")
+	for _, e := range entries {
+		data, err := os.ReadFile("testdata/pdf/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := pdfRegistry(t).ExtractDocument(context.Background(), extract.DetectContentType(e.Name(), data), data)
+		if err != nil {
+			t.Errorf("%s: %v", e.Name(), err)
+			continue
+		}
+		if !utf8.ValidString(d.Text) || len(d.Pages) == 0 {
+			t.Errorf("%s: %d pages", e.Name(), len(d.Pages))
+		}
+	}
+}
+
+func FuzzPDF(f *testing.F) {
+	f.Add(makePDF(f, pdfDoc{pages: []string{"fuzz one", "fuzz two"}, imageOnly: true}))
+	f.Add(makePDF(f, pdfDoc{twoCols: &[2]string{"a", "b"}}))
+	f.Add([]byte("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\ntrailer<</Root 1 0 R>>"))
+	// A short per-input deadline and few pages bound the time of one input; the
+	// instance's WebAssembly memory bounds its memory.
+	e, err := extract.NewPDF(&extract.PDFOptions{MaxPages: 20, Timeout: 10 * time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := e.ExtractDocument(context.Background(), data, nil)
+		if err != nil {
+			if !errors.Is(err, clone.ErrInvalidInput) && !errors.Is(err, clone.ErrUnsupported) && !errors.Is(err, clone.ErrTooLarge) {
+				t.Fatalf("untyped error %v", err)
+			}
+			if d.Text != "" || d.Pages != nil {
+				t.Fatal("partial text on error")
+			}
+			return
+		}
+		if !utf8.ValidString(d.Text) || strings.IndexByte(d.Text, 0) >= 0 {
+			t.Fatalf("invalid output %q", d.Text)
+		}
+		for i, p := range d.Pages {
+			if p < 0 || p > len(d.Text) || i > 0 && p < d.Pages[i-1] {
+				t.Fatalf("bad pages %v", d.Pages)
+			}
+		}
+	})
+}
