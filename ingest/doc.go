@@ -8,8 +8,10 @@
 // through an objectstore upload ticket, which is verified first) and:
 //
 //  1. reads it (at most Options.MaxDocumentBytes), guesses its content type if none
-//     is given, and refuses unsupported types (PDF included, see package
-//     ingest/extract) before writing anything;
+//     is given (by content first: PDF and DOCX are recognised from their bytes),
+//     and refuses unsupported types, and content contradicting its declared type,
+//     before writing anything (package ingest/extract; PDF chunks record the pages
+//     they come from in their metadata, see MetaPage);
 //  2. computes its content hash ("sha256:<hex>") and looks for the clone's document
 //     with that content: if it is ready and was ingested with the same embedding
 //     model and chunking, Ingest is a no-op (Unchanged); otherwise that document is

@@ -58,6 +58,11 @@ const (
 	MetaVersion    = "version"
 )
 
+// MetaPage is the chunk metadata key (records.Chunk.Metadata) of the page (from 1) of
+// a chunk of a paged document (PDF): such documents are chunked page by page, so a
+// chunk lies on one page. Package rag cites it as "[1, p. 3]".
+const MetaPage = "page"
+
 // Options configure a Pipeline. Nil means the defaults.
 type Options struct {
 	// Embedder turns chunks into vectors; nil means embed.NewLocal with the index's
@@ -540,15 +545,42 @@ func (p *Pipeline) read(ctx context.Context, cc clone.CloneContext, src *Source)
 	if ct == "" {
 		ct = extract.DetectContentType(src.SourceName, data)
 	}
-	if !p.extractor.Supports(ct) {
-		// Typed error (unsupported or malformed type) before anything is written.
-		_, err := p.extractor.Extract(ctx, ct, nil)
-		if err == nil {
-			err = errs.New(errs.Unsupported, op, "unsupported content type")
-		}
+	// Typed error (unsupported or malformed type, content contradicting it) before
+	// anything is written.
+	if err := p.extractor.Check(ct, data); err != nil {
 		return nil, "", err
 	}
 	return data, ct, nil
+}
+
+// split chunks an extracted document: page by page for paged documents (PDF), so
+// every chunk lies on one page, which its citation names; pages[i] is the page of
+// chunks[i] (nil without pages). Offsets stay offsets into the whole text.
+func (p *Pipeline) split(doc extract.Document) (chunks []chunk.Chunk, pages []int) {
+	if len(doc.Pages) == 0 {
+		return p.chunker.Split(doc.Text), nil
+	}
+	for i, start := range doc.Pages {
+		end := len(doc.Text)
+		if i+1 < len(doc.Pages) {
+			end = doc.Pages[i+1]
+		}
+		for _, c := range p.chunker.Split(doc.Text[start:end]) {
+			c.Start, c.End = c.Start+start, c.End+start
+			chunks = append(chunks, c)
+			pages = append(pages, i+1)
+		}
+	}
+	return chunks, pages
+}
+
+// pageMetadata returns the metadata of chunk i: {"page": n} for a chunk of a paged
+// document, nil otherwise.
+func pageMetadata(pages []int, i int) json.RawMessage {
+	if pages == nil {
+		return nil
+	}
+	return json.RawMessage(fmt.Sprintf(`{%q:%d}`, MetaPage, pages[i]))
 }
 
 // metadata returns the document's metadata JSON: the caller's, plus the pipeline's
@@ -789,13 +821,14 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 		t.emit(nil, StageStored, id, src.SourceName, nil)
 	}
 
-	text, err := p.extractor.Extract(ctx, ct, data)
+	doc, err := p.extractor.ExtractDocument(ctx, ct, data)
 	if err != nil {
 		return Result{}, err
 	}
+
 	t.emit(nil, StageExtracted, id, src.SourceName, nil)
 
-	chunks := p.chunker.Split(text)
+	chunks, pages := p.split(doc)
 	if len(chunks) == 0 {
 		return Result{}, errs.New(errs.InvalidInput, op, "the document has no text")
 	}
@@ -848,6 +881,7 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 		rows[i] = records.Chunk{
 			Ordinal: i, Content: c.Text, TokenCount: c.Tokens,
 			StartOffset: c.Start, EndOffset: c.End, VectorID: a.vectorIDs[i],
+			Metadata: pageMetadata(pages, i),
 		}
 	}
 	meta, err := p.metadata(src, version)

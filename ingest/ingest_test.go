@@ -207,7 +207,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 			src  ingest.Source
 			kind error
 		}{
-			{"pdf", ingest.Source{SourceName: "a.pdf", Data: []byte("%PDF-1.4")}, clone.ErrUnsupported},
+			{"not a pdf", ingest.Source{SourceName: "a.pdf", Data: []byte("plain words")}, clone.ErrInvalidInput},
+			{"pdf as text", ingest.Source{ContentType: "text/plain", Data: []byte("%PDF-1.4 x")}, clone.ErrInvalidInput},
 			{"image", ingest.Source{ContentType: "image/png", Data: []byte("x")}, clone.ErrUnsupported},
 			{"bad type", ingest.Source{ContentType: "text/", Data: []byte("x")}, clone.ErrInvalidInput},
 			{"too large", ingest.Source{Data: bytes.Repeat([]byte("a "), 600)}, clone.ErrTooLarge},

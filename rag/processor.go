@@ -392,7 +392,9 @@ func (p *Processor) Stream(ctx context.Context, cc clone.CloneContext, req *Requ
 	}
 }
 
-var markerRE = regexp.MustCompile(`\[(\d{1,4})\]`)
+// markerRE matches a citation marker, "[1]", with an optional page: "[1, p. 3]",
+// "[1, pp. 3-4]".
+var markerRE = regexp.MustCompile(`\[(\d{1,4})(?:,\s*pp?\.\s*\d{1,6}(?:\s*[-–]\s*\d{1,6})?)?\]`)
 
 // cited returns the citations of the prompt's passages whose markers appear in text,
 // in order of first appearance.

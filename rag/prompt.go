@@ -2,6 +2,7 @@ package rag
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -28,7 +29,7 @@ const (
 // DefaultInstructions tell the model how to use the sources; PromptOptions.Instructions
 // replaces them.
 const DefaultInstructions = "Answer the user's question from the sources below, in the first person, as the clone. " +
-	"Cite every source you use with its marker, for example [1]. " +
+	"Cite every source you use with its marker, for example [1]; when a source gives its pages, add the page, for example [1, p. 3]. " +
 	"If the sources do not contain the answer, say that you do not know."
 
 // Profile is the clone's public face in its prompts. TenantID and CloneID must be the
@@ -200,14 +201,14 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 	// 1. Passages.
 	var sources strings.Builder
 	for _, ps := range in.Passages {
-		block := generate.Marker(len(p.Passages)) + " " + oneLine(ps.Title) + "\n" + strings.TrimSpace(ps.Text) + "\n\n"
+		block := generate.Marker(len(p.Passages)) + " " + oneLine(ps.Title) + pageLabel(ps) + "\n" + strings.TrimSpace(ps.Text) + "\n\n"
 		if !fits(token.Count(block)) {
 			p.Dropped.Passages++
 			continue
 		}
 		sources.WriteString(block)
 		p.Passages = append(p.Passages, ps)
-		p.Request.Sources = append(p.Request.Sources, generate.Source{Title: ps.Title, Text: ps.Text})
+		p.Request.Sources = append(p.Request.Sources, generate.Source{Title: ps.Title, Text: ps.Text, Page: ps.Page})
 	}
 	// 2. History, newest first, contiguous.
 	var hist []generate.Message
@@ -327,3 +328,12 @@ const (
 )
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// pageLabel returns the page of a passage of a paged document for its header in the
+// sources: " (p. 3)"; "" without pages.
+func pageLabel(ps Passage) string {
+	if ps.Page <= 0 {
+		return ""
+	}
+	return " (p. " + strconv.Itoa(ps.Page) + ")"
+}

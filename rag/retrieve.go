@@ -2,6 +2,7 @@ package rag
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
@@ -48,7 +49,8 @@ type Citation struct {
 	Ordinal     int       `json:"ordinal"`      // the chunk's position in the document
 	StartOffset int       `json:"start_offset"` // byte offsets of the passage in the document's text
 	EndOffset   int       `json:"end_offset"`
-	Score       float32   `json:"score"` // the vector similarity of the passage to the question
+	Page        int       `json:"page,omitempty"` // the passage's page (from 1) in a paged document (PDF)
+	Score       float32   `json:"score"`          // the vector similarity of the passage to the question
 }
 
 // Passage is one retrieved chunk of the clone's documents, with its text, its score and
@@ -63,6 +65,7 @@ type Passage struct {
 	StartOffset int
 	EndOffset   int
 	Text        string
+	Page        int     // the passage's page (from 1) in a paged document; 0 without pages (ingest.MetaPage)
 	TokenCount  int     // the chunk's token count as stored by ingestion
 	Score       float32 // vector similarity to the question (cosine on the embedded index)
 	VectorID    string
@@ -71,7 +74,21 @@ type Passage struct {
 // Citation returns p's citation (without a marker).
 func (p Passage) Citation() Citation {
 	return Citation{DocumentID: p.DocumentID, Title: p.Title, Ordinal: p.Ordinal,
-		StartOffset: p.StartOffset, EndOffset: p.EndOffset, Score: p.Score}
+		StartOffset: p.StartOffset, EndOffset: p.EndOffset, Page: p.Page, Score: p.Score}
+}
+
+// page returns the page of a chunk's metadata (ingest.MetaPage), 0 if none.
+func page(meta json.RawMessage) int {
+	if len(meta) == 0 {
+		return 0
+	}
+	var m struct {
+		Page int `json:"page"`
+	}
+	if json.Unmarshal(meta, &m) != nil || m.Page <= 0 {
+		return 0
+	}
+	return m.Page
 }
 
 // RetrieveOptions tune one retrieval; nil means the defaults.
@@ -329,7 +346,7 @@ func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []v
 		}
 		out = append(out, Passage{
 			TenantID: c.TenantID, CloneID: c.CloneID, DocumentID: c.DocumentID, Title: title,
-			Ordinal: c.Ordinal, StartOffset: c.StartOffset, EndOffset: c.EndOffset,
+			Ordinal: c.Ordinal, StartOffset: c.StartOffset, EndOffset: c.EndOffset, Page: page(c.Metadata),
 			Text: c.Content, TokenCount: c.TokenCount, Score: m.Score, VectorID: m.ID,
 		})
 	}

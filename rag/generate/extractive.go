@@ -140,7 +140,7 @@ func (e *Extractive) Answer(req *Request) string {
 		}
 		b.WriteString(cut(c.text, e.sentenceBytes))
 		b.WriteByte(' ')
-		b.WriteString(Marker(c.src))
+		b.WriteString(Cite(c.src, req.Sources[c.src].Page))
 	}
 	return b.String()
 }

@@ -34,10 +34,20 @@ type Message struct {
 type Source struct {
 	Title string // the document's title, for display
 	Text  string // the passage
+	Page  int    // the page (from 1) where the passage begins; 0 if the document has no pages
 }
 
 // Marker returns the citation marker of Sources[i] in prompts and answers: "[i+1]".
 func Marker(i int) string { return "[" + strconv.Itoa(i+1) + "]" }
+
+// Cite returns the citation of Sources[i] on page (from 1) in answers: "[i+1, p. page]",
+// or Marker(i) when page is 0 (a document without pages).
+func Cite(i, page int) string {
+	if page <= 0 {
+		return Marker(i)
+	}
+	return "[" + strconv.Itoa(i+1) + ", p. " + strconv.Itoa(page) + "]"
+}
 
 // Request is what a Generator answers.
 type Request struct {
