@@ -313,13 +313,13 @@ func TestDriverRefusesDefaultNamespace(t *testing.T) {
 }
 
 func TestStatsFallsBackToIndexStats(t *testing.T) {
-	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4})
+	// A pod-based index has no DescribeNamespace (UNIMPLEMENTED).
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4, Kind: pineconetest.Pod})
 	x, _ := vectorstore.NewIndex(open(t, srv, 4, nil), nil)
 	cc := drivertest.NewClone(t)
 	if err := x.Upsert(t.Context(), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}, {ID: "b", Values: []float32{0, 1, 0, 0}}}); err != nil {
 		t.Fatal(err)
 	}
-	srv.FailNext("DescribeNamespace", 1, codes.Unimplemented, "pod index")
 	st, err := x.Stats(t.Context(), cc)
 	if err != nil || st.VectorCount != 2 {
 		t.Fatalf("Stats = %+v, %v; want 2 from DescribeIndexStats", st, err)
@@ -358,5 +358,28 @@ func TestErrorKind(t *testing.T) {
 		if got := d.ErrorKind(c.err); got != c.want {
 			t.Errorf("ErrorKind(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+// On a pod-based index, what Pinecone only offers serverless indexes is ErrUnsupported
+// through the driver (List, and DeleteAll, which uses DeleteNamespace); the rest works.
+func TestPodIndex(t *testing.T) {
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: 4, Kind: pineconetest.Pod})
+	x, _ := vectorstore.NewIndex(open(t, srv, 4, nil), nil)
+	cc := drivertest.NewClone(t)
+	if err := x.Upsert(t.Context(), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := x.Query(t.Context(), cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1}); err != nil || len(ms) != 1 {
+		t.Fatalf("query on a pod index = %v, %v", ms, err)
+	}
+	if _, err := x.List(t.Context(), cc, nil); !errors.Is(err, clone.ErrUnsupported) {
+		t.Fatalf("list on a pod index: %v, want ErrUnsupported", err)
+	}
+	if err := x.DeleteAll(t.Context(), cc); !errors.Is(err, clone.ErrUnsupported) {
+		t.Fatalf("DeleteAll on a pod index: %v, want ErrUnsupported", err)
+	}
+	if err := x.Delete(t.Context(), cc, []string{"a"}); err != nil {
+		t.Fatal(err)
 	}
 }
