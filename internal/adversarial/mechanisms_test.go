@@ -38,7 +38,7 @@ func mechanisms(t *testing.T, w *world) {
 		return "tenants/" + d.cc.TenantID().String() + "/clones/" + d.cc.CloneID().String() + "/"
 	}
 
-	if w.stack == production {
+	if w.stack.base() == production {
 		t.Run("transaction-local settings on a pooled connection", func(t *testing.T) {
 			raw, err := clonesql.OpenPostgres(w.pg.AppURL)
 			if err != nil {
@@ -64,7 +64,7 @@ func mechanisms(t *testing.T, w *world) {
 	t.Run("one namespace per clone in the raw vector backend", func(t *testing.T) {
 		for _, d := range []*data{w.a, w.sib, w.other} {
 			var n int
-			if w.stack == production {
+			if w.stack.base() == production {
 				n = w.srv.Namespaces()[nsOf(d)]
 			} else {
 				st, err := w.rawVec.Stats(ctx, nsOf(d))
@@ -82,7 +82,7 @@ func mechanisms(t *testing.T, w *world) {
 	t.Run("one key prefix per clone in the raw bucket", func(t *testing.T) {
 		for _, d := range []*data{w.a, w.sib, w.other} {
 			var keys []string
-			if w.stack == production {
+			if w.stack.base() == production {
 				out, err := w.s3env.Client().ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefixOf(d))})
 				if err != nil {
 					t.Fatal(err)
@@ -112,7 +112,7 @@ func mechanisms(t *testing.T, w *world) {
 	values := vec("planted")
 	vmd := map[string]any{vectorstore.TenantKey: victim.cc.TenantID().String(), vectorstore.CloneKey: victim.cc.CloneID().String(), "text": victim.canary}
 	omd := map[string]string{objectstore.MetaTenantID: victim.cc.TenantID().String(), objectstore.MetaCloneID: victim.cc.CloneID().String()}
-	if w.stack == production {
+	if w.stack.base() == production {
 		var conn *pinecone.IndexConnection
 		if !w.idx.As(&conn) {
 			t.Fatal("no go-pinecone connection behind the index")
@@ -163,7 +163,7 @@ func mechanisms(t *testing.T, w *world) {
 	})
 	t.Run("SQL re-check refuses a foreign row that got past the database", func(t *testing.T) {
 		q := w.db // SQLite: no row-level security, the statement alone decides
-		if w.stack == production {
+		if w.stack.base() == production {
 			var err error
 			if q, err = clonesql.New(w.pg.Owner, nil); err != nil { // a superuser: RLS does not apply
 				t.Fatal(err)

@@ -22,7 +22,7 @@ func TestStatusGuards(t *testing.T) {
 			w := newWorld(t, st)
 			ctx := context.Background()
 			admin := w.raw
-			if st == production {
+			if st.base() == production {
 				admin = w.pg.Owner
 			}
 			for _, c := range []struct {
