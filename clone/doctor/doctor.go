@@ -183,7 +183,9 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 		case iss == "" || iss == "*":
 			add("jwt", JWTIssuerNotPinned, "no issuer is required: tokens of any identity provider would be accepted")
 		case !strings.HasPrefix(iss, "https://"):
-			add("jwt", JWTIssuerNotHTTPS, "issuer %q is not an https URL", iss)
+			add("jwt", JWTIssuerNotHTTPS, "issuer %q is not an https URL: an identity provider's issuer is its https URL (OpenID Connect), "+
+				"and a bare name is only safe for tokens the application mints itself with its own secret (as the host app's development mode does); "+
+				"pin the provider's issuer URL", iss)
 		}
 		if aud := strings.TrimSpace(cfg.JWTAudience); aud == "" || aud == "*" {
 			add("jwt", JWTAudienceNotPinned, "no audience is required: tokens minted for other applications would be accepted")
