@@ -1,7 +1,6 @@
 package clonesql
 
 import (
-	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -50,14 +49,13 @@ func newSQLiteOracle(t testing.TB) *sqliteOracle {
 			return
 		}
 		defer libc.Xfree(o.tls, name)
-		pdb := new(uintptr) // Go heap memory does not move
-		rc := sqlite3.Xsqlite3_open_v2(o.tls, name, uintptr(unsafe.Pointer(pdb)), sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE, 0)
-		runtime.KeepAlive(pdb)
-		if rc != sqlite3.SQLITE_OK {
+		pdb := o.tls.Alloc(ptrSize)
+		defer o.tls.Free(ptrSize)
+		if rc := sqlite3.Xsqlite3_open_v2(o.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE, 0); rc != sqlite3.SQLITE_OK {
 			oracleErr = "sqlite3_open_v2 failed"
 			return
 		}
-		o.db = *pdb
+		o.db = *(*uintptr)(cPointer(pdb))
 		schema, err := libc.CString(oracleSchema)
 		if err != nil {
 			oracleErr = err.Error()
@@ -76,6 +74,13 @@ func newSQLiteOracle(t testing.TB) *sqliteOracle {
 	return oracle
 }
 
+const ptrSize = int(unsafe.Sizeof(uintptr(0)))
+
+// cPointer returns the address a of memory the C library allocated (never Go memory) as
+// a pointer. It reinterprets the uintptr's bits instead of converting it, which is what
+// unsafe's rules are about: the garbage collector neither moves nor tracks C memory.
+func cPointer(a uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&a)) }
+
 // parse prepares the first statement of text and reports what SQLite read.
 func (o *sqliteOracle) parse(t testing.TB, text string) sqliteParse {
 	t.Helper()
@@ -86,16 +91,16 @@ func (o *sqliteOracle) parse(t testing.TB, text string) sqliteParse {
 		t.Fatal(err)
 	}
 	defer libc.Xfree(o.tls, p)
-	// The out-parameters live on the Go heap, which does not move.
-	pstmt, ptail := new(uintptr), new(uintptr)
-	rc := sqlite3.Xsqlite3_prepare_v2(o.tls, o.db, p, -1, uintptr(unsafe.Pointer(pstmt)), uintptr(unsafe.Pointer(ptail)))
-	runtime.KeepAlive(pstmt)
-	runtime.KeepAlive(ptail)
-	if rc != sqlite3.SQLITE_OK {
+	out := o.tls.Alloc(2 * ptrSize) // C memory: the C code may not write into Go memory
+	defer o.tls.Free(2 * ptrSize)
+	pstmt, ptail := out, out+uintptr(ptrSize)
+	*(*uintptr)(cPointer(pstmt)) = 0
+	*(*uintptr)(cPointer(ptail)) = 0
+	if rc := sqlite3.Xsqlite3_prepare_v2(o.tls, o.db, p, -1, pstmt, ptail); rc != sqlite3.SQLITE_OK {
 		return sqliteParse{err: libc.GoString(sqlite3.Xsqlite3_errmsg(o.tls, o.db))}
 	}
-	r := sqliteParse{ok: true, consumed: int(*ptail - p)}
-	stmt := *pstmt
+	r := sqliteParse{ok: true, consumed: int(*(*uintptr)(cPointer(ptail)) - p)}
+	stmt := *(*uintptr)(cPointer(pstmt))
 	if stmt == 0 {
 		return r
 	}
