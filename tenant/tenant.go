@@ -196,7 +196,7 @@ func (s *Store) soloOf(ctx context.Context, subject string) (clone.CloneContext,
 		return clone.CloneContext{}, errs.New(errs.NotFound, op, "no clone for subject")
 	}
 	if err != nil {
-		return clone.CloneContext{}, errs.Wrap(errs.Unavailable, op, err, "look up subject")
+		return clone.CloneContext{}, errs.Wrap(errs.KindOf(clonesql.ClassifyError(op, err)), op, err, "look up subject")
 	}
 	if row.TenantStatus != StatusActive || row.CloneStatus != StatusActive {
 		return clone.CloneContext{}, errs.New(errs.Suspended, op, "clone is %s (tenant %s)", row.CloneStatus, row.TenantStatus)
@@ -209,7 +209,7 @@ func (s *Store) soloOf(ctx context.Context, subject string) (clone.CloneContext,
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return errs.Wrap(errs.Unavailable, op, err, "begin")
+		return errs.Wrap(errs.KindOf(clonesql.ClassifyError(op, err)), op, err, "begin")
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {

@@ -2,6 +2,7 @@ package clonehttp_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
+	"github.com/cloneiso/cloneiso/tenant"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -229,5 +231,46 @@ func TestClientRequestIDInjection(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// blockingResolver is the real store behind a gate: ProvisionSolo signals entered and
+// waits for release.
+type blockingResolver struct {
+	*tenant.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingResolver) ProvisionSolo(ctx context.Context, subject string) (clone.CloneContext, bool, error) {
+	close(b.entered)
+	<-b.release
+	return b.Store.ProvisionSolo(ctx, subject)
+}
+
+// TestClientGoneWhileResolving: a client that goes away while its clone is being
+// resolved is a cancellation (499, audited as failed with kind canceled), not a
+// backing store failure (503).
+func TestClientGoneWhileResolving(t *testing.T) {
+	s, _ := sqliteStore(t)
+	res := blockingResolver{Store: s, entered: make(chan struct{}), release: make(chan struct{})}
+	mem := &audit.Memory{}
+	h := clonehttp.Middleware(newHMAC(t), res, &clonehttp.Options{Audit: mem})(http.NotFoundHandler())
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer "+hmacSigner().sign(t, claims("gone-"+uuid.NewString())))
+	w := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { h.ServeHTTP(w, req); close(done) }()
+	<-res.entered
+	cancel()
+	<-done
+	close(res.release)
+	if w.Code != clone.StatusClientClosedRequest {
+		t.Fatalf("status %d; want 499", w.Code)
+	}
+	ev := mem.Events()
+	if len(ev) != 1 || ev[0].Outcome != audit.Failed || ev[0].Detail["kind"] != "canceled" {
+		t.Fatalf("events %+v", ev)
 	}
 }

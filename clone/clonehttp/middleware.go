@@ -337,7 +337,8 @@ func (m *middleware) shared(ctx context.Context, key cacheKey, selected bool) (c
 		}
 		return res.Val.(clone.CloneContext), nil
 	case <-ctx.Done():
-		return clone.CloneContext{}, errs.Wrap(errs.Unavailable, "clonehttp.Middleware", ctx.Err(), "request ended while resolving its clone")
+		k, _ := errs.ContextKind(ctx.Err()) // the client went away (Canceled) or its deadline passed (Unavailable)
+		return clone.CloneContext{}, errs.Wrap(k, "clonehttp.Middleware", ctx.Err(), "request ended while resolving its clone")
 	}
 }
 
@@ -399,7 +400,7 @@ func (m *middleware) record(ctx context.Context, r *http.Request, d *denial, p P
 	switch {
 	case p.Kind == kindSlugs[errs.IsolationViolation]:
 		outcome = audit.Violation
-	case p.Status >= 500:
+	case p.Status >= 500 || p.Status == clone.StatusClientClosedRequest:
 		outcome = audit.Failed
 	}
 	reason := p.Kind

@@ -144,8 +144,16 @@ func sqliteKind(code int) errs.Kind {
 	return errs.Internal // SQLITE_ERROR (syntax, no such column), other constraints, corruption, misuse
 }
 
-// lostConnection reports a connection that failed or was lost below the driver.
+// errDBClosedText is the text of database/sql's (unexported) error for a closed *sql.DB:
+// the process is shutting down, so the database is unavailable to this request.
+const errDBClosedText = "sql: database is closed"
+
+// lostConnection reports a connection that failed or was lost below the driver, or a
+// pool that was closed.
 func lostConnection(err error) bool {
+	if strings.Contains(err.Error(), errDBClosedText) {
+		return true
+	}
 	var ne net.Error
 	var retry interface{ SafeToRetry() bool } // pgconn: the request never reached the server
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||

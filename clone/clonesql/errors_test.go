@@ -186,6 +186,15 @@ func TestClassifyErrorSQLite(t *testing.T) {
 			return db.GetContext(ctx, &v, `SELECT v FROM classify_t WHERE id = -1`)
 		}, clone.ErrNotFound},
 		{"context cancelled", func(context.Context) error { return exec(`SELECT 1`)(cancelled) }, clone.ErrCanceled},
+		{"pool closed (shutting down)", func(ctx context.Context) error {
+			closed, err := clonesql.OpenSQLite(filepath.Join(dir, "closed.db"))
+			if err != nil {
+				return err
+			}
+			closed.Close()
+			_, err = closed.ExecContext(ctx, `SELECT 1`)
+			return err
+		}, clone.ErrUnavailable},
 		{"database busy", func(ctx context.Context) error {
 			// A second handle on the same file with no busy timeout, while the first
 			// holds the write lock.
