@@ -58,6 +58,7 @@ import (
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/filter"
+	"github.com/cloneiso/cloneiso/vectorstore/internal/engine"
 )
 
 // Metadata keys stamped into every vector from the CloneContext.
@@ -337,6 +338,7 @@ func (x *Index) Upsert(ctx context.Context, cc clone.CloneContext, vectors []Vec
 		return nil
 	}
 	tenant, cloneID := sc.tenant, sc.clone
+	boxed := &boxedScope{tenant: tenant, clone: cloneID} // converted to interfaces once per call
 	out := make([]driver.Vector, len(vectors))
 	seen := make(map[string]struct{}, len(vectors))
 	for i, v := range vectors {
@@ -350,14 +352,16 @@ func (x *Index) Upsert(ctx context.Context, cc clone.CloneContext, vectors []Vec
 		if err := x.validValues(op, v.Values); err != nil {
 			return fmt.Errorf("vector %d: %w", i, err)
 		}
-		md, err := stampMetadata(op, v.Metadata, tenant, cloneID)
+		md, err := stampMetadata(op, v.Metadata, tenant, cloneID, boxed)
 		if err != nil {
 			if errs.KindOf(err) == errs.CloneMismatch {
 				x.record(ctx, op, cc, audit.Denied, "metadata names another tenant or clone", nil)
 			}
 			return fmt.Errorf("vector %d: %w", i, err)
 		}
-		out[i] = driver.Vector{ID: v.ID, Values: append([]float32(nil), v.Values...), Metadata: md}
+		// The values are passed as they are, not copied: drivers do not keep them past
+		// the call (driver.Index.Upsert), and the caller may not change them during it.
+		out[i] = driver.Vector{ID: v.ID, Values: v.Values, Metadata: md}
 	}
 	if err := x.writable(ctx, op, cc); err != nil {
 		return err
@@ -585,8 +589,13 @@ func (x *Index) validValues(op string, v []float32) error {
 	if len(v) != x.dim {
 		return errs.New(errs.InvalidInput, op, "dimension mismatch: got %d values, the index has dimension %d", len(v), x.dim)
 	}
-	// One pass over the bits: an all-ones exponent is NaN or ±Inf; OR-ing the
-	// magnitudes tells whether any value is non-zero.
+	// Fast path, one SIMD pass: a finite, positive sum of squares means every value is
+	// finite (an infinity or NaN makes it infinite or NaN) and one is non-zero.
+	if sq := engine.Dot(v, v); sq > 0 && sq <= math.MaxFloat32 {
+		return nil
+	}
+	// Otherwise (overflow, underflow, or bad input) one pass over the bits: an all-ones
+	// exponent is NaN or ±Inf; OR-ing the magnitudes tells whether any value is non-zero.
 	const exp = 0x7f800000
 	var bad, any uint32
 	for _, f := range v {
@@ -654,6 +663,17 @@ func validID(op, id string) error {
 	if len(id) > MaxIDLength {
 		return errs.New(errs.InvalidInput, op, "ID longer than %d bytes", MaxIDLength)
 	}
+	// Fast path: printable ASCII is valid UTF-8 without control characters.
+	ascii := true
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c >= 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return nil
+	}
 	if !utf8.ValidString(id) {
 		return errs.New(errs.InvalidInput, op, "ID is not valid UTF-8")
 	}
@@ -683,8 +703,9 @@ func validIDs(op string, ids []string) ([]string, error) {
 }
 
 // stampMetadata validates and normalizes md and adds the scope keys.
-func stampMetadata(op string, md map[string]any, tenant, cloneID string) (map[string]any, error) {
+func stampMetadata(op string, md map[string]any, tenant, cloneID string, scope *boxedScope) (map[string]any, error) {
 	out := make(map[string]any, len(md)+2)
+	bound := 2
 	for k, v := range md {
 		switch {
 		case k == TenantKey && v != tenant || k == CloneKey && v != cloneID:
@@ -703,35 +724,84 @@ func stampMetadata(op string, md map[string]any, tenant, cloneID string) (map[st
 			return nil, errs.New(errs.InvalidInput, op, "metadata %s: %v", quote(k), err)
 		}
 		out[k] = nv
+		bound += jsonStringBound(k) + 2 + jsonValueBound(nv)
 	}
-	out[TenantKey] = tenant
-	out[CloneKey] = cloneID
-	b, err := json.Marshal(out)
-	if err != nil {
-		return nil, errs.Wrap(errs.InvalidInput, op, err, "metadata")
-	}
-	if len(b) > MaxMetadataBytes {
-		return nil, errs.New(errs.TooLarge, op, "metadata is %d bytes, over the limit of %d", len(b), MaxMetadataBytes)
+	out[TenantKey] = scope.tenant
+	out[CloneKey] = scope.clone
+	bound += 2*len(`"tenant_id":"",`) + 2*36 + 2 // two canonical UUIDs
+	// An upper bound of the JSON size decides almost every call without encoding; only
+	// metadata that might be over the limit is encoded to measure it exactly.
+	if bound > MaxMetadataBytes || len(tenant) > 36 || len(cloneID) > 36 {
+		b, err := json.Marshal(out)
+		if err != nil {
+			return nil, errs.Wrap(errs.InvalidInput, op, err, "metadata")
+		}
+		if len(b) > MaxMetadataBytes {
+			return nil, errs.New(errs.TooLarge, op, "metadata is %d bytes, over the limit of %d", len(b), MaxMetadataBytes)
+		}
 	}
 	return out, nil
 }
 
+// boxedScope holds the scope IDs as interface values, so that stamping them into every
+// vector's metadata does not allocate.
+type boxedScope struct{ tenant, clone any }
+
+// jsonValueBound bounds the length of the JSON encoding of a normalized metadata value
+// (string, float64, bool, []string).
+func jsonValueBound(v any) int {
+	switch x := v.(type) {
+	case string:
+		return jsonStringBound(x)
+	case []string:
+		n := 2
+		for _, s := range x {
+			n += jsonStringBound(s) + 1
+		}
+		return n
+	case bool:
+		return 5
+	}
+	return 25 // a float64: at most 24 characters in encoding/json's format
+}
+
+// jsonStringBound bounds the length of s encoded as a JSON string: two quotes, and at
+// most six bytes for every byte that encoding/json may escape (control characters,
+// <, >, &, quote, backslash) or that starts a non-ASCII sequence (U+2028, U+2029 and
+// invalid bytes become six-byte escapes).
+func jsonStringBound(s string) int {
+	n := 2 + len(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '<' || c == '>' || c == '&' || c == '"' || c == '\\' {
+			n += 5
+		}
+	}
+	return n
+}
+
 func metadataValue(v any) (any, error) {
+	// Values already in normalized form are returned as they are (the same interface
+	// value: no allocation); drivers copy what they keep.
 	switch x := v.(type) {
 	case string:
 		if !utf8.ValidString(x) {
 			return nil, errors.New("string is not valid UTF-8")
 		}
-		return x, nil
+		return v, nil
 	case bool:
-		return x, nil
+		return v, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, errors.New("number is not finite")
+		}
+		return v, nil
 	case []string:
 		for _, s := range x {
 			if !utf8.ValidString(s) {
 				return nil, errors.New("string is not valid UTF-8")
 			}
 		}
-		return append([]string(nil), x...), nil
+		return v, nil
 	case []any:
 		out := make([]string, len(x))
 		for i, e := range x {

@@ -89,7 +89,8 @@ type Index interface {
 	// Upsert inserts the vectors into namespace ns, replacing existing records with the
 	// same IDs entirely (values and metadata). IDs within one call are distinct. A
 	// namespace that does not exist is created. Upsert is idempotent, so it may be
-	// retried after a partial failure.
+	// retried after a partial failure. The vectors' Values and Metadata belong to the
+	// caller: the driver copies what it keeps and retains neither after returning.
 	Upsert(ctx context.Context, ns string, vectors []Vector) error
 
 	// Query returns up to q.TopK records of namespace ns that match q.Filter, most

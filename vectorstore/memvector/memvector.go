@@ -28,14 +28,17 @@
 // end of the last log: that record was never acknowledged. Damage anywhere else (a
 // log that is not the last, or a snapshot whose checksum fails) refuses to open with
 // clone.ErrInvalidInput rather than serve a partial index. When the log grows past
-// Options.CompactLogBytes, a background compaction writes a new snapshot (to a
-// temporary file, fsynced, renamed over the old one, directory fsynced), starts a new
-// log and removes the old ones; a crash at any point of it leaves a consistent pair of
-// snapshot and logs. Driver.Sync compacts at once. The snapshot is streamed from the
-// index (a compaction adds about 1 MiB to memory) and holds the vectors as raw
-// little-endian float32, so opening runs at about the speed of reading the file.
-// Compacting a namespace holds off writes to that namespace (not reads, not other
-// namespaces) while it is written.
+// Options.CompactLogBytes and past the size of the last snapshot, a background
+// compaction writes a new snapshot (to a temporary file, fsynced, renamed over the old
+// one, directory fsynced), starts a new log and removes the old ones; a crash at any
+// point of it leaves a consistent pair of snapshot and logs. Tying the threshold to
+// the snapshot's size bounds how often each byte of the index is rewritten however
+// large it grows, and keeps replaying the log about as cheap as loading the
+// snapshot. Driver.Sync compacts at once. The snapshot is streamed from the index (a
+// compaction adds about 1 MiB to memory) and holds the vectors as raw little-endian
+// float32, so opening runs at about the speed of reading the file. Compacting a
+// namespace holds off writes to that namespace (not reads, not other namespaces)
+// while it is written.
 //
 // If the write-ahead log cannot be written or synced (disk full, I/O error), the
 // failing writes and every later one fail with clone.ErrUnavailable until the index is
@@ -78,9 +81,9 @@ type Options struct {
 	// Path + ".wal.<generation>". A missing file is an empty index; its directory is
 	// created if needed.
 	Path string
-	// CompactLogBytes is the log size past which a background compaction writes a new
-	// snapshot and starts a new log; it bounds the time opening spends replaying the
-	// log. Zero means DefaultCompactLogBytes; negative disables background compaction
+	// CompactLogBytes is the log size past which (and past the last snapshot's size) a
+	// background compaction writes a new snapshot and starts a new log; it bounds the
+	// time opening spends replaying the log. Zero means DefaultCompactLogBytes; negative disables background compaction
 	// (Driver.Sync still compacts).
 	CompactLogBytes int64
 	// Index configures the portable type (audit sink, write check).
@@ -117,6 +120,7 @@ type Driver struct {
 
 	compactMu sync.Mutex // one compaction at a time
 	compactAt int64
+	snapSize  atomic.Int64 // size of the last snapshot: the log may grow as large
 	kick      chan struct{}
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -193,6 +197,9 @@ func (d *Driver) recover() (err error) {
 	gen, legacy, err := d.loadSnapshot()
 	if err != nil {
 		return err
+	}
+	if st, err := os.Stat(d.path); err == nil {
+		d.snapSize.Store(st.Size())
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -383,7 +390,7 @@ func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) 
 		return err
 	}
 	freeRecord(bp)
-	if d.compactAt > 0 && size >= d.compactAt {
+	if d.compactAt > 0 && size >= max(d.compactAt, d.snapSize.Load()) {
 		select {
 		case d.kick <- struct{}{}:
 		default:
@@ -589,6 +596,9 @@ func (d *Driver) compact() error {
 	if err := d.writeSnapshot(old + 1); err != nil {
 		return err
 	}
+	if st, err := os.Stat(d.path); err == nil {
+		d.snapSize.Store(st.Size())
+	}
 	for g := old; ; g-- {
 		err := os.Remove(logName(d.path, g))
 		if errors.Is(err, os.ErrNotExist) || g == 0 {
@@ -612,7 +622,7 @@ func (d *Driver) compactor() {
 			d.log.mu.Lock()
 			size := d.log.size
 			d.log.mu.Unlock()
-			if size < d.compactAt {
+			if size < max(d.compactAt, d.snapSize.Load()) {
 				continue
 			}
 			if err := d.compact(); err != nil {
