@@ -845,7 +845,7 @@ func (s *Server) query(ctx context.Context, in, out *dynamicpb.Message) error {
 	var nsBytes int
 	if d != nil {
 		for _, r := range d.records {
-			nsBytes += 4*len(r.values) + len(r.id) + metadataSize(r.md) + 8*len(r.indicesOrNil())
+			nsBytes += r.bytes
 		}
 	}
 	s.data.Unlock()
@@ -869,13 +869,6 @@ func (s *Server) query(ctx context.Context, in, out *dynamicpb.Message) error {
 		return invalid("Query result size %d bytes exceeds the limit of %d bytes; lower top_k or leave out values or metadata", size, MaxQueryResponseBytes)
 	}
 	return nil
-}
-
-func (r *record) indicesOrNil() []uint32 {
-	if r.sparse == nil {
-		return nil
-	}
-	return r.sparse.indices
 }
 
 func (s *Server) fetch(_ context.Context, in, out *dynamicpb.Message) error {

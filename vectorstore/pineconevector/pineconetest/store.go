@@ -26,10 +26,16 @@ type record struct {
 	norm   float64   // Euclidean norm of values, for cosine scoring
 	sparse *sparseVector
 	md     map[string]any // string, float64, bool or []string; nil if none
+	bytes  int            // approximate stored size, for read units
 }
 
 func newRecord(id string, values []float32, sparse *sparseVector, md map[string]any) *record {
-	return &record{id: id, values: values, norm: norm(values), sparse: sparse, md: md}
+	r := &record{id: id, values: values, norm: norm(values), sparse: sparse, md: md}
+	r.bytes = len(id) + 4*len(values) + metadataSize(md)
+	if sparse != nil {
+		r.bytes += 8 * len(sparse.indices)
+	}
+	return r
 }
 
 // namespaceData is one namespace of a state.
