@@ -3,15 +3,18 @@ package clonesql_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/internal/pgproxy"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 )
 
@@ -204,5 +207,99 @@ func BenchmarkRLSRatio(b *testing.B) {
 		b.Run(q.name, func(b *testing.B) {
 			interleave(b, run(owner, q.setup, fmt.Sprintf(q.q, where), target.TenantID(), target.CloneID()), run(app, q.setup, fmt.Sprintf(q.q, "")))
 		})
+	}
+}
+
+// BenchmarkDriverRatio: the scoped wrapper (cand) against the identical raw sqlx
+// statement (base) on the same driver and the same network path, interleaved; "ratio"
+// is scoped/raw. Raw runs as the owner (no RLS) with an explicit WHERE, scoped as the
+// application role with RLS. Drivers: pgx (clonesql.OpenPgx, default statement cache)
+// and lib/pq (clonesql.OpenPostgres, binary_parameters). Paths: loopback, and a proxy
+// adding 1 ms to every client→server chunk (one way), as for a database in another
+// availability zone, where each round trip counts.
+//
+//	go test -run '^$' -bench DriverRatio -benchtime 1000x ./clone/clonesql
+func BenchmarkDriverRatio(b *testing.B) {
+	e := newEnv(b, clonesql.Postgres)
+	pg := pgtest.Shared(b)
+	ctx := context.Background()
+	cc := e.newClone(b)
+	var first insight
+	for i := range 200 {
+		in := addInsight(b, e, cc, fmt.Sprintf("insight %d", i))
+		if i == 0 {
+			first = in
+		}
+	}
+	const (
+		rawGet    = `SELECT tenant_id, clone_id, id, content, category, created_at FROM insights WHERE tenant_id = $1 AND clone_id = $2 AND id = $3`
+		rawList   = `SELECT tenant_id, clone_id, id, content, category, created_at FROM insights WHERE tenant_id = $1 AND clone_id = $2 ORDER BY id LIMIT 50`
+		rawInsert = `INSERT INTO insights (tenant_id, clone_id, id, content, category, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	)
+	now := time.Now().UTC()
+	getArg := map[string]any{"id": first.ID}
+	u, err := url.Parse(pg.AppURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, path := range []struct {
+		name  string
+		delay time.Duration
+	}{{"loopback", 0}, {"1ms", time.Millisecond}} {
+		for _, drv := range pgtest.Drivers {
+			b.Run(path.name+"/"+string(drv), func(b *testing.B) {
+				appURL, ownerURL := pg.AppURL, pg.OwnerURL
+				if path.delay > 0 {
+					p, err := pgproxy.Start(u.Host, &pgproxy.Options{Delay: path.delay})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { p.Close() })
+					appURL, _ = p.URL(appURL)
+					ownerURL, _ = p.URL(ownerURL)
+				}
+				raw := pgtest.OpenURL(b, drv, ownerURL)
+				db, err := clonesql.New(pgtest.OpenURL(b, drv, appURL), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				// The raw statements get the IDs in the form each driver encodes fastest
+				// (pgx: pgtype.UUID, as the wrapper passes them), so that the ratio is
+				// against the best raw code, not against a slower encoding.
+				var tid, cid, id any = cc.TenantID(), cc.CloneID(), first.ID
+				newID := func() any { return uuid.New() }
+				if drv == pgtest.Pgx {
+					tid, cid, id = pgtype.UUID{Bytes: cc.TenantID(), Valid: true}, pgtype.UUID{Bytes: cc.CloneID(), Valid: true}, pgtype.UUID{Bytes: first.ID, Valid: true}
+					newID = func() any { return pgtype.UUID{Bytes: uuid.New(), Valid: true} }
+				}
+				b.Run("get", func(b *testing.B) {
+					interleave(b, func() error {
+						var got insight
+						return raw.GetContext(ctx, &got, rawGet, tid, cid, id)
+					}, func() error {
+						var got insight
+						return db.Get(ctx, cc, &got, getInsight, getArg)
+					})
+				})
+				b.Run("list50", func(b *testing.B) {
+					interleave(b, func() error {
+						var got []insight
+						return raw.SelectContext(ctx, &got, rawList, tid, cid)
+					}, func() error {
+						var got []insight
+						return db.Select(ctx, cc, &got, listInsight+" LIMIT 50", nil)
+					})
+				})
+				b.Run("insert", func(b *testing.B) {
+					interleave(b, func() error {
+						_, err := raw.ExecContext(ctx, rawInsert, tid, cid, newID(), "bench", "c", now, now)
+						return err
+					}, func() error {
+						_, err := db.Exec(ctx, cc, insertInsight, insight{ID: uuid.New(), Content: "bench", Category: "c", CreatedAt: now})
+						return err
+					})
+				})
+			})
+		}
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 	"github.com/jmoiron/sqlx/reflectx"
@@ -122,6 +124,13 @@ func (d *DB) withPgx(ctx context.Context, cc clone.CloneContext, op string, sing
 // explicit is set, so the caller can still roll back after reading the rows).
 func (s *pgxSession) run(ctx context.Context, query string, args []any, explicit bool, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
 	var tag pgconn.CommandTag
+	for i, a := range args {
+		// A uuid.UUID reaches pgx as a driver.Valuer (a string) that its binary uuid
+		// encoder refuses before the text one accepts it; hand it the bytes instead.
+		if u, ok := a.(uuid.UUID); ok {
+			args[i] = pgtype.UUID{Bytes: u, Valid: true}
+		}
+	}
 	if s.conn != nil {
 		if s.single {
 			return tag, errors.New("clonesql: a single scoped operation ran a second statement")

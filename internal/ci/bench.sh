@@ -99,6 +99,9 @@ section() {
 section "SQL: scoped wrapper vs raw sqlx (interleaved; ratio = scoped/raw)" \
 	"the identical raw sqlx statement on the same database (PostgreSQL: raw as the owner without RLS and with binary_parameters, scoped as the application role with RLS; get-vs-stock-lib-pq: raw through a stock lib/pq DSN)" \
 	- ./clone/clonesql . 'ScopedRatio' "$((scale * 2000))x"
+section "SQL: one round trip on pgx — scoped vs raw on the same driver, loopback and 1 ms one way (interleaved; ratio = scoped/raw)" \
+	"the identical raw sqlx statement on the same driver and network path (raw as the owner with an explicit WHERE, scoped as the application role with RLS); pgx through clonesql.OpenPgx (default statement cache), libpq through clonesql.OpenPostgres (binary_parameters); 1ms: internal/pgproxy delays every client-to-server chunk by 1 ms" \
+	- ./clone/clonesql . 'DriverRatio' "$((scale * 1000))x"
 section "SQL: row-level security policy vs explicit WHERE (1,000,000 rows, 100 clones; interleaved; ratio = RLS/WHERE)" \
 	"the same statement with an explicit WHERE run by a role RLS does not apply to, in the same transaction shape" \
 	- ./clone/clonesql . 'RLSRatio' "$((scale * 300))x"
