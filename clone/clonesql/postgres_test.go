@@ -421,3 +421,55 @@ func TestRecheckedWriteRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// TestDeadPooledConnectionIsRetried: the backend of the only pooled connection is
+// terminated while the connection is idle (a failover, idle_session_timeout); the next
+// scoped operation notices before any of it ran and retries on a new connection, on
+// both drivers. pgx's own liveness ping (after a second of idleness) is off here, so
+// that the retry in clonesql is what is tested.
+func TestDeadPooledConnectionIsRetried(t *testing.T) {
+	e := newEnv(t, clonesql.Postgres)
+	cc := e.newClone(t)
+	in := addInsight(t, e, cc, "survivor")
+	ctx := context.Background()
+	pg := pgtest.Shared(t)
+	for _, drv := range pgtest.Drivers {
+		t.Run(string(drv), func(t *testing.T) {
+			var raw *sqlx.DB
+			if drv == pgtest.Pgx {
+				cfg, err := pgx.ParseConfig(pg.AppURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw = sqlx.NewDb(stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return false })), "pgx")
+				t.Cleanup(func() { raw.Close() })
+			} else {
+				raw = pgtest.OpenURL(t, drv, pg.AppURL)
+			}
+			raw.SetMaxOpenConns(1)
+			db, err := clonesql.New(raw, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, op := range []string{"get", "withtx"} {
+				var pid int
+				if err := raw.GetContext(ctx, &pid, `SELECT pg_backend_pid()`); err != nil {
+					t.Fatal(err)
+				}
+				var ok bool
+				if err := e.owner.GetContext(ctx, &ok, `SELECT pg_terminate_backend($1, 60000)`, pid); err != nil || !ok {
+					t.Fatalf("terminate %d: %v, %v", pid, ok, err)
+				}
+				var got insight
+				if op == "get" {
+					err = db.Get(ctx, cc, &got, getInsight, map[string]any{"id": in.ID})
+				} else {
+					err = db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return tx.Get(ctx, cc, &got, getInsight, map[string]any{"id": in.ID}) })
+				}
+				if err != nil || got.Content != "survivor" {
+					t.Fatalf("%s on a pool whose connection was terminated: %+v, %v", op, got, err)
+				}
+			}
+		})
+	}
+}

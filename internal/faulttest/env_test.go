@@ -57,6 +57,7 @@ type envOptions struct {
 	// filesystem otherwise.
 	objects func(t testing.TB) *objectstore.Bucket
 	retry   *pineconevector.RetryOptions
+	driver  pgtest.Driver // the application's PostgreSQL driver; default lib/pq
 }
 
 func newEnv(t testing.TB, o *envOptions) *env {
@@ -73,9 +74,11 @@ func newEnv(t testing.TB, o *envOptions) *env {
 	q := u.Query()
 	q.Set("application_name", e.appName)
 	u.RawQuery = q.Encode()
-	if e.raw, err = clonesql.OpenPostgres(u.String()); err != nil {
-		t.Fatal(err)
+	drv := o.driver
+	if drv == "" {
+		drv = pgtest.LibPQ
 	}
+	e.raw = pgtest.OpenURL(t, drv, u.String())
 	e.raw.SetMaxOpenConns(4)
 	t.Cleanup(func() { e.raw.Close() })
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
+	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/rag"
 )
@@ -53,7 +54,12 @@ func terminate(t testing.TB, e *env, state, queryLike string) int {
 // errors.As), none of the transaction's rows exist for the owner, and the pool serves
 // the next operations on fresh connections.
 func TestPostgresTerminatedMidTransaction(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, drv := range pgtest.Drivers {
+		t.Run(string(drv), func(t *testing.T) { terminatedMidTransaction(t, newEnv(t, &envOptions{driver: drv})) })
+	}
+}
+
+func terminatedMidTransaction(t *testing.T, e *env) {
 	ctx := context.Background()
 	cc := e.newClone(t)
 
@@ -126,7 +132,12 @@ func TestPostgresTerminatedMidTransaction(t *testing.T) {
 // scoped transaction on its pinned connection (up to two retries; the pool keeps at
 // most two idle connections here, so one operation meets at most two dead ones).
 func TestPostgresIdleConnectionsTerminated(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, drv := range pgtest.Drivers {
+		t.Run(string(drv), func(t *testing.T) { idleConnectionsTerminated(t, newEnv(t, &envOptions{driver: drv})) })
+	}
+}
+
+func idleConnectionsTerminated(t *testing.T, e *env) {
 	e.raw.SetMaxIdleConns(2)
 	ctx := context.Background()
 	cc := e.newClone(t)
