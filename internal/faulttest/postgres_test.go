@@ -13,8 +13,8 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
-	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/ingest"
+	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/rag"
 )
 
