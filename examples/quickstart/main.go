@@ -1,8 +1,12 @@
 // Command quickstart shows cloneiso's promise on its embedded defaults (no server
 // needed): two people sign in for the first time and each gets a clone; each clone
-// learns from its own document; both are asked the same question, and each answers
-// only from its own data. It also shows that a request carrying one clone's context is
-// refused when it names the other clone.
+// learns from its own document, a two-page PDF the example writes; both are asked the
+// same question, and each answers only from its own data, citing the page ("[1, p. 2]").
+// It also shows that a request carrying one clone's context is refused when it names
+// the other clone.
+//
+// PDF text is extracted by PDFium compiled to WebAssembly (package ingest/extract):
+// the module is compiled on the first PDF, which takes a few seconds.
 //
 //	go run ./examples/quickstart
 //
@@ -12,6 +16,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,6 +24,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"codeberg.org/go-pdf/fpdf"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
@@ -38,16 +45,33 @@ func main() {
 	}
 }
 
-// person is someone who signs up, with the document their clone learns from and a
-// phrase that only their document contains.
+// person is someone who signs up, with the pages of the PDF their clone learns from
+// and a phrase that only their document contains.
 type person struct {
-	subject, document, marker string
+	subject string
+	pages   []string
+	marker  string
 }
 
-// people upload the same kind of facts with different answers.
+// people upload the same kind of facts with different answers, on page 2.
 var people = []person{
-	{"alice@example.com", "Alice's bakery opens at 7 am, and its best seller is the cardamom bun.", "cardamom bun"},
-	{"bob@example.com", "Bob's bike shop opens at 10 am, and its best seller is the steel touring frame.", "touring frame"},
+	{"alice@example.com", []string{"Alice's bakery. We bake everything on site, every morning.",
+		"Alice's bakery opens at 7 am, and its best seller is the cardamom bun."}, "cardamom bun"},
+	{"bob@example.com", []string{"Bob's bike shop. We build and repair bikes by hand.",
+		"Bob's bike shop opens at 10 am, and its best seller is the steel touring frame."}, "touring frame"},
+}
+
+// writePDF returns a PDF with one page per text.
+func writePDF(pages []string) ([]byte, error) {
+	pdf := fpdf.New("P", "mm", "A4", "")
+	pdf.SetFont("Helvetica", "", 14)
+	for _, text := range pages {
+		pdf.AddPage()
+		pdf.MultiCell(0, 8, text, "", "L", false)
+	}
+	var buf bytes.Buffer
+	err := pdf.Output(&buf)
+	return buf.Bytes(), err
 }
 
 // question is asked of both clones.
@@ -120,12 +144,16 @@ func run(ctx context.Context, out io.Writer) error {
 		}
 		clones[i] = cc
 		fmt.Fprintf(out, "%s signed up (new: %v): %s\n", p.subject, created, cc)
-		res, err := pipeline.Ingest(ctx, cc, ingest.Source{Title: "About my business", SourceName: "about.txt",
-			Data: []byte(p.document)})
+		doc, err := writePDF(p.pages)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  ingested %q: %d chunk(s), %s\n", res.Document.Title, res.Document.ChunkCount, res.Document.Status)
+		// The content type is detected from the bytes (application/pdf).
+		res, err := pipeline.Ingest(ctx, cc, ingest.Source{Title: "About my business", SourceName: "about.pdf", Data: doc})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  ingested %q (%s): %d chunk(s), %s\n", res.Document.Title, res.Document.ContentType, res.Document.ChunkCount, res.Document.Status)
 	}
 	alice, bob := clones[0], clones[1]
 
@@ -145,11 +173,11 @@ func run(ctx context.Context, out io.Writer) error {
 		}
 		answer := resp.Answer.Content
 		fmt.Fprintf(out, "%s's clone: %s\n", p.subject, answer)
-		if !strings.Contains(answer, p.marker) {
-			return fmt.Errorf("%s's clone did not answer from its own document", p.subject)
+		if !strings.Contains(answer, p.marker) || !strings.Contains(answer, ", p. 2]") {
+			return fmt.Errorf("%s's clone did not answer from page 2 of its own document", p.subject)
 		}
 		for _, other := range people {
-			if other != p && strings.Contains(answer, other.marker) {
+			if other.subject != p.subject && strings.Contains(answer, other.marker) {
 				return fmt.Errorf("isolation failure: %s's clone answered from %s's document", p.subject, other.subject)
 			}
 		}

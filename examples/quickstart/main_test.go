@@ -10,8 +10,8 @@ import (
 )
 
 // TestQuickstart runs the quickstart end to end and checks what it shows: two clones,
-// one document each, the same question, and each answer drawn from its own clone's
-// document only.
+// one PDF each, the same question, and each answer drawn from, and citing the page of,
+// its own clone's document only.
 func TestQuickstart(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), &out); err != nil {
@@ -23,6 +23,7 @@ func TestQuickstart(t *testing.T) {
 func checkOutput(t *testing.T, out string) {
 	t.Helper()
 	for _, want := range []string{"alice@example.com signed up (new: true)", "bob@example.com signed up (new: true)",
+		`ingested "About my business" (application/pdf): 2 chunk(s), ready`,
 		"same clone: true", "clone mismatch", "(HTTP 403)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -35,8 +36,8 @@ func checkOutput(t *testing.T, out string) {
 		}
 	}
 	for who, own := range map[string]string{"alice@example.com": "cardamom bun", "bob@example.com": "touring frame"} {
-		if !strings.Contains(answers[who], own) || !strings.Contains(answers[who], "[1]") {
-			t.Errorf("%s's answer does not cite its own document: %q", who, answers[who])
+		if !strings.Contains(answers[who], own) || !strings.Contains(answers[who], "[1, p. 2]") {
+			t.Errorf("%s's answer does not cite page 2 of its own document: %q", who, answers[who])
 		}
 	}
 	if strings.Contains(answers["alice@example.com"], "touring") || strings.Contains(answers["bob@example.com"], "cardamom") {
