@@ -110,7 +110,6 @@ func blocked(data []float32, dim int) [][]float32 {
 	return out
 }
 
-
 func newClone(b *testing.B) clone.CloneContext {
 	cc, err := clone.New(clone.NewID(), clone.NewID(), clone.Principal{Subject: "bench"})
 	if err != nil {
