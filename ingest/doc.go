@@ -14,8 +14,9 @@
 //     they come from in their metadata, see MetaPage);
 //  2. computes its content hash ("sha256:<hex>") and looks for the clone's document
 //     with that content: if it is ready and was ingested with the same embedding
-//     model and chunking, Ingest is a no-op (Unchanged); otherwise that document is
-//     re-ingested in place;
+//     model and chunking, Ingest checks that the index holds all its chunk vectors
+//     (restoring lost ones from the stored chunk text, Result.VectorsRestored) and
+//     answers Unchanged; otherwise that document is re-ingested in place;
 //  3. records the document (status "pending", a document ID derived from the clone
 //     and the hash, so concurrent first ingestions of the same content converge on one
 //     row) and claims it ("processing") with a conditional update, so only one
@@ -58,7 +59,11 @@
 // left for a clone (documents stuck in "processing", vectors and originals of
 // uncommitted versions or of deleted documents) and removes it; documents claimed
 // less than Options.StaleAfter ago are left alone, since another process may still
-// be working on them.
+// be working on them. It also heals: every ready document must have exactly its
+// chunks' vectors in the index, and vectors the index lost (a store that was not
+// durable, a restore from an older backup, an operator's mistake) are re-embedded
+// from the chunks' stored text and upserted again (ReconcileReport.VectorsRestored),
+// so that the document answers its questions again instead of another document.
 //
 // # Deleting
 //

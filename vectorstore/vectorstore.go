@@ -6,8 +6,8 @@
 // re-checks every result, then hands the work to a driver (package vectorstore/driver).
 // Open one with a backend package:
 //
-//   - vectorstore/memvector: the embedded, in-process index (the default; exact search,
-//     optional persistence to a file);
+//   - vectorstore/memvector: the embedded, in-process index (the default; exact search;
+//     with a path, every acknowledged write is in an fsynced write-ahead log);
 //   - vectorstore/pineconevector: Pinecone, through the official go-pinecone client.
 //
 // # How a clone is scoped

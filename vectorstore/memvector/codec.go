@@ -95,6 +95,32 @@ func appendMetadata(b []byte, md map[string]any) ([]byte, error) {
 type decoder struct {
 	b   []byte
 	err error
+	// intern, if set, returns one string per distinct short metadata key or string
+	// value (keys and scope IDs repeat in every record), so that decoding a snapshot
+	// or a log does not allocate them again and again.
+	intern map[string]string
+}
+
+// internMax bounds the strings a decoder interns and how many.
+const (
+	internMaxLen   = 64
+	internMaxCount = 1 << 14
+)
+
+// short reads a string that is likely to repeat.
+func (d *decoder) short() string {
+	b := d.bytes(d.count(1))
+	if d.intern == nil || len(b) > internMaxLen {
+		return string(b)
+	}
+	if s, ok := d.intern[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(d.intern) < internMaxCount {
+		d.intern[s] = s
+	}
+	return s
 }
 
 var errShort = errors.New("memvector: truncated record")
@@ -161,10 +187,10 @@ func (d *decoder) metadata() map[string]any {
 	}
 	md := make(map[string]any, n)
 	for range n {
-		k := d.string()
+		k := d.short()
 		switch d.byte() {
 		case tagString:
-			md[k] = d.string()
+			md[k] = d.short()
 		case tagNumber:
 			if b := d.bytes(8); b != nil {
 				md[k] = math.Float64frombits(binary.LittleEndian.Uint64(b))

@@ -227,7 +227,8 @@ func (d *Driver) recover() (err error) {
 	slices.Sort(gens)
 	dim := d.e.Dimension()
 	var scratch []float32
-	replay := func(p []byte) error { return d.replay(p, &scratch) }
+	intern := map[string]string{}
+	replay := func(p []byte) error { return d.replay(p, &scratch, intern) }
 	for i, g := range gens {
 		name := logName(d.path, g)
 		good, torn, err := readLog(name, dim, replay)
@@ -294,10 +295,10 @@ func truncateLog(path string, good int64, dim int) error {
 }
 
 // replay applies one log record to the index.
-func (d *Driver) replay(p []byte, scratch *[]float32) error {
-	dec := &decoder{b: p}
+func (d *Driver) replay(p []byte, scratch *[]float32, intern map[string]string) error {
+	dec := &decoder{b: p, intern: intern}
 	op := dec.byte()
-	ns := dec.string()
+	ns := dec.short()
 	switch op {
 	case opUpsert:
 		dim := d.e.Dimension()

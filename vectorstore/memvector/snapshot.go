@@ -202,6 +202,7 @@ func (d *Driver) loadSnapshot() (gen uint64, legacy bool, err error) {
 		return 0, false, fmt.Errorf("%w: metric %s, want %s", errSnapshot, m, d.e.Metric())
 	}
 	gen = binary.LittleEndian.Uint64(hdr[24:])
+	intern := map[string]string{}
 	bad := func(what string) error { return fmt.Errorf("%w: %s", errSnapshot, what) }
 	for {
 		tag, err := cr.ReadByte()
@@ -245,7 +246,7 @@ func (d *Driver) loadSnapshot() (gen uint64, legacy bool, err error) {
 			if _, err := io.ReadFull(cr, entries); err != nil {
 				return 0, false, bad("entries")
 			}
-			dec := &decoder{b: entries}
+			dec := &decoder{b: entries, intern: intern}
 			for range hi - lo {
 				ids = append(ids, dec.string())
 				if b := dec.bytes(4); b != nil {

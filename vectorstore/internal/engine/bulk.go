@@ -76,7 +76,7 @@ func (e *Engine) Dump(fn func(ns string, v *SpaceView) error) error {
 }
 
 // Load adds namespace ns, which must not exist, from the parts of a Dump: IDs
-// (distinct), metadata, norms (cosine metric; ignored otherwise) and blocks of stored
+// (distinct), metadata (the maps pass to the engine, which keeps them), norms (cosine metric; ignored otherwise) and blocks of stored
 // values, each BlockVectors*Dimension() long, whose ownership passes to the engine. It
 // copies no values and computes no norms, so loading runs at the speed of reading.
 func (e *Engine) Load(ns string, ids []string, meta []map[string]any, norms []float32, blocks [][]float32) error {
@@ -116,7 +116,7 @@ func (e *Engine) Load(ns string, ids []string, meta []map[string]any, norms []fl
 		}
 	}
 	for i := range ids {
-		s.meta[i] = e.track(s, i, meta[i])
+		s.meta[i] = e.adopt(s, i, meta[i])
 	}
 	return nil
 }
@@ -146,4 +146,31 @@ func (e *Engine) MatchingIDs(ns string, f *filter.Filter) []string {
 		}
 	}
 	return out
+}
+
+// adopt is track for a metadata map the engine may keep: the tracked keys' string
+// values move into the namespace's dictionaries and out of md, which is kept as the
+// rest (nil if nothing is left) instead of being copied. s.mu is held.
+func (e *Engine) adopt(s *space, i int, md map[string]any) map[string]any {
+	for j, k := range e.tracked {
+		str, ok := md[k].(string)
+		if !ok {
+			continue
+		}
+		idx, ok := s.tdict[j][str]
+		if !ok {
+			idx = int32(len(s.tnames[j]))
+			s.tnames[j] = append(s.tnames[j], str)
+			s.tboxed[j] = append(s.tboxed[j], str)
+			s.tcount[j] = append(s.tcount[j], 0)
+			s.tdict[j][str] = idx
+		}
+		s.tv[j][i] = idx
+		s.tcount[j][idx]++
+		delete(md, k)
+	}
+	if len(md) == 0 {
+		return nil
+	}
+	return md
 }
