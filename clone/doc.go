@@ -16,7 +16,13 @@
 //
 // # Errors
 //
-// Every error returned by a cloneiso package matches one sentinel of this package with
-// errors.Is ([ErrNotFound], [ErrCloneMismatch], ...); [HTTPStatus] maps it to a status
-// code. Bad input never maps to 500.
+// Every error returned by a cloneiso package has one [Kind]: [KindOf] returns it, and
+// errors.Is matches it against the sentinels of this package ([ErrNotFound],
+// [ErrCloneMismatch], ...), which are the kinds themselves. The error is a *[Error] whose
+// Op and Msg say what failed (Msg is safe to show to the caller) and whose cause stays
+// reachable with errors.As. [HTTPStatus] maps it to a status code. Bad input never maps
+// to 500; [ErrInternal] (a bug or misconfiguration, not retryable) does;
+// [ErrUnavailable] (503) is kept for what a retry can fix ([Kind.Retryable]); and
+// [ErrCanceled] is the caller's own cancellation (499). The set of kinds is
+// append-only.
 package clone

@@ -30,3 +30,19 @@ func Example() {
 	// true 403
 	// true 400
 }
+
+// KindOf classifies any error of the SDK (or a host's own, made with Errorf); the kinds
+// are the Err* sentinels, so a switch reads like errors.Is.
+func ExampleKindOf() {
+	err := fmt.Errorf("loading the note: %w", clone.Errorf(clone.ErrNotFound, "no note %d", 7))
+	switch k := clone.KindOf(err); k {
+	case clone.ErrNotFound:
+		fmt.Println(k.String(), k.HTTPStatus(), k.Retryable(), errors.Is(err, clone.ErrNotFound))
+	case clone.ErrUnavailable:
+		fmt.Println("retry later")
+	}
+	fmt.Println(clone.KindOf(errors.New("not from cloneiso")) == clone.KindUnknown)
+	// Output:
+	// not found 404 false true
+	// true
+}
