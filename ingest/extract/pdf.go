@@ -11,6 +11,7 @@ import (
 
 	"github.com/klippa-app/go-pdfium"
 	pdferrs "github.com/klippa-app/go-pdfium/errors"
+	"github.com/klippa-app/go-pdfium/references"
 	"github.com/klippa-app/go-pdfium/requests"
 	"github.com/klippa-app/go-pdfium/webassembly"
 	"github.com/tetratelabs/wazero"
@@ -235,11 +236,11 @@ func (p *PDF) extract(ctx context.Context, inst pdfium.Pdfium, data []byte) (Doc
 		if ctx.Err() != nil {
 			return Document{}, ctx.Err()
 		}
-		t, err := inst.GetPageText(&requests.GetPageText{Page: requests.Page{ByIndex: &requests.PageByIndex{Document: doc.Document, Index: i}}})
+		raw, err := pageText(inst, doc.Document, i)
 		if err != nil {
 			return Document{}, errs.Wrap(errs.InvalidInput, pdfOp, err, "malformed PDF: cannot read page %d", i+1)
 		}
-		text := cleanPDFText(t.Text)
+		text := cleanPDFText(raw)
 		if text == "" {
 			empty++ // an empty page begins where the next text begins
 			continue
@@ -260,6 +261,31 @@ func (p *PDF) extract(ctx context.Context, inst pdfium.Pdfium, data []byte) (Doc
 		pages = append(pages, b.Len())
 	}
 	return Document{Text: b.String(), Pages: pages}, nil
+}
+
+// pageText returns the text of page i (from 0) in one FPDFText_GetText call:
+// go-pdfium's GetPageText makes one WebAssembly call per character, several times
+// slower.
+func pageText(inst pdfium.Pdfium, doc references.FPDF_DOCUMENT, i int) (string, error) {
+	page, err := inst.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: doc, Index: i})
+	if err != nil {
+		return "", err
+	}
+	defer inst.FPDF_ClosePage(&requests.FPDF_ClosePage{Page: page.Page})
+	tp, err := inst.FPDFText_LoadPage(&requests.FPDFText_LoadPage{Page: requests.Page{ByReference: &page.Page}})
+	if err != nil {
+		return "", err
+	}
+	defer inst.FPDFText_ClosePage(&requests.FPDFText_ClosePage{TextPage: tp.TextPage})
+	n, err := inst.FPDFText_CountChars(&requests.FPDFText_CountChars{TextPage: tp.TextPage})
+	if err != nil || n.Count <= 0 {
+		return "", err
+	}
+	t, err := inst.FPDFText_GetText(&requests.FPDFText_GetText{TextPage: tp.TextPage, StartIndex: 0, Count: n.Count})
+	if err != nil {
+		return "", err
+	}
+	return t.Text, nil
 }
 
 // cleanPDFText normalizes a page's text: CRLF and CR become LF, NUL and other C0

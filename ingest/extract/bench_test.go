@@ -1,0 +1,189 @@
+package extract_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloneiso/cloneiso/ingest/extract"
+)
+
+// benchPDFs writes the benchmark corpus: 4 PDFs of 20 text pages each (one of them in
+// two columns on every page), returned as bytes and as files for pdftotext.
+func benchPDFs(b *testing.B) (docs [][]byte, files []string, total int64) {
+	b.Helper()
+	dir := b.TempDir()
+	sentence := "The quarterly report covers revenue, hiring, the studio move and what the customers asked for. "
+	for d := range 4 {
+		doc := pdfDoc{}
+		for p := range 20 {
+			doc.pages = append(doc.pages, fmt.Sprintf("Document %d, page %d. ", d, p+1)+strings.Repeat(sentence, 25))
+		}
+		if d == 3 {
+			doc.twoCols = &[2]string{strings.Repeat("Left column. "+sentence, 10), strings.Repeat("Right column. "+sentence, 10)}
+		}
+		data := makePDF(b, doc)
+		name := filepath.Join(dir, fmt.Sprintf("doc%d.pdf", d))
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		docs, files, total = append(docs, data), append(files, name), total+int64(len(data))
+	}
+	return docs, files, total
+}
+
+// BenchmarkPDF compares PDF text extraction (PDFium in WebAssembly, a fresh instance
+// per document) with poppler's pdftotext (a process per document) on the same files;
+// MB/s is of PDF bytes. The runtime is compiled before the timer starts. Interleaved
+// runs both per iteration and reports ratio = cloneiso/pdftotext of the median times.
+func BenchmarkPDF(b *testing.B) {
+	docs, files, total := benchPDFs(b)
+	pdf, err := extract.NewPDF(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	ours := func() {
+		for _, d := range docs {
+			if _, err := pdf.ExtractDocument(ctx, d, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ours() // compiles the module
+	pdftotext, lookErr := exec.LookPath("pdftotext")
+	theirs := func() {
+		for _, f := range files {
+			if out, err := exec.Command(pdftotext, "-q", "-enc", "UTF-8", f, "-").Output(); err != nil || len(out) == 0 {
+				b.Fatalf("pdftotext: %v", err)
+			}
+		}
+	}
+	b.Run("cloneiso", func(b *testing.B) {
+		b.SetBytes(total)
+		for b.Loop() {
+			ours()
+		}
+	})
+	b.Run("pdftotext", func(b *testing.B) {
+		if lookErr != nil {
+			b.Skip("pdftotext (poppler-utils) is not installed: no baseline")
+		}
+		b.SetBytes(total)
+		for b.Loop() {
+			theirs()
+		}
+	})
+	b.Run("interleaved", func(b *testing.B) {
+		if lookErr != nil {
+			b.Skip("pdftotext (poppler-utils) is not installed: no baseline")
+		}
+		var a, t []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			ours()
+			t1 := time.Now()
+			theirs()
+			a, t = append(a, t1.Sub(t0)), append(t, time.Since(t1))
+		}
+		slices.Sort(a)
+		slices.Sort(t)
+		b.ReportMetric(float64(a[len(a)/2])/float64(t[len(t)/2]), "ratio")
+	})
+}
+
+// BenchmarkPDFConcurrent extracts on every core at once and reports the peak of the
+// Go heap (where wazero keeps each instance's linear memory) above the idle heap,
+// divided by the concurrent extractions: the memory one extraction costs.
+func BenchmarkPDFConcurrent(b *testing.B) {
+	docs, _, total := benchPDFs(b)
+	pdf, err := extract.NewPDF(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := pdf.ExtractDocument(ctx, docs[0], nil); err != nil {
+		b.Fatal(err)
+	}
+	par := runtime.GOMAXPROCS(0)
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	heap := func() int64 { metrics.Read(sample); return int64(sample[0].Value.Uint64()) }
+	runtime.GC()
+	idle := heap()
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if h := heap(); h > peak.Load() {
+					peak.Store(h)
+				}
+			}
+		}
+	}()
+	b.SetBytes(total)
+	b.ReportAllocs()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for w := range par {
+			wg.Go(func() {
+				for i := w; i < len(docs); i += par {
+					if _, err := pdf.ExtractDocument(ctx, docs[i], nil); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	close(stop)
+	<-sampled
+	b.ReportMetric(float64(peak.Load()-idle)/float64(par)/(1<<20), "peak-MiB/extraction")
+	b.ReportMetric(float64(par), "concurrent")
+}
+
+// BenchmarkDOCX extracts a generated Word document of about 1 MiB of XML; MB/s is of
+// the DOCX file's bytes, text-MB/s of the uncompressed XML.
+func BenchmarkDOCX(b *testing.B) {
+	var body strings.Builder
+	for i := range 2000 {
+		switch i % 10 {
+		case 0:
+			body.WriteString(para("Heading2", fmt.Sprintf("Section %d", i)))
+		case 5:
+			body.WriteString(listItem("0", "An item of the list, with a few words in it."))
+		case 7:
+			body.WriteString(`<w:tbl><w:tr>` + cell("Plan") + cell("Price") + `</w:tr><w:tr>` + cell("Basic") + cell("5 EUR") + `</w:tr></w:tbl>`)
+		default:
+			body.WriteString(para("", "The quarterly report covers revenue, hiring, the studio move and what the customers asked for."))
+		}
+	}
+	data := makeDOCX(b, body.String(), "")
+	e := extract.NewDOCX(nil)
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Extract(ctx, data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(body.Len())*float64(b.N)/b.Elapsed().Seconds()/1e6, "xml-MB/s")
+}
