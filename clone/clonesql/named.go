@@ -59,7 +59,7 @@ const maxCachedQuery = 16 << 10
 //   - control characters outside strings and comments, other than tab, newline,
 //     carriage return and form feed, and characters neither dialect uses outside them.
 //
-// The differential fuzz target FuzzCompileAgainstSQLite holds this to SQLite's own
+// The differential fuzz target FuzzCompile holds this to SQLite's own
 // tokenizer and parser.
 func compile(d Dialect, query string) (*compiled, error) {
 	k := compileKey{d, query}
