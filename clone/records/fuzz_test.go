@@ -144,7 +144,8 @@ func FuzzCursor(f *testing.F) {
 		pageSize := 1 + int(limit)%4
 		events := len(e.audit.Events())
 		p, err := records.ListInsights(ctx, e.db, a, &records.ListOptions{Cursor: cursor, Descending: desc, Limit: pageSize})
-		if raw == "" && (sc == scopes[1] || sc == scopes[2]) {
+		// A cursor over 512 bytes is refused before it is decoded (no audit then).
+		if raw == "" && (sc == scopes[1] || sc == scopes[2]) && len(cursor) <= 512 {
 			evs := e.audit.Events()
 			if !errors.Is(err, clone.ErrInvalidInput) || len(evs) != events+1 ||
 				evs[events].Outcome != audit.Denied || evs[events].CloneID != a.CloneID() {
