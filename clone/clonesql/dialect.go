@@ -1,9 +1,10 @@
 // Package clonesql is cloneiso's clone-scoped access to SQL databases through sqlx.
 //
-// PostgreSQL (through github.com/lib/pq) is the production dialect and enforces isolation
-// twice: every statement is scoped from the CloneContext, and row-level security policies
-// on every clone-owned table compare tenant_id and clone_id with transaction-local
-// settings. SQLite (pure Go, modernc.org/sqlite) is the embedded default for examples and
+// PostgreSQL (through pgx's database/sql driver, recommended: one round trip per scoped
+// operation, see [OpenPgx]; or github.com/lib/pq, three, see [OpenPostgres]) is the
+// production dialect and enforces isolation twice: every statement is scoped from the
+// CloneContext, and row-level security policies on every clone-owned table compare
+// tenant_id and clone_id with transaction-local settings. SQLite (pure Go, modernc.org/sqlite) is the embedded default for examples and
 // quick starts; it has no row-level security, so on SQLite isolation rests on the scoped
 // statements alone.
 package clonesql
@@ -122,6 +123,7 @@ func sqliteURI(path string) string {
 // sends a parameterized statement in one round trip instead of two, which keeps a scoped
 // operation at three round trips (see [DB]). With binary parameters, []byte arguments go
 // to the server in binary form: pass JSON for jsonb columns as a string, not as []byte.
+// [OpenPgx] is the recommended alternative: one round trip per scoped operation.
 func OpenPostgres(dsn string) (*sqlx.DB, error) {
 	const op = "clonesql.OpenPostgres"
 	if !strings.Contains(dsn, "binary_parameters") {
