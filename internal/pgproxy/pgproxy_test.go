@@ -15,7 +15,7 @@ func msg(typ byte, payload string) []byte {
 // startup message is read untyped, and an SSLRequest makes the next message untyped too.
 func TestMsgReaderSplitsAcrossChunks(t *testing.T) {
 	ssl := []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f} // SSLRequest (80877103)
-	startup := []byte{0, 0, 0, 8, 0, 3, 0, 0}        // protocol 3.0, no parameters
+	startup := []byte{0, 0, 0, 8, 0, 3, 0, 0}         // protocol 3.0, no parameters
 	var stream []byte
 	stream = append(stream, ssl...)
 	stream = append(stream, startup...)
