@@ -133,6 +133,9 @@ section "Ingestion: chunker vs langchaingo" \
 	"langchaingo's text splitter (peer) on the same documents, by tokens and by runes" \
 	"/cloneiso:/langchaingo-tokens /cloneiso:/langchaingo-runes" ./ingest/internal/bench . 'Chunker' "${scale}s"
 section "Ingestion: token counting" "none (absolute cost)" - ./ingest/token . 'Count' "${scale}s"
+section "Ingestion: PDF extraction vs pdftotext, DOCX throughput, memory per concurrent PDF" \
+	"poppler's pdftotext (a process per document) on the same 4 PDFs of 20 pages (interleaved: ratio = cloneiso/pdftotext of medians); skipped without pdftotext" \
+	"/cloneiso:/pdftotext" ./ingest/extract . 'PDF|DOCX' "$((scale * 5))x"
 section "Ingestion: end to end, 8 Markdown documents of 32 KiB" \
 	"the embedded backends vs the real ones (PostgreSQL, Pinecone emulator, MinIO)" \
 	- ./ingest . 'Ingest' "$((scale * 5))x"

@@ -155,6 +155,9 @@ if [[ -x internal/ci/minio.sh ]]; then
 	[[ -n ${CLONEISO_TEST_S3_ENDPOINT:-} ]] || die "MinIO did not start and CLONEISO_TEST_S3_ENDPOINT is not set"
 fi
 
+# pdftotext (poppler-utils): the baseline of ingest/extract's PDF benchmark.
+command -v pdftotext >/dev/null || apt_install poppler-utils
+
 export CLONEISO_REQUIRE_SERVICES=1
 # The adversarial suite's mutation tests: one build per switched-off isolation mechanism.
 export CLONEISO_MUTATION_TESTS=${CLONEISO_MUTATION_TESTS:-1}
