@@ -122,6 +122,10 @@ var mutations = []mutation{
 		one("tenant/breakglass.go", "case !now.Before(gs[i].ExpiresAt):", "case false && !now.Before(gs[i].ExpiresAt):", 1)},
 	{"versioned wipe (delete markers)", "./objectstore/s3object", "TestVersionedWipeLeavesNothing",
 		one("objectstore/s3object/s3object.go", "for _, m := range out.DeleteMarkers {", "for _, m := range out.DeleteMarkers[:0] {", 1)},
+	{"presign clients cached per clone (s3object)", "./objectstore/s3object", "TestSignersNeverSharedAcrossClones",
+		one("objectstore/s3object/sign.go", "b.signers[scope]", "b.signers[scope[:strings.Index(scope, \"/clones/\")]]", 2)},
+	{"request IDs from clients validated", "./clone/clonehttp", "TestClientRequestIDInjection",
+		one("clone/clonehttp/middleware.go", "func validRequestID(s string) bool {\n", "func validRequestID(s string) bool {\n\tif true {\n\t\treturn s != \"\"\n\t}\n", 1)},
 	{"offboarding tombstone", "./tenant", "TestOffboardClone",
 		one("tenant/offboard.go", "StatusOffboarded, a.clock(), r.TenantID, r.CloneID, StatusOffboarding)", "StatusOffboarding, a.clock(), r.TenantID, r.CloneID, StatusOffboarding)", 1)},
 }
