@@ -80,7 +80,10 @@ func validateReason(op, r string) error {
 // database's audit table, also inside audit.Multi) the event is a row of that same
 // transaction (clonesql.WithAuditTx), and with any other sink the event is recorded
 // before the grant commits. If the event cannot be recorded the transaction rolls back,
-// no grant exists, and the call fails. Offboarding or offboarded clones cannot be opened
+// no grant exists, and the call fails. Give AdminOptions.Audit a clonesql.AuditSink of
+// the very *sqlx.DB the Store uses (as the default does): a SQL sink on another handle
+// records in a transaction of its own, which on SQLite waits for the grant's write lock
+// and then fails the grant. Offboarding or offboarded clones cannot be opened
 // (clone.ErrConflict).
 func (a *Admin) GrantBreakGlass(ctx context.Context, p clone.Principal, tenantID, cloneID uuid.UUID, req BreakGlassRequest) (BreakGlassGrant, error) {
 	const op = "tenant.Admin.GrantBreakGlass"
