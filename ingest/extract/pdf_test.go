@@ -218,10 +218,16 @@ func FuzzPDF(f *testing.F) {
 	f.Add(makePDF(f, pdfDoc{pages: []string{"fuzz one", "fuzz two"}, imageOnly: true}))
 	f.Add(makePDF(f, pdfDoc{twoCols: &[2]string{"a", "b"}}))
 	f.Add([]byte("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\ntrailer<</Root 1 0 R>>"))
-	// A short per-input deadline and few pages bound the time of one input; the
+	// A short per-input deadline (under the 10 s after which the fuzzing engine
+	// declares an input hung) and few pages bound the time of one input; the
 	// instance's WebAssembly memory bounds its memory.
-	e, err := extract.NewPDF(&extract.PDFOptions{MaxPages: 20, Timeout: 10 * time.Second})
+	e, err := extract.NewPDF(&extract.PDFOptions{MaxPages: 20, Timeout: 5 * time.Second})
 	if err != nil {
+		f.Fatal(err)
+	}
+	// Compile the module before fuzzing: the first PDF of a process compiles it, which
+	// under the fuzzer's coverage instrumentation takes longer than one input may.
+	if _, err := e.ExtractDocument(context.Background(), makePDF(f, pdfDoc{pages: []string{"warm up"}}), nil); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
