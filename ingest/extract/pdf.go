@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -44,6 +45,13 @@ type PDFOptions struct {
 	// MaxInstances bounds the PDFium instances (documents extracted at once) of the
 	// runtime: 0 means runtime.GOMAXPROCS(0). Callers beyond it wait (within Timeout).
 	MaxInstances int
+	// CompilationCacheDir, if set, keeps the compiled PDFium module in that directory
+	// between processes (wazero's file cache), so only the first process pays the
+	// compilation. "" means the environment variable CLONEISO_PDFIUM_CACHE_DIR, and
+	// if that is unset too, compiling in every process. The directory holds native
+	// code that runs outside the WebAssembly sandbox: it must be writable by this
+	// process's user only.
+	CompilationCacheDir string
 }
 
 func (o *PDFOptions) withDefaults() PDFOptions {
@@ -63,6 +71,9 @@ func (o *PDFOptions) withDefaults() PDFOptions {
 	if d.MaxInstances <= 0 {
 		d.MaxInstances = runtime.GOMAXPROCS(0)
 	}
+	if d.CompilationCacheDir == "" {
+		d.CompilationCacheDir = os.Getenv("CLONEISO_PDFIUM_CACHE_DIR")
+	}
 	return d
 }
 
@@ -73,16 +84,22 @@ type pdfRuntime struct {
 	err  error
 }
 
-// pdfRuntimes are the process's runtimes, one per (memory limit, instance count):
-// every Registry with the same PDF limits shares one, compiled on its first PDF.
+// pdfRuntimeKey identifies a runtime: its memory limit, instance count and cache.
+type pdfRuntimeKey struct {
+	pages, instances int64
+	cacheDir         string
+}
+
+// pdfRuntimes are the process's runtimes, one per key: every Registry with the same
+// PDF limits shares one, compiled on its first PDF.
 var (
 	pdfMu       sync.Mutex
-	pdfRuntimes = map[[2]int64]*pdfRuntime{}
+	pdfRuntimes = map[pdfRuntimeKey]*pdfRuntime{}
 )
 
 func sharedPDFRuntime(o *PDFOptions) *pdfRuntime {
 	pages := (o.MaxMemoryBytes + 65535) / 65536
-	key := [2]int64{pages, int64(o.MaxInstances)}
+	key := pdfRuntimeKey{pages, int64(o.MaxInstances), o.CompilationCacheDir}
 	pdfMu.Lock()
 	defer pdfMu.Unlock()
 	rt := pdfRuntimes[key]
@@ -96,19 +113,28 @@ func sharedPDFRuntime(o *PDFOptions) *pdfRuntime {
 func (rt *pdfRuntime) get(o *PDFOptions) (pdfium.Pool, error) {
 	rt.once.Do(func() {
 		pages := (o.MaxMemoryBytes + 65535) / 65536
+		rc := wazero.NewRuntimeConfig().
+			WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
+			WithCloseOnContextDone(true).
+			WithMemoryLimitPages(uint32(min(pages, 65536)))
+		if o.CompilationCacheDir != "" {
+			cache, err := wazero.NewCompilationCacheWithDir(o.CompilationCacheDir)
+			if err != nil {
+				rt.err = err
+				return
+			}
+			rc = rc.WithCompilationCache(cache)
+		}
 		rt.pool, rt.err = webassembly.Init(webassembly.Config{
 			MinIdle:  0,
 			MaxIdle:  o.MaxInstances,
 			MaxTotal: o.MaxInstances,
 			// No file system at all: documents are passed as bytes, and a PDF cannot
 			// reach a host file through the sandbox.
-			FSConfig: wazero.NewFSConfig(),
-			Stdout:   io.Discard,
-			Stderr:   io.Discard,
-			RuntimeConfig: wazero.NewRuntimeConfig().
-				WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
-				WithCloseOnContextDone(true).
-				WithMemoryLimitPages(uint32(min(pages, 65536))),
+			FSConfig:      wazero.NewFSConfig(),
+			Stdout:        io.Discard,
+			Stderr:        io.Discard,
+			RuntimeConfig: rc,
 			// A fresh instance per document: no state of one clone's PDF survives
 			// into another's.
 			ReuseWorkers: false,
@@ -139,8 +165,8 @@ type PDF struct {
 // Errors: a file PDFium cannot parse (corrupt, truncated) is clone.ErrInvalidInput;
 // a document that needs a password is clone.ErrUnsupported (documents encrypted
 // with an empty user password, which any viewer opens, are read); too many pages or
-// too long is clone.ErrTooLarge; the caller's cancelled context is
-// clone.ErrUnavailable. Nothing partial is returned, and the instance is discarded
+// too long is clone.ErrTooLarge; the caller's cancelled context is clone.ErrCanceled
+// (its passed deadline clone.ErrUnavailable). Nothing partial is returned, and the instance is discarded
 // after every document.
 func NewPDF(opts *PDFOptions) (*PDF, error) {
 	o := opts.withDefaults()
@@ -163,7 +189,7 @@ func (p *PDF) ExtractDocument(ctx context.Context, data []byte, _ map[string]str
 		return Document{}, errs.New(errs.InvalidInput, pdfOp, "malformed PDF: no %%PDF- header")
 	}
 	if err := ctx.Err(); err != nil {
-		return Document{}, errs.Wrap(errs.Unavailable, pdfOp, err, "cancelled")
+		return Document{}, callerGone(err)
 	}
 	pool, err := p.rt.get(&p.o)
 	if err != nil {
@@ -199,11 +225,18 @@ func (p *PDF) ExtractDocument(ctx context.Context, data []byte, _ map[string]str
 
 var errPDFTimeout = errors.New("PDF extraction timed out")
 
+// callerGone classifies the caller's own context ending, as every store does:
+// clone.ErrCanceled when it gave up, clone.ErrUnavailable when its deadline passed.
+func callerGone(err error) error {
+	k, _ := errs.ContextKind(err)
+	return errs.Wrap(k, pdfOp, err, "the caller's context ended")
+}
+
 // ctxErr is the error of an extraction stopped by its context: the caller's
 // cancellation, or the document's own time limit.
 func (p *PDF) ctxErr(ctx, dctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return errs.Wrap(errs.Unavailable, pdfOp, err, "cancelled")
+		return callerGone(err)
 	}
 	return errs.Wrap(errs.TooLarge, pdfOp, context.Cause(dctx), "the PDF takes longer than the limit of %s to extract", p.o.Timeout)
 }

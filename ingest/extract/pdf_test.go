@@ -7,7 +7,9 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -171,11 +173,11 @@ func TestPDFRefusesBadInput(t *testing.T) {
 	if d, err := few.ExtractDocument(ctx, good, nil); !errors.Is(err, clone.ErrTooLarge) || d.Text != "" {
 		t.Errorf("pages: %q, %v", d.Text, err)
 	}
-	// The caller's cancellation is ErrUnavailable; the document's own time limit
+	// The caller's cancellation is ErrCanceled; the document's own time limit
 	// (here already over when the extraction starts) is ErrTooLarge.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := few.ExtractDocument(cctx, good, nil); !errors.Is(err, clone.ErrUnavailable) {
+	if _, err := few.ExtractDocument(cctx, good, nil); !errors.Is(err, clone.ErrCanceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 	slow, _ := extract.NewPDF(&extract.PDFOptions{Timeout: time.Nanosecond})
@@ -250,4 +252,28 @@ func FuzzPDF(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPDFCompilationCache: with CLONEISO_PDFIUM_CACHE_DIR set (the test command sets
+// it, so every test binary after the first skips the compilation), the compiled
+// module is kept in that directory, and extraction works from it.
+func TestPDFCompilationCache(t *testing.T) {
+	dir := os.Getenv("CLONEISO_PDFIUM_CACHE_DIR")
+	if dir == "" {
+		t.Skip("CLONEISO_PDFIUM_CACHE_DIR is not set (./internal/ci/test.sh sets it)")
+	}
+	d, err := pdfRegistry(t).ExtractDocument(context.Background(), extract.TypePDF, makePDF(t, pdfDoc{pages: []string{"cached"}}))
+	if err != nil || !strings.Contains(d.Text, "cached") {
+		t.Fatalf("extract with a compilation cache: %q, %v", d.Text, err)
+	}
+	var files int
+	err = filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			files++
+		}
+		return err
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("compilation cache %s holds %d files (%v); want the compiled module", dir, files, err)
+	}
 }

@@ -159,6 +159,10 @@ fi
 command -v pdftotext >/dev/null || apt_install poppler-utils
 
 export CLONEISO_REQUIRE_SERVICES=1
+# PDFium's WebAssembly module is compiled once for the whole run, not once per test
+# binary (minutes under the race detector); the directory is private to this run.
+export CLONEISO_PDFIUM_CACHE_DIR="$state/pdfium-cache"
+mkdir -m 700 -p "$CLONEISO_PDFIUM_CACHE_DIR"
 # The adversarial suite's mutation tests: one build per switched-off isolation mechanism.
 export CLONEISO_MUTATION_TESTS=${CLONEISO_MUTATION_TESTS:-1}
 
