@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest/chunk"
@@ -1164,7 +1165,7 @@ func Resolve(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, mat
 	// The keys come from the clone's own vector matches (re-checked by the index), not
 	// from a request: a key without a row is an ingestion or deletion in flight, not a
 	// probe of another clone's IDs, so it is not audited as a denial.
-	chunks, err := records.GetChunks(ctx, records.WithAudit(q, nil), cc, keys)
+	chunks, err := records.GetChunks(ctx, records.WithAudit(q, audit.Discard), cc, keys)
 	if err != nil {
 		return nil, err
 	}
