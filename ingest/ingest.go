@@ -312,7 +312,8 @@ func (p *Pipeline) Ingest(ctx context.Context, cc clone.CloneContext, src Source
 // IngestAll ingests sources for the clone in cc with at most Options.Workers documents
 // in flight, and returns one Result per source, in order (each with its Err), and
 // the errors joined. When ctx is cancelled, sources not yet started fail with the
-// context's error; those in flight are cleaned up as for any failure.
+// context's error (kind clone.ErrCanceled; clone.ErrUnavailable for a passed
+// deadline); those in flight are cleaned up as for any failure.
 func (p *Pipeline) IngestAll(ctx context.Context, cc clone.CloneContext, sources []Source) ([]Result, error) {
 	if err := cc.Validate("ingest.IngestAll"); err != nil {
 		return nil, err
@@ -333,7 +334,8 @@ func (p *Pipeline) IngestAll(ctx context.Context, cc clone.CloneContext, sources
 			defer wg.Done()
 			for i := range next {
 				if err := ctx.Err(); err != nil {
-					results[i] = Result{Err: errs.Wrap(errs.Unavailable, "ingest.IngestAll", err, "cancelled")}
+					k, _ := errs.ContextKind(err)
+					results[i] = Result{Err: errs.Wrap(k, "ingest.IngestAll", err, "not started: the context ended")}
 					continue
 				}
 				r, err := p.ingest(ctx, cc, sources[i], t)
@@ -850,7 +852,8 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 	for start := 0; start < len(chunks); start += p.batch {
 		end := min(start+p.batch, len(chunks))
 		if err := ctx.Err(); err != nil {
-			return Result{}, errs.Wrap(errs.Unavailable, op, err, "cancelled")
+			k, _ := errs.ContextKind(err)
+			return Result{}, errs.Wrap(k, op, err, "the context ended")
 		}
 		vs, err := p.embedder.Embed(ctx, texts[start:end])
 		if err != nil {
