@@ -157,16 +157,7 @@ func (e *Engine) adopt(s *space, i int, md map[string]any) map[string]any {
 		if !ok {
 			continue
 		}
-		idx, ok := s.tdict[j][str]
-		if !ok {
-			idx = int32(len(s.tnames[j]))
-			s.tnames[j] = append(s.tnames[j], str)
-			s.tboxed[j] = append(s.tboxed[j], str)
-			s.tcount[j] = append(s.tcount[j], 0)
-			s.tdict[j][str] = idx
-		}
-		s.tv[j][i] = idx
-		s.tcount[j][idx]++
+		s.setTracked(j, i, str)
 		delete(md, k)
 	}
 	if len(md) == 0 {

@@ -128,6 +128,21 @@ type space struct {
 	tcount [][]int
 }
 
+// setTracked records str as record i's value of tracked key j, interning it in the
+// namespace's dictionary for that key. s.mu is held.
+func (s *space) setTracked(j, i int, str string) {
+	idx, ok := s.tdict[j][str]
+	if !ok {
+		idx = int32(len(s.tnames[j]))
+		s.tnames[j] = append(s.tnames[j], str)
+		s.tboxed[j] = append(s.tboxed[j], str)
+		s.tcount[j] = append(s.tcount[j], 0)
+		s.tdict[j][str] = idx
+	}
+	s.tv[j][i] = idx
+	s.tcount[j][idx]++
+}
+
 func (s *space) vec(i int) []float32 {
 	b := s.blocks[i/blockVectors]
 	off := (i % blockVectors) * s.dim
@@ -220,16 +235,7 @@ func (e *Engine) track(s *space, i int, md map[string]any) map[string]any {
 			rest++
 			continue
 		}
-		idx, ok := s.tdict[j][str]
-		if !ok {
-			idx = int32(len(s.tnames[j]))
-			s.tnames[j] = append(s.tnames[j], str)
-			s.tboxed[j] = append(s.tboxed[j], str)
-			s.tcount[j] = append(s.tcount[j], 0)
-			s.tdict[j][str] = idx
-		}
-		s.tv[j][i] = idx
-		s.tcount[j][idx]++
+		s.setTracked(j, i, str)
 	}
 	if rest == 0 {
 		return nil
