@@ -56,6 +56,8 @@ var mutations = []mutation{
 	}},
 	{"transaction-local settings", adv, "TestMechanisms",
 		one(clonesqlF, `.String()) + ", true)`, `.String()) + ", false)`, 2)},
+	{"transaction-local settings (pgx pipeline)", "./clone/clonesql", "TestPooledConnectionsDoNotLeakScope",
+		one("clone/clonesql/pgx.go", `"', $1, true), set_config('" + SettingCloneID + "', $2, true)"`, `"', $1, false), set_config('" + SettingCloneID + "', $2, false)"`, 1)},
 	{"namespace derivation", adv, "TestMechanisms",
 		one(vectorsF, `func namespaceOf(tenant, cloneID string) string { return "t-" + tenant + "-c-" + cloneID }`,
 			`func namespaceOf(tenant, cloneID string) string { return "t-" + tenant + "-c-shared" }`, 1)},
