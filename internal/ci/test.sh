@@ -197,7 +197,19 @@ if [[ $fuzztime != 0 ]]; then
 		dir=$(go list -f '{{.Dir}}' "$pkg")
 		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
 			say "fuzz $pkg $target for $fuzztime"
-			out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1) || { printf '%s\n' "$out" >&2; die "fuzz target $target failed"; }
+			# Go's fuzzing coordinator sometimes ends a time-bounded run with a bare
+			# "context deadline exceeded" and no failing input; that is the engine
+			# stopping, not a finding, so such a run is repeated once. A real finding
+			# always names the input it wrote ("Failing input written to ...").
+			for attempt in 1 2; do
+				if out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then break; fi
+				if [[ $attempt == 1 ]] && grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+					say "fuzz $target: the engine stopped with 'context deadline exceeded' and no failing input; running it again"
+					continue
+				fi
+				printf '%s\n' "$out" >&2
+				die "fuzz target $target failed"
+			done
 			execs=$(printf '%s\n' "$out" | grep -o 'execs: [0-9]*' | tail -n 1 | grep -o '[0-9]*' || echo 0)
 			total=$((total + ${execs:-0}))
 		done
