@@ -3,7 +3,6 @@ package tenant_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -69,14 +68,7 @@ type adminEnv struct {
 // embeddedEnv: SQLite, memvector, fileobject.
 func embeddedEnv(t *testing.T) *adminEnv {
 	t.Helper()
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := pgtest.Open(t, clonesql.SQLite) // migrated, closed when t ends
 	e := &adminEnv{name: "embedded", db: db, super: db}
 	s := e.store(t)
 	g := s.Guard()

@@ -2,14 +2,13 @@ package tenant_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
-	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/objectstore/fileobject"
 	"github.com/cloneiso/cloneiso/tenant"
@@ -22,16 +21,10 @@ import (
 // write visible to stats and queries only after lag), reached through go-pinecone.
 func lagEnv(t *testing.T, lag *pineconetest.Lag, opts *tenant.AdminOptions) *adminEnv {
 	t.Helper()
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := pgtest.Open(t, clonesql.SQLite) // migrated, closed when t ends
 	e := &adminEnv{name: "lag", db: db, super: db}
 	g := e.store(t).Guard()
+	var err error
 	e.pine = pineconetest.Start(t, &pineconetest.Options{Dimension: dim, Lag: lag})
 	e.vec, err = pineconevector.Open(e.pine.Host(), dim, &pineconevector.Options{Index: &vectorstore.Options{CheckWritable: g.CheckWritable}})
 	if err != nil {
