@@ -16,8 +16,8 @@
 //     SQLite as the embedded default; the SQL audit sink with its per-tenant hash chain.
 //   - clone/records: typed repositories for every clone-owned record (documents and
 //     chunks, insights, training examples, conversations, messages).
-//   - clone/isolationtest: a test kit that proves a host's own wiring isolates clones.
-//   - clone/doctor: a start-up check (and the cloneiso-doctor command) for the
+//   - isolationtest: a test kit that proves a host's own wiring isolates clones.
+//   - doctor: a start-up check (and the cloneiso-doctor command) for the
 //     misconfigurations that would break isolation.
 //   - tenant: tenants, plans, clones, members and grants; first-sign-in provisioning;
 //     tenant administration, audited break-glass access and verified offboarding.

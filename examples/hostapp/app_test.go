@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/cloneiso/cloneiso/clone"
-	"github.com/cloneiso/cloneiso/clone/isolationtest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/internal/testenv"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
+	"github.com/cloneiso/cloneiso/isolationtest"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
 

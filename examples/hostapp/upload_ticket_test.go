@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
+	"github.com/cloneiso/cloneiso/internal/s3test"
 )
 
 // POST /v1/uploads on S3 with CLONEISO_S3_ROLE_ARN returns a ticket signed by the

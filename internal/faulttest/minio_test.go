@@ -22,10 +22,10 @@ import (
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/internal/testenv"
 	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 )
 
 // minioServer is a MinIO process of this test alone, which the test can kill and

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
-	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 )
 
 // BenchmarkBackfill compares the backfill (keyset pages of DefaultBatchSize rows, one

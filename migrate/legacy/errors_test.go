@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
-	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 )
 
 // TestErrorKinds: the migration's errors are classified like the rest of the SDK's — a

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
-	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 	"github.com/cloneiso/cloneiso/tenant"
 )
 

@@ -12,10 +12,10 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
-	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 )
 
 // legacyDB returns a fresh database holding the legacy fixture, and a Migrator for it

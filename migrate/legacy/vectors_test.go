@@ -10,8 +10,8 @@ import (
 
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 
+	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
-	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
 	"github.com/cloneiso/cloneiso/vectorstore"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"

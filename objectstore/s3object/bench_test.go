@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/objectstore"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 )
 
 // BenchmarkPutGet compares the clone-scoped Bucket with the raw aws-sdk-go-v2 client on

@@ -23,9 +23,9 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 )
 
 const testRole = "arn:aws:iam::000000000000:role/cloneiso-test"

@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/objectstore/driver"
 	"github.com/cloneiso/cloneiso/objectstore/drivertest"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 )
 
 func TestConformance(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/objectstore"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 )
 
 // postForm POSTs fields and content as a browser form upload would and returns the

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/internal/testenv"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
-	"github.com/cloneiso/cloneiso/migrate/legacy/legacytest"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )

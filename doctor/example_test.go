@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/cloneiso/cloneiso/clone/doctor"
+	"github.com/cloneiso/cloneiso/doctor"
 )
 
 // Check runs the checks of the parts given (here only the JWT settings; a deployment

@@ -1,5 +1,5 @@
 // Command cloneiso-doctor checks a deployment for the misconfigurations that would let
-// one clone reach another's data (see package clone/doctor) and exits non-zero if it
+// one clone reach another's data (see package doctor) and exits non-zero if it
 // finds any. Run it with the application's own credentials, at deploy time and in CI:
 //
 //	cloneiso-doctor \
@@ -31,7 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	_ "github.com/lib/pq"
 
-	"github.com/cloneiso/cloneiso/clone/doctor"
+	"github.com/cloneiso/cloneiso/doctor"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 )

@@ -21,12 +21,12 @@ import (
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 
 	"github.com/cloneiso/cloneiso/clone"
-	"github.com/cloneiso/cloneiso/clone/doctor"
+	"github.com/cloneiso/cloneiso/doctor"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore/fileobject"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
-	"github.com/cloneiso/cloneiso/objectstore/s3object/s3test"
 	"github.com/cloneiso/cloneiso/vectorstore"
 	"github.com/cloneiso/cloneiso/vectorstore/memvector"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
@@ -248,7 +248,7 @@ func TestDoctorImportsNoVendorSDK(t *testing.T) {
 	if err != nil {
 		t.Skip("no go command to list the dependencies")
 	}
-	out, err := exec.Command(goBin, "list", "-deps", "github.com/cloneiso/cloneiso/clone/doctor").CombinedOutput()
+	out, err := exec.Command(goBin, "list", "-deps", "github.com/cloneiso/cloneiso/doctor").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}

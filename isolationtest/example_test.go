@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
-	"github.com/cloneiso/cloneiso/clone/isolationtest"
+	"github.com/cloneiso/cloneiso/isolationtest"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore/fileobject"
 	"github.com/cloneiso/cloneiso/tenant"
