@@ -366,6 +366,10 @@ func (x *Index) Upsert(ctx context.Context, cc clone.CloneContext, vectors []Vec
 	if err := x.writable(ctx, op, cc); err != nil {
 		return err
 	}
+	if a, ok := x.d.(driver.MetadataAdopter); ok {
+		// Every map in out was built above for this call: the driver may keep it.
+		return x.wrapErr(op, a.UpsertAdopt(ctx, sc.ns, out))
+	}
 	return x.wrapErr(op, x.d.Upsert(ctx, sc.ns, out))
 }
 

@@ -140,3 +140,15 @@ type Index interface {
 type NamespaceLister interface {
 	Namespaces(ctx context.Context) (map[string]int, error)
 }
+
+// MetadataAdopter is implemented by drivers that can keep the metadata maps of an
+// upsert instead of copying them. The portable type builds a fresh map for every
+// vector it upserts (the caller's fields plus the scope keys) and never touches it
+// again, so it calls UpsertAdopt instead of Upsert when the driver offers it, and the
+// driver saves a copy of every map.
+type MetadataAdopter interface {
+	// UpsertAdopt is Upsert, except that each vector's Metadata map (the map itself,
+	// not the values in it, which still belong to the caller) passes to the driver: it
+	// may keep or change it. It is called only if Upsert is not.
+	UpsertAdopt(ctx context.Context, ns string, vectors []Vector) error
+}

@@ -497,6 +497,40 @@ func newIndex(t *testing.T, d driver.Index, sink audit.Sink) *vectorstore.Index 
 }
 
 func runScopedTests(t *testing.T, open Open, c *config) {
+	t.Run("CallerKeepsItsMetadata", func(t *testing.T) {
+		// The index stores what was upserted: changing the caller's map or list
+		// afterwards changes nothing stored, and the caller's map gains no scope keys.
+		x := newIndex(t, open(t, Dim), nil)
+		cc := NewClone(t)
+		tags := []string{"a", "b"}
+		md := map[string]any{"title": "one", "tags": tags}
+		if err := x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "doc#1", Values: []float32{1, 2, 3, 4}, Metadata: md}}); err != nil {
+			t.Fatalf("Upsert: %v", err)
+		}
+		if len(md) != 2 {
+			t.Errorf("the caller's metadata map changed: %v", md)
+		}
+		tags[0] = "changed"
+		md["title"] = "changed"
+		md["extra"] = true
+		c.eventually(t, "Fetch", func() error {
+			got, err := x.Fetch(ctxT(t), cc, []string{"doc#1"})
+			if err != nil {
+				return fmt.Errorf("Fetch: %v", err)
+			}
+			if len(got) != 1 {
+				return fmt.Errorf("Fetch returned %d vectors, want 1", len(got))
+			}
+			gotMD := got[0].Metadata
+			if l, ok := gotMD["tags"].([]any); ok { // some backends return []any
+				gotMD["tags"] = ids(l, func(a any) string { s, _ := a.(string); return s })
+			}
+			if want := map[string]any{"title": "one", "tags": []string{"a", "b"}}; !reflect.DeepEqual(gotMD, want) {
+				return fmt.Errorf("metadata = %#v, want %#v", gotMD, want)
+			}
+			return nil
+		})
+	})
 	t.Run("RoundTrip", func(t *testing.T) {
 		x := newIndex(t, open(t, Dim), nil)
 		cc := NewClone(t)

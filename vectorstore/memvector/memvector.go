@@ -129,7 +129,10 @@ type Driver struct {
 	closeErr  error
 }
 
-var _ driver.Index = (*Driver)(nil)
+var (
+	_ driver.Index           = (*Driver)(nil)
+	_ driver.MetadataAdopter = (*Driver)(nil)
+)
 
 var (
 	errDimension = errors.New("memvector: dimension mismatch")
@@ -405,6 +408,16 @@ func (d *Driver) Dimension() int { return d.e.Dimension() }
 
 // Upsert implements driver.Index.
 func (d *Driver) Upsert(ctx context.Context, ns string, vs []driver.Vector) error {
+	return d.upsert(ctx, ns, vs, false)
+}
+
+// UpsertAdopt implements driver.MetadataAdopter: the index keeps the vectors'
+// metadata maps instead of copying them.
+func (d *Driver) UpsertAdopt(ctx context.Context, ns string, vs []driver.Vector) error {
+	return d.upsert(ctx, ns, vs, true)
+}
+
+func (d *Driver) upsert(ctx context.Context, ns string, vs []driver.Vector, adopt bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -436,7 +449,11 @@ func (d *Driver) Upsert(ctx context.Context, ns string, vs []driver.Vector) erro
 		}
 		*bp = b
 	}
-	return d.logged(ns, func() (*[]byte, error) { return bp, nil }, func() { d.e.Upsert(ns, recs) })
+	apply := func() { d.e.Upsert(ns, recs) }
+	if adopt {
+		apply = func() { d.e.UpsertAdopt(ns, recs) }
+	}
+	return d.logged(ns, func() (*[]byte, error) { return bp, nil }, apply)
 }
 
 // Query implements driver.Index.

@@ -194,7 +194,14 @@ func (e *Engine) getOrCreate(ns string) *space {
 
 // Upsert inserts or replaces records in ns. Values are copied. The caller has validated
 // dimensions and finiteness.
-func (e *Engine) Upsert(ns string, recs []Record) {
+func (e *Engine) Upsert(ns string, recs []Record) { e.upsert(ns, recs, false) }
+
+// UpsertAdopt is Upsert, except that the records' metadata maps pass to the engine,
+// which keeps them (without the tracked keys' string values) instead of copying them.
+// The values in them are still copied where they are mutable ([]string).
+func (e *Engine) UpsertAdopt(ns string, recs []Record) { e.upsert(ns, recs, true) }
+
+func (e *Engine) upsert(ns string, recs []Record, adopt bool) {
 	if len(recs) == 0 {
 		return // creating ns would leave an empty namespace behind
 	}
@@ -220,7 +227,16 @@ func (e *Engine) Upsert(ns string, recs []Record) {
 			s.slot[r.ID] = i
 		}
 		e.setValues(s, i, r.Values)
-		s.meta[i] = e.track(s, i, r.Metadata)
+		if adopt {
+			for k, v := range r.Metadata {
+				if l, ok := v.([]string); ok {
+					r.Metadata[k] = slices.Clone(l)
+				}
+			}
+			s.meta[i] = e.adopt(s, i, r.Metadata)
+		} else {
+			s.meta[i] = e.track(s, i, r.Metadata)
+		}
 	}
 }
 
