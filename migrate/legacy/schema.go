@@ -513,7 +513,7 @@ func (m *Migrator) exclusive(ctx context.Context, key int64, step string) (func(
 		conn.Close()
 		var pe *pq.Error
 		if errors.As(err, &pe) && pe.Code == "55P03" {
-			return nil, errs.New(errs.Conflict, op, "another %s of this database is running", step)
+			return nil, errs.New(errs.Unavailable, op, "another %s of this database is running: wait for it to end", step)
 		}
 		return nil, classify(op, err, "lock")
 	}

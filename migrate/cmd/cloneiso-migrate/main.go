@@ -42,10 +42,21 @@
 // PINECONE_API_KEY is read too, and S3 credentials come from the AWS default chain
 // unless --s3-access-key and --s3-secret-key are set.
 //
-// Exit status: 0 success; 1 a discrepancy was found (verify, check, enforce refused,
-// rows or objects left behind); 2 bad usage or configuration; 3 an operation failed
-// (database or store unavailable, ...). A failed or interrupted command can be run
-// again: every step resumes.
+// Exit status:
+//
+//	0  success.
+//	1  a discrepancy was found: verify or check failed, enforce refused while rows lack
+//	   their clone, rows, objects or vectors were left behind and are listed.
+//	2  a permanent error: bad usage or configuration, or something the operator must
+//	   change before running the command again — a key template the command cannot use,
+//	   a legacy user ID that needs a decision, a missing column or a column of the wrong
+//	   type, a name collision with the SDK's tables, a foreign key that does not hold,
+//	   metadata over a size limit, a step run out of order. The message says what to
+//	   change. Errors of kinds other than those below (clone.KindOf: invalid input,
+//	   conflict, internal, too large, forbidden, ...) exit 2.
+//	3  a transient failure: a database or store unavailable, a timeout, a lost
+//	   connection, an interruption (clone.ErrUnavailable, clone.ErrCanceled, or an error
+//	   of no kind). Run the same command again: every step resumes.
 package main
 
 import (
@@ -70,6 +81,7 @@ import (
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 	"github.com/pressly/goose/v3"
 
+	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
@@ -230,12 +242,42 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		a.db.Close()
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "cloneiso-migrate:", err)
-		if code == exitOK {
-			code = exitFailure
+		if code == exitOK || code == exitFailure {
+			code = exitCode(err)
+		}
+		switch code {
+		case exitFailure:
+			fmt.Fprintf(stderr, "cloneiso-migrate: %v\n(a transient failure: run the same command again to resume)\n", err)
+		case exitUsage:
+			var ue usageError
+			if errors.As(err, &ue) {
+				fmt.Fprintln(stderr, "cloneiso-migrate:", err)
+			} else {
+				fmt.Fprintf(stderr, "cloneiso-migrate: %v\n(a permanent error: running the command again does not help; change what the message says first)\n", err)
+			}
+		default:
+			fmt.Fprintln(stderr, "cloneiso-migrate:", err)
 		}
 	}
 	return code
+}
+
+// exitCode is the exit status of a command that failed with err: 2 (exitUsage) for a
+// usage error and a permanent error — one of a kind that running again unchanged does
+// not fix (clone.ErrInvalidInput, ErrConflict, ErrInternal, ErrTooLarge, ErrForbidden,
+// ErrNotFound, ErrUnsupported, ...); 3 (exitFailure) for a transient one
+// (clone.ErrUnavailable, clone.ErrCanceled) and an error of no kind. Commands (objects
+// and vectors included) return classified errors and get the right status from here.
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	switch clone.KindOf(err) {
+	case clone.KindUnknown, clone.ErrUnavailable, clone.ErrCanceled:
+		return exitFailure
+	}
+	return exitUsage
 }
 
 type usageError struct{ error }
@@ -255,11 +297,7 @@ func (a *app) dispatch(ctx context.Context, cmd, sub string) (int, error) {
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
 	}
 	if err := a.open(ctx); err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			return exitUsage, err
-		}
-		return exitFailure, err
+		return exitCode(err), err
 	}
 	code, err := fn(ctx)
 	var ue usageError
@@ -506,7 +544,7 @@ func (a *app) backfill(ctx context.Context) (int, error) {
 		}
 	}
 	if err != nil {
-		return exitFailure, fmt.Errorf("%w (run backfill again to resume)", err)
+		return exitCode(err), err
 	}
 	p, err := a.m.Plan(ctx)
 	if err != nil {
