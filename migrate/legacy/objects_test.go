@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/lib/pq"
 
+	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
+	"github.com/cloneiso/cloneiso/objectstore"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 )
 
@@ -124,9 +128,19 @@ func TestObjectMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k := kinds(vr); len(k) != 1 || k[legacy.DiscrepancyUnmatched] != len(legacytest.UnmatchedKeys) {
-		t.Fatalf("verify: %v\n%s", k, vr)
+	// The fixture's documents name objects that were never put: each is reported, as a
+	// key rows name that is neither copied nor out of scope.
+	var put []string
+	for i := 1; i <= legacytest.Users; i++ {
+		for k := range legacytest.ObjectsOf(i) {
+			put = append(put, k)
+		}
 	}
+	dangling := int(count(t, db, "SELECT count(DISTINCT object_key) FROM documents WHERE object_key <> '' AND object_key <> ALL($1)", pq.StringArray(put)))
+	if k := kinds(vr); len(k) != 2 || k[legacy.DiscrepancyUnmatched] != len(legacytest.UnmatchedKeys) || k[legacy.DiscrepancyObjectKey] != dangling || dangling == 0 {
+		t.Fatalf("verify: %v (%d dangling keys)\n%s", k, dangling, vr)
+	}
+	unmatched := len(legacytest.UnmatchedKeys) + dangling
 	// Each copy sits in its user's clone, with the legacy content and owner stamps.
 	users, _ := m.Users(ctx)
 	u7 := users[6]
@@ -153,7 +167,7 @@ func TestObjectMigration(t *testing.T) {
 	if rep, err = m.MigrateObjects(ctx, opts); err != nil || rep.Copied != 1 {
 		t.Fatalf("repair run copied %d (%v)", rep.Copied, err)
 	}
-	if vr, _ = m.VerifyObjects(ctx, &deep); len(vr.Discrepancies) != len(legacytest.UnmatchedKeys) {
+	if vr, _ = m.VerifyObjects(ctx, &deep); len(vr.Discrepancies) != unmatched {
 		t.Fatalf("after repair:\n%s", vr)
 	}
 
@@ -207,7 +221,329 @@ func TestObjectMigration(t *testing.T) {
 	if rep, err = m.DeleteLegacyObjects(ctx, opts); err != nil || rep.Deleted != 0 {
 		t.Fatalf("second delete: %d, %v", rep.Deleted, err)
 	}
-	if vr, _ = m.VerifyObjects(ctx, &deep); len(vr.Discrepancies) != len(legacytest.UnmatchedKeys) {
+	if vr, _ = m.VerifyObjects(ctx, &deep); len(vr.Discrepancies) != unmatched {
 		t.Fatalf("verify after deletion:\n%s", vr)
+	}
+}
+
+// objectEnv is a bucket on MinIO, a clone-scoped bucket over it, and the legacy
+// database (with every documents.object_key cleared, so that each test names exactly
+// the keys it needs), adopted and backfilled after prepare ran on it.
+type objectEnv struct {
+	client *s3.Client
+	bucket string
+	target *objectstore.Bucket
+	db     *pgtest.DB
+	m      *legacy.Migrator
+}
+
+func newObjectEnv(t *testing.T, prepare string) *objectEnv {
+	t.Helper()
+	env := s3test.Require(t)
+	ctx := context.Background()
+	e := &objectEnv{client: env.Client(), bucket: s3test.NewBucket(t, env, false)}
+	var err error
+	e.target, err = s3object.OpenBucket(ctx, env.Config(), e.bucket, &s3object.Options{Endpoint: env.Endpoint, UsePathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.target.Close() })
+	e.db, e.m = legacyDB(t, 500, nil)
+	e.db.Owner.MustExec("UPDATE documents SET object_key = ''")
+	if prepare != "" {
+		e.db.Owner.MustExec(prepare)
+	}
+	mustAdopt(t, e.m)
+	if _, err := e.m.Backfill(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// put writes a legacy object with the raw client.
+func (e *objectEnv) put(t *testing.T, key, body, contentType string, md map[string]string) {
+	t.Helper()
+	in := &s3.PutObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(key), Body: strings.NewReader(body), Metadata: md}
+	if contentType != "" {
+		in.ContentType = aws.String(contentType)
+	}
+	if _, err := e.client.PutObject(context.Background(), in); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// clonePrefix reads a user's clone prefix from the bookkeeping with plain SQL.
+func (e *objectEnv) clonePrefix(t *testing.T, user string) string {
+	t.Helper()
+	var p string
+	if err := e.db.Owner.Get(&p, "SELECT 'tenants/' || to_tenant_id || '/clones/' || to_clone_id || '/' FROM cloneiso_legacy_users WHERE user_id = $1", user); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (e *objectEnv) read(t *testing.T, key string) (string, *s3.GetObjectOutput) {
+	t.Helper()
+	out, err := e.client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, _ := io.ReadAll(out.Body)
+	return string(b), out
+}
+
+func problemKeys(ps []legacy.Problem) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func discrepancy(r *legacy.VerifyReport, user string, detail ...string) bool {
+	return slices.ContainsFunc(r.Discrepancies, func(d legacy.Discrepancy) bool {
+		if d.UserID != user {
+			return false
+		}
+		for _, s := range detail {
+			if !strings.Contains(d.Detail, s) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Issue 21 item 2: object verification checks each clone's exact set of objects. An
+// extra copy of one user's object in another user's clone, an unknown extra object
+// and a missing copy are each a discrepancy of the clone concerned.
+func TestObjectVerifyExactSets(t *testing.T) {
+	ctx := context.Background()
+	e := newObjectEnv(t, "")
+	for _, u := range []string{"u004", "u005", "u006"} {
+		e.put(t, "users/"+u+"/documents/own.txt", "own file of "+u, "text/plain", nil)
+	}
+	e.put(t, "users/u004/uploads/scan.bin", "scan of u004", "", nil)
+	opts := &legacy.ObjectOptions{Client: e.client, LegacyBucket: e.bucket, KeyTemplate: legacytest.LegacyKeyTemplate, Target: e.target, Deep: true}
+	if rep, err := e.m.MigrateObjects(ctx, opts); err != nil || rep.Copied != 4 || !rep.OK() {
+		t.Fatalf("copy: %+v, %v", rep, err)
+	}
+	vr, err := e.m.VerifyObjects(ctx, opts)
+	if err != nil || !vr.OK() {
+		t.Fatalf("verify after the copy: %v\n%s", err, vr)
+	}
+	// The owner's copy is where it belongs.
+	if body, _ := e.read(t, e.clonePrefix(t, "u004")+"uploads/scan.bin"); body != "scan of u004" {
+		t.Fatalf("copy of u004's scan: %q", body)
+	}
+
+	// An extra copy of u004's object under u005's clone, written behind the SDK's back.
+	e.put(t, e.clonePrefix(t, "u005")+"uploads/scan.bin", "scan of u004", "", nil)
+	vr, _ = e.m.VerifyObjects(ctx, opts)
+	if len(vr.Discrepancies) != 1 || !discrepancy(vr, "u005", "foreign", "uploads/scan.bin", "u004") {
+		t.Fatalf("foreign copy not reported as such:\n%s", vr)
+	}
+	// An unknown extra object, and a missing copy.
+	e.put(t, e.clonePrefix(t, "u006")+"documents/unknown.txt", "?", "", nil)
+	if _, err := e.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(e.clonePrefix(t, "u004") + "documents/own.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	vr, _ = e.m.VerifyObjects(ctx, opts)
+	if len(vr.Discrepancies) != 3 || !discrepancy(vr, "u006", "extra", "documents/unknown.txt") || !discrepancy(vr, "u004", "missing", "users/u004/documents/own.txt") {
+		t.Fatalf("extra and missing objects:\n%s", vr)
+	}
+	shallow := *opts
+	shallow.Deep = false
+	if vr2, _ := e.m.VerifyObjects(ctx, &shallow); len(vr2.Discrepancies) != 3 {
+		t.Fatalf("shallow verify:\n%s", vr2)
+	}
+}
+
+// Issue 21 item 3: every object of the bucket and every key a row names is accounted
+// for (copied, refused with a reason, or out of scope by a recorded decision), with
+// several templates, one of which has a date in the middle.
+func TestObjectAccounting(t *testing.T) {
+	ctx := context.Background()
+	e := newObjectEnv(t, `
+		INSERT INTO documents (id, user_id, title, object_key) VALUES
+			(md5('acct-1')::uuid, 'u003', 'upload', 'uploads/u003/2024/05/scan.pdf'),
+			(md5('acct-2')::uuid, 'u003', 'gone', 'users/u003/documents/gone.txt'),
+			(md5('acct-3')::uuid, 'u004', 'not mine', 'users/u003/documents/a.txt'),
+			(md5('acct-4')::uuid, 'u004', 'logo', 'static/logo.png'),
+			(md5('acct-5')::uuid, 'u004', 'mine', 'users/u004/documents/b.txt')`)
+	e.put(t, "users/u003/documents/a.txt", "a of u003", "text/plain", nil)
+	e.put(t, "users/u004/documents/b.txt", "b of u004", "text/plain", nil)
+	e.put(t, "uploads/u003/2024/05/scan.pdf", "scan of u003", "application/pdf", nil)
+	e.put(t, "uploads/u004/2023/12/old.pdf", "old of u004", "application/pdf", nil)
+	e.put(t, "static/logo.png", "logo", "image/png", nil)
+	e.put(t, "static/css/site.css", "css", "text/css", nil)
+	e.put(t, "misc/orphan.bin", "?", "", nil)
+	e.put(t, "robots.txt", "robots", "text/plain", nil)
+	const listed = 8
+
+	// A template the migration cannot use is bad input, with what to change.
+	bad := &legacy.ObjectOptions{Client: e.client, LegacyBucket: e.bucket, KeyTemplate: "uploads/{user_id}/{yyyy}/{mm}/{file}", Target: e.target, DryRun: true}
+	if _, err := e.m.MigrateObjects(ctx, bad); !errors.Is(err, clone.ErrInvalidInput) || !strings.Contains(err.Error(), "{name}") {
+		t.Fatalf("unusable template: %v", err)
+	}
+
+	opts := &legacy.ObjectOptions{Client: e.client, LegacyBucket: e.bucket, KeyTemplate: legacytest.LegacyKeyTemplate, Target: e.target,
+		Templates: []legacy.KeyTemplate{{Template: "uploads/{user_id}/{yyyy}/{mm}/{name}", Kind: "uploads"}}, Deep: true}
+	dry := *opts
+	dry.DryRun = true
+	rep, err := e.m.MigrateObjects(ctx, &dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRefused := []string{"misc/orphan.bin", "robots.txt", "static/css/site.css", "static/logo.png"}
+	if rep.Listed != listed || rep.ToCopy != 4 || rep.OutOfScope != 0 || !slices.Equal(problemKeys(rep.Problems), wantRefused) {
+		t.Fatalf("plan: listed %d, to copy %d, out of scope %d, refused %v", rep.Listed, rep.ToCopy, rep.OutOfScope, problemKeys(rep.Problems))
+	}
+	// Rows: a missing object, another user's object, an object refused.
+	if rep.References != 5 || !slices.Equal(problemKeys(rep.RowProblems), []string{"static/logo.png", "users/u003/documents/a.txt", "users/u003/documents/gone.txt"}) {
+		t.Fatalf("plan: %d references, row problems %v", rep.References, rep.RowProblems)
+	}
+
+	// The operator declares the public assets out of scope; robots.txt stays refused.
+	if err := e.m.DeclareObjectsOutOfScope(ctx, []string{"static/"}, "public assets served by the CDN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.DeclareObjectsOutOfScope(ctx, []string{"tenants/x"}, "no"); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Fatalf("declaring the clone layout out of scope: %v", err)
+	}
+	rep, _ = e.m.MigrateObjects(ctx, &dry)
+	if rep.OutOfScope != 2 || rep.ToCopy+rep.OutOfScope+int64(len(rep.Problems)) != rep.Listed || len(rep.RowProblems) != 2 {
+		t.Fatalf("plan with the decision: %+v", rep)
+	}
+	scope, err := e.m.ObjectsOutOfScope(ctx)
+	if err != nil || len(scope) != 1 || scope[0].Entry != "static/" || scope[0].Reason == "" {
+		t.Fatalf("recorded scope: %v, %v", scope, err)
+	}
+
+	rep, err = e.m.MigrateObjects(ctx, opts)
+	if err != nil || rep.Copied != 4 || rep.Copied+rep.OutOfScope+int64(len(rep.Problems)) != listed {
+		t.Fatalf("copy: %+v, %v", rep, err)
+	}
+	if body, out := e.read(t, e.clonePrefix(t, "u003")+"uploads/2024/05/scan.pdf"); body != "scan of u003" || aws.ToString(out.ContentType) != "application/pdf" {
+		t.Fatalf("copy of the upload: %q", body)
+	}
+	vr, err := e.m.VerifyObjects(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(vr); len(k) != 2 || k[legacy.DiscrepancyUnmatched] != 2 || k[legacy.DiscrepancyObjectKey] != 2 {
+		t.Fatalf("verify: %v\n%s", k, vr)
+	}
+	if _, err := e.m.RewriteObjectKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	e.db.Owner.Get(&key, "SELECT object_key FROM documents WHERE id = md5('acct-1')::uuid")
+	if key != e.clonePrefix(t, "u003")+"uploads/2024/05/scan.pdf" {
+		t.Fatalf("row of the upload names %s", key)
+	}
+	e.db.Owner.Get(&key, "SELECT object_key FROM documents WHERE id = md5('acct-4')::uuid")
+	if key != "static/logo.png" {
+		t.Fatalf("row naming an out-of-scope object names %s", key)
+	}
+
+	// The decision is reversible: withdrawn, the assets are problems again.
+	if n, err := e.m.WithdrawObjectsOutOfScope(ctx, []string{"static/"}); err != nil || n != 1 {
+		t.Fatalf("withdraw: %d, %v", n, err)
+	}
+	if rep, _ = e.m.MigrateObjects(ctx, &dry); rep.OutOfScope != 0 || len(rep.Problems) != 4 {
+		t.Fatalf("after withdrawing: %+v", rep)
+	}
+}
+
+// Issue 21 item 11: objects no option can migrate as they are (a name in NFD, a "%xx"
+// escape, a "_" metadata key, an unparsable Content-Type) are refused, then copied
+// with Sanitize under a recorded sanitized form, and the rows naming them follow.
+func TestObjectSanitize(t *testing.T) {
+	ctx := context.Background()
+	nfd, nfc := "users/u003/documents/cafe\u0301.txt", "users/u003/documents/caf\u00e9.txt"
+	e := newObjectEnv(t, `
+		INSERT INTO documents (id, user_id, title, object_key) VALUES
+			(md5('san-1')::uuid, 'u003', 'nfd', '`+nfd+`'),
+			(md5('san-2')::uuid, 'u003', 'escape', 'users/u003/documents/100%41.txt')`)
+	e.put(t, nfd, "decomposed", "text/plain", nil)
+	e.put(t, nfc, "composed", "text/plain", nil)
+	e.put(t, "users/u003/documents/100%41.txt", "escaped", "text/plain", nil)
+	e.put(t, "users/u003/documents/meta.txt", "meta", "text/plain", map[string]string{"_secret": "x", "owner": "u003"})
+	e.put(t, "users/u003/documents/type.txt", "type", "text/plain; charset", nil)
+	opts := &legacy.ObjectOptions{Client: e.client, LegacyBucket: e.bucket, KeyTemplate: legacytest.LegacyKeyTemplate, Target: e.target, Deep: true}
+
+	rep, err := e.m.MigrateObjects(ctx, opts)
+	if err != nil || rep.Copied != 1 || len(rep.Problems) != 4 {
+		t.Fatalf("copy without sanitizing: %+v, %v", rep, err)
+	}
+	for _, p := range rep.Problems {
+		if !strings.Contains(p.Reason, "sanitize") {
+			t.Fatalf("problem without its remedy: %+v", p)
+		}
+	}
+	san := *opts
+	san.Sanitize = true
+	rep, err = e.m.MigrateObjects(ctx, &san)
+	if err != nil || rep.Copied != 4 || rep.Skipped != 1 || !rep.OK() || rep.Sanitized != 2 {
+		t.Fatalf("copy with Sanitize: %+v, %v", rep, err)
+	}
+	prefix := e.clonePrefix(t, "u003")
+	var ledger []struct {
+		Key     string `db:"legacy_key"`
+		NewKey  string `db:"new_key"`
+		Changes string `db:"changes"`
+	}
+	if err := e.db.Owner.Select(&ledger, "SELECT legacy_key, new_key, changes FROM cloneiso_legacy_objects ORDER BY legacy_key"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]string{}
+	for _, l := range ledger {
+		got[l.Key] = [2]string{strings.TrimPrefix(l.NewKey, prefix), l.Changes}
+	}
+	if got[nfc][0] != "documents/caf\u00e9.txt" || got[nfc][1] != "" {
+		t.Fatalf("NFC object: %v", got[nfc])
+	}
+	if n := got[nfd][0]; !strings.HasPrefix(n, "documents/caf\u00e9~") || !strings.HasSuffix(n, ".txt") || got[nfd][1] == "" {
+		t.Fatalf("NFD object (its NFC name is taken): %v", got[nfd])
+	}
+	if got["users/u003/documents/100%41.txt"][0] != "documents/100_41.txt" {
+		t.Fatalf("escaped name: %v", got["users/u003/documents/100%41.txt"])
+	}
+	if c := got["users/u003/documents/meta.txt"]; c[0] != "documents/meta.txt" || !strings.Contains(c[1], "_secret") {
+		t.Fatalf("metadata: %v", c)
+	}
+	if c := got["users/u003/documents/type.txt"]; !strings.Contains(c[1], "content type") {
+		t.Fatalf("content type: %v", c)
+	}
+	body, out := e.read(t, prefix+got[nfd][0])
+	if body != "decomposed" {
+		t.Fatalf("copy of the NFD object: %q", body)
+	}
+	if _, out = e.read(t, prefix+"documents/meta.txt"); out.Metadata["legacy-secret"] != "x" || out.Metadata["owner"] != "u003" {
+		t.Fatalf("metadata of the copy: %v", out.Metadata)
+	}
+	if _, out = e.read(t, prefix+"documents/type.txt"); aws.ToString(out.ContentType) != "application/octet-stream" {
+		t.Fatalf("content type of the copy: %s", aws.ToString(out.ContentType))
+	}
+	if vr, err := e.m.VerifyObjects(ctx, &san); err != nil || !vr.OK() {
+		t.Fatalf("verify: %v\n%s", err, vr)
+	}
+	// The rows follow the sanitized copies, and read them through the SDK.
+	if n, err := e.m.RewriteObjectKeys(ctx); err != nil || n["documents"] != 2 {
+		t.Fatalf("rewrite: %v, %v", n, err)
+	}
+	var keys []string
+	e.db.Owner.Select(&keys, "SELECT object_key FROM documents WHERE id IN (md5('san-1')::uuid, md5('san-2')::uuid) ORDER BY title")
+	if len(keys) != 2 || keys[0] != prefix+"documents/100_41.txt" || keys[1] != prefix+got[nfd][0] {
+		t.Fatalf("rewritten keys: %v", keys)
+	}
+	if vr, err := e.m.Verify(ctx); err != nil || kinds(vr)[legacy.DiscrepancyObjectKey] != 0 || kinds(vr)[legacy.DiscrepancyChecksum] != 0 {
+		t.Fatalf("sql verify: %v\n%s", err, vr)
+	}
+	if rep, err := e.m.DeleteLegacyObjects(ctx, &san); err != nil || rep.Deleted != 5 || !rep.OK() {
+		t.Fatalf("delete: %+v, %v", rep, err)
 	}
 }

@@ -244,7 +244,7 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 				}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, internalDDL); err != nil {
+		if _, err := tx.ExecContext(ctx, internalDDL+objectDDL); err != nil {
 			return fmt.Errorf("bookkeeping tables: %w", err)
 		}
 		// Remember what the first adoption found, for RollbackSQL.
@@ -471,6 +471,7 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 			b.WriteString("ALTER TABLE " + q + " ALTER COLUMN " + pq.QuoteIdentifier(r.Key[0]) + " SET NOT NULL;\n")
 		}
 	}
+	b.WriteString("DROP TABLE IF EXISTS cloneiso_legacy_object_scope;\n")
 	b.WriteString("DROP TABLE cloneiso_legacy_vectors, cloneiso_legacy_objects, cloneiso_legacy_snapshot, cloneiso_legacy_checkpoints, cloneiso_legacy_users;\n")
 	// Children first.
 	for _, t := range []string{"clone_grants", "tenant_members", "clones", "tenants", "audit_events"} {

@@ -16,13 +16,19 @@ import (
 
 func TestKeyTemplate(t *testing.T) {
 	for _, bad := range []string{"", "users/{name}", "users/{user_id}", "users/{name}/{user_id}", "users//{user_id}/{name}",
-		"u-{user_id}/{name}", "{user_id}/{kind}/{kind}/{name}"} {
+		"u-{user_id}/{name}", "{user_id}/{kind}/{kind}/{name}",
+		// Issue 21 item 3: the operator's template without {name}, and bad placeholders.
+		"uploads/{user_id}/{yyyy}/{mm}/{file}", "uploads/{user_id}/{Year}/{name}", "{user_id}/{yyyy}/{yyyy}/{name}"} {
 		if _, _, _, _, err := legacy.MatchKey(bad, "", "x/y/z"); err == nil {
 			t.Errorf("template %q accepted", bad)
 		}
 	}
-	if _, _, _, _, err := legacy.MatchKey("users/{user_id}/{name}", "Not A Kind", "x"); err == nil {
-		t.Error("invalid fixed kind accepted")
+	if _, _, _, _, err := legacy.MatchKey("users/{user_id}/{name}", "Not A Kind", "x"); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Errorf("invalid fixed kind: %v", err)
+	}
+	if _, _, _, _, err := legacy.MatchKey("uploads/{user_id}/{yyyy}/{mm}/{file}", "", "x"); !errors.Is(err, clone.ErrInvalidInput) ||
+		!strings.Contains(err.Error(), "{name}") {
+		t.Errorf("template without {name}: %v", err)
 	}
 	cases := []struct {
 		template, key, user, kind, name string
@@ -35,6 +41,11 @@ func TestKeyTemplate(t *testing.T) {
 		{"users/{user_id}/{name}", "users/42/report.pdf", "42", legacy.DefaultObjectKind, "report.pdf", true},
 		{"{user_id}/files/{name}", "abc/files/x/y", "abc", legacy.DefaultObjectKind, "x/y", true},
 		{"{user_id}/files/{name}", "abc/other/x", "", "", "", false},
+		// Placeholders other than {user_id}, {kind} and {name} match one segment each,
+		// kept at the start of the name.
+		{"uploads/{user_id}/{yyyy}/{mm}/{name}", "uploads/42/2024/05/scan.pdf", "42", legacy.DefaultObjectKind, "2024/05/scan.pdf", true},
+		{"uploads/{user_id}/{yyyy}/{mm}/{name}", "uploads/42/2024/scan.pdf", "", "", "", false},
+		{"{yyyy}/{user_id}/{kind}/{name}", "2024/u1/exports/a/b.csv", "u1", "exports", "2024/a/b.csv", true},
 	}
 	for _, c := range cases {
 		user, kind, name, ok, err := legacy.MatchKey(c.template, "", c.key)
