@@ -359,3 +359,107 @@ func TestConcurrentWritersWithCompaction(t *testing.T) {
 		t.Fatal("no records")
 	}
 }
+
+// fullState returns every record of the namespaces nss, listing them page by page.
+func fullState(t *testing.T, d *memvector.Driver, nss []string) map[string]map[string]driver.Vector {
+	t.Helper()
+	out := map[string]map[string]driver.Vector{}
+	for _, ns := range nss {
+		req := &driver.ListRequest{Limit: 100}
+		for {
+			p, err := d.List(t.Context(), ns, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.IDs) > 0 {
+				vs, err := d.Fetch(t.Context(), ns, p.IDs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out[ns] == nil {
+					out[ns] = map[string]driver.Vector{}
+				}
+				for _, v := range vs {
+					out[ns][v.ID] = v
+				}
+			}
+			if p.NextPageToken == "" {
+				break
+			}
+			req.PageToken = p.NextPageToken
+		}
+	}
+	return out
+}
+
+// TestReopenManyNamespaces loads a snapshot of many namespaces (one of several storage
+// blocks) and replays a log that writes to all of them, in parallel on open: each
+// namespace ends as it was, its log records applied after its snapshot and in order.
+func TestReopenManyNamespaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index")
+	d := open(t, path)
+	var nss []string
+	for i := range 12 {
+		nss = append(nss, "ns"+strconv.Itoa(i))
+	}
+	ids := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = prefix + strconv.Itoa(i)
+		}
+		return out
+	}
+	big := ids("v", 2*engine.BlockVectors+5)
+	for i := 0; i < len(big); i += 500 {
+		run(t, d, []op{upsert("ns0", big[i:min(i+500, len(big))]...)})
+	}
+	for _, ns := range nss[1:] {
+		run(t, d, []op{upsert(ns, ids(ns+"-", 30)...)})
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// The log: every namespace changes several times, in an order where each change
+	// depends on the one before it.
+	for round := range 3 {
+		for i, ns := range nss[1:] { // ns0 keeps its blocks; it changes below
+			switch (i + round) % 4 {
+			case 0:
+				run(t, d, []op{upsert(ns, "r"+strconv.Itoa(round), ns+"-1")})
+			case 1:
+				run(t, d, []op{del(ns, ns+"-2", "r"+strconv.Itoa(round-1))})
+			case 2:
+				run(t, d, []op{dropNS(ns), upsert(ns, "reborn"+strconv.Itoa(round))})
+			case 3:
+				run(t, d, []op{delWhere(ns, map[string]any{"ok": true})})
+			}
+		}
+	}
+	run(t, d, []op{upsert("ns0", big[:3]...), del("ns0", big[len(big)-1])})
+	want := fullState(t, d, nss)
+	d.Abandon()
+	d = open(t, path)
+	defer d.Close()
+	got := fullState(t, d, nss)
+	if len(got) != len(want) {
+		t.Fatalf("after reopening: %d namespaces, want %d", len(got), len(want))
+	}
+	for ns, w := range want {
+		g := got[ns]
+		if len(g) != len(w) {
+			t.Fatalf("%s: %d records after reopening, want %d", ns, len(g), len(w))
+		}
+		for id, wv := range w {
+			gv, ok := g[id]
+			if !ok {
+				t.Fatalf("%s/%s lost", ns, id)
+			}
+			if !reflect.DeepEqual(gv.Metadata, wv.Metadata) || !slices.Equal(gv.Values, wv.Values) {
+				t.Fatalf("%s/%s = %v %v after reopening, want %v %v", ns, id, gv.Values, gv.Metadata, wv.Values, wv.Metadata)
+			}
+		}
+	}
+	if len(got["ns0"]) < 2*engine.BlockVectors {
+		t.Fatalf("ns0 has %d records, want more than two blocks", len(got["ns0"]))
+	}
+}

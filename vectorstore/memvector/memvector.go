@@ -36,7 +36,9 @@
 // large it grows, and keeps replaying the log about as cheap as loading the
 // snapshot. Driver.Sync compacts at once. The snapshot is streamed from the index (a
 // compaction adds about 1 MiB to memory) and holds the vectors as raw little-endian
-// float32, so opening runs at about the speed of reading the file. Compacting a
+// float32, so opening runs at about the speed of reading the file: one goroutine reads
+// the snapshot and logs and checks their checksums while a few others decode and
+// apply them, each namespace on one of them, in order. Compacting a
 // namespace holds off writes to that namespace (not reads, not other namespaces)
 // while it is written.
 //
@@ -197,7 +199,13 @@ func (d *Driver) recover() (err error) {
 		return err
 	}
 	os.Remove(d.path + ".tmp") // a compaction interrupted before its rename
-	gen, legacy, err := d.loadSnapshot()
+	l := newLoader()
+	defer func() {
+		if werr := l.wait(); err == nil {
+			err = werr
+		}
+	}()
+	gen, legacy, err := d.loadSnapshot(l)
 	if err != nil {
 		return err
 	}
@@ -229,9 +237,7 @@ func (d *Driver) recover() (err error) {
 	}
 	slices.Sort(gens)
 	dim := d.e.Dimension()
-	var scratch []float32
-	intern := map[string]string{}
-	replay := func(p []byte) error { return d.replay(p, &scratch, intern) }
+	replay := func(p []byte) error { return l.submitRecord(d, p) }
 	for i, g := range gens {
 		name := logName(d.path, g)
 		good, torn, err := readLog(name, dim, replay)
@@ -270,6 +276,9 @@ func (d *Driver) recover() (err error) {
 		size = logHeaderSize
 	}
 	d.log = newWAL(d.path, dim, f, cur, size)
+	if err := l.wait(); err != nil {
+		return err
+	}
 	if legacy {
 		// Rewrite the index of an earlier release in the current format at once.
 		return d.compact()

@@ -173,7 +173,11 @@ func (c *crcReader) ReadByte() (byte, error) {
 // loadSnapshot loads the snapshot at Options.Path, if there is one, and returns the
 // first log generation to replay over it and whether it was in the format of earlier
 // releases (a gob encoding, read once and then rewritten).
-func (d *Driver) loadSnapshot() (gen uint64, legacy bool, err error) {
+//
+// The reader (this goroutine) reads the file and checks its checksum; the loader's
+// workers decode each block's entries and load each namespace, in parallel with the
+// reading.
+func (d *Driver) loadSnapshot(l *loader) (gen uint64, legacy bool, err error) {
 	f, err := os.Open(d.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
@@ -202,7 +206,6 @@ func (d *Driver) loadSnapshot() (gen uint64, legacy bool, err error) {
 		return 0, false, fmt.Errorf("%w: metric %s, want %s", errSnapshot, m, d.e.Metric())
 	}
 	gen = binary.LittleEndian.Uint64(hdr[24:])
-	intern := map[string]string{}
 	bad := func(what string) error { return fmt.Errorf("%w: %s", errSnapshot, what) }
 	for {
 		tag, err := cr.ReadByte()
@@ -223,38 +226,27 @@ func (d *Driver) loadSnapshot() (gen uint64, legacy bool, err error) {
 		if _, err := io.ReadFull(cr, nsb); err != nil {
 			return 0, false, bad("namespace")
 		}
+		ns := string(nsb)
 		count, err := binary.ReadUvarint(cr)
 		if err != nil || count == 0 || count > 1<<40 {
 			return 0, false, bad("record count")
 		}
 		n := int(count)
+		// ids, metas and norms are the worker's (its jobs fill them in block order);
+		// blocks is the reader's until the namespace's last job, which loads them all.
 		ids := make([]string, 0, n)
 		metas := make([]map[string]any, 0, n)
 		norms := make([]float32, 0, n)
 		blocks := make([][]float32, 0, (n+engine.BlockVectors-1)/engine.BlockVectors)
-		var entries []byte
+		shard := l.shardOf(ns)
 		for lo := 0; lo < n; lo += engine.BlockVectors {
 			hi := min(lo+engine.BlockVectors, n)
 			el, err := binary.ReadUvarint(cr)
 			if err != nil || el > 1<<34 {
 				return 0, false, bad("entries")
 			}
-			if uint64(cap(entries)) < el {
-				entries = make([]byte, el)
-			}
-			entries = entries[:el]
+			entries := make([]byte, el)
 			if _, err := io.ReadFull(cr, entries); err != nil {
-				return 0, false, bad("entries")
-			}
-			dec := &decoder{b: entries, intern: intern}
-			for range hi - lo {
-				ids = append(ids, dec.string())
-				if b := dec.bytes(4); b != nil {
-					norms = append(norms, math.Float32frombits(binary.LittleEndian.Uint32(b)))
-				}
-				metas = append(metas, dec.metadata())
-			}
-			if dec.err != nil || len(dec.b) != 0 {
 				return 0, false, bad("entries")
 			}
 			block := make([]float32, engine.BlockVectors*dim)
@@ -271,9 +263,32 @@ func (d *Driver) loadSnapshot() (gen uint64, legacy bool, err error) {
 				return 0, false, bad("values")
 			}
 			blocks = append(blocks, block)
+			err = l.submit(shard, int64(len(entries)), func(w *loadWorker) error {
+				dec := &decoder{b: entries, intern: w.intern}
+				for range hi - lo {
+					ids = append(ids, dec.string())
+					if b := dec.bytes(4); b != nil {
+						norms = append(norms, math.Float32frombits(binary.LittleEndian.Uint32(b)))
+					}
+					metas = append(metas, dec.metadata())
+				}
+				if dec.err != nil || len(dec.b) != 0 {
+					return bad("entries")
+				}
+				return nil
+			})
+			if err != nil {
+				return 0, false, err
+			}
 		}
-		if err := d.e.Load(string(nsb), ids, metas, norms, blocks); err != nil {
-			return 0, false, fmt.Errorf("%w: %v", errSnapshot, err)
+		err = l.submit(shard, 0, func(*loadWorker) error {
+			if err := d.e.Load(ns, ids, metas, norms, blocks); err != nil {
+				return fmt.Errorf("%w: %v", errSnapshot, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, false, err
 		}
 	}
 	want := cr.crc
