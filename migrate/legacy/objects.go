@@ -189,6 +189,10 @@ type Problem struct {
 	Key    string
 	UserID string
 	Reason string
+	// Err is the typed error behind Reason, when there is one (clone.KindOf tells its
+	// kind: for a vector, clone.ErrTooLarge for metadata over the limit once the clone
+	// stamps are added, clone.ErrNotFound for a vector or namespace of no user, ...).
+	Err error
 }
 
 // ObjectReport tells what an object step did (or, in a dry run, would do). Every

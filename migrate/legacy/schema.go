@@ -130,7 +130,7 @@ CREATE TABLE IF NOT EXISTS cloneiso_legacy_vectors (
     deleted_at timestamptz,
     PRIMARY KEY (source, user_id)
 );
-`
+` + vectorLedgerDDL
 
 // coreStatement is one statement of the Up section of migrate's 00001_core.sql.
 type coreStatement struct {
@@ -472,6 +472,7 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 		}
 	}
 	b.WriteString("DROP TABLE IF EXISTS cloneiso_legacy_object_scope;\n")
+	b.WriteString("DROP TABLE IF EXISTS cloneiso_legacy_vector_ids;\n")
 	b.WriteString("DROP TABLE cloneiso_legacy_vectors, cloneiso_legacy_objects, cloneiso_legacy_snapshot, cloneiso_legacy_checkpoints, cloneiso_legacy_users;\n")
 	// Children first.
 	for _, t := range []string{"clone_grants", "tenant_members", "clones", "tenants", "audit_events"} {

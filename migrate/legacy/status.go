@@ -30,8 +30,8 @@ type Status struct {
 	Tables         []TableStatus
 	ObjectsCopied  int64
 	ObjectsDeleted int64
-	VectorsCopied  int64
-	VectorsDeleted int64 // users whose legacy vectors were deleted
+	VectorsCopied  int64 // legacy vectors recorded as copied
+	VectorsDeleted int64 // legacy vectors deleted by DeleteLegacyVectors
 }
 
 // Status reports where the database stands, reading only.
@@ -72,11 +72,18 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 	}
 	if s.Adopted {
 		err := m.db.QueryRowxContext(ctx, `SELECT (SELECT count(*) FROM cloneiso_legacy_users),
-			(SELECT count(*) FROM cloneiso_legacy_objects), (SELECT count(*) FROM cloneiso_legacy_objects WHERE deleted_at IS NOT NULL),
-			(SELECT coalesce(sum(copied), 0) FROM cloneiso_legacy_vectors), (SELECT count(*) FROM cloneiso_legacy_vectors WHERE deleted_at IS NOT NULL)`).
-			Scan(&s.Users, &s.ObjectsCopied, &s.ObjectsDeleted, &s.VectorsCopied, &s.VectorsDeleted)
+			(SELECT count(*) FROM cloneiso_legacy_objects), (SELECT count(*) FROM cloneiso_legacy_objects WHERE deleted_at IS NOT NULL)`).
+			Scan(&s.Users, &s.ObjectsCopied, &s.ObjectsDeleted)
 		if err != nil {
 			return nil, classify(op, err, "progress")
+		}
+		if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_vector_ids"); err != nil {
+			return nil, classify(op, err, "catalog")
+		} else if ok {
+			if err := m.db.QueryRowxContext(ctx, `SELECT count(*) FILTER (WHERE state = 'copied' AND id <> ''), count(*) FILTER (WHERE deleted_at IS NOT NULL)
+				FROM cloneiso_legacy_vector_ids`).Scan(&s.VectorsCopied, &s.VectorsDeleted); err != nil {
+				return nil, classify(op, err, "progress")
+			}
 		}
 	}
 	return s, nil

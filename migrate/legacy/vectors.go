@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/internal/errs"
@@ -61,6 +64,12 @@ type VectorOptions struct {
 	BatchSize int
 	// DryRun counts, per user, what would be copied (or deleted), writing nothing.
 	DryRun bool
+	// Restart makes [Migrator.MigrateVectors] scan every legacy vector again from the
+	// start, ignoring the checkpoint (shared layout) and the users recorded done
+	// (namespace per user), to pick up vectors the legacy application wrote behind them.
+	// Copies recorded in the ledger and still intact in their clone are neither written
+	// nor counted again, so a restart is idempotent.
+	Restart bool
 }
 
 func (o *VectorOptions) check() error {
@@ -92,17 +101,44 @@ func (o *VectorOptions) check() error {
 	return nil
 }
 
-// VectorReport tells what a vector step did (or, in a dry run, would do).
-type VectorReport struct {
-	Copied   int64 // vectors upserted into clones by this call
-	Deleted  int64 // legacy vectors deleted by this call
-	Skipped  int64 // users (per-user layout) or vectors (shared) already done earlier
-	PerUser  map[string]int64
-	Problems []Problem // vectors no user owns, or that the SDK refuses (Key is the vector ID)
+// MaxReportedIDs bounds the vector IDs a [VectorReport] lists as left behind.
+const MaxReportedIDs = 100
+
+// VectorRef names one legacy vector.
+type VectorRef struct {
+	Namespace string
+	ID        string
 }
 
-// OK reports whether no problem was met.
-func (r *VectorReport) OK() bool { return len(r.Problems) == 0 }
+// VectorReport tells what a vector step did (or, in a dry run, would do).
+type VectorReport struct {
+	Copied    int64 // vectors written into clones by this call (dry run: that would be)
+	Skipped   int64 // vectors already copied and still intact in their clone: not written again
+	UsersDone int64 // users (namespace per user) recorded done by an earlier run: not scanned
+	Excluded  int64 // legacy vectors (or, per namespace, their count) the operator excluded
+	Deleted   int64 // legacy vectors deleted by this call (dry run: that would be)
+	// LeftBehind counts the legacy vectors [Migrator.DeleteLegacyVectors] did not delete
+	// (excluded ones apart): written after their copy, never copied, refused, or kept
+	// because a check failed. LeftBehindIDs lists the first MaxReportedIDs of them.
+	LeftBehind    int64
+	LeftBehindIDs []VectorRef
+	// PerUser counts, per user, the vectors met by this call that are (or would be) in
+	// the user's clone; for a deletion, the legacy vectors deleted.
+	PerUser map[string]int64
+	// Problems are the items a step could not do (Key is the vector ID, or the namespace
+	// for a namespace of no user; Err is the typed error that refused it).
+	Problems []Problem
+}
+
+// OK reports whether no problem was met and nothing was left behind.
+func (r *VectorReport) OK() bool { return len(r.Problems) == 0 && r.LeftBehind == 0 }
+
+func (r *VectorReport) leftBehind(ns, id string) {
+	r.LeftBehind++
+	if len(r.LeftBehindIDs) < MaxReportedIDs {
+		r.LeftBehindIDs = append(r.LeftBehindIDs, VectorRef{Namespace: ns, ID: id})
+	}
+}
 
 // userContexts returns the provisioned users and their clone contexts; for a dry run,
 // the legacy users whether provisioned or not, with zero contexts.
@@ -178,33 +214,80 @@ func scan(ctx context.Context, src VectorSource, ns string, batch int, after str
 	}
 }
 
-// portable turns legacy vectors into portable ones; vectors that carry the clone stamp
-// keys already are refused (the SDK stamps them itself).
-func portable(vs []driver.Vector, rep *VectorReport) []vectorstore.Vector {
-	out := make([]vectorstore.Vector, 0, len(vs))
-	for _, v := range vs {
-		if _, ok := v.Metadata[vectorstore.TenantKey]; ok {
-			rep.Problems = append(rep.Problems, Problem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.TenantKey + " key"})
-			continue
-		}
-		if _, ok := v.Metadata[vectorstore.CloneKey]; ok {
-			rep.Problems = append(rep.Problems, Problem{Key: v.ID, Reason: "legacy metadata has a " + vectorstore.CloneKey + " key"})
-			continue
-		}
-		out = append(out, vectorstore.Vector{ID: v.ID, Values: v.Values, Metadata: v.Metadata})
-	}
-	return out
+
+// namespaceOf is the legacy namespace of user (namespace per user).
+func (o *VectorOptions) namespaceOf(user string) string {
+	return strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", user)
 }
+
+// userOfNamespace is the user a legacy namespace belongs to by the template (namespace
+// per user); ok is false if the name does not fit the template. The user may be "".
+func (o *VectorOptions) userOfNamespace(ns string) (user string, ok bool) {
+	prefix, suffix, _ := strings.Cut(o.NamespaceTemplate, "{user_id}")
+	u, ok := strings.CutPrefix(ns, prefix)
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(u, suffix)
+}
+
+// isCloneNamespace reports whether ns is a clone's namespace ("t-<uuid>-c-<uuid>"):
+// with a namespace template that has no prefix, listing the legacy namespaces of an
+// index the clones share finds theirs too.
+func isCloneNamespace(ns string) bool {
+	const idLen = 36
+	if len(ns) != 2+idLen+3+idLen || !strings.HasPrefix(ns, "t-") || ns[2+idLen:2+idLen+3] != "-c-" {
+		return false
+	}
+	_, errT := clone.ParseID(ns[2 : 2+idLen])
+	_, errC := clone.ParseID(ns[2+idLen+3:])
+	return errT == nil && errC == nil
+}
+
+// refusedInput reports whether err is the vector store refusing its input (nothing was
+// written): a problem of the vectors, not of the store.
+func refusedInput(err error) bool {
+	switch errs.KindOf(err) {
+	case errs.InvalidInput, errs.TooLarge, errs.CloneMismatch, errs.InvalidID:
+		return true
+	}
+	return false
+}
+
+// vecCopy is one run of MigrateVectors.
+type vecCopy struct {
+	m   *Migrator
+	o   *VectorOptions
+	ccs map[string]clone.CloneContext // users with a clone (dry run: legacy users)
+	rep *VectorReport
+	// retried holds the refused vectors the run already retried (source + "\x00" + ID),
+	// so that meeting them again in the scan neither copies nor reports them twice.
+	retried map[string]bool
+}
+
+const opMigrateVectors = "legacy.MigrateVectors"
 
 // MigrateVectors copies the legacy vectors into their users' clones through the
 // clone-scoped o.Target (clone namespace, tenant_id and clone_id stamped in metadata),
 // in batches of o.BatchSize. Legacy vectors are never changed (see
-// [Migrator.DeleteLegacyVectors]). Progress is recorded in the database: with a
-// namespace per user, each user is recorded when all of its vectors are copied (an
-// interrupted user is copied again; upserts are idempotent); with the shared layout,
-// each batch's last ID and per-user counts are recorded in one transaction after its
-// upsert. A rerun thus resumes, and a second complete run copies nothing. Vectors of
-// the shared namespace without a provisioned user are reported, not copied.
+// [Migrator.DeleteLegacyVectors]).
+//
+// Every vector met is recorded in the migration's vector ledger with what became of it:
+// copied (with a fingerprint of its values and metadata), or refused with the reason —
+// no user in its metadata, a user without a clone, metadata the SDK refuses (reserved
+// keys, over [vectorstore.MaxMetadataBytes] once the clone stamps are added, ...). A
+// refused vector is a [Problem] of that vector only: the rest of its batch is copied.
+// Refused vectors stay pending: every run retries them first (after the operator fixed
+// them, or provisioned their user) until they are copied or excluded
+// ([Migrator.ExcludeVectors]). With a namespace per user, a legacy namespace that maps
+// to no user with a clone (found when o.Source is a [NamespaceLister]) is reported too.
+//
+// Progress is recorded in the database: with a namespace per user, each user is
+// recorded when all of its vectors are copied (an interrupted user is scanned again);
+// with the shared layout, each batch's ledger rows and last ID are recorded in one
+// transaction. A rerun thus resumes, and a second complete run copies nothing; with
+// o.Restart it rescans everything, writing only what is missing or changed. With
+// o.DryRun it counts what would be copied and what would be refused, reading only.
 func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*VectorReport, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -213,71 +296,275 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 	if err != nil {
 		return nil, err
 	}
-	rep := &VectorReport{PerUser: map[string]int64{}}
+	run := &vecCopy{m: m, o: o, ccs: ccs, rep: &VectorReport{PerUser: map[string]int64{}}, retried: map[string]bool{}}
 	if !o.DryRun {
 		release, err := m.exclusive(ctx, lockVectors, "MigrateVectors")
 		if err != nil {
-			return rep, err
+			return run.rep, err
 		}
 		defer release()
+		if err := m.ensureVectorLedger(ctx, opMigrateVectors); err != nil {
+			return run.rep, err
+		}
+		if err := run.restart(ctx); err != nil {
+			return run.rep, err
+		}
+		if err := run.retryRefused(ctx); err != nil {
+			return run.rep, err
+		}
 	}
 	if o.Layout == LayoutShared {
-		return rep, m.migrateShared(ctx, o, ccs, rep)
+		err = run.copyShared(ctx)
+	} else if err = run.copyPerUser(ctx, users); err == nil {
+		err = run.unmatchedNamespaces(ctx)
 	}
-	for i, u := range users {
-		ns := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
-		var done bool
-		var err error
-		if !o.DryRun {
-			err = m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, u.UserID)
-		}
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return rep, classify("legacy.MigrateVectors", err, "read progress")
-		}
-		if done {
-			rep.Skipped++
-			continue
-		}
-		var n int64
-		err = scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
-			if err := m.cfg.at(ctx, "vectors-batch", int(n)); err != nil {
-				return err
-			}
-			pv := portable(vs, rep)
-			if !o.DryRun && len(pv) > 0 {
-				if err := o.Target.Upsert(ctx, ccs[u.UserID], pv); err != nil {
-					return fmt.Errorf("upsert into the clone of %s: %w", u.UserID, err)
-				}
-			}
-			n += int64(len(pv))
-			return nil
-		})
-		if err != nil {
-			return rep, err
-		}
-		rep.PerUser[u.UserID] = n
-		if o.DryRun {
-			continue
-		}
-		rep.Copied += n
-		if _, err := m.db.ExecContext(ctx, `INSERT INTO cloneiso_legacy_vectors (source, user_id, copied, done) VALUES ($1, $2, $3, true)
-			ON CONFLICT (source, user_id) DO UPDATE SET copied = EXCLUDED.copied, done = true`, ns, u.UserID, n); err != nil {
-			return rep, classify("legacy.MigrateVectors", err, "record progress")
-		}
-		m.cfg.Progress(Progress{Step: "vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
-	}
-	return rep, nil
+	rep := run.rep
+	m.cfg.Logger.InfoContext(ctx, "legacy: vectors", "copied", rep.Copied, "skipped", rep.Skipped, "excluded", rep.Excluded, "problems", len(rep.Problems))
+	return rep, err
 }
 
-func (m *Migrator) migrateShared(ctx context.Context, o *VectorOptions, ccs map[string]clone.CloneContext, rep *VectorReport) error {
-	const op = "legacy.MigrateVectors"
+// restart forgets the checkpoint and the users recorded done, with o.Restart.
+func (c *vecCopy) restart(ctx context.Context) error {
+	if !c.o.Restart {
+		return nil
+	}
+	_, err := c.m.db.ExecContext(ctx, `DELETE FROM cloneiso_legacy_checkpoints WHERE step = 'vectors' AND name = $1`, c.o.SharedNamespace)
+	if err == nil && c.o.Layout == LayoutNamespacePerUser {
+		_, err = c.m.db.ExecContext(ctx, `UPDATE cloneiso_legacy_vectors SET done = false`)
+	}
+	return classify(opMigrateVectors, err, "restart")
+}
+
+// ownerOf returns the function that names the user of a vector of namespace ns.
+func (c *vecCopy) ownerOf(ns string) func(driver.Vector) string {
+	if c.o.Layout == LayoutShared {
+		return func(v driver.Vector) string { return userOf(v.Metadata, c.o.UserKey) }
+	}
+	u, _ := c.o.userOfNamespace(ns)
+	return func(driver.Vector) string { return u }
+}
+
+// refusal returns why vector v of user u cannot be copied, or nil.
+func (c *vecCopy) refusal(v driver.Vector, u string) error {
+	switch _, ok := c.ccs[u]; {
+	case u == "" && c.o.Layout == LayoutShared:
+		return errs.New(errs.NotFound, opMigrateVectors, "no user ID in metadata key %s", c.o.UserKey)
+	case u == "":
+		return errs.New(errs.NotFound, opMigrateVectors, "its namespace names no user")
+	case !ok:
+		return errs.New(errs.NotFound, opMigrateVectors, "user %s has no clone (not a legacy user, or not provisioned: run backfill first)", u)
+	}
+	for _, k := range []string{vectorstore.TenantKey, vectorstore.CloneKey} {
+		if _, ok := v.Metadata[k]; ok {
+			return errs.New(errs.InvalidInput, opMigrateVectors, "legacy metadata has a %s key, which the SDK reserves for the clone stamps", k)
+		}
+	}
+	if c.o.DryRun {
+		// The stamps the copy adds: two canonical UUIDs.
+		md := make(map[string]any, len(v.Metadata)+2)
+		maps.Copy(md, v.Metadata)
+		md[vectorstore.TenantKey], md[vectorstore.CloneKey] = strings.Repeat("0", 36), strings.Repeat("0", 36)
+		if b, err := json.Marshal(md); err == nil && len(b) > vectorstore.MaxMetadataBytes {
+			return errs.New(errs.TooLarge, opMigrateVectors, "metadata would be %d bytes with the clone stamps, over the limit of %d", len(b), vectorstore.MaxMetadataBytes)
+		}
+	}
+	return nil
+}
+
+func (c *vecCopy) refuse(ns string, v driver.Vector, u string, err error) vecWrite {
+	c.rep.Problems = append(c.rep.Problems, Problem{Key: v.ID, UserID: u, Reason: err.Error(), Err: err})
+	return vecWrite{id: v.ID, user: u, state: vecRefused, reason: err.Error()}
+}
+
+// copyBatch copies one fetched batch of namespace ns, and returns the ledger rows to
+// record (none in a dry run).
+func (c *vecCopy) copyBatch(ctx context.Context, ns string, vs []driver.Vector) ([]vecWrite, error) {
+	var known map[string]vecEntry
+	if !c.o.DryRun {
+		ids := make([]string, len(vs))
+		for i, v := range vs {
+			ids[i] = v.ID
+		}
+		var err error
+		if known, err = vectorEntries(ctx, c.m.db, ns, ids); err != nil {
+			return nil, classify(opMigrateVectors, err, "read the vector ledger")
+		}
+	}
+	owner := c.ownerOf(ns)
+	var writes []vecWrite
+	todo := map[string][]driver.Vector{}   // to write, per user
+	intact := map[string][]driver.Vector{} // recorded copies to check in the clone, per user
+	for _, v := range vs {
+		e, seen := known[v.ID]
+		if seen && e.State == vecExcluded {
+			c.rep.Excluded++
+			continue
+		}
+		if c.retried[ns+"\x00"+v.ID] {
+			continue
+		}
+		u := owner(v)
+		if err := c.refusal(v, u); err != nil {
+			writes = append(writes, c.refuse(ns, v, u, err))
+			continue
+		}
+		if seen && e.State == vecCopied && e.UserID == u && e.Fingerprint == fingerprint(v) {
+			intact[u] = append(intact[u], v)
+		} else {
+			todo[u] = append(todo[u], v)
+		}
+	}
+	for _, u := range slices.Sorted(maps.Keys(intact)) {
+		stale, err := c.checkIntact(ctx, u, intact[u])
+		if err != nil {
+			return nil, err
+		}
+		todo[u] = append(todo[u], stale...)
+	}
+	for _, u := range slices.Sorted(maps.Keys(todo)) {
+		w, err := c.upsert(ctx, ns, u, todo[u])
+		if err != nil {
+			return nil, err
+		}
+		writes = append(writes, w...)
+	}
+	return writes, nil
+}
+
+// checkIntact counts the recorded copies of user u still intact in its clone as skipped
+// and returns the others.
+func (c *vecCopy) checkIntact(ctx context.Context, u string, vs []driver.Vector) ([]driver.Vector, error) {
+	ids := make([]string, len(vs))
+	for i, v := range vs {
+		ids[i] = v.ID
+	}
+	got, err := c.o.Target.Fetch(ctx, c.ccs[u], ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the clone of %s: %w", u, err)
+	}
+	byID := make(map[string]vectorstore.Vector, len(got))
+	for _, g := range got {
+		byID[g.ID] = g
+	}
+	var stale []driver.Vector
+	for _, v := range vs {
+		if g, ok := byID[v.ID]; ok && sameMetadata(v.Metadata, g.Metadata) && sameValues(v.Values, g.Values) {
+			c.rep.Skipped++
+			c.rep.PerUser[u]++
+			continue
+		}
+		stale = append(stale, v)
+	}
+	return stale, nil
+}
+
+// upsert writes vectors of user u into its clone. If the store refuses the batch's
+// input, it writes them one by one, so that the refused vectors are reported and the
+// others copied.
+func (c *vecCopy) upsert(ctx context.Context, ns, u string, vs []driver.Vector) ([]vecWrite, error) {
+	copied := func(v driver.Vector) vecWrite {
+		c.rep.Copied++
+		c.rep.PerUser[u]++
+		return vecWrite{id: v.ID, user: u, state: vecCopied, fingerprint: fingerprint(v)}
+	}
+	var writes []vecWrite
+	if c.o.DryRun {
+		for _, v := range vs {
+			copied(v)
+		}
+		return nil, nil
+	}
+	pv := make([]vectorstore.Vector, len(vs))
+	for i, v := range vs {
+		pv[i] = vectorstore.Vector{ID: v.ID, Values: v.Values, Metadata: v.Metadata}
+	}
+	err := c.o.Target.Upsert(ctx, c.ccs[u], pv)
+	if err == nil {
+		for _, v := range vs {
+			writes = append(writes, copied(v))
+		}
+		return writes, nil
+	}
+	if !refusedInput(err) {
+		return nil, fmt.Errorf("upsert into the clone of %s: %w", u, err)
+	}
+	for i, v := range vs {
+		switch err := c.o.Target.Upsert(ctx, c.ccs[u], pv[i:i+1]); {
+		case err == nil:
+			writes = append(writes, copied(v))
+		case refusedInput(err):
+			writes = append(writes, c.refuse(ns, v, u, err))
+		default:
+			return nil, fmt.Errorf("upsert into the clone of %s: %w", u, err)
+		}
+	}
+	return writes, nil
+}
+
+// retryRefused retries, first, every vector an earlier run refused (and nobody
+// excluded): it is copied if it can be now, forgotten if it is gone from the legacy
+// layout, and reported again otherwise.
+func (c *vecCopy) retryRefused(ctx context.Context) error {
+	var rows []vecEntry
+	if err := c.m.db.SelectContext(ctx, &rows, `SELECT source, id FROM cloneiso_legacy_vector_ids
+		WHERE state = 'refused' AND id <> '' ORDER BY source, id`); err != nil {
+		return classify(opMigrateVectors, err, "read the vector ledger")
+	}
+	bySource := map[string][]string{}
+	for _, r := range rows {
+		if c.o.Layout == LayoutShared && r.Source == c.o.SharedNamespace {
+			bySource[r.Source] = append(bySource[r.Source], r.ID)
+		} else if _, ok := c.o.userOfNamespace(r.Source); ok && c.o.Layout == LayoutNamespacePerUser {
+			bySource[r.Source] = append(bySource[r.Source], r.ID)
+		}
+	}
+	for _, ns := range slices.Sorted(maps.Keys(bySource)) {
+		ids := bySource[ns]
+		for start := 0; start < len(ids); start += c.o.BatchSize {
+			batch := ids[start:min(start+c.o.BatchSize, len(ids))]
+			vs, err := c.o.Source.Fetch(ctx, ns, batch)
+			if err != nil {
+				return classify(opMigrateVectors, err, "fetch from %s", ns)
+			}
+			writes, err := c.copyBatch(ctx, ns, vs)
+			if err != nil {
+				return err
+			}
+			found := map[string]bool{}
+			for _, v := range vs {
+				found[v.ID] = true
+			}
+			var gone []string
+			for _, id := range batch {
+				c.retried[ns+"\x00"+id] = true
+				if !found[id] {
+					gone = append(gone, id)
+				}
+			}
+			err = c.m.inTx(ctx, opMigrateVectors, func(tx *sqlx.Tx) error {
+				if err := recordVectors(ctx, tx, ns, writes); err != nil {
+					return err
+				}
+				return forgetVectors(ctx, tx, ns, gone)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copyShared copies the shared namespace from its checkpoint on.
+func (c *vecCopy) copyShared(ctx context.Context) error {
+	m, o := c.m, c.o
 	ns := o.SharedNamespace
 	var after string
 	if !o.DryRun {
 		var last []byte
 		err := m.db.QueryRowxContext(ctx, "SELECT (last_key)[1] FROM cloneiso_legacy_checkpoints WHERE step = 'vectors' AND name = $1", ns).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return classify(op, err, "read progress")
+			return classify(opMigrateVectors, err, "read progress")
 		}
 		after = string(last)
 	}
@@ -287,338 +574,175 @@ func (m *Migrator) migrateShared(ctx context.Context, o *VectorOptions, ccs map[
 	}
 	var seen int64
 	batch := 0
-	return scan(ctx, o.Source, ns, o.BatchSize, after, func(vs []driver.Vector) error {
+	err := scan(ctx, o.Source, ns, o.BatchSize, after, func(vs []driver.Vector) error {
 		if err := m.cfg.at(ctx, "vectors-batch", batch); err != nil {
 			return err
 		}
 		batch++
-		byUser := map[string][]driver.Vector{}
-		for _, v := range vs {
-			u := userOf(v.Metadata, o.UserKey)
-			if _, ok := ccs[u]; !ok {
-				rep.Problems = append(rep.Problems, Problem{Key: v.ID, UserID: u, Reason: "no provisioned user in metadata key " + o.UserKey})
-				continue
-			}
-			byUser[u] = append(byUser[u], v)
-		}
-		counts := map[string]int64{}
-		for _, u := range slices.Sorted(mapsKeys(byUser)) {
-			pv := portable(byUser[u], rep)
-			if !o.DryRun && len(pv) > 0 {
-				if err := o.Target.Upsert(ctx, ccs[u], pv); err != nil {
-					return fmt.Errorf("upsert into the clone of %s: %w", u, err)
-				}
-			}
-			counts[u] += int64(len(pv))
-			rep.PerUser[u] += int64(len(pv))
+		writes, err := c.copyBatch(ctx, ns, vs)
+		if err != nil {
+			return err
 		}
 		seen += int64(len(vs))
 		if o.DryRun {
 			return nil
 		}
-		tx, err := m.db.BeginTxx(ctx, nil)
-		if err != nil {
-			return classify(op, err, "begin")
-		}
-		defer tx.Rollback()
-		for u, n := range counts {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_vectors (source, user_id, copied, done) VALUES ($1, $2, $3, true)
-				ON CONFLICT (source, user_id) DO UPDATE SET copied = cloneiso_legacy_vectors.copied + EXCLUDED.copied`, ns, u, n); err != nil {
-				return classify(op, err, "record progress")
+		err = m.inTx(ctx, opMigrateVectors, func(tx *sqlx.Tx) error {
+			if err := recordVectors(ctx, tx, ns, writes); err != nil {
+				return err
 			}
-			rep.Copied += n
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_checkpoints (step, name, last_key, batches, rows_changed, updated_at)
-			VALUES ('vectors', $1, ARRAY[$2], 1, $3, now())
-			ON CONFLICT (step, name) DO UPDATE SET last_key = EXCLUDED.last_key, batches = cloneiso_legacy_checkpoints.batches + 1,
-				rows_changed = cloneiso_legacy_checkpoints.rows_changed + EXCLUDED.rows_changed, updated_at = now()`,
-			ns, vs[len(vs)-1].ID, int64(len(vs))); err != nil {
-			return classify(op, err, "record progress")
-		}
-		if err := m.cfg.at(ctx, "vectors-before-commit", batch-1); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_checkpoints (step, name, last_key, batches, rows_changed, updated_at)
+				VALUES ('vectors', $1, ARRAY[$2], 1, $3, now())
+				ON CONFLICT (step, name) DO UPDATE SET last_key = EXCLUDED.last_key, batches = cloneiso_legacy_checkpoints.batches + 1,
+					rows_changed = cloneiso_legacy_checkpoints.rows_changed + EXCLUDED.rows_changed, updated_at = now()`,
+				ns, vs[len(vs)-1].ID, int64(len(vs))); err != nil {
+				return err
+			}
+			return m.cfg.at(ctx, "vectors-before-commit", batch-1)
+		})
+		if err != nil {
 			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return classify(op, err, "commit")
 		}
 		m.cfg.Progress(Progress{Step: "vectors", Table: ns, Done: seen, Total: total})
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return c.recordUsers(ctx, ns, nil)
 }
 
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
+// recordUsers refreshes the per-user summary of namespace ns from the ledger, marking
+// done the given users.
+func (c *vecCopy) recordUsers(ctx context.Context, ns string, done []string) error {
+	if c.o.DryRun {
+		return nil
+	}
+	_, err := c.m.db.ExecContext(ctx, `INSERT INTO cloneiso_legacy_vectors (source, user_id, copied, done)
+		SELECT $1, user_id, count(*), user_id = ANY($2::text[]) FROM cloneiso_legacy_vector_ids
+		WHERE source = $1 AND state = 'copied' AND user_id <> '' GROUP BY user_id
+		UNION ALL SELECT $1, u, 0, true FROM unnest($2::text[]) AS u
+		WHERE NOT EXISTS (SELECT 1 FROM cloneiso_legacy_vector_ids WHERE source = $1 AND state = 'copied' AND user_id = u)
+		ON CONFLICT (source, user_id) DO UPDATE SET copied = EXCLUDED.copied, done = cloneiso_legacy_vectors.done OR EXCLUDED.done`,
+		ns, pq.StringArray(append([]string{}, done...))) // not NULL: no users is an empty array
+	return classify(opMigrateVectors, err, "record progress")
+}
+
+// copyPerUser copies each user's namespace, skipping users recorded done.
+func (c *vecCopy) copyPerUser(ctx context.Context, users []UserClone) error {
+	m, o := c.m, c.o
+	for i, u := range users {
+		ns := o.namespaceOf(u.UserID)
+		var done bool
+		if !o.DryRun && !o.Restart {
+			err := m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, u.UserID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return classify(opMigrateVectors, err, "read progress")
 			}
 		}
-	}
-}
-
-// scanLegacy reads the legacy vectors batch by batch and calls fn with each batch of
-// one user's vectors; vectors of no provisioned user (shared layout) go to unmatched.
-func (m *Migrator) scanLegacy(ctx context.Context, o *VectorOptions, users []UserClone, ccs map[string]clone.CloneContext,
-	fn func(user string, vs []driver.Vector) error, unmatched func(v driver.Vector, user string)) error {
-	if o.Layout == LayoutShared {
-		return scan(ctx, o.Source, o.SharedNamespace, o.BatchSize, "", func(vs []driver.Vector) error {
-			byUser := map[string][]driver.Vector{}
-			for _, v := range vs {
-				u := userOf(v.Metadata, o.UserKey)
-				if _, ok := ccs[u]; !ok {
-					unmatched(v, u)
-					continue
-				}
-				byUser[u] = append(byUser[u], v)
+		if done {
+			c.rep.UsersDone++
+			continue
+		}
+		n := 0
+		err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
+			if err := m.cfg.at(ctx, "vectors-batch", n); err != nil {
+				return err
 			}
-			for _, u := range slices.Sorted(mapsKeys(byUser)) {
-				if err := fn(u, byUser[u]); err != nil {
-					return err
-				}
+			n++
+			writes, err := c.copyBatch(ctx, ns, vs)
+			if err != nil || o.DryRun {
+				return err
 			}
-			return nil
+			return classify(opMigrateVectors, recordVectors(ctx, m.db, ns, writes), "record progress")
 		})
-	}
-	for _, u := range users {
-		ns := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
-		if err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error { return fn(u.UserID, vs) }); err != nil {
+		if err != nil {
 			return err
 		}
+		if err := c.recordUsers(ctx, ns, []string{u.UserID}); err != nil {
+			return err
+		}
+		m.cfg.Progress(Progress{Step: "vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
 	}
 	return nil
 }
 
-// VerifyVectors checks the vector migration without changing anything: for every user,
-// each legacy vector is in the user's clone with the same metadata (plus the clone
-// stamps) and the same values (to float32 rounding); the clone holds at least as many
-// vectors as the user had; and users whose legacy vectors were already deleted still
-// have as many vectors as were recorded copied. Legacy vectors of no provisioned user
-// (shared layout), and namespaces of no provisioned user (per-user layout, with a
-// [NamespaceLister] source), are reported as unmatched. It streams: memory does not
-// grow with the index.
-func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*VerifyReport, error) {
-	r, _, err := m.verifyVectors(ctx, o)
-	return r, err
-}
-
-// verifyVectors is VerifyVectors, also returning how many legacy vectors each user has.
-func (m *Migrator) verifyVectors(ctx context.Context, o *VectorOptions) (*VerifyReport, map[string]int64, error) {
-	const op = "legacy.VerifyVectors"
-	if err := o.check(); err != nil {
-		return nil, nil, err
+// unmatchedNamespaces reports (and records as refused) the legacy namespaces that fit
+// the template but map to no user with a clone ("user-", an unknown or unprovisioned
+// user), unless the operator excluded them; namespaces reported earlier that now map to
+// a user, or hold nothing, are forgotten.
+func (c *vecCopy) unmatchedNamespaces(ctx context.Context) error {
+	names, err := c.foreignNamespaces(ctx)
+	if err != nil || len(names) == 0 && c.o.DryRun {
+		return err
 	}
-	users, ccs, err := m.userContexts(ctx, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	r := &VerifyReport{}
-	legacyCount := map[string]int64{}
-	err = m.scanLegacy(ctx, o, users, ccs, func(u string, batch []driver.Vector) error {
-		legacyCount[u] += int64(len(batch))
-		ids := make([]string, len(batch))
-		for j, v := range batch {
-			ids[j] = v.ID
-		}
-		got, err := o.Target.Fetch(ctx, ccs[u], ids)
-		if err != nil {
-			return err
-		}
-		byID := make(map[string]vectorstore.Vector, len(got))
-		for _, v := range got {
-			byID[v.ID] = v
-		}
-		for _, v := range batch {
-			c, ok := byID[v.ID]
-			switch {
-			case !ok:
-				r.add(DiscrepancyVector, "", u, 1, "vector %s of user %s is not in its clone", v.ID, u)
-			case !sameMetadata(v.Metadata, c.Metadata):
-				r.add(DiscrepancyVector, "", u, 1, "vector %s of user %s: metadata differs", v.ID, u)
-			case !sameValues(v.Values, c.Values):
-				r.add(DiscrepancyVector, "", u, 1, "vector %s of user %s: values differ", v.ID, u)
+	var still []string
+	for _, f := range names {
+		if !c.o.DryRun {
+			e, err := vectorEntries(ctx, c.m.db, f.ns, []string{""})
+			if err != nil {
+				return classify(opMigrateVectors, err, "read the vector ledger")
 			}
-		}
-		return nil
-	}, func(v driver.Vector, u string) {
-		r.add(DiscrepancyUnmatched, o.SharedNamespace, u, 1, "legacy vector %s has no provisioned user", v.ID)
-	})
-	if err != nil {
-		return nil, nil, classify(op, err, "read legacy vectors")
-	}
-	if nl, ok := o.Source.(NamespaceLister); ok && o.Layout == LayoutNamespacePerUser {
-		// Namespaces that fit the template but belong to no provisioned user.
-		prefix, suffix, _ := strings.Cut(o.NamespaceTemplate, "{user_id}")
-		names, err := nl.ListNamespaces(ctx, prefix)
-		if err != nil {
-			return nil, nil, classify(op, err, "list namespaces")
-		}
-		for _, ns := range names {
-			u, _ := strings.CutPrefix(ns, prefix)
-			u, ok := strings.CutSuffix(u, suffix)
-			if !ok || u == "" {
+			if e[""].State == vecExcluded {
+				c.rep.Excluded += f.count
+				still = append(still, f.ns)
 				continue
 			}
-			if _, known := ccs[u]; !known {
-				r.add(DiscrepancyUnmatched, ns, u, 0, "legacy namespace %s belongs to no provisioned user", ns)
+			if err := recordVectors(ctx, c.m.db, f.ns, []vecWrite{{id: "", user: f.user, state: vecRefused, reason: f.err.Error()}}); err != nil {
+				return classify(opMigrateVectors, err, "record progress")
 			}
 		}
+		still = append(still, f.ns)
+		c.rep.Problems = append(c.rep.Problems, Problem{Key: f.ns, UserID: f.user, Reason: f.err.Error(), Err: f.err})
 	}
-	var recorded []struct {
-		UserID  string       `db:"user_id"`
-		Copied  int64        `db:"copied"`
-		Deleted sql.NullTime `db:"deleted_at"`
+	if c.o.DryRun {
+		return nil
 	}
-	if err := m.db.SelectContext(ctx, &recorded, "SELECT user_id, copied, deleted_at FROM cloneiso_legacy_vectors WHERE source = $1 OR $2",
-		o.SharedNamespace, o.Layout == LayoutNamespacePerUser); err != nil {
-		return nil, nil, classify(op, err, "read progress")
+	_, err = c.m.db.ExecContext(ctx, `DELETE FROM cloneiso_legacy_vector_ids WHERE id = '' AND state = 'refused' AND source <> ALL($1)`, pq.StringArray(append([]string{}, still...)))
+	return classify(opMigrateVectors, err, "record progress")
+}
+
+type foreignNamespace struct {
+	ns, user, msg string
+	count         int64
+	err           error
+}
+
+// foreignNamespaces lists the legacy namespaces (namespace per user) that fit the
+// template, hold vectors and map to no user with a clone; nothing if o.Source cannot
+// list namespaces.
+func (c *vecCopy) foreignNamespaces(ctx context.Context) ([]foreignNamespace, error) {
+	nl, ok := c.o.Source.(NamespaceLister)
+	if !ok {
+		return nil, nil
 	}
-	copied := map[string]int64{}
-	deleted := map[string]bool{}
-	for _, x := range recorded {
-		copied[x.UserID] += x.Copied
-		deleted[x.UserID] = deleted[x.UserID] || x.Deleted.Valid
+	prefix, _, _ := strings.Cut(c.o.NamespaceTemplate, "{user_id}")
+	names, err := nl.ListNamespaces(ctx, prefix)
+	if err != nil {
+		return nil, classify(opMigrateVectors, err, "list namespaces")
 	}
-	for i, u := range users {
-		st, err := o.Target.Stats(ctx, ccs[u.UserID])
+	slices.Sort(names)
+	var out []foreignNamespace
+	for _, ns := range names {
+		u, fits := c.o.userOfNamespace(ns)
+		if _, known := c.ccs[u]; !fits || known && u != "" || isCloneNamespace(ns) {
+			continue
+		}
+		st, err := c.o.Source.Stats(ctx, ns)
 		if err != nil {
-			return nil, nil, err
+			return nil, classify(opMigrateVectors, err, "count %s", ns)
 		}
-		want := legacyCount[u.UserID]
-		if want == 0 && deleted[u.UserID] {
-			want = copied[u.UserID]
+		if st.VectorCount == 0 {
+			continue // a serverless namespace outlives its last record
 		}
-		if int64(st.VectorCount) < want {
-			r.add(DiscrepancyVector, "", u.UserID, want-int64(st.VectorCount), "clone of user %s has %d vectors; the user had %d", u.UserID, st.VectorCount, want)
+		f := foreignNamespace{ns: ns, user: u, count: int64(st.VectorCount)}
+		if u == "" {
+			f.msg = fmt.Sprintf("legacy namespace %s (%d vectors) names no user", ns, st.VectorCount)
+		} else {
+			f.msg = fmt.Sprintf("legacy namespace %s (%d vectors) belongs to user %s, who has no clone (not a legacy user, or not provisioned: run backfill first)", ns, st.VectorCount, u)
 		}
-		m.cfg.Progress(Progress{Step: "verify-vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
+		f.err = errs.New(errs.NotFound, opMigrateVectors, "%s", f.msg)
+		out = append(out, f)
 	}
-	return r, legacyCount, nil
-}
-
-func sameMetadata(a, b map[string]any) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(ja) == string(jb)
-}
-
-// sameValues compares two vectors up to scale-independent float32 rounding: backends
-// may store them normalized.
-func sameValues(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var na, nb float64
-	for i := range a {
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
-	}
-	na, nb = math.Sqrt(na), math.Sqrt(nb)
-	if na == 0 || nb == 0 {
-		return na == nb
-	}
-	for i := range a {
-		if math.Abs(float64(a[i])/na-float64(b[i])/nb) > 1e-5 {
-			return false
-		}
-	}
-	return true
-}
-
-// DeleteLegacyVectors is the separate, explicit last step of the vector migration: for
-// each user whose legacy vectors are all in its clone (checked again, by ID and
-// content), it deletes them from the legacy layout — the user's namespace, or the
-// user's IDs in the shared namespace — and records the deletion. Users that fail the
-// check keep their legacy vectors and are reported. With o.DryRun it only counts.
-func (m *Migrator) DeleteLegacyVectors(ctx context.Context, o *VectorOptions) (*VectorReport, error) {
-	const op = "legacy.DeleteLegacyVectors"
-	vr, counts, err := m.verifyVectors(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	users, ccs, err := m.userContexts(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	bad := map[string]bool{}
-	for _, d := range vr.Discrepancies {
-		if d.Kind == DiscrepancyVector {
-			bad[d.UserID] = true
-		}
-	}
-	rep := &VectorReport{PerUser: map[string]int64{}}
-	var good []UserClone
-	for _, u := range users {
-		if counts[u.UserID] == 0 {
-			continue
-		}
-		if bad[u.UserID] {
-			rep.Problems = append(rep.Problems, Problem{UserID: u.UserID, Reason: "the clone's copy failed verification; legacy vectors kept"})
-			continue
-		}
-		good = append(good, u)
-		rep.PerUser[u.UserID] = counts[u.UserID]
-	}
-	if o.DryRun {
-		for _, u := range good {
-			rep.Deleted += counts[u.UserID]
-		}
-		return rep, nil
-	}
-	record := func(src, user string) error {
-		if _, err := m.db.ExecContext(ctx, `UPDATE cloneiso_legacy_vectors SET deleted_at = now() WHERE source = $1 AND user_id = $2`, src, user); err != nil {
-			return classify(op, err, "record deletion")
-		}
-		return nil
-	}
-	if o.Layout == LayoutNamespacePerUser {
-		for i, u := range good {
-			if err := m.cfg.at(ctx, "delete-vectors", i); err != nil {
-				return rep, err
-			}
-			src := strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", u.UserID)
-			if err := o.Source.DeleteNamespace(ctx, src); err != nil {
-				return rep, fmt.Errorf("delete legacy namespace %s: %w", src, err)
-			}
-			rep.Deleted += counts[u.UserID]
-			if err := record(src, u.UserID); err != nil {
-				return rep, err
-			}
-			m.cfg.Progress(Progress{Step: "delete-vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(good))})
-		}
-		return rep, nil
-	}
-	// Shared namespace: collect the IDs of the verified users (IDs only), then delete.
-	ok := map[string]bool{}
-	for _, u := range good {
-		ok[u.UserID] = true
-	}
-	var ids []string
-	err = m.scanLegacy(ctx, o, nil, ccs, func(u string, vs []driver.Vector) error {
-		if ok[u] {
-			for _, v := range vs {
-				ids = append(ids, v.ID)
-			}
-		}
-		return nil
-	}, func(driver.Vector, string) {})
-	if err != nil {
-		return rep, classify(op, err, "read legacy vectors")
-	}
-	for start := 0; start < len(ids); start += o.BatchSize {
-		if err := m.cfg.at(ctx, "delete-vectors", start); err != nil {
-			return rep, err
-		}
-		batch := ids[start:min(start+o.BatchSize, len(ids))]
-		if err := o.Source.Delete(ctx, o.SharedNamespace, batch); err != nil {
-			return rep, fmt.Errorf("delete legacy vectors: %w", err)
-		}
-		rep.Deleted += int64(len(batch))
-		m.cfg.Progress(Progress{Step: "delete-vectors", Table: o.SharedNamespace, Done: int64(start + len(batch)), Total: int64(len(ids))})
-	}
-	for _, u := range good {
-		if err := record(o.SharedNamespace, u.UserID); err != nil {
-			return rep, err
-		}
-	}
-	return rep, nil
+	return out, nil
 }

@@ -127,8 +127,8 @@ func TestVectorMigration(t *testing.T) {
 			if err != nil {
 				t.Fatalf("resume: %v", err)
 			}
-			if perUser && rep.Skipped == 0 || rep.Copied == 0 || rep.Copied >= total {
-				t.Fatalf("resume: skipped %d users, copied %d of %d vectors", rep.Skipped, rep.Copied, total)
+			if perUser && rep.UsersDone == 0 || rep.Copied == 0 || rep.Copied >= total {
+				t.Fatalf("resume: skipped %d users, copied %d of %d vectors", rep.UsersDone, rep.Copied, total)
 			}
 			again, err := m.MigrateVectors(ctx, opts)
 			if err != nil || again.Copied != 0 {
@@ -181,23 +181,34 @@ func TestVectorMigration(t *testing.T) {
 			if !slices.ContainsFunc(vr.Discrepancies, func(d legacy.Discrepancy) bool { return d.Kind == legacy.DiscrepancyVector && d.UserID == "u003" }) {
 				t.Fatalf("damaged vector not caught:\n%s", vr)
 			}
-			// Deleting keeps the damaged user's legacy vectors and deletes the others'.
+			// Deleting keeps the legacy vector whose copy is damaged and deletes the others.
 			del, err := m.DeleteLegacyVectors(ctx, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(del.Problems) != 1 || del.Problems[0].UserID != "u003" || del.Deleted != total-int64(per["u003"]) {
+			if len(del.Problems) != 1 || del.Problems[0].UserID != "u003" || del.Problems[0].Key != bad.ID || del.Deleted != total-1 {
 				t.Fatalf("delete: deleted %d of %d, problems %v", del.Deleted, total, del.Problems)
+			}
+			wantLeft := int64(1 + len(legacytest.UnmatchedVectors))
+			if perUser {
+				wantLeft = 1 + 4 // and the namespace of user-u999
+			}
+			badNS := tc.shared
+			if perUser {
+				badNS = "user-u003"
+			}
+			if del.LeftBehind != wantLeft || !slices.Contains(del.LeftBehindIDs, legacy.VectorRef{Namespace: badNS, ID: bad.ID}) {
+				t.Fatalf("delete: %d left behind (%v); want %d", del.LeftBehind, del.LeftBehindIDs, wantLeft)
 			}
 			left := srv.Namespaces()
 			if perUser {
 				for ns, n := range left {
 					// A serverless namespace outlives its last record: only records count.
-					if n > 0 && strings.HasPrefix(ns, "user-") && ns != "user-u999" && (ns != "user-u003" || n != per["u003"]) {
+					if n > 0 && strings.HasPrefix(ns, "user-") && ns != "user-u999" && (ns != "user-u003" || n != 1) {
 						t.Fatalf("legacy namespace %s (%d vectors) left", ns, n)
 					}
 				}
-			} else if left[tc.shared] != per["u003"]+len(legacytest.UnmatchedVectors) {
+			} else if left[tc.shared] != 1+len(legacytest.UnmatchedVectors) {
 				t.Fatalf("shared namespace keeps %d vectors: %v", left[tc.shared], left)
 			}
 			// After the deletion the copies still verify by their recorded counts.
