@@ -214,7 +214,6 @@ func scan(ctx context.Context, src VectorSource, ns string, batch int, after str
 	}
 }
 
-
 // namespaceOf is the legacy namespace of user (namespace per user).
 func (o *VectorOptions) namespaceOf(user string) string {
 	return strings.ReplaceAll(o.NamespaceTemplate, "{user_id}", user)
