@@ -19,7 +19,7 @@ import (
 )
 
 // vectorLedgerDDL creates the vector ledger: one row per legacy vector the copy met
-// (and one per legacy namespace that maps to no user, with id ”), saying what became
+// (and one per legacy namespace that maps to no user, with an empty ID), saying what became
 // of it. Deletion reads it: only vectors recorded as copied are ever deleted.
 const vectorLedgerDDL = `
 CREATE TABLE IF NOT EXISTS cloneiso_legacy_vector_ids (
@@ -125,7 +125,7 @@ func recordVectors(ctx context.Context, tx sqlx.ExecerContext, source string, ws
 }
 
 // forgetVectors removes ledger rows of vectors that are no longer refused: gone from the
-// legacy layout, or (id ”) a namespace that now maps to a user.
+// legacy layout, or (empty ID) a namespace that now maps to a user.
 func forgetVectors(ctx context.Context, tx sqlx.ExecerContext, source string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
