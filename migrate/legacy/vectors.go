@@ -317,9 +317,30 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 	} else if err = run.copyPerUser(ctx, users); err == nil {
 		err = run.unmatchedNamespaces(ctx)
 	}
+	if err == nil && !o.DryRun {
+		err = run.countExcluded(ctx)
+	}
 	rep := run.rep
 	m.cfg.Logger.InfoContext(ctx, "legacy: vectors", "copied", rep.Copied, "skipped", rep.Skipped, "excluded", rep.Excluded, "problems", len(rep.Problems))
 	return rep, err
+}
+
+// countExcluded adds the vectors of the layout the operator excluded to the report.
+func (c *vecCopy) countExcluded(ctx context.Context) error {
+	var rows []struct {
+		Source string `db:"source"`
+		N      int64  `db:"n"`
+	}
+	if err := c.m.db.SelectContext(ctx, &rows, `SELECT source, count(*) AS n FROM cloneiso_legacy_vector_ids
+		WHERE state = 'excluded' AND id <> '' GROUP BY source`); err != nil {
+		return classify(opMigrateVectors, err, "read the vector ledger")
+	}
+	for _, r := range rows {
+		if _, ok := c.o.userOfNamespace(r.Source); c.o.Layout == LayoutShared && r.Source == c.o.SharedNamespace || c.o.Layout == LayoutNamespacePerUser && ok {
+			c.rep.Excluded += r.N
+		}
+	}
+	return nil
 }
 
 // restart forgets the checkpoint and the users recorded done, with o.Restart.
@@ -396,8 +417,7 @@ func (c *vecCopy) copyBatch(ctx context.Context, ns string, vs []driver.Vector) 
 	for _, v := range vs {
 		e, seen := known[v.ID]
 		if seen && e.State == vecExcluded {
-			c.rep.Excluded++
-			continue
+			continue // counted at the end of the run
 		}
 		if c.retried[ns+"\x00"+v.ID] {
 			continue
