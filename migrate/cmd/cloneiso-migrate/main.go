@@ -22,8 +22,10 @@
 //	                       copy legacy objects into clone prefixes, verify them, point
 //	                       documents.object_key (and configured columns) at the copies,
 //	                       delete the legacy keys
-//	vectors copy|verify|delete-legacy
-//	                       copy legacy vectors into clone namespaces, verify, delete
+//	vectors copy|verify|exclude|delete-legacy
+//	                       copy legacy vectors into clone namespaces (--restart rescans),
+//	                       verify, exclude refused ones (--vector-ids, --reason), delete
+//	                       the legacy vectors whose copies check out
 //	verify                 compare with the snapshot, find rows without or in the wrong clone;
 //	                       also objects and vectors when configured
 //	enforce                NOT NULL, tenant-led keys, forced row-level security; refuses while
@@ -66,6 +68,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -123,6 +126,8 @@ type options struct {
 	vectorLayout, namespaceTemplate, sharedNamespace string
 	userKey                                          string
 	vectorBatch                                      int
+	vectorIDs, vectorNamespace, reason               string
+	undo                                             bool
 }
 
 func (o *options) flags(fs *flag.FlagSet) {
@@ -136,7 +141,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.batchSize, "batch-size", 0, "rows per backfill transaction (default 5000)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (if a terminal), always or never")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "objects, vectors: report what would be done, change nothing")
-	fs.BoolVar(&o.restart, "restart", false, "backfill: forget the checkpoints and rescan every table")
+	fs.BoolVar(&o.restart, "restart", false, "backfill: forget the checkpoints and rescan every table; vectors copy: rescan every legacy vector")
 	fs.BoolVar(&o.retake, "retake", false, "snapshot: record the snapshot again")
 	fs.BoolVar(&o.perUser, "per-user", false, "verify: print every user's counts before and after, per table")
 	fs.BoolVar(&o.deep, "deep", true, "objects verify/delete-legacy: read every copy back and compare SHA-256")
@@ -161,12 +166,16 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.sharedNamespace, "shared-namespace", "", "legacy namespace of every user's vectors (shared; __default__ is Pinecone's default namespace)")
 	fs.StringVar(&o.userKey, "user-key", "user_id", "metadata key holding the user ID (shared)")
 	fs.IntVar(&o.vectorBatch, "vector-batch", 100, "vectors per batch (1..100)")
+	fs.StringVar(&o.vectorIDs, "vector-ids", "", "vectors exclude: comma-separated IDs of legacy vectors copy refused (empty: the whole --vector-namespace)")
+	fs.StringVar(&o.vectorNamespace, "vector-namespace", "", "vectors exclude: their legacy namespace (default: the shared namespace)")
+	fs.StringVar(&o.reason, "reason", "", "vectors exclude: why (recorded; required)")
+	fs.BoolVar(&o.undo, "undo", false, "vectors exclude: take the exclusion back (the vectors are pending again)")
 }
 
 const usage = `usage: cloneiso-migrate <command> [subcommand] [flags]
 
 commands: status, up, plan, backfill, snapshot --retake, objects copy|verify|rewrite-keys|delete-legacy,
-          vectors copy|verify|delete-legacy, verify, enforce, grant, check, rollback-sql
+          vectors copy|verify|exclude|delete-legacy, verify, enforce, grant, check, rollback-sql
 see MIGRATION_GUIDE.md; run a command with -h for its flags`
 
 // app is one invocation.
@@ -429,7 +438,7 @@ func (a *app) status(ctx context.Context) (int, error) {
 			}
 			a.printf("%-24s %-8v %-11v %-10s %8d %12d\n", t.Table, t.Exists, t.Snapshotted, bf, t.Batches, t.RowsChanged)
 		}
-		a.printf("objects copied: %d (legacy deleted: %d)\nvectors copied: %d (users whose legacy vectors were deleted: %d)\n",
+		a.printf("objects copied: %d (legacy deleted: %d)\nvectors copied: %d (legacy deleted: %d)\n",
 			s.ObjectsCopied, s.ObjectsDeleted, s.VectorsCopied, s.VectorsDeleted)
 	}
 	return exitOK, nil
@@ -823,13 +832,30 @@ func (a *app) vectorOptions() (*legacy.VectorOptions, func(), error) {
 		return nil, nil, fmt.Errorf("the Pinecone driver exposes no IndexConnection")
 	}
 	return &legacy.VectorOptions{Source: legacy.PineconeSource(conn), Layout: o.vectorLayout, NamespaceTemplate: o.namespaceTemplate,
-		SharedNamespace: o.sharedNamespace, UserKey: o.userKey, Target: target, BatchSize: o.vectorBatch, DryRun: o.dryRun}, closeFn, nil
+		SharedNamespace: o.sharedNamespace, UserKey: o.userKey, Target: target, BatchSize: o.vectorBatch, DryRun: o.dryRun, Restart: o.restart}, closeFn, nil
 }
 
 func (a *app) printVectors(title string, r *legacy.VectorReport) {
-	a.printf("%s: %d copied, %d deleted, %d skipped, %d users\n", title, r.Copied, r.Deleted, r.Skipped, len(r.PerUser))
+	verb := "copied"
+	if strings.Contains(title, "dry run") {
+		verb = "to copy"
+	}
+	a.printf("%s: %d %s, %d already copied, %d users done earlier, %d excluded, %d deleted, %d problems\n",
+		title, r.Copied, verb, r.Skipped, r.UsersDone, r.Excluded, r.Deleted, len(r.Problems))
+	for _, u := range slices.Sorted(maps.Keys(r.PerUser)) {
+		a.printf("  %s %d vectors\n", u, r.PerUser[u])
+	}
 	for _, p := range r.Problems {
 		a.printf("  problem: %s (user %q): %s\n", p.Key, p.UserID, p.Reason)
+	}
+	if r.LeftBehind > 0 {
+		a.printf("left behind in the legacy layout: %d vectors (not recorded as copied, or kept by a check; run vectors copy --restart, verify, delete-legacy again)\n", r.LeftBehind)
+		for _, v := range r.LeftBehindIDs {
+			a.printf("  left: %s %s\n", v.Namespace, v.ID)
+		}
+		if r.LeftBehind > int64(len(r.LeftBehindIDs)) {
+			a.printf("  ... and %d more\n", r.LeftBehind-int64(len(r.LeftBehindIDs)))
+		}
 	}
 }
 
@@ -854,20 +880,45 @@ func (a *app) vectors(ctx context.Context, sub string) (int, error) {
 			return exitDiscrepancy, nil
 		}
 		return exitOK, nil
+	case "exclude":
+		return a.excludeVectors(ctx, vo)
 	case "delete-legacy":
 		rep, err = a.m.DeleteLegacyVectors(ctx, vo)
 	default:
-		return exitUsage, usagef("vectors: unknown subcommand %q (copy, verify, delete-legacy)", sub)
+		return exitUsage, usagef("vectors: unknown subcommand %q (copy, verify, exclude, delete-legacy)", sub)
 	}
 	a.bar.finish()
 	if rep != nil {
 		a.printVectors("vectors "+map[bool]string{true: "(dry run)", false: sub}[vo.DryRun], rep)
 	}
 	if err != nil {
-		return exitFailure, fmt.Errorf("%w (run again to resume)", err)
+		return exitFailure, err
 	}
 	if !rep.OK() {
 		return exitDiscrepancy, nil
+	}
+	return exitOK, nil
+}
+
+// excludeVectors records the operator's decision about vectors copy refused.
+func (a *app) excludeVectors(ctx context.Context, vo *legacy.VectorOptions) (int, error) {
+	x := legacy.VectorExclusion{Namespace: a.opts.vectorNamespace, Reason: a.opts.reason, Undo: a.opts.undo}
+	for id := range strings.SplitSeq(a.opts.vectorIDs, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			x.IDs = append(x.IDs, id)
+		}
+	}
+	if len(x.IDs) == 0 && x.Namespace == "" {
+		return exitUsage, usagef("vectors exclude needs --vector-ids, or --vector-namespace for a whole namespace of no user")
+	}
+	n, err := a.m.ExcludeVectors(ctx, vo, x)
+	if err != nil {
+		return exitFailure, err
+	}
+	if x.Undo {
+		a.printf("%d exclusions taken back: the next vectors copy retries them\n", n)
+	} else {
+		a.printf("%d excluded (%s): never copied, never deleted; vectors exclude --undo takes it back\n", n, x.Reason)
 	}
 	return exitOK, nil
 }
