@@ -200,6 +200,53 @@ var errStopped = errors.New("rag: stream consumer stopped")
 // error together with a non-nil Response (Interrupted set, Answer stored or zero).
 func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Request, onDelta func(delta string) error) (*Response, error) {
 	const op = "rag.Process"
+	// 1. Validate.
+	ropts, err := p.validateRequest(op, cc, req)
+	if err != nil {
+		return nil, err
+	}
+	// 2. Conversation, history and the user message, atomically.
+	resp, history, err := p.beginTurn(ctx, cc, req)
+	if err != nil {
+		return nil, err
+	}
+
+	// Everything after this point interrupts a stored conversation turn.
+	fail := func(err error) (*Response, error) {
+		resp.Interrupted = true
+		return resp, err
+	}
+	// 3. Persona.
+	in, err := p.persona(ctx, cc, req.Question, history)
+	if err != nil {
+		return fail(err)
+	}
+	// 4. Retrieve.
+	ret, err := p.retriever.Retrieve(ctx, cc, retrievalQuery(history, req.Question, p.o.QueryTurns), ropts)
+	if err != nil {
+		return fail(err)
+	}
+	in.Passages = ret.Passages
+	resp.Timing = ret.Timing
+	// 5. Prompt.
+	t := time.Now()
+	if resp.Prompt, err = BuildPrompt(ctx, cc, in, p.o.Prompt); err != nil {
+		return fail(err)
+	}
+	resp.Timing.Prompt = time.Since(t)
+	// 6. Generate.
+	text, res, genErr := p.generate(ctx, op, resp.Prompt, onDelta)
+	// 7. Store the answer.
+	if err := p.storeAnswer(ctx, op, cc, resp, text, genErr); err != nil {
+		return fail(err)
+	}
+	resp.Result = res
+	return resp, nil
+}
+
+// validateRequest is step 1 of Process: it checks cc, the request and its retrieval
+// options (nothing is stored for bad input), and returns the retrieval options to use.
+func (p *Processor) validateRequest(op string, cc clone.CloneContext, req *Request) (*RetrieveOptions, error) {
 	if err := cc.Validate(op); err != nil {
 		return nil, err
 	}
@@ -216,8 +263,12 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 	if _, err := retrieveOptions(op, ropts); err != nil {
 		return nil, err
 	}
+	return ropts, nil
+}
 
-	// 2. Conversation, history and the user message, atomically.
+// beginTurn is step 2 of Process: in one transaction it creates the conversation or
+// loads it with its history window (oldest first), and appends the user message.
+func (p *Processor) beginTurn(ctx context.Context, cc clone.CloneContext, req *Request) (*Response, []records.Message, error) {
 	resp := &Response{}
 	var history []records.Message
 	err := p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
@@ -236,15 +287,8 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 			if resp.Conversation, err = records.GetConversation(ctx, q, cc, req.ConversationID); err != nil {
 				return err
 			}
-			if p.o.HistoryMessages > 0 {
-				page, err := records.ListMessages(ctx, q, cc, req.ConversationID, &records.ListOptions{Limit: p.o.HistoryMessages, Descending: true})
-				if err != nil {
-					return err
-				}
-				history = page.Items
-				for i, j := 0, len(history)-1; i < j; i, j = i+1, j-1 {
-					history[i], history[j] = history[j], history[i]
-				}
+			if history, err = p.history(ctx, q, cc, req.ConversationID); err != nil {
+				return err
 			}
 		}
 		resp.Question, err = records.AppendMessage(ctx, q, cc, records.Message{
@@ -253,57 +297,59 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 		return err
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	return resp, history, nil
+}
+
+// history returns the conversation's last HistoryMessages messages, oldest first.
+func (p *Processor) history(ctx context.Context, q *clonesql.Tx, cc clone.CloneContext, conversation uuid.UUID) ([]records.Message, error) {
+	if p.o.HistoryMessages <= 0 {
+		return nil, nil
+	}
+	page, err := records.ListMessages(ctx, q, cc, conversation, &records.ListOptions{Limit: p.o.HistoryMessages, Descending: true})
+	if err != nil {
 		return nil, err
 	}
-
-	// Everything after this point interrupts a stored conversation turn.
-	fail := func(err error) (*Response, error) {
-		resp.Interrupted = true
-		return resp, err
+	history := page.Items
+	for i, j := 0, len(history)-1; i < j; i, j = i+1, j-1 {
+		history[i], history[j] = history[j], history[i]
 	}
+	return history, nil
+}
 
-	// 3. Persona.
-	in := &PromptInput{Question: req.Question, History: history, Profile: Profile{TenantID: cc.TenantID(), CloneID: cc.CloneID()}}
+// persona is step 3 of Process: the prompt input with the clone's profile, its newest
+// insights and training examples, the history window and the question.
+func (p *Processor) persona(ctx context.Context, cc clone.CloneContext, question string, history []records.Message) (*PromptInput, error) {
+	in := &PromptInput{Question: question, History: history, Profile: Profile{TenantID: cc.TenantID(), CloneID: cc.CloneID()}}
+	var err error
 	if p.o.Profile != nil {
 		if in.Profile, err = p.o.Profile(ctx, cc); err != nil {
-			return fail(err)
+			return nil, err
 		}
 	}
 	if p.o.Insights > 0 {
 		page, err := records.ListInsights(ctx, p.db, cc, &records.ListOptions{Limit: p.o.Insights, Descending: true})
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		in.Insights = page.Items
 	}
 	if p.o.Examples > 0 {
 		page, err := records.ListTrainingExamples(ctx, p.db, cc, &records.ListOptions{Limit: p.o.Examples, Descending: true})
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		in.Examples = page.Items
 	}
+	return in, nil
+}
 
-	// 4. Retrieve.
-	ret, err := p.retriever.Retrieve(ctx, cc, retrievalQuery(history, req.Question, p.o.QueryTurns), ropts)
-	if err != nil {
-		return fail(err)
-	}
-	in.Passages = ret.Passages
-	resp.Timing = ret.Timing
-
-	// 5. Prompt.
-	t := time.Now()
-	prompt, err := BuildPrompt(ctx, cc, in, p.o.Prompt)
-	if err != nil {
-		return fail(err)
-	}
-	resp.Timing.Prompt = time.Since(t)
-	resp.Prompt = prompt
+// generate is step 6 of Process: it streams the answer to onDelta and returns the text
+// delivered, exactly what the consumer accepted, with the generator's result and error.
+func (p *Processor) generate(ctx context.Context, op string, prompt *Prompt, onDelta func(string) error) (string, *generate.Result, error) {
 	genReq := prompt.Request
 	genReq.MaxTokens = p.o.MaxAnswerTokens
-
-	// 6. Generate; delivered is exactly what the consumer accepted.
 	var delivered strings.Builder
 	res, genErr := p.gen.Generate(ctx, &genReq, func(d string) error {
 		if d == "" {
@@ -330,17 +376,23 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 		// A generator that returned more than it streamed: store what was shown.
 		res.Text = text
 	}
+	return text, res, genErr
+}
 
-	// 7. Store the answer.
-	resp.Citations = cited(text, prompt)
+// storeAnswer is step 7 of Process: it stores text as the assistant message with the
+// citations it contains, setting resp.Citations and resp.Answer. After a generation
+// error (genErr), empty text is not stored, and non-empty text is stored under a fresh
+// context bounded by SaveTimeout; genErr is returned (joined with a failure to store).
+func (p *Processor) storeAnswer(ctx context.Context, op string, cc clone.CloneContext, resp *Response, text string, genErr error) error {
+	resp.Citations = cited(text, resp.Prompt)
 	cites, err := encodeCitations(resp.Citations)
 	if err != nil {
-		return fail(errs.Wrap(errs.Unknown, op, err, "encoding citations failed"))
+		return errs.Wrap(errs.Unknown, op, err, "encoding citations failed")
 	}
 	saveCtx := ctx
 	if genErr != nil {
 		if text == "" {
-			return fail(genErr)
+			return genErr
 		}
 		var cancel context.CancelFunc
 		saveCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), p.o.SaveTimeout)
@@ -353,13 +405,9 @@ func (p *Processor) Process(ctx context.Context, cc clone.CloneContext, req *Req
 		if err != nil {
 			genErr = errors.Join(genErr, err)
 		}
-		return fail(genErr)
+		return genErr
 	}
-	if err != nil {
-		return fail(err)
-	}
-	resp.Result = res
-	return resp, nil
+	return err
 }
 
 // Event is one element of Processor.Stream: a piece of the answer, or (last) the

@@ -150,18 +150,9 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 	if in == nil {
 		return nil, errs.New(errs.InvalidInput, op, "no prompt input")
 	}
-	var o PromptOptions
-	if opts != nil {
-		o = *opts
-	}
-	if o.MaxTokens == 0 {
-		o.MaxTokens = DefaultPromptTokens
-	}
-	if o.MaxTokens < MinPromptTokens || o.MaxTokens > MaxPromptTokens {
-		return nil, errs.New(errs.InvalidInput, op, "prompt budget must be %d..%d tokens", MinPromptTokens, MaxPromptTokens)
-	}
-	if o.Instructions == "" {
-		o.Instructions = DefaultInstructions
+	o, err := promptOptions(op, opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := validateQuestion(op, in.Question); err != nil {
 		return nil, err
@@ -171,38 +162,79 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 	}
 
 	// Required parts.
-	var head strings.Builder
-	name := in.Profile.Name
-	if name == "" {
-		name = "a digital clone"
-	}
-	head.WriteString("You are " + name + ".")
-	if in.Profile.About != "" {
-		head.WriteString(" " + in.Profile.About)
-	}
-	head.WriteString("\n" + o.Instructions + "\n")
+	head := promptHead(in.Profile, o.Instructions)
 	// The section headers are counted up front, whether or not their sections end up
 	// in the prompt.
-	used := 2*messageOverhead + token.Count(head.String()) + token.Count(in.Question) +
+	used := 2*messageOverhead + token.Count(head) + token.Count(in.Question) +
 		token.Count(hdrInsights) + token.Count(hdrExamples) + max(token.Count(hdrSources), token.Count(noSources))
 	if used > o.MaxTokens {
 		return nil, errs.New(errs.TooLarge, op, "the question and instructions alone exceed the prompt budget of %d tokens", o.MaxTokens)
 	}
-	left := o.MaxTokens - used
-	fits := func(n int) bool {
-		if n <= left {
-			left -= n
-			return true
-		}
-		return false
-	}
+	b := &budget{left: o.MaxTokens - used}
 	p := &Prompt{}
+	sources := p.addPassages(b, in.Passages)
+	hist := p.addHistory(b, in.History)
+	insights := p.addInsights(b, in.Insights)
+	examples := p.addExamples(b, in.Examples)
+	p.assemble(head, insights, examples, sources, hist, in.Question)
+	return p, nil
+}
 
-	// 1. Passages.
+// promptOptions returns opts with its defaults, or an error if its budget is out of
+// bounds.
+func promptOptions(op string, opts *PromptOptions) (PromptOptions, error) {
+	var o PromptOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxTokens == 0 {
+		o.MaxTokens = DefaultPromptTokens
+	}
+	if o.MaxTokens < MinPromptTokens || o.MaxTokens > MaxPromptTokens {
+		return o, errs.New(errs.InvalidInput, op, "prompt budget must be %d..%d tokens", MinPromptTokens, MaxPromptTokens)
+	}
+	if o.Instructions == "" {
+		o.Instructions = DefaultInstructions
+	}
+	return o, nil
+}
+
+// promptHead is the always-included start of the system message: who the clone is,
+// and the instructions.
+func promptHead(pr Profile, instructions string) string {
+	var head strings.Builder
+	name := pr.Name
+	if name == "" {
+		name = "a digital clone"
+	}
+	head.WriteString("You are " + name + ".")
+	if pr.About != "" {
+		head.WriteString(" " + pr.About)
+	}
+	head.WriteString("\n" + instructions + "\n")
+	return head.String()
+}
+
+// budget is the prompt's remaining tokens.
+type budget struct{ left int }
+
+// fits takes n tokens from the budget and reports true, or reports false (taking
+// nothing) if fewer than n are left.
+func (b *budget) fits(n int) bool {
+	if n <= b.left {
+		b.left -= n
+		return true
+	}
+	return false
+}
+
+// addPassages is step 1 of the budget: passages, best first (one that does not fit is
+// skipped). It returns the sources section's text.
+func (p *Prompt) addPassages(b *budget, passages []Passage) string {
 	var sources strings.Builder
-	for _, ps := range in.Passages {
+	for _, ps := range passages {
 		block := generate.Marker(len(p.Passages)) + " " + oneLine(ps.Title) + pageLabel(ps) + "\n" + strings.TrimSpace(ps.Text) + "\n\n"
-		if !fits(token.Count(block)) {
+		if !b.fits(token.Count(block)) {
 			p.Dropped.Passages++
 			continue
 		}
@@ -210,15 +242,20 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 		p.Passages = append(p.Passages, ps)
 		p.Request.Sources = append(p.Request.Sources, generate.Source{Title: ps.Title, Text: ps.Text, Page: ps.Page})
 	}
-	// 2. History, newest first, contiguous.
+	return sources.String()
+}
+
+// addHistory is step 2 of the budget: history, newest first, stopping at the first
+// message that does not fit. It returns the messages included, oldest first.
+func (p *Prompt) addHistory(b *budget, history []records.Message) []generate.Message {
 	var hist []generate.Message
 	stopped := false
-	for i := len(in.History) - 1; i >= 0; i-- {
-		m := in.History[i]
+	for i := len(history) - 1; i >= 0; i-- {
+		m := history[i]
 		if m.Role != records.RoleUser && m.Role != records.RoleAssistant {
 			continue
 		}
-		if stopped || !fits(messageOverhead+token.Count(m.Content)) {
+		if stopped || !b.fits(messageOverhead+token.Count(m.Content)) {
 			stopped = true
 			p.Dropped.History++
 			continue
@@ -229,52 +266,66 @@ func BuildPrompt(ctx context.Context, cc clone.CloneContext, in *PromptInput, op
 		hist[i], hist[j] = hist[j], hist[i]
 	}
 	p.History = len(hist)
-	// 3. Insights.
-	var insights strings.Builder
-	for _, it := range in.Insights {
+	return hist
+}
+
+// addInsights is step 3 of the budget: insights in order (one that does not fit is
+// skipped). It returns the insights section's text.
+func (p *Prompt) addInsights(b *budget, insights []records.Insight) string {
+	var out strings.Builder
+	for _, it := range insights {
 		line := "- " + oneLine(it.Content) + "\n"
-		if !fits(token.Count(line)) {
+		if !b.fits(token.Count(line)) {
 			p.Dropped.Insights++
 			continue
 		}
-		insights.WriteString(line)
+		out.WriteString(line)
 		p.Insights++
 	}
-	// 4. Training examples.
-	var examples strings.Builder
-	for _, ex := range in.Examples {
+	return out.String()
+}
+
+// addExamples is step 4 of the budget: training examples in order (one that does not
+// fit is skipped). It returns the examples section's text.
+func (p *Prompt) addExamples(b *budget, examples []records.TrainingExample) string {
+	var out strings.Builder
+	for _, ex := range examples {
 		block := "Q: " + strings.TrimSpace(ex.Prompt) + "\nA: " + strings.TrimSpace(ex.Response) + "\n\n"
-		if !fits(token.Count(block)) {
+		if !b.fits(token.Count(block)) {
 			p.Dropped.Examples++
 			continue
 		}
-		examples.WriteString(block)
+		out.WriteString(block)
 		p.Examples++
 	}
+	return out.String()
+}
 
+// assemble sets the prompt's messages: the system message (head, then the sections
+// that have content), the history window and the question; and its size.
+func (p *Prompt) assemble(head, insights, examples, sources string, hist []generate.Message, question string) {
 	var sys strings.Builder
-	sys.WriteString(head.String())
-	if insights.Len() > 0 {
-		sys.WriteString(hdrInsights + insights.String())
+	sys.WriteString(head)
+	if insights != "" {
+		sys.WriteString(hdrInsights + insights)
 	}
-	if examples.Len() > 0 {
-		sys.WriteString(hdrExamples + strings.TrimRight(examples.String(), "\n") + "\n")
+	if examples != "" {
+		sys.WriteString(hdrExamples + strings.TrimRight(examples, "\n") + "\n")
 	}
-	if sources.Len() > 0 {
-		sys.WriteString(hdrSources + strings.TrimRight(sources.String(), "\n") + "\n")
+	if sources != "" {
+		sys.WriteString(hdrSources + strings.TrimRight(sources, "\n") + "\n")
 	} else {
 		sys.WriteString(noSources)
 	}
 	msgs := make([]generate.Message, 0, len(hist)+2)
 	msgs = append(msgs, generate.Message{Role: generate.RoleSystem, Content: sys.String()})
 	msgs = append(msgs, hist...)
-	msgs = append(msgs, generate.Message{Role: generate.RoleUser, Content: in.Question})
+	msgs = append(msgs, generate.Message{Role: generate.RoleUser, Content: question})
 	p.Request.Messages = msgs
-	p.Request.Question = in.Question
+	p.Request.Question = question
 	for _, m := range msgs {
 		p.Tokens += messageOverhead + token.Count(m.Content)
 	}
-	return p, nil
 }
 
 // Guard is the prompt-assembly guard BuildPrompt runs first: it returns nil if every
