@@ -805,41 +805,80 @@ func (p *Pipeline) findByHash(ctx context.Context, cc clone.CloneContext, hash s
 
 // run performs the steps after the claim, up to and including the commit.
 func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, a *attempt, data []byte, hash, ct string, t *tracker) (Result, error) {
-	const op = "ingest.Ingest"
-	id := a.doc.ID
-	version := a.version
-
-	objectKey := ""
-	if p.objects != nil {
-		name := ObjectName(id, version)
-		a.objectName = name
-		if _, err := p.objects.Put(ctx, cc, ObjectKind, name, bytes.NewReader(data), &objectstore.WriteOptions{ContentType: ct, Size: int64(len(data))}); err != nil {
-			return Result{}, err
-		}
-		key, err := objectstore.Key(cc, ObjectKind, name)
-		if err != nil {
-			return Result{}, err
-		}
-		objectKey = key
-		t.emit(nil, StageStored, id, src.SourceName, nil)
-	}
-
-	doc, err := p.extractor.ExtractDocument(ctx, ct, data)
+	objectKey, err := p.storeOriginal(ctx, cc, src, a, data, ct, t)
 	if err != nil {
 		return Result{}, err
 	}
+	chunks, pages, err := p.chunkDocument(ctx, src, a, data, ct, t)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := p.embedChunks(ctx, cc, src, a, chunks, t); err != nil {
+		return Result{}, err
+	}
+	next := a.doc
+	next.Title, next.SourceName, next.ContentType = src.Title, src.SourceName, ct
+	next.SizeBytes, next.ContentHash, next.ObjectKey = int64(len(data)), hash, objectKey
+	next.Status, next.Error = records.StatusReady, ""
+	if next.Metadata, err = p.metadata(src, a.version); err != nil {
+		return Result{}, err
+	}
+	stored, err := p.commit(ctx, cc, a, next, chunkRows(a, chunks, pages))
+	if err != nil {
+		return Result{}, err
+	}
+	outcome := Created
+	if a.prev.Status == records.StatusReady {
+		outcome = Updated
+	}
+	return Result{Document: stored, Outcome: outcome}, nil
+}
 
-	t.emit(nil, StageExtracted, id, src.SourceName, nil)
+// storeOriginal stores the document's bytes as the attempt's original, if the pipeline
+// keeps originals, and returns its object key ("" if not).
+func (p *Pipeline) storeOriginal(ctx context.Context, cc clone.CloneContext, src *Source, a *attempt, data []byte, ct string, t *tracker) (string, error) {
+	if p.objects == nil {
+		return "", nil
+	}
+	name := ObjectName(a.doc.ID, a.version)
+	a.objectName = name
+	if _, err := p.objects.Put(ctx, cc, ObjectKind, name, bytes.NewReader(data), &objectstore.WriteOptions{ContentType: ct, Size: int64(len(data))}); err != nil {
+		return "", err
+	}
+	key, err := objectstore.Key(cc, ObjectKind, name)
+	if err != nil {
+		return "", err
+	}
+	t.emit(nil, StageStored, a.doc.ID, src.SourceName, nil)
+	return key, nil
+}
+
+// chunkDocument extracts the document's text and splits it into chunks (with the page
+// of each, if paged), within records.MaxChunksPerDocument.
+func (p *Pipeline) chunkDocument(ctx context.Context, src *Source, a *attempt, data []byte, ct string, t *tracker) ([]chunk.Chunk, []int, error) {
+	const op = "ingest.Ingest"
+	doc, err := p.extractor.ExtractDocument(ctx, ct, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.emit(nil, StageExtracted, a.doc.ID, src.SourceName, nil)
 
 	chunks, pages := p.split(doc)
 	if len(chunks) == 0 {
-		return Result{}, errs.New(errs.InvalidInput, op, "the document has no text")
+		return nil, nil, errs.New(errs.InvalidInput, op, "the document has no text")
 	}
 	if len(chunks) > records.MaxChunksPerDocument {
-		return Result{}, errs.New(errs.TooLarge, op, "the document has %d chunks; the limit is %d", len(chunks), records.MaxChunksPerDocument)
+		return nil, nil, errs.New(errs.TooLarge, op, "the document has %d chunks; the limit is %d", len(chunks), records.MaxChunksPerDocument)
 	}
-	t.emit(func(pp *Progress) { pp.ChunksTotal += len(chunks) }, StageChunked, id, src.SourceName, nil)
+	t.emit(func(pp *Progress) { pp.ChunksTotal += len(chunks) }, StageChunked, a.doc.ID, src.SourceName, nil)
+	return chunks, pages, nil
+}
 
+// embedChunks embeds the chunks in batches and upserts their vectors, under the IDs it
+// records in a.vectorIDs.
+func (p *Pipeline) embedChunks(ctx context.Context, cc clone.CloneContext, src *Source, a *attempt, chunks []chunk.Chunk, t *tracker) error {
+	const op = "ingest.Ingest"
+	id, version := a.doc.ID, a.version
 	a.vectorIDs = make([]string, len(chunks))
 	for i := range chunks {
 		a.vectorIDs[i] = VectorID(id, version, i)
@@ -853,17 +892,17 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 		end := min(start+p.batch, len(chunks))
 		if err := ctx.Err(); err != nil {
 			k, _ := errs.ContextKind(err)
-			return Result{}, errs.Wrap(k, op, err, "the context ended")
+			return errs.Wrap(k, op, err, "the context ended")
 		}
 		vs, err := p.embedder.Embed(ctx, texts[start:end])
 		if err != nil {
 			if errs.KindOf(err) == errs.Unknown {
 				err = errs.Wrap(errs.Unavailable, op, err, "embedder failed")
 			}
-			return Result{}, err
+			return err
 		}
 		if len(vs) != end-start {
-			return Result{}, errs.New(errs.Unavailable, op, "embedder returned %d vectors for %d texts", len(vs), end-start)
+			return errs.New(errs.Unavailable, op, "embedder returned %d vectors for %d texts", len(vs), end-start)
 		}
 		vectors = vectors[:0]
 		for i, v := range vs {
@@ -874,12 +913,16 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 			})
 		}
 		if err := p.vectors.Upsert(ctx, cc, vectors); err != nil {
-			return Result{}, err
+			return err
 		}
 		t.emit(func(pp *Progress) { pp.ChunksDone += end - start }, StageEmbedded, id, src.SourceName, nil)
 	}
 	t.emit(nil, StageUpserted, id, src.SourceName, nil)
+	return nil
+}
 
+// chunkRows returns the chunk rows of the attempt's chunks.
+func chunkRows(a *attempt, chunks []chunk.Chunk, pages []int) []records.Chunk {
 	rows := make([]records.Chunk, len(chunks))
 	for i, c := range chunks {
 		rows[i] = records.Chunk{
@@ -888,16 +931,17 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 			Metadata: pageMetadata(pages, i),
 		}
 	}
-	meta, err := p.metadata(src, version)
-	if err != nil {
-		return Result{}, err
-	}
-	next := a.doc
-	next.Title, next.SourceName, next.ContentType = src.Title, src.SourceName, ct
-	next.SizeBytes, next.ContentHash, next.ObjectKey = int64(len(data)), hash, objectKey
-	next.Status, next.Error, next.Metadata = records.StatusReady, "", meta
+	return rows
+}
+
+// commit replaces the document's chunks with rows and stores next as the document, in
+// one transaction that first checks the attempt still holds its claim. A commit whose
+// acknowledgement was lost but that succeeded is a success.
+func (p *Pipeline) commit(ctx context.Context, cc clone.CloneContext, a *attempt, next records.Document, rows []records.Chunk) (records.Document, error) {
+	const op = "ingest.Ingest"
+	id := a.doc.ID
 	var stored records.Document
-	err = p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
+	err := p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
 		q := tx // its Audit() holds denials until the transaction has ended
 		cur, err := records.GetDocument(ctx, q, cc, id)
 		if err != nil {
@@ -915,17 +959,12 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 	if err != nil {
 		// A commit whose acknowledgement was lost may still have succeeded.
 		if cur, gerr := records.GetDocument(context.WithoutCancel(ctx), p.q(), cc, id); gerr == nil &&
-			p.current(&cur, hash) && cur.ChunkCount == len(rows) {
-			stored, err = cur, nil
-		} else {
-			return Result{}, err
+			p.current(&cur, next.ContentHash) && cur.ChunkCount == len(rows) {
+			return cur, nil
 		}
+		return records.Document{}, err
 	}
-	outcome := Created
-	if a.prev.Status == records.StatusReady {
-		outcome = Updated
-	}
-	return Result{Document: stored, Outcome: outcome}, nil
+	return stored, nil
 }
 
 // compensate removes what a failed attempt wrote and records the failure. It runs

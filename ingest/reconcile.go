@@ -94,6 +94,42 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 	if err != nil {
 		return nil, err
 	}
+	s := &sweep{docs: docs, present: map[string]bool{}}
+	if s.busy, err = p.releaseStale(ctx, cc, docs, stale, rep); err != nil {
+		return rep, err
+	}
+	if err := p.sweepVectors(ctx, cc, s); err != nil {
+		return rep, err
+	}
+	if err := p.sweepObjects(ctx, cc, s); err != nil {
+		return rep, err
+	}
+	if err := p.recheckMissing(ctx, cc, s); err != nil {
+		return rep, err
+	}
+	if err := p.deleteVectors(ctx, cc, s.dropVectors); err != nil {
+		return rep, err
+	}
+	rep.VectorsDeleted = len(s.dropVectors)
+	if rep.VectorLagPolls, err = p.awaitVectorsGone(ctx, cc, s.dropVectors, settleOf(opts)); err != nil {
+		return rep, err
+	}
+	if err := p.repairReady(ctx, cc, docs, s.busy, s.present, rep); err != nil {
+		return rep, err
+	}
+	for _, name := range s.dropObjects {
+		if err := p.objects.Delete(ctx, cc, ObjectKind, name); err != nil && !errors.Is(err, clone.ErrNotFound) {
+			return rep, err
+		}
+		rep.ObjectsDeleted++
+	}
+	return rep, nil
+}
+
+// releaseStale is Reconcile's first step: documents "pending" or "processing" for
+// longer than stale become "ready" (an update of a committed version) or "failed",
+// in docs too. It returns the documents still being ingested (not stale).
+func (p *Pipeline) releaseStale(ctx context.Context, cc clone.CloneContext, docs map[uuid.UUID]records.Document, stale time.Duration, rep *ReconcileReport) (map[uuid.UUID]bool, error) {
 	now := p.now()
 	busy := map[uuid.UUID]bool{}
 	for id, d := range docs {
@@ -107,134 +143,146 @@ func (p *Pipeline) Reconcile(ctx context.Context, cc clone.CloneContext, opts *R
 		a := &attempt{doc: d}
 		if d.Status == records.StatusProcessing && d.ChunkCount > 0 {
 			if err := p.release(ctx, cc, a, records.StatusReady, "interrupted"); err != nil {
-				return rep, err
+				return busy, err
 			}
 			d.Status = records.StatusReady
 			rep.DocumentsRestored++
 		} else {
 			if err := p.release(ctx, cc, a, records.StatusFailed, "interrupted"); err != nil {
-				return rep, err
+				return busy, err
 			}
 			d.Status = records.StatusFailed
 			rep.DocumentsFailed++
 		}
 		docs[id] = d
 	}
+	return busy, nil
+}
 
-	// live reports whether a versioned item of document id is current; missing
-	// collects items of documents that do not exist (re-checked below).
-	type item struct {
-		doc uuid.UUID
-		key string
-	}
-	var dropVectors, dropObjects []string
-	var missingVectors, missingObjects []item
-	keepable := func(id uuid.UUID, version string) (keep, missing bool) {
-		d, ok := docs[id]
-		switch {
-		case !ok:
-			return false, true
-		case busy[id]:
-			return true, false
-		default:
-			return d.Status == records.StatusReady && DocumentVersion(d) == version, false
-		}
-	}
+// sweep is what Reconcile's listings of the clone's vectors and originals found.
+type sweep struct {
+	docs map[uuid.UUID]records.Document // the clone's documents by ID
+	busy map[uuid.UUID]bool             // documents still being ingested
+	// present holds every pipeline vector ID the index listed.
+	present map[string]bool
+	// dropVectors and dropObjects are to be deleted; missingVectors and missingObjects
+	// belong to documents that did not exist at the first listing (re-checked).
+	dropVectors, dropObjects       []string
+	missingVectors, missingObjects []sweepItem
+}
 
-	present := map[string]bool{}
+// sweepItem is a vector ID or object name of document doc.
+type sweepItem struct {
+	doc uuid.UUID
+	key string
+}
+
+// keepable reports whether a versioned item of document id is current, or that the
+// document does not exist (missing).
+func (s *sweep) keepable(id uuid.UUID, version string) (keep, missing bool) {
+	d, ok := s.docs[id]
+	switch {
+	case !ok:
+		return false, true
+	case s.busy[id]:
+		return true, false
+	default:
+		return d.Status == records.StatusReady && DocumentVersion(d) == version, false
+	}
+}
+
+// sweepVectors lists the clone's vectors: it records the pipeline's vectors in
+// s.present and sorts those not of a current version (or beyond its chunks) into
+// s.dropVectors, or s.missingVectors for documents that do not exist.
+func (p *Pipeline) sweepVectors(ctx context.Context, cc clone.CloneContext, s *sweep) error {
 	token := ""
 	for {
 		page, err := p.vectors.List(ctx, cc, &vectorstore.ListOptions{PageToken: token, Limit: vectorstore.MaxListLimit})
 		if err != nil {
-			return rep, err
+			return err
 		}
 		for _, vid := range page.IDs {
 			id, version, ord, ok := parseVectorID(vid)
 			if !ok {
 				continue
 			}
-			present[vid] = true
-			keep, missing := keepable(id, version)
-			if keep && !busy[id] && ord >= docs[id].ChunkCount {
+			s.present[vid] = true
+			keep, missing := s.keepable(id, version)
+			if keep && !s.busy[id] && ord >= s.docs[id].ChunkCount {
 				keep = false
 			}
 			switch {
 			case missing:
-				missingVectors = append(missingVectors, item{id, vid})
+				s.missingVectors = append(s.missingVectors, sweepItem{id, vid})
 			case !keep:
-				dropVectors = append(dropVectors, vid)
+				s.dropVectors = append(s.dropVectors, vid)
 			}
 		}
 		if page.NextPageToken == "" {
-			break
+			return nil
 		}
 		token = page.NextPageToken
 	}
-	if p.objects != nil {
-		token = ""
-		for {
-			page, err := p.objects.List(ctx, cc, &objectstore.ListOptions{Kind: ObjectKind, PageToken: token, PageSize: 1000})
-			if err != nil {
-				return rep, err
-			}
-			for _, o := range page.Objects {
-				id, version, ok := parseObjectName(o.Name)
-				if !ok {
-					continue
-				}
-				keep, missing := keepable(id, version)
-				if keep && !busy[id] && docs[id].ObjectKey == "" {
-					keep = false
-				}
-				switch {
-				case missing:
-					missingObjects = append(missingObjects, item{id, o.Name})
-				case !keep:
-					dropObjects = append(dropObjects, o.Name)
-				}
-			}
-			if page.NextPageToken == "" {
-				break
-			}
-			token = page.NextPageToken
-		}
+}
+
+// sweepObjects lists the clone's originals (if the pipeline keeps them) and sorts those
+// not of a current version into s.dropObjects, or s.missingObjects for documents that
+// do not exist.
+func (p *Pipeline) sweepObjects(ctx context.Context, cc clone.CloneContext, s *sweep) error {
+	if p.objects == nil {
+		return nil
 	}
-	// Items of documents that did not exist at the first listing: drop them only if
-	// the documents still do not exist (one may have been created meanwhile by another
-	// process; rows are always created before vectors and objects).
-	if len(missingVectors)+len(missingObjects) > 0 {
-		again, err := p.allDocuments(ctx, cc)
+	token := ""
+	for {
+		page, err := p.objects.List(ctx, cc, &objectstore.ListOptions{Kind: ObjectKind, PageToken: token, PageSize: 1000})
 		if err != nil {
-			return rep, err
+			return err
 		}
-		for _, it := range missingVectors {
-			if _, ok := again[it.doc]; !ok {
-				dropVectors = append(dropVectors, it.key)
+		for _, o := range page.Objects {
+			id, version, ok := parseObjectName(o.Name)
+			if !ok {
+				continue
+			}
+			keep, missing := s.keepable(id, version)
+			if keep && !s.busy[id] && s.docs[id].ObjectKey == "" {
+				keep = false
+			}
+			switch {
+			case missing:
+				s.missingObjects = append(s.missingObjects, sweepItem{id, o.Name})
+			case !keep:
+				s.dropObjects = append(s.dropObjects, o.Name)
 			}
 		}
-		for _, it := range missingObjects {
-			if _, ok := again[it.doc]; !ok {
-				dropObjects = append(dropObjects, it.key)
-			}
+		if page.NextPageToken == "" {
+			return nil
+		}
+		token = page.NextPageToken
+	}
+}
+
+// recheckMissing drops the items of documents that did not exist at the first listing
+// only if the documents still do not exist (one may have been created meanwhile by
+// another process; rows are always created before vectors and objects).
+func (p *Pipeline) recheckMissing(ctx context.Context, cc clone.CloneContext, s *sweep) error {
+	if len(s.missingVectors)+len(s.missingObjects) == 0 {
+		return nil
+	}
+	again, err := p.allDocuments(ctx, cc)
+	if err != nil {
+		return err
+	}
+	for _, it := range s.missingVectors {
+		if _, ok := again[it.doc]; !ok {
+			s.dropVectors = append(s.dropVectors, it.key)
 		}
 	}
-	if err := p.deleteVectors(ctx, cc, dropVectors); err != nil {
-		return rep, err
-	}
-	rep.VectorsDeleted = len(dropVectors)
-	if rep.VectorLagPolls, err = p.awaitVectorsGone(ctx, cc, dropVectors, settleOf(opts)); err != nil {
-		return rep, err
-	}
-	if err := p.repairReady(ctx, cc, docs, busy, present, rep); err != nil {
-		return rep, err
-	}
-	for _, name := range dropObjects {
-		if err := p.objects.Delete(ctx, cc, ObjectKind, name); err != nil && !errors.Is(err, clone.ErrNotFound) {
-			return rep, err
+	for _, it := range s.missingObjects {
+		if _, ok := again[it.doc]; !ok {
+			s.dropObjects = append(s.dropObjects, it.key)
 		}
-		rep.ObjectsDeleted++
 	}
-	return rep, nil
+	return nil
 }
 
 // allDocuments returns every document of the clone by ID.
