@@ -58,5 +58,9 @@
 // [Migrator.VerifyVectors] and [Migrator.DeleteLegacyVectors] do the same for vectors
 // kept in a namespace per user or in one shared namespace with the user in metadata,
 // writing through the clone-scoped vectorstore.Index (clone namespace, metadata
-// stamps). All of them are resumable and have a dry run.
+// stamps). Every legacy vector met is recorded in a ledger (copied with a fingerprint,
+// refused with its reason, or excluded by the operator with [Migrator.ExcludeVectors]):
+// refused vectors are retried until copied or excluded, verification compares exact
+// sets per clone, and the deletion deletes only recorded copies that check out, ID by
+// ID, reporting what it leaves behind. All of them are resumable and have a dry run.
 package legacy
