@@ -16,8 +16,8 @@ import (
 )
 
 // usersSQL returns a query of every distinct legacy user ID (text, never NULL or empty)
-// found in the configured tables and Config.UsersQuery. Tables that do not exist are
-// skipped.
+// found in the configured tables and Config.UsersQuery, but those decided map,
+// quarantine or drop (Config.UserDecisions). Tables that do not exist are skipped.
 func (m *Migrator) usersSQL(ctx context.Context, q querier) (string, error) {
 	var parts []string
 	for _, t := range m.cfg.Tables {
@@ -35,7 +35,11 @@ func (m *Migrator) usersSQL(ctx context.Context, q querier) (string, error) {
 	if len(parts) == 0 {
 		return "SELECT NULL::text AS user_id WHERE false", nil
 	}
-	return "SELECT DISTINCT user_id FROM (" + strings.Join(parts, " UNION ") + ") AS u WHERE user_id IS NOT NULL AND user_id <> ''", nil
+	all := "SELECT DISTINCT user_id FROM (" + strings.Join(parts, " UNION ") + ") AS u WHERE user_id IS NOT NULL AND user_id <> ''"
+	if ex := m.excludedUsers(); len(ex) > 0 {
+		all += " AND NOT (user_id = ANY (" + textArray(ex) + "))"
+	}
+	return all, nil
 }
 
 // ProvisionReport tells what [Migrator.Provision] did.
@@ -182,7 +186,10 @@ type TableBackfill struct {
 // BackfillReport tells what [Migrator.Backfill] did.
 type BackfillReport struct {
 	Provision *ProvisionReport
-	Tables    []TableBackfill
+	// Quarantined counts, per table, the rows this call set aside in
+	// cloneiso_legacy_quarantine (Config.UserDecisions, Config.WithoutUser).
+	Quarantined map[string]int64
+	Tables      []TableBackfill
 }
 
 // Updated is the number of rows the call changed.
@@ -202,7 +209,12 @@ type BackfillOptions struct {
 }
 
 // Backfill sets tenant_id and clone_id on every row of the configured tables from its
-// user's clone. It first runs [Migrator.Provision] and [Migrator.Snapshot]; then, table
+// user's clone (for an ID decided map, the clone of the user it maps to). It refuses,
+// with an error wrapping [ErrUndecided] and changing nothing, while a legacy user ID
+// that [Migrator.Plan] lists in UserIssues has no decision. It first runs
+// [Migrator.Provision] and [Migrator.Snapshot], then sets aside the rows decided
+// quarantine or drop (children before parents, in one transaction that refuses if
+// it would delete any other row); then, table
 // after table, it pages through the rows in primary key order (keyset pagination,
 // Config.BatchSize rows a page) and updates each page in one transaction that also
 // advances the table's checkpoint. Only rows without a clone are changed: a second run
@@ -220,10 +232,28 @@ func (m *Migrator) Backfill(ctx context.Context, opts *BackfillOptions) (*Backfi
 		return rep, err
 	}
 	defer release()
+	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_users"); err != nil {
+		return rep, classify(op, err, "catalog")
+	} else if !ok {
+		return rep, errs.New(errs.Conflict, op, "the database was not adopted: run adopt (cloneiso-migrate up) first")
+	}
+	issues, err := m.userIssues(ctx, m.db)
+	if err != nil {
+		return rep, classify(op, err, "user IDs")
+	}
+	if err := undecidedError(op, issues); err != nil {
+		return rep, err
+	}
+	if _, err := m.db.ExecContext(ctx, quarantineDDL); err != nil {
+		return rep, classify(op, err, "quarantine table")
+	}
 	if rep.Provision, err = m.Provision(ctx); err != nil {
 		return rep, err
 	}
 	if err := m.Snapshot(ctx); err != nil {
+		return rep, err
+	}
+	if rep.Quarantined, err = m.quarantine(ctx); err != nil {
 		return rep, err
 	}
 	if opts.Restart {
@@ -273,7 +303,7 @@ func (m *Migrator) backfillTable(ctx context.Context, t Table) (TableBackfill, e
 	if err := m.db.GetContext(ctx, &total, "SELECT count(*) FROM "+pq.QuoteIdentifier(t.Name)); err != nil {
 		return tb, classify(op, err, "count %s", t.Name)
 	}
-	first, next := batchSQL(t, pk)
+	first, next := batchSQL(t, pk, m.mapSQL())
 	last := cp.LastKey
 	var done int64
 	if last != nil {
@@ -366,8 +396,9 @@ func keyAfter(pk []keyColumn, alias string, param int, cmp string) string {
 // batchSQL returns the statement that backfills one page: the first page, and the page
 // after a key ($1). The page size is the last parameter. The statement returns how many
 // rows it read and updated, how many have no user or an unmapped user, and the page's
-// last key.
-func batchSQL(t Table, pk []keyColumn) (first, next string) {
+// last key. decisions is [Migrator.mapSQL]: a row of an ID decided map gets the clone of
+// the user it maps to.
+func batchSQL(t Table, pk []keyColumn, decisions string) (first, next string) {
 	tbl := pq.QuoteIdentifier(t.Name)
 	u := pq.QuoteIdentifier(t.userColumn())
 	keys := make([]string, len(pk))
@@ -387,14 +418,14 @@ func batchSQL(t Table, pk []keyColumn) (first, next string) {
 	ORDER BY ` + strings.Join(keys, ", ") + ` LIMIT ` + limit + `
 ), _u AS (
 	UPDATE ` + tbl + ` AS _t SET tenant_id = _m.to_tenant_id, clone_id = _m.to_clone_id
-	FROM _b JOIN cloneiso_legacy_users _m ON _m.user_id = _b._user
+	FROM _b LEFT JOIN ` + decisions + ` ON _d.user_id = _b._user JOIN cloneiso_legacy_users _m ON _m.user_id = coalesce(_d.to_user, _b._user)
 	WHERE ` + strings.Join(join, " AND ") + ` AND (_t.tenant_id IS NULL OR _t.clone_id IS NULL)
 	RETURNING 1
 )
 SELECT (SELECT count(*) FROM _b) AS scanned,
        (SELECT count(*) FROM _u) AS updated,
        (SELECT count(*) FROM _b WHERE _user IS NULL OR _user = '') AS without_user,
-       (SELECT count(*) FROM _b WHERE _user <> '' AND NOT EXISTS (SELECT 1 FROM cloneiso_legacy_users _m WHERE _m.user_id = _b._user)) AS unmapped,
+       (SELECT count(*) FROM _b LEFT JOIN ` + decisions + ` ON _d.user_id = _b._user WHERE _user <> '' AND NOT EXISTS (SELECT 1 FROM cloneiso_legacy_users _m WHERE _m.user_id = coalesce(_d.to_user, _b._user))) AS unmapped,
        (SELECT ARRAY[` + strings.Join(asText, ", ") + `] FROM _b ORDER BY ` + strings.Join(desc, ", ") + ` LIMIT 1) AS last_key`
 	}
 	return sel("", "$1"), sel(" WHERE "+keyAfter(pk, "", 1, ">"), "$2")
@@ -419,15 +450,23 @@ type UserPlan struct {
 
 // Plan is the dry run of the SQL migration.
 type Plan struct {
-	Users          int      // legacy users found
-	NewUsers       []string // users without a clone yet (provisioning would create one)
+	Users    int      // legacy users found (but IDs decided map, quarantine or drop)
+	NewUsers []string // users without a clone yet (provisioning would create one)
+	// UserIssues are the legacy user IDs that need the operator's decision
+	// (Config.UserDecisions) before the backfill: unknown IDs and non-canonical
+	// spellings. Each shows its decision, if recorded.
+	UserIssues []UserIssue
+	// NoUsersQuery is true when Config.UsersQuery is not set: IDs of deleted users
+	// cannot be told from live ones.
+	NoUsersQuery   bool
 	Tables         []TablePlan
 	RowsToBackfill int64
 	WithoutUser    int64
 }
 
-// Plan reports, without changing anything, what [Migrator.Backfill] would do: the users
-// that would be provisioned and, per table and per user, the rows and the rows that
+// Plan reports, without changing anything, what [Migrator.Backfill] would do: the legacy
+// user IDs that need a decision first, the users that would be provisioned and, per
+// table and per user, the rows and the rows that
 // would get their clone, and the rows without a user. It works on a pristine legacy
 // database (before Adopt) as well as on a half-migrated one.
 func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
@@ -451,6 +490,10 @@ func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
 		return nil, classify(op, err, "users")
 	}
 	p.Users = len(users)
+	p.NoUsersQuery = m.cfg.UsersQuery == ""
+	if p.UserIssues, err = m.userIssues(ctx, tx); err != nil {
+		return nil, classify(op, err, "user IDs")
+	}
 	mapped := map[string]bool{}
 	if adopted {
 		var have []string

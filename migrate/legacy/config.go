@@ -72,6 +72,19 @@ type Config struct {
 	Subject func(userID string) (string, error) `json:"-"`
 	// BatchSize is the number of rows per backfill transaction; default 5000.
 	BatchSize int `json:"batch_size,omitempty"`
+	// UserDecisions are the operator's decisions about legacy user IDs that must not be
+	// provisioned as they are, keyed by the ID exactly as it appears in the rows.
+	// [Migrator.Plan] lists the IDs that need one (UserIssues): IDs absent from
+	// UsersQuery (a hard-deleted user, whose data would otherwise come back in a new
+	// clone) and non-canonical spellings of a known ID (an upper-case variant, which
+	// would otherwise become a second clone). [Migrator.Backfill] refuses, with an error
+	// wrapping [ErrUndecided] that lists them, until every such ID has a decision.
+	UserDecisions map[string]UserDecision `json:"user_decisions,omitempty"`
+	// WithoutUser is the decision about rows without a user (NULL or empty user
+	// column): "" leaves them where they are (reported; enforcement refuses until they
+	// are assigned or deleted), [DecisionQuarantine] or [DecisionDrop] sets them aside
+	// in cloneiso_legacy_quarantine during the backfill, as for a user.
+	WithoutUser string `json:"without_user,omitempty"`
 	// Progress, if set, is called after every batch of every long step.
 	Progress func(Progress) `json:"-"`
 	// Logger receives one line per step and table; default: silent.
@@ -80,6 +93,66 @@ type Config struct {
 	// hook, if set (by this package's tests), is called at named points of the long
 	// steps; an error it returns aborts the step there, as a crash would.
 	hook func(ctx context.Context, point string, n int) error
+}
+
+// The decisions about a legacy user ID ([UserDecision].Action).
+const (
+	// DecisionMap moves the ID's rows into the clone of another legacy user (To), as
+	// if they were that user's; the user column keeps its legacy value.
+	DecisionMap = "map"
+	// DecisionQuarantine sets the ID's rows aside: the backfill moves them, as JSON, from
+	// their table to cloneiso_legacy_quarantine, where they stay for review;
+	// [Migrator.RestoreQuarantined] puts them back.
+	DecisionQuarantine = "quarantine"
+	// DecisionDrop sets the ID's rows aside like DecisionQuarantine, recorded as
+	// meant for deletion: nothing is deleted by the migration; purge them from
+	// cloneiso_legacy_quarantine once the migration is accepted.
+	DecisionDrop = "drop"
+	// DecisionKeep provisions the ID as a user of its own, as it is (a user that
+	// UsersQuery misses, a deliberately distinct spelling).
+	DecisionKeep = "keep"
+)
+
+// UserDecision is the operator's decision about one legacy user ID.
+type UserDecision struct {
+	// Action is [DecisionMap], [DecisionQuarantine], [DecisionDrop] or [DecisionKeep].
+	Action string `json:"action"`
+	// To is the legacy user ID whose clone receives the rows ([DecisionMap] only).
+	To string `json:"to,omitempty"`
+}
+
+// setAside reports whether the decision moves the ID's rows to the quarantine.
+func (d UserDecision) setAside() bool {
+	return d.Action == DecisionQuarantine || d.Action == DecisionDrop
+}
+
+func checkDecisions(op string, c *Config) error {
+	for id, d := range c.UserDecisions {
+		if id == "" {
+			return errs.New(errs.InvalidInput, op, "user_decisions: an empty user ID (decide about rows without a user with without_user)")
+		}
+		switch d.Action {
+		case DecisionMap:
+			if d.To == "" || d.To == id {
+				return errs.New(errs.InvalidInput, op, "user_decisions[%q]: map needs \"to\", another legacy user ID", id)
+			}
+			if t, ok := c.UserDecisions[d.To]; ok && t.Action != DecisionKeep {
+				return errs.New(errs.InvalidInput, op, "user_decisions[%q]: maps to %q, which is itself decided %q: map to the final user", id, d.To, t.Action)
+			}
+		case DecisionQuarantine, DecisionDrop, DecisionKeep:
+			if d.To != "" {
+				return errs.New(errs.InvalidInput, op, "user_decisions[%q]: \"to\" is for map only", id)
+			}
+		default:
+			return errs.New(errs.InvalidInput, op, "user_decisions[%q]: action %q is not map, quarantine, drop or keep", id, d.Action)
+		}
+	}
+	switch c.WithoutUser {
+	case "", DecisionQuarantine, DecisionDrop:
+	default:
+		return errs.New(errs.InvalidInput, op, "without_user %q is not quarantine or drop", c.WithoutUser)
+	}
+	return nil
 }
 
 // DefaultBatchSize is the default number of rows per backfill transaction.
@@ -107,6 +180,9 @@ func (c *Config) withDefaults() (*Config, error) {
 			t.Name == "audit_events" || strings.HasPrefix(t.Name, "cloneiso_") {
 			return nil, errs.New(errs.InvalidInput, op, "table %s is not a clone-owned table", t.Name)
 		}
+	}
+	if err := checkDecisions(op, &out); err != nil {
+		return nil, err
 	}
 	if out.SubjectTemplate == "" {
 		out.SubjectTemplate = "{user_id}"

@@ -80,6 +80,10 @@ func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
 // Tables returns the configured tables.
 func (m *Migrator) Tables() []Table { return slices.Clone(m.cfg.Tables) }
 
+// WithoutUser returns the configured decision about rows without a user
+// (Config.WithoutUser).
+func (m *Migrator) WithoutUser() string { return m.cfg.WithoutUser }
+
 // internalDDL creates the migration's own bookkeeping tables.
 const internalDDL = `
 CREATE TABLE IF NOT EXISTS cloneiso_legacy_users (
@@ -244,7 +248,7 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 				}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, internalDDL+objectDDL); err != nil {
+		if _, err := tx.ExecContext(ctx, internalDDL+objectDDL+quarantineDDL); err != nil {
 			return fmt.Errorf("bookkeeping tables: %w", err)
 		}
 		// Remember what the first adoption found, for RollbackSQL.
@@ -416,7 +420,8 @@ func markVersions(ctx context.Context, tx *sqlx.Tx) error {
 }
 
 // RollbackSQL returns the statements that undo [Migrator.Adopt] and everything the
-// backfill did, for the operator to review and run: they drop the tenant_id and clone_id
+// backfill did, for the operator to review and run: they put the rows set aside in the
+// quarantine back into their tables, drop the tenant_id and clone_id
 // columns the adoption added, make the user columns NOT NULL again where they were,
 // and drop the bookkeeping tables and the control-plane tables the adoption created
 // (with every tenant and clone provisioned). It refuses once [Migrator.Enforce] has
@@ -443,6 +448,22 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 	var b strings.Builder
 	b.WriteString("-- Undoes the adoption of the legacy schema (cloneiso-migrate up) and the backfill.\n")
 	b.WriteString("-- Copies of objects and vectors are not touched: they live under the clones' prefixes\n-- and namespaces (see MIGRATION_GUIDE.md).\nBEGIN;\n")
+	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_quarantine"); err != nil {
+		return "", classify(op, err, "catalog")
+	} else if ok {
+		b.WriteString("-- Rows set aside (user decisions quarantine and drop) go back to their tables, parents first.\n")
+		for _, t := range m.cfg.Tables {
+			if ok, err := tableExists(ctx, m.db, t.Name); err != nil {
+				return "", classify(op, err, "catalog")
+			} else if !ok {
+				continue
+			}
+			tq := pq.QuoteIdentifier(t.Name)
+			b.WriteString("INSERT INTO " + tq + " SELECT (jsonb_populate_record(NULL::" + tq + ", row)).* FROM cloneiso_legacy_quarantine WHERE table_name = " +
+				pq.QuoteLiteral(t.Name) + ";\n")
+		}
+		b.WriteString("DROP TABLE cloneiso_legacy_quarantine;\n")
+	}
 	var created []string
 	for _, r := range recs {
 		if r.Name == "" {

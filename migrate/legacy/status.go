@@ -32,6 +32,8 @@ type Status struct {
 	ObjectsDeleted int64
 	VectorsCopied  int64 // legacy vectors recorded as copied
 	VectorsDeleted int64 // legacy vectors deleted by DeleteLegacyVectors
+	// Quarantined counts the rows set aside in cloneiso_legacy_quarantine.
+	Quarantined int64
 }
 
 // Status reports where the database stands, reading only.
@@ -83,6 +85,13 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 			if err := m.db.QueryRowxContext(ctx, `SELECT count(*) FILTER (WHERE state = 'copied' AND id <> ''), count(*) FILTER (WHERE deleted_at IS NOT NULL)
 				FROM cloneiso_legacy_vector_ids`).Scan(&s.VectorsCopied, &s.VectorsDeleted); err != nil {
 				return nil, classify(op, err, "progress")
+			}
+		}
+		if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_quarantine"); err != nil {
+			return nil, classify(op, err, "catalog")
+		} else if ok {
+			if err := m.db.GetContext(ctx, &s.Quarantined, "SELECT count(*) FROM cloneiso_legacy_quarantine"); err != nil {
+				return nil, classify(op, err, "quarantine")
 			}
 		}
 	}

@@ -42,7 +42,11 @@ type userChecksum struct {
 // An ObjectKeyColumn enters the checksum as the legacy key its value was rewritten
 // from (through the copy ledger), so RewriteObjectKeys changes no checksum while a key
 // pointed at another object does.
-func checksumSQL(t Table, cols []string) string {
+//
+// With quarantine, the rows set aside in cloneiso_legacy_quarantine count as rows of
+// their table (restored from their JSON form): setting rows aside moves them, it does
+// not change the data.
+func checksumSQL(t Table, cols []string, quarantine bool) string {
 	exprs := make([]string, len(cols))
 	join := ""
 	for i, c := range cols {
@@ -54,7 +58,16 @@ func checksumSQL(t Table, cols []string) string {
 	}
 	return `SELECT user_id, count(*) AS row_count, md5(string_agg(_h, '' ORDER BY _h)) AS checksum FROM (
 		SELECT coalesce(_t.` + pq.QuoteIdentifier(t.userColumn()) + `::text, '') AS user_id, md5(ROW(` + strings.Join(exprs, ", ") + `)::text) AS _h
-		FROM ` + pq.QuoteIdentifier(t.Name) + ` AS _t` + join + `) AS _r GROUP BY user_id ORDER BY user_id`
+		FROM ` + rowsOf(t, quarantine) + ` AS _t` + join + `) AS _r GROUP BY user_id ORDER BY user_id`
+}
+
+// rowsOf is the table's rows, with those set aside in the quarantine if quarantine.
+func rowsOf(t Table, quarantine bool) string {
+	tq := pq.QuoteIdentifier(t.Name)
+	if !quarantine {
+		return tq
+	}
+	return "(SELECT * FROM " + tq + " UNION ALL SELECT (jsonb_populate_record(NULL::" + tq + ", _qr.row)).* FROM cloneiso_legacy_quarantine _qr WHERE _qr.table_name = " + pq.QuoteLiteral(t.Name) + ")"
 }
 
 // Snapshot records, once per table, each user's row count and content checksum (every
@@ -99,8 +112,12 @@ func (m *Migrator) snapshotTable(ctx context.Context, t Table) error {
 	if err != nil {
 		return err
 	}
+	withQ, err := tableExists(ctx, tx, "cloneiso_legacy_quarantine")
+	if err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_snapshot (table_name, user_id, row_count, checksum, columns)
-		SELECT $1, user_id, row_count, checksum, $2 FROM (`+checksumSQL(t, cols)+`) AS _s`, t.Name, pq.StringArray(cols)); err != nil {
+		SELECT $1, user_id, row_count, checksum, $2 FROM (`+checksumSQL(t, cols, withQ)+`) AS _s`, t.Name, pq.StringArray(cols)); err != nil {
 		return err
 	}
 	if err := m.cfg.at(ctx, "snapshot-before-commit:"+t.Name, 0); err != nil {
@@ -130,6 +147,8 @@ const (
 	DiscrepancyNotAdopted    = "not-adopted"   // the table has no tenant_id/clone_id columns
 	DiscrepancyMissingTable  = "missing-table" // a configured host table does not exist
 	DiscrepancyObjectKey     = "object-key"    // an object key column still names a copied legacy object, or an object outside its row\'s clone
+	DiscrepancyUndecided     = "undecided"     // a legacy user ID that needs the operator's decision (Config.UserDecisions)
+	DiscrepancyQuarantine    = "quarantine"    // rows set aside whose ID is no longer decided quarantine or drop
 )
 
 // Discrepancy is one thing [Migrator.Verify] (or the object and vector verifications)
@@ -162,9 +181,11 @@ type UserVerify struct {
 
 // TableVerify is the verification of one table.
 type TableVerify struct {
-	Table        string
-	RowsBefore   int64
+	Table      string
+	RowsBefore int64
+	// RowsAfter counts the table's rows and its rows set aside in the quarantine.
 	RowsAfter    int64
+	Quarantined  int64 // rows set aside in cloneiso_legacy_quarantine
 	WithoutClone int64
 	WrongClone   int64
 	Users        []UserVerify
@@ -237,165 +258,217 @@ func (m *Migrator) verify(ctx context.Context, tx *sqlx.Tx, r *VerifyReport) err
 	} else if !ok {
 		return errs.New(errs.Conflict, "legacy.Verify", "the database was not adopted: run adopt and backfill first")
 	}
-	names := make([]string, len(m.cfg.Tables))
-	for i, t := range m.cfg.Tables {
-		names[i] = t.Name
+	withQ, err := tableExists(ctx, tx, "cloneiso_legacy_quarantine")
+	if err != nil {
+		return err
 	}
 	for ti, t := range m.cfg.Tables {
-		tv := TableVerify{Table: t.Name}
-		exists, err := tableExists(ctx, tx, t.Name)
+		tv, err := m.verifyTable(ctx, tx, t, withQ, r)
 		if err != nil {
 			return err
-		}
-		var snap []struct {
-			userChecksum
-			Columns pq.StringArray `db:"columns"`
-		}
-		if err := tx.SelectContext(ctx, &snap, "SELECT user_id, row_count, checksum, columns FROM cloneiso_legacy_snapshot WHERE table_name = $1 ORDER BY user_id", t.Name); err != nil {
-			return err
-		}
-		var snapped bool
-		if err := tx.GetContext(ctx, &snapped, "SELECT EXISTS (SELECT 1 FROM cloneiso_legacy_checkpoints WHERE step = 'snapshot' AND name = $1 AND done)", t.Name); err != nil {
-			return err
-		}
-		if !exists {
-			if snapped && len(snap) > 0 {
-				r.add(DiscrepancyMissingTable, t.Name, "", 0, "table was snapshotted but no longer exists")
-			} else if !slices.Contains(DefaultTables(), t) && !snapped {
-				r.add(DiscrepancyMissingTable, t.Name, "", 0, "table does not exist")
-			}
-			r.Tables = append(r.Tables, tv)
-			continue
-		}
-		cols, err := columnsOf(ctx, tx, t.Name)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(cols, "tenant_id") || !slices.Contains(cols, "clone_id") {
-			r.add(DiscrepancyNotAdopted, t.Name, "", 0, "no tenant_id/clone_id columns: run adopt and backfill")
-			r.Tables = append(r.Tables, tv)
-			continue
-		}
-		// Before and after, per user.
-		var after []userChecksum
-		var content []string
-		if snapped && len(snap) > 0 {
-			content = snap[0].Columns
-		} else if content, err = contentColumns(ctx, tx, t.Name); err != nil {
-			return err
-		}
-		if err := tx.SelectContext(ctx, &after, checksumSQL(t, content)); err != nil {
-			return err
-		}
-		if !snapped && len(after) > 0 {
-			r.add(DiscrepancyNoSnapshot, t.Name, "", 0, "no snapshot of the data before the backfill: run backfill (it takes one first)")
-		}
-		byUser := map[string]*UserVerify{}
-		var order []string
-		get := func(u string) *UserVerify {
-			if v, ok := byUser[u]; ok {
-				return v
-			}
-			v := &UserVerify{UserID: u}
-			byUser[u] = v
-			order = append(order, u)
-			return v
-		}
-		for _, s := range snap {
-			v := get(s.UserID)
-			v.RowsBefore, v.ChecksumBefore = s.Rows, s.Checksum
-			tv.RowsBefore += s.Rows
-		}
-		for _, a := range after {
-			v := get(a.UserID)
-			v.RowsAfter, v.ChecksumAfter = a.Rows, a.Checksum
-			tv.RowsAfter += a.Rows
-		}
-		slices.Sort(order)
-		for _, u := range order {
-			v := byUser[u]
-			tv.Users = append(tv.Users, *v)
-			if !snapped {
-				continue
-			}
-			label := u
-			if u == "" {
-				label = "(no user)"
-			}
-			switch {
-			case v.RowsBefore != v.RowsAfter:
-				r.add(DiscrepancyCount, t.Name, u, v.RowsAfter-v.RowsBefore, "%s: %d rows before, %d after", label, v.RowsBefore, v.RowsAfter)
-			case v.ChecksumBefore != v.ChecksumAfter:
-				r.add(DiscrepancyChecksum, t.Name, u, v.RowsAfter, "%s: content checksum changed (%s before, %s after)", label, v.ChecksumBefore, v.ChecksumAfter)
-			}
-		}
-		// Rows without a clone, and rows in the wrong clone.
-		tq, uq := pq.QuoteIdentifier(t.Name), pq.QuoteIdentifier(t.userColumn())
-		pk, _, err := primaryKey(ctx, tx, t.Name)
-		if err != nil {
-			return err
-		}
-		keyText := make([]string, len(pk))
-		for i, c := range pk {
-			keyText[i] = "_t." + pq.QuoteIdentifier(c.Name) + "::text"
-		}
-		key := "concat_ws(',', " + strings.Join(keyText, ", ") + ")"
-		var missing []struct {
-			UserID string         `db:"user_id"`
-			N      int64          `db:"n"`
-			Keys   pq.StringArray `db:"keys"`
-		}
-		if err := tx.SelectContext(ctx, &missing, `SELECT coalesce(`+uq+`::text, '') AS user_id, count(*) AS n,
-			(array_agg(`+key+` ORDER BY `+key+`))[1:5]::text[] AS keys
-			FROM `+tq+` AS _t WHERE tenant_id IS NULL OR clone_id IS NULL GROUP BY 1 ORDER BY 1`); err != nil {
-			return err
-		}
-		for _, x := range missing {
-			tv.WithoutClone += x.N
-			if x.UserID == "" {
-				r.add(DiscrepancyWithoutUser, t.Name, "", x.N, "%d rows have no user and no clone (keys %s...): assign a user and backfill again, or delete them", x.N, strings.Join(x.Keys, " "))
-			} else {
-				r.add(DiscrepancyWithoutClone, t.Name, x.UserID, x.N, "%d rows of user %s have no clone (keys %s...): run backfill", x.N, x.UserID, strings.Join(x.Keys, " "))
-			}
-		}
-		var wrong []struct {
-			UserID string         `db:"user_id"`
-			N      int64          `db:"n"`
-			Keys   pq.StringArray `db:"keys"`
-		}
-		if err := tx.SelectContext(ctx, &wrong, `SELECT coalesce(_t.`+uq+`::text, '') AS user_id, count(*) AS n,
-			(array_agg(`+key+` ORDER BY `+key+`))[1:5]::text[] AS keys
-			FROM `+tq+` AS _t LEFT JOIN cloneiso_legacy_users _m ON _m.user_id = _t.`+uq+`::text
-			WHERE _t.tenant_id IS NOT NULL AND _t.clone_id IS NOT NULL
-			  AND (_m.user_id IS NULL OR _m.to_tenant_id <> _t.tenant_id OR _m.to_clone_id <> _t.clone_id)
-			GROUP BY 1 ORDER BY 1`); err != nil {
-			return err
-		}
-		for _, x := range wrong {
-			tv.WrongClone += x.N
-			r.add(DiscrepancyWrongClone, t.Name, x.UserID, x.N, "%d rows are not in the clone of their user %q (keys %s...)", x.N, x.UserID, strings.Join(x.Keys, " "))
-		}
-		if t.ObjectKeyColumn != "" && slices.Contains(cols, t.ObjectKeyColumn) {
-			kc := "_t." + pq.QuoteIdentifier(t.ObjectKeyColumn)
-			var stale, foreign int64
-			if err := tx.QueryRowxContext(ctx, `SELECT
-				(SELECT count(*) FROM `+tq+` _t JOIN cloneiso_legacy_objects _l ON _l.legacy_key = `+kc+` WHERE _l.new_key <> ''),
-				(SELECT count(*) FROM `+tq+` _t WHERE `+kc+` LIKE 'tenants/%' AND _t.tenant_id IS NOT NULL AND _t.clone_id IS NOT NULL
-					AND NOT starts_with(`+kc+`, 'tenants/' || _t.tenant_id || '/clones/' || _t.clone_id || '/'))`).Scan(&stale, &foreign); err != nil {
-				return err
-			}
-			if stale > 0 {
-				r.add(DiscrepancyObjectKey, t.Name, "", stale, "%d rows of %s.%s still name a legacy object that was copied: run objects rewrite-keys", stale, t.Name, t.ObjectKeyColumn)
-			}
-			if foreign > 0 {
-				r.add(DiscrepancyObjectKey, t.Name, "", foreign, "%d rows of %s.%s name an object outside their own clone", foreign, t.Name, t.ObjectKeyColumn)
-			}
 		}
 		r.Tables = append(r.Tables, tv)
 		m.cfg.Progress(Progress{Step: "verify", Table: t.Name, Done: int64(ti + 1), Total: int64(len(m.cfg.Tables))})
 	}
+	if err := m.verifyParents(ctx, tx, r); err != nil {
+		return err
+	}
+	if err := m.verifyDecisions(ctx, tx, withQ, r); err != nil {
+		return err
+	}
+	return m.verifyUsers(ctx, tx, r)
+}
 
-	// Parent rows in the same clone (before enforcement the keys do not guarantee it).
+// verifyTable checks one table: its snapshot against its rows now, rows without or in
+// the wrong clone, its object key column.
+func (m *Migrator) verifyTable(ctx context.Context, tx *sqlx.Tx, t Table, withQ bool, r *VerifyReport) (TableVerify, error) {
+	tv := TableVerify{Table: t.Name}
+	exists, err := tableExists(ctx, tx, t.Name)
+	if err != nil {
+		return tv, err
+	}
+	var snap []struct {
+		userChecksum
+		Columns pq.StringArray `db:"columns"`
+	}
+	if err := tx.SelectContext(ctx, &snap, "SELECT user_id, row_count, checksum, columns FROM cloneiso_legacy_snapshot WHERE table_name = $1 ORDER BY user_id", t.Name); err != nil {
+		return tv, err
+	}
+	var snapped bool
+	if err := tx.GetContext(ctx, &snapped, "SELECT EXISTS (SELECT 1 FROM cloneiso_legacy_checkpoints WHERE step = 'snapshot' AND name = $1 AND done)", t.Name); err != nil {
+		return tv, err
+	}
+	if !exists {
+		if snapped && len(snap) > 0 {
+			r.add(DiscrepancyMissingTable, t.Name, "", 0, "table was snapshotted but no longer exists")
+		} else if !slices.Contains(DefaultTables(), t) && !snapped {
+			r.add(DiscrepancyMissingTable, t.Name, "", 0, "table does not exist")
+		}
+		return tv, nil
+	}
+	cols, err := columnsOf(ctx, tx, t.Name)
+	if err != nil {
+		return tv, err
+	}
+	if !slices.Contains(cols, "tenant_id") || !slices.Contains(cols, "clone_id") {
+		r.add(DiscrepancyNotAdopted, t.Name, "", 0, "no tenant_id/clone_id columns: run adopt and backfill")
+		return tv, nil
+	}
+	if withQ {
+		if err := tx.GetContext(ctx, &tv.Quarantined, "SELECT count(*) FROM cloneiso_legacy_quarantine WHERE table_name = $1", t.Name); err != nil {
+			return tv, err
+		}
+	}
+	// Before and after, per user.
+	content := cols
+	if snapped && len(snap) > 0 {
+		content = snap[0].Columns
+	} else if content, err = contentColumns(ctx, tx, t.Name); err != nil {
+		return tv, err
+	}
+	var after []userChecksum
+	if err := tx.SelectContext(ctx, &after, checksumSQL(t, content, withQ)); err != nil {
+		return tv, err
+	}
+	if !snapped && len(after) > 0 {
+		r.add(DiscrepancyNoSnapshot, t.Name, "", 0, "no snapshot of the data before the backfill: run backfill (it takes one first)")
+	}
+	before := make([]userChecksum, len(snap))
+	for i, s := range snap {
+		before[i] = s.userChecksum
+	}
+	compareChecksums(&tv, t.Name, before, after, snapped, r)
+	if err := m.verifyRowClones(ctx, tx, t, &tv, r); err != nil {
+		return tv, err
+	}
+	if t.ObjectKeyColumn != "" && slices.Contains(cols, t.ObjectKeyColumn) {
+		if err := verifyObjectKeys(ctx, tx, t, r); err != nil {
+			return tv, err
+		}
+	}
+	return tv, nil
+}
+
+// compareChecksums compares each user's count and checksum before and after.
+func compareChecksums(tv *TableVerify, table string, before, after []userChecksum, snapped bool, r *VerifyReport) {
+	byUser := map[string]*UserVerify{}
+	var order []string
+	get := func(u string) *UserVerify {
+		if v, ok := byUser[u]; ok {
+			return v
+		}
+		v := &UserVerify{UserID: u}
+		byUser[u] = v
+		order = append(order, u)
+		return v
+	}
+	for _, s := range before {
+		v := get(s.UserID)
+		v.RowsBefore, v.ChecksumBefore = s.Rows, s.Checksum
+		tv.RowsBefore += s.Rows
+	}
+	for _, a := range after {
+		v := get(a.UserID)
+		v.RowsAfter, v.ChecksumAfter = a.Rows, a.Checksum
+		tv.RowsAfter += a.Rows
+	}
+	slices.Sort(order)
+	for _, u := range order {
+		v := byUser[u]
+		tv.Users = append(tv.Users, *v)
+		if !snapped {
+			continue
+		}
+		label := u
+		if u == "" {
+			label = "(no user)"
+		}
+		switch {
+		case v.RowsBefore != v.RowsAfter:
+			r.add(DiscrepancyCount, table, u, v.RowsAfter-v.RowsBefore, "%s: %d rows before, %d after", label, v.RowsBefore, v.RowsAfter)
+		case v.ChecksumBefore != v.ChecksumAfter:
+			r.add(DiscrepancyChecksum, table, u, v.RowsAfter, "%s: content checksum changed (%s before, %s after)", label, v.ChecksumBefore, v.ChecksumAfter)
+		}
+	}
+}
+
+// verifyRowClones reports the table's rows without a clone, and rows whose clone is not
+// their user's (for an ID decided map: not the clone of the user it maps to).
+func (m *Migrator) verifyRowClones(ctx context.Context, tx *sqlx.Tx, t Table, tv *TableVerify, r *VerifyReport) error {
+	tq, uq := pq.QuoteIdentifier(t.Name), pq.QuoteIdentifier(t.userColumn())
+	pk, _, err := primaryKey(ctx, tx, t.Name)
+	if err != nil {
+		return err
+	}
+	keyText := make([]string, len(pk))
+	for i, c := range pk {
+		keyText[i] = "_t." + pq.QuoteIdentifier(c.Name) + "::text"
+	}
+	key := "concat_ws(',', " + strings.Join(keyText, ", ") + ")"
+	type group struct {
+		UserID string         `db:"user_id"`
+		N      int64          `db:"n"`
+		Keys   pq.StringArray `db:"keys"`
+	}
+	var missing []group
+	if err := tx.SelectContext(ctx, &missing, `SELECT coalesce(`+uq+`::text, '') AS user_id, count(*) AS n,
+		(array_agg(`+key+` ORDER BY `+key+`))[1:5]::text[] AS keys
+		FROM `+tq+` AS _t WHERE tenant_id IS NULL OR clone_id IS NULL GROUP BY 1 ORDER BY 1`); err != nil {
+		return err
+	}
+	for _, x := range missing {
+		tv.WithoutClone += x.N
+		if x.UserID == "" {
+			r.add(DiscrepancyWithoutUser, t.Name, "", x.N, "%d rows have no user and no clone (keys %s...): assign a user and backfill again, delete them, or decide without_user", x.N, strings.Join(x.Keys, " "))
+		} else {
+			r.add(DiscrepancyWithoutClone, t.Name, x.UserID, x.N, "%d rows of user %s have no clone (keys %s...): run backfill", x.N, x.UserID, strings.Join(x.Keys, " "))
+		}
+	}
+	var wrong []group
+	if err := tx.SelectContext(ctx, &wrong, `SELECT coalesce(_t.`+uq+`::text, '') AS user_id, count(*) AS n,
+		(array_agg(`+key+` ORDER BY `+key+`))[1:5]::text[] AS keys
+		FROM `+tq+` AS _t LEFT JOIN `+m.mapSQL()+` ON _d.user_id = _t.`+uq+`::text
+		LEFT JOIN cloneiso_legacy_users _m ON _m.user_id = coalesce(_d.to_user, _t.`+uq+`::text)
+		WHERE _t.tenant_id IS NOT NULL AND _t.clone_id IS NOT NULL
+		  AND (_m.user_id IS NULL OR _m.to_tenant_id <> _t.tenant_id OR _m.to_clone_id <> _t.clone_id)
+		GROUP BY 1 ORDER BY 1`); err != nil {
+		return err
+	}
+	for _, x := range wrong {
+		tv.WrongClone += x.N
+		r.add(DiscrepancyWrongClone, t.Name, x.UserID, x.N, "%d rows are not in the clone of their user %q (keys %s...)", x.N, x.UserID, strings.Join(x.Keys, " "))
+	}
+	return nil
+}
+
+// verifyObjectKeys reports object key column values that still name a copied legacy
+// object or name an object outside their row's clone.
+func verifyObjectKeys(ctx context.Context, tx *sqlx.Tx, t Table, r *VerifyReport) error {
+	tq := pq.QuoteIdentifier(t.Name)
+	kc := "_t." + pq.QuoteIdentifier(t.ObjectKeyColumn)
+	var stale, foreign int64
+	if err := tx.QueryRowxContext(ctx, `SELECT
+		(SELECT count(*) FROM `+tq+` _t JOIN cloneiso_legacy_objects _l ON _l.legacy_key = `+kc+` WHERE _l.new_key <> ''),
+		(SELECT count(*) FROM `+tq+` _t WHERE `+kc+` LIKE 'tenants/%' AND _t.tenant_id IS NOT NULL AND _t.clone_id IS NOT NULL
+			AND NOT starts_with(`+kc+`, 'tenants/' || _t.tenant_id || '/clones/' || _t.clone_id || '/'))`).Scan(&stale, &foreign); err != nil {
+		return err
+	}
+	if stale > 0 {
+		r.add(DiscrepancyObjectKey, t.Name, "", stale, "%d rows of %s.%s still name a legacy object that was copied: run objects rewrite-keys", stale, t.Name, t.ObjectKeyColumn)
+	}
+	if foreign > 0 {
+		r.add(DiscrepancyObjectKey, t.Name, "", foreign, "%d rows of %s.%s name an object outside their own clone", foreign, t.Name, t.ObjectKeyColumn)
+	}
+	return nil
+}
+
+// verifyParents reports rows whose parent row (a foreign key between configured tables
+// not yet led by the clone) is in another clone.
+func (m *Migrator) verifyParents(ctx context.Context, tx *sqlx.Tx, r *VerifyReport) error {
+	names := make([]string, len(m.cfg.Tables))
+	for i, t := range m.cfg.Tables {
+		names[i] = t.Name
+	}
 	fks, err := foreignKeys(ctx, tx, names)
 	if err != nil {
 		return err
@@ -414,11 +487,45 @@ func (m *Migrator) verify(ctx context.Context, tx *sqlx.Tx, r *VerifyReport) err
 			return err
 		}
 		if n > 0 {
-			r.add(DiscrepancyParent, fk.Child, "", n, "%d rows of %s are not in the clone of their parent row in %s (foreign key %s)", n, fk.Child, fk.Parent, fk.Name)
+			r.add(DiscrepancyParent, fk.Child, "", n, "%d rows of %s are not in the clone of their parent row in %s (foreign key %s): see \"A child row whose user differs from its parent's\" in MIGRATION_GUIDE.md", n, fk.Child, fk.Parent, fk.Name)
 		}
 	}
+	return nil
+}
 
-	// Every legacy user has its clone, as recorded.
+// verifyDecisions reports legacy user IDs without a needed decision, and rows set aside
+// whose ID is no longer decided quarantine or drop.
+func (m *Migrator) verifyDecisions(ctx context.Context, tx *sqlx.Tx, withQ bool, r *VerifyReport) error {
+	issues, err := m.userIssues(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, is := range issues {
+		if is.Decision == nil {
+			r.add(DiscrepancyUndecided, "", is.UserID, is.Rows, "%s: record a decision in user_decisions (map, quarantine, drop or keep), then backfill", is)
+		}
+	}
+	if !withQ {
+		return nil
+	}
+	ids, _ := m.setAside()
+	var stray []struct {
+		Table  string `db:"table_name"`
+		UserID string `db:"user_id"`
+		N      int64  `db:"n"`
+	}
+	if err := tx.SelectContext(ctx, &stray, `SELECT table_name, user_id, count(*) AS n FROM cloneiso_legacy_quarantine
+		WHERE NOT (user_id = ANY ($1::text[])) GROUP BY 1, 2 ORDER BY 1, 2`, pq.StringArray(ids)); err != nil {
+		return err
+	}
+	for _, s := range stray {
+		r.add(DiscrepancyQuarantine, s.Table, s.UserID, s.N, "%d rows of %q are set aside but the ID is no longer decided quarantine or drop: restore them (RestoreQuarantined) or record the decision again", s.N, s.UserID)
+	}
+	return nil
+}
+
+// verifyUsers checks that every legacy user has exactly the clone recorded for it.
+func (m *Migrator) verifyUsers(ctx context.Context, tx *sqlx.Tx, r *VerifyReport) error {
 	uq, err := m.usersSQL(ctx, tx)
 	if err != nil {
 		return err

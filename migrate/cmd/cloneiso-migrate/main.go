@@ -110,7 +110,7 @@ func main() {
 type options struct {
 	databaseURL, appDatabaseURL, appRole string
 	configFile, tables, usersQuery       string
-	subjectTemplate                      string
+	subjectTemplate, withoutUser         string
 	batchSize                            int
 	progress                             string
 	dryRun, restart, retake, deep        bool
@@ -138,6 +138,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.tables, "tables", "", "tables to migrate as name[:user_column],... (default: the SDK's tables)")
 	fs.StringVar(&o.usersQuery, "users-query", "", "SELECT of every legacy user ID, so users without rows get a clone")
 	fs.StringVar(&o.subjectTemplate, "subject-template", "", "subject of a user's clone; {user_id} is replaced (default {user_id})")
+	fs.StringVar(&o.withoutUser, "without-user", "", "backfill: rows without a user are set aside: quarantine or drop (default: left in place, reported)")
 	fs.IntVar(&o.batchSize, "batch-size", 0, "rows per backfill transaction (default 5000)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (if a terminal), always or never")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "objects, vectors: report what would be done, change nothing")
@@ -357,6 +358,9 @@ func (a *app) open(ctx context.Context) error {
 	if o.subjectTemplate != "" {
 		cfg.SubjectTemplate = o.subjectTemplate
 	}
+	if o.withoutUser != "" {
+		cfg.WithoutUser = o.withoutUser
+	}
 	if o.batchSize > 0 {
 		cfg.BatchSize = o.batchSize
 	}
@@ -438,6 +442,7 @@ func (a *app) status(ctx context.Context) (int, error) {
 			}
 			a.printf("%-24s %-8v %-11v %-10s %8d %12d\n", t.Table, t.Exists, t.Snapshotted, bf, t.Batches, t.RowsChanged)
 		}
+		a.printf("rows set aside (quarantine, drop): %d\n", s.Quarantined)
 		a.printf("objects copied: %d (legacy deleted: %d)\nvectors copied: %d (legacy deleted: %d)\n",
 			s.ObjectsCopied, s.ObjectsDeleted, s.VectorsCopied, s.VectorsDeleted)
 	}
@@ -478,6 +483,7 @@ func (a *app) plan(ctx context.Context) (int, error) {
 		return exitFailure, err
 	}
 	a.printf("legacy users: %d (%d without a clone yet)\n", p.Users, len(p.NewUsers))
+	a.printUserIssues(p)
 	a.printf("%-24s %10s %12s %13s %7s\n", "table", "rows", "to backfill", "without user", "users")
 	for _, t := range p.Tables {
 		if !t.Exists {
@@ -493,8 +499,10 @@ func (a *app) plan(ctx context.Context) (int, error) {
 			a.printf("  %s %s %d %d\n", t.Table, u.UserID, u.Rows, u.ToBackfill)
 		}
 	}
-	if p.WithoutUser > 0 {
-		a.printf("\nwarning: %d rows have no user; backfill will leave them and enforce will refuse until they are assigned or deleted\n", p.WithoutUser)
+	if p.WithoutUser > 0 && a.opts.withoutUser == "" && !a.withoutUserDecided() {
+		a.printf("\nwarning: %d rows have no user; backfill will leave them and enforce will refuse until they are assigned, deleted or set aside (without_user: quarantine or drop)\n", p.WithoutUser)
+	} else if p.WithoutUser > 0 {
+		a.printf("\n%d rows without a user will be set aside in cloneiso_legacy_quarantine\n", p.WithoutUser)
 	}
 	if a.opts.legacyBucket != "" {
 		oo, err := a.objectOptions(ctx)
@@ -524,6 +532,34 @@ func (a *app) plan(ctx context.Context) (int, error) {
 	return exitOK, nil
 }
 
+// printUserIssues lists the legacy user IDs that need a decision before the backfill.
+func (a *app) printUserIssues(p *legacy.Plan) {
+	if p.NoUsersQuery {
+		a.printf("warning: no users_query: IDs of deleted users cannot be told apart; only spellings that differ in case are listed\n")
+	}
+	if len(p.UserIssues) == 0 {
+		return
+	}
+	undecided := 0
+	for _, is := range p.UserIssues {
+		if is.Decision == nil {
+			undecided++
+		}
+	}
+	a.printf("\nlegacy user IDs that need a decision (user_decisions: map, quarantine, drop or keep): %d, %d undecided\n", len(p.UserIssues), undecided)
+	for _, is := range p.UserIssues {
+		a.printf("  %s\n", is)
+	}
+	if undecided > 0 {
+		a.printf("backfill refuses until every one is decided (see MIGRATION_GUIDE.md)\n\n")
+	}
+}
+
+// withoutUserDecided reports whether the configuration decides about rows without a user.
+func (a *app) withoutUserDecided() bool {
+	return a.m.WithoutUser() != ""
+}
+
 // checkpoint is called after the progress bar at every reported step of a long command
 // (a provisioned user, a snapshotted table, a committed batch). It does nothing; the
 // command's tests replace it to kill the process at a chosen step, so that crash tests
@@ -540,6 +576,11 @@ func (a *app) backfill(ctx context.Context) (int, error) {
 		}
 	}
 	if rep != nil {
+		for _, t := range a.m.Tables() {
+			if n := rep.Quarantined[t.Name]; n > 0 {
+				a.printf("%-24s %d rows set aside in cloneiso_legacy_quarantine (user decisions)\n", t.Name, n)
+			}
+		}
 		for _, t := range rep.Tables {
 			switch {
 			case t.Missing:
@@ -604,9 +645,9 @@ func (a *app) verify(ctx context.Context) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	a.printf("%-24s %12s %12s %14s %12s\n", "table", "rows before", "rows after", "without clone", "wrong clone")
+	a.printf("%-24s %12s %12s %12s %14s %12s\n", "table", "rows before", "rows after", "set aside", "without clone", "wrong clone")
 	for _, t := range r.Tables {
-		a.printf("%-24s %12d %12d %14d %12d\n", t.Table, t.RowsBefore, t.RowsAfter, t.WithoutClone, t.WrongClone)
+		a.printf("%-24s %12d %12d %12d %14d %12d\n", t.Table, t.RowsBefore, t.RowsAfter, t.Quarantined, t.WithoutClone, t.WrongClone)
 	}
 	if a.opts.perUser {
 		a.printf("\nper user (table user rows-before rows-after content):\n")

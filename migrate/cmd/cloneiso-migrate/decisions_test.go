@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cloneiso/cloneiso/internal/legacytest"
+	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/migrate/legacy"
+)
+
+// TestCLIUserDecisions: plan lists a deleted user's ID and an upper-case spelling;
+// backfill refuses them with exit 2 (a permanent error: the configuration must change)
+// until the configuration decides; rows without a user are set aside by a flag; verify
+// then passes.
+func TestCLIUserDecisions(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Fresh(t, false)
+	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
+		t.Fatal(err)
+	}
+	db.Owner.MustExec(`INSERT INTO insights (id, user_id, content) VALUES
+		('99999999-0000-0000-0000-000000000001', 'u999', 'deleted user'),
+		('99999999-0000-0000-0000-000000000002', 'U003', 'upper-case spelling')`)
+	cfg := legacytest.Config()
+	write := func() string {
+		b, _ := json.Marshal(cfg)
+		f := filepath.Join(t.TempDir(), "migrate.json")
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": write()}}
+	out, _ := c.run(exitOK, "plan")
+	mustContain(t, out, "need a decision", `"U003": non-canonical, 1 rows (known as "u003"): undecided`, `"u999": unknown, 1 rows: undecided`)
+	c.run(exitOK, "up")
+	_, errOut := c.run(exitUsage, "backfill")
+	mustContain(t, errOut, "2 legacy user IDs need a decision", "user_decisions", "a permanent error")
+
+	cfg.UserDecisions = map[string]legacy.UserDecision{"U003": {Action: legacy.DecisionMap, To: "u003"}, "u999": {Action: legacy.DecisionDrop}}
+	c.env["CLONEISO_CONFIG"] = write()
+	out, _ = c.run(exitOK, "plan", "--without-user", "quarantine")
+	mustContain(t, out, `"U003": non-canonical, 1 rows (known as "u003"): decided map to "u003"`, "11 rows without a user will be set aside")
+	out, _ = c.run(exitOK, "backfill", "--without-user", "quarantine")
+	mustContain(t, out, "every row has its clone", "insights                 1 rows set aside", "documents                7 rows set aside")
+	out, _ = c.run(exitOK, "verify", "--without-user", "quarantine")
+	mustContain(t, out, "sql: OK")
+	out, _ = c.run(exitOK, "status")
+	mustContain(t, out, "rows set aside (quarantine, drop): 12")
+}
