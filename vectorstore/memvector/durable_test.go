@@ -3,6 +3,7 @@ package memvector_test
 import (
 	"context"
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/filter"
 	"github.com/cloneiso/cloneiso/vectorstore/internal/engine"
@@ -461,5 +463,30 @@ func TestReopenManyNamespaces(t *testing.T) {
 	}
 	if len(got["ns0"]) < 2*engine.BlockVectors {
 		t.Fatalf("ns0 has %d records, want more than two blocks", len(got["ns0"]))
+	}
+}
+
+// TestLogWriteFailure: once the log cannot be written, that write and every later one
+// fail with clone.ErrUnavailable and change nothing; reopening recovers every
+// acknowledged write.
+func TestLogWriteFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index")
+	d := open(t, path)
+	run(t, d, []op{upsert("a", "a1", "a2"), del("a", "a1")})
+	want := state(t, d)
+	d.BreakLog()
+	for i, o := range []op{upsert("a", "a3"), del("a", "a2"), dropNS("a")} {
+		if err := o(t.Context(), d); !errors.Is(err, clone.ErrUnavailable) {
+			t.Fatalf("write %d after the log failed: %v, want ErrUnavailable", i, err)
+		}
+	}
+	if got := state(t, d); !reflect.DeepEqual(got, want) {
+		t.Fatalf("failed writes changed the index: %v, want %v", got, want)
+	}
+	d.Abandon()
+	d = open(t, path)
+	defer d.Close()
+	if got := state(t, d); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopening: %v, want %v", got, want)
 	}
 }

@@ -27,3 +27,11 @@ func SkipSync(t interface{ Cleanup(func()) }) {
 	skipSync.Store(true)
 	t.Cleanup(func() { skipSync.Store(false) })
 }
+
+// BreakLog closes the log file under the driver, so that its next write fails as a
+// full or failing disk would.
+func (d *Driver) BreakLog() {
+	d.log.mu.Lock()
+	d.log.f.Close()
+	d.log.mu.Unlock()
+}

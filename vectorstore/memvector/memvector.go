@@ -397,12 +397,12 @@ func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) 
 	if err != nil || bp == nil {
 		return err
 	}
+	freeRecord(bp) // written to the file already
 	faultpoint.Hit("memvector.applied")
 	size, err := d.log.wait(seq)
 	if err != nil {
 		return err
 	}
-	freeRecord(bp)
 	if d.compactAt > 0 && size >= max(d.compactAt, d.snapSize.Load()) {
 		select {
 		case d.kick <- struct{}{}:

@@ -25,11 +25,14 @@ import (
 //	length uint32 | CRC-32C of the payload uint32 | payload (length bytes)
 //
 // all little-endian; the payload is an operation byte, the namespace and the
-// operation's arguments (see Driver.encode). A writer appends its record, applies it
-// to the in-memory index, and returns only once the record is synced to disk. Writers
-// that arrive while a sync is running queue their records, and the first of them to
-// find the log idle writes and syncs the whole queue at once (leader/follower group
-// commit): concurrent writers share one fsync.
+// operation's arguments (see Driver.Upsert and Driver.deleteRecord). A writer
+// writes its record to the file (the page cache) at once, in sequence order, applies
+// it to the in-memory index, and returns only once the record is synced to disk. The
+// first writer to find no sync running syncs the file (leader/follower group commit):
+// that one fsync makes every record written so far durable, and the writers that
+// write while it runs share the next one. Once the unsynced part of the log passes
+// writebackBytes, each write also starts the kernel's write-back of its record, so
+// that the disk works while the CPU encodes and the group commits stay short.
 //
 // Recovery reads the records in order and stops at the first one that is incomplete
 // or fails its checksum: such a record was being written when the process or the
@@ -108,37 +111,82 @@ type wal struct {
 	base string
 	dim  int
 
+	// wmu orders the writes to the file: a writer appends its record under it, so the
+	// records reach the file (the page cache) in sequence order, while a sync of the
+	// records before runs.
+	wmu sync.Mutex
+
 	mu      sync.Mutex
 	cond    sync.Cond
 	f       *os.File
 	gen     uint64
-	size    int64 // bytes in f
-	pending [][]byte
-	spare   [][]byte
-	next    uint64 // sequence number of the last appended record
+	size    int64  // bytes in f
+	synced  int64  // bytes of f known durable
+	next    uint64 // sequence number of the last record written to f
 	durable uint64 // sequence number of the last synced record
-	leading bool   // a leader is writing and syncing
+	leading bool   // a leader is syncing
 	err     error  // sticky: after a failed write or sync, or Close
 }
 
 func newWAL(base string, dim int, f *os.File, gen uint64, size int64) *wal {
-	w := &wal{base: base, dim: dim, f: f, gen: gen, size: size}
+	w := &wal{base: base, dim: dim, f: f, gen: gen, size: size, synced: size}
 	w.cond.L = &w.mu
 	return w
 }
 
 var errClosed = errs.New(errs.Unavailable, "memvector", "the index is closed")
 
-// append queues a sealed record and returns its sequence number.
+// append writes a sealed record to the log file (not yet synced) and returns its
+// sequence number. Writing it at once, rather than in the group commit, lets the
+// records of the next group reach the page cache while the current one syncs, and
+// starts their write-back early (startWriteback), so that the sync that makes them
+// durable has less left to do.
 func (w *wal) append(rec []byte) (uint64, error) {
+	w.wmu.Lock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		return 0, w.err
+	err, f, off := w.err, w.f, w.size
+	w.mu.Unlock()
+	if err != nil {
+		w.wmu.Unlock()
+		return 0, err
+	}
+	faultpoint.Hit("memvector.log.write")
+	n, err := f.Write(rec)
+	if err == nil {
+		faultpoint.Hit("memvector.log.record")
+	}
+	w.mu.Lock()
+	w.size += int64(n)
+	if err != nil {
+		// What reached the file is a partial record: nothing may follow it.
+		w.fail(err)
+		err = w.err
+		w.mu.Unlock()
+		w.wmu.Unlock()
+		return 0, err
 	}
 	w.next++
-	w.pending = append(w.pending, rec)
-	return w.next, nil
+	seq, kick := w.next, w.size-w.synced >= writebackBytes
+	w.mu.Unlock()
+	w.wmu.Unlock()
+	if kick {
+		startWriteback(f, off, int64(n))
+	}
+	return seq, nil
+}
+
+// writebackBytes is the amount of unsynced log past which an append starts the
+// write-back of its record at once.
+const writebackBytes = 256 << 10
+
+// fail makes err sticky. w.mu is held.
+func (w *wal) fail(err error) {
+	if w.err == nil {
+		// What reached the disk is unknown (after a failed fsync the kernel may have
+		// dropped the dirty pages): refuse every later write; reopening recovers.
+		w.err = errs.Wrap(errs.Unavailable, "memvector", err, "the write-ahead log failed; reopen the index to recover")
+	}
+	w.cond.Broadcast()
 }
 
 // wait returns once record seq is synced, leading a group commit when the log is
@@ -159,45 +207,25 @@ func (w *wal) wait(seq uint64) (int64, error) {
 	return w.size, nil
 }
 
-// lead writes and syncs every pending record. w.mu is held, and released during I/O.
+// lead syncs every written record. w.mu is held, and released during the sync.
 func (w *wal) lead() {
-	batch, end, f := w.pending, w.next, w.f
-	w.pending, w.spare = w.spare[:0], nil
+	end, size, f := w.next, w.size, w.f
 	w.leading = true
 	w.mu.Unlock()
 
-	var n int64
-	var err error
-	faultpoint.Hit("memvector.log.write")
-	for _, rec := range batch {
-		var k int
-		k, err = f.Write(rec)
-		n += int64(k)
-		if err != nil {
-			break
-		}
-		faultpoint.Hit("memvector.log.record")
-	}
-	if err == nil {
-		faultpoint.Hit("memvector.log.sync")
-		err = fsync(f)
-	}
+	faultpoint.Hit("memvector.log.sync")
+	err := fsync(f)
 	if err == nil {
 		faultpoint.Hit("memvector.log.synced")
 	}
 
 	w.mu.Lock()
 	w.leading = false
-	w.size += n
-	clear(batch)
-	w.spare = batch[:0]
 	if err != nil {
-		// What reached the file is unknown (after a failed fsync the kernel may have
-		// dropped the dirty pages): refuse every later write; reopening recovers.
-		w.err = errs.Wrap(errs.Unavailable, "memvector", err, "the write-ahead log failed; reopen the index to recover")
-	} else {
-		w.durable = end
+		w.fail(err)
+		return
 	}
+	w.durable, w.synced = end, size
 	w.cond.Broadcast()
 }
 
@@ -209,7 +237,7 @@ func (w *wal) drain() error {
 			return w.err
 		case w.leading:
 			w.cond.Wait()
-		case len(w.pending) > 0:
+		case w.durable < w.next:
 			w.lead()
 		default:
 			return nil
@@ -230,7 +258,7 @@ func (w *wal) rotate() (uint64, error) {
 		return 0, errs.Wrap(errs.Unavailable, "memvector", err, "create a new log")
 	}
 	w.f.Close()
-	w.f, w.gen, w.size = f, w.gen+1, logHeaderSize
+	w.f, w.gen, w.size, w.synced = f, w.gen+1, logHeaderSize, logHeaderSize
 	return w.gen - 1, nil
 }
 
