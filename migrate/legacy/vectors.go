@@ -447,7 +447,27 @@ func (c *vecCopy) copyBatch(ctx context.Context, ns string, vs []driver.Vector) 
 		}
 		writes = append(writes, w...)
 	}
-	return writes, nil
+	return writes, c.removeMoved(ctx, known, writes)
+}
+
+// removeMoved deletes, from the clone of the user a vector was copied to earlier, the
+// copy of a vector now copied to another user (shared layout: the legacy application
+// changed its user): the copy was the migration's, and is that user's no longer.
+func (c *vecCopy) removeMoved(ctx context.Context, known map[string]vecEntry, writes []vecWrite) error {
+	moved := map[string][]string{}
+	for _, w := range writes {
+		if e, ok := known[w.id]; ok && w.state == vecCopied && e.State == vecCopied && e.UserID != w.user && !e.DeletedAt.Valid {
+			if _, ok := c.ccs[e.UserID]; ok {
+				moved[e.UserID] = append(moved[e.UserID], w.id)
+			}
+		}
+	}
+	for _, u := range slices.Sorted(maps.Keys(moved)) {
+		if err := c.o.Target.Delete(ctx, c.ccs[u], moved[u]); err != nil {
+			return fmt.Errorf("remove from the clone of %s the copies of vectors now of another user: %w", u, err)
+		}
+	}
+	return nil
 }
 
 // checkIntact counts the recorded copies of user u still intact in its clone as skipped

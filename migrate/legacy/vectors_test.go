@@ -632,39 +632,7 @@ func TestVectorRefusedStayPending(t *testing.T) {
 				t.Fatalf("copy after the fix: %+v", rep)
 			}
 
-			// Exclusions: only of refused vectors, recorded, reversible.
-			x := legacy.VectorExclusion{Namespace: f.ns("u001"), IDs: []string{"a-stamped", "a1"}, Reason: "legacy bookkeeping vector"}
-			if _, err := f.m.ExcludeVectors(ctx, f.opts, x); clone.KindOf(err) != clone.ErrInvalidInput || !strings.Contains(err.Error(), "a1") {
-				t.Fatalf("excluding a copied vector: %v", err)
-			}
-			x.IDs = []string{"a-stamped"}
-			if _, err := f.m.ExcludeVectors(ctx, f.opts, legacy.VectorExclusion{Namespace: x.Namespace, IDs: x.IDs}); clone.KindOf(err) != clone.ErrInvalidInput {
-				t.Fatalf("an exclusion without a reason: %v", err)
-			}
-			if n, err := f.m.ExcludeVectors(ctx, f.opts, x); err != nil || n != 1 {
-				t.Fatalf("exclude: %d (%v)", n, err)
-			}
-			if note := count(t, f.db, "SELECT count(*) FROM cloneiso_legacy_vector_ids WHERE id = 'a-stamped' AND note = 'legacy bookkeeping vector'"); note != 1 {
-				t.Fatal("the exclusion's reason is not recorded")
-			}
-			rep = f.copyVectors(f.opts)
-			if !rep.OK() || rep.Excluded != 1 || rep.Copied != 0 {
-				t.Fatalf("copy after the exclusion: %+v", rep)
-			}
-			if vr := f.verify(); !vr.OK() {
-				t.Fatalf("verify with an exclusion:\n%s", vr)
-			}
-			x.Undo = true
-			if _, err := f.m.ExcludeVectors(ctx, f.opts, x); err != nil {
-				t.Fatal(err)
-			}
-			if rep = f.copyVectors(f.opts); len(rep.Problems) != 1 {
-				t.Fatalf("copy after the exclusion was taken back: %+v", rep)
-			}
-			x.Undo = false
-			if _, err := f.m.ExcludeVectors(ctx, f.opts, x); err != nil {
-				t.Fatal(err)
-			}
+			checkExclusion(t, f, "a-stamped", "a1")
 
 			// A restart rescans: nothing written or counted twice; a lost copy is repaired.
 			restart := *f.opts
@@ -694,6 +662,46 @@ func TestVectorRefusedStayPending(t *testing.T) {
 				t.Fatalf("legacy vectors left: %v; want the excluded one", got)
 			}
 		})
+	}
+}
+
+// checkExclusion excludes the refused vector of u001 (not the copied one: only refused
+// vectors can be), checks the copy and verify take the decision into account, takes it
+// back and excludes it again.
+func checkExclusion(t *testing.T, f *vecFixture, refused, copied string) {
+	t.Helper()
+	ctx := context.Background()
+	x := legacy.VectorExclusion{Namespace: f.ns("u001"), IDs: []string{refused, copied}, Reason: "legacy bookkeeping vector"}
+	if _, err := f.m.ExcludeVectors(ctx, f.opts, x); clone.KindOf(err) != clone.ErrInvalidInput || !strings.Contains(err.Error(), copied) {
+		t.Fatalf("excluding a copied vector: %v", err)
+	}
+	x.IDs = []string{refused}
+	if _, err := f.m.ExcludeVectors(ctx, f.opts, legacy.VectorExclusion{Namespace: x.Namespace, IDs: x.IDs}); clone.KindOf(err) != clone.ErrInvalidInput {
+		t.Fatalf("an exclusion without a reason: %v", err)
+	}
+	if n, err := f.m.ExcludeVectors(ctx, f.opts, x); err != nil || n != 1 {
+		t.Fatalf("exclude: %d (%v)", n, err)
+	}
+	if note := count(t, f.db, "SELECT count(*) FROM cloneiso_legacy_vector_ids WHERE id = $1 AND note = 'legacy bookkeeping vector'", refused); note != 1 {
+		t.Fatal("the exclusion's reason is not recorded")
+	}
+	rep := f.copyVectors(f.opts)
+	if !rep.OK() || rep.Excluded != 1 || rep.Copied != 0 {
+		t.Fatalf("copy after the exclusion: %+v", rep)
+	}
+	if vr := f.verify(); !vr.OK() {
+		t.Fatalf("verify with an exclusion:\n%s", vr)
+	}
+	x.Undo = true
+	if _, err := f.m.ExcludeVectors(ctx, f.opts, x); err != nil {
+		t.Fatal(err)
+	}
+	if rep = f.copyVectors(f.opts); len(rep.Problems) != 1 {
+		t.Fatalf("copy after the exclusion was taken back: %+v", rep)
+	}
+	x.Undo = false
+	if _, err := f.m.ExcludeVectors(ctx, f.opts, x); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -737,5 +745,37 @@ func TestVectorNamespaceOfNoUser(t *testing.T) {
 	}
 	if n := len(f.legacyIDs("user-")) + len(f.legacyIDs("user-nobody")); n != 3 {
 		t.Fatalf("%d vectors left in the namespaces of no user; want 3", n)
+	}
+}
+
+// TestVectorUserChanged: in the shared layout, the legacy application moves a vector to
+// another user after its copy: verify finds it missing from the new user's clone and
+// foreign in the old one's; copy --restart copies it to the new user and removes the
+// migration's copy from the old user's clone.
+func TestVectorUserChanged(t *testing.T) {
+	ctx := context.Background()
+	f := newVecFixture(t, false)
+	f.put("u001", f.vec("a1", "u001", 1), f.vec("a2", "u001", 2))
+	f.put("u002", f.vec("b1", "u002", 3))
+	f.copyVectors(f.opts)
+	f.put("u002", f.vec("a1", "u002", 1))
+	vr := f.verify()
+	if len(vr.Discrepancies) != 2 || !hasDiscrepancy(vr, legacy.DiscrepancyVector, "u002", "a1", "not in its clone") ||
+		!hasDiscrepancy(vr, legacy.DiscrepancyVector, "u001", "a1", "foreign", `"u002"`) {
+		t.Fatalf("verify:\n%s", vr)
+	}
+	restart := *f.opts
+	restart.Restart = true
+	if rep := f.copyVectors(&restart); rep.Copied != 1 || rep.Skipped != 2 || !rep.OK() {
+		t.Fatalf("restart: %+v", rep)
+	}
+	if vr := f.verify(); !vr.OK() {
+		t.Fatalf("verify:\n%s", vr)
+	}
+	if got, err := f.target.Fetch(ctx, f.cc("u001"), []string{"a1"}); err != nil || len(got) != 0 {
+		t.Fatalf("u001's clone keeps a1: %v (%v)", got, err)
+	}
+	if got, err := f.target.Fetch(ctx, f.cc("u002"), []string{"a1"}); err != nil || len(got) != 1 {
+		t.Fatalf("u002's clone lacks a1: %v (%v)", got, err)
 	}
 }
