@@ -435,14 +435,26 @@ func TestVectorDeleteOnlyVerifiedCopies(t *testing.T) {
 			changed := f.vec("b2", "u002", 50)
 			f.put("u002", changed)
 
+			// The dry run counts what the deletion would do, and deletes nothing.
+			dry := *f.opts
+			dry.DryRun = true
+			before := f.srv.Namespaces()
+			del, err := f.m.DeleteLegacyVectors(ctx, &dry)
+			if err != nil || del.Deleted != 4 || del.LeftBehind != 1 || del.LeftBehindIDs[0].ID != "b2" || len(del.Problems) != 1 {
+				t.Fatalf("dry run: %+v (%v)", del, err)
+			}
+			if after := f.srv.Namespaces(); !maps.Equal(before, after) {
+				t.Fatalf("the dry run changed the index: %v -> %v", before, after)
+			}
+
 			// It also writes a1-late while delete-legacy runs (after any listing of
 			// u001's namespace the deletion does).
 			late := f.vec("a1-late", "u001", 9)
 			src := &racingSource{VectorSource: f.opts.Source, ns: f.ns("u001"), armed: true, write: func() { f.put("u001", late) }}
 			opts := *f.opts
 			opts.Source = src
-			before := f.srv.Namespaces()
-			del, err := f.m.DeleteLegacyVectors(ctx, &opts)
+			before = f.srv.Namespaces()
+			del, err = f.m.DeleteLegacyVectors(ctx, &opts)
 			if err != nil {
 				t.Fatal(err)
 			}
