@@ -40,41 +40,11 @@ func TestVectorMigration(t *testing.T) {
 		layout := tc.layout
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
-			raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			target, err := pineconevector.Open(srv.Host(), legacytest.VectorDimension, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer target.Close()
-			var conn *pinecone.IndexConnection
-			if !raw.As(&conn) {
-				t.Fatal("no IndexConnection")
-			}
+			srv, raw, target, conn := emulator(t)
 			var source legacy.VectorSource = raw
 			upsert := raw.Upsert
 			if tc.goPinecone {
-				source = legacy.PineconeSource(conn)
-				upsert = func(ctx context.Context, ns string, vs []driver.Vector) error {
-					if ns == "__default__" {
-						ns = ""
-					}
-					pvs := make([]*pinecone.Vector, len(vs))
-					for i, v := range vs {
-						md, err := pinecone.NewMetadata(toAny(v.Metadata))
-						if err != nil {
-							return err
-						}
-						vals := v.Values
-						pvs[i] = &pinecone.Vector{Id: v.ID, Values: &vals, Metadata: md}
-					}
-					_, err := conn.WithNamespace(ns).UpsertVectors(ctx, pvs)
-					return err
-				}
+				source, upsert = legacy.PineconeSource(conn), goPineconeUpsert(conn)
 			}
 			perUser := layout == legacy.LayoutNamespacePerUser
 			per, err := legacytest.PutVectorsWith(ctx, upsert, perUser, tc.shared)
@@ -168,58 +138,91 @@ func TestVectorMigration(t *testing.T) {
 				t.Fatalf("query in u004's clone: %d matches (%v)", len(matches), err)
 			}
 
-			// A damaged copy is caught.
-			bad := legacytest.VectorsOf(3)[0]
-			bad.Values = slices.Clone(bad.Values)
-			bad.Values[0] += 10
-			cc3, _ := users[2].Context()
-			md := map[string]any{"document": "doc-0", "position": 0.0, "tags": []string{"legacy", "u003"}}
-			if !perUser {
-				md["user_id"] = "u003"
-			}
-			if err := target.Upsert(ctx, cc3, []vectorstore.Vector{{ID: bad.ID, Values: bad.Values, Metadata: md}}); err != nil {
-				t.Fatal(err)
-			}
-			vr, _ = m.VerifyVectors(ctx, opts)
-			if !slices.ContainsFunc(vr.Discrepancies, func(d legacy.Discrepancy) bool { return d.Kind == legacy.DiscrepancyVector && d.UserID == "u003" }) {
-				t.Fatalf("damaged vector not caught:\n%s", vr)
-			}
-			// Deleting keeps the legacy vector whose copy is damaged and deletes the others.
-			del, err := m.DeleteLegacyVectors(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(del.Problems) != 1 || del.Problems[0].UserID != "u003" || del.Problems[0].Key != bad.ID || del.Deleted != total-1 {
-				t.Fatalf("delete: deleted %d of %d, problems %v", del.Deleted, total, del.Problems)
-			}
-			wantLeft := int64(1 + len(legacytest.UnmatchedVectors))
-			if perUser {
-				wantLeft = 1 + 4 // and the namespace of user-u999
-			}
-			badNS := tc.shared
-			if perUser {
-				badNS = "user-u003"
-			}
-			if del.LeftBehind != wantLeft || !slices.Contains(del.LeftBehindIDs, legacy.VectorRef{Namespace: badNS, ID: bad.ID}) {
-				t.Fatalf("delete: %d left behind (%v); want %d", del.LeftBehind, del.LeftBehindIDs, wantLeft)
-			}
-			left := srv.Namespaces()
-			if perUser {
-				for ns, n := range left {
-					// A serverless namespace outlives its last record: only records count.
-					if n > 0 && strings.HasPrefix(ns, "user-") && ns != "user-u999" && (ns != "user-u003" || n != 1) {
-						t.Fatalf("legacy namespace %s (%d vectors) left", ns, n)
-					}
-				}
-			} else if left[tc.shared] != 1+len(legacytest.UnmatchedVectors) {
-				t.Fatalf("shared namespace keeps %d vectors: %v", left[tc.shared], left)
-			}
-			// After the deletion the copies still verify by their recorded counts.
-			vr, err = m.VerifyVectors(ctx, opts)
-			if err != nil || kinds(vr)[legacy.DiscrepancyVector] != 1 || kinds(vr)[legacy.DiscrepancyUnmatched] != wantUnmatched {
-				t.Fatalf("verify after deletion:\n%s (%v)", vr, err)
-			}
+			checkDamagedCopyKept(t, srv, m, target, opts, per, total, wantUnmatched)
 		})
+	}
+}
+
+// goPineconeUpsert writes legacy vectors with go-pinecone itself, in any namespace
+// (Pinecone's default one included, which the driver refuses).
+func goPineconeUpsert(conn *pinecone.IndexConnection) func(ctx context.Context, ns string, vs []driver.Vector) error {
+	return func(ctx context.Context, ns string, vs []driver.Vector) error {
+		if ns == "__default__" {
+			ns = ""
+		}
+		pvs := make([]*pinecone.Vector, len(vs))
+		for i, v := range vs {
+			md, err := pinecone.NewMetadata(toAny(v.Metadata))
+			if err != nil {
+				return err
+			}
+			vals := v.Values
+			pvs[i] = &pinecone.Vector{Id: v.ID, Values: &vals, Metadata: md}
+		}
+		_, err := conn.WithNamespace(ns).UpsertVectors(ctx, pvs)
+		return err
+	}
+}
+
+// checkDamagedCopyKept damages u003's copy of its first vector and checks that verify
+// catches it, that delete-legacy deletes every other recorded copy's legacy vector and
+// keeps that one (reporting it and what else is left behind), and that the copies of
+// the deleted vectors still verify.
+func checkDamagedCopyKept(t *testing.T, srv *pineconetest.Server, m *legacy.Migrator, target *vectorstore.Index, opts *legacy.VectorOptions,
+	per map[string]int, total int64, wantUnmatched int) {
+	t.Helper()
+	ctx := context.Background()
+	perUser := opts.Layout == legacy.LayoutNamespacePerUser
+	users, err := m.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A damaged copy is caught.
+	bad := legacytest.VectorsOf(3)[0]
+	bad.Values = slices.Clone(bad.Values)
+	bad.Values[0] += 10
+	cc3, _ := users[2].Context()
+	md := map[string]any{"document": "doc-0", "position": 0.0, "tags": []string{"legacy", "u003"}}
+	if !perUser {
+		md["user_id"] = "u003"
+	}
+	if err := target.Upsert(ctx, cc3, []vectorstore.Vector{{ID: bad.ID, Values: bad.Values, Metadata: md}}); err != nil {
+		t.Fatal(err)
+	}
+	vr, _ := m.VerifyVectors(ctx, opts)
+	if !slices.ContainsFunc(vr.Discrepancies, func(d legacy.Discrepancy) bool { return d.Kind == legacy.DiscrepancyVector && d.UserID == "u003" }) {
+		t.Fatalf("damaged vector not caught:\n%s", vr)
+	}
+	// Deleting keeps the legacy vector whose copy is damaged and deletes the others.
+	del, err := m.DeleteLegacyVectors(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(del.Problems) != 1 || del.Problems[0].UserID != "u003" || del.Problems[0].Key != bad.ID || del.Deleted != total-1 {
+		t.Fatalf("delete: deleted %d of %d, problems %v", del.Deleted, total, del.Problems)
+	}
+	wantLeft, badNS := int64(1+len(legacytest.UnmatchedVectors)), opts.SharedNamespace
+	if perUser {
+		wantLeft, badNS = 1+4, "user-u003" // and the namespace of user-u999
+	}
+	if del.LeftBehind != wantLeft || !slices.Contains(del.LeftBehindIDs, legacy.VectorRef{Namespace: badNS, ID: bad.ID}) {
+		t.Fatalf("delete: %d left behind (%v); want %d", del.LeftBehind, del.LeftBehindIDs, wantLeft)
+	}
+	left := srv.Namespaces()
+	if perUser {
+		for ns, n := range left {
+			// A serverless namespace outlives its last record: only records count.
+			if n > 0 && strings.HasPrefix(ns, "user-") && ns != "user-u999" && (ns != "user-u003" || n != 1) {
+				t.Fatalf("legacy namespace %s (%d vectors) left", ns, n)
+			}
+		}
+	} else if left[opts.SharedNamespace] != 1+len(legacytest.UnmatchedVectors) {
+		t.Fatalf("shared namespace keeps %d vectors: %v", left[opts.SharedNamespace], left)
+	}
+	// After the deletion the copies of the deleted vectors still verify.
+	vr, err = m.VerifyVectors(ctx, opts)
+	if err != nil || kinds(vr)[legacy.DiscrepancyVector] != 1 || kinds(vr)[legacy.DiscrepancyUnmatched] != wantUnmatched {
+		t.Fatalf("verify after deletion:\n%s (%v)", vr, err)
 	}
 }
 
@@ -253,7 +256,9 @@ type vecFixture struct {
 	perUser bool
 }
 
-func newVecFixture(t *testing.T, perUser bool) *vecFixture {
+// emulator starts a Pinecone emulator and returns it, a raw driver on it (for the legacy
+// vectors), the clone-scoped index on it and the raw driver's go-pinecone connection.
+func emulator(t *testing.T) (*pineconetest.Server, *pineconevector.Driver, *vectorstore.Index, *pinecone.IndexConnection) {
 	t.Helper()
 	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
 	raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
@@ -270,6 +275,12 @@ func newVecFixture(t *testing.T, perUser bool) *vecFixture {
 	if !raw.As(&conn) {
 		t.Fatal("no IndexConnection")
 	}
+	return srv, raw, target, conn
+}
+
+func newVecFixture(t *testing.T, perUser bool) *vecFixture {
+	t.Helper()
+	srv, raw, target, conn := emulator(t)
 	db, m := provisioned(t, nil)
 	layout := legacy.LayoutShared
 	if perUser {
