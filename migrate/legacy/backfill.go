@@ -458,7 +458,10 @@ type Plan struct {
 	UserIssues []UserIssue
 	// NoUsersQuery is true when Config.UsersQuery is not set: IDs of deleted users
 	// cannot be told from live ones.
-	NoUsersQuery   bool
+	NoUsersQuery bool
+	// SchemaProblems are the differences between legacy tables and the SDK's tables of
+	// the same names that adopt and enforce refuse until fixed ([Migrator.SchemaProblems]).
+	SchemaProblems []SchemaProblem
 	Tables         []TablePlan
 	RowsToBackfill int64
 	WithoutUser    int64
@@ -471,12 +474,16 @@ type Plan struct {
 // database (before Adopt) as well as on a half-migrated one.
 func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
 	const op = "legacy.Plan"
+	probs, err := m.SchemaProblems(ctx)
+	if err != nil {
+		return nil, err
+	}
 	tx, err := m.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, classify(op, err, "begin")
 	}
 	defer tx.Rollback()
-	p := &Plan{}
+	p := &Plan{SchemaProblems: probs}
 	adopted, err := tableExists(ctx, tx, "cloneiso_legacy_users")
 	if err != nil {
 		return nil, classify(op, err, "catalog")

@@ -157,7 +157,14 @@ var onDeleteSQL = map[string]string{"a": "NO ACTION", "r": "RESTRICT", "c": "CAS
 func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 	const op = "legacy.Enforce"
 	rep := &EnforceReport{}
-	err := m.inTx(ctx, op, func(tx *sqlx.Tx) error {
+	probs, err := m.SchemaProblems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := schemaProblemsError(op, probs); err != nil {
+		return nil, err
+	}
+	err = m.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		if v, err := schemaVersion(ctx, tx); err != nil {
 			return err
 		} else if v >= 1 {

@@ -210,10 +210,19 @@ type AdoptReport struct {
 // tables (cloneiso_legacy_*); it adds nullable tenant_id and clone_id columns to every
 // configured table and makes its user column nullable. Existing rows are not touched.
 // Adopt is idempotent, and a no-op on a database that already has cloneiso's schema.
+// It refuses, changing nothing, while [Migrator.SchemaProblems] finds a legacy table
+// that does not meet the SDK's prerequisites.
 func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 	const op = "legacy.Adopt"
 	rep := &AdoptReport{}
-	err := m.inTx(ctx, op, func(tx *sqlx.Tx) error {
+	probs, err := m.SchemaProblems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := schemaProblemsError(op, probs); err != nil {
+		return nil, err
+	}
+	err = m.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		if v, err := schemaVersion(ctx, tx); err != nil {
 			return err
 		} else if v >= 1 {

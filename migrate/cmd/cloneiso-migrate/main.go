@@ -482,6 +482,13 @@ func (a *app) plan(ctx context.Context) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
+	if len(p.SchemaProblems) > 0 {
+		a.printf("schema prerequisites: %d problems; up and enforce refuse until they are fixed:\n", len(p.SchemaProblems))
+		for _, sp := range p.SchemaProblems {
+			a.printf("  %s\n", sp)
+		}
+		a.printf("\n")
+	}
 	a.printf("legacy users: %d (%d without a clone yet)\n", p.Users, len(p.NewUsers))
 	a.printUserIssues(p)
 	a.printf("%-24s %10s %12s %13s %7s\n", "table", "rows", "to backfill", "without user", "users")
