@@ -304,7 +304,7 @@ func listBucket(ctx context.Context, o *ObjectOptions, rep *ObjectReport, each f
 
 // inventory lists the legacy bucket and classifies every object: out of scope (an
 // operator decision), mapped to its user's clone (to copy), or refused with a reason.
-func (m *Migrator) inventory(ctx context.Context, o *ObjectOptions, kts []*keyTemplate, scope objectScope, rep *ObjectReport) (*inventory, error) {
+func (m *Migrator) inventory(ctx context.Context, o *ObjectOptions, kts []*keyTemplate, scope objectScope, ledger map[string]ledgerRow, rep *ObjectReport) (*inventory, error) {
 	_, byUser, err := m.userContexts(ctx, o.DryRun)
 	if err != nil {
 		return nil, err
@@ -342,6 +342,12 @@ func (m *Migrator) inventory(ctx context.Context, o *ObjectOptions, kts []*keyTe
 			return
 		}
 		if err := objectstore.ValidateName(ob.name); err != nil {
+			if l, ok := ledger[ob.key]; ok && l.Changes != "" && l.UserID == ob.user && l.Kind == ob.kind && objectstore.ValidateName(l.Name) == nil {
+				// Copied under a sanitized name by an earlier run: that is its name.
+				ob.orig, ob.name, ob.renamed = ob.name, l.Name, true
+				inv.objs = append(inv.objs, ob)
+				return
+			}
 			if !o.Sanitize {
 				refuse(ob, err.Error()+" (copy it under a sanitized name with Sanitize/--sanitize, or declare it out of scope)")
 				return
@@ -464,10 +470,10 @@ func (m *Migrator) survey(ctx context.Context, o *ObjectOptions, rep *ObjectRepo
 	if sv.scope, err = m.objectScope(ctx); err != nil {
 		return nil, err
 	}
-	if sv.inv, err = m.inventory(ctx, o, kts, sv.scope, rep); err != nil {
+	if sv.ledger, err = m.ledger(ctx); err != nil {
 		return nil, err
 	}
-	if sv.ledger, err = m.ledger(ctx); err != nil {
+	if sv.inv, err = m.inventory(ctx, o, kts, sv.scope, sv.ledger, rep); err != nil {
 		return nil, err
 	}
 	return sv, m.accountReferences(ctx, sv, rep)

@@ -531,6 +531,13 @@ func TestObjectSanitize(t *testing.T) {
 	if vr, err := e.m.VerifyObjects(ctx, &san); err != nil || !vr.OK() {
 		t.Fatalf("verify: %v\n%s", err, vr)
 	}
+	// A later step without Sanitize finds the sanitized copies by their recorded names.
+	if vr, err := e.m.VerifyObjects(ctx, opts); err != nil || !vr.OK() {
+		t.Fatalf("verify without Sanitize: %v\n%s", err, vr)
+	}
+	if rep, err := e.m.MigrateObjects(ctx, opts); err != nil || rep.Skipped != 5 || !rep.OK() {
+		t.Fatalf("copy again without Sanitize: %+v, %v", rep, err)
+	}
 	// The rows follow the sanitized copies, and read them through the SDK.
 	if n, err := e.m.RewriteObjectKeys(ctx); err != nil || n["documents"] != 2 {
 		t.Fatalf("rewrite: %v, %v", n, err)

@@ -18,10 +18,11 @@
 //	backfill               provision one tenant+clone per legacy user, snapshot, backfill
 //	                       tenant_id/clone_id in batches (resumable; --restart rescans)
 //	snapshot --retake      record the "before" again after deliberately changing legacy rows
-//	objects copy|verify|rewrite-keys|delete-legacy
+//	objects copy|verify|rewrite-keys|delete-legacy|exclude|include
 //	                       copy legacy objects into clone prefixes, verify them, point
 //	                       documents.object_key (and configured columns) at the copies,
-//	                       delete the legacy keys
+//	                       delete the legacy keys; record (exclude) or withdraw (include)
+//	                       the decision that keys or prefixes are out of scope
 //	vectors copy|verify|exclude|delete-legacy
 //	                       copy legacy vectors into clone namespaces (--restart rescans),
 //	                       verify, exclude refused ones (--vector-ids, --reason), delete
@@ -120,6 +121,8 @@ type options struct {
 	s3PathStyle                                    bool
 	legacyBucket, bucket, keyTemplate, objectKind  string
 	concurrency                                    int
+	sanitize                                       bool
+	outOfScope                                     string
 
 	pineconeHost, legacyPineconeHost, pineconeAPIKey string
 	dimension                                        int
@@ -154,9 +157,12 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.s3PathStyle, "s3-path-style", true, "address buckets by path (S3-compatible servers)")
 	fs.StringVar(&o.legacyBucket, "legacy-bucket", "", "bucket of the legacy objects (enables object steps)")
 	fs.StringVar(&o.bucket, "bucket", "", "bucket the clones' objects go to (default: the legacy bucket)")
-	fs.StringVar(&o.keyTemplate, "key-template", "users/{user_id}/{kind}/{name}", "legacy object key layout")
+	fs.StringVar(&o.keyTemplate, "key-template", "users/{user_id}/{kind}/{name}",
+		"legacy object key layouts, comma-separated, tried in order; each TEMPLATE or TEMPLATE=KIND (the kind when it has no {kind})")
 	fs.StringVar(&o.objectKind, "object-kind", legacy.DefaultObjectKind, "kind of objects when the template has no {kind}")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "objects copied at once")
+	fs.BoolVar(&o.sanitize, "sanitize", false, "objects copy/plan: copy objects the SDK refuses (NFD or %xx names, bad metadata keys or Content-Type) in a sanitized form, recorded in the ledger")
+	fs.StringVar(&o.outOfScope, "out-of-scope", "", "objects exclude/include: legacy keys and prefixes (ending in /), comma-separated")
 
 	fs.StringVar(&o.pineconeHost, "pinecone-host", "", "Pinecone index host of the clones' vectors (enables vector steps)")
 	fs.StringVar(&o.legacyPineconeHost, "legacy-pinecone-host", "", "Pinecone index host of the legacy vectors (default: --pinecone-host)")
@@ -169,13 +175,13 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.vectorBatch, "vector-batch", 100, "vectors per batch (1..100)")
 	fs.StringVar(&o.vectorIDs, "vector-ids", "", "vectors exclude: comma-separated IDs of legacy vectors copy refused (empty: the whole --vector-namespace)")
 	fs.StringVar(&o.vectorNamespace, "vector-namespace", "", "vectors exclude: their legacy namespace (default: the shared namespace)")
-	fs.StringVar(&o.reason, "reason", "", "vectors exclude: why (recorded; required)")
+	fs.StringVar(&o.reason, "reason", "", "objects exclude, vectors exclude: why (recorded; required)")
 	fs.BoolVar(&o.undo, "undo", false, "vectors exclude: take the exclusion back (the vectors are pending again)")
 }
 
 const usage = `usage: cloneiso-migrate <command> [subcommand] [flags]
 
-commands: status, up, plan, backfill, snapshot --retake, objects copy|verify|rewrite-keys|delete-legacy,
+commands: status, up, plan, backfill, snapshot --retake, objects copy|verify|rewrite-keys|delete-legacy|exclude|include,
           vectors copy|verify|exclude|delete-legacy, verify, enforce, grant, check, rollback-sql
 see MIGRATION_GUIDE.md; run a command with -h for its flags`
 
@@ -519,9 +525,12 @@ func (a *app) plan(ctx context.Context) (int, error) {
 		oo.DryRun = true
 		rep, err := a.m.MigrateObjects(ctx, oo)
 		if err != nil {
-			return exitFailure, err
+			return exitCode(err), err
 		}
 		a.printObjects("objects (dry run)", rep)
+		if err := a.printScope(ctx); err != nil {
+			return exitFailure, err
+		}
 	}
 	if a.opts.pineconeHost != "" {
 		vo, closeFn, err := a.vectorOptions()
@@ -683,7 +692,7 @@ func (a *app) verify(ctx context.Context) (int, error) {
 		}
 		or, err := a.m.VerifyObjects(ctx, oo)
 		if err != nil {
-			return exitFailure, err
+			return exitCode(err), err
 		}
 		a.printReport("objects", or)
 		if !or.OK() {
@@ -789,22 +798,81 @@ func (a *app) objectOptions(ctx context.Context) (*legacy.ObjectOptions, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &legacy.ObjectOptions{Client: client, LegacyBucket: o.legacyBucket, KeyTemplate: o.keyTemplate, Kind: o.objectKind,
-		Target: target, DryRun: o.dryRun, Deep: o.deep, Concurrency: o.concurrency}, nil
+	oo := &legacy.ObjectOptions{Client: client, LegacyBucket: o.legacyBucket, Kind: o.objectKind,
+		Target: target, DryRun: o.dryRun, Deep: o.deep, Concurrency: o.concurrency, Sanitize: o.sanitize}
+	for spec := range strings.SplitSeq(o.keyTemplate, ",") {
+		tmpl, kind, _ := strings.Cut(strings.TrimSpace(spec), "=")
+		if kind == "" {
+			kind = o.objectKind
+		}
+		oo.Templates = append(oo.Templates, legacy.KeyTemplate{Template: tmpl, Kind: kind})
+	}
+	return oo, nil
+}
+
+// printScope lists the recorded out-of-scope decisions.
+func (a *app) printScope(ctx context.Context) error {
+	scope, err := a.m.ObjectsOutOfScope(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range scope {
+		a.printf("  out of scope: %s (declared %s: %s)\n", e.Entry, e.DeclaredAt.UTC().Format("2006-01-02 15:04"), e.Reason)
+	}
+	return nil
+}
+
+// objectScope records (exclude) or withdraws (include) out-of-scope decisions.
+func (a *app) objectScope(ctx context.Context, sub string) (int, error) {
+	var entries []string
+	for e := range strings.SplitSeq(a.opts.outOfScope, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		return exitUsage, usagef("objects %s needs --out-of-scope KEY_OR_PREFIX/,...", sub)
+	}
+	if sub == "exclude" {
+		if a.opts.reason == "" {
+			return exitUsage, usagef("objects exclude needs --reason (it is recorded with the decision)")
+		}
+		if err := a.m.DeclareObjectsOutOfScope(ctx, entries, a.opts.reason); err != nil {
+			return exitCode(err), err
+		}
+		a.printf("recorded out of scope: %s\n", strings.Join(entries, ", "))
+	} else {
+		n, err := a.m.WithdrawObjectsOutOfScope(ctx, entries)
+		if err != nil {
+			return exitCode(err), err
+		}
+		a.printf("withdrawn: %d of %d entries were recorded\n", n, len(entries))
+	}
+	return exitOK, a.printScope(ctx)
 }
 
 func (a *app) printObjects(title string, r *legacy.ObjectReport) {
-	a.printf("%s: %d legacy objects listed, %d copied, %d already copied, %d deleted, %d bytes, %d users\n",
-		title, r.Listed, r.Copied, r.Skipped, r.Deleted, r.Bytes, len(r.PerUser))
+	a.printf("%s: %d legacy objects listed, %d to copy, %d copied, %d already copied, %d out of scope, %d refused, %d deleted, %d bytes, %d users\n",
+		title, r.Listed, r.ToCopy, r.Copied, r.Skipped, r.OutOfScope, len(r.Problems), r.Deleted, r.Bytes, len(r.PerUser))
+	if r.Sanitized > 0 || r.InClones > 0 || r.References > 0 {
+		a.printf("  %d under a sanitized name; %d objects already in the clone layout; %d legacy keys named by rows, %d of them not accounted for\n",
+			r.Sanitized, r.InClones, r.References, len(r.RowProblems))
+	}
 	for _, u := range r.PerUser {
 		a.printf("  %s %d objects %d bytes\n", u.UserID, u.Objects, u.Bytes)
 	}
 	for _, p := range r.Problems {
 		a.printf("  problem: %s (user %q): %s\n", p.Key, p.UserID, p.Reason)
 	}
+	for _, p := range r.RowProblems {
+		a.printf("  row problem: %s (user %q): %s\n", p.Key, p.UserID, p.Reason)
+	}
 }
 
 func (a *app) objects(ctx context.Context, sub string) (int, error) {
+	if sub == "exclude" || sub == "include" {
+		return a.objectScope(ctx, sub)
+	}
 	oo, err := a.objectOptions(ctx)
 	if err != nil {
 		return exitFailure, err
@@ -817,7 +885,7 @@ func (a *app) objects(ctx context.Context, sub string) (int, error) {
 	case "verify":
 		vr, err := a.m.VerifyObjects(ctx, oo)
 		if err != nil {
-			return exitFailure, err
+			return exitCode(err), err
 		}
 		a.bar.finish()
 		a.printReport("objects", vr)
@@ -838,14 +906,14 @@ func (a *app) objects(ctx context.Context, sub string) (int, error) {
 	case "delete-legacy":
 		rep, err = a.m.DeleteLegacyObjects(ctx, oo)
 	default:
-		return exitUsage, usagef("objects: unknown subcommand %q (copy, verify, rewrite-keys, delete-legacy)", sub)
+		return exitUsage, usagef("objects: unknown subcommand %q (copy, verify, rewrite-keys, delete-legacy, exclude, include)", sub)
 	}
 	a.bar.finish()
 	if rep != nil {
 		a.printObjects("objects "+map[bool]string{true: "(dry run)", false: sub}[oo.DryRun], rep)
 	}
 	if err != nil {
-		return exitFailure, fmt.Errorf("%w (run again to resume)", err)
+		return exitCode(err), err
 	}
 	if !rep.OK() {
 		return exitDiscrepancy, nil
