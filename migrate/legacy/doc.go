@@ -50,11 +50,15 @@
 //
 // # Objects and vectors
 //
-// [Migrator.MigrateObjects] copies legacy objects named by a key template such as
+// [Migrator.MigrateObjects] copies legacy objects named by key templates such as
 // "users/{user_id}/{kind}/{name}" into each clone's prefix through the clone-scoped
-// objectstore.Bucket, reading each copy back to compare size and SHA-256;
-// [Migrator.VerifyObjects] checks again; [Migrator.DeleteLegacyObjects] is the separate
-// step that deletes the legacy keys. [Migrator.MigrateVectors],
+// objectstore.Bucket, reading each copy back to compare size and SHA-256. Every object
+// of the legacy bucket, and every legacy key an object key column names, is accounted
+// for: copied, refused with a reason, or out of scope by the operator's recorded
+// decision ([Migrator.DeclareObjectsOutOfScope]); objects the SDK refuses as they are
+// can be copied in a sanitized form ([ObjectOptions].Sanitize).
+// [Migrator.VerifyObjects] checks again, down to each clone's exact set of objects;
+// [Migrator.DeleteLegacyObjects] is the separate step that deletes the legacy keys. [Migrator.MigrateVectors],
 // [Migrator.VerifyVectors] and [Migrator.DeleteLegacyVectors] do the same for vectors
 // kept in a namespace per user or in one shared namespace with the user in metadata,
 // writing through the clone-scoped vectorstore.Index (clone namespace, metadata
