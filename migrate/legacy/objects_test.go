@@ -518,14 +518,13 @@ func TestObjectSanitize(t *testing.T) {
 	if c := got["users/u003/documents/type.txt"]; !strings.Contains(c[1], "content type") {
 		t.Fatalf("content type: %v", c)
 	}
-	body, out := e.read(t, prefix+got[nfd][0])
-	if body != "decomposed" {
+	if body, _ := e.read(t, prefix+got[nfd][0]); body != "decomposed" {
 		t.Fatalf("copy of the NFD object: %q", body)
 	}
-	if _, out = e.read(t, prefix+"documents/meta.txt"); out.Metadata["legacy-secret"] != "x" || out.Metadata["owner"] != "u003" {
+	if _, out := e.read(t, prefix+"documents/meta.txt"); out.Metadata["legacy-secret"] != "x" || out.Metadata["owner"] != "u003" {
 		t.Fatalf("metadata of the copy: %v", out.Metadata)
 	}
-	if _, out = e.read(t, prefix+"documents/type.txt"); aws.ToString(out.ContentType) != "application/octet-stream" {
+	if _, out := e.read(t, prefix+"documents/type.txt"); aws.ToString(out.ContentType) != "application/octet-stream" {
 		t.Fatalf("content type of the copy: %s", aws.ToString(out.ContentType))
 	}
 	if vr, err := e.m.VerifyObjects(ctx, &san); err != nil || !vr.OK() {
