@@ -30,7 +30,7 @@ func Example() {
 		panic(err)
 	}
 	db, _ := clonesql.New(sqldb, nil)
-	tenants, _ := tenant.NewStore(sqldb)
+	tenants, _ := tenant.NewStore(sqldb, nil)
 	cc, _, _ := tenants.ProvisionSolo(ctx, "alice")
 
 	vectors, _ := memvector.Open(384, nil)

@@ -159,7 +159,7 @@ CREATE TRIGGER ingest_test_fail BEFORE INSERT ON document_chunks FOR EACH ROW EX
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -23,7 +23,7 @@ func Example() {
 	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
 	defer raw.Close()
 	migrate.Up(ctx, raw.DB, nil)
-	tenants, _ := tenant.NewStore(raw)
+	tenants, _ := tenant.NewStore(raw, nil)
 	db, _ := clonesql.New(raw, nil)
 	idx, _ := memvector.Open(8, nil)
 	bucket, _ := fileobject.OpenBucket(filepath.Join(dir, "objects"), nil)

@@ -32,7 +32,7 @@ const dim = 16
 
 func storesKit(t testing.TB, raw *sqlx.DB, idx *vectorstore.Index, bucket *objectstore.Bucket) *isolationtest.Kit {
 	t.Helper()
-	tenants, err := tenant.NewStore(raw)
+	tenants, err := tenant.NewStore(raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func Example() {
 		panic(err)
 	}
 	db, _ := clonesql.New(sqlDB, nil)
-	tenants, _ := tenant.NewStore(sqlDB)
+	tenants, _ := tenant.NewStore(sqlDB, nil)
 	emb, _ := embed.NewLocal(nil)
 	index, _ := memvector.Open(emb.Dimension(), nil)
 	defer index.Close()

@@ -82,7 +82,7 @@ func newEnv(t testing.TB, real bool) *env {
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	if e.ret, err = rag.NewRetriever(e.db, e.index, e.emb, nil); err != nil {

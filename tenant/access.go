@@ -66,8 +66,8 @@ func (s *Store) AddMember(ctx context.Context, tenantID uuid.UUID, subject strin
 // grants in that tenant. Removing a subject that is not a member is not an error. The
 // last owner of a tenant cannot be removed (clone.ErrConflict).
 //
-// Access already resolved and cached by the HTTP middleware lasts until the cache entry
-// expires; call the cache's Invalidate(subject) to end it at once.
+// Resolutions cached by the HTTP middleware are invalidated when the Store has a cache
+// (StoreOptions.Cache): the next request of the removed member is refused.
 func (s *Store) RemoveMember(ctx context.Context, tenantID uuid.UUID, subject string) error {
 	const op = "tenant.RemoveMember"
 	if err := clone.ValidateID(tenantID); err != nil {
@@ -76,7 +76,7 @@ func (s *Store) RemoveMember(ctx context.Context, tenantID uuid.UUID, subject st
 	if err := ValidateSubject(subject); err != nil {
 		return err
 	}
-	return s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		lock := ""
 		if s.dialect == clonesql.Postgres {
 			lock = " FOR UPDATE"
@@ -109,6 +109,10 @@ func (s *Store) RemoveMember(ctx context.Context, tenantID uuid.UUID, subject st
 		_, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM tenant_members WHERE tenant_id = ? AND subject = ?`), tenantID, subject)
 		return err
 	})
+	if err == nil {
+		s.invalidateTenant(tenantID)
+	}
+	return err
 }
 
 // MemberRole returns subject's role in tenant tenantID, or an error of kind
@@ -169,8 +173,8 @@ func (s *Store) GrantClone(ctx context.Context, tenantID, cloneID uuid.UUID, sub
 // not exist is not an error. It does not change the subject's membership or role; the
 // clone's owner keeps access.
 //
-// Access already resolved and cached by the HTTP middleware lasts until the cache entry
-// expires; call the cache's Invalidate(subject) to end it at once.
+// Resolutions cached by the HTTP middleware are invalidated when the Store has a cache
+// (StoreOptions.Cache): the subject's next request to the clone is refused.
 func (s *Store) RevokeClone(ctx context.Context, tenantID, cloneID uuid.UUID, subject string) error {
 	const op = "tenant.RevokeClone"
 	if err := clone.ValidateID(tenantID); err != nil {
@@ -184,7 +188,11 @@ func (s *Store) RevokeClone(ctx context.Context, tenantID, cloneID uuid.UUID, su
 	}
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM clone_grants WHERE tenant_id = ? AND clone_id = ? AND subject = ?`),
 		tenantID, cloneID, subject)
-	return clonesql.ClassifyError(op, err)
+	if err != nil {
+		return clonesql.ClassifyError(op, err)
+	}
+	s.invalidateClone(tenantID, cloneID)
+	return nil
 }
 
 // ResolveClone returns the CloneContext for subject acting as clone cloneID of tenant

@@ -19,8 +19,9 @@ import (
 	"github.com/cloneiso/cloneiso/vectorstore"
 )
 
-// Invalidator drops cached resolutions; *clonehttp.Cache implements it. The Admin
-// calls it after every change that must end access at once (suspension, offboarding).
+// Invalidator drops cached resolutions; *clonehttp.Cache implements it. A [Store]
+// given one (StoreOptions.Cache) calls it after every change that must end access at
+// once: a revoked grant, a removed member, a suspension, an offboarding.
 type Invalidator interface {
 	InvalidateClone(tenantID, cloneID uuid.UUID)
 	InvalidateTenant(tenantID uuid.UUID)
@@ -59,8 +60,6 @@ type AdminOptions struct {
 	// Objects is the object bucket the tenant's clones use, counted by Inventory and
 	// emptied by offboarding; nil if the host has none.
 	Objects *objectstore.Bucket
-	// Cache is invalidated after suspensions and offboardings (a *clonehttp.Cache).
-	Cache Invalidator
 	// Tables are the host's own clone-owned tables (with tenant_id and clone_id
 	// columns), counted by Inventory and emptied by offboarding before the SDK's
 	// tables, in the order given: list children before their parents.
@@ -105,7 +104,6 @@ type Admin struct {
 	sink    audit.Sink
 	vectors *vectorstore.Index
 	objects *objectstore.Bucket
-	cache   Invalidator
 	tables  []string
 	maxBG   time.Duration
 	twoP    bool
@@ -126,7 +124,7 @@ func NewAdmin(s *Store, opts *AdminOptions) (*Admin, error) {
 	if opts == nil {
 		opts = &AdminOptions{}
 	}
-	a := &Admin{s: s, sink: opts.Audit, vectors: opts.Vectors, objects: opts.Objects, cache: opts.Cache,
+	a := &Admin{s: s, sink: opts.Audit, vectors: opts.Vectors, objects: opts.Objects,
 		maxBG: opts.MaxBreakGlass, twoP: opts.TwoPersonRule, drain: opts.Drain, settle: opts.VectorSettle, now: opts.Now}
 	if a.sink == nil {
 		a.sink = clonesql.AuditSink(s.db)
@@ -285,7 +283,7 @@ func (a *Admin) RenameClone(ctx context.Context, p clone.Principal, tenantID, cl
 
 // SuspendClone suspends clone cloneID of tenant tenantID: it keeps its data, but no
 // request resolves to it until [Admin.ResumeClone]. Cached resolutions are
-// invalidated. Suspending a suspended clone is not an error; an offboarding or
+// invalidated (StoreOptions.Cache). Suspending a suspended clone is not an error; an offboarding or
 // offboarded clone fails with clone.ErrConflict.
 func (a *Admin) SuspendClone(ctx context.Context, p clone.Principal, tenantID, cloneID uuid.UUID) error {
 	const op = "tenant.Admin.SuspendClone"
@@ -293,8 +291,8 @@ func (a *Admin) SuspendClone(ctx context.Context, p clone.Principal, tenantID, c
 		return err
 	}
 	err := a.setClone(ctx, op, tenantID, cloneID, []Status{StatusActive, StatusSuspended}, "status", string(StatusSuspended))
-	if err == nil && a.cache != nil {
-		a.cache.InvalidateClone(tenantID, cloneID)
+	if err == nil {
+		a.s.invalidateClone(tenantID, cloneID)
 	}
 	return a.done(ctx, p, op, tenantID, cloneID, err, nil)
 }
@@ -320,16 +318,14 @@ func (a *Admin) GrantClone(ctx context.Context, p clone.Principal, tenantID, clo
 	return a.done(ctx, p, op, tenantID, cloneID, err, map[string]string{"subject": truncate(subject, MaxSubjectLen)})
 }
 
-// RevokeClone withdraws a grant made by [Admin.GrantClone] and invalidates the cache.
+// RevokeClone withdraws a grant made by [Admin.GrantClone] (see [Store.RevokeClone],
+// which invalidates the Store's cache); audited.
 func (a *Admin) RevokeClone(ctx context.Context, p clone.Principal, tenantID, cloneID uuid.UUID, subject string) error {
 	const op = "tenant.Admin.RevokeClone"
 	if _, err := a.authorize(ctx, op, p, tenantID, cloneID); err != nil {
 		return err
 	}
 	err := a.s.RevokeClone(ctx, tenantID, cloneID, subject)
-	if err == nil && a.cache != nil {
-		a.cache.InvalidateClone(tenantID, cloneID)
-	}
 	return a.done(ctx, p, op, tenantID, cloneID, err, map[string]string{"subject": truncate(subject, MaxSubjectLen)})
 }
 

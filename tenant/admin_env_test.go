@@ -168,7 +168,7 @@ func realEnv(t *testing.T) *adminEnv {
 
 func (e *adminEnv) store(t *testing.T) *tenant.Store {
 	t.Helper()
-	s, err := tenant.NewStore(e.db)
+	s, err := tenant.NewStore(e.db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +179,19 @@ func (e *adminEnv) store(t *testing.T) *tenant.Store {
 	}
 	e.clock = &clock{t: time.Now().UTC()}
 	return s
+}
+
+// cached replaces e.s with a Store over the same database that invalidates cache on
+// every change that takes access away, and e.admin with an Admin over it (opts as for
+// newAdmin).
+func (e *adminEnv) cached(t *testing.T, cache tenant.Invalidator, opts *tenant.AdminOptions) {
+	t.Helper()
+	s, err := tenant.NewStore(e.db, &tenant.StoreOptions{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s = s
+	e.newAdmin(t, opts)
 }
 
 // newAdmin (re)creates e.admin with e's stores and clock and the options in opts.

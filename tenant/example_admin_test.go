@@ -28,7 +28,7 @@ func ExampleAdmin() {
 	db, _ := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
 	defer db.Close()
 	_ = migrate.Up(ctx, db.DB, nil)
-	store, _ := tenant.NewStore(db)
+	store, _ := tenant.NewStore(db, nil)
 
 	// The stores refuse unprovisioned, suspended and offboarded clones.
 	guard := store.Guard()

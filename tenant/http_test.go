@@ -211,7 +211,7 @@ func TestEnterpriseHTTP(t *testing.T) {
 		ctx := t.Context()
 		o := newOrg(t, e)
 		cache := clonehttp.NewCache(&clonehttp.CacheOptions{TTL: time.Hour})
-		e.newAdmin(t, &tenant.AdminOptions{Cache: cache})
+		e.cached(t, cache, nil)
 		c := client{t, host(t, e, cache)}
 		analyst := "analyst-" + uuid.NewString()[:8]
 		if err := e.s.AddMember(ctx, o.tenantID, analyst, tenant.RoleMember); err != nil {
@@ -304,5 +304,63 @@ func TestEnterpriseHTTP(t *testing.T) {
 		if rep, err := e.admin.VerifyAudit(ctx, o.owner, T); err != nil || !rep.OK {
 			t.Fatalf("chain %+v %v", rep, err)
 		}
+	})
+}
+
+// TestStoreRevocationInvalidatesCache: access resolved through the middleware and
+// cached (for an hour) ends at the next request when it is taken away with the Store
+// itself — a revoked grant (Store.RevokeClone) or a removed member
+// (Store.RemoveMember) — once the Store knows the middleware's cache. Without it the
+// cached resolution would still let the request through, which the test shows first.
+func TestStoreRevocationInvalidatesCache(t *testing.T) {
+	forEachEnv(t, func(t *testing.T, e *adminEnv) {
+		ctx := t.Context()
+		o := newOrg(t, e)
+		T, A := o.tenantID, o.cloneA
+		analyst := "analyst-" + uuid.NewString()[:8]
+		if err := e.s.AddMember(ctx, T, analyst, tenant.RoleMember); err != nil {
+			t.Fatal(err)
+		}
+
+		// A Store that does not know the cache: the revocation lands in the database, but
+		// the cached resolution still opens the clone (the test can fail).
+		unaware := clonehttp.NewCache(&clonehttp.CacheOptions{TTL: time.Hour})
+		c := client{t, host(t, e, unaware)}
+		if err := e.s.GrantClone(ctx, T, A, analyst); err != nil {
+			t.Fatal(err)
+		}
+		c.want(200, "GET", "/insights", analyst, T, A, "")
+		if err := e.s.RevokeClone(ctx, T, A, analyst); err != nil {
+			t.Fatal(err)
+		}
+		c.want(200, "GET", "/insights", analyst, T, A, "") // stale, from the cache
+
+		// The Store given the middleware's cache: the revocation ends access at once.
+		cache := clonehttp.NewCache(&clonehttp.CacheOptions{TTL: time.Hour})
+		e.cached(t, cache, nil)
+		c = client{t, host(t, e, cache)}
+		if err := e.s.GrantClone(ctx, T, A, analyst); err != nil {
+			t.Fatal(err)
+		}
+		c.want(200, "GET", "/insights", analyst, T, A, "")
+		if cache.Len() == 0 {
+			t.Fatal("the resolution was not cached")
+		}
+		if err := e.s.RevokeClone(ctx, T, A, analyst); err != nil {
+			t.Fatal(err)
+		}
+		c.want(403, "GET", "/insights", analyst, T, A, "")
+
+		// Removing a member ends its access the same way.
+		if err := e.s.GrantClone(ctx, T, A, analyst); err != nil {
+			t.Fatal(err)
+		}
+		c.want(200, "GET", "/insights", analyst, T, A, "")
+		if err := e.s.RemoveMember(ctx, T, analyst); err != nil {
+			t.Fatal(err)
+		}
+		c.want(404, "GET", "/insights", analyst, T, A, "") // no longer a member: another tenant's clone
+		// The clone's owner, resolved again, is unaffected.
+		c.want(200, "GET", "/insights", o.member.Subject, T, A, "")
 	})
 }

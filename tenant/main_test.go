@@ -28,7 +28,7 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, s *tenant.Store, db *sql
 		if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
 			t.Fatal(err)
 		}
-		s, err := tenant.NewStore(db)
+		s, err := tenant.NewStore(db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, s *tenant.Store, db *sql
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db := pgtest.Shared(t)
-		s, err := tenant.NewStore(db.App)
+		s, err := tenant.NewStore(db.App, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -124,9 +124,7 @@ func (a *Admin) OffboardClone(ctx context.Context, p clone.Principal, tenantID, 
 		r.AlreadyOffboarded = true
 		return r, a.sweep(ctx, p, op, reason, r)
 	}
-	if a.cache != nil {
-		a.cache.InvalidateClone(tenantID, cloneID)
-	}
+	a.s.invalidateClone(tenantID, cloneID)
 	r.Resumed = prev == StatusOffboarding
 	if err := a.record(ctx, p, op, tenantID, cloneID, audit.Allowed, reason, map[string]string{"step": "blocked", "resumed": strconv.FormatBool(r.Resumed)}); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "offboarding could not be audited; the clone stays blocked, call again to resume")
@@ -184,9 +182,7 @@ func (a *Admin) finishClone(ctx context.Context, p clone.Principal, op, reason s
 	if err != nil {
 		return fail("tombstone", err)
 	}
-	if a.cache != nil {
-		a.cache.InvalidateClone(r.TenantID, r.CloneID)
-	}
+	a.s.invalidateClone(r.TenantID, r.CloneID)
 	if err := a.step("tombstone"); err != nil {
 		return fail("tombstone", err)
 	}
@@ -399,9 +395,7 @@ func (a *Admin) OffboardTenant(ctx context.Context, p clone.Principal, tenantID 
 	if tenantStatus == StatusOffboarded {
 		return nil, a.done(ctx, p, op, tenantID, uuid.Nil, nil, map[string]string{"step": "already-offboarded"})
 	}
-	if a.cache != nil {
-		a.cache.InvalidateTenant(tenantID)
-	}
+	a.s.invalidateTenant(tenantID)
 	if err := a.record(ctx, p, op, tenantID, uuid.Nil, audit.Allowed, reason, map[string]string{"step": "blocked", "clones": strconv.Itoa(len(clones))}); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "offboarding could not be audited; the tenant stays blocked, call again to resume")
 	}
@@ -419,8 +413,8 @@ func (a *Admin) OffboardTenant(ctx context.Context, p clone.Principal, tenantID 
 		_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE tenants SET status = ?, updated_at = ? WHERE id = ?`), StatusOffboarded, a.clock(), tenantID)
 		return err
 	})
-	if err == nil && a.cache != nil {
-		a.cache.InvalidateTenant(tenantID)
+	if err == nil {
+		a.s.invalidateTenant(tenantID)
 	}
 	return receipts, a.done(ctx, p, op, tenantID, uuid.Nil, err, map[string]string{"step": "offboarded", "clones": strconv.Itoa(len(receipts))})
 }

@@ -100,20 +100,52 @@ func ValidateSubject(s string) error {
 	return nil
 }
 
+// StoreOptions configure [NewStore]. A nil *StoreOptions means the defaults.
+type StoreOptions struct {
+	// Cache is the cache of resolutions the HTTP middleware reads (a
+	// *clonehttp.Cache, the one given to clonehttp.Options.Cache). Every change made
+	// through the Store, or through an [Admin] over it, that takes access away —
+	// [Store.RevokeClone], [Store.RemoveMember], suspensions and offboardings —
+	// invalidates it, so the next request is refused at once instead of when its entry
+	// expires. Default: none (a middleware with a cache the Store does not know keeps
+	// such access until the cache's TTL).
+	Cache Invalidator
+}
+
 // Store reads and writes tenants, clones and members.
 type Store struct {
 	db      *sqlx.DB
 	dialect clonesql.Dialect
+	cache   Invalidator // nil: no cache to invalidate
 }
 
 // NewStore returns a Store on db (PostgreSQL through lib/pq, or SQLite through
 // modernc.org/sqlite), migrated with package migrate.
-func NewStore(db *sqlx.DB) (*Store, error) {
+func NewStore(db *sqlx.DB, opts *StoreOptions) (*Store, error) {
 	d, err := clonesql.DialectOfX(db)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, dialect: d}, nil
+	s := &Store{db: db, dialect: d}
+	if opts != nil {
+		s.cache = opts.Cache
+	}
+	return s, nil
+}
+
+// invalidateClone drops the cached resolutions to one clone, if there is a cache.
+func (s *Store) invalidateClone(tenantID, cloneID uuid.UUID) {
+	if s.cache != nil {
+		s.cache.InvalidateClone(tenantID, cloneID)
+	}
+}
+
+// invalidateTenant drops the cached resolutions to every clone of a tenant, if there
+// is a cache.
+func (s *Store) invalidateTenant(tenantID uuid.UUID) {
+	if s.cache != nil {
+		s.cache.InvalidateTenant(tenantID)
+	}
 }
 
 // DB returns the database the Store uses.

@@ -65,7 +65,7 @@ func TestEveryStoreKeepsLostDenials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := tenant.NewStore(raw)
+	ts, err := tenant.NewStore(raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

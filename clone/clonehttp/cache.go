@@ -36,7 +36,9 @@ type CacheOptions struct {
 //
 // Entries expire after the TTL. Whatever suspends, offboards or takes away access must
 // call [Cache.InvalidateClone], [Cache.InvalidateTenant] or [Cache.Invalidate] so the
-// change applies to the next request; a resolution that was in flight while an
+// change applies to the next request: a tenant.Store given the cache
+// (tenant.StoreOptions.Cache) does so for every such change made through it or its
+// tenant.Admin; a resolution that was in flight while an
 // invalidation happened is not cached. Invalidation is local to the process: with several
 // processes, each must be told, or the TTL bounds the delay.
 //

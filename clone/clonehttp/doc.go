@@ -15,8 +15,9 @@
 //     the [Resolver] (a *tenant.Store) grants it only if the subject may use it;
 //  3. without a selection, the subject's own solo clone, whose tenant and clone are
 //     created on the subject's first request (first-sign-in provisioning, race-safe);
-//  4. a [Cache] of resolutions (bounded, with a TTL, invalidated on suspension and
-//     offboarding), so that a warm request costs no database round trip.
+//  4. a [Cache] of resolutions (bounded, with a TTL, invalidated by every revocation,
+//     suspension and offboarding made through a tenant.Store given the same cache),
+//     so that a warm request costs no database round trip.
 //
 // # Errors
 //

@@ -38,7 +38,7 @@ func Example() {
 	if err := migrate.Up(ctx, db.DB, nil); err != nil {
 		panic(err)
 	}
-	store, err := tenant.NewStore(db)
+	store, err := tenant.NewStore(db, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -50,7 +50,7 @@ func FuzzTokenToContext(f *testing.F) {
 	if err := migrate.Up(ctx, db.DB, nil); err != nil {
 		f.Fatal(err)
 	}
-	store, err := tenant.NewStore(db)
+	store, err := tenant.NewStore(db, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

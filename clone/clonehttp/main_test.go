@@ -54,7 +54,7 @@ func forEachDB(t *testing.T, fn func(t *testing.T, s *tenant.Store, db *sqlx.DB)
 		db := pgtest.Shared(t)
 		// 100 concurrent first sign-ins must queue, not exhaust the server's connections.
 		db.App.SetMaxOpenConns(8)
-		s, err := tenant.NewStore(db.App)
+		s, err := tenant.NewStore(db.App, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func sqliteStore(t testing.TB) (*tenant.Store, *sqlx.DB) {
 	if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
 		t.Fatal(err)
 	}
-	s, err := tenant.NewStore(db)
+	s, err := tenant.NewStore(db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func Example() {
 	if err := migrate.Up(ctx, raw.DB, nil); err != nil {
 		panic(err)
 	}
-	tenants, _ := tenant.NewStore(raw)
+	tenants, _ := tenant.NewStore(raw, nil)
 	alice, _, _ := tenants.ProvisionSolo(ctx, "alice")
 	bob, _, _ := tenants.ProvisionSolo(ctx, "bob")
 
@@ -62,7 +62,7 @@ func ExampleDB_WithTx() {
 	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
 	defer raw.Close()
 	migrate.Up(ctx, raw.DB, nil)
-	tenants, _ := tenant.NewStore(raw)
+	tenants, _ := tenant.NewStore(raw, nil)
 	cc, _, _ := tenants.ProvisionSolo(ctx, "carol")
 	db, _ := clonesql.New(raw, nil)
 

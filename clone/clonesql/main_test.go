@@ -56,7 +56,7 @@ func newEnvDriver(t testing.TB, d clonesql.Dialect, drv pgtest.Driver) *env {
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -18,7 +18,7 @@
 //
 //	sx, _ := clonesql.OpenSQLite("clones.db") // or clonesql.OpenPostgres(dsn)
 //	_ = migrate.Up(ctx, sx.DB, nil)
-//	cc, _, _ := tenant.NewStore(sx).ProvisionSolo(ctx, "user-42") // usually done by clonehttp
+//	cc, _, _ := tenant.NewStore(sx, nil).ProvisionSolo(ctx, "user-42") // usually done by clonehttp
 //	db, _ := clonesql.New(sx, &clonesql.Options{Audit: audit.SlogSink(slog.Default())})
 //
 //	doc, err := records.CreateDocument(ctx, db, cc, records.Document{Title: "Pricing notes"})

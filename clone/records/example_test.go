@@ -35,7 +35,7 @@ func exampleDB() (*clonesql.DB, *tenant.Store, *audit.Memory, func()) {
 	if err != nil {
 		panic(err)
 	}
-	tenants, err := tenant.NewStore(sx)
+	tenants, err := tenant.NewStore(sx, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -44,7 +44,7 @@ func newEnv(t testing.TB, d clonesql.Dialect) *env {
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	return e

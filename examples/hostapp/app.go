@@ -89,7 +89,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	if a.db, err = clonesql.New(a.raw, &clonesql.Options{Audit: sink}); err != nil {
 		return nil, err
 	}
-	if a.tenants, err = tenant.NewStore(a.raw); err != nil {
+	cache := clonehttp.NewCache(nil) // resolutions, invalidated by every revocation through the store
+	if a.tenants, err = tenant.NewStore(a.raw, &tenant.StoreOptions{Cache: cache}); err != nil {
 		return nil, err
 	}
 	guard := a.tenants.Guard() // only provisioned, active clones may write vectors and objects
@@ -174,9 +175,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	}
 
 	// Authentication and the middleware that turns a token into a clone context.
-	cache := clonehttp.NewCache(nil)
 	if a.admin, err = tenant.NewAdmin(a.tenants, &tenant.AdminOptions{
-		Audit: sink, Vectors: a.index, Objects: a.bucket, Cache: cache}); err != nil {
+		Audit: sink, Vectors: a.index, Objects: a.bucket}); err != nil {
 		return nil, err
 	}
 	auth, err := a.authenticator(ctx)

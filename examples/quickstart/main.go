@@ -97,7 +97,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tenants, err := tenant.NewStore(raw)
+	tenants, err := tenant.NewStore(raw, nil)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func TestForcedRLS(t *testing.T) {
 	}
 
 	// Rows of two clones in every table, written through the SDK as each clone.
-	tenants, _ := tenant.NewStore(owning)
+	tenants, _ := tenant.NewStore(owning, nil)
 	sdb, _ := clonesql.New(owning, nil)
 	var ccs []clone.CloneContext
 	for _, s := range []string{"x", "y"} {

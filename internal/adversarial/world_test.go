@@ -131,7 +131,7 @@ func newWorld(t *testing.T, st stack) *world {
 	if w.db, err = clonesql.New(w.raw, &clonesql.Options{Audit: w.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if w.tenants, err = tenant.NewStore(w.raw); err != nil {
+	if w.tenants, err = tenant.NewStore(w.raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	guard := w.tenants.Guard() // only provisioned, active clones are usable

@@ -84,7 +84,7 @@ func openStores(ctx context.Context, dir string) (*stores, error) {
 	if s.db, err = clonesql.New(s.raw, nil); err != nil {
 		return nil, err
 	}
-	if s.tenants, err = tenant.NewStore(s.raw); err != nil {
+	if s.tenants, err = tenant.NewStore(s.raw, nil); err != nil {
 		return nil, err
 	}
 	guard := s.tenants.Guard()

@@ -84,7 +84,7 @@ func newEnv(t testing.TB, o *envOptions) *env {
 	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.pc = pineconetest.Start(t, &pineconetest.Options{Dimension: dim})

@@ -37,7 +37,7 @@ func TestRetrievalDuringIngestIsNotADenial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenants, err := tenant.NewStore(raw)
+	tenants, err := tenant.NewStore(raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

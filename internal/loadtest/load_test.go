@@ -157,7 +157,7 @@ func newHarness(t *testing.T, nClones int) *harness {
 	if h.db, err = clonesql.New(raw, &clonesql.Options{Audit: h.sink}); err != nil {
 		t.Fatal(err)
 	}
-	if h.tenants, err = tenant.NewStore(raw); err != nil {
+	if h.tenants, err = tenant.NewStore(raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	h.pc = pineconetest.Start(t, &pineconetest.Options{Dimension: dim})

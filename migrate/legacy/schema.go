@@ -70,7 +70,7 @@ func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
 	if d != clonesql.Postgres {
 		return nil, errs.New(errs.Unsupported, op, "the legacy migration supports PostgreSQL only (dialect %s)", d)
 	}
-	st, err := tenant.NewStore(db)
+	st, err := tenant.NewStore(db, nil)
 	if err != nil {
 		return nil, err
 	}
