@@ -38,7 +38,11 @@ func Example() {
 	objects, _ := fileobject.OpenBucket(filepath.Join(dir, "objects"), nil)
 	defer objects.Close()
 
-	p, err := ingest.New(db, vectors, objects, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 32}})
+	emb, err := embed.NewLocal(&embed.LocalOptions{Dimension: vectors.Dimension()}) // the embedded embedder; retrieve with the same one
+	if err != nil {
+		panic(err)
+	}
+	p, err := ingest.New(db, vectors, objects, emb, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 32}})
 	if err != nil {
 		panic(err)
 	}
@@ -54,7 +58,6 @@ func Example() {
 	fmt.Println(again.Outcome)
 
 	// Retrieve: embed the question, query the clone's vectors, resolve the passages.
-	emb, _ := embed.NewLocal(&embed.LocalOptions{Dimension: 384})
 	q, _ := emb.Embed(ctx, []string{"how many days to refund an order"})
 	matches, _ := vectors.Query(ctx, cc, vectorstore.Query{Vector: q[0], TopK: 1})
 	passages, _ := ingest.Resolve(ctx, db, cc, matches)

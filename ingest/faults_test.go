@@ -71,7 +71,7 @@ func TestFaultAtEveryStepLeavesNothing(t *testing.T) {
 					defer cancel()
 					var cancelAt, embedded atomic.Int32
 					emb := newFaultyEmbedder(t, e.faults)
-					p := e.pipeline(t, &ingest.Options{Chunking: small, EmbedBatch: 3, Embedder: emb, Progress: func(ev ingest.Progress) {
+					p := e.pipelineWith(t, emb, &ingest.Options{Chunking: small, EmbedBatch: 3, Progress: func(ev ingest.Progress) {
 						if ev.Stage == ingest.StageEmbedded && embedded.Add(1) == cancelAt.Load() {
 							cancel()
 						}
@@ -191,7 +191,7 @@ func TestCrashThenReconcile(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		emb := newFaultyEmbedder(t, e.faults)
-		p := e.pipeline(t, &ingest.Options{Chunking: small, EmbedBatch: 3, Embedder: emb})
+		p := e.pipelineWith(t, emb, &ingest.Options{Chunking: small, EmbedBatch: 3})
 		crash := func(cc clone.CloneContext, src ingest.Source) {
 			t.Helper()
 			e.faults.reset()
@@ -291,7 +291,7 @@ func TestLostClaimLeavesTheWinnerAlone(t *testing.T) {
 				ctx := context.Background()
 				local, _ := embed.NewLocal(&embed.LocalOptions{Dimension: dim})
 				slow := &blockingEmbedder{Embedder: local, parked: make(chan struct{}), release: make(chan struct{})}
-				pa := e.pipeline(t, &ingest.Options{Chunking: small, EmbedBatch: 3, Embedder: slow})
+				pa := e.pipelineWith(t, slow, &ingest.Options{Chunking: small, EmbedBatch: 3})
 				pb := e.pipeline(t, &ingest.Options{Chunking: small, EmbedBatch: 3, StaleAfter: 1})
 				cc := e.newClone(t)
 				base := mustIngest(t, pb, cc, ingest.Source{Data: []byte(doc("base", 3)), ContentType: "text/plain"})

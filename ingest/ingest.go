@@ -66,9 +66,6 @@ const MetaPage = "page"
 
 // Options configure a Pipeline. Nil means the defaults.
 type Options struct {
-	// Embedder turns chunks into vectors; nil means embed.NewLocal with the index's
-	// dimension. Its dimension must equal the index's.
-	Embedder embed.Embedder
 	// Extractors turn documents into text; nil means extract.NewRegistry with
 	// MaxDocumentBytes as its input limit.
 	Extractors *extract.Registry
@@ -121,12 +118,22 @@ type Pipeline struct {
 }
 
 // New returns a Pipeline over a scoped SQL database (migrated by package migrate), a
-// vector index and an object bucket. objects may be nil: originals are then not kept
-// and upload-ticket sources are refused.
-func New(db *clonesql.DB, vectors *vectorstore.Index, objects *objectstore.Bucket, opts *Options) (*Pipeline, error) {
+// vector index and an object bucket, embedding chunks with embedder. objects may be
+// nil: originals are then not kept and upload-ticket sources are refused.
+//
+// The embedder is required (a nil one is an error of kind clone.ErrInvalidInput, never
+// a silent default): it must be the one answers are retrieved with (rag.NewRetriever),
+// and its dimension the index's. Every document records its model
+// (records.Document.Metadata, "cloneiso"."embedding_model"; see EmbeddingModel), so a
+// retriever with another model refuses to answer from it instead of comparing vectors
+// of two models. embed.NewLocal is the embedded, offline embedder.
+func New(db *clonesql.DB, vectors *vectorstore.Index, objects *objectstore.Bucket, embedder embed.Embedder, opts *Options) (*Pipeline, error) {
 	const op = "ingest.New"
 	if db == nil || vectors == nil {
 		return nil, errs.New(errs.InvalidInput, op, "a database and a vector index are required")
+	}
+	if embedder == nil {
+		return nil, errs.New(errs.InvalidInput, op, "an embedder is required (embed.NewLocal is the embedded one; answers must be retrieved with the same one)")
 	}
 	var o Options
 	if opts != nil {
@@ -153,15 +160,8 @@ func New(db *clonesql.DB, vectors *vectorstore.Index, objects *objectstore.Bucke
 	if o.EmbedBatch > MaxEmbedBatch {
 		return nil, errs.New(errs.InvalidInput, op, "EmbedBatch over %d", MaxEmbedBatch)
 	}
-	if o.Embedder == nil {
-		e, err := embed.NewLocal(&embed.LocalOptions{Dimension: vectors.Dimension()})
-		if err != nil {
-			return nil, err
-		}
-		o.Embedder = e
-	}
-	if o.Embedder.Dimension() != vectors.Dimension() {
-		return nil, errs.New(errs.InvalidInput, op, "embedder dimension %d differs from the index's %d", o.Embedder.Dimension(), vectors.Dimension())
+	if embedder.Dimension() != vectors.Dimension() {
+		return nil, errs.New(errs.InvalidInput, op, "embedder dimension %d differs from the index's %d", embedder.Dimension(), vectors.Dimension())
 	}
 	if o.Extractors == nil {
 		r, err := extract.NewRegistry(&extract.Options{MaxInputBytes: o.MaxDocumentBytes})
@@ -175,7 +175,7 @@ func New(db *clonesql.DB, vectors *vectorstore.Index, objects *objectstore.Bucke
 		return nil, err
 	}
 	return &Pipeline{
-		db: db, vectors: vectors, objects: objects, embedder: o.Embedder, extractor: o.Extractors,
+		db: db, vectors: vectors, objects: objects, embedder: embedder, extractor: o.Extractors,
 		chunker: ch, maxBytes: o.MaxDocumentBytes, workers: o.Workers, batch: o.EmbedBatch,
 		stale: o.StaleAfter, progress: o.Progress, now: o.Now, seed: maphash.MakeSeed(),
 	}, nil
@@ -356,6 +356,22 @@ func (p *Pipeline) IngestAll(ctx context.Context, cc clone.CloneContext, sources
 		}
 	}
 	return results, errors.Join(all...)
+}
+
+// EmbeddingModel returns the model (embed.Embedder.Model) the pipeline embedded the
+// document's committed version with, as recorded in its metadata ("cloneiso" →
+// "embedding_model"), or "" for a document without the pipeline's metadata. Package
+// rag refuses to answer from a document whose model is not the question's.
+func EmbeddingModel(d records.Document) string {
+	var m struct {
+		Cloneiso struct {
+			EmbeddingModel string `json:"embedding_model"`
+		} `json:"cloneiso"`
+	}
+	if len(d.Metadata) == 0 || json.Unmarshal(d.Metadata, &m) != nil {
+		return ""
+	}
+	return m.Cloneiso.EmbeddingModel
 }
 
 // DocumentVersion returns the version tag of the document's committed content, as

@@ -440,8 +440,8 @@ func TestConfigurationChangeReingests(t *testing.T) {
 		r1 := mustIngest(t, p1, cc, ingest.Source{Data: text, ContentType: "text/markdown"})
 		unigrams, _ := embed.NewLocal(&embed.LocalOptions{Dimension: dim, NGram: 1})
 		for _, p := range []*ingest.Pipeline{
-			e.pipeline(t, &ingest.Options{Chunking: small, Embedder: unigrams}),
-			e.pipeline(t, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 48, OverlapTokens: 8}, Embedder: unigrams}),
+			e.pipelineWith(t, unigrams, &ingest.Options{Chunking: small}),
+			e.pipelineWith(t, unigrams, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 48, OverlapTokens: 8}}),
 		} {
 			r, err := p.Ingest(ctx, cc, ingest.Source{Data: text, ContentType: "text/markdown"})
 			if err != nil || r.Outcome != ingest.Updated || r.Document.ID != r1.Document.ID || ingest.DocumentVersion(r.Document) == ingest.DocumentVersion(r1.Document) {
@@ -460,22 +460,30 @@ func TestConfigurationChangeReingests(t *testing.T) {
 
 func TestNewValidatesOptions(t *testing.T) {
 	e := newEnv(t, backend{"embedded", "sqlite", "mem", "file"})
+	emb := e.localEmbedder(t)
 	other, _ := embed.NewLocal(&embed.LocalOptions{Dimension: dim + 1})
 	for name, o := range map[string]*ingest.Options{
-		"dimension mismatch": {Embedder: other},
-		"negative workers":   {Workers: -1},
-		"huge batch":         {EmbedBatch: ingest.MaxEmbedBatch + 1},
-		"bad chunking":       {Chunking: &chunk.Options{TargetTokens: 10, OverlapTokens: 5}},
+		"negative workers": {Workers: -1},
+		"huge batch":       {EmbedBatch: ingest.MaxEmbedBatch + 1},
+		"bad chunking":     {Chunking: &chunk.Options{TargetTokens: 10, OverlapTokens: 5}},
 	} {
-		if _, err := ingest.New(e.db, e.vectors, e.objects, o); !errors.Is(err, clone.ErrInvalidInput) {
+		if _, err := ingest.New(e.db, e.vectors, e.objects, emb, o); !errors.Is(err, clone.ErrInvalidInput) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := ingest.New(nil, e.vectors, nil, nil); !errors.Is(err, clone.ErrInvalidInput) {
+	if _, err := ingest.New(e.db, e.vectors, e.objects, other, nil); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Errorf("dimension mismatch: %v", err)
+	}
+	if _, err := ingest.New(nil, e.vectors, nil, emb, nil); !errors.Is(err, clone.ErrInvalidInput) {
 		t.Errorf("nil db: %v", err)
 	}
+	// The embedder is required: no silent default that answers could not be retrieved
+	// with.
+	if _, err := ingest.New(e.db, e.vectors, e.objects, nil, nil); !errors.Is(err, clone.ErrInvalidInput) || !strings.Contains(err.Error(), "embedder is required") {
+		t.Errorf("nil embedder: %v", err)
+	}
 	// Without a bucket originals are not kept, and upload sources are refused.
-	p, err := ingest.New(e.db, e.vectors, nil, nil)
+	p, err := ingest.New(e.db, e.vectors, nil, emb, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

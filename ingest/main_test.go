@@ -20,6 +20,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
+	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/internal/testenv"
@@ -79,13 +80,31 @@ func (e *env) newClone(t testing.TB) clone.CloneContext {
 	return cc
 }
 
+// pipeline returns a pipeline on e's stores with the embedded embedder (embed.NewLocal
+// at the index's dimension).
 func (e *env) pipeline(t testing.TB, o *ingest.Options) *ingest.Pipeline {
 	t.Helper()
-	p, err := ingest.New(e.db, e.vectors, e.objects, o)
+	return e.pipelineWith(t, e.localEmbedder(t), o)
+}
+
+// pipelineWith returns a pipeline on e's stores with embedder emb.
+func (e *env) pipelineWith(t testing.TB, emb embed.Embedder, o *ingest.Options) *ingest.Pipeline {
+	t.Helper()
+	p, err := ingest.New(e.db, e.vectors, e.objects, emb, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// localEmbedder returns the embedded embedder at the index's dimension.
+func (e *env) localEmbedder(t testing.TB) embed.Embedder {
+	t.Helper()
+	emb, err := embed.NewLocal(&embed.LocalOptions{Dimension: e.vectors.Dimension()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return emb
 }
 
 type backend struct {

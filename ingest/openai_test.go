@@ -55,7 +55,7 @@ func TestPipelineWithOpenAIEmbedder(t *testing.T) {
 	}
 	forEachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		p := e.pipeline(t, &ingest.Options{Chunking: small, EmbedBatch: 4, Embedder: oe})
+		p := e.pipelineWith(t, oe, &ingest.Options{Chunking: small, EmbedBatch: 4})
 		cc := e.newClone(t)
 		requests.Store(0)
 		throttleAt.Store(2)

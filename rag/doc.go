@@ -10,7 +10,9 @@
 //     and their documents' titles from SQL (package clone/records, through
 //     ingest.Resolve so that only the committed version of a document is cited). It
 //     returns Passages with scores and Citations (document ID, title, chunk ordinal,
-//     byte offsets).
+//     byte offsets). Its embedder must be the one the documents were ingested with:
+//     a document that records another model fails the retrieval with an
+//     EmbeddingModelError instead of answering from incomparable vectors.
 //   - BuildPrompt assembles the system message (instructions, the clone's Profile,
 //     insights, training examples and the passages with their citation markers "[n]"),
 //     a window of the conversation's history and the question, within a token budget

@@ -40,7 +40,7 @@ func Example() {
 	emb, _ := embed.NewLocal(nil)
 	index, _ := memvector.Open(emb.Dimension(), nil)
 	defer index.Close()
-	pipe, _ := ingest.New(db, index, nil, &ingest.Options{Embedder: emb})
+	pipe, _ := ingest.New(db, index, nil, emb, nil)
 
 	// Each solopreneur gets a clone and teaches it about themselves.
 	alice, _, _ := tenants.ProvisionSolo(ctx, "alice")

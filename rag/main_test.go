@@ -88,7 +88,7 @@ func newEnv(t testing.TB, real bool) *env {
 	if e.ret, err = rag.NewRetriever(e.db, e.index, e.emb, nil); err != nil {
 		t.Fatal(err)
 	}
-	if e.pipe, err = ingest.New(e.db, e.index, nil, &ingest.Options{Embedder: e.emb}); err != nil {
+	if e.pipe, err = ingest.New(e.db, e.index, nil, e.emb, nil); err != nil {
 		t.Fatal(err)
 	}
 	return e

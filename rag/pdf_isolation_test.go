@@ -50,7 +50,7 @@ func TestPDFCitationIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipe, err := ingest.New(e.db, e.index, bucket, &ingest.Options{Embedder: e.emb})
+	pipe, err := ingest.New(e.db, e.index, bucket, e.emb, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -237,7 +238,10 @@ func retrieveOptions(op string, opts *RetrieveOptions) (retrieveParams, error) {
 //
 // Every store result is re-checked against cc: a chunk or document row of another
 // clone fails the call with clone.ErrIsolationViolation and one audit.Violation event
-// (the stores check too; this is the last line before the prompt).
+// (the stores check too; this is the last line before the prompt). A passage of a
+// document embedded with another model than the retriever's embedder (as recorded by
+// package ingest) fails the call with clone.ErrInternal and an [EmbeddingModelError]:
+// the question's vector and the document's are not comparable.
 func (r *Retriever) Retrieve(ctx context.Context, cc clone.CloneContext, question string, opts *RetrieveOptions) (*Retrieval, error) {
 	const op = "rag.Retrieve"
 	if err := cc.Validate(op); err != nil {
@@ -329,7 +333,7 @@ func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []v
 			docIDs = append(docIDs, c.DocumentID)
 		}
 	}
-	titles, err := r.titles(ctx, cc, docIDs)
+	docs, err := r.documents(ctx, cc, docIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -340,12 +344,15 @@ func (r *Retriever) load(ctx context.Context, cc clone.CloneContext, matches []v
 			continue // not a chunk vector, or its chunk is gone or of another version
 		}
 		delete(byVector, m.ID) // a passage once
-		title, ok := titles[c.DocumentID]
+		d, ok := docs[c.DocumentID]
 		if !ok {
 			continue // the document vanished between the two reads
 		}
+		if d.Model != "" && d.Model != r.emb.Model() {
+			return nil, modelMismatch(c.DocumentID, d.Model, r.emb.Model())
+		}
 		out = append(out, Passage{
-			TenantID: c.TenantID, CloneID: c.CloneID, DocumentID: c.DocumentID, Title: title,
+			TenantID: c.TenantID, CloneID: c.CloneID, DocumentID: c.DocumentID, Title: d.Title,
 			Ordinal: c.Ordinal, StartOffset: c.StartOffset, EndOffset: c.EndOffset, Page: page(c.Metadata),
 			Text: c.Content, TokenCount: c.TokenCount, Score: m.Score, VectorID: m.ID,
 		})
@@ -360,17 +367,55 @@ func (r *Retriever) resolve(ctx context.Context, cc clone.CloneContext, matches 
 	return ingest.Resolve(ctx, r.db, cc, matches)
 }
 
-type docTitle struct {
+// docInfo is what a passage needs of its document: the title it is cited by, and the
+// embedding model its vectors were made with (ingest.EmbeddingModel; "" if none was
+// recorded).
+type docInfo struct {
 	TenantID uuid.UUID `db:"tenant_id"`
 	CloneID  uuid.UUID `db:"clone_id"`
 	ID       uuid.UUID `db:"id"`
 	Title    string    `db:"title"`
+	Model    string    `db:"embedding_model"`
 }
 
-// titles loads the titles of the clone's documents ids in one scoped statement.
-func (r *Retriever) titles(ctx context.Context, cc clone.CloneContext, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+// EmbeddingModelError is the cause of the error (of kind clone.ErrInternal) that
+// Retrieve, and so Processor.Process, return when a retrieved passage belongs to a
+// document whose vectors were made by another embedding model than the retriever's:
+// the similarity of vectors of two models means nothing, so answering from them would
+// be silently wrong. Read it with errors.As. Retrieve with the documents' embedder, or
+// re-ingest the documents with the new one (ingest.Pipeline.Reconcile re-embeds the
+// documents whose pipeline configuration changed).
+type EmbeddingModelError struct {
+	DocumentID    uuid.UUID // a document of the clone embedded with DocumentModel
+	DocumentModel string    // the model recorded when the document was ingested
+	QueryModel    string    // the retriever's model, which embedded the question
+}
+
+// Error implements error.
+func (e *EmbeddingModelError) Error() string {
+	return fmt.Sprintf("document %s was embedded with model %q, the question with %q", e.DocumentID, e.DocumentModel, e.QueryModel)
+}
+
+func modelMismatch(id uuid.UUID, doc, query string) error {
+	cause := &EmbeddingModelError{DocumentID: id, DocumentModel: doc, QueryModel: query}
+	return errs.Wrap(errs.Internal, "rag.Retrieve", cause,
+		"a document was embedded with another model (retrieve with its embedder, or re-ingest it with this one)")
+}
+
+// documentModelExpr is the SQL expression of the embedding model a document records
+// (ingest.EmbeddingModel), "" if none, read without loading the metadata.
+func documentModelExpr(d clonesql.Dialect) string {
+	if d == clonesql.Postgres {
+		return `COALESCE(metadata->'cloneiso'->>'embedding_model', '')`
+	}
+	return `COALESCE(json_extract(metadata, '$.cloneiso.embedding_model'), '')`
+}
+
+// documents loads the titles and embedding models of the clone's documents ids in one
+// scoped statement.
+func (r *Retriever) documents(ctx context.Context, cc clone.CloneContext, ids []uuid.UUID) (map[uuid.UUID]docInfo, error) {
 	const op = "rag.Retrieve"
-	out := make(map[uuid.UUID]string, len(ids))
+	out := make(map[uuid.UUID]docInfo, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -384,9 +429,9 @@ func (r *Retriever) titles(ctx context.Context, cc clone.CloneContext, ids []uui
 		in.WriteString(":" + name)
 		args[name] = id.String()
 	}
-	var rows []docTitle
-	err := r.db.Select(ctx, cc, &rows, `SELECT tenant_id, clone_id, id, title FROM documents
-		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id IN (`+in.String()+`)`, args)
+	var rows []docInfo
+	err := r.db.Select(ctx, cc, &rows, `SELECT tenant_id, clone_id, id, title, `+documentModelExpr(r.db.Dialect())+` AS embedding_model
+		FROM documents WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id IN (`+in.String()+`)`, args)
 	if err != nil {
 		return nil, wrapKind(op, err, "loading documents failed")
 	}
@@ -394,7 +439,7 @@ func (r *Retriever) titles(ctx context.Context, cc clone.CloneContext, ids []uui
 		if err := r.check(ctx, cc, "document", d.TenantID, d.CloneID); err != nil {
 			return nil, err
 		}
-		out[d.ID] = d.Title
+		out[d.ID] = d
 	}
 	return out, nil
 }

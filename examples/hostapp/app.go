@@ -156,8 +156,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	}
 
 	// Ingestion and answering.
-	if a.pipeline, err = ingest.New(a.db, a.index, a.bucket,
-		&ingest.Options{Embedder: emb, MaxDocumentBytes: cfg.MaxUploadBytes}); err != nil {
+	if a.pipeline, err = ingest.New(a.db, a.index, a.bucket, emb,
+		&ingest.Options{MaxDocumentBytes: cfg.MaxUploadBytes}); err != nil {
 		return nil, err
 	}
 	retriever, err := rag.NewRetriever(a.db, a.index, emb, nil)

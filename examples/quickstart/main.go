@@ -117,7 +117,7 @@ func run(ctx context.Context, out io.Writer) error {
 	defer index.Close()
 
 	// Ingestion and answering on top of them.
-	pipeline, err := ingest.New(db, index, bucket, &ingest.Options{Embedder: emb})
+	pipeline, err := ingest.New(db, index, bucket, emb, nil)
 	if err != nil {
 		return err
 	}

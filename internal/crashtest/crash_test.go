@@ -26,6 +26,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/chunk"
+	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/faultpoint"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
@@ -98,7 +99,11 @@ func openStores(ctx context.Context, dir string) (*stores, error) {
 	if s.bucket, err = fileobject.OpenBucket(filepath.Join(dir, "files"), &fileobject.Options{Bucket: &objectstore.Options{CheckClone: guard.CheckClone}}); err != nil {
 		return nil, err
 	}
-	if s.pipe, err = ingest.New(s.db, s.index, s.bucket, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 24, OverlapTokens: 4}, EmbedBatch: 2}); err != nil {
+	emb, err := embed.NewLocal(&embed.LocalOptions{Dimension: dim})
+	if err != nil {
+		return nil, err
+	}
+	if s.pipe, err = ingest.New(s.db, s.index, s.bucket, emb, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 24, OverlapTokens: 4}, EmbedBatch: 2}); err != nil {
 		return nil, err
 	}
 	if s.admin, err = tenant.NewAdmin(s.tenants, &tenant.AdminOptions{Vectors: s.index, Objects: s.bucket, Drain: -1}); err != nil {

@@ -141,10 +141,7 @@ func (e *env) pipeline(t testing.TB, o *ingest.Options) *ingest.Pipeline {
 	if o.Chunking == nil {
 		o.Chunking = small
 	}
-	if o.Embedder == nil {
-		o.Embedder = e.emb
-	}
-	p, err := ingest.New(e.db, e.vectors, e.objects, o)
+	p, err := ingest.New(e.db, e.vectors, e.objects, e.emb, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestRetrievalDuringIngestIsNotADenial(t *testing.T) {
 	}
 	upserted := make(chan struct{})
 	release := make(chan struct{})
-	pipe, err := ingest.New(db, vectors, nil, &ingest.Options{Embedder: emb, Chunking: &chunk.Options{TargetTokens: 48, OverlapTokens: 4}, Progress: func(ev ingest.Progress) {
+	pipe, err := ingest.New(db, vectors, nil, emb, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 48, OverlapTokens: 4}, Progress: func(ev ingest.Progress) {
 		if ev.Stage == ingest.StageUpserted && ev.SourceName == "held.md" {
 			close(upserted)
 			<-release

@@ -177,7 +177,7 @@ func newHarness(t *testing.T, nClones int) *harness {
 	if h.emb, err = embed.NewLocal(&embed.LocalOptions{Dimension: dim}); err != nil {
 		t.Fatal(err)
 	}
-	if h.pipe, err = ingest.New(h.db, h.vectors, h.objects, &ingest.Options{Embedder: h.emb, Chunking: &chunk.Options{TargetTokens: 48, OverlapTokens: 4}}); err != nil {
+	if h.pipe, err = ingest.New(h.db, h.vectors, h.objects, h.emb, &ingest.Options{Chunking: &chunk.Options{TargetTokens: 48, OverlapTokens: 4}}); err != nil {
 		t.Fatal(err)
 	}
 	if h.retriever, err = rag.NewRetriever(h.db, h.vectors, h.emb, nil); err != nil {
