@@ -1,7 +1,23 @@
 // Package cloneiso is an SDK for serving many AI clones from shared infrastructure
 // (PostgreSQL, Pinecone, S3) without ever letting one clone read, write, list, retrieve,
-// presign or delete another clone's data. This package holds only documentation; the
-// SDK lives in its sub-packages.
+// presign or delete another clone's data.
+//
+// This package is the composition root: [New] wires the tenant store, the clone-scoped
+// SQL database, vector index and object bucket, ingestion, retrieval and answering,
+// tenant administration and the HTTP middleware with one audit sink, one resolution
+// cache (which every revocation invalidates) and the tenant store's guard hooks on
+// every store, with the embedded stores as defaults:
+//
+//	sdk, err := cloneiso.New(ctx, db, embedder, generator, &cloneiso.Options{Dir: dataDir})
+//	if err != nil {
+//		return err
+//	}
+//	defer sdk.Close()
+//	mux.Handle("/v1/", sdk.Middleware(auth, nil)(routes))
+//
+// PostgreSQL, Pinecone and S3 come in as the drivers the host opens (Options.Vectors,
+// Options.Objects), so importing this package pulls in no vendor SDK. Each piece also
+// stands alone in its sub-package.
 //
 // # Map
 //
