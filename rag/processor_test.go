@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/rag"
@@ -339,25 +341,32 @@ func TestServeSSE(t *testing.T) {
 		t.Fatalf("streamed %q, done %+v", text.String(), done)
 	}
 
-	// Bad input: the status it maps to, and an error event.
-	res, err = http.Get(srv.URL + "?q=")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != http.StatusBadRequest {
-		t.Fatalf("status %d", res.StatusCode)
-	}
-	var ev rag.SSEErrorData
-	sse(t, bufio.NewReader(res.Body), func(name, data string) bool {
-		if name != rag.SSEError {
-			t.Fatalf("event %s", name)
+	// A failure before the stream starts is a problem like any other API error: its
+	// status, kind and a detail saying what was wrong; no event stream.
+	for _, c := range []struct {
+		query        string
+		status       int
+		kind, detail string
+	}{
+		{"?q=", http.StatusBadRequest, "invalid-input", "question"},
+		{"?q=" + strings.Repeat("x", rag.MaxQuestionBytes+1), http.StatusRequestEntityTooLarge, "too-large", "question"},
+	} {
+		res, err = http.Get(srv.URL + c.query)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return json.Unmarshal([]byte(data), &ev) != nil
-	})
-	res.Body.Close()
-	<-handlerDone
-	if ev.Status != http.StatusBadRequest || ev.Error == "" {
-		t.Fatalf("error event %+v", ev)
+		var p clonehttp.Problem
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err := <-handlerDone; err == nil {
+			t.Fatalf("%.20s: ServeSSE returned no error", c.query)
+		}
+		if ct := res.Header.Get("Content-Type"); ct != clonehttp.ProblemContentType || json.Unmarshal(body, &p) != nil {
+			t.Fatalf("%.20s: %d, content type %q: %s; want a problem", c.query, res.StatusCode, ct, body)
+		}
+		if res.StatusCode != c.status || p.Status != c.status || p.Kind != c.kind || !strings.Contains(p.Detail, c.detail) {
+			t.Fatalf("%.20s: %d %+v; want %d, kind %s and a detail naming the %s", c.query, res.StatusCode, p, c.status, c.kind, c.detail)
+		}
 	}
 }
 
