@@ -145,8 +145,7 @@ func Emit(ctx context.Context, s Sink, e Event) error {
 	err := Record(ctx, s, e)
 	if err != nil {
 		failures.Add(1)
-		attrs := append([]slog.Attr{slog.String("sink_error", err.Error())}, eventAttrs(e)...)
-		slog.Default().LogAttrs(context.Background(), slog.LevelError, "audit: sink failed", attrs...)
+		logEvent(context.Background(), slog.Default(), slog.LevelError, "audit: sink failed", e, slog.String("sink_error", err.Error()))
 	}
 	return err
 }
@@ -165,7 +164,11 @@ func Multi(sinks ...Sink) Sink {
 }
 
 // SlogSink returns a Sink that logs each event on l: violations at level Error, denials
-// and failures at Warn, everything else at Info.
+// and failures at Warn, everything else at Info. The record's time is the event's
+// (Event.Time, or now if zero); the other fields are the attributes actor, action,
+// tenant_id, clone_id, outcome, reason, request_id and a "detail" group, each once. The
+// record is logged with ctx, so a handler that adds the request's IDs from the context
+// (clonehttp.NewLogHandler) finds them already set and does not repeat them.
 func SlogSink(l *slog.Logger) Sink {
 	return SinkFunc(func(ctx context.Context, e Event) error {
 		level := slog.LevelInfo
@@ -175,15 +178,31 @@ func SlogSink(l *slog.Logger) Sink {
 		case Denied, Failed:
 			level = slog.LevelWarn
 		}
-		l.LogAttrs(ctx, level, "audit", eventAttrs(e)...)
+		logEvent(ctx, l, level, "audit", e)
 		return nil
 	})
 }
 
-// eventAttrs is the whole event as log attributes.
+// logEvent logs e on l as one record whose time is the event's (so that the event's
+// time is not a second "time" key), with extra attributes first.
+func logEvent(ctx context.Context, l *slog.Logger, level slog.Level, msg string, e Event, extra ...slog.Attr) {
+	h := l.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	t := e.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	r := slog.NewRecord(t, level, msg, 0)
+	r.AddAttrs(extra...)
+	r.AddAttrs(eventAttrs(e)...)
+	_ = h.Handle(ctx, r)
+}
+
+// eventAttrs is the whole event but its time as log attributes.
 func eventAttrs(e Event) []slog.Attr {
 	attrs := []slog.Attr{
-		slog.Time("time", e.Time),
 		slog.String("actor", e.Actor),
 		slog.String("action", e.Action),
 		slog.String("tenant_id", idString(e.TenantID)),

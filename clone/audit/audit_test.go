@@ -7,7 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -105,7 +107,8 @@ func TestSlogSink(t *testing.T) {
 	var buf bytes.Buffer
 	s := audit.SlogSink(slog.New(slog.NewJSONHandler(&buf, nil)))
 	tid, cid := uuid.New(), uuid.New()
-	audit.Record(context.Background(), s, audit.Event{Actor: "alice", Action: "vectorstore.Query", TenantID: tid, CloneID: cid,
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	audit.Record(context.Background(), s, audit.Event{Time: at, Actor: "alice", Action: "vectorstore.Query", TenantID: tid, CloneID: cid,
 		Outcome: audit.Violation, Reason: "foreign match", Detail: map[string]string{"match": "m1"}})
 	var line map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
@@ -113,6 +116,10 @@ func TestSlogSink(t *testing.T) {
 	}
 	if line["level"] != "ERROR" || line["clone_id"] != cid.String() || line["tenant_id"] != tid.String() || line["outcome"] != "violation" {
 		t.Fatalf("log line %v", line)
+	}
+	// The record's time is the event's, once.
+	if n := strings.Count(buf.String(), `"time":`); n != 1 || line["time"] != at.Format(time.RFC3339) {
+		t.Fatalf("time %d times, %v; want once, the event's: %s", n, line["time"], buf.String())
 	}
 	if d, _ := line["detail"].(map[string]any); d["match"] != "m1" {
 		t.Fatalf("detail %v", line["detail"])

@@ -274,3 +274,47 @@ func TestClientGoneWhileResolving(t *testing.T) {
 		t.Fatalf("events %+v", ev)
 	}
 }
+
+// TestLogHandlerAddsOnlyMissingIDs: NewLogHandler adds the context's IDs a record lacks
+// and never a second copy of one it (or its logger, through With) already has, as an
+// audit record of audit.SlogSink carries its event's own.
+func TestLogHandlerAddsOnlyMissingIDs(t *testing.T) {
+	var buf syncBuffer
+	l := slog.New(clonehttp.NewLogHandler(slog.NewJSONHandler(&buf, nil)))
+	cc, err := clone.New(uuid.New(), uuid.New(), clone.Principal{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := audit.WithClientRequestID(audit.WithRequestID(clone.WithContext(context.Background(), cc), "req-1"), "client-1")
+	keys := []string{"request_id", audit.ClientRequestIDKey, "tenant_id", "clone_id"}
+	cases := []struct {
+		name string
+		log  func()
+		want map[string]string // the record's value of each key (each present once)
+	}{
+		{"added", func() { l.InfoContext(ctx, "x") },
+			map[string]string{"request_id": "req-1", audit.ClientRequestIDKey: "client-1", "tenant_id": cc.TenantID().String(), "clone_id": cc.CloneID().String()}},
+		{"the record's own kept", func() { l.InfoContext(ctx, "x", "request_id", "own", "tenant_id", "") },
+			map[string]string{"request_id": "own", audit.ClientRequestIDKey: "client-1", "tenant_id": "", "clone_id": cc.CloneID().String()}},
+		{"the logger's own kept", func() { l.With("clone_id", "own").InfoContext(ctx, "x") },
+			map[string]string{"request_id": "req-1", audit.ClientRequestIDKey: "client-1", "tenant_id": cc.TenantID().String(), "clone_id": "own"}},
+	}
+	for _, c := range cases {
+		buf.reset()
+		c.log()
+		line := buf.String()
+		recs := buf.records(t)
+		for _, k := range keys {
+			if n := strings.Count(line, `"`+k+`":`); n != 1 || recs[0][k] != c.want[k] {
+				t.Errorf("%s: %s %d times, %v; want once, %q: %s", c.name, k, n, recs[0][k], c.want[k], line)
+			}
+		}
+	}
+	// In a group the IDs are added inside it, even if the top level has one.
+	buf.reset()
+	l.With("request_id", "top").WithGroup("g").InfoContext(ctx, "x")
+	rec := buf.records(t)[0]
+	if g, _ := rec["g"].(map[string]any); rec["request_id"] != "top" || g["request_id"] != "req-1" || g["clone_id"] != cc.CloneID().String() {
+		t.Fatalf("grouped record %v", rec)
+	}
+}

@@ -460,9 +460,9 @@ func (m *middleware) access(ctx context.Context, r *http.Request, lw *statusWrit
 	if kind != "" {
 		attrs = append(attrs, slog.String("kind", kind))
 	}
-	// The IDs are explicit attributes, so the record is logged without the request's
-	// context: a handler made with NewLogHandler would otherwise add them twice.
-	m.logger.LogAttrs(context.Background(), level, "http request", attrs...)
+	// The IDs are explicit attributes; a handler made with NewLogHandler adds only those
+	// the record lacks.
+	m.logger.LogAttrs(ctx, level, "http request", attrs...)
 }
 
 // statusWriter records the status and size of a response for the access log. It keeps

@@ -173,9 +173,9 @@ func logProblem(ctx context.Context, r *http.Request, err error, p Problem) {
 	case errs.KindOf(err) == errs.IsolationViolation:
 		msg = "clonehttp: isolation violation"
 	}
-	// The IDs are explicit attributes, so the record is logged without the request's
-	// context: a handler made with NewLogHandler would otherwise add them twice.
-	l.LogAttrs(context.Background(), level, msg, attrs...)
+	// The IDs are explicit attributes; a handler made with NewLogHandler adds only those
+	// the record lacks.
+	l.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // loggerKey carries the middleware's logger to [WriteError].
