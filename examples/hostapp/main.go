@@ -76,9 +76,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	log.Info("hostapp listening", "addr", cfg.Addr, "public_url", app.cfg.PublicURL, "data_dir", cfg.DataDir,
 		"backends", app.backends)
 	if cfg.Dev {
-		log.Warn("DEVELOPMENT MODE: /dev/token mints a valid token for any subject; never expose this server")
-		fmt.Fprintf(os.Stderr, "\nGet a development token:\n\n\tTOKEN=$(curl -s '%s/dev/token?sub=alice')\n\tcurl -H \"Authorization: Bearer $TOKEN\" %s/v1/me\n\n",
-			app.cfg.PublicURL, app.cfg.PublicURL)
+		// One record like every other line of the log, not text inside the JSON stream.
+		log.Warn("DEVELOPMENT MODE: /dev/token mints a valid token for any subject; never expose this server",
+			"get_token", fmt.Sprintf("TOKEN=$(curl -s '%s/dev/token?sub=alice')", app.cfg.PublicURL),
+			"use_token", fmt.Sprintf(`curl -H "Authorization: Bearer $TOKEN" %s/v1/me`, app.cfg.PublicURL))
 	}
 
 	select {
