@@ -114,7 +114,7 @@ type VectorRef struct {
 type VectorReport struct {
 	Copied    int64 // vectors written into clones by this call (dry run: that would be)
 	Skipped   int64 // vectors already copied and still intact in their clone: not written again
-	UsersDone int64 // users (namespace per user) recorded done by an earlier run: not scanned
+	UsersDone int64 // user namespaces (namespace per user) recorded done by an earlier run: not scanned
 	Excluded  int64 // legacy vectors (or, per namespace, their count) the operator excluded
 	Deleted   int64 // legacy vectors deleted by this call (dry run: that would be)
 	// LeftBehind counts the legacy vectors [Migrator.DeleteLegacyVectors] did not delete
@@ -243,6 +243,40 @@ func isCloneNamespace(ns string) bool {
 	return errT == nil && errC == nil
 }
 
+// vectorUser is the user whose clone receives the vectors of legacy user ID id: the
+// target of an operator's map decision (Config.UserDecisions), else id itself.
+func (m *Migrator) vectorUser(id string) string {
+	if d, ok := m.cfg.UserDecisions[id]; ok && d.Action == DecisionMap {
+		return d.To
+	}
+	return id
+}
+
+// setAsideUser returns the decision that sets legacy user ID id aside (quarantine or
+// drop), or "".
+func (m *Migrator) setAsideUser(id string) string {
+	if d, ok := m.cfg.UserDecisions[id]; ok && d.setAside() {
+		return d.Action
+	}
+	return ""
+}
+
+// vectorSources returns the legacy namespaces whose vectors go to user u's clone: the
+// shared one, or u's own and those of the IDs mapped to u.
+func (m *Migrator) vectorSources(o *VectorOptions, u string) []string {
+	if o.Layout == LayoutShared {
+		return []string{o.SharedNamespace}
+	}
+	out := []string{o.namespaceOf(u)}
+	for id, d := range m.cfg.UserDecisions {
+		if d.Action == DecisionMap && d.To == u {
+			out = append(out, o.namespaceOf(id))
+		}
+	}
+	slices.Sort(out[1:])
+	return out
+}
+
 // refusedInput reports whether err is the vector store refusing its input (nothing was
 // written): a problem of the vectors, not of the store.
 func refusedInput(err error) bool {
@@ -358,9 +392,10 @@ func (c *vecCopy) restart(ctx context.Context) error {
 // ownerOf returns the function that names the user of a vector of namespace ns.
 func (c *vecCopy) ownerOf(ns string) func(driver.Vector) string {
 	if c.o.Layout == LayoutShared {
-		return func(v driver.Vector) string { return userOf(v.Metadata, c.o.UserKey) }
+		return func(v driver.Vector) string { return c.m.vectorUser(userOf(v.Metadata, c.o.UserKey)) }
 	}
 	u, _ := c.o.userOfNamespace(ns)
+	u = c.m.vectorUser(u)
 	return func(driver.Vector) string { return u }
 }
 
@@ -371,6 +406,8 @@ func (c *vecCopy) refusal(v driver.Vector, u string) error {
 		return errs.New(errs.NotFound, opMigrateVectors, "no user ID in metadata key %s", c.o.UserKey)
 	case u == "":
 		return errs.New(errs.NotFound, opMigrateVectors, "its namespace names no user")
+	case !ok && c.m.setAsideUser(u) != "":
+		return errs.New(errs.NotFound, opMigrateVectors, "user ID %s is decided %q: its vectors are not copied (exclude them with vectors exclude)", u, c.m.setAsideUser(u))
 	case !ok:
 		return errs.New(errs.NotFound, opMigrateVectors, "user %s has no clone (not a legacy user, or not provisioned: run backfill first)", u)
 	}
@@ -671,39 +708,47 @@ func (c *vecCopy) recordUsers(ctx context.Context, ns string, done []string) err
 func (c *vecCopy) copyPerUser(ctx context.Context, users []UserClone) error {
 	m, o := c.m, c.o
 	for i, u := range users {
-		ns := o.namespaceOf(u.UserID)
-		var done bool
-		if !o.DryRun && !o.Restart {
-			err := m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, u.UserID)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return classify(opMigrateVectors, err, "read progress")
-			}
-		}
-		if done {
-			c.rep.UsersDone++
-			continue
-		}
-		n := 0
-		err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
-			if err := m.cfg.at(ctx, "vectors-batch", n); err != nil {
+		for _, ns := range m.vectorSources(o, u.UserID) {
+			if err := c.copyNamespace(ctx, ns, u.UserID); err != nil {
 				return err
 			}
-			n++
-			writes, err := c.copyBatch(ctx, ns, vs)
-			if err != nil || o.DryRun {
-				return err
-			}
-			return classify(opMigrateVectors, recordVectors(ctx, m.db, ns, writes), "record progress")
-		})
-		if err != nil {
-			return err
-		}
-		if err := c.recordUsers(ctx, ns, []string{u.UserID}); err != nil {
-			return err
 		}
 		m.cfg.Progress(Progress{Step: "vectors", Table: u.UserID, Done: int64(i + 1), Total: int64(len(users))})
 	}
 	return nil
+}
+
+// copyNamespace copies legacy namespace ns into user u's clone (namespace per user),
+// unless it is recorded done.
+func (c *vecCopy) copyNamespace(ctx context.Context, ns, user string) error {
+	m, o := c.m, c.o
+	var done bool
+	if !o.DryRun && !o.Restart {
+		err := m.db.GetContext(ctx, &done, "SELECT done FROM cloneiso_legacy_vectors WHERE source = $1 AND user_id = $2", ns, user)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return classify(opMigrateVectors, err, "read progress")
+		}
+	}
+	if done {
+		c.rep.UsersDone++
+		return nil
+	}
+	n := 0
+	err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
+		if err := m.cfg.at(ctx, "vectors-batch", n); err != nil {
+			return err
+		}
+		n++
+		writes, err := c.copyBatch(ctx, ns, vs)
+		if err != nil || o.DryRun {
+			return err
+		}
+		return classify(opMigrateVectors, recordVectors(ctx, m.db, ns, writes), "record progress")
+	})
+	if err != nil {
+		return err
+	}
+	return c.recordUsers(ctx, ns, []string{user})
 }
 
 // unmatchedNamespaces reports (and records as refused) the legacy namespaces that fit
@@ -764,7 +809,7 @@ func (c *vecCopy) foreignNamespaces(ctx context.Context) ([]foreignNamespace, er
 	var out []foreignNamespace
 	for _, ns := range names {
 		u, fits := c.o.userOfNamespace(ns)
-		if _, known := c.ccs[u]; !fits || known && u != "" || isCloneNamespace(ns) {
+		if _, known := c.ccs[c.m.vectorUser(u)]; !fits || known && u != "" || isCloneNamespace(ns) {
 			continue
 		}
 		st, err := c.o.Source.Stats(ctx, ns)
@@ -777,6 +822,8 @@ func (c *vecCopy) foreignNamespaces(ctx context.Context) ([]foreignNamespace, er
 		f := foreignNamespace{ns: ns, user: u, count: int64(st.VectorCount)}
 		if u == "" {
 			f.msg = fmt.Sprintf("legacy namespace %s (%d vectors) names no user", ns, st.VectorCount)
+		} else if d := c.m.setAsideUser(u); d != "" {
+			f.msg = fmt.Sprintf("legacy namespace %s (%d vectors) belongs to user ID %s, decided %q: its vectors are not copied (exclude the namespace with vectors exclude)", ns, st.VectorCount, u, d)
 		} else {
 			f.msg = fmt.Sprintf("legacy namespace %s (%d vectors) belongs to user %s, who has no clone (not a legacy user, or not provisioned: run backfill first)", ns, st.VectorCount, u)
 		}

@@ -802,3 +802,54 @@ func TestVectorUserChanged(t *testing.T) {
 		t.Fatalf("u002's clone lacks a1: %v (%v)", got, err)
 	}
 }
+
+// TestVectorUserDecisions: the operator's decisions about legacy user IDs apply to
+// vectors too: the vectors of an ID mapped to a user go to that user's clone (and verify
+// counts them as that user's); those of an ID set aside are refused, with the decision
+// named, until excluded.
+func TestVectorUserDecisions(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newVecFixture(t, l.perUser)
+			f.m = decidedMigrator(t, f.db, map[string]legacy.UserDecision{
+				"U001": {Action: legacy.DecisionMap, To: "u001"}, "gone": {Action: legacy.DecisionQuarantine}}, "")
+			f.put("u001", f.vec("a1", "u001", 1))
+			f.put("U001", f.vec("A1", "U001", 2))
+			f.put("gone", f.vec("g1", "gone", 3))
+			rep := f.copyVectors(f.opts)
+			key := "g1"
+			if f.perUser {
+				key = "user-gone"
+			}
+			p, ok := problemOf(rep, key)
+			if rep.Copied != 2 || rep.PerUser["u001"] != 2 || len(rep.Problems) != 1 || !ok || !strings.Contains(p.Reason, `decided "quarantine"`) {
+				t.Fatalf("copy: %+v", rep)
+			}
+			if got, err := f.target.Fetch(ctx, f.cc("u001"), []string{"a1", "A1"}); err != nil || len(got) != 2 {
+				t.Fatalf("u001's clone: %v (%v)", got, err)
+			}
+			vr := f.verify()
+			if len(vr.Discrepancies) != 1 || kinds(vr)[legacy.DiscrepancyUnmatched] != 1 {
+				t.Fatalf("verify:\n%s", vr)
+			}
+			x := legacy.VectorExclusion{Namespace: "legacy-shared", IDs: []string{"g1"}, Reason: "the user was deleted"}
+			if f.perUser {
+				x = legacy.VectorExclusion{Namespace: "user-gone", Reason: "the user was deleted"}
+			}
+			if _, err := f.m.ExcludeVectors(ctx, f.opts, x); err != nil {
+				t.Fatal(err)
+			}
+			if vr := f.verify(); !vr.OK() {
+				t.Fatalf("verify after the exclusion:\n%s", vr)
+			}
+			del, err := f.m.DeleteLegacyVectors(ctx, f.opts)
+			if err != nil || del.Deleted != 2 || del.Excluded != 1 || !del.OK() {
+				t.Fatalf("delete: %+v (%v)", del, err)
+			}
+			if vr := f.verify(); !vr.OK() {
+				t.Fatalf("verify after the deletion:\n%s", vr)
+			}
+		})
+	}
+}

@@ -72,14 +72,6 @@ func (m *Migrator) VerifyVectors(ctx context.Context, o *VectorOptions) (*Verify
 	return v.r, nil
 }
 
-// source is the legacy namespace of user u's vectors.
-func (o *VectorOptions) source(u string) string {
-	if o.Layout == LayoutShared {
-		return o.SharedNamespace
-	}
-	return o.namespaceOf(u)
-}
-
 // entries returns the ledger rows of ids in ns (none without a ledger).
 func (v *vecVerify) entries(ctx context.Context, ns string, ids []string) (map[string]vecEntry, error) {
 	if !v.ledger || len(ids) == 0 {
@@ -93,16 +85,17 @@ func (v *vecVerify) legacySide(ctx context.Context, users []UserClone) error {
 	o := v.o
 	if o.Layout == LayoutShared {
 		return scan(ctx, o.Source, o.SharedNamespace, o.BatchSize, "", func(vs []driver.Vector) error {
-			return v.legacyBatch(ctx, o.SharedNamespace, vs, func(x driver.Vector) string { return userOf(x.Metadata, o.UserKey) })
+			return v.legacyBatch(ctx, o.SharedNamespace, vs, func(x driver.Vector) string { return v.m.vectorUser(userOf(x.Metadata, o.UserKey)) })
 		})
 	}
 	for _, u := range users {
-		ns := o.namespaceOf(u.UserID)
-		err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
-			return v.legacyBatch(ctx, ns, vs, func(driver.Vector) string { return u.UserID })
-		})
-		if err != nil {
-			return err
+		for _, ns := range v.m.vectorSources(o, u.UserID) {
+			err := scan(ctx, o.Source, ns, o.BatchSize, "", func(vs []driver.Vector) error {
+				return v.legacyBatch(ctx, ns, vs, func(driver.Vector) string { return u.UserID })
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -164,7 +157,7 @@ func (v *vecVerify) legacyBatch(ctx context.Context, ns string, vs []driver.Vect
 // recorded copy of one deleted since): anything else is extra, or foreign when it is
 // another user's.
 func (v *vecVerify) cloneSide(ctx context.Context, u string) error {
-	o, cc, ns := v.o, v.ccs[u], v.o.source(u)
+	o, cc := v.o, v.ccs[u]
 	token := ""
 	for {
 		page, err := o.Target.List(ctx, cc, &vectorstore.ListOptions{Limit: o.BatchSize, PageToken: token})
@@ -172,16 +165,16 @@ func (v *vecVerify) cloneSide(ctx context.Context, u string) error {
 			return err
 		}
 		if len(page.IDs) > 0 {
-			owners, err := v.owners(ctx, u, ns, page.IDs)
+			owners, err := v.owners(ctx, u, page.IDs)
 			if err != nil {
 				return err
 			}
 			for _, id := range page.IDs {
 				switch owner, ok := owners[id]; {
 				case !ok:
-					v.r.add(DiscrepancyVector, ns, u, 1, "vector %s in the clone of user %s is no legacy vector of that user (extra)", id, u)
+					v.r.add(DiscrepancyVector, "", u, 1, "vector %s in the clone of user %s is no legacy vector of that user (extra)", id, u)
 				case owner != u:
-					v.r.add(DiscrepancyVector, ns, u, 1, "vector %s in the clone of user %s belongs to user %q (foreign)", id, u, owner)
+					v.r.add(DiscrepancyVector, "", u, 1, "vector %s in the clone of user %s belongs to user %q (foreign)", id, u, owner)
 				}
 			}
 		}
@@ -193,44 +186,45 @@ func (v *vecVerify) cloneSide(ctx context.Context, u string) error {
 }
 
 // owners returns, for the IDs of vectors in u's clone, the user each belongs to: the
-// legacy vector's user while it exists in ns, else the user its deleted legacy vector
-// was recorded for; with a namespace per user, an ID that is not u's but was copied from
-// another user's namespace belongs to that user. IDs of nobody are absent.
-func (v *vecVerify) owners(ctx context.Context, u, ns string, ids []string) (map[string]string, error) {
+// legacy vector's user while it exists in one of u's legacy namespaces, else the user
+// its deleted legacy vector was recorded for; with a namespace per user, an ID that is
+// not u's but was copied from another user's namespace belongs to that user. IDs of
+// nobody are absent.
+func (v *vecVerify) owners(ctx context.Context, u string, ids []string) (map[string]string, error) {
 	out := map[string]string{}
-	lv, err := v.o.Source.Fetch(ctx, ns, ids)
-	if err != nil {
-		return nil, err
-	}
-	for _, x := range lv {
-		if v.o.Layout == LayoutShared {
-			out[x.ID] = userOf(x.Metadata, v.o.UserKey)
-		} else {
-			out[x.ID] = u
+	sources := v.m.vectorSources(v.o, u)
+	for _, ns := range sources {
+		rest := missing(ids, out)
+		if len(rest) == 0 {
+			break
+		}
+		lv, err := v.o.Source.Fetch(ctx, ns, rest)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range lv {
+			if v.o.Layout == LayoutShared {
+				out[x.ID] = v.m.vectorUser(userOf(x.Metadata, v.o.UserKey))
+			} else {
+				out[x.ID] = u
+			}
 		}
 	}
-	var rest []string
-	for _, id := range ids {
-		if _, ok := out[id]; !ok {
-			rest = append(rest, id)
+	for _, ns := range sources {
+		known, err := v.entries(ctx, ns, missing(ids, out))
+		if err != nil {
+			return nil, err
+		}
+		for id, e := range known {
+			if e.State == vecCopied && e.DeletedAt.Valid {
+				out[id] = e.UserID
+			}
 		}
 	}
-	known, err := v.entries(ctx, ns, rest)
-	if err != nil {
-		return nil, err
-	}
-	var others []string
-	for _, id := range rest {
-		if e, ok := known[id]; ok && e.State == vecCopied && e.DeletedAt.Valid {
-			out[id] = e.UserID
-		} else {
-			others = append(others, id)
-		}
-	}
-	if v.o.Layout == LayoutNamespacePerUser && v.ledger && len(others) > 0 {
+	if others := missing(ids, out); v.o.Layout == LayoutNamespacePerUser && v.ledger && len(others) > 0 {
 		var rows []vecEntry
 		if err := v.m.db.SelectContext(ctx, &rows, `SELECT source, id, user_id FROM cloneiso_legacy_vector_ids
-			WHERE id = ANY($1) AND state = 'copied' AND source <> $2 ORDER BY source`, pq.StringArray(others), ns); err != nil {
+			WHERE id = ANY($1) AND state = 'copied' AND NOT source = ANY($2) ORDER BY source`, pq.StringArray(others), pq.StringArray(sources)); err != nil {
 			return nil, err
 		}
 		for _, r := range rows {
@@ -242,13 +236,33 @@ func (v *vecVerify) owners(ctx context.Context, u, ns string, ids []string) (map
 	return out, nil
 }
 
+// missing returns the ids that are not keys of found.
+func missing(ids []string, found map[string]string) []string {
+	var out []string
+	for _, id := range ids {
+		if _, ok := found[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // deletedCopies checks that the copies of user u's legacy vectors that delete-legacy
 // deleted are still in the clone.
 func (v *vecVerify) deletedCopies(ctx context.Context, u string) error {
 	if !v.ledger {
 		return nil
 	}
-	ns := v.o.source(u)
+	for _, ns := range v.m.vectorSources(v.o, u) {
+		if err := v.deletedCopiesOf(ctx, u, ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deletedCopiesOf is deletedCopies for the legacy namespace ns.
+func (v *vecVerify) deletedCopiesOf(ctx context.Context, u, ns string) error {
 	last := ""
 	for {
 		var ids []string
