@@ -79,11 +79,38 @@ func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 		return nil, classify(op, err, "list users to provision")
 	}
 	rep := &ProvisionReport{Users: total}
+	subjectOf := m.cfg.Subject
+	if m.cfg.SubjectQuery != "" && !m.cfg.customSubject {
+		subjects := map[string]string{}
+		var rows []struct {
+			UserID  string         `db:"user_id"`
+			Subject sql.NullString `db:"subject"`
+		}
+		if err := m.db.SelectContext(ctx, &rows, "SELECT _s.u::text AS user_id, _s.s::text AS subject FROM ("+m.cfg.SubjectQuery+") AS _s(u, s) WHERE _s.u IS NOT NULL"); err != nil {
+			return nil, errs.Wrap(errs.InvalidInput, op, err, "subject_query %q (it must return two columns: user ID, subject)", m.cfg.SubjectQuery)
+		}
+		for _, r := range rows {
+			if r.Subject.Valid && r.Subject.String != "" {
+				subjects[r.UserID] = r.Subject.String
+			}
+		}
+		subjectOf = func(u string) (string, error) {
+			s, ok := subjects[u]
+			if !ok {
+				return "", errNoSubject
+			}
+			return s, nil
+		}
+	}
 	for i, u := range todo {
 		if err := m.cfg.at(ctx, "provision", i); err != nil {
 			return rep, err
 		}
-		subject, err := m.cfg.Subject(u)
+		subject, err := subjectOf(u)
+		if errors.Is(err, errNoSubject) {
+			rep.Failed = append(rep.Failed, Problem{UserID: u, Reason: "subject_query gives this user no subject"})
+			continue
+		}
 		if err != nil {
 			return rep, errs.Wrap(errs.InvalidInput, op, err, "subject of user %q", u)
 		}
@@ -110,6 +137,8 @@ func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 	m.cfg.Logger.InfoContext(ctx, "legacy: provisioned", "users", total, "new", rep.Provisioned, "failed", len(rep.Failed))
 	return rep, nil
 }
+
+var errNoSubject = errors.New("no subject")
 
 // userProblem reports whether err concerns one user only (so the others go on).
 func userProblem(err error) bool {

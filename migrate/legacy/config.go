@@ -68,7 +68,12 @@ type Config struct {
 	// "sub") its clone is provisioned for, as on first sign-in; "{user_id}" is
 	// replaced by the user ID. Default "{user_id}": the subject is the user ID.
 	SubjectTemplate string `json:"subject_template,omitempty"`
-	// Subject, if set, overrides SubjectTemplate (library use only).
+	// SubjectQuery, if set, is a SELECT returning two text columns, a legacy user ID
+	// and the subject of its clone, for subjects kept in a column (for example
+	// "SELECT id::text, auth0_sub FROM users"); it replaces SubjectTemplate. A user it
+	// gives no subject (or a NULL or empty one) is not provisioned and is reported.
+	SubjectQuery string `json:"subject_query,omitempty"`
+	// Subject, if set, overrides SubjectTemplate and SubjectQuery (library use only).
 	Subject func(userID string) (string, error) `json:"-"`
 	// BatchSize is the number of rows per backfill transaction; default 5000.
 	BatchSize int `json:"batch_size,omitempty"`
@@ -89,6 +94,9 @@ type Config struct {
 	Progress func(Progress) `json:"-"`
 	// Logger receives one line per step and table; default: silent.
 	Logger *slog.Logger `json:"-"`
+
+	// customSubject: Subject was set by the caller (it wins over SubjectQuery).
+	customSubject bool
 
 	// hook, if set (by this package's tests), is called at named points of the long
 	// steps; an error it returns aborts the step there, as a crash would.
@@ -184,12 +192,16 @@ func (c *Config) withDefaults() (*Config, error) {
 	if err := checkDecisions(op, &out); err != nil {
 		return nil, err
 	}
+	if out.SubjectQuery != "" && out.SubjectTemplate != "" {
+		return nil, errs.New(errs.InvalidInput, op, "subject_template and subject_query are exclusive: a subject comes from one of them")
+	}
 	if out.SubjectTemplate == "" {
 		out.SubjectTemplate = "{user_id}"
 	}
 	if !strings.Contains(out.SubjectTemplate, "{user_id}") {
 		return nil, errs.New(errs.InvalidInput, op, "subject template %q does not contain {user_id}", out.SubjectTemplate)
 	}
+	out.customSubject = out.Subject != nil
 	if out.Subject == nil {
 		tmpl := out.SubjectTemplate
 		out.Subject = func(u string) (string, error) { return strings.ReplaceAll(tmpl, "{user_id}", u), nil }

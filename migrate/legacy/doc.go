@@ -17,12 +17,13 @@
 //   - [Migrator.Adopt] creates the control-plane tables (tenants, clones,
 //     tenant_members, clone_grants, audit_events) from the very statements of the
 //     fresh-install migration, the migration's bookkeeping tables (cloneiso_legacy_*),
-//     and adds nullable tenant_id and clone_id columns to every configured table,
-//     whose user column becomes nullable. Nothing else changes, so the legacy
+//     and adds nullable tenant_id and clone_id columns to every configured table
+//     (a NOT NULL user column stays NOT NULL, so the legacy application cannot
+//     write rows without a user meanwhile). Nothing else changes, so the legacy
 //     application keeps working and the step is easy to undo (MIGRATION_GUIDE.md).
 //   - [Migrator.Enforce] refuses, with a message naming every table and count, while
 //     any row lacks its clone. Otherwise, in one transaction, it makes tenant_id and
-//     clone_id NOT NULL, re-keys every table with primary and foreign keys led by
+//     clone_id NOT NULL (and the user columns nullable), re-keys every table with primary and foreign keys led by
 //     tenant_id and clone_id, creates the SDK tables the legacy database lacked, forces
 //     row-level security with the fresh install's fail-closed policy, and records
 //     schema version [EnforcedVersion] in migrate's version table; migrate.Up then

@@ -220,7 +220,8 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 				continue
 			}
 			q := pq.QuoteIdentifier(t.Name)
-			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ALTER COLUMN tenant_id SET NOT NULL, ALTER COLUMN clone_id SET NOT NULL"); err != nil {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ALTER COLUMN tenant_id SET NOT NULL, ALTER COLUMN clone_id SET NOT NULL, ALTER COLUMN "+
+				pq.QuoteIdentifier(t.userColumn())+" DROP NOT NULL"); err != nil {
 				return fmt.Errorf("%s: not null: %w", t.Name, err)
 			}
 			pk, con, err := primaryKey(ctx, tx, t.Name)

@@ -208,7 +208,9 @@ type AdoptReport struct {
 // cloneiso's control-plane tables (tenants, clones, tenant_members, clone_grants,
 // audit_events) exactly as a fresh install has them, and the migration's bookkeeping
 // tables (cloneiso_legacy_*); it adds nullable tenant_id and clone_id columns to every
-// configured table and makes its user column nullable. Existing rows are not touched.
+// configured table. Existing rows are not touched, and a user column that is NOT NULL
+// stays so until [Migrator.Enforce], so the legacy application cannot start writing
+// rows without a user.
 // Adopt is idempotent, and a no-op on a database that already has cloneiso's schema.
 // It refuses, changing nothing, while [Migrator.SchemaProblems] finds a legacy table
 // that does not meet the SDK's prerequisites.
@@ -296,8 +298,10 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 				return err
 			}
 			q := pq.QuoteIdentifier(t.Name)
-			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ADD COLUMN IF NOT EXISTS tenant_id uuid, ADD COLUMN IF NOT EXISTS clone_id uuid, ALTER COLUMN "+
-				pq.QuoteIdentifier(t.userColumn())+" DROP NOT NULL"); err != nil {
+			// The user column keeps its NOT NULL: the legacy application, still running,
+			// must not start writing rows without a user. Enforce drops it (rows the SDK
+			// writes after the switch-over have no legacy user).
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ADD COLUMN IF NOT EXISTS tenant_id uuid, ADD COLUMN IF NOT EXISTS clone_id uuid"); err != nil {
 				return fmt.Errorf("adopt %s: %w", t.Name, err)
 			}
 			rep.AdoptedTables = append(rep.AdoptedTables, t.Name)
@@ -579,4 +583,47 @@ func classify(op string, err error, format string, args ...any) error {
 		}
 	}
 	return errs.Wrap(k, op, err, format, args...)
+}
+
+// AppRoleSQL returns the statements that grant the application role its privileges
+// after [Migrator.Enforce]: migrate.AppRoleSQL for the SDK's tables, SELECT, INSERT,
+// UPDATE and DELETE on the configured host tables, and USAGE and SELECT on the sequences
+// the configured tables use (bigserial and identity columns, nextval defaults), without
+// which the application's inserts fail with "permission denied for sequence".
+func (m *Migrator) AppRoleSQL(ctx context.Context, role string) (string, error) {
+	const op = "legacy.AppRoleSQL"
+	if role == "" {
+		return "", errs.New(errs.InvalidInput, op, "no role")
+	}
+	stmts := migrate.AppRoleSQL(role, "")
+	sdk := migrate.CloneOwnedTables()
+	var names []string
+	for _, t := range m.cfg.Tables {
+		names = append(names, t.Name)
+		if !slices.Contains(sdk, t.Name) {
+			stmts += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + pq.QuoteIdentifier(t.Name) + " TO " + pq.QuoteIdentifier(role) + ";\n"
+		}
+	}
+	var seqs []string
+	err := m.db.SelectContext(ctx, &seqs, `
+		WITH tbl AS (
+			SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relname = ANY($1::text[])
+		), seq AS (
+			SELECT d.objid AS oid FROM pg_depend d JOIN tbl ON tbl.oid = d.refobjid  -- owned by a column (serial, identity)
+			WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+			UNION
+			SELECT d.refobjid FROM pg_attrdef ad JOIN tbl ON tbl.oid = ad.adrelid   -- used by a default (nextval)
+			JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
+		)
+		SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(s.relname)
+		FROM seq JOIN pg_class s ON s.oid = seq.oid AND s.relkind = 'S' JOIN pg_namespace n ON n.oid = s.relnamespace
+		ORDER BY 1`, pq.StringArray(names))
+	if err != nil {
+		return "", classify(op, err, "sequences")
+	}
+	for _, s := range seqs {
+		stmts += "GRANT USAGE, SELECT ON SEQUENCE " + s + " TO " + pq.QuoteIdentifier(role) + ";\n"
+	}
+	return stmts, nil
 }

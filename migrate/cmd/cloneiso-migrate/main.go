@@ -81,7 +81,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 	"github.com/pressly/goose/v3"
 
@@ -112,6 +111,7 @@ type options struct {
 	databaseURL, appDatabaseURL, appRole string
 	configFile, tables, usersQuery       string
 	subjectTemplate, withoutUser         string
+	subjectQuery                         string
 	batchSize                            int
 	progress                             string
 	dryRun, restart, retake, deep        bool
@@ -141,6 +141,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.tables, "tables", "", "tables to migrate as name[:user_column],... (default: the SDK's tables)")
 	fs.StringVar(&o.usersQuery, "users-query", "", "SELECT of every legacy user ID, so users without rows get a clone")
 	fs.StringVar(&o.subjectTemplate, "subject-template", "", "subject of a user's clone; {user_id} is replaced (default {user_id})")
+	fs.StringVar(&o.subjectQuery, "subject-query", "", "SELECT of (user ID, subject) pairs, for subjects kept in a column (instead of --subject-template)")
 	fs.StringVar(&o.withoutUser, "without-user", "", "backfill: rows without a user are set aside: quarantine or drop (default: left in place, reported)")
 	fs.IntVar(&o.batchSize, "batch-size", 0, "rows per backfill transaction (default 5000)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (if a terminal), always or never")
@@ -366,6 +367,9 @@ func (a *app) open(ctx context.Context) error {
 	}
 	if o.withoutUser != "" {
 		cfg.WithoutUser = o.withoutUser
+	}
+	if o.subjectQuery != "" {
+		cfg.SubjectQuery = o.subjectQuery
 	}
 	if o.batchSize > 0 {
 		cfg.BatchSize = o.batchSize
@@ -1044,12 +1048,9 @@ func (a *app) grant(ctx context.Context) (int, error) {
 	if role == "" {
 		return exitUsage, usagef("grant needs --app-role")
 	}
-	stmts := migrate.AppRoleSQL(role, "")
-	sdk := migrate.CloneOwnedTables()
-	for _, t := range a.m.Tables() {
-		if !slices.Contains(sdk, t.Name) {
-			stmts += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + pq.QuoteIdentifier(t.Name) + " TO " + pq.QuoteIdentifier(role) + ";\n"
-		}
+	stmts, err := a.m.AppRoleSQL(ctx, role)
+	if err != nil {
+		return exitFailure, err
 	}
 	if _, err := a.db.ExecContext(ctx, stmts); err != nil {
 		return exitFailure, err
