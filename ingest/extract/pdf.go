@@ -42,8 +42,10 @@ type PDFOptions struct {
 	// document: 0 means DefaultPDFMaxMemoryBytes. A document that needs more fails
 	// (clone.ErrInvalidInput). Rounded up to 64 KiB pages.
 	MaxMemoryBytes int64
-	// MaxInstances bounds the PDFium instances (documents extracted at once) of the
-	// runtime: 0 means runtime.GOMAXPROCS(0). Callers beyond it wait (within Timeout).
+	// MaxInstances bounds the documents extracted at once by the runtime, each in its
+	// own PDFium instance: 0 means runtime.GOMAXPROCS(0). Callers beyond it wait
+	// (within Timeout). The runtime keeps one more instance started and unused, ready
+	// for the next document.
 	MaxInstances int
 	// CompilationCacheDir, if set, keeps the compiled PDFium module in that directory
 	// between processes (wazero's file cache), so only the first process pays the
@@ -78,10 +80,20 @@ func (o *PDFOptions) withDefaults() PDFOptions {
 }
 
 // pdfRuntime is one compiled PDFium module with its bounded pool of instances.
+//
+// Starting an instance (instantiating the module, PDFium's library and font set-up)
+// costs about as much as extracting a short document, so the runtime keeps one fresh,
+// never used instance ready: a document takes it if it is there, and its end starts
+// a new one in the background. Every instance still serves one document only. slots
+// bounds the documents extracted at once to MaxInstances; the pool allows one more
+// instance, the ready one.
 type pdfRuntime struct {
-	once sync.Once
-	pool pdfium.Pool
-	err  error
+	once  sync.Once
+	pool  pdfium.Pool
+	err   error
+	slots chan struct{}
+	ready chan pdfium.Pdfium // holds at most one fresh instance
+	warm  sync.Mutex         // held while an instance for ready is being started
 }
 
 // pdfRuntimeKey identifies a runtime: its memory limit, instance count and cache.
@@ -125,10 +137,12 @@ func (rt *pdfRuntime) get(o *PDFOptions) (pdfium.Pool, error) {
 			}
 			rc = rc.WithCompilationCache(cache)
 		}
+		rt.slots = make(chan struct{}, o.MaxInstances)
+		rt.ready = make(chan pdfium.Pdfium, 1)
 		rt.pool, rt.err = webassembly.Init(webassembly.Config{
 			MinIdle:  0,
-			MaxIdle:  o.MaxInstances,
-			MaxTotal: o.MaxInstances,
+			MaxIdle:  o.MaxInstances + 1,
+			MaxTotal: o.MaxInstances + 1, // the documents' instances and the ready one
 			// No file system at all: documents are passed as bytes, and a PDF cannot
 			// reach a host file through the sandbox.
 			FSConfig:      wazero.NewFSConfig(),
@@ -139,11 +153,63 @@ func (rt *pdfRuntime) get(o *PDFOptions) (pdfium.Pool, error) {
 			// into another's.
 			ReuseWorkers: false,
 		})
+		if rt.err == nil {
+			go rt.prepare()
+		}
 	})
 	if rt.err != nil {
 		return nil, errs.Wrap(errs.Unavailable, pdfOp, rt.err, "cannot start the PDFium WebAssembly runtime")
 	}
 	return rt.pool, nil
+}
+
+// instance returns a fresh instance for one document, holding one of the runtime's
+// slots: the ready one if there is one, else a new one. release gives the slot back.
+func (rt *pdfRuntime) instance(ctx context.Context) (inst pdfium.Pdfium, release func(), err error) {
+	select {
+	case rt.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	release = func() {
+		<-rt.slots
+		go rt.prepare()
+	}
+	select {
+	case inst = <-rt.ready:
+		return inst, release, nil
+	default:
+	}
+	// The pool has room: at most MaxInstances documents hold an instance, and one more
+	// may be ready.
+	inst, err = rt.pool.GetInstanceWithContext(ctx)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return inst, release, nil
+}
+
+// prepare starts an instance for ready, unless one is there or being started.
+func (rt *pdfRuntime) prepare() {
+	if !rt.warm.TryLock() {
+		return
+	}
+	defer rt.warm.Unlock()
+	if len(rt.ready) > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultPDFTimeout)
+	defer cancel()
+	inst, err := rt.pool.GetInstanceWithContext(ctx)
+	if err != nil {
+		return // the next document starts its own
+	}
+	select {
+	case rt.ready <- inst:
+	default:
+		_ = inst.Close()
+	}
 }
 
 const pdfOp = "extract.PDF"
@@ -160,7 +226,8 @@ type PDF struct {
 // lazily, on the first PDF extracted (a few seconds), into a runtime shared by every
 // extractor with the same MaxMemoryBytes and MaxInstances; each document then runs in
 // a fresh instance from its bounded pool, with the memory, page and time limits of
-// opts.
+// opts. One instance is kept started ahead of need (and never used twice), so that a
+// document does not wait for PDFium's start-up.
 //
 // Errors: a file PDFium cannot parse (corrupt, truncated) is clone.ErrInvalidInput;
 // a document that needs a password is clone.ErrUnsupported (documents encrypted
@@ -191,19 +258,19 @@ func (p *PDF) ExtractDocument(ctx context.Context, data []byte, _ map[string]str
 	if err := ctx.Err(); err != nil {
 		return Document{}, callerGone(err)
 	}
-	pool, err := p.rt.get(&p.o)
-	if err != nil {
+	if _, err := p.rt.get(&p.o); err != nil {
 		return Document{}, err
 	}
 	dctx, cancel := context.WithTimeoutCause(ctx, p.o.Timeout, errPDFTimeout)
 	defer cancel()
-	inst, err := pool.GetInstanceWithContext(dctx)
+	inst, release, err := p.rt.instance(dctx)
 	if err != nil {
 		if dctx.Err() != nil {
 			return Document{}, p.ctxErr(ctx, dctx)
 		}
 		return Document{}, errs.Wrap(errs.Unavailable, pdfOp, err, "no PDFium instance")
 	}
+	defer release()
 	// When the deadline passes or the caller gives up, the instance is killed
 	// mid-call (its WebAssembly execution is interrupted) and discarded.
 	killed := make(chan struct{})

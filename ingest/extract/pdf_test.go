@@ -320,3 +320,34 @@ func TestPDFCompilationCache(t *testing.T) {
 		t.Fatalf("compilation cache %s holds %d files (%v); want the compiled module", dir, files, err)
 	}
 }
+
+// TestPDFOneInstanceManyCallers: with a single instance allowed, concurrent callers
+// take turns (none waits for ever on the instance kept ready), and each gets its own
+// document's text, never another's.
+func TestPDFOneInstanceManyCallers(t *testing.T) {
+	e, err := extract.NewPDF(&extract.PDFOptions{MaxInstances: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers = 4
+	docs := make([][]byte, callers)
+	for i := range docs {
+		docs[i] = makePDF(t, pdfDoc{pages: []string{"caller " + strings.Repeat("x", i+1) + " first page", "second page"}})
+	}
+	var wg sync.WaitGroup
+	for round := range 3 {
+		for i := range callers {
+			wg.Go(func() {
+				d, err := e.ExtractDocument(t.Context(), docs[i], nil)
+				if err != nil {
+					t.Errorf("round %d caller %d: %v", round, i, err)
+					return
+				}
+				if want := "caller " + strings.Repeat("x", i+1) + " first page"; !strings.HasPrefix(d.Text, want) || len(d.Pages) != 2 {
+					t.Errorf("round %d caller %d: got %q (%d pages), want %q first", round, i, d.Text, len(d.Pages), want)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
