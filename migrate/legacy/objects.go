@@ -512,11 +512,12 @@ func (m *Migrator) MigrateObjects(ctx context.Context, o *ObjectOptions) (*Objec
 		return rep, err
 	}
 	if o.DryRun {
-		for _, ob := range sv.inv.objs {
+		objs, err := m.foreseeWrites(ctx, o, sv, rep)
+		for _, ob := range objs {
 			rep.ToCopy++
 			rep.Bytes += ob.size
 		}
-		return rep, nil
+		return rep, err
 	}
 	todo, err := m.objectsToCopy(ctx, o, sv, rep)
 	if err != nil {
@@ -526,6 +527,80 @@ func (m *Migrator) MigrateObjects(ctx context.Context, o *ObjectOptions) (*Objec
 	m.cfg.Logger.InfoContext(ctx, "legacy: objects", "listed", rep.Listed, "copied", rep.Copied, "skipped", rep.Skipped,
 		"out_of_scope", rep.OutOfScope, "problems", len(rep.Problems), "row_problems", len(rep.RowProblems))
 	return rep, err
+}
+
+// foreseeWrites is the dry run's look at what the copy reads only when it copies: the
+// Content-Type and metadata of each object not yet copied (a HEAD each, o.Concurrency at
+// once). An object the SDK would refuse is a problem, or with o.Sanitize counted as
+// sanitized; it returns the objects the copy would accept.
+func (m *Migrator) foreseeWrites(ctx context.Context, o *ObjectOptions, sv *objectSurvey, rep *ObjectReport) ([]legacyObject, error) {
+	workers := max(o.Concurrency, 1)
+	refusal := make([]string, len(sv.inv.objs))
+	sanitized := make([]bool, len(sv.inv.objs))
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan int)
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ob := sv.inv.objs[i]
+				head, err := o.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(o.LegacyBucket), Key: aws.String(ob.key)})
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = classify("legacy.MigrateObjects", err, "head %s", ob.key)
+					}
+					mu.Unlock()
+					continue
+				}
+				wo := &objectstore.WriteOptions{ContentType: aws.ToString(head.ContentType), Metadata: head.Metadata}
+				switch why, fixable := writeProblem(wo); {
+				case why == "":
+				case o.Sanitize && fixable:
+					sanitized[i] = !ob.renamed
+				case fixable:
+					refusal[i] = why + ": the copy would refuse it (copy it with Sanitize/--sanitize, or declare it out of scope)"
+				default:
+					refusal[i] = why + ": the copy would refuse it (shrink it in the legacy bucket, or declare the object out of scope)"
+				}
+			}
+		}()
+	}
+	for i, ob := range sv.inv.objs {
+		if l, ok := sv.ledger[ob.key]; ok && l.Size == ob.size && l.ETag == ob.etag {
+			continue // copied already
+		}
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	var out []legacyObject
+	for i, ob := range sv.inv.objs {
+		switch {
+		case refusal[i] != "":
+			rep.Problems = append(rep.Problems, Problem{Key: ob.key, UserID: ob.user, Reason: refusal[i]})
+		case sanitized[i]:
+			rep.Sanitized++
+			fallthrough
+		default:
+			out = append(out, ob)
+		}
+	}
+	return out, first
 }
 
 // objectsToCopy drops the objects whose recorded copy is still there and refuses those

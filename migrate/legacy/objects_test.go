@@ -475,7 +475,18 @@ func TestObjectSanitize(t *testing.T) {
 	e.put(t, "users/u003/documents/type.txt", "type", "text/plain; charset", nil)
 	opts := &legacy.ObjectOptions{Client: e.client, LegacyBucket: e.bucket, KeyTemplate: legacytest.LegacyKeyTemplate, Target: e.target, Deep: true}
 
-	rep, err := e.m.MigrateObjects(ctx, opts)
+	// The dry run foresees every refusal, names and metadata alike.
+	dry := *opts
+	dry.DryRun = true
+	rep, err := e.m.MigrateObjects(ctx, &dry)
+	if err != nil || rep.ToCopy != 1 || len(rep.Problems) != 4 || len(rep.RowProblems) != 2 {
+		t.Fatalf("plan without sanitizing: %+v, %v", rep, err)
+	}
+	dry.Sanitize = true
+	if rep, err = e.m.MigrateObjects(ctx, &dry); err != nil || rep.ToCopy != 5 || rep.Sanitized != 4 || !rep.OK() {
+		t.Fatalf("plan with Sanitize: %+v, %v", rep, err)
+	}
+	rep, err = e.m.MigrateObjects(ctx, opts)
 	if err != nil || rep.Copied != 1 || len(rep.Problems) != 4 {
 		t.Fatalf("copy without sanitizing: %+v, %v", rep, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"mime"
 	"net/url"
 	"path"
@@ -314,6 +315,31 @@ func sanitizeWrite(wo *objectstore.WriteOptions) []string {
 	}
 	wo.Metadata = md
 	return changes
+}
+
+// writeProblem says why objectstore.Bucket.Put would refuse wo's Content-Type or
+// metadata, or ""; fixable is whether Sanitize fixes it.
+func writeProblem(wo *objectstore.WriteOptions) (why string, fixable bool) {
+	if wo.ContentType != "" {
+		if _, _, err := mime.ParseMediaType(wo.ContentType); err != nil {
+			return fmt.Sprintf("Content-Type %q does not parse", wo.ContentType), true
+		}
+	}
+	total := 0
+	for _, k := range slices.Sorted(maps.Keys(wo.Metadata)) {
+		v := wo.Metadata[k]
+		if !validMetaKey(k) {
+			return fmt.Sprintf("metadata key %q is refused (a-z, 0-9 and '-' only, not cloneiso-...)", k), true
+		}
+		if !printableASCII(v) {
+			return fmt.Sprintf("metadata %q is not printable ASCII", k), true
+		}
+		total += len(k) + len(v)
+	}
+	if total > objectstore.MaxMetadataSize {
+		return fmt.Sprintf("metadata of %d bytes (at most %d)", total, objectstore.MaxMetadataSize), false
+	}
+	return "", true
 }
 
 func validMetaKey(k string) bool {
