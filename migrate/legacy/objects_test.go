@@ -171,8 +171,25 @@ func TestObjectMigration(t *testing.T) {
 		t.Fatalf("after repair:\n%s", vr)
 	}
 
-	// documents.object_key still names legacy keys: verify says so; the rewrite fixes it
-	// without changing any checksum; a key pointed at another clone's object is caught.
+	// documents.object_key still names legacy keys: verify says so, both the copied
+	// ones (to rewrite) and the ones never copied (here: never uploaded), until the
+	// operator decides about the latter (here: out of scope).
+	vr, err = m.Verify(ctx)
+	if err != nil || kinds(vr)[legacy.DiscrepancyObjectKey] != 2 || kinds(vr)[legacy.DiscrepancyChecksum] != 0 ||
+		!slices.ContainsFunc(vr.Discrepancies, func(d legacy.Discrepancy) bool { return d.Rows == int64(dangling) && strings.Contains(d.Detail, "neither copied") }) {
+		t.Fatalf("verify before the decision: %v\n%s", err, vr)
+	}
+	var danglingKeys []string
+	db.Owner.Select(&danglingKeys, "SELECT DISTINCT object_key FROM documents WHERE object_key <> '' AND object_key <> ALL($1)", pq.StringArray(put))
+	if err := m.DeclareObjectsOutOfScope(ctx, danglingKeys, "the legacy app lost these uploads; the rows stay"); err != nil {
+		t.Fatal(err)
+	}
+	unmatched = len(legacytest.UnmatchedKeys)
+	if vr, _ = m.VerifyObjects(ctx, &deep); len(vr.Discrepancies) != unmatched {
+		t.Fatalf("objects verify after the decision:\n%s", vr)
+	}
+	// The rewrite fixes the copied keys without changing any checksum; a key pointed at
+	// another clone's object is caught.
 	vr, err = m.Verify(ctx)
 	if err != nil || kinds(vr)[legacy.DiscrepancyObjectKey] != 1 || kinds(vr)[legacy.DiscrepancyChecksum] != 0 {
 		t.Fatalf("verify before the rewrite: %v\n%s", err, vr)

@@ -442,8 +442,13 @@ func (m *Migrator) verifyRowClones(ctx context.Context, tx *sqlx.Tx, t Table, tv
 }
 
 // verifyObjectKeys reports object key column values that still name a copied legacy
-// object or name an object outside their row's clone.
+// object or name an object outside their row's clone, and, once the object migration
+// has begun (a copy or a scope decision is recorded), values that name a legacy object
+// that was neither copied nor declared out of scope.
 func verifyObjectKeys(ctx context.Context, tx *sqlx.Tx, t Table, r *VerifyReport) error {
+	if err := verifyUncopiedKeys(ctx, tx, t, r); err != nil {
+		return err
+	}
 	tq := pq.QuoteIdentifier(t.Name)
 	kc := "_t." + pq.QuoteIdentifier(t.ObjectKeyColumn)
 	var stale, foreign int64
@@ -458,6 +463,39 @@ func verifyObjectKeys(ctx context.Context, tx *sqlx.Tx, t Table, r *VerifyReport
 	}
 	if foreign > 0 {
 		r.add(DiscrepancyObjectKey, t.Name, "", foreign, "%d rows of %s.%s name an object outside their own clone", foreign, t.Name, t.ObjectKeyColumn)
+	}
+	return nil
+}
+
+// verifyUncopiedKeys reports rows naming a legacy key (not in the clone layout) that
+// the copy ledger does not know and no out-of-scope decision covers: an object no
+// template maps, a refused one, or one missing from the bucket. Before the object
+// migration has begun it reports nothing (every key is still legacy).
+func verifyUncopiedKeys(ctx context.Context, tx *sqlx.Tx, t Table, r *VerifyReport) error {
+	scoped, err := tableExists(ctx, tx, "cloneiso_legacy_object_scope")
+	if err != nil {
+		return err
+	}
+	kc := "_t." + pq.QuoteIdentifier(t.ObjectKeyColumn)
+	begun := "EXISTS (SELECT 1 FROM cloneiso_legacy_objects)"
+	outOfScope := "false"
+	if scoped {
+		begun += " OR EXISTS (SELECT 1 FROM cloneiso_legacy_object_scope)"
+		outOfScope = `EXISTS (SELECT 1 FROM cloneiso_legacy_object_scope _s
+			WHERE _s.entry = ` + kc + ` OR right(_s.entry, 1) = '/' AND starts_with(` + kc + `, _s.entry))`
+	}
+	var n int64
+	var keys pq.StringArray
+	if err := tx.QueryRowxContext(ctx, `SELECT count(*), coalesce((array_agg(`+kc+` ORDER BY `+kc+`))[1:5], '{}')::text[]
+		FROM `+pq.QuoteIdentifier(t.Name)+` _t
+		WHERE (`+begun+`) AND `+kc+` <> '' AND NOT starts_with(`+kc+`, 'tenants/')
+		  AND NOT EXISTS (SELECT 1 FROM cloneiso_legacy_objects _l WHERE _l.legacy_key = `+kc+`)
+		  AND NOT (`+outOfScope+`)`).Scan(&n, &keys); err != nil {
+		return err
+	}
+	if n > 0 {
+		r.add(DiscrepancyObjectKey, t.Name, "", n, "%d rows of %s.%s name a legacy object that was neither copied nor declared out of scope (%s...): "+
+			"objects plan/verify say why (no template maps it, refused, missing from the bucket)", n, t.Name, t.ObjectKeyColumn, strings.Join(keys, " "))
 	}
 	return nil
 }
