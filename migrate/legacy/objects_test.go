@@ -176,7 +176,9 @@ func TestObjectMigration(t *testing.T) {
 	// operator decides about the latter (here: out of scope).
 	vr, err = m.Verify(ctx)
 	if err != nil || kinds(vr)[legacy.DiscrepancyObjectKey] != 2 || kinds(vr)[legacy.DiscrepancyChecksum] != 0 ||
-		!slices.ContainsFunc(vr.Discrepancies, func(d legacy.Discrepancy) bool { return d.Rows == int64(dangling) && strings.Contains(d.Detail, "neither copied") }) {
+		!slices.ContainsFunc(vr.Discrepancies, func(d legacy.Discrepancy) bool {
+			return d.Rows == int64(dangling) && strings.Contains(d.Detail, "neither copied")
+		}) {
 		t.Fatalf("verify before the decision: %v\n%s", err, vr)
 	}
 	var danglingKeys []string
