@@ -252,7 +252,7 @@ func embeddedFiles(dir, baseURL string, key []byte) (objdriver.Bucket, http.Hand
 		d, err := fileobject.OpenDriver(dir, nil)
 		return d, nil, err
 	}
-	if key == nil {
+	if len(key) == 0 {
 		key = make([]byte, 32)
 		rand.Read(key) // never fails (crypto/rand)
 	}

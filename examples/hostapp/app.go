@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/cloneiso/cloneiso"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/clonehttp/jwtauth"
@@ -24,14 +25,14 @@ import (
 	"github.com/cloneiso/cloneiso/ingest/embed/openaiembed"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
-	"github.com/cloneiso/cloneiso/objectstore/fileobject"
+	objdriver "github.com/cloneiso/cloneiso/objectstore/driver"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/rag"
 	"github.com/cloneiso/cloneiso/rag/generate"
 	"github.com/cloneiso/cloneiso/rag/generate/openaigen"
 	"github.com/cloneiso/cloneiso/tenant"
 	"github.com/cloneiso/cloneiso/vectorstore"
-	"github.com/cloneiso/cloneiso/vectorstore/memvector"
+	vecdriver "github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 )
 
@@ -43,6 +44,7 @@ type App struct {
 	cfg       Config
 	log       *slog.Logger
 	raw       *sqlx.DB
+	sdk       *cloneiso.Stack // the SDK wired by cloneiso.New; the fields below are its parts
 	db        *clonesql.DB
 	tenants   *tenant.Store
 	admin     *tenant.Admin
@@ -58,17 +60,7 @@ type App struct {
 // newApp opens every store cfg names (the embedded defaults for those it leaves empty)
 // and returns the app. Nothing is listening yet.
 func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + cfg.Addr
-	}
-	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
-	if cfg.MaxUploadBytes == 0 {
-		cfg.MaxUploadBytes = ingest.DefaultMaxDocumentBytes
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if cfg, err = cfg.withDefaults(); err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log}
@@ -77,121 +69,106 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 			a.Close()
 		}
 	}()
-	var used []string
-
-	// SQL: the tenants, the clones' records and the audit log's hash chain.
+	// The host's choices: the database, the embedder and generator, the vendor stores.
 	if a.raw, err = openSQL(ctx, cfg); err != nil {
 		return nil, err
 	}
-	used = append(used, "sql="+a.raw.DriverName())
-	sink := audit.Multi(clonesql.AuditSink(a.raw), audit.SlogSink(log))
-	a.sink = sink
-	if a.db, err = clonesql.New(a.raw, &clonesql.Options{Audit: sink}); err != nil {
-		return nil, err
-	}
-	cache := clonehttp.NewCache(nil) // resolutions, invalidated by every revocation through the store
-	if a.tenants, err = tenant.NewStore(a.raw, &tenant.StoreOptions{Cache: cache}); err != nil {
-		return nil, err
-	}
-	guard := a.tenants.Guard() // only provisioned, active clones may write vectors and objects
-
-	emb, err := openEmbedder(cfg)
+	emb, gen, err := openModels(cfg)
 	if err != nil {
 		return nil, err
 	}
-	used = append(used, "embedder="+emb.Model())
-
-	// Vectors: one namespace per clone, derived from the clone context.
-	vopts := &vectorstore.Options{Audit: sink, CheckWritable: guard.CheckWritable}
-	if cfg.PineconeHost != "" {
-		a.index, err = pineconevector.Open(cfg.PineconeHost, emb.Dimension(),
-			&pineconevector.Options{APIKey: cfg.PineconeAPIKey, SourceTag: "cloneiso_hostapp", Index: vopts})
-		used = append(used, "vectors=pinecone")
-	} else {
-		// Durable: every write is in an fsynced write-ahead log before it returns.
-		path := filepath.Join(cfg.DataDir, "vectors.idx")
-		if err := adoptLegacyIndex(cfg.DataDir, path); err != nil {
-			return nil, err
-		}
-		a.index, err = memvector.Open(emb.Dimension(), &memvector.Options{Path: path, Index: vopts})
-		used = append(used, "vectors=embedded")
-	}
+	vectors, objects, err := openDrivers(ctx, cfg, emb.Dimension())
 	if err != nil {
 		return nil, err
 	}
-
-	// Objects: one key prefix per clone; the embedded store serves its signed links itself.
-	mux := http.NewServeMux()
-	oopts := &objectstore.Options{Audit: sink, CheckClone: guard.CheckClone}
-	if cfg.S3Bucket != "" {
-		awsCfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, err
-		}
-		sopts := &s3object.Options{Endpoint: cfg.S3Endpoint, UsePathStyle: cfg.S3Endpoint != "", Bucket: oopts}
-		if cfg.S3RoleARN != "" {
-			sopts.Scoped = &s3object.ScopedOptions{RoleARN: cfg.S3RoleARN}
-		}
-		a.bucket, err = s3object.OpenBucket(ctx, awsCfg, cfg.S3Bucket, sopts)
-		if err != nil {
-			return nil, err
-		}
-		used = append(used, "objects=s3")
-	} else {
-		key := []byte(cfg.FileSigningKey)
-		if len(key) == 0 {
-			key = []byte(rand.Text() + rand.Text())
-		}
-		fopts := &fileobject.Options{SigningKey: key, BaseURL: cfg.PublicURL + "/files", Bucket: oopts}
-		dir := filepath.Join(cfg.DataDir, "files")
-		if a.bucket, err = fileobject.OpenBucket(dir, fopts); err != nil {
-			return nil, err
-		}
-		files, err := fileobject.NewHandler(dir, fopts)
-		if err != nil {
-			return nil, err
-		}
-		mux.Handle("/files/", files) // signed links: no bearer token, the signature is the credential
-		used = append(used, "objects=filesystem")
-	}
-
-	// Ingestion and answering.
-	if a.pipeline, err = ingest.New(a.db, a.index, a.bucket, emb,
-		&ingest.Options{MaxDocumentBytes: cfg.MaxUploadBytes}); err != nil {
-		return nil, err
-	}
-	retriever, err := rag.NewRetriever(a.db, a.index, emb, nil)
+	// The SDK, wired in one call: tenant store, guard hooks, resolution cache, audit
+	// sink (the SQL hash chain and the log), scoped stores, ingestion and answering.
+	a.sdk, err = cloneiso.New(ctx, a.raw.DB, emb, gen, &cloneiso.Options{
+		Vectors: vectors, Objects: objects, Dir: cfg.DataDir, Logger: log,
+		FilesURL: cfg.PublicURL + "/files", FileSigningKey: []byte(cfg.FileSigningKey),
+		Ingest:    &ingest.Options{MaxDocumentBytes: cfg.MaxUploadBytes},
+		Processor: &rag.ProcessorOptions{QueryTurns: 1}})
 	if err != nil {
 		return nil, err
 	}
-	gen, err := openGenerator(cfg)
-	if err != nil {
-		return nil, err
-	}
-	used = append(used, "generator="+gen.Model())
-	if a.processor, err = rag.NewProcessor(a.db, retriever, gen,
-		&rag.ProcessorOptions{Profile: rag.TenantProfile(a.tenants, ""), QueryTurns: 1, Audit: sink}); err != nil {
-		return nil, err
-	}
-
-	// Authentication and the middleware that turns a token into a clone context.
-	if a.admin, err = tenant.NewAdmin(a.tenants, &tenant.AdminOptions{
-		Audit: sink, Vectors: a.index, Objects: a.bucket}); err != nil {
-		return nil, err
-	}
+	a.db, a.tenants, a.admin, a.sink = a.sdk.DB(), a.sdk.Tenants(), a.sdk.Admin(), a.sdk.Audit()
+	a.index, a.bucket, a.pipeline, a.processor = a.sdk.Index(), a.sdk.Bucket(), a.sdk.Pipeline(), a.sdk.Processor()
 	auth, err := a.authenticator(ctx)
 	if err != nil {
 		return nil, err
 	}
-	protect := clonehttp.Middleware(auth, a.tenants, &clonehttp.Options{Audit: sink, Logger: log, Cache: cache})
-	mux.Handle("/v1/", protect(a.routes()))
+	mux := http.NewServeMux()
+	if files := a.sdk.FileHandler(); files != nil {
+		mux.Handle("/files/", files) // signed links: no bearer token, the signature is the credential
+	}
+	mux.Handle("/v1/", a.sdk.Middleware(auth, nil)(a.routes()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	if cfg.Dev {
 		mux.HandleFunc("GET /dev/token", a.devToken)
 	}
 	a.Handler = mux
-	a.backends = strings.Join(used, " ")
+	a.backends = backends(cfg, a.raw, emb, gen)
 	return a, nil
+}
+
+// withDefaults validates c and fills in what newApp derives: the public URL and the
+// upload limit; it creates the data directory.
+func (c Config) withDefaults() (Config, error) {
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = ingest.DefaultMaxDocumentBytes
+	}
+	return c, os.MkdirAll(c.DataDir, 0o700)
+}
+
+// openDrivers opens the vector and object drivers cfg names: Pinecone and S3, or nil
+// for the SDK's embedded stores in the data directory (an index file of earlier
+// releases adopted first).
+func openDrivers(ctx context.Context, cfg Config, dim int) (vecdriver.Index, objdriver.Bucket, error) {
+	var vectors vecdriver.Index
+	if cfg.PineconeHost != "" {
+		d, err := pineconevector.NewDriver(cfg.PineconeHost, dim, &pineconevector.Options{APIKey: cfg.PineconeAPIKey, SourceTag: "cloneiso_hostapp"})
+		if err != nil {
+			return nil, nil, err
+		}
+		vectors = d
+	} else if err := adoptLegacyIndex(cfg.DataDir, filepath.Join(cfg.DataDir, cloneiso.VectorsFile)); err != nil {
+		return nil, nil, err
+	}
+	if cfg.S3Bucket == "" {
+		return vectors, nil, nil
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	var objects objdriver.Bucket
+	if err == nil {
+		sopts := &s3object.Options{Endpoint: cfg.S3Endpoint, UsePathStyle: cfg.S3Endpoint != ""}
+		if cfg.S3RoleARN != "" {
+			sopts.Scoped = &s3object.ScopedOptions{RoleARN: cfg.S3RoleARN}
+		}
+		objects, err = s3object.OpenDriver(ctx, awsCfg, cfg.S3Bucket, sopts)
+	}
+	if err != nil && vectors != nil {
+		vectors.Close()
+	}
+	return vectors, objects, err
+}
+
+// backends says what each store runs on, for the start-up log.
+func backends(cfg Config, db *sqlx.DB, emb embed.Embedder, gen generate.Generator) string {
+	vectors, objects := "embedded", "filesystem"
+	if cfg.PineconeHost != "" {
+		vectors = "pinecone"
+	}
+	if cfg.S3Bucket != "" {
+		objects = "s3"
+	}
+	return "sql=" + db.DriverName() + " embedder=" + emb.Model() + " vectors=" + vectors + " objects=" + objects + " generator=" + gen.Model()
 }
 
 // openSQL opens PostgreSQL as the application role (migrating first with the owner's
@@ -258,19 +235,24 @@ func openPostgres(cfg Config, dsn string) (*sqlx.DB, error) {
 	return clonesql.OpenPgx(dsn)
 }
 
-func openEmbedder(cfg Config) (embed.Embedder, error) {
+// openModels returns the embedder and the generator cfg names: an OpenAI-compatible
+// API's, or the local embedder and the extractive generator.
+func openModels(cfg Config) (emb embed.Embedder, gen generate.Generator, err error) {
 	if cfg.EmbeddingModel == "" {
-		return embed.NewLocal(nil)
+		emb, err = embed.NewLocal(nil)
+	} else {
+		emb, err = openaiembed.New(&openaiembed.Options{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey,
+			Model: cfg.EmbeddingModel, Dimension: cfg.EmbeddingDimension})
 	}
-	return openaiembed.New(&openaiembed.Options{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey,
-		Model: cfg.EmbeddingModel, Dimension: cfg.EmbeddingDimension})
-}
-
-func openGenerator(cfg Config) (generate.Generator, error) {
+	if err != nil {
+		return nil, nil, err
+	}
 	if cfg.ChatModel == "" {
-		return generate.NewExtractive(nil)
+		gen, err = generate.NewExtractive(nil)
+	} else {
+		gen, err = openaigen.New(&openaigen.Options{Model: cfg.ChatModel, BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey})
 	}
-	return openaigen.New(&openaigen.Options{Model: cfg.ChatModel, BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey})
+	return emb, gen, err
 }
 
 // authenticator verifies bearer tokens: with the configured HS256 secret or JWKS URL,
@@ -306,11 +288,8 @@ func adoptLegacyIndex(dataDir, path string) error {
 // Close releases every store.
 func (a *App) Close() error {
 	var errs []error
-	if a.index != nil {
-		errs = append(errs, a.index.Close())
-	}
-	if a.bucket != nil {
-		errs = append(errs, a.bucket.Close())
+	if a.sdk != nil {
+		errs = append(errs, a.sdk.Close())
 	}
 	if a.raw != nil {
 		errs = append(errs, a.raw.Close())

@@ -11,8 +11,9 @@
 //	go run ./examples/quickstart
 //
 // Everything lives in a temporary directory: a SQLite database, the original documents
-// on disk and an in-process vector index. Swap in PostgreSQL, S3 and Pinecone by
-// changing the three Open calls (see examples/hostapp).
+// on disk and the embedded vector index, wired by cloneiso.New. Swap in PostgreSQL, S3
+// and Pinecone by opening PostgreSQL instead of SQLite and passing the S3 and Pinecone
+// drivers in cloneiso.Options (see examples/hostapp).
 package main
 
 import (
@@ -27,16 +28,14 @@ import (
 
 	"codeberg.org/go-pdf/fpdf"
 
+	"github.com/cloneiso/cloneiso"
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/migrate"
-	"github.com/cloneiso/cloneiso/objectstore/fileobject"
 	"github.com/cloneiso/cloneiso/rag"
 	"github.com/cloneiso/cloneiso/rag/generate"
-	"github.com/cloneiso/cloneiso/tenant"
-	"github.com/cloneiso/cloneiso/vectorstore/memvector"
 )
 
 func main() {
@@ -84,44 +83,18 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	// The three stores, embedded: SQL (SQLite), objects (files), vectors (in-process).
-	raw, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	// The database (SQLite), migrated; then the whole SDK in one call, on its embedded
+	// defaults: the vector index and the object store in dir, the local embedder and
+	// the extractive generator.
+	db, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
 	if err != nil {
 		return err
 	}
-	defer raw.Close()
-	if err := migrate.Up(ctx, raw.DB, nil); err != nil {
+	defer db.Close()
+	if err := migrate.Up(ctx, db.DB, nil); err != nil {
 		return err
 	}
-	db, err := clonesql.New(raw, nil)
-	if err != nil {
-		return err
-	}
-	tenants, err := tenant.NewStore(raw, nil)
-	if err != nil {
-		return err
-	}
-	bucket, err := fileobject.OpenBucket(filepath.Join(dir, "files"), nil)
-	if err != nil {
-		return err
-	}
-	defer bucket.Close()
 	emb, err := embed.NewLocal(nil)
-	if err != nil {
-		return err
-	}
-	index, err := memvector.Open(emb.Dimension(), nil)
-	if err != nil {
-		return err
-	}
-	defer index.Close()
-
-	// Ingestion and answering on top of them.
-	pipeline, err := ingest.New(db, index, bucket, emb, nil)
-	if err != nil {
-		return err
-	}
-	retriever, err := rag.NewRetriever(db, index, emb, nil)
 	if err != nil {
 		return err
 	}
@@ -129,10 +102,12 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	processor, err := rag.NewProcessor(db, retriever, gen, nil)
+	sdk, err := cloneiso.New(ctx, db.DB, emb, gen, &cloneiso.Options{Dir: dir})
 	if err != nil {
 		return err
 	}
+	defer sdk.Close()
+	tenants, pipeline, processor := sdk.Tenants(), sdk.Pipeline(), sdk.Processor()
 
 	// First sign-in of two solopreneurs: each gets a tenant and a clone, and the clone
 	// learns from its owner's document.
