@@ -90,7 +90,7 @@ section() {
 		fi
 		# Ratios the benchmarks report themselves (measured interleaved).
 		grep -E '^Benchmark' "$raw" | sed -E 's/-[0-9]+([[:space:]])/\1/' | awk '
-			{ for (i = 3; i < NF; i++) if ($(i+1) ~ /^(ratio|x-verify|scoped\/raw|chromem\/scoped|scoped\/bare|scoped\/floor|crowded\/alone|x-faster)$/)
+			{ for (i = 3; i < NF; i++) if ($(i+1) ~ /^(ratio|cpu-ratio|x-verify|scoped\/raw|chromem\/scoped|scoped\/bare|scoped\/floor|crowded\/alone|x-faster|durable\/memory|durable\/memory-throughput|durable-shm\/memory-throughput|durable\/fsync-per-vector-throughput|open\/read|open\/read-cpu|snapshot-rss\/index)$/)
 				printf "| `%s` | %s = %s |  |  |\n", $1, $(i+1), $i }' >>"$summary"
 		printf '(%d s)\n\n' $((SECONDS - t0))
 	} >>"$results"
@@ -134,7 +134,7 @@ section "Ingestion: chunker vs langchaingo" \
 	"/cloneiso:/langchaingo-tokens /cloneiso:/langchaingo-runes" ./ingest/internal/bench . 'Chunker' "${scale}s"
 section "Ingestion: token counting" "none (absolute cost)" - ./ingest/token . 'Count' "${scale}s"
 section "Ingestion: PDF extraction vs pdftotext, DOCX throughput, memory per concurrent PDF" \
-	"poppler's pdftotext (a process per document) on the same 4 PDFs of 20 pages (interleaved: ratio = cloneiso/pdftotext of medians); skipped without pdftotext" \
+	"poppler's pdftotext (a process per document) on the same 4 PDFs of 20 pages (interleaved: ratio = cloneiso/pdftotext of median wall times, cpu-ratio of median CPU times); skipped without pdftotext" \
 	"/cloneiso:/pdftotext" ./ingest/extract . 'PDF|DOCX' "$((scale * 5))x"
 section "Ingestion: end to end, 8 Markdown documents of 32 KiB" \
 	"the embedded backends vs the real ones (PostgreSQL, Pinecone emulator, MinIO)" \
