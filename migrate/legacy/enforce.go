@@ -248,7 +248,9 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+pq.QuoteIdentifier(fk.Child)+" ADD CONSTRAINT "+pq.QuoteIdentifier(fk.Name)+
 				" FOREIGN KEY ("+strings.Join(cols, ", ")+") REFERENCES "+pq.QuoteIdentifier(fk.Parent)+
 				" ("+strings.Join(ref, ", ")+") ON DELETE "+onDeleteSQL[fk.OnDelete]); err != nil {
-				return fmt.Errorf("%s: re-create foreign key %s (a row and its parent belong to different users?): %w", fk.Child, fk.Name, err)
+				return errs.Wrap(errs.KindOf(classify(op, err, "")), op, err,
+					"%s: re-create foreign key %s led by tenant_id and clone_id: a row of %s and its parent row in %s are in different clones (they belong to different users; verify lists them as parent-clone): fix them as \"A child row whose user differs from its parent's\" in MIGRATION_GUIDE.md says, then enforce again",
+					fk.Child, fk.Name, fk.Child, fk.Parent)
 			}
 			rep.ForeignKeys = append(rep.ForeignKeys, fk.Name)
 		}

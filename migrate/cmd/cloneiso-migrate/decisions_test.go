@@ -52,3 +52,30 @@ func TestCLIUserDecisions(t *testing.T) {
 	out, _ = c.run(exitOK, "status")
 	mustContain(t, out, "rows set aside (quarantine, drop): 12")
 }
+
+// TestCLIEnforceForeignKeyExit2: a child row of another user than its parent's makes
+// enforce fail permanently (exit 2, with the recovery named), not "run again" (exit 3).
+func TestCLIEnforceForeignKeyExit2(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Fresh(t, false)
+	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
+		t.Fatal(err)
+	}
+	db.Owner.MustExec(`INSERT INTO messages (conversation_id, id, user_id, role, content)
+		SELECT id, '99999999-0000-0000-0000-000000000040', 'u002', 'user', 'under u001''s conversation'
+		FROM conversations WHERE user_id = 'u001' ORDER BY id LIMIT 1`)
+	cfg := legacytest.Config()
+	cfg.WithoutUser = legacy.DecisionDrop
+	b, _ := json.Marshal(cfg)
+	f := filepath.Join(t.TempDir(), "migrate.json")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": f}}
+	c.run(exitOK, "up")
+	c.run(exitOK, "backfill")
+	out, _ := c.run(exitDiscrepancy, "verify")
+	mustContain(t, out, "parent-clone [messages]")
+	_, errOut := c.run(exitUsage, "enforce")
+	mustContain(t, errOut, "in different clones", "A child row whose user differs from its parent's", "a permanent error")
+}
