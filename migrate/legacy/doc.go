@@ -42,7 +42,21 @@
 // checkpoint. Kill it at any point and run it again: it resumes after the last
 // committed page and ends exactly where an uninterrupted run would; a further run
 // changes nothing. Rows without a user are never guessed: they are left alone and
-// reported, and enforcement refuses until the operator assigns or deletes them.
+// reported, and enforcement refuses until the operator assigns or deletes them, or
+// decides to set them aside (Config.WithoutUser).
+//
+// Nor are users guessed: an ID found in the rows but not among the users of
+// Config.UsersQuery (a deleted user) and a non-canonical spelling of a known ID (an
+// upper-case variant) are listed by Plan ([UserIssue]), and Backfill refuses
+// ([ErrUndecided]) until Config.UserDecisions decides each: map it to a known user,
+// quarantine or drop its rows (moved to cloneiso_legacy_quarantine, counted by Verify,
+// put back by [Migrator.RestoreQuarantined] and the rollback script), or keep it as a
+// user of its own.
+//
+// Plan also checks the SDK's schema prerequisites ([Migrator.SchemaProblems]): legacy
+// tables named like the SDK's must have the SDK's columns and types, so that
+// clone/records reads the migrated rows, and no legacy table may bear the name of a
+// control table; Adopt and Enforce refuse, with the fix for each, until they hold.
 //
 // [Migrator.Verify] compares each table's per-user counts and checksums with the
 // snapshot, and reports rows without a clone, rows whose clone is not their user's (a

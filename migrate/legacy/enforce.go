@@ -171,20 +171,11 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 			rep.AlreadyEnforced = true
 			return nil
 		}
-		if ok, err := tableExists(ctx, tx, "cloneiso_legacy_users"); err != nil {
-			return err
-		} else if !ok {
-			return errs.Wrap(errs.Conflict, op, ErrIncomplete, "refusing to enforce: the database was not adopted: run adopt (cloneiso-migrate up) and backfill first")
-		}
-		in, err := m.missingClones(ctx, tx)
-		if err != nil {
+		if err := m.readyToEnforce(ctx, tx); err != nil {
 			return err
 		}
-		if len(in) > 0 {
-			return incompleteError(op, in)
-		}
-		names := make([]string, 0, len(m.cfg.Tables))
 		present := map[string]bool{}
+		names := make([]string, 0, len(m.cfg.Tables))
 		for _, t := range m.cfg.Tables {
 			names = append(names, t.Name)
 			ok, err := tableExists(ctx, tx, t.Name)
@@ -197,113 +188,29 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 		if err != nil {
 			return err
 		}
-		// Foreign keys from tables the migration does not know cannot be led by tenant_id.
-		var recreate []foreignKey
-		for _, fk := range fks {
-			if !slices.Contains(names, fk.Parent) {
-				continue // a key to a table that keeps its keys (clones, a host's users table)
-			}
-			if !slices.Contains(names, fk.Child) {
-				return errs.New(errs.Conflict, op, "foreign key %s of %s references %s, whose primary key becomes (tenant_id, clone_id, ...): add %s to the configured tables or drop the key",
-					fk.Name, fk.Child, fk.Parent, fk.Child)
-			}
-			if fk.leadsWithClone() {
-				continue
-			}
-			recreate = append(recreate, fk)
-			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+pq.QuoteIdentifier(fk.Child)+" DROP CONSTRAINT "+pq.QuoteIdentifier(fk.Name)); err != nil {
-				return fmt.Errorf("drop foreign key %s: %w", fk.Name, err)
-			}
-		}
-		for _, t := range m.cfg.Tables {
-			if !present[t.Name] {
-				continue
-			}
-			q := pq.QuoteIdentifier(t.Name)
-			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ALTER COLUMN tenant_id SET NOT NULL, ALTER COLUMN clone_id SET NOT NULL, ALTER COLUMN "+
-				pq.QuoteIdentifier(t.userColumn())+" DROP NOT NULL"); err != nil {
-				return fmt.Errorf("%s: not null: %w", t.Name, err)
-			}
-			pk, con, err := primaryKey(ctx, tx, t.Name)
-			if err != nil {
-				return err
-			}
-			if pk[0].Name != "tenant_id" {
-				cols := []string{"tenant_id", "clone_id"}
-				for _, c := range pk {
-					if c.Name != "tenant_id" && c.Name != "clone_id" {
-						cols = append(cols, pq.QuoteIdentifier(c.Name))
-					}
-				}
-				if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" DROP CONSTRAINT "+pq.QuoteIdentifier(con)+
-					", ADD CONSTRAINT "+pq.QuoteIdentifier(con)+" PRIMARY KEY ("+strings.Join(cols, ", ")+")"); err != nil {
-					return fmt.Errorf("%s: primary key: %w", t.Name, err)
-				}
-			}
-			rep.Tables = append(rep.Tables, t.Name)
-		}
-		for _, fk := range recreate {
-			cols := append([]string{"tenant_id", "clone_id"}, quoteAll(fk.Cols)...)
-			ref := append([]string{"tenant_id", "clone_id"}, quoteAll(fk.RefCols)...)
-			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+pq.QuoteIdentifier(fk.Child)+" ADD CONSTRAINT "+pq.QuoteIdentifier(fk.Name)+
-				" FOREIGN KEY ("+strings.Join(cols, ", ")+") REFERENCES "+pq.QuoteIdentifier(fk.Parent)+
-				" ("+strings.Join(ref, ", ")+") ON DELETE "+onDeleteSQL[fk.OnDelete]); err != nil {
-				return errs.Wrap(errs.KindOf(classify(op, err, "")), op, err,
-					"%s: re-create foreign key %s led by tenant_id and clone_id: a row of %s and its parent row in %s are in different clones (they belong to different users; verify lists them as parent-clone): fix them as \"A child row whose user differs from its parent's\" in MIGRATION_GUIDE.md says, then enforce again",
-					fk.Child, fk.Name, fk.Child, fk.Parent)
-			}
-			rep.ForeignKeys = append(rep.ForeignKeys, fk.Name)
-		}
-		// Every table without a parent among the configured ones belongs to clones.
-		for _, t := range m.cfg.Tables {
-			if !present[t.Name] || slices.ContainsFunc(fks, func(fk foreignKey) bool {
-				return fk.Child == t.Name && (fk.Parent == "clones" || slices.Contains(names, fk.Parent))
-			}) {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+pq.QuoteIdentifier(t.Name)+" ADD CONSTRAINT "+pq.QuoteIdentifier(t.Name+"_clone_fkey")+
-				" FOREIGN KEY (tenant_id, clone_id) REFERENCES clones (tenant_id, id)"); err != nil {
-				return fmt.Errorf("%s: foreign key to clones: %w", t.Name, err)
-			}
-			rep.ForeignKeys = append(rep.ForeignKeys, t.Name+"_clone_fkey")
-		}
-		// SDK tables and indexes, as a fresh install has them.
-		core, err := coreStatements()
+		recreate, err := dropUnledForeignKeys(ctx, tx, fks, names)
 		if err != nil {
 			return err
 		}
-		for _, st := range core {
-			if st.index != "" || slices.Contains(controlTables, st.table) {
-				continue
-			}
-			if ok, err := tableExists(ctx, tx, st.table); err != nil {
+		if err := m.rekeyTables(ctx, tx, present, rep); err != nil {
+			return err
+		}
+		if err := recreateForeignKeys(ctx, tx, recreate, rep); err != nil {
+			return err
+		}
+		if err := m.linkToClones(ctx, tx, fks, names, present, rep); err != nil {
+			return err
+		}
+		if err := createSDKTables(ctx, tx, rep); err != nil {
+			return err
+		}
+		for _, t := range append(slices.Clone(names), rep.CreatedTables...) {
+			if ok, err := tableExists(ctx, tx, t); err != nil {
 				return err
 			} else if ok {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, st.sql); err != nil {
-				return fmt.Errorf("create %s: %w", st.table, err)
-			}
-			rep.CreatedTables = append(rep.CreatedTables, st.table)
-		}
-		for _, st := range core {
-			if st.index == "" {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, st.sql); err != nil {
-				return fmt.Errorf("create index %s: %w", st.index, err)
-			}
-		}
-		rls := append(slices.Clone(names), rep.CreatedTables...)
-		for _, t := range rls {
-			if ok, err := tableExists(ctx, tx, t); err != nil || !ok {
-				if err != nil {
+				if err := forceRLS(ctx, tx, t); err != nil {
 					return err
 				}
-				continue
-			}
-			if err := forceRLS(ctx, tx, t); err != nil {
-				return err
 			}
 		}
 		return markVersions(ctx, tx)
@@ -316,6 +223,154 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 	}
 	m.cfg.Logger.InfoContext(ctx, "legacy: enforced", "tables", rep.Tables, "created", rep.CreatedTables, "already", rep.AlreadyEnforced)
 	return rep, nil
+}
+
+// readyToEnforce refuses, with an error wrapping ErrIncomplete, a database that was not
+// adopted or has rows without their clone.
+func (m *Migrator) readyToEnforce(ctx context.Context, tx *sqlx.Tx) error {
+	const op = "legacy.Enforce"
+	if ok, err := tableExists(ctx, tx, "cloneiso_legacy_users"); err != nil {
+		return err
+	} else if !ok {
+		return errs.Wrap(errs.Conflict, op, ErrIncomplete, "refusing to enforce: the database was not adopted: run adopt (cloneiso-migrate up) and backfill first")
+	}
+	in, err := m.missingClones(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if len(in) > 0 {
+		return incompleteError(op, in)
+	}
+	return nil
+}
+
+// dropUnledForeignKeys drops the foreign keys between configured tables that are not
+// led by tenant_id and clone_id, and returns them to be re-created so. A foreign key
+// from a table outside the configuration to a configured one is refused: its parent's
+// primary key is about to change.
+func dropUnledForeignKeys(ctx context.Context, tx *sqlx.Tx, fks []foreignKey, names []string) ([]foreignKey, error) {
+	const op = "legacy.Enforce"
+	var recreate []foreignKey
+	for _, fk := range fks {
+		if !slices.Contains(names, fk.Parent) {
+			continue // a key to a table that keeps its keys (clones, a host's users table)
+		}
+		if !slices.Contains(names, fk.Child) {
+			return nil, errs.New(errs.Conflict, op, "foreign key %s of %s references %s, whose primary key becomes (tenant_id, clone_id, ...): add %s to the configured tables or drop the key",
+				fk.Name, fk.Child, fk.Parent, fk.Child)
+		}
+		if fk.leadsWithClone() {
+			continue
+		}
+		recreate = append(recreate, fk)
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+pq.QuoteIdentifier(fk.Child)+" DROP CONSTRAINT "+pq.QuoteIdentifier(fk.Name)); err != nil {
+			return nil, fmt.Errorf("drop foreign key %s: %w", fk.Name, err)
+		}
+	}
+	return recreate, nil
+}
+
+// rekeyTables makes tenant_id and clone_id NOT NULL and the user column nullable, and
+// leads every primary key with tenant_id and clone_id.
+func (m *Migrator) rekeyTables(ctx context.Context, tx *sqlx.Tx, present map[string]bool, rep *EnforceReport) error {
+	for _, t := range m.cfg.Tables {
+		if !present[t.Name] {
+			continue
+		}
+		q := pq.QuoteIdentifier(t.Name)
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" ALTER COLUMN tenant_id SET NOT NULL, ALTER COLUMN clone_id SET NOT NULL, ALTER COLUMN "+
+			pq.QuoteIdentifier(t.userColumn())+" DROP NOT NULL"); err != nil {
+			return fmt.Errorf("%s: not null: %w", t.Name, err)
+		}
+		pk, con, err := primaryKey(ctx, tx, t.Name)
+		if err != nil {
+			return err
+		}
+		if pk[0].Name != "tenant_id" {
+			cols := []string{"tenant_id", "clone_id"}
+			for _, c := range pk {
+				if c.Name != "tenant_id" && c.Name != "clone_id" {
+					cols = append(cols, pq.QuoteIdentifier(c.Name))
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+q+" DROP CONSTRAINT "+pq.QuoteIdentifier(con)+
+				", ADD CONSTRAINT "+pq.QuoteIdentifier(con)+" PRIMARY KEY ("+strings.Join(cols, ", ")+")"); err != nil {
+				return fmt.Errorf("%s: primary key: %w", t.Name, err)
+			}
+		}
+		rep.Tables = append(rep.Tables, t.Name)
+	}
+	return nil
+}
+
+// recreateForeignKeys re-creates the dropped foreign keys led by tenant_id and
+// clone_id; one that does not hold (a child in another clone than its parent) is a
+// permanent error naming the recovery.
+func recreateForeignKeys(ctx context.Context, tx *sqlx.Tx, recreate []foreignKey, rep *EnforceReport) error {
+	const op = "legacy.Enforce"
+	for _, fk := range recreate {
+		cols := append([]string{"tenant_id", "clone_id"}, quoteAll(fk.Cols)...)
+		ref := append([]string{"tenant_id", "clone_id"}, quoteAll(fk.RefCols)...)
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+pq.QuoteIdentifier(fk.Child)+" ADD CONSTRAINT "+pq.QuoteIdentifier(fk.Name)+
+			" FOREIGN KEY ("+strings.Join(cols, ", ")+") REFERENCES "+pq.QuoteIdentifier(fk.Parent)+
+			" ("+strings.Join(ref, ", ")+") ON DELETE "+onDeleteSQL[fk.OnDelete]); err != nil {
+			return errs.Wrap(errs.KindOf(classify(op, err, "")), op, err,
+				"%s: re-create foreign key %s led by tenant_id and clone_id: a row of %s and its parent row in %s are in different clones (they belong to different users; verify lists them as parent-clone): fix them as \"A child row whose user differs from its parent's\" in MIGRATION_GUIDE.md says, then enforce again",
+				fk.Child, fk.Name, fk.Child, fk.Parent)
+		}
+		rep.ForeignKeys = append(rep.ForeignKeys, fk.Name)
+	}
+	return nil
+}
+
+// linkToClones gives every configured table without a parent among the configured ones
+// (or clones) a foreign key to clones.
+func (m *Migrator) linkToClones(ctx context.Context, tx *sqlx.Tx, fks []foreignKey, names []string, present map[string]bool, rep *EnforceReport) error {
+	for _, t := range m.cfg.Tables {
+		if !present[t.Name] || slices.ContainsFunc(fks, func(fk foreignKey) bool {
+			return fk.Child == t.Name && (fk.Parent == "clones" || slices.Contains(names, fk.Parent))
+		}) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+pq.QuoteIdentifier(t.Name)+" ADD CONSTRAINT "+pq.QuoteIdentifier(t.Name+"_clone_fkey")+
+			" FOREIGN KEY (tenant_id, clone_id) REFERENCES clones (tenant_id, id)"); err != nil {
+			return fmt.Errorf("%s: foreign key to clones: %w", t.Name, err)
+		}
+		rep.ForeignKeys = append(rep.ForeignKeys, t.Name+"_clone_fkey")
+	}
+	return nil
+}
+
+// createSDKTables creates the SDK's tables the legacy database lacked, and every index
+// of the fresh install.
+func createSDKTables(ctx context.Context, tx *sqlx.Tx, rep *EnforceReport) error {
+	core, err := coreStatements()
+	if err != nil {
+		return err
+	}
+	for _, st := range core {
+		if st.index != "" || slices.Contains(controlTables, st.table) {
+			continue
+		}
+		if ok, err := tableExists(ctx, tx, st.table); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, st.sql); err != nil {
+			return fmt.Errorf("create %s: %w", st.table, err)
+		}
+		rep.CreatedTables = append(rep.CreatedTables, st.table)
+	}
+	for _, st := range core {
+		if st.index == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, st.sql); err != nil {
+			return fmt.Errorf("create index %s: %w", st.index, err)
+		}
+	}
+	return nil
 }
 
 // policyExpr is the fail-closed clone isolation predicate of migrate's 00002_rls.sql.

@@ -79,3 +79,29 @@ func TestCLIEnforceForeignKeyExit2(t *testing.T) {
 	_, errOut := c.run(exitUsage, "enforce")
 	mustContain(t, errOut, "in different clones", "A child row whose user differs from its parent's", "a permanent error")
 }
+
+// TestCLIUpWithClonesTable: up on a legacy database that has a table named clones
+// refuses (exit 2) with the rename to apply, instead of failing half-way; after the
+// rename, up adopts the database.
+func TestCLIUpWithClonesTable(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Fresh(t, false)
+	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
+		t.Fatal(err)
+	}
+	db.Owner.MustExec("CREATE TABLE clones (id bigserial PRIMARY KEY, name text NOT NULL)")
+	cfg := legacytest.Config()
+	b, _ := json.Marshal(cfg)
+	f := filepath.Join(t.TempDir(), "migrate.json")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": f}}
+	out, _ := c.run(exitOK, "plan")
+	mustContain(t, out, "schema prerequisites: 1 problems", `ALTER TABLE "clones" RENAME TO "legacy_clones"`)
+	_, errOut := c.run(exitUsage, "up")
+	mustContain(t, errOut, "SDK's control table clones", "a permanent error")
+	db.Owner.MustExec(`ALTER TABLE "clones" RENAME TO "legacy_clones"`)
+	out, _ = c.run(exitOK, "up")
+	mustContain(t, out, "legacy schema adopted")
+}
