@@ -801,7 +801,8 @@ func (m *Migrator) userClones(ctx context.Context) (map[string]clone.CloneContex
 // legacy object is unchanged since the copy (size and ETag) and that the copy is in its
 // clone (size; with o.Deep also SHA-256). Objects that fail a check are kept and
 // reported. Deletions are recorded, so the step resumes where it stopped. Objects
-// never copied (refused, out of scope) are never deleted. On a versioned legacy bucket
+// never copied (refused, out of scope) are never deleted, nor are copied ones declared
+// out of scope since (counted in OutOfScope). On a versioned legacy bucket
 // the deletion adds a delete marker; remove old versions with the bucket's lifecycle
 // rules. With o.DryRun it only counts what it would delete.
 func (m *Migrator) DeleteLegacyObjects(ctx context.Context, o *ObjectOptions) (*ObjectReport, error) {
@@ -816,10 +817,16 @@ func (m *Migrator) DeleteLegacyObjects(ctx context.Context, o *ObjectOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	scope, err := m.objectScope(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rep := &ObjectReport{}
 	keys := make([]string, 0, len(done))
 	for k, l := range done {
-		if !l.DeletedAt.Valid {
+		if _, out := scope.match(k); out && !l.DeletedAt.Valid {
+			rep.OutOfScope++ // declared out of scope after its copy: kept
+		} else if !l.DeletedAt.Valid {
 			keys = append(keys, k)
 		}
 	}

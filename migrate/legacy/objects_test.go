@@ -468,11 +468,22 @@ func TestObjectAccounting(t *testing.T) {
 		t.Fatalf("row naming an out-of-scope object names %s", key)
 	}
 
+	// Deleting the legacy keys spares an object declared out of scope after its copy.
+	if err := e.m.DeclareObjectsOutOfScope(ctx, []string{"uploads/u004/"}, "kept for the old app's archive"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.m.DeleteLegacyObjects(ctx, opts); err != nil || rep.Deleted != 3 || rep.OutOfScope != 1 || !rep.OK() {
+		t.Fatalf("delete: %+v, %v", rep, err)
+	}
+	if left := listKeys(t, e.client, e.bucket, "uploads/"); !slices.Equal(left, []string{"uploads/u004/2023/12/old.pdf"}) {
+		t.Fatalf("legacy uploads left: %v", left)
+	}
+
 	// The decision is reversible: withdrawn, the assets are problems again.
-	if n, err := e.m.WithdrawObjectsOutOfScope(ctx, []string{"static/"}); err != nil || n != 1 {
+	if n, err := e.m.WithdrawObjectsOutOfScope(ctx, []string{"static/", "uploads/u004/"}); err != nil || n != 2 {
 		t.Fatalf("withdraw: %d, %v", n, err)
 	}
-	if rep, _ = e.m.MigrateObjects(ctx, &dry); rep.OutOfScope != 0 || len(rep.Problems) != 4 {
+	if rep, _ = e.m.MigrateObjects(ctx, &dry); rep.OutOfScope != 0 || len(rep.Problems) != 4 || rep.ToCopy != 1 {
 		t.Fatalf("after withdrawing: %+v", rep)
 	}
 }
