@@ -3,20 +3,29 @@ package cloneiso_test
 import (
 	"context"
 	"fmt"
+	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/cloneiso/cloneiso"
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
+	"github.com/cloneiso/cloneiso/clone/clonehttp/jwtauth"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
+	"github.com/cloneiso/cloneiso/ingest/embed/openaiembed"
 	"github.com/cloneiso/cloneiso/migrate"
+	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/rag"
 	"github.com/cloneiso/cloneiso/rag/generate"
+	"github.com/cloneiso/cloneiso/rag/generate/openaigen"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 )
 
 // The whole SDK on its embedded defaults — SQLite, the embedded vector index and
@@ -91,4 +100,56 @@ func Example() {
 	// Output:
 	// alice's clone: Our office dog is called Biscuit. [1]
 	// bob's clone: Our office dog is called Rex. [1]
+}
+
+// A host on PostgreSQL, Pinecone, S3 and an OpenAI-compatible API: it opens the
+// database (the application role, migrated), the models and the vendor drivers, and
+// hands them to New, which wraps the drivers with the guard hooks and the audit sink.
+// (Compiled, not run: it needs the services.)
+func ExampleNew_vendorStores() {
+	ctx := context.Background()
+	db, err := clonesql.OpenPgx(os.Getenv("APP_DATABASE_URL")) // the application role, migrated
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	emb, err := openaiembed.New(&openaiembed.Options{Model: "text-embedding-3-small", APIKey: os.Getenv("OPENAI_API_KEY")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	gen, err := openaigen.New(&openaigen.Options{Model: "gpt-4o-mini", APIKey: os.Getenv("OPENAI_API_KEY")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	vectors, err := pineconevector.NewDriver(os.Getenv("PINECONE_HOST"), emb.Dimension(), &pineconevector.Options{APIKey: os.Getenv("PINECONE_API_KEY")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	awsConfig, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	objects, err := s3object.OpenDriver(ctx, awsConfig, "my-bucket", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	sdk, err := cloneiso.New(ctx, db.DB, emb, gen, &cloneiso.Options{Vectors: vectors, Objects: objects, Logger: slog.Default()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sdk.Close()
+	auth, err := jwtauth.NewJWKS(ctx, "https://issuer.example.com/", "my-api", "https://issuer.example.com/.well-known/jwks.json", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", sdk.Middleware(auth, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cc, err := clone.FromContext(r.Context())
+		if err != nil {
+			clonehttp.WriteError(w, r, err)
+			return
+		}
+		fmt.Fprintln(w, cc) // the clone this request acts for
+	})))
+	log.Fatal(http.ListenAndServe("127.0.0.1:8080", mux))
 }
