@@ -108,7 +108,7 @@ const (
 	// DecisionMap moves the ID's rows into the clone of another legacy user (To), as
 	// if they were that user's; the user column keeps its legacy value.
 	DecisionMap = "map"
-	// DecisionQuarantine sets the ID's rows aside: the backfill moves them, as JSON, from
+	// DecisionQuarantine sets the ID's rows aside: the backfill moves them, in their text form, from
 	// their table to cloneiso_legacy_quarantine, where they stay for review;
 	// [Migrator.RestoreQuarantined] puts them back.
 	DecisionQuarantine = "quarantine"

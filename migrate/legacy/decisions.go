@@ -214,7 +214,7 @@ const quarantineDDL = `CREATE TABLE IF NOT EXISTS cloneiso_legacy_quarantine (
     table_name     text        NOT NULL,
     user_id        text        NOT NULL, -- '' for rows without a user
     action         text        NOT NULL, -- quarantine or drop
-    row            jsonb       NOT NULL, -- the row as it was (to_jsonb)
+    row            text        NOT NULL, -- the row's text form (record output, under stableSettings), cast back to its table's type to restore
     quarantined_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS cloneiso_legacy_quarantine_table ON cloneiso_legacy_quarantine (table_name, user_id);`
@@ -251,6 +251,10 @@ func (m *Migrator) quarantine(ctx context.Context) (map[string]int64, error) {
 		return moved, nil
 	}
 	err := m.inTx(ctx, op, func(tx *sqlx.Tx) error {
+		// The text form of each row must read back the same in any session.
+		if _, err := tx.ExecContext(ctx, stableSettings); err != nil {
+			return err
+		}
 		var present []Table
 		for _, t := range m.cfg.Tables {
 			if ok, err := tableExists(ctx, tx, t.Name); err != nil {
@@ -280,7 +284,7 @@ func (m *Migrator) quarantine(ctx context.Context) (map[string]int64, error) {
 			res, err := tx.ExecContext(ctx, `WITH _q AS (
 				DELETE FROM `+pq.QuoteIdentifier(t.Name)+` AS _t WHERE coalesce(_t.`+pq.QuoteIdentifier(t.userColumn())+`::text, '') = ANY($2::text[]) RETURNING _t.*)
 				INSERT INTO cloneiso_legacy_quarantine (table_name, user_id, action, row)
-				SELECT $1, `+u+`, _a.action, to_jsonb(_q) FROM _q
+				SELECT $1, `+u+`, _a.action, _q::text FROM _q
 				JOIN unnest($2::text[], $3::text[]) AS _a(user_id, action) ON _a.user_id = `+u,
 				t.Name, pq.StringArray(ids), pq.StringArray(actions))
 			if err != nil {
@@ -326,6 +330,9 @@ func (m *Migrator) RestoreQuarantined(ctx context.Context, userIDs []string) (ma
 		if ok, err := tableExists(ctx, tx, "cloneiso_legacy_quarantine"); err != nil || !ok {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, stableSettings); err != nil {
+			return err
+		}
 		for _, t := range m.cfg.Tables {
 			if ok, err := tableExists(ctx, tx, t.Name); err != nil {
 				return err
@@ -333,7 +340,7 @@ func (m *Migrator) RestoreQuarantined(ctx context.Context, userIDs []string) (ma
 				continue
 			}
 			tq := pq.QuoteIdentifier(t.Name)
-			res, err := tx.ExecContext(ctx, `INSERT INTO `+tq+` SELECT (jsonb_populate_record(NULL::`+tq+`, row)).*
+			res, err := tx.ExecContext(ctx, `INSERT INTO `+tq+` SELECT (row::`+tq+`).*
 				FROM cloneiso_legacy_quarantine WHERE table_name = $1 AND user_id = ANY($2::text[])`, t.Name, pq.StringArray(userIDs))
 			if err != nil {
 				return fmt.Errorf("restore rows of %s: %w", t.Name, err)

@@ -465,6 +465,7 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 		return "", classify(op, err, "catalog")
 	} else if ok {
 		b.WriteString("-- Rows set aside (user decisions quarantine and drop) go back to their tables, parents first.\n")
+		b.WriteString(stableSettings + ";\n")
 		for _, t := range m.cfg.Tables {
 			if ok, err := tableExists(ctx, m.db, t.Name); err != nil {
 				return "", classify(op, err, "catalog")
@@ -472,7 +473,7 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 				continue
 			}
 			tq := pq.QuoteIdentifier(t.Name)
-			b.WriteString("INSERT INTO " + tq + " SELECT (jsonb_populate_record(NULL::" + tq + ", row)).* FROM cloneiso_legacy_quarantine WHERE table_name = " +
+			b.WriteString("INSERT INTO " + tq + " SELECT (row::" + tq + ").* FROM cloneiso_legacy_quarantine WHERE table_name = " +
 				pq.QuoteLiteral(t.Name) + ";\n")
 		}
 		b.WriteString("DROP TABLE cloneiso_legacy_quarantine;\n")

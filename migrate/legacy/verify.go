@@ -67,7 +67,7 @@ func rowsOf(t Table, quarantine bool) string {
 	if !quarantine {
 		return tq
 	}
-	return "(SELECT * FROM " + tq + " UNION ALL SELECT (jsonb_populate_record(NULL::" + tq + ", _qr.row)).* FROM cloneiso_legacy_quarantine _qr WHERE _qr.table_name = " + pq.QuoteLiteral(t.Name) + ")"
+	return "(SELECT * FROM " + tq + " UNION ALL SELECT (_qr.row::" + tq + ").* FROM cloneiso_legacy_quarantine _qr WHERE _qr.table_name = " + pq.QuoteLiteral(t.Name) + ")"
 }
 
 // Snapshot records, once per table, each user's row count and content checksum (every
