@@ -140,23 +140,9 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 	}
 	defer conn.Close()
 
-	r := &Report{Role: opts.Role, Schema: opts.Schema}
-	if r.Role == "" {
-		if err := conn.QueryRowContext(ctx, "SELECT current_user").Scan(&r.Role); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "current_user")
-		}
-	}
-	if r.Schema == "" {
-		if err := conn.QueryRowContext(ctx, "SELECT current_schema()").Scan(&r.Schema); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "current_schema")
-		}
-	}
-	var exists bool
-	if err := conn.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", r.Role).Scan(&exists); err != nil {
-		return nil, errs.Wrap(errs.Unavailable, op, err, "read role")
-	}
-	if !exists {
-		return nil, errs.New(errs.InvalidInput, op, "role %q does not exist", r.Role)
+	r, err := newReport(ctx, conn, opts)
+	if err != nil {
+		return nil, err
 	}
 	add := func(p Problem, format string, args ...any) {
 		p.Detail = fmt.Sprintf(format, args...)
@@ -165,60 +151,11 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 	addTable := func(code, table, format string, args ...any) {
 		add(Problem{Code: code, Table: table}, format, args...)
 	}
-
-	// A default (ALTER ROLE/DATABASE ... SET cloneiso.clone_id = ...) would scope every
-	// session that forgot to scope itself to one clone: fail open for that clone.
-	var defaults []string
-	err = each(ctx, conn, `
-		SELECT unnest(s.setconfig) FROM pg_db_role_setting s
-		WHERE (s.setrole = 0 OR s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1))
-		  AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
-		[]any{r.Role}, func(rows *sql.Rows) error {
-			var kv string
-			if err := rows.Scan(&kv); err != nil {
-				return err
-			}
-			if strings.HasPrefix(kv, "cloneiso.") {
-				defaults = append(defaults, kv)
-			}
-			return nil
-		})
-	if err != nil {
+	if err := checkDefaults(ctx, conn, r.Role, add); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "read default settings")
 	}
-	for _, kv := range defaults {
-		add(Problem{Code: ProblemDefaultSetting}, "a role or database default sets %s for every session; remove it with ALTER ROLE/DATABASE ... RESET", kv)
-	}
-
-	// The tables: the SDK's, the caller's, and any other with both scope columns.
-	exempt := opts.Exempt
-	if exempt == nil {
-		exempt = []string{"audit_events", "clone_grants"}
-	}
-	want := append(CloneOwnedTables(), opts.Tables...)
-	err = each(ctx, conn, `
-		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
-		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'clone_id' AND NOT a.attisdropped)
-		ORDER BY c.relname`,
-		[]any{r.Schema}, func(rows *sql.Rows) error {
-			var t string
-			if err := rows.Scan(&t); err != nil {
-				return err
-			}
-			want = append(want, t)
-			return nil
-		})
-	if err != nil {
+	if r.Tables, err = cloneOwnedTables(ctx, conn, r.Schema, opts); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "list tables")
-	}
-	sort.Strings(want)
-	want = slices.Compact(want)
-	for _, t := range want {
-		if !slices.Contains(exempt, t) {
-			r.Tables = append(r.Tables, t)
-		}
 	}
 
 	// The role graph: who can act as whom, and which roles hold a dangerous privilege.
@@ -247,6 +184,95 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 		return nil, errs.Wrap(errs.Unavailable, op, err, "check views and functions")
 	}
 	return r, nil
+}
+
+// newReport returns the report of the role and schema opts name (default: the
+// connection's), failing if the role does not exist.
+func newReport(ctx context.Context, conn *sql.Conn, opts *CheckOptions) (*Report, error) {
+	const op = "migrate.CheckIsolation"
+	r := &Report{Role: opts.Role, Schema: opts.Schema}
+	if r.Role == "" {
+		if err := conn.QueryRowContext(ctx, "SELECT current_user").Scan(&r.Role); err != nil {
+			return nil, errs.Wrap(errs.Unavailable, op, err, "current_user")
+		}
+	}
+	if r.Schema == "" {
+		if err := conn.QueryRowContext(ctx, "SELECT current_schema()").Scan(&r.Schema); err != nil {
+			return nil, errs.Wrap(errs.Unavailable, op, err, "current_schema")
+		}
+	}
+	var exists bool
+	if err := conn.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", r.Role).Scan(&exists); err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "read role")
+	}
+	if !exists {
+		return nil, errs.New(errs.InvalidInput, op, "role %q does not exist", r.Role)
+	}
+	return r, nil
+}
+
+// checkDefaults reports every role or database default of a cloneiso.* setting for
+// role: a default (ALTER ROLE/DATABASE ... SET cloneiso.clone_id = ...) would scope
+// every session that forgot to scope itself to one clone, failing open for that clone.
+func checkDefaults(ctx context.Context, conn *sql.Conn, role string, add func(Problem, string, ...any)) error {
+	var defaults []string
+	err := each(ctx, conn, `
+		SELECT unnest(s.setconfig) FROM pg_db_role_setting s
+		WHERE (s.setrole = 0 OR s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1))
+		  AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+		[]any{role}, func(rows *sql.Rows) error {
+			var kv string
+			if err := rows.Scan(&kv); err != nil {
+				return err
+			}
+			if strings.HasPrefix(kv, "cloneiso.") {
+				defaults = append(defaults, kv)
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	for _, kv := range defaults {
+		add(Problem{Code: ProblemDefaultSetting}, "a role or database default sets %s for every session; remove it with ALTER ROLE/DATABASE ... RESET", kv)
+	}
+	return nil
+}
+
+// cloneOwnedTables returns the tables to check, sorted: the SDK's, those of
+// opts.Tables, and any other of schema with both scope columns, less opts.Exempt.
+func cloneOwnedTables(ctx context.Context, conn *sql.Conn, schema string, opts *CheckOptions) ([]string, error) {
+	exempt := opts.Exempt
+	if exempt == nil {
+		exempt = []string{"audit_events", "clone_grants"}
+	}
+	want := append(CloneOwnedTables(), opts.Tables...)
+	err := each(ctx, conn, `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'clone_id' AND NOT a.attisdropped)
+		ORDER BY c.relname`,
+		[]any{schema}, func(rows *sql.Rows) error {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				return err
+			}
+			want = append(want, t)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(want)
+	want = slices.Compact(want)
+	var tables []string
+	for _, t := range want {
+		if !slices.Contains(exempt, t) {
+			tables = append(tables, t)
+		}
+	}
+	return tables, nil
 }
 
 // each runs query on conn and calls scan for every row. It fails on any error,

@@ -162,43 +162,70 @@ func checkPolicyCalls(ctx context.Context, conn *sql.Conn, table string, oid int
 // security_invoker or a materialized view over a clone-owned table is reported, since
 // either one stops row-level security from being checked against the reader.
 func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, reach []roleReach, add func(p Problem, format string, args ...any)) error {
-	actors := make([]int64, len(reach))
+	c := &objectCheck{conn: conn, r: r, g: g, reach: reach, add: add, verdicts: map[int64]ownerVerdict{}}
+	c.actors = make([]int64, len(reach))
 	for i, rr := range reach {
-		actors[i] = rr.oid
+		c.actors[i] = rr.oid
 	}
-	// how says how the checked role gets a privilege granted to grantees (0 is PUBLIC).
-	how := func(grantees []int64) string {
-		switch {
-		case slices.Contains(grantees, actors[0]):
-			return "(granted to it)"
-		case slices.Contains(grantees, 0):
-			return "through PUBLIC"
-		}
-		for _, rr := range reach[1:] {
-			if slices.Contains(grantees, rr.oid) {
-				return "through its membership in " + g.name(rr.oid)
-			}
-		}
-		return "through a column-level grant"
+	if err := c.definers(ctx); err != nil {
+		return err
 	}
-	type ownerVerdict struct {
-		rr     roleReach
-		d      roleDanger
-		unsafe bool
+	reported, err := c.views(ctx)
+	if err != nil {
+		return err
 	}
-	verdicts := map[int64]ownerVerdict{}
-	danger := func(owner int64) ownerVerdict {
-		v, ok := verdicts[owner]
-		if !ok {
-			v.rr, v.d, v.unsafe = g.firstDanger(owner)
-			verdicts[owner] = v
-		}
-		return v
-	}
+	return c.viewsOverCloneTables(ctx, reported)
+}
 
-	// SECURITY DEFINER functions and procedures, in any schema and any language, that
-	// the role can call, or fire without EXECUTE: as a trigger on a table it can write,
-	// or as an event trigger on its DDL.
+// objectCheck is the state of checkObjects: the role graph, the roles the checked role
+// can act as (actors, the checked role first) and each owner's verdict, computed once.
+type objectCheck struct {
+	conn     *sql.Conn
+	r        *Report
+	g        *roleGraph
+	reach    []roleReach
+	actors   []int64
+	add      func(p Problem, format string, args ...any)
+	verdicts map[int64]ownerVerdict
+}
+
+// ownerVerdict says whether an owner can act as a dangerous role, and through which.
+type ownerVerdict struct {
+	rr     roleReach
+	d      roleDanger
+	unsafe bool
+}
+
+// how says how the checked role gets a privilege granted to grantees (0 is PUBLIC).
+func (c *objectCheck) how(grantees []int64) string {
+	switch {
+	case slices.Contains(grantees, c.actors[0]):
+		return "(granted to it)"
+	case slices.Contains(grantees, 0):
+		return "through PUBLIC"
+	}
+	for _, rr := range c.reach[1:] {
+		if slices.Contains(grantees, rr.oid) {
+			return "through its membership in " + c.g.name(rr.oid)
+		}
+	}
+	return "through a column-level grant"
+}
+
+// danger returns the verdict on owner.
+func (c *objectCheck) danger(owner int64) ownerVerdict {
+	v, ok := c.verdicts[owner]
+	if !ok {
+		v.rr, v.d, v.unsafe = c.g.firstDanger(owner)
+		c.verdicts[owner] = v
+	}
+	return v
+}
+
+// definers reports the SECURITY DEFINER functions and procedures, in any schema and any
+// language, that the role can call, or fire without EXECUTE: as a trigger on a table it
+// can write, or as an event trigger on its DDL, and whose owner is dangerous.
+func (c *objectCheck) definers(ctx context.Context) error {
 	type definer struct {
 		fn, lang string
 		owner    int64
@@ -208,7 +235,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		event    bool
 	}
 	var definers []definer
-	err := each(ctx, conn, `
+	err := each(ctx, c.conn, `
 		SELECT f.oid::regprocedure::text, l.lanname, f.proowner::int8,
 		       ARRAY(SELECT a.grantee::int8 FROM aclexplode(coalesce(f.proacl, acldefault('f', f.proowner))) a
 		             WHERE a.privilege_type = 'EXECUTE' ORDER BY 1),
@@ -221,7 +248,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		       EXISTS (SELECT 1 FROM pg_event_trigger e WHERE e.evtfoid = f.oid AND e.evtenabled <> 'D')
 		FROM pg_proc f JOIN pg_language l ON l.oid = f.prolang
 		WHERE f.prosecdef
-		ORDER BY 1`, []any{pq.Array(actors)}, func(rows *sql.Rows) error {
+		ORDER BY 1`, []any{pq.Array(c.actors)}, func(rows *sql.Rows) error {
 		var d definer
 		if err := rows.Scan(&d.fn, &d.lang, &d.owner, &d.grantees, &d.callable, &d.triggers, &d.event); err != nil {
 			return err
@@ -236,7 +263,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		var reach string
 		switch {
 		case d.callable:
-			reach = "can EXECUTE it " + how(d.grantees)
+			reach = "can EXECUTE it " + c.how(d.grantees)
 		case len(d.triggers) > 0:
 			reach = "fires it, without EXECUTE, by writing " + strings.Join(d.triggers, ", ") + " (trigger)"
 		case d.event:
@@ -244,14 +271,19 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		default:
 			continue
 		}
-		if v := danger(d.owner); v.unsafe {
-			add(Problem{Code: ProblemSecurityDefiner, Object: d.fn, Table: v.d.table, Roles: g.names(v.rr.path)},
+		if v := c.danger(d.owner); v.unsafe {
+			c.add(Problem{Code: ProblemSecurityDefiner, Object: d.fn, Table: v.d.table, Roles: c.g.names(v.rr.path)},
 				"SECURITY DEFINER function %s (LANGUAGE %s) runs as its owner, and %s; role %s %s, so whatever its body says it can read every clone's rows",
-				d.fn, d.lang, g.describe(v.rr, v.d.what), r.Role, reach)
+				d.fn, d.lang, c.g.describe(v.rr, v.d.what), c.r.Role, reach)
 		}
 	}
+	return nil
+}
 
-	// Views and materialized views the role can read, outside PostgreSQL's own schemas.
+// views reports the views (without security_invoker, naming a relation) and
+// materialized views the role can read, outside PostgreSQL's own schemas, whose owner
+// is dangerous. It returns the views it reported.
+func (c *objectCheck) views(ctx context.Context) (map[string]bool, error) {
 	type view struct {
 		name, kind string
 		owner      int64
@@ -260,7 +292,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		relations  bool // names a table, view or other relation (read as the owner)
 	}
 	var views []view
-	err = each(ctx, conn, `
+	err := each(ctx, c.conn, `
 		SELECT n.nspname || '.' || v.relname, v.relkind::text, v.relowner::int8,
 		       coalesce((SELECT o.option_value::boolean FROM pg_options_to_table(v.reloptions) o
 		                 WHERE o.option_name = 'security_invoker'), false),
@@ -271,7 +303,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
 		WHERE v.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		  AND EXISTS (SELECT 1 FROM unnest($1::int8[]) AS a(oid) WHERE has_any_column_privilege(a.oid::oid, v.oid, 'SELECT'))
-		ORDER BY 1`, []any{pq.Array(actors)}, func(rows *sql.Rows) error {
+		ORDER BY 1`, []any{pq.Array(c.actors)}, func(rows *sql.Rows) error {
 		var v view
 		if err := rows.Scan(&v.name, &v.kind, &v.owner, &v.invoker, &v.grantees, &v.relations); err != nil {
 			return err
@@ -280,7 +312,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	reported := map[string]bool{}
 	for _, v := range views {
@@ -289,25 +321,29 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 			// relation, and the functions a view calls run as the reader anyway.
 			continue
 		}
-		ov := danger(v.owner)
+		ov := c.danger(v.owner)
 		if !ov.unsafe {
 			continue
 		}
 		reported[v.name] = true
-		p := Problem{Code: ProblemViewNotInvoker, Object: v.name, Table: ov.d.table, Roles: g.names(ov.rr.path)}
+		p := Problem{Code: ProblemViewNotInvoker, Object: v.name, Table: ov.d.table, Roles: c.g.names(ov.rr.path)}
 		if v.kind == "m" {
 			p.Code = ProblemMaterializedView
-			add(p, "materialized view %s holds what its owner read when it was refreshed, and %s; role %s can SELECT it %s",
-				v.name, g.describe(ov.rr, ov.d.what), r.Role, how(v.grantees))
+			c.add(p, "materialized view %s holds what its owner read when it was refreshed, and %s; role %s can SELECT it %s",
+				v.name, c.g.describe(ov.rr, ov.d.what), c.r.Role, c.how(v.grantees))
 			continue
 		}
-		add(p, "view %s reads its tables as its owner (no security_invoker), and %s; role %s can SELECT it %s; set security_invoker = true",
-			v.name, g.describe(ov.rr, ov.d.what), r.Role, how(v.grantees))
+		c.add(p, "view %s reads its tables as its owner (no security_invoker), and %s; role %s can SELECT it %s; set security_invoker = true",
+			v.name, c.g.describe(ov.rr, ov.d.what), c.r.Role, c.how(v.grantees))
 	}
+	return reported, nil
+}
 
-	// Any view or materialized view over a clone-owned table, whoever owns it and
-	// whoever may read it: it takes the table out of the reader's row-level security.
-	return each(ctx, conn, `
+// viewsOverCloneTables reports any view without security_invoker or materialized view
+// over a clone-owned table (not already reported), whoever owns it and whoever may read
+// it: it takes the table out of the reader's row-level security.
+func (c *objectCheck) viewsOverCloneTables(ctx context.Context, reported map[string]bool) error {
+	return each(ctx, c.conn, `
 		SELECT DISTINCT vn.nspname || '.' || v.relname, v.relkind::text, t.relname,
 		       coalesce((SELECT o.option_value::boolean FROM pg_options_to_table(v.reloptions) o
 		                 WHERE o.option_name = 'security_invoker'), false)
@@ -318,7 +354,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		JOIN pg_class t ON t.oid = d.refobjid
 		JOIN pg_namespace tn ON tn.oid = t.relnamespace
 		WHERE v.relkind IN ('v', 'm') AND tn.nspname = $1 AND t.relname = ANY($2) AND t.oid <> v.oid
-		ORDER BY 1, 3`, []any{r.Schema, pq.Array(r.Tables)}, func(rows *sql.Rows) error {
+		ORDER BY 1, 3`, []any{c.r.Schema, pq.Array(c.r.Tables)}, func(rows *sql.Rows) error {
 		var (
 			view, kind, table string
 			invoker           bool
@@ -329,10 +365,10 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 		switch {
 		case reported[view]:
 		case kind == "m":
-			add(Problem{Code: ProblemMaterializedView, Table: table, Object: view},
+			c.add(Problem{Code: ProblemMaterializedView, Table: table, Object: view},
 				"materialized view %s copies rows of %s where row-level security does not apply", view, table)
 		case !invoker:
-			add(Problem{Code: ProblemViewNotInvoker, Table: table, Object: view},
+			c.add(Problem{Code: ProblemViewNotInvoker, Table: table, Object: view},
 				"view %s reads %s with its owner's rights; set security_invoker = true", view, table)
 		}
 		return nil
