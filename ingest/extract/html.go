@@ -26,109 +26,131 @@ func HTML(ctx context.Context, data []byte, params map[string]string) (string, e
 		return "", err
 	}
 	z := html.NewTokenizer(strings.NewReader(src))
-	var (
-		w       htmlWriter
-		skip    int // depth inside invisible elements
-		pre     int // depth inside <pre>
-		inTitle bool
-		title   strings.Builder
-		hasH1   bool
-		n       int
-	)
-	for {
-		n++
+	var x htmlExtractor
+	for n := 1; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return "", errs.Wrap(errs.Unavailable, op, ctx.Err(), "cancelled")
 		}
-		tt := z.Next()
-		switch tt {
+		switch tt := z.Next(); tt {
 		case html.ErrorToken:
-			text := w.String()
-			if t := strings.Join(strings.Fields(title.String()), " "); t != "" && !hasH1 {
-				if text == "" {
-					return "# " + t, nil
-				}
-				return "# " + t + "\n\n" + text, nil
-			}
-			return text, nil
+			return x.result(), nil
 		case html.TextToken:
-			switch {
-			case inTitle:
-				title.Write(z.Text())
-			case skip > 0:
-			case pre > 0:
-				w.raw(z.Text())
-			default:
-				w.text(z.Text())
-			}
+			x.text(z)
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			name, _ := z.TagName()
-			a := atom.Lookup(name)
-			start := tt != html.EndTagToken
-			selfClosing := tt == html.SelfClosingTagToken
-			switch a {
-			case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Svg, atom.Math,
-				atom.Iframe, atom.Object, atom.Canvas, atom.Head, atom.Select, atom.Button:
-				if selfClosing {
-					continue
-				}
-				if start {
-					skip++
-				} else if skip > 0 {
-					skip--
-				}
-				if a == atom.Head && !start {
-					skip = 0
-				}
-				continue
-			case atom.Title:
-				inTitle = start && !selfClosing
-				continue
-			case atom.Body:
-				skip = 0 // a <head> left open ends here
-			}
-			if skip > 0 {
-				continue
-			}
-			switch a {
-			case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
-				w.block()
-				if start {
-					level := int(name[1] - '0')
-					if level == 1 {
-						hasH1 = true
-					}
-					w.prefix(strings.Repeat("#", level) + " ")
-				}
-			case atom.Li, atom.Dt:
-				if start {
-					w.line()
-					w.prefix("- ")
-				} else {
-					w.line()
-				}
-			case atom.Br:
-				w.line()
-			case atom.Tr, atom.Dd:
-				w.line()
-			case atom.Td, atom.Th:
-				if start {
-					w.sep()
-				}
-			case atom.Pre:
-				w.block()
-				if start && !selfClosing {
-					pre++
-				} else if !start && pre > 0 {
-					pre--
-				}
-			case atom.P, atom.Div, atom.Section, atom.Article, atom.Header, atom.Footer,
-				atom.Main, atom.Nav, atom.Aside, atom.Blockquote, atom.Ul, atom.Ol, atom.Dl,
-				atom.Table, atom.Hr, atom.Figure, atom.Figcaption, atom.Address, atom.Details,
-				atom.Summary, atom.Form, atom.Fieldset, atom.Body, atom.Html:
-				w.block()
-			}
+			x.tag(name, tt)
 		}
+	}
+}
+
+// htmlExtractor is the state of HTML between tokens.
+type htmlExtractor struct {
+	w       htmlWriter
+	skip    int // depth inside invisible elements
+	pre     int // depth inside <pre>
+	inTitle bool
+	title   strings.Builder
+	hasH1   bool
+}
+
+// result is the extracted text, with the title as a leading heading if the body has no
+// h1.
+func (x *htmlExtractor) result() string {
+	text := x.w.String()
+	if t := strings.Join(strings.Fields(x.title.String()), " "); t != "" && !x.hasH1 {
+		if text == "" {
+			return "# " + t
+		}
+		return "# " + t + "\n\n" + text
+	}
+	return text
+}
+
+// text handles the text token z is at.
+func (x *htmlExtractor) text(z *html.Tokenizer) {
+	switch {
+	case x.inTitle:
+		x.title.Write(z.Text())
+	case x.skip > 0:
+	case x.pre > 0:
+		x.w.raw(z.Text())
+	default:
+		x.w.text(z.Text())
+	}
+}
+
+// tag handles a start, self-closing or end tag.
+func (x *htmlExtractor) tag(name []byte, tt html.TokenType) {
+	a := atom.Lookup(name)
+	start := tt != html.EndTagToken
+	selfClosing := tt == html.SelfClosingTagToken
+	switch a {
+	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Svg, atom.Math,
+		atom.Iframe, atom.Object, atom.Canvas, atom.Head, atom.Select, atom.Button:
+		if selfClosing {
+			return
+		}
+		if start {
+			x.skip++
+		} else if x.skip > 0 {
+			x.skip--
+		}
+		if a == atom.Head && !start {
+			x.skip = 0
+		}
+		return
+	case atom.Title:
+		x.inTitle = start && !selfClosing
+		return
+	case atom.Body:
+		x.skip = 0 // a <head> left open ends here
+	}
+	if x.skip > 0 {
+		return
+	}
+	x.structure(a, name, start, selfClosing)
+}
+
+// structure writes the break, heading or list marker a visible tag stands for.
+func (x *htmlExtractor) structure(a atom.Atom, name []byte, start, selfClosing bool) {
+	w := &x.w
+	switch a {
+	case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+		w.block()
+		if start {
+			level := int(name[1] - '0')
+			if level == 1 {
+				x.hasH1 = true
+			}
+			w.prefix(strings.Repeat("#", level) + " ")
+		}
+	case atom.Li, atom.Dt:
+		if start {
+			w.line()
+			w.prefix("- ")
+		} else {
+			w.line()
+		}
+	case atom.Br:
+		w.line()
+	case atom.Tr, atom.Dd:
+		w.line()
+	case atom.Td, atom.Th:
+		if start {
+			w.sep()
+		}
+	case atom.Pre:
+		w.block()
+		if start && !selfClosing {
+			x.pre++
+		} else if !start && x.pre > 0 {
+			x.pre--
+		}
+	case atom.P, atom.Div, atom.Section, atom.Article, atom.Header, atom.Footer,
+		atom.Main, atom.Nav, atom.Aside, atom.Blockquote, atom.Ul, atom.Ol, atom.Dl,
+		atom.Table, atom.Hr, atom.Figure, atom.Figcaption, atom.Address, atom.Details,
+		atom.Summary, atom.Form, atom.Fieldset, atom.Body, atom.Html:
+		w.block()
 	}
 }
 
