@@ -191,115 +191,142 @@ func (d *Driver) loadSnapshot(l *loader) (gen uint64, legacy bool, err error) {
 		return 0, true, d.loadGob(br)
 	}
 	cr := &crcReader{r: br}
-	hdr := make([]byte, snapHeaderSize)
-	if _, err := io.ReadFull(cr, hdr); err != nil {
-		return 0, false, fmt.Errorf("%w: %v", errSnapshot, err)
+	if gen, err = d.readSnapshotHeader(cr); err != nil {
+		return 0, false, err
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != snapFormat {
-		return 0, false, fmt.Errorf("%w: format %d is not supported by this release", errSnapshot, v)
-	}
-	dim := d.e.Dimension()
-	if got := int(binary.LittleEndian.Uint32(hdr[12:])); got != dim {
-		return 0, false, fmt.Errorf("%w: it has dimension %d, want %d", errDimension, got, dim)
-	}
-	if m := engine.Metric(binary.LittleEndian.Uint32(hdr[16:])); m != d.e.Metric() {
-		return 0, false, fmt.Errorf("%w: metric %s, want %s", errSnapshot, m, d.e.Metric())
-	}
-	gen = binary.LittleEndian.Uint64(hdr[24:])
-	bad := func(what string) error { return fmt.Errorf("%w: %s", errSnapshot, what) }
 	for {
 		tag, err := cr.ReadByte()
 		if err != nil {
-			return 0, false, bad("truncated")
+			return 0, false, snapshotError("truncated")
 		}
 		if tag == 0 {
 			break
 		}
 		if tag != 1 {
-			return 0, false, bad("unknown section")
+			return 0, false, snapshotError("unknown section")
 		}
-		nsLen, err := binary.ReadUvarint(cr)
-		if err != nil || nsLen > 4096 {
-			return 0, false, bad("namespace")
-		}
-		nsb := make([]byte, nsLen)
-		if _, err := io.ReadFull(cr, nsb); err != nil {
-			return 0, false, bad("namespace")
-		}
-		ns := string(nsb)
-		count, err := binary.ReadUvarint(cr)
-		if err != nil || count == 0 || count > 1<<40 {
-			return 0, false, bad("record count")
-		}
-		n := int(count)
-		// ids, metas and norms are the worker's (its jobs fill them in block order);
-		// blocks is the reader's until the namespace's last job, which loads them all.
-		ids := make([]string, 0, n)
-		metas := make([]map[string]any, 0, n)
-		norms := make([]float32, 0, n)
-		blocks := make([][]float32, 0, (n+engine.BlockVectors-1)/engine.BlockVectors)
-		shard := l.shardOf(ns)
-		for lo := 0; lo < n; lo += engine.BlockVectors {
-			hi := min(lo+engine.BlockVectors, n)
-			el, err := binary.ReadUvarint(cr)
-			if err != nil || el > 1<<34 {
-				return 0, false, bad("entries")
-			}
-			entries := make([]byte, el)
-			if _, err := io.ReadFull(cr, entries); err != nil {
-				return 0, false, bad("entries")
-			}
-			block := make([]float32, engine.BlockVectors*dim)
-			vals := block[:(hi-lo)*dim]
-			if nativeLittle {
-				_, err = io.ReadFull(cr, floatBytes(vals))
-			} else {
-				raw := make([]byte, 4*len(vals))
-				if _, err = io.ReadFull(cr, raw); err == nil {
-					putFloats(vals, raw)
-				}
-			}
-			if err != nil {
-				return 0, false, bad("values")
-			}
-			blocks = append(blocks, block)
-			err = l.submit(shard, int64(len(entries)), func(w *loadWorker) error {
-				dec := &decoder{b: entries, intern: w.intern}
-				for range hi - lo {
-					ids = append(ids, dec.string())
-					if b := dec.bytes(4); b != nil {
-						norms = append(norms, math.Float32frombits(binary.LittleEndian.Uint32(b)))
-					}
-					metas = append(metas, dec.metadata())
-				}
-				if dec.err != nil || len(dec.b) != 0 {
-					return bad("entries")
-				}
-				return nil
-			})
-			if err != nil {
-				return 0, false, err
-			}
-		}
-		err = l.submit(shard, 0, func(*loadWorker) error {
-			if err := d.e.Load(ns, ids, metas, norms, blocks); err != nil {
-				return fmt.Errorf("%w: %v", errSnapshot, err)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := d.loadNamespace(l, cr); err != nil {
 			return 0, false, err
 		}
 	}
 	want := cr.crc
 	var sum [4]byte
 	if _, err := io.ReadFull(br, sum[:]); err != nil || binary.LittleEndian.Uint32(sum[:]) != want {
-		return 0, false, bad("checksum mismatch")
+		return 0, false, snapshotError("checksum mismatch")
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
-		return 0, false, bad("trailing data")
+		return 0, false, snapshotError("trailing data")
 	}
 	return gen, false, nil
+}
+
+// snapshotError is a malformed snapshot.
+func snapshotError(what string) error { return fmt.Errorf("%w: %s", errSnapshot, what) }
+
+// readSnapshotHeader reads the snapshot's header, checks its format, dimension and
+// metric against the index's, and returns the first log generation to replay.
+func (d *Driver) readSnapshotHeader(cr *crcReader) (gen uint64, err error) {
+	hdr := make([]byte, snapHeaderSize)
+	if _, err := io.ReadFull(cr, hdr); err != nil {
+		return 0, fmt.Errorf("%w: %v", errSnapshot, err)
+	}
+	if v := binary.LittleEndian.Uint32(hdr[8:]); v != snapFormat {
+		return 0, fmt.Errorf("%w: format %d is not supported by this release", errSnapshot, v)
+	}
+	dim := d.e.Dimension()
+	if got := int(binary.LittleEndian.Uint32(hdr[12:])); got != dim {
+		return 0, fmt.Errorf("%w: it has dimension %d, want %d", errDimension, got, dim)
+	}
+	if m := engine.Metric(binary.LittleEndian.Uint32(hdr[16:])); m != d.e.Metric() {
+		return 0, fmt.Errorf("%w: metric %s, want %s", errSnapshot, m, d.e.Metric())
+	}
+	return binary.LittleEndian.Uint64(hdr[24:]), nil
+}
+
+// loadNamespace reads one namespace section: it reads each block's entries and values
+// and submits to the namespace's shard a job decoding the entries of each block, then
+// one loading the namespace.
+func (d *Driver) loadNamespace(l *loader, cr *crcReader) error {
+	dim := d.e.Dimension()
+	nsLen, err := binary.ReadUvarint(cr)
+	if err != nil || nsLen > 4096 {
+		return snapshotError("namespace")
+	}
+	nsb := make([]byte, nsLen)
+	if _, err := io.ReadFull(cr, nsb); err != nil {
+		return snapshotError("namespace")
+	}
+	ns := string(nsb)
+	count, err := binary.ReadUvarint(cr)
+	if err != nil || count == 0 || count > 1<<40 {
+		return snapshotError("record count")
+	}
+	n := int(count)
+	// ids, metas and norms are the worker's (its jobs fill them in block order);
+	// blocks is the reader's until the namespace's last job, which loads them all.
+	ids := make([]string, 0, n)
+	metas := make([]map[string]any, 0, n)
+	norms := make([]float32, 0, n)
+	blocks := make([][]float32, 0, (n+engine.BlockVectors-1)/engine.BlockVectors)
+	shard := l.shardOf(ns)
+	for lo := 0; lo < n; lo += engine.BlockVectors {
+		hi := min(lo+engine.BlockVectors, n)
+		entries, block, err := readSnapshotBlock(cr, hi-lo, dim)
+		if err != nil {
+			return err
+		}
+		blocks = append(blocks, block)
+		err = l.submit(shard, int64(len(entries)), func(w *loadWorker) error {
+			dec := &decoder{b: entries, intern: w.intern}
+			for range hi - lo {
+				ids = append(ids, dec.string())
+				if b := dec.bytes(4); b != nil {
+					norms = append(norms, math.Float32frombits(binary.LittleEndian.Uint32(b)))
+				}
+				metas = append(metas, dec.metadata())
+			}
+			if dec.err != nil || len(dec.b) != 0 {
+				return snapshotError("entries")
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return l.submit(shard, 0, func(*loadWorker) error {
+		if err := d.e.Load(ns, ids, metas, norms, blocks); err != nil {
+			return fmt.Errorf("%w: %v", errSnapshot, err)
+		}
+		return nil
+	})
+}
+
+// readSnapshotBlock reads one block of a namespace section: its encoded entries and
+// the values of its n vectors, into a whole block of engine.BlockVectors.
+func readSnapshotBlock(cr *crcReader, n, dim int) (entries []byte, block []float32, err error) {
+	el, err := binary.ReadUvarint(cr)
+	if err != nil || el > 1<<34 {
+		return nil, nil, snapshotError("entries")
+	}
+	entries = make([]byte, el)
+	if _, err := io.ReadFull(cr, entries); err != nil {
+		return nil, nil, snapshotError("entries")
+	}
+	block = make([]float32, engine.BlockVectors*dim)
+	vals := block[:n*dim]
+	if nativeLittle {
+		_, err = io.ReadFull(cr, floatBytes(vals))
+	} else {
+		raw := make([]byte, 4*len(vals))
+		if _, err = io.ReadFull(cr, raw); err == nil {
+			putFloats(vals, raw)
+		}
+	}
+	if err != nil {
+		return nil, nil, snapshotError("values")
+	}
+	return entries, block, nil
 }
 
 func init() {

@@ -508,15 +508,7 @@ func (e *Engine) Query(ctx context.Context, ns string, q []float32, k int, f *fi
 		return nil, nil
 	}
 	if e.metric == Cosine {
-		n := norm(q)
-		if n > 0 {
-			qq := make([]float32, len(q))
-			inv := 1 / n
-			for i, v := range q {
-				qq[i] = v * inv
-			}
-			q = qq
-		}
+		q = unit(q)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -524,13 +516,61 @@ func (e *Engine) Query(ctx context.Context, ns string, q []float32, k int, f *fi
 	if known && !outcome {
 		return nil, nil
 	}
-	n := len(s.ids)
-	if n == 0 {
+	if len(s.ids) == 0 {
 		// An empty namespace is visible while an upsert creates it (before it holds
 		// the lock) and after a delete empties it (before it is dropped); with no
 		// blocks there would be no worker and no heap.
 		return nil, nil
 	}
+	all, err := e.scan(ctx, s, q, k, residual)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b cand) int {
+		if a.score != b.score {
+			if a.score > b.score {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(s.ids[a.slot], s.ids[b.slot])
+	})
+	if len(all) > k {
+		all = all[:k]
+	}
+	hits := make([]Hit, len(all))
+	for i, c := range all {
+		score := c.score
+		if e.metric == Euclidean {
+			score = -score
+		}
+		hits[i] = Hit{ID: s.ids[c.slot], Score: score, Metadata: e.metadata(s, c.slot)}
+		if includeValues {
+			hits[i].Values = e.values(s, c.slot)
+		}
+	}
+	return hits, nil
+}
+
+// unit returns q scaled to length 1 (q itself if it is zero).
+func unit(q []float32) []float32 {
+	n := norm(q)
+	if !(n > 0) { // a NaN norm, too, leaves q as it is
+		return q
+	}
+	qq := make([]float32, len(q))
+	inv := 1 / n
+	for i, v := range q {
+		qq[i] = v * inv
+	}
+	return qq
+}
+
+// scan scores every record of s (a non-empty space, read-locked) that matches residual
+// against q and returns each worker's best k, unsorted. Large scans are split over
+// workers by block.
+func (e *Engine) scan(ctx context.Context, s *space, q []float32, k int, residual *filter.Filter) ([]cand, error) {
+	n := len(s.ids)
 	workers := e.workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -577,30 +617,7 @@ func (e *Engine) Query(ctx context.Context, ns string, q []float32, k int, f *fi
 	for i := range heaps {
 		all = append(all, heaps[i].items...)
 	}
-	slices.SortFunc(all, func(a, b cand) int {
-		if a.score != b.score {
-			if a.score > b.score {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(s.ids[a.slot], s.ids[b.slot])
-	})
-	if len(all) > k {
-		all = all[:k]
-	}
-	hits := make([]Hit, len(all))
-	for i, c := range all {
-		score := c.score
-		if e.metric == Euclidean {
-			score = -score
-		}
-		hits[i] = Hit{ID: s.ids[c.slot], Score: score, Metadata: e.metadata(s, c.slot)}
-		if includeValues {
-			hits[i].Values = e.values(s, c.slot)
-		}
-	}
-	return hits, nil
+	return all, nil
 }
 
 func (e *Engine) scanBlock(s *space, b, lo, hi int, q []float32, residual *filter.Filter, h *topK) {
