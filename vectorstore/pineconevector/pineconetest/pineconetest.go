@@ -1151,42 +1151,7 @@ func (s *Server) update(_ context.Context, in, out *dynamicpb.Message) error {
 	case id != "" && hasFilter:
 		return invalid("Cannot provide both 'id' and 'filter'")
 	case id != "":
-		if len(vals) == 0 && sv == nil && len(set) == 0 {
-			return invalid("Update by ID needs values, sparse_values or set_metadata")
-		}
-		if len(vals) > 0 {
-			if err := s.checkValues(vals); err != nil {
-				return err
-			}
-		}
-		s.data.Lock()
-		defer s.data.Unlock()
-		d := s.latest.get(ns)
-		if d == nil || d.records[id] == nil || dryRun {
-			return nil // a missing ID changes nothing and succeeds (Pinecone's documented behaviour)
-		}
-		if n := metadataSize(merged(d.records[id].md, set)); n > MaxMetadataBytes {
-			return invalid("Metadata size after the update is %d bytes, which exceeds the limit of %d bytes per vector", n, MaxMetadataBytes)
-		}
-		s.commit(func(st *state) {
-			d := st.get(ns)
-			if d == nil || d.records[id] == nil {
-				return
-			}
-			old := d.records[id]
-			nv, nsv, md := old.values, old.sparse, old.md
-			if len(vals) > 0 {
-				nv = vals
-			}
-			if sv != nil {
-				nsv = sv
-			}
-			if len(set) > 0 {
-				md = merged(md, set)
-			}
-			d.records[id] = newRecord(id, nv, nsv, md)
-		})
-		return nil
+		return s.updateByID(ns, id, vals, sv, set, dryRun)
 	case hasFilter:
 		if s.pod {
 			return status.Error(codes.Unimplemented, "Update by metadata is not supported by pod-based indexes")
@@ -1194,41 +1159,87 @@ func (s *Server) update(_ context.Context, in, out *dynamicpb.Message) error {
 		if len(vals) > 0 || sv != nil {
 			return invalid("Vector values cannot be updated by filter")
 		}
-		if cond == nil {
-			return invalid("filter must not be empty")
-		}
-		s.data.Lock()
-		defer s.data.Unlock()
-		matched := 0
-		if d := s.latest.get(ns); d != nil {
-			for _, r := range d.records {
-				if !cond.matches(r.md) {
-					continue
-				}
-				matched++
-				if n := metadataSize(merged(r.md, set)); n > MaxMetadataBytes {
-					return invalid("Metadata of %q after the update would be %d bytes, which exceeds the limit of %d bytes per vector", r.id, n, MaxMetadataBytes)
-				}
-			}
-		}
-		out.Set(fd(out, "matched_records"), protoreflect.ValueOfInt32(int32(matched)))
-		if dryRun || len(set) == 0 {
-			return nil
-		}
-		s.commit(func(st *state) {
-			d := st.get(ns)
-			if d == nil {
-				return
-			}
-			for id, r := range d.records {
-				if cond.matches(r.md) {
-					d.records[id] = newRecord(id, r.values, r.sparse, merged(r.md, set))
-				}
-			}
-		})
-		return nil
+		return s.updateByFilter(ns, cond, set, dryRun, out)
 	}
 	return invalid("One of 'id' and 'filter' is required")
+}
+
+// updateByID updates the values, sparse values or metadata of one record.
+func (s *Server) updateByID(ns, id string, vals []float32, sv *sparseVector, set map[string]any, dryRun bool) error {
+	if len(vals) == 0 && sv == nil && len(set) == 0 {
+		return invalid("Update by ID needs values, sparse_values or set_metadata")
+	}
+	if len(vals) > 0 {
+		if err := s.checkValues(vals); err != nil {
+			return err
+		}
+	}
+	s.data.Lock()
+	defer s.data.Unlock()
+	d := s.latest.get(ns)
+	if d == nil || d.records[id] == nil || dryRun {
+		return nil // a missing ID changes nothing and succeeds (Pinecone's documented behaviour)
+	}
+	if n := metadataSize(merged(d.records[id].md, set)); n > MaxMetadataBytes {
+		return invalid("Metadata size after the update is %d bytes, which exceeds the limit of %d bytes per vector", n, MaxMetadataBytes)
+	}
+	s.commit(func(st *state) {
+		d := st.get(ns)
+		if d == nil || d.records[id] == nil {
+			return
+		}
+		old := d.records[id]
+		nv, nsv, md := old.values, old.sparse, old.md
+		if len(vals) > 0 {
+			nv = vals
+		}
+		if sv != nil {
+			nsv = sv
+		}
+		if len(set) > 0 {
+			md = merged(md, set)
+		}
+		d.records[id] = newRecord(id, nv, nsv, md)
+	})
+	return nil
+}
+
+// updateByFilter merges set into the metadata of every record matching cond (a
+// serverless index only), reporting the number matched.
+func (s *Server) updateByFilter(ns string, cond *condition, set map[string]any, dryRun bool, out *dynamicpb.Message) error {
+	if cond == nil {
+		return invalid("filter must not be empty")
+	}
+	s.data.Lock()
+	defer s.data.Unlock()
+	matched := 0
+	if d := s.latest.get(ns); d != nil {
+		for _, r := range d.records {
+			if !cond.matches(r.md) {
+				continue
+			}
+			matched++
+			if n := metadataSize(merged(r.md, set)); n > MaxMetadataBytes {
+				return invalid("Metadata of %q after the update would be %d bytes, which exceeds the limit of %d bytes per vector", r.id, n, MaxMetadataBytes)
+			}
+		}
+	}
+	out.Set(fd(out, "matched_records"), protoreflect.ValueOfInt32(int32(matched)))
+	if dryRun || len(set) == 0 {
+		return nil
+	}
+	s.commit(func(st *state) {
+		d := st.get(ns)
+		if d == nil {
+			return
+		}
+		for id, r := range d.records {
+			if cond.matches(r.md) {
+				d.records[id] = newRecord(id, r.values, r.sparse, merged(r.md, set))
+			}
+		}
+	})
+	return nil
 }
 
 func (s *Server) fetchByMetadata(_ context.Context, in, out *dynamicpb.Message) error {
