@@ -61,7 +61,8 @@ var kindSlugs = map[errs.Kind]string{
 // ProblemFor returns the problem that [WriteError] writes for err; requestID may be "".
 //
 // The status is clone.HTTPStatus(err), except for clone.ErrNoCloneContext (below). The detail is the safe message of the SDK error
-// (clone.Error.Msg) for client errors (400, 403, 404, 409, 413, 415); 401, 499 and every
+// (clone.Error.Msg) for client errors (400, 403, 404, 409, 413, 415), or a fixed text
+// saying what the kind means if the error has no message; 401, 499 and every
 // 5xx get a fixed text, so that neither the reason a credential failed nor anything about
 // the server's internals reaches the client. Causes wrapped inside the error are never
 // shown. A nil err is treated as an internal error, not as success.
@@ -109,8 +110,25 @@ func ProblemFor(err error, requestID string) Problem {
 		if errors.As(err, &e) {
 			p.Detail = safeText(e.Msg)
 		}
+		if p.Detail == "" {
+			p.Detail = kindDetails[kind]
+		}
 	}
 	return p
+}
+
+// kindDetails are the details of client errors without a message of their own (a bare
+// sentinel such as clone.ErrNotFound, or an error made with an empty message).
+var kindDetails = map[errs.Kind]string{
+	errs.Forbidden:     "The caller may not do this in this clone.",
+	errs.CloneMismatch: "The request names a tenant or clone other than the caller's.",
+	errs.Suspended:     "The clone is suspended or offboarded.",
+	errs.NotFound:      "There is no such resource in this clone.",
+	errs.InvalidID:     "An ID in the request is not a canonical ID.",
+	errs.InvalidInput:  "The request's input is invalid.",
+	errs.Conflict:      "The request conflicts with the resource's current state.",
+	errs.TooLarge:      "The request is too large.",
+	errs.Unsupported:   "The request's content type is not supported.",
 }
 
 // WriteError writes err as an application/problem+json response (see [ProblemFor]) with
