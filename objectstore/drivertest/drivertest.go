@@ -119,192 +119,209 @@ func listAll(t *testing.T, d driver.Bucket, prefix string, pageSize int) []strin
 }
 
 func runRaw(t *testing.T, c Config) {
+	t.Run("PutGetHead", func(t *testing.T) { rawPutGetHead(t, c) })
+	t.Run("FailedPutStoresNothing", func(t *testing.T) { rawFailedPutStoresNothing(t, c) })
+	t.Run("ConcurrentOverwritesAreAtomic", func(t *testing.T) { rawConcurrentOverwritesAreAtomic(t, c) })
+	t.Run("ListOrderPaginationPrefix", func(t *testing.T) { rawListOrderPaginationPrefix(t, c) })
+	t.Run("DeleteCopy", func(t *testing.T) { rawDeleteCopy(t, c) })
+	t.Run("DeleteAll", func(t *testing.T) { rawDeleteAll(t, c) })
+}
+
+func rawPutGetHead(t *testing.T, c Config) {
 	ctx := context.Background()
-	t.Run("PutGetHead", func(t *testing.T) {
-		d := c.NewDriver(t)
-		md := map[string]string{"color": "blue", objectstore.MetaCloneID: "x"}
-		a, err := d.Put(ctx, "p/", "p/a/b.txt", strings.NewReader("hello, world"), &driver.WriteOptions{ContentType: "text/plain", Metadata: md, Size: -1})
-		if err != nil {
-			t.Fatal(err)
+	d := c.NewDriver(t)
+	md := map[string]string{"color": "blue", objectstore.MetaCloneID: "x"}
+	a, err := d.Put(ctx, "p/", "p/a/b.txt", strings.NewReader("hello, world"), &driver.WriteOptions{ContentType: "text/plain", Metadata: md, Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Size != 12 || a.Key != "p/a/b.txt" {
+		t.Errorf("Put attributes = %+v", a)
+	}
+	h, err := d.Head(ctx, "p/", "p/a/b.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Size != 12 || h.ContentType != "text/plain" || h.Metadata["color"] != "blue" || h.Metadata[objectstore.MetaCloneID] != "x" {
+		t.Errorf("Head = %+v", h)
+	}
+	if h.ModTime.IsZero() || time.Since(h.ModTime) > time.Hour {
+		t.Errorf("ModTime = %v", h.ModTime)
+	}
+	if got := read(t, d, "p/a/b.txt", 0, -1); got != "hello, world" {
+		t.Errorf("Get = %q", got)
+	}
+	if got := read(t, d, "p/a/b.txt", 7, -1); got != "world" {
+		t.Errorf("Get from 7 = %q", got)
+	}
+	if got := read(t, d, "p/a/b.txt", 2, 3); got != "llo" {
+		t.Errorf("Get 2+3 = %q", got)
+	}
+	if got := read(t, d, "p/a/b.txt", 10, 50); got != "ld" {
+		t.Errorf("Get past end = %q", got)
+	}
+	if _, err := d.Get(ctx, "p/", "p/a/b.txt", 12, -1); classify(d, err) != clone.ErrInvalidInput {
+		t.Errorf("Get at end: err = %v (%v), want InvalidInput", err, classify(d, err))
+	}
+	for _, k := range []string{"p/a/missing", "p/a"} {
+		if _, err := d.Head(ctx, sc(k), k); classify(d, err) != clone.ErrNotFound {
+			t.Errorf("Head(%q) err = %v, want NotFound", k, err)
 		}
-		if a.Size != 12 || a.Key != "p/a/b.txt" {
-			t.Errorf("Put attributes = %+v", a)
+		if _, err := d.Get(ctx, sc(k), k, 0, -1); classify(d, err) != clone.ErrNotFound {
+			t.Errorf("Get(%q) err = %v, want NotFound", k, err)
 		}
-		h, err := d.Head(ctx, "p/", "p/a/b.txt")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Size != 12 || h.ContentType != "text/plain" || h.Metadata["color"] != "blue" || h.Metadata[objectstore.MetaCloneID] != "x" {
-			t.Errorf("Head = %+v", h)
-		}
-		if h.ModTime.IsZero() || time.Since(h.ModTime) > time.Hour {
-			t.Errorf("ModTime = %v", h.ModTime)
-		}
-		if got := read(t, d, "p/a/b.txt", 0, -1); got != "hello, world" {
-			t.Errorf("Get = %q", got)
-		}
-		if got := read(t, d, "p/a/b.txt", 7, -1); got != "world" {
-			t.Errorf("Get from 7 = %q", got)
-		}
-		if got := read(t, d, "p/a/b.txt", 2, 3); got != "llo" {
-			t.Errorf("Get 2+3 = %q", got)
-		}
-		if got := read(t, d, "p/a/b.txt", 10, 50); got != "ld" {
-			t.Errorf("Get past end = %q", got)
-		}
-		if _, err := d.Get(ctx, "p/", "p/a/b.txt", 12, -1); classify(d, err) != clone.ErrInvalidInput {
-			t.Errorf("Get at end: err = %v (%v), want InvalidInput", err, classify(d, err))
-		}
-		for _, k := range []string{"p/a/missing", "p/a"} {
-			if _, err := d.Head(ctx, sc(k), k); classify(d, err) != clone.ErrNotFound {
-				t.Errorf("Head(%q) err = %v, want NotFound", k, err)
+	}
+	// Overwrite replaces content and attributes.
+	if _, err := d.Put(ctx, "p/", "p/a/b.txt", strings.NewReader("x"), &driver.WriteOptions{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, d, "p/a/b.txt", 0, -1); got != "x" {
+		t.Errorf("after overwrite Get = %q", got)
+	}
+	// Empty objects exist.
+	put(t, d, "p/empty", "")
+	if got := read(t, d, "p/empty", 0, -1); got != "" {
+		t.Errorf("empty = %q", got)
+	}
+}
+
+func rawFailedPutStoresNothing(t *testing.T, c Config) {
+	ctx := context.Background()
+	d := c.NewDriver(t)
+	boom := errors.New("boom")
+	r := io.MultiReader(strings.NewReader(strings.Repeat("a", 10000)), iotest.ErrReader(boom))
+	if _, err := d.Put(ctx, "p/", "p/partial", r, &driver.WriteOptions{Size: -1}); err == nil {
+		t.Fatal("Put with a failing reader succeeded")
+	}
+	if _, err := d.Head(ctx, "p/", "p/partial"); classify(d, err) != clone.ErrNotFound {
+		t.Errorf("after failed Put, Head err = %v, want NotFound", err)
+	}
+	put(t, d, "p/kept", "old")
+	r = io.MultiReader(strings.NewReader("new"), iotest.ErrReader(boom))
+	if _, err := d.Put(ctx, "p/", "p/kept", r, &driver.WriteOptions{Size: -1}); err == nil {
+		t.Fatal("Put with a failing reader succeeded")
+	}
+	if got := read(t, d, "p/kept", 0, -1); got != "old" {
+		t.Errorf("failed overwrite changed the object to %q", got)
+	}
+}
+
+func rawConcurrentOverwritesAreAtomic(t *testing.T, c Config) {
+	ctx := context.Background()
+	d := c.NewDriver(t)
+	put(t, d, "p/race", strings.Repeat("0", 1<<16))
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := strings.Repeat(fmt.Sprint(i), 1<<16)
+			if _, err := d.Put(ctx, "p/", "p/race", strings.NewReader(body), &driver.WriteOptions{Size: int64(len(body))}); err != nil {
+				t.Error(err)
 			}
-			if _, err := d.Get(ctx, sc(k), k, 0, -1); classify(d, err) != clone.ErrNotFound {
-				t.Errorf("Get(%q) err = %v, want NotFound", k, err)
-			}
+		}()
+	}
+	for range 8 {
+		got := read(t, d, "p/race", 0, -1)
+		if len(got) != 1<<16 || strings.Count(got, got[:1]) != len(got) {
+			t.Fatalf("read a torn object (%d bytes)", len(got))
 		}
-		// Overwrite replaces content and attributes.
-		if _, err := d.Put(ctx, "p/", "p/a/b.txt", strings.NewReader("x"), &driver.WriteOptions{Size: 1}); err != nil {
-			t.Fatal(err)
+	}
+	wg.Wait()
+}
+
+func rawListOrderPaginationPrefix(t *testing.T, c Config) {
+	ctx := context.Background()
+	d := c.NewDriver(t)
+	keys := []string{"p/b/1", "p/a-c", "p/a/2", "p/a/1", "p/ab", "q/other", "p/z"}
+	for _, k := range keys {
+		put(t, d, k, k)
+	}
+	want := []string{"p/a-c", "p/a/1", "p/a/2", "p/ab", "p/b/1", "p/z"}
+	for _, size := range []int{1, 2, 4, 1000} {
+		if got := listAll(t, d, "p/", size); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("List(p/, page %d) = %v, want %v", size, got, want)
 		}
-		if got := read(t, d, "p/a/b.txt", 0, -1); got != "x" {
-			t.Errorf("after overwrite Get = %q", got)
-		}
-		// Empty objects exist.
-		put(t, d, "p/empty", "")
-		if got := read(t, d, "p/empty", 0, -1); got != "" {
-			t.Errorf("empty = %q", got)
-		}
-	})
-	t.Run("FailedPutStoresNothing", func(t *testing.T) {
-		d := c.NewDriver(t)
-		boom := errors.New("boom")
-		r := io.MultiReader(strings.NewReader(strings.Repeat("a", 10000)), iotest.ErrReader(boom))
-		if _, err := d.Put(ctx, "p/", "p/partial", r, &driver.WriteOptions{Size: -1}); err == nil {
-			t.Fatal("Put with a failing reader succeeded")
-		}
-		if _, err := d.Head(ctx, "p/", "p/partial"); classify(d, err) != clone.ErrNotFound {
-			t.Errorf("after failed Put, Head err = %v, want NotFound", err)
-		}
-		put(t, d, "p/kept", "old")
-		r = io.MultiReader(strings.NewReader("new"), iotest.ErrReader(boom))
-		if _, err := d.Put(ctx, "p/", "p/kept", r, &driver.WriteOptions{Size: -1}); err == nil {
-			t.Fatal("Put with a failing reader succeeded")
-		}
-		if got := read(t, d, "p/kept", 0, -1); got != "old" {
-			t.Errorf("failed overwrite changed the object to %q", got)
-		}
-	})
-	t.Run("ConcurrentOverwritesAreAtomic", func(t *testing.T) {
-		d := c.NewDriver(t)
-		put(t, d, "p/race", strings.Repeat("0", 1<<16))
-		var wg sync.WaitGroup
-		for i := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				body := strings.Repeat(fmt.Sprint(i), 1<<16)
-				if _, err := d.Put(ctx, "p/", "p/race", strings.NewReader(body), &driver.WriteOptions{Size: int64(len(body))}); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
-		for range 8 {
-			got := read(t, d, "p/race", 0, -1)
-			if len(got) != 1<<16 || strings.Count(got, got[:1]) != len(got) {
-				t.Fatalf("read a torn object (%d bytes)", len(got))
-			}
-		}
-		wg.Wait()
-	})
-	t.Run("ListOrderPaginationPrefix", func(t *testing.T) {
-		d := c.NewDriver(t)
-		keys := []string{"p/b/1", "p/a-c", "p/a/2", "p/a/1", "p/ab", "q/other", "p/z"}
-		for _, k := range keys {
-			put(t, d, k, k)
-		}
-		want := []string{"p/a-c", "p/a/1", "p/a/2", "p/ab", "p/b/1", "p/z"}
-		for _, size := range []int{1, 2, 4, 1000} {
-			if got := listAll(t, d, "p/", size); strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Errorf("List(p/, page %d) = %v, want %v", size, got, want)
-			}
-		}
-		if got := listAll(t, d, "p/a/", 10); strings.Join(got, ",") != "p/a/1,p/a/2" {
-			t.Errorf("List(p/a/) = %v", got)
-		}
-		if got := listAll(t, d, "p/a", 10); strings.Join(got, ",") != "p/a-c,p/a/1,p/a/2,p/ab" {
-			t.Errorf("List(p/a) = %v", got)
-		}
-		if got := listAll(t, d, "nothing/", 10); len(got) != 0 {
-			t.Errorf("List(nothing/) = %v", got)
-		}
-		p, err := d.List(ctx, "p/", "p/", 2, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Objects[0].Size != int64(len("p/a-c")) {
-			t.Errorf("listed size = %d", p.Objects[0].Size)
-		}
-	})
-	t.Run("DeleteCopy", func(t *testing.T) {
-		d := c.NewDriver(t)
-		put(t, d, "p/src", "content")
-		if err := d.Copy(ctx, "p/", "p/dst", "p/src"); err != nil {
-			t.Fatal(err)
-		}
-		if got := read(t, d, "p/dst", 0, -1); got != "content" {
-			t.Errorf("copy = %q", got)
-		}
-		odd := "p/a +b%20c&d=e?f#g ü"
-		put(t, d, odd, "odd")
-		if err := d.Copy(ctx, "p/", odd+"-copy", odd); err != nil {
-			t.Fatalf("Copy of a key with special characters: %v", err)
-		}
-		if got := read(t, d, odd+"-copy", 0, -1); got != "odd" {
-			t.Errorf("copy of odd key = %q", got)
-		}
-		if err := d.Copy(ctx, "p/", "p/dst2", "p/missing"); classify(d, err) != clone.ErrNotFound {
-			t.Errorf("Copy of missing: %v, want NotFound", err)
-		}
-		if err := d.Delete(ctx, "p/", "p/src"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Head(ctx, "p/", "p/src"); classify(d, err) != clone.ErrNotFound {
-			t.Errorf("Head after Delete: %v", err)
-		}
-		if err := d.Delete(ctx, "p/", "p/src"); classify(d, err) != clone.ErrNotFound {
-			t.Errorf("second Delete: %v, want NotFound", err)
-		}
-		if got := read(t, d, "p/dst", 0, -1); got != "content" {
-			t.Errorf("copy after deleting source = %q", got)
-		}
-	})
-	t.Run("DeleteAll", func(t *testing.T) {
-		d := c.NewDriver(t)
-		for _, k := range []string{"p/x/1", "p/x/2/3", "p/y", "p2/keep", "q/keep"} {
-			put(t, d, k, "v")
-		}
-		put(t, d, "p/x/1", "v2") // a second version on versioned stores
-		if err := d.Delete(ctx, "p/", "p/y"); err != nil {
-			t.Fatal(err) // a delete marker on versioned stores
-		}
-		res, err := d.DeleteAll(ctx, "p/", "p/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Objects < 2 {
-			t.Errorf("DeleteAll reported %+v", res)
-		}
-		if got := listAll(t, d, "p/", 100); len(got) != 0 {
-			t.Errorf("left after DeleteAll: %v", got)
-		}
-		if got := append(listAll(t, d, "p2/", 100), listAll(t, d, "q/", 100)...); strings.Join(got, ",") != "p2/keep,q/keep" {
-			t.Errorf("DeleteAll(p/) touched other prefixes: %v", got)
-		}
-		if _, err := d.DeleteAll(ctx, "p/", "p/"); err != nil {
-			t.Errorf("DeleteAll of nothing: %v", err)
-		}
-	})
+	}
+	if got := listAll(t, d, "p/a/", 10); strings.Join(got, ",") != "p/a/1,p/a/2" {
+		t.Errorf("List(p/a/) = %v", got)
+	}
+	if got := listAll(t, d, "p/a", 10); strings.Join(got, ",") != "p/a-c,p/a/1,p/a/2,p/ab" {
+		t.Errorf("List(p/a) = %v", got)
+	}
+	if got := listAll(t, d, "nothing/", 10); len(got) != 0 {
+		t.Errorf("List(nothing/) = %v", got)
+	}
+	p, err := d.List(ctx, "p/", "p/", 2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Objects[0].Size != int64(len("p/a-c")) {
+		t.Errorf("listed size = %d", p.Objects[0].Size)
+	}
+}
+
+func rawDeleteCopy(t *testing.T, c Config) {
+	ctx := context.Background()
+	d := c.NewDriver(t)
+	put(t, d, "p/src", "content")
+	if err := d.Copy(ctx, "p/", "p/dst", "p/src"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, d, "p/dst", 0, -1); got != "content" {
+		t.Errorf("copy = %q", got)
+	}
+	odd := "p/a +b%20c&d=e?f#g ü"
+	put(t, d, odd, "odd")
+	if err := d.Copy(ctx, "p/", odd+"-copy", odd); err != nil {
+		t.Fatalf("Copy of a key with special characters: %v", err)
+	}
+	if got := read(t, d, odd+"-copy", 0, -1); got != "odd" {
+		t.Errorf("copy of odd key = %q", got)
+	}
+	if err := d.Copy(ctx, "p/", "p/dst2", "p/missing"); classify(d, err) != clone.ErrNotFound {
+		t.Errorf("Copy of missing: %v, want NotFound", err)
+	}
+	if err := d.Delete(ctx, "p/", "p/src"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Head(ctx, "p/", "p/src"); classify(d, err) != clone.ErrNotFound {
+		t.Errorf("Head after Delete: %v", err)
+	}
+	if err := d.Delete(ctx, "p/", "p/src"); classify(d, err) != clone.ErrNotFound {
+		t.Errorf("second Delete: %v, want NotFound", err)
+	}
+	if got := read(t, d, "p/dst", 0, -1); got != "content" {
+		t.Errorf("copy after deleting source = %q", got)
+	}
+}
+
+func rawDeleteAll(t *testing.T, c Config) {
+	ctx := context.Background()
+	d := c.NewDriver(t)
+	for _, k := range []string{"p/x/1", "p/x/2/3", "p/y", "p2/keep", "q/keep"} {
+		put(t, d, k, "v")
+	}
+	put(t, d, "p/x/1", "v2") // a second version on versioned stores
+	if err := d.Delete(ctx, "p/", "p/y"); err != nil {
+		t.Fatal(err) // a delete marker on versioned stores
+	}
+	res, err := d.DeleteAll(ctx, "p/", "p/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Objects < 2 {
+		t.Errorf("DeleteAll reported %+v", res)
+	}
+	if got := listAll(t, d, "p/", 100); len(got) != 0 {
+		t.Errorf("left after DeleteAll: %v", got)
+	}
+	if got := append(listAll(t, d, "p2/", 100), listAll(t, d, "q/", 100)...); strings.Join(got, ",") != "p2/keep,q/keep" {
+		t.Errorf("DeleteAll(p/) touched other prefixes: %v", got)
+	}
+	if _, err := d.DeleteAll(ctx, "p/", "p/"); err != nil {
+		t.Errorf("DeleteAll of nothing: %v", err)
+	}
 }
 
 // outOfScopeKeys are keys that must be refused in scope "tenants/A/clones/A1/" by a

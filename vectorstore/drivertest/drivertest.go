@@ -497,644 +497,673 @@ func newIndex(t *testing.T, d driver.Index, sink audit.Sink) *vectorstore.Index 
 }
 
 func runScopedTests(t *testing.T, open Open, c *config) {
-	t.Run("CallerKeepsItsMetadata", func(t *testing.T) {
-		// The index stores what was upserted: changing the caller's map or list
-		// afterwards changes nothing stored, and the caller's map gains no scope keys.
-		x := newIndex(t, open(t, Dim), nil)
-		cc := NewClone(t)
-		tags := []string{"a", "b"}
-		md := map[string]any{"title": "one", "tags": tags}
-		if err := x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "doc#1", Values: []float32{1, 2, 3, 4}, Metadata: md}}); err != nil {
-			t.Fatalf("Upsert: %v", err)
-		}
-		if len(md) != 2 {
-			t.Errorf("the caller's metadata map changed: %v", md)
-		}
-		tags[0] = "changed"
-		md["title"] = "changed"
-		md["extra"] = true
-		c.eventually(t, "Fetch", func() error {
-			got, err := x.Fetch(ctxT(t), cc, []string{"doc#1"})
-			if err != nil {
-				return fmt.Errorf("Fetch: %v", err)
-			}
-			if len(got) != 1 {
-				return fmt.Errorf("Fetch returned %d vectors, want 1", len(got))
-			}
-			gotMD := got[0].Metadata
-			if l, ok := gotMD["tags"].([]any); ok { // some backends return []any
-				gotMD["tags"] = ids(l, func(a any) string { s, _ := a.(string); return s })
-			}
-			if want := map[string]any{"title": "one", "tags": []string{"a", "b"}}; !reflect.DeepEqual(gotMD, want) {
-				return fmt.Errorf("metadata = %#v, want %#v", gotMD, want)
-			}
-			return nil
-		})
-	})
-	t.Run("RoundTrip", func(t *testing.T) {
-		x := newIndex(t, open(t, Dim), nil)
-		cc := NewClone(t)
-		in := []vectorstore.Vector{
-			{ID: "doc#1", Values: []float32{1, 2, 3, 4}, Metadata: map[string]any{"title": "one", "n": 1, "ok": true, "tags": []any{"a", "b"}}},
-			{ID: "doc#2", Values: []float32{-1, 0, 0, 0}},
-		}
-		if err := x.Upsert(ctxT(t), cc, in); err != nil {
-			t.Fatalf("Upsert: %v", err)
-		}
-		var got []vectorstore.Vector
-		c.eventually(t, "Fetch", func() error {
-			var err error
-			got, err = x.Fetch(ctxT(t), cc, []string{"doc#2", "doc#1", "nope"})
-			if err != nil {
-				return fmt.Errorf("Fetch: %v", err)
-			}
-			if !slices.Equal(vecIDs(got), []string{"doc#2", "doc#1"}) {
-				return fmt.Errorf("Fetch order = %v, want the order asked for", vecIDs(got))
-			}
-			return nil
-		})
-		wantMD := map[string]any{"title": "one", "n": 1.0, "ok": true, "tags": []string{"a", "b"}}
-		gotMD := got[1].Metadata
-		if tags, ok := gotMD["tags"].([]any); ok { // some backends return []any
-			gotMD["tags"] = ids(tags, func(a any) string { s, _ := a.(string); return s })
-		}
-		if !reflect.DeepEqual(gotMD, wantMD) {
-			t.Errorf("metadata = %#v, want %#v (scope keys removed)", got[1].Metadata, wantMD)
-		}
-		if got[0].Metadata != nil {
-			t.Errorf("metadata of a vector stored without = %v, want nil", got[0].Metadata)
-		}
-		if !approxEqual(got[1].Values, in[0].Values) {
-			t.Errorf("values = %v, want %v", got[1].Values, in[0].Values)
-		}
-		c.eventually(t, "Query", func() error {
-			ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 2, 3, 4}, TopK: 2, IncludeMetadata: true, Filter: map[string]any{"title": "one"}})
-			if err != nil {
-				return fmt.Errorf("Query: %v", err)
-			}
-			if len(ms) != 1 || ms[0].ID != "doc#1" || ms[0].Metadata["title"] != "one" || ms[0].Metadata[vectorstore.CloneKey] != nil || ms[0].Values != nil {
-				return fmt.Errorf("Query = %+v", ms)
-			}
-			return nil
-		})
-		c.eventually(t, "Stats", func() error {
-			st, err := x.Stats(ctxT(t), cc)
-			if err != nil {
-				return err
-			}
-			ns, _ := vectorstore.Namespace(cc)
-			if st.VectorCount != 2 || st.Namespace != ns || st.Dimension != Dim {
-				return fmt.Errorf("Stats = %+v", st)
-			}
-			return nil
-		})
-		c.eventually(t, "List", func() error {
-			p, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Prefix: "doc#"})
-			if err != nil || !slices.Equal(p.IDs, []string{"doc#1", "doc#2"}) || p.NextPageToken != "" {
-				return fmt.Errorf("List = %+v, %v", p, err)
-			}
-			return nil
-		})
-		if err := x.DeleteByFilter(ctxT(t), cc, map[string]any{"title": map[string]any{"$exists": true}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := x.Delete(ctxT(t), cc, []string{"doc#2", "doc#2", "never"}); err != nil {
-			t.Fatal(err)
-		}
-		c.eventually(t, "Fetch after deletes", func() error {
-			got, err := x.Fetch(ctxT(t), cc, []string{"doc#1", "doc#2"})
-			if err != nil || len(got) != 0 {
-				return fmt.Errorf("after deletes Fetch = %v, %v", got, err)
-			}
-			return nil
-		})
-	})
+	t.Run("CallerKeepsItsMetadata", func(t *testing.T) { scopedCallerKeepsItsMetadata(t, open, c) })
+	t.Run("RoundTrip", func(t *testing.T) { scopedRoundTrip(t, open, c) })
+	t.Run("Namespace", func(t *testing.T) { scopedNamespace(t, open, c) })
+	t.Run("Validation", func(t *testing.T) { scopedValidation(t, open, c) })
+	t.Run("CancelledContext", func(t *testing.T) { scopedCancelledContext(t, open, c) })
+	t.Run("CheckWritable", func(t *testing.T) { scopedCheckWritable(t, open, c) })
+}
 
-	t.Run("Namespace", func(t *testing.T) {
-		cc := NewClone(t)
-		ns, err := vectorstore.Namespace(cc)
+func scopedCallerKeepsItsMetadata(t *testing.T, open Open, c *config) {
+	// The index stores what was upserted: changing the caller's map or list
+	// afterwards changes nothing stored, and the caller's map gains no scope keys.
+	x := newIndex(t, open(t, Dim), nil)
+	cc := NewClone(t)
+	tags := []string{"a", "b"}
+	md := map[string]any{"title": "one", "tags": tags}
+	if err := x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "doc#1", Values: []float32{1, 2, 3, 4}, Metadata: md}}); err != nil {
+		t.Fatalf("Upsert: %v", err)
+	}
+	if len(md) != 2 {
+		t.Errorf("the caller's metadata map changed: %v", md)
+	}
+	tags[0] = "changed"
+	md["title"] = "changed"
+	md["extra"] = true
+	c.eventually(t, "Fetch", func() error {
+		got, err := x.Fetch(ctxT(t), cc, []string{"doc#1"})
 		if err != nil {
-			t.Fatal(err)
+			return fmt.Errorf("Fetch: %v", err)
 		}
-		if want := "t-" + cc.TenantID().String() + "-c-" + cc.CloneID().String(); ns != want {
-			t.Fatalf("Namespace = %q, want %q", ns, want)
+		if len(got) != 1 {
+			return fmt.Errorf("Fetch returned %d vectors, want 1", len(got))
 		}
-		if _, err := vectorstore.Namespace(clone.CloneContext{}); !errors.Is(err, clone.ErrNoCloneContext) {
-			t.Fatalf("Namespace of the zero context: %v", err)
+		gotMD := got[0].Metadata
+		if l, ok := gotMD["tags"].([]any); ok { // some backends return []any
+			gotMD["tags"] = ids(l, func(a any) string { s, _ := a.(string); return s })
 		}
+		if want := map[string]any{"title": "one", "tags": []string{"a", "b"}}; !reflect.DeepEqual(gotMD, want) {
+			return fmt.Errorf("metadata = %#v, want %#v", gotMD, want)
+		}
+		return nil
 	})
+}
 
-	t.Run("Validation", func(t *testing.T) {
-		c := &counting{Index: open(t, Dim)}
-		sink := &audit.Memory{}
-		x := newIndex(t, c, sink)
-		cc := NewClone(t)
-		v := func(id string, vals ...float32) vectorstore.Vector { return vectorstore.Vector{ID: id, Values: vals} }
-		big := make([]byte, vectorstore.MaxMetadataBytes)
-		for i := range big {
-			big[i] = 'x'
-		}
-		long := string(big[:vectorstore.MaxIDLength+1])
-		nan := float32(math.NaN())
-		inf := float32(math.Inf(1))
-		q := func(k int, f map[string]any) vectorstore.Query {
-			return vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: k, Filter: f}
-		}
-		cases := []struct {
-			name string
-			call func() error
-			want error
-		}{
-			{"no context upsert", func() error { return x.Upsert(ctxT(t), clone.CloneContext{}, []vectorstore.Vector{v("a", 1, 0, 0, 0)}) }, clone.ErrNoCloneContext},
-			{"no context query", func() error { _, err := x.Query(ctxT(t), clone.CloneContext{}, q(1, nil)); return err }, clone.ErrNoCloneContext},
-			{"no context fetch", func() error { _, err := x.Fetch(ctxT(t), clone.CloneContext{}, []string{"a"}); return err }, clone.ErrNoCloneContext},
-			{"no context delete all", func() error { return x.DeleteAll(ctxT(t), clone.CloneContext{}) }, clone.ErrNoCloneContext},
-			{"no context list", func() error { _, err := x.List(ctxT(t), clone.CloneContext{}, nil); return err }, clone.ErrNoCloneContext},
-			{"no context stats", func() error { _, err := x.Stats(ctxT(t), clone.CloneContext{}); return err }, clone.ErrNoCloneContext},
-			{"dimension short", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, 0, 0)}) }, clone.ErrInvalidInput},
-			{"dimension long", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, 0, 0, 0, 0)}) }, clone.ErrInvalidInput},
-			{"query dimension", func() error {
-				_, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1}, TopK: 1})
-				return err
-			}, clone.ErrInvalidInput},
-			{"NaN", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, nan, 0, 0)}) }, clone.ErrInvalidInput},
-			{"Inf", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, inf, 0, 0)}) }, clone.ErrInvalidInput},
-			{"query NaN", func() error {
-				_, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{nan, 0, 0, 0}, TopK: 1})
-				return err
-			}, clone.ErrInvalidInput},
-			{"all zero", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 0, 0, 0, 0)}) }, clone.ErrInvalidInput},
-			{"empty ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("", 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
-			{"long ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v(long, 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
-			{"control char ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a\x00b", 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
-			{"invalid UTF-8 ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a\xffb", 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
-			{"duplicate IDs", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, 0, 0, 0), v("a", 0, 1, 0, 0)})
-			}, clone.ErrInvalidInput},
-			{"fetch empty ID", func() error { _, err := x.Fetch(ctxT(t), cc, []string{"ok", ""}); return err }, clone.ErrInvalidInput},
-			{"delete long ID", func() error { return x.Delete(ctxT(t), cc, []string{long}) }, clone.ErrInvalidInput},
-			{"reserved tenant_id", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"tenant_id": cc.TenantID().String()}}})
-			}, clone.ErrInvalidInput},
-			{"reserved clone_id, own", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"clone_id": cc.CloneID().String()}}})
-			}, clone.ErrInvalidInput},
-			{"reserved clone_id, another clone's", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"clone_id": clone.NewID().String()}}})
-			}, clone.ErrCloneMismatch},
-			{"filter naming another clone", func() error {
-				_, err := x.Query(ctxT(t), cc, q(1, map[string]any{"clone_id": clone.NewID().String()}))
-				return err
-			}, clone.ErrCloneMismatch},
-			{"metadata too large", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"text": string(big)}}})
-			}, clone.ErrTooLarge},
-			{"metadata nested object", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"o": map[string]any{"a": 1}}}})
-			}, clone.ErrInvalidInput},
-			{"metadata NaN", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"n": math.NaN()}}})
-			}, clone.ErrInvalidInput},
-			{"metadata nil value", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"n": nil}}})
-			}, clone.ErrInvalidInput},
-			{"metadata $ key", func() error {
-				return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"$eq": "x"}}})
-			}, clone.ErrInvalidInput},
-			{"top-k 0", func() error { _, err := x.Query(ctxT(t), cc, q(0, nil)); return err }, clone.ErrInvalidInput},
-			{"top-k negative", func() error { _, err := x.Query(ctxT(t), cc, q(-1, nil)); return err }, clone.ErrInvalidInput},
-			{"top-k too large", func() error { _, err := x.Query(ctxT(t), cc, q(vectorstore.MaxTopK+1, nil)); return err }, clone.ErrInvalidInput},
-			{"top-k too large with metadata", func() error {
-				_, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: vectorstore.MaxTopKWithData + 1, IncludeMetadata: true})
-				return err
-			}, clone.ErrInvalidInput},
-			{"unsupported operator", func() error {
-				_, err := x.Query(ctxT(t), cc, q(1, map[string]any{"a": map[string]any{"$regex": "x"}}))
-				return err
-			}, clone.ErrInvalidInput},
-			{"unsupported logical operator", func() error {
-				_, err := x.Query(ctxT(t), cc, q(1, map[string]any{"$not": map[string]any{"a": 1}}))
-				return err
-			}, clone.ErrInvalidInput},
-			{"delete by filter bad operator", func() error {
-				return x.DeleteByFilter(ctxT(t), cc, map[string]any{"a": map[string]any{"$where": "1"}})
-			}, clone.ErrInvalidInput},
-			{"delete by empty filter", func() error { return x.DeleteByFilter(ctxT(t), cc, map[string]any{}) }, clone.ErrInvalidInput},
-			{"list limit", func() error {
-				_, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Limit: vectorstore.MaxListLimit + 1})
-				return err
-			}, clone.ErrInvalidInput},
-			{"list prefix", func() error { _, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Prefix: "\x01"}); return err }, clone.ErrInvalidInput},
-		}
-		for _, tc := range cases {
-			err := tc.call()
-			if !errors.Is(err, tc.want) {
-				t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
-			}
-			if status := clone.HTTPStatus(err); status >= 500 {
-				t.Errorf("%s: HTTP status %d for bad input", tc.name, status)
-			}
-		}
-		if n := c.calls.Load(); n != 0 {
-			t.Errorf("%d driver calls were made for invalid input, want 0", n)
-		}
-		denied := 0
-		for _, e := range sink.Events() {
-			if e.Outcome == audit.Denied {
-				denied++
-			}
-		}
-		if denied != 8 {
-			t.Errorf("%d denial events, want 8 (6 calls without a clone context, 2 naming another clone)", denied)
-		}
-	})
-
-	t.Run("CancelledContext", func(t *testing.T) {
-		x := newIndex(t, open(t, Dim), nil)
-		cc := NewClone(t)
-		if err := x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(ctxT(t))
-		cancel()
-		_, err := x.Query(ctx, cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1})
-		if !errors.Is(err, clone.ErrCanceled) {
-			t.Fatalf("Query with a cancelled context: %v, want ErrCanceled", err)
-		}
-		if err := x.Upsert(ctx, cc, []vectorstore.Vector{{ID: "b", Values: []float32{1, 0, 0, 0}}}); !errors.Is(err, clone.ErrCanceled) {
-			t.Fatalf("Upsert with a cancelled context: %v, want ErrCanceled", err)
-		}
-	})
-
-	t.Run("CheckWritable", func(t *testing.T) {
-		d := open(t, Dim)
-		cc, suspended := NewClone(t), NewClone(t)
-		x, err := vectorstore.NewIndex(d, &vectorstore.Options{CheckWritable: func(_ context.Context, c clone.CloneContext) error {
-			if c.Same(suspended) {
-				return clone.ErrSuspended
-			}
-			return nil
-		}})
+func scopedRoundTrip(t *testing.T, open Open, c *config) {
+	x := newIndex(t, open(t, Dim), nil)
+	cc := NewClone(t)
+	in := []vectorstore.Vector{
+		{ID: "doc#1", Values: []float32{1, 2, 3, 4}, Metadata: map[string]any{"title": "one", "n": 1, "ok": true, "tags": []any{"a", "b"}}},
+		{ID: "doc#2", Values: []float32{-1, 0, 0, 0}},
+	}
+	if err := x.Upsert(ctxT(t), cc, in); err != nil {
+		t.Fatalf("Upsert: %v", err)
+	}
+	var got []vectorstore.Vector
+	c.eventually(t, "Fetch", func() error {
+		var err error
+		got, err = x.Fetch(ctxT(t), cc, []string{"doc#2", "doc#1", "nope"})
 		if err != nil {
-			t.Fatal(err)
+			return fmt.Errorf("Fetch: %v", err)
 		}
-		vs := []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}
-		if err := x.Upsert(ctxT(t), cc, vs); err != nil {
-			t.Fatalf("writable clone: %v", err)
+		if !slices.Equal(vecIDs(got), []string{"doc#2", "doc#1"}) {
+			return fmt.Errorf("Fetch order = %v, want the order asked for", vecIDs(got))
 		}
-		if err := x.Upsert(ctxT(t), suspended, vs); !errors.Is(err, clone.ErrSuspended) {
-			t.Fatalf("suspended clone: %v, want ErrSuspended", err)
-		}
-		if st, _ := x.Stats(ctxT(t), suspended); st == nil || st.VectorCount != 0 {
-			t.Fatalf("a refused write wrote: %+v", st)
-		}
+		return nil
 	})
+	wantMD := map[string]any{"title": "one", "n": 1.0, "ok": true, "tags": []string{"a", "b"}}
+	gotMD := got[1].Metadata
+	if tags, ok := gotMD["tags"].([]any); ok { // some backends return []any
+		gotMD["tags"] = ids(tags, func(a any) string { s, _ := a.(string); return s })
+	}
+	if !reflect.DeepEqual(gotMD, wantMD) {
+		t.Errorf("metadata = %#v, want %#v (scope keys removed)", got[1].Metadata, wantMD)
+	}
+	if got[0].Metadata != nil {
+		t.Errorf("metadata of a vector stored without = %v, want nil", got[0].Metadata)
+	}
+	if !approxEqual(got[1].Values, in[0].Values) {
+		t.Errorf("values = %v, want %v", got[1].Values, in[0].Values)
+	}
+	c.eventually(t, "Query", func() error {
+		ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 2, 3, 4}, TopK: 2, IncludeMetadata: true, Filter: map[string]any{"title": "one"}})
+		if err != nil {
+			return fmt.Errorf("Query: %v", err)
+		}
+		if len(ms) != 1 || ms[0].ID != "doc#1" || ms[0].Metadata["title"] != "one" || ms[0].Metadata[vectorstore.CloneKey] != nil || ms[0].Values != nil {
+			return fmt.Errorf("Query = %+v", ms)
+		}
+		return nil
+	})
+	c.eventually(t, "Stats", func() error {
+		st, err := x.Stats(ctxT(t), cc)
+		if err != nil {
+			return err
+		}
+		ns, _ := vectorstore.Namespace(cc)
+		if st.VectorCount != 2 || st.Namespace != ns || st.Dimension != Dim {
+			return fmt.Errorf("Stats = %+v", st)
+		}
+		return nil
+	})
+	c.eventually(t, "List", func() error {
+		p, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Prefix: "doc#"})
+		if err != nil || !slices.Equal(p.IDs, []string{"doc#1", "doc#2"}) || p.NextPageToken != "" {
+			return fmt.Errorf("List = %+v, %v", p, err)
+		}
+		return nil
+	})
+	if err := x.DeleteByFilter(ctxT(t), cc, map[string]any{"title": map[string]any{"$exists": true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Delete(ctxT(t), cc, []string{"doc#2", "doc#2", "never"}); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(t, "Fetch after deletes", func() error {
+		got, err := x.Fetch(ctxT(t), cc, []string{"doc#1", "doc#2"})
+		if err != nil || len(got) != 0 {
+			return fmt.Errorf("after deletes Fetch = %v, %v", got, err)
+		}
+		return nil
+	})
+}
+
+func scopedNamespace(t *testing.T, open Open, c *config) {
+	cc := NewClone(t)
+	ns, err := vectorstore.Namespace(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "t-" + cc.TenantID().String() + "-c-" + cc.CloneID().String(); ns != want {
+		t.Fatalf("Namespace = %q, want %q", ns, want)
+	}
+	if _, err := vectorstore.Namespace(clone.CloneContext{}); !errors.Is(err, clone.ErrNoCloneContext) {
+		t.Fatalf("Namespace of the zero context: %v", err)
+	}
+}
+
+func scopedValidation(t *testing.T, open Open, _ *config) {
+	c := &counting{Index: open(t, Dim)}
+	sink := &audit.Memory{}
+	x := newIndex(t, c, sink)
+	cc := NewClone(t)
+	v := func(id string, vals ...float32) vectorstore.Vector { return vectorstore.Vector{ID: id, Values: vals} }
+	big := make([]byte, vectorstore.MaxMetadataBytes)
+	for i := range big {
+		big[i] = 'x'
+	}
+	long := string(big[:vectorstore.MaxIDLength+1])
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	q := func(k int, f map[string]any) vectorstore.Query {
+		return vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: k, Filter: f}
+	}
+	cases := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"no context upsert", func() error { return x.Upsert(ctxT(t), clone.CloneContext{}, []vectorstore.Vector{v("a", 1, 0, 0, 0)}) }, clone.ErrNoCloneContext},
+		{"no context query", func() error { _, err := x.Query(ctxT(t), clone.CloneContext{}, q(1, nil)); return err }, clone.ErrNoCloneContext},
+		{"no context fetch", func() error { _, err := x.Fetch(ctxT(t), clone.CloneContext{}, []string{"a"}); return err }, clone.ErrNoCloneContext},
+		{"no context delete all", func() error { return x.DeleteAll(ctxT(t), clone.CloneContext{}) }, clone.ErrNoCloneContext},
+		{"no context list", func() error { _, err := x.List(ctxT(t), clone.CloneContext{}, nil); return err }, clone.ErrNoCloneContext},
+		{"no context stats", func() error { _, err := x.Stats(ctxT(t), clone.CloneContext{}); return err }, clone.ErrNoCloneContext},
+		{"dimension short", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, 0, 0)}) }, clone.ErrInvalidInput},
+		{"dimension long", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, 0, 0, 0, 0)}) }, clone.ErrInvalidInput},
+		{"query dimension", func() error {
+			_, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1}, TopK: 1})
+			return err
+		}, clone.ErrInvalidInput},
+		{"NaN", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, nan, 0, 0)}) }, clone.ErrInvalidInput},
+		{"Inf", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, inf, 0, 0)}) }, clone.ErrInvalidInput},
+		{"query NaN", func() error {
+			_, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{nan, 0, 0, 0}, TopK: 1})
+			return err
+		}, clone.ErrInvalidInput},
+		{"all zero", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 0, 0, 0, 0)}) }, clone.ErrInvalidInput},
+		{"empty ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("", 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
+		{"long ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v(long, 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
+		{"control char ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a\x00b", 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
+		{"invalid UTF-8 ID", func() error { return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a\xffb", 1, 0, 0, 0)}) }, clone.ErrInvalidInput},
+		{"duplicate IDs", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{v("a", 1, 0, 0, 0), v("a", 0, 1, 0, 0)})
+		}, clone.ErrInvalidInput},
+		{"fetch empty ID", func() error { _, err := x.Fetch(ctxT(t), cc, []string{"ok", ""}); return err }, clone.ErrInvalidInput},
+		{"delete long ID", func() error { return x.Delete(ctxT(t), cc, []string{long}) }, clone.ErrInvalidInput},
+		{"reserved tenant_id", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"tenant_id": cc.TenantID().String()}}})
+		}, clone.ErrInvalidInput},
+		{"reserved clone_id, own", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"clone_id": cc.CloneID().String()}}})
+		}, clone.ErrInvalidInput},
+		{"reserved clone_id, another clone's", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"clone_id": clone.NewID().String()}}})
+		}, clone.ErrCloneMismatch},
+		{"filter naming another clone", func() error {
+			_, err := x.Query(ctxT(t), cc, q(1, map[string]any{"clone_id": clone.NewID().String()}))
+			return err
+		}, clone.ErrCloneMismatch},
+		{"metadata too large", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"text": string(big)}}})
+		}, clone.ErrTooLarge},
+		{"metadata nested object", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"o": map[string]any{"a": 1}}}})
+		}, clone.ErrInvalidInput},
+		{"metadata NaN", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"n": math.NaN()}}})
+		}, clone.ErrInvalidInput},
+		{"metadata nil value", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"n": nil}}})
+		}, clone.ErrInvalidInput},
+		{"metadata $ key", func() error {
+			return x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: map[string]any{"$eq": "x"}}})
+		}, clone.ErrInvalidInput},
+		{"top-k 0", func() error { _, err := x.Query(ctxT(t), cc, q(0, nil)); return err }, clone.ErrInvalidInput},
+		{"top-k negative", func() error { _, err := x.Query(ctxT(t), cc, q(-1, nil)); return err }, clone.ErrInvalidInput},
+		{"top-k too large", func() error { _, err := x.Query(ctxT(t), cc, q(vectorstore.MaxTopK+1, nil)); return err }, clone.ErrInvalidInput},
+		{"top-k too large with metadata", func() error {
+			_, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: vectorstore.MaxTopKWithData + 1, IncludeMetadata: true})
+			return err
+		}, clone.ErrInvalidInput},
+		{"unsupported operator", func() error {
+			_, err := x.Query(ctxT(t), cc, q(1, map[string]any{"a": map[string]any{"$regex": "x"}}))
+			return err
+		}, clone.ErrInvalidInput},
+		{"unsupported logical operator", func() error {
+			_, err := x.Query(ctxT(t), cc, q(1, map[string]any{"$not": map[string]any{"a": 1}}))
+			return err
+		}, clone.ErrInvalidInput},
+		{"delete by filter bad operator", func() error {
+			return x.DeleteByFilter(ctxT(t), cc, map[string]any{"a": map[string]any{"$where": "1"}})
+		}, clone.ErrInvalidInput},
+		{"delete by empty filter", func() error { return x.DeleteByFilter(ctxT(t), cc, map[string]any{}) }, clone.ErrInvalidInput},
+		{"list limit", func() error {
+			_, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Limit: vectorstore.MaxListLimit + 1})
+			return err
+		}, clone.ErrInvalidInput},
+		{"list prefix", func() error { _, err := x.List(ctxT(t), cc, &vectorstore.ListOptions{Prefix: "\x01"}); return err }, clone.ErrInvalidInput},
+	}
+	for _, tc := range cases {
+		err := tc.call()
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+		if status := clone.HTTPStatus(err); status >= 500 {
+			t.Errorf("%s: HTTP status %d for bad input", tc.name, status)
+		}
+	}
+	if n := c.calls.Load(); n != 0 {
+		t.Errorf("%d driver calls were made for invalid input, want 0", n)
+	}
+	denied := 0
+	for _, e := range sink.Events() {
+		if e.Outcome == audit.Denied {
+			denied++
+		}
+	}
+	if denied != 8 {
+		t.Errorf("%d denial events, want 8 (6 calls without a clone context, 2 naming another clone)", denied)
+	}
+}
+
+func scopedCancelledContext(t *testing.T, open Open, c *config) {
+	x := newIndex(t, open(t, Dim), nil)
+	cc := NewClone(t)
+	if err := x.Upsert(ctxT(t), cc, []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	cancel()
+	_, err := x.Query(ctx, cc, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1})
+	if !errors.Is(err, clone.ErrCanceled) {
+		t.Fatalf("Query with a cancelled context: %v, want ErrCanceled", err)
+	}
+	if err := x.Upsert(ctx, cc, []vectorstore.Vector{{ID: "b", Values: []float32{1, 0, 0, 0}}}); !errors.Is(err, clone.ErrCanceled) {
+		t.Fatalf("Upsert with a cancelled context: %v, want ErrCanceled", err)
+	}
+}
+
+func scopedCheckWritable(t *testing.T, open Open, c *config) {
+	d := open(t, Dim)
+	cc, suspended := NewClone(t), NewClone(t)
+	x, err := vectorstore.NewIndex(d, &vectorstore.Options{CheckWritable: func(_ context.Context, c clone.CloneContext) error {
+		if c.Same(suspended) {
+			return clone.ErrSuspended
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := []vectorstore.Vector{{ID: "a", Values: []float32{1, 0, 0, 0}}}
+	if err := x.Upsert(ctxT(t), cc, vs); err != nil {
+		t.Fatalf("writable clone: %v", err)
+	}
+	if err := x.Upsert(ctxT(t), suspended, vs); !errors.Is(err, clone.ErrSuspended) {
+		t.Fatalf("suspended clone: %v, want ErrSuspended", err)
+	}
+	if st, _ := x.Stats(ctxT(t), suspended); st == nil || st.VectorCount != 0 {
+		t.Fatalf("a refused write wrote: %+v", st)
+	}
 }
 
 // ---- isolation ----
 
 func runIsolationTests(t *testing.T, open Open, cfg *config) {
-	// Owner and other share IDs; owner and sibling share a tenant.
-	setup := func(t *testing.T) (x *vectorstore.Index, d driver.Index, sink *audit.Memory, a, b, sib clone.CloneContext) {
-		d = open(t, Dim)
-		sink = &audit.Memory{}
-		x = newIndex(t, d, sink)
-		a = NewClone(t)
-		b = NewClone(t)
-		sib = SameTenantClone(t, a)
-		for _, c := range []struct {
-			cc    clone.CloneContext
-			owner string
-			vals  []float32
-		}{{a, "a", []float32{1, 0, 0, 0}}, {b, "b", []float32{0, 1, 0, 0}}, {sib, "sib", []float32{0, 0, 1, 0}}} {
-			var vs []vectorstore.Vector
-			for i := range 5 {
-				vals := slices.Clone(c.vals)
-				vals[3] = float32(i) / 10
-				vs = append(vs, vectorstore.Vector{ID: fmt.Sprintf("doc#%d", i), Values: vals, Metadata: map[string]any{"owner": c.owner, "i": i}})
-			}
-			vs = append(vs, vectorstore.Vector{ID: "only-" + c.owner, Values: c.vals, Metadata: map[string]any{"owner": c.owner}})
-			if err := x.Upsert(ctxT(t), c.cc, vs); err != nil {
-				t.Fatalf("Upsert for %s: %v", c.owner, err)
-			}
+	s := &isolationSuite{open: open, cfg: cfg}
+	t.Run("QuerySeesOnlyOwnClone", s.querySeesOnlyOwnClone)
+	t.Run("FilterNamingAnotherClone", s.filterNamingAnotherClone)
+	t.Run("FetchCollidingIDs", s.fetchCollidingIDs)
+	t.Run("WritesDoNotCross", s.writesDoNotCross)
+	t.Run("ListAndStats", s.listAndStats)
+	t.Run("PostCheckFetch", s.postCheckFetch)
+	t.Run("PostCheckQuery", s.postCheckQuery)
+	t.Run("Concurrent", s.concurrent)
+}
+
+// isolationSuite holds what the isolation subtests share.
+type isolationSuite struct {
+	open Open
+	cfg  *config
+}
+
+// setup writes six vectors for each of three clones (owner and other share IDs; owner
+// and sibling share a tenant) and waits until each clone sees its own.
+func (s *isolationSuite) setup(t *testing.T) (x *vectorstore.Index, d driver.Index, sink *audit.Memory, a, b, sib clone.CloneContext) {
+	d = s.open(t, Dim)
+	sink = &audit.Memory{}
+	x = newIndex(t, d, sink)
+	a = NewClone(t)
+	b = NewClone(t)
+	sib = SameTenantClone(t, a)
+	for _, c := range []struct {
+		cc    clone.CloneContext
+		owner string
+		vals  []float32
+	}{{a, "a", []float32{1, 0, 0, 0}}, {b, "b", []float32{0, 1, 0, 0}}, {sib, "sib", []float32{0, 0, 1, 0}}} {
+		var vs []vectorstore.Vector
+		for i := range 5 {
+			vals := slices.Clone(c.vals)
+			vals[3] = float32(i) / 10
+			vs = append(vs, vectorstore.Vector{ID: fmt.Sprintf("doc#%d", i), Values: vals, Metadata: map[string]any{"owner": c.owner, "i": i}})
 		}
-		// Every later check of absence is meaningful only once the data is visible.
-		for _, cc := range []clone.CloneContext{a, b, sib} {
-			cfg.eventually(t, "each clone's records visible", func() error {
-				st, err := x.Stats(ctxT(t), cc)
-				if err != nil || st.VectorCount != 6 {
-					return fmt.Errorf("stats %+v, %v; want 6", st, err)
-				}
-				ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 1, 1, 1}, TopK: 100})
-				if err != nil || len(ms) != 6 {
-					return fmt.Errorf("query sees %d, %v; want 6", len(ms), err)
-				}
-				p, err := x.List(ctxT(t), cc, nil)
-				if err != nil || len(p.IDs) != 6 {
-					return fmt.Errorf("list sees %v, %v; want 6", p, err)
-				}
-				return nil
-			})
+		vs = append(vs, vectorstore.Vector{ID: "only-" + c.owner, Values: c.vals, Metadata: map[string]any{"owner": c.owner}})
+		if err := x.Upsert(ctxT(t), c.cc, vs); err != nil {
+			t.Fatalf("Upsert for %s: %v", c.owner, err)
 		}
-		return
 	}
-	owners := func(ms []vectorstore.Match) map[string]int {
-		out := map[string]int{}
-		for _, m := range ms {
-			s, _ := m.Metadata["owner"].(string)
-			out[s]++
-		}
-		return out
-	}
-	everything := func(t *testing.T, x *vectorstore.Index, cc clone.CloneContext, f map[string]any) []vectorstore.Match {
-		t.Helper()
-		var all []vectorstore.Match
-		for _, v := range [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}} {
-			ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: v, TopK: 100, IncludeMetadata: true, Filter: f})
-			if err != nil {
-				t.Fatalf("Query: %v", err)
-			}
-			all = append(all, ms...)
-		}
-		return all
-	}
-
-	t.Run("QuerySeesOnlyOwnClone", func(t *testing.T) {
-		x, _, _, a, b, sib := setup(t)
-		for _, c := range []struct {
-			cc    clone.CloneContext
-			owner string
-		}{{a, "a"}, {b, "b"}, {sib, "sib"}} {
-			got := owners(everything(t, x, c.cc, nil))
-			if got[c.owner] != 18 || len(got) != 1 {
-				t.Errorf("clone %s sees owners %v, want only its own 6 vectors in each of 3 queries", c.owner, got)
-			}
-		}
-	})
-
-	t.Run("FilterNamingAnotherClone", func(t *testing.T) {
-		x, _, sink, a, b, sib := setup(t)
-		// The owner's own scope in a filter works...
-		if got := owners(everything(t, x, a, map[string]any{"clone_id": a.CloneID().String()})); got["a"] != 18 {
-			t.Fatalf("filter on own clone_id: %v", got)
-		}
-		// ...naming another clone or tenant is refused as a probe and audited...
-		probes := []map[string]any{
-			{"clone_id": b.CloneID().String()},
-			{"clone_id": sib.CloneID().String()},
-			{"tenant_id": b.TenantID().String()},
-			{"clone_id": map[string]any{"$in": []string{a.CloneID().String(), b.CloneID().String()}}},
-			{"$or": []any{map[string]any{"clone_id": b.CloneID().String()}, map[string]any{"owner": "b"}}},
-			{"$and": []any{map[string]any{"owner": "a"}, map[string]any{"tenant_id": map[string]any{"$ne": b.TenantID().String()}}}},
-		}
-		for _, f := range probes {
-			before := len(sink.Events())
-			ms, err := x.Query(ctxT(t), a, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 100, IncludeMetadata: true, Filter: f})
-			if !errors.Is(err, clone.ErrCloneMismatch) || ms != nil {
-				t.Errorf("filter %v: %d matches, %v; want ErrCloneMismatch", f, len(ms), err)
-			}
-			if err := x.DeleteByFilter(ctxT(t), a, f); !errors.Is(err, clone.ErrCloneMismatch) {
-				t.Errorf("delete by filter %v: %v; want ErrCloneMismatch", f, err)
-			}
-			if n := len(sink.Events()) - before; n != 2 {
-				t.Errorf("filter %v: %d audit events, want 2", f, n)
-			}
-		}
-		// ...and filters that do not name another clone still match only the clone.
-		for _, f := range []map[string]any{
-			{"clone_id": map[string]any{"$ne": a.CloneID().String()}},
-			{"clone_id": map[string]any{"$exists": false}},
-			{"owner": map[string]any{"$in": []string{"b", "sib"}}},
-		} {
-			if ms := everything(t, x, a, f); len(ms) != 0 {
-				t.Errorf("filter %v returned %v to clone a", f, owners(ms))
-			}
-		}
-		for _, c := range []clone.CloneContext{b, sib} {
-			if st, err := x.Stats(ctxT(t), c); err != nil || st.VectorCount != 6 {
-				t.Fatalf("after a's refused deletes, another clone has %+v, %v", st, err)
-			}
-		}
-	})
-
-	t.Run("FetchCollidingIDs", func(t *testing.T) {
-		x, _, _, a, b, _ := setup(t)
-		va, err := x.Fetch(ctxT(t), a, []string{"doc#1", "only-b"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(va) != 1 || va[0].ID != "doc#1" || va[0].Metadata["owner"] != "a" {
-			t.Fatalf("clone a fetched %+v, want only its own doc#1", va)
-		}
-		vb, err := x.Fetch(ctxT(t), b, []string{"doc#1", "only-a"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(vb) != 1 || vb[0].Metadata["owner"] != "b" {
-			t.Fatalf("clone b fetched %+v, want only its own doc#1", vb)
-		}
-	})
-
-	t.Run("WritesDoNotCross", func(t *testing.T) {
-		x, _, _, a, b, sib := setup(t)
-		// Overwrite a colliding ID as b: a's record is unchanged.
-		if err := x.Upsert(ctxT(t), b, []vectorstore.Vector{{ID: "doc#0", Values: []float32{0, 0, 0, 1}, Metadata: map[string]any{"owner": "b2"}}}); err != nil {
-			t.Fatal(err)
-		}
-		cfg.eventually(t, "b's overwrite visible", func() error {
-			ms, err := x.Query(ctxT(t), b, vectorstore.Query{Vector: []float32{0, 0, 0, 1}, TopK: 10, Filter: map[string]any{"owner": "b2"}})
-			if err != nil || len(ms) != 1 {
-				return fmt.Errorf("b's query for its overwrite = %v, %v", ms, err)
-			}
-			return nil
-		})
-		va, err := x.Fetch(ctxT(t), a, []string{"doc#0"})
-		if err != nil || len(va) != 1 || va[0].Metadata["owner"] != "a" {
-			t.Fatalf("a's doc#0 after b's overwrite = %+v, %v", va, err)
-		}
-		// b deletes by ID, by filter and everything: a and sib keep theirs.
-		if err := x.Delete(ctxT(t), b, []string{"doc#1", "only-a"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := x.DeleteByFilter(ctxT(t), b, map[string]any{"owner": map[string]any{"$in": []string{"a", "sib", "b"}}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := x.DeleteByFilter(ctxT(t), b, map[string]any{"clone_id": a.CloneID().String()}); !errors.Is(err, clone.ErrCloneMismatch) {
-			t.Fatalf("b deleting by a's clone_id: %v, want ErrCloneMismatch", err)
-		}
-		if err := x.DeleteAll(ctxT(t), b); err != nil {
-			t.Fatal(err)
-		}
-		// b's deletes have landed before the other clones are checked.
-		cfg.eventually(t, "b empty after DeleteAll", func() error {
-			st, err := x.Stats(ctxT(t), b)
-			if err != nil || st.VectorCount != 0 {
-				return fmt.Errorf("b after DeleteAll: %+v, %v", st, err)
-			}
-			return nil
-		})
-		for _, c := range []clone.CloneContext{a, sib} {
-			st, err := x.Stats(ctxT(t), c)
+	// Every later check of absence is meaningful only once the data is visible.
+	for _, cc := range []clone.CloneContext{a, b, sib} {
+		s.cfg.eventually(t, "each clone's records visible", func() error {
+			st, err := x.Stats(ctxT(t), cc)
 			if err != nil || st.VectorCount != 6 {
-				t.Fatalf("after b's deletes, another clone has %+v, %v; want 6", st, err)
+				return fmt.Errorf("stats %+v, %v; want 6", st, err)
 			}
-			vs, err := x.Fetch(ctxT(t), c, []string{"doc#1", "only-a", "only-sib"})
-			if err != nil || len(vs) != 2 {
-				t.Fatalf("after b's deletes, another clone fetched %d, %v; want 2", len(vs), err)
+			ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: []float32{1, 1, 1, 1}, TopK: 100})
+			if err != nil || len(ms) != 6 {
+				return fmt.Errorf("query sees %d, %v; want 6", len(ms), err)
 			}
+			p, err := x.List(ctxT(t), cc, nil)
+			if err != nil || len(p.IDs) != 6 {
+				return fmt.Errorf("list sees %v, %v; want 6", p, err)
+			}
+			return nil
+		})
+	}
+	return
+}
+
+// owners counts the matches of each owner.
+func owners(ms []vectorstore.Match) map[string]int {
+	out := map[string]int{}
+	for _, m := range ms {
+		s, _ := m.Metadata["owner"].(string)
+		out[s]++
+	}
+	return out
+}
+
+// everything queries x as cc near each clone's vectors, with filter f.
+func everything(t *testing.T, x *vectorstore.Index, cc clone.CloneContext, f map[string]any) []vectorstore.Match {
+	t.Helper()
+	var all []vectorstore.Match
+	for _, v := range [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}} {
+		ms, err := x.Query(ctxT(t), cc, vectorstore.Query{Vector: v, TopK: 100, IncludeMetadata: true, Filter: f})
+		if err != nil {
+			t.Fatalf("Query: %v", err)
 		}
+		all = append(all, ms...)
+	}
+	return all
+}
+
+func (s *isolationSuite) querySeesOnlyOwnClone(t *testing.T) {
+	x, _, _, a, b, sib := s.setup(t)
+	for _, c := range []struct {
+		cc    clone.CloneContext
+		owner string
+	}{{a, "a"}, {b, "b"}, {sib, "sib"}} {
+		got := owners(everything(t, x, c.cc, nil))
+		if got[c.owner] != 18 || len(got) != 1 {
+			t.Errorf("clone %s sees owners %v, want only its own 6 vectors in each of 3 queries", c.owner, got)
+		}
+	}
+}
+
+func (s *isolationSuite) filterNamingAnotherClone(t *testing.T) {
+	x, _, sink, a, b, sib := s.setup(t)
+	// The owner's own scope in a filter works...
+	if got := owners(everything(t, x, a, map[string]any{"clone_id": a.CloneID().String()})); got["a"] != 18 {
+		t.Fatalf("filter on own clone_id: %v", got)
+	}
+	// ...naming another clone or tenant is refused as a probe and audited...
+	probes := []map[string]any{
+		{"clone_id": b.CloneID().String()},
+		{"clone_id": sib.CloneID().String()},
+		{"tenant_id": b.TenantID().String()},
+		{"clone_id": map[string]any{"$in": []string{a.CloneID().String(), b.CloneID().String()}}},
+		{"$or": []any{map[string]any{"clone_id": b.CloneID().String()}, map[string]any{"owner": "b"}}},
+		{"$and": []any{map[string]any{"owner": "a"}, map[string]any{"tenant_id": map[string]any{"$ne": b.TenantID().String()}}}},
+	}
+	for _, f := range probes {
+		before := len(sink.Events())
+		ms, err := x.Query(ctxT(t), a, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 100, IncludeMetadata: true, Filter: f})
+		if !errors.Is(err, clone.ErrCloneMismatch) || ms != nil {
+			t.Errorf("filter %v: %d matches, %v; want ErrCloneMismatch", f, len(ms), err)
+		}
+		if err := x.DeleteByFilter(ctxT(t), a, f); !errors.Is(err, clone.ErrCloneMismatch) {
+			t.Errorf("delete by filter %v: %v; want ErrCloneMismatch", f, err)
+		}
+		if n := len(sink.Events()) - before; n != 2 {
+			t.Errorf("filter %v: %d audit events, want 2", f, n)
+		}
+	}
+	// ...and filters that do not name another clone still match only the clone.
+	for _, f := range []map[string]any{
+		{"clone_id": map[string]any{"$ne": a.CloneID().String()}},
+		{"clone_id": map[string]any{"$exists": false}},
+		{"owner": map[string]any{"$in": []string{"b", "sib"}}},
+	} {
+		if ms := everything(t, x, a, f); len(ms) != 0 {
+			t.Errorf("filter %v returned %v to clone a", f, owners(ms))
+		}
+	}
+	for _, c := range []clone.CloneContext{b, sib} {
+		if st, err := x.Stats(ctxT(t), c); err != nil || st.VectorCount != 6 {
+			t.Fatalf("after a's refused deletes, another clone has %+v, %v", st, err)
+		}
+	}
+}
+
+func (s *isolationSuite) fetchCollidingIDs(t *testing.T) {
+	x, _, _, a, b, _ := s.setup(t)
+	va, err := x.Fetch(ctxT(t), a, []string{"doc#1", "only-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(va) != 1 || va[0].ID != "doc#1" || va[0].Metadata["owner"] != "a" {
+		t.Fatalf("clone a fetched %+v, want only its own doc#1", va)
+	}
+	vb, err := x.Fetch(ctxT(t), b, []string{"doc#1", "only-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vb) != 1 || vb[0].Metadata["owner"] != "b" {
+		t.Fatalf("clone b fetched %+v, want only its own doc#1", vb)
+	}
+}
+
+func (s *isolationSuite) writesDoNotCross(t *testing.T) {
+	x, _, _, a, b, sib := s.setup(t)
+	// Overwrite a colliding ID as b: a's record is unchanged.
+	if err := x.Upsert(ctxT(t), b, []vectorstore.Vector{{ID: "doc#0", Values: []float32{0, 0, 0, 1}, Metadata: map[string]any{"owner": "b2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.eventually(t, "b's overwrite visible", func() error {
+		ms, err := x.Query(ctxT(t), b, vectorstore.Query{Vector: []float32{0, 0, 0, 1}, TopK: 10, Filter: map[string]any{"owner": "b2"}})
+		if err != nil || len(ms) != 1 {
+			return fmt.Errorf("b's query for its overwrite = %v, %v", ms, err)
+		}
+		return nil
+	})
+	va, err := x.Fetch(ctxT(t), a, []string{"doc#0"})
+	if err != nil || len(va) != 1 || va[0].Metadata["owner"] != "a" {
+		t.Fatalf("a's doc#0 after b's overwrite = %+v, %v", va, err)
+	}
+	// b deletes by ID, by filter and everything: a and sib keep theirs.
+	if err := x.Delete(ctxT(t), b, []string{"doc#1", "only-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.DeleteByFilter(ctxT(t), b, map[string]any{"owner": map[string]any{"$in": []string{"a", "sib", "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.DeleteByFilter(ctxT(t), b, map[string]any{"clone_id": a.CloneID().String()}); !errors.Is(err, clone.ErrCloneMismatch) {
+		t.Fatalf("b deleting by a's clone_id: %v, want ErrCloneMismatch", err)
+	}
+	if err := x.DeleteAll(ctxT(t), b); err != nil {
+		t.Fatal(err)
+	}
+	// b's deletes have landed before the other clones are checked.
+	s.cfg.eventually(t, "b empty after DeleteAll", func() error {
 		st, err := x.Stats(ctxT(t), b)
 		if err != nil || st.VectorCount != 0 {
-			t.Fatalf("b after DeleteAll: %+v, %v", st, err)
+			return fmt.Errorf("b after DeleteAll: %+v, %v", st, err)
 		}
+		return nil
 	})
+	for _, c := range []clone.CloneContext{a, sib} {
+		st, err := x.Stats(ctxT(t), c)
+		if err != nil || st.VectorCount != 6 {
+			t.Fatalf("after b's deletes, another clone has %+v, %v; want 6", st, err)
+		}
+		vs, err := x.Fetch(ctxT(t), c, []string{"doc#1", "only-a", "only-sib"})
+		if err != nil || len(vs) != 2 {
+			t.Fatalf("after b's deletes, another clone fetched %d, %v; want 2", len(vs), err)
+		}
+	}
+	st, err := x.Stats(ctxT(t), b)
+	if err != nil || st.VectorCount != 0 {
+		t.Fatalf("b after DeleteAll: %+v, %v", st, err)
+	}
+}
 
-	t.Run("ListAndStats", func(t *testing.T) {
-		x, _, _, a, b, _ := setup(t)
-		for _, c := range []struct {
-			cc    clone.CloneContext
-			owner string
-		}{{a, "a"}, {b, "b"}} {
-			p, err := x.List(ctxT(t), c.cc, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []string{"doc#0", "doc#1", "doc#2", "doc#3", "doc#4", "only-" + c.owner}
-			if !slices.Equal(p.IDs, want) {
-				t.Fatalf("clone %s lists %v, want %v", c.owner, p.IDs, want)
-			}
-			p, err = x.List(ctxT(t), c.cc, &vectorstore.ListOptions{Prefix: "only-"})
-			if err != nil || !slices.Equal(p.IDs, []string{"only-" + c.owner}) {
-				t.Fatalf("clone %s lists prefix only-: %v, %v", c.owner, p, err)
-			}
-			st, err := x.Stats(ctxT(t), c.cc)
-			if err != nil || st.VectorCount != 6 {
-				t.Fatalf("clone %s stats %+v, %v", c.owner, st, err)
-			}
-		}
-	})
-
-	t.Run("PostCheckFetch", func(t *testing.T) {
-		x, d, sink, a, b, _ := setup(t)
-		if _, err := x.Fetch(ctxT(t), a, []string{"doc#0"}); err != nil {
-			t.Fatalf("clean fetch: %v", err)
-		}
-		if n := len(sink.Events()); n != 0 {
-			t.Fatalf("%d audit events before the injection", n)
-		}
-		// A record stamped for b lands in a's namespace (a bug or a compromise below
-		// the SDK): a's read must fail closed.
-		ns, _ := vectorstore.Namespace(a)
-		err := d.Upsert(ctxT(t), ns, []driver.Vector{{ID: "planted", Values: []float32{1, 0, 0, 0},
-			Metadata: scoped(b.TenantID().String(), b.CloneID().String(), map[string]any{"owner": "b"})}})
+func (s *isolationSuite) listAndStats(t *testing.T) {
+	x, _, _, a, b, _ := s.setup(t)
+	for _, c := range []struct {
+		cc    clone.CloneContext
+		owner string
+	}{{a, "a"}, {b, "b"}} {
+		p, err := x.List(ctxT(t), c.cc, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.eventually(t, "Fetch of a planted record", func() error {
-			vs, err := x.Fetch(ctxT(t), a, []string{"doc#0", "planted"})
-			if !errors.Is(err, clone.ErrIsolationViolation) || vs != nil {
-				return fmt.Errorf("Fetch with a planted record = %v, %v; want nothing and ErrIsolationViolation", vs, err)
+		want := []string{"doc#0", "doc#1", "doc#2", "doc#3", "doc#4", "only-" + c.owner}
+		if !slices.Equal(p.IDs, want) {
+			t.Fatalf("clone %s lists %v, want %v", c.owner, p.IDs, want)
+		}
+		p, err = x.List(ctxT(t), c.cc, &vectorstore.ListOptions{Prefix: "only-"})
+		if err != nil || !slices.Equal(p.IDs, []string{"only-" + c.owner}) {
+			t.Fatalf("clone %s lists prefix only-: %v, %v", c.owner, p, err)
+		}
+		st, err := x.Stats(ctxT(t), c.cc)
+		if err != nil || st.VectorCount != 6 {
+			t.Fatalf("clone %s stats %+v, %v", c.owner, st, err)
+		}
+	}
+}
+
+func (s *isolationSuite) postCheckFetch(t *testing.T) {
+	x, d, sink, a, b, _ := s.setup(t)
+	if _, err := x.Fetch(ctxT(t), a, []string{"doc#0"}); err != nil {
+		t.Fatalf("clean fetch: %v", err)
+	}
+	if n := len(sink.Events()); n != 0 {
+		t.Fatalf("%d audit events before the injection", n)
+	}
+	// A record stamped for b lands in a's namespace (a bug or a compromise below
+	// the SDK): a's read must fail closed.
+	ns, _ := vectorstore.Namespace(a)
+	err := d.Upsert(ctxT(t), ns, []driver.Vector{{ID: "planted", Values: []float32{1, 0, 0, 0},
+		Metadata: scoped(b.TenantID().String(), b.CloneID().String(), map[string]any{"owner": "b"})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.eventually(t, "Fetch of a planted record", func() error {
+		vs, err := x.Fetch(ctxT(t), a, []string{"doc#0", "planted"})
+		if !errors.Is(err, clone.ErrIsolationViolation) || vs != nil {
+			return fmt.Errorf("Fetch with a planted record = %v, %v; want nothing and ErrIsolationViolation", vs, err)
+		}
+		return nil
+	})
+	violations := 0
+	for _, e := range sink.Events() {
+		if e.Outcome == audit.Violation {
+			violations++
+			if e.CloneID != a.CloneID() || e.Action != "vectorstore.Fetch" {
+				t.Errorf("violation event %+v", e)
 			}
-			return nil
-		})
-		violations := 0
-		for _, e := range sink.Events() {
-			if e.Outcome == audit.Violation {
-				violations++
-				if e.CloneID != a.CloneID() || e.Action != "vectorstore.Fetch" {
-					t.Errorf("violation event %+v", e)
+		}
+	}
+	if violations != 1 {
+		t.Fatalf("%d violation events, want 1", violations)
+	}
+	// The scope filter keeps the planted record out of queries.
+	if got := owners(everything(t, x, a, nil)); got["b"] != 0 {
+		t.Fatalf("query returned the planted record: %v", got)
+	}
+}
+
+func (s *isolationSuite) postCheckQuery(t *testing.T) {
+	x, d, _, a, b, _ := s.setup(t)
+	ns, _ := vectorstore.Namespace(a)
+	err := d.Upsert(ctxT(t), ns, []driver.Vector{{ID: "planted", Values: []float32{1, 0, 0, 0},
+		Metadata: scoped(b.TenantID().String(), b.CloneID().String(), nil)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A backend that ignores filters (as a buggy or misconfigured one might).
+	sink := &audit.Memory{}
+	broken := newIndex(t, filterDropping{d}, sink)
+	s.cfg.eventually(t, "Query of a planted record", func() error {
+		ms, err := broken.Query(ctxT(t), a, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
+		if !errors.Is(err, clone.ErrIsolationViolation) || ms != nil {
+			return fmt.Errorf("Query through a filter-dropping backend = %v, %v; want ErrIsolationViolation", ms, err)
+		}
+		return nil
+	})
+	if ev := sink.Events(); len(ev) != 1 || ev[0].Outcome != audit.Violation {
+		t.Fatalf("audit events = %+v, want one violation", ev)
+	}
+	_ = x
+}
+
+func (s *isolationSuite) concurrent(t *testing.T) {
+	d := s.open(t, Dim)
+	x := newIndex(t, d, nil)
+	const clones, rounds = 6, 15
+	ccs := make([]clone.CloneContext, clones)
+	for i := range ccs {
+		ccs[i] = NewClone(t)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, clones)
+	for i, cc := range ccs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			me := fmt.Sprint(i)
+			for r := range rounds {
+				id := fmt.Sprintf("v%d", r%5)
+				err := x.Upsert(context.Background(), cc, []vectorstore.Vector{{ID: id, Values: []float32{1, float32(i), float32(r), 1}, Metadata: map[string]any{"me": me}}})
+				if err != nil {
+					errc <- err
+					return
 				}
-			}
-		}
-		if violations != 1 {
-			t.Fatalf("%d violation events, want 1", violations)
-		}
-		// The scope filter keeps the planted record out of queries.
-		if got := owners(everything(t, x, a, nil)); got["b"] != 0 {
-			t.Fatalf("query returned the planted record: %v", got)
-		}
-	})
-
-	t.Run("PostCheckQuery", func(t *testing.T) {
-		x, d, _, a, b, _ := setup(t)
-		ns, _ := vectorstore.Namespace(a)
-		err := d.Upsert(ctxT(t), ns, []driver.Vector{{ID: "planted", Values: []float32{1, 0, 0, 0},
-			Metadata: scoped(b.TenantID().String(), b.CloneID().String(), nil)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A backend that ignores filters (as a buggy or misconfigured one might).
-		sink := &audit.Memory{}
-		broken := newIndex(t, filterDropping{d}, sink)
-		cfg.eventually(t, "Query of a planted record", func() error {
-			ms, err := broken.Query(ctxT(t), a, vectorstore.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
-			if !errors.Is(err, clone.ErrIsolationViolation) || ms != nil {
-				return fmt.Errorf("Query through a filter-dropping backend = %v, %v; want ErrIsolationViolation", ms, err)
-			}
-			return nil
-		})
-		if ev := sink.Events(); len(ev) != 1 || ev[0].Outcome != audit.Violation {
-			t.Fatalf("audit events = %+v, want one violation", ev)
-		}
-		_ = x
-	})
-
-	t.Run("Concurrent", func(t *testing.T) {
-		d := open(t, Dim)
-		x := newIndex(t, d, nil)
-		const clones, rounds = 6, 15
-		ccs := make([]clone.CloneContext, clones)
-		for i := range ccs {
-			ccs[i] = NewClone(t)
-		}
-		var wg sync.WaitGroup
-		errc := make(chan error, clones)
-		for i, cc := range ccs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				me := fmt.Sprint(i)
-				for r := range rounds {
-					id := fmt.Sprintf("v%d", r%5)
-					err := x.Upsert(context.Background(), cc, []vectorstore.Vector{{ID: id, Values: []float32{1, float32(i), float32(r), 1}, Metadata: map[string]any{"me": me}}})
-					if err != nil {
+				var ms []vectorstore.Match
+				err = s.cfg.await(context.Background(), "a clone's query after its upsert", func() error {
+					var err error
+					ms, err = x.Query(context.Background(), cc, vectorstore.Query{Vector: []float32{1, 1, 1, 1}, TopK: 10, IncludeMetadata: true})
+					if err == nil && len(ms) == 0 {
+						err = fmt.Errorf("clone %d sees none of its vectors", i)
+					}
+					return err
+				}, t.Logf)
+				if err != nil {
+					errc <- err
+					return
+				}
+				for _, m := range ms {
+					if m.Metadata["me"] != me {
+						errc <- fmt.Errorf("clone %d saw %v", i, m.Metadata)
+						return
+					}
+				}
+				if r%4 == 3 {
+					if err := x.Delete(context.Background(), cc, []string{id}); err != nil {
 						errc <- err
 						return
 					}
-					var ms []vectorstore.Match
-					err = cfg.await(context.Background(), "a clone's query after its upsert", func() error {
-						var err error
-						ms, err = x.Query(context.Background(), cc, vectorstore.Query{Vector: []float32{1, 1, 1, 1}, TopK: 10, IncludeMetadata: true})
-						if err == nil && len(ms) == 0 {
-							err = fmt.Errorf("clone %d sees none of its vectors", i)
-						}
-						return err
-					}, t.Logf)
-					if err != nil {
-						errc <- err
-						return
-					}
-					for _, m := range ms {
-						if m.Metadata["me"] != me {
-							errc <- fmt.Errorf("clone %d saw %v", i, m.Metadata)
-							return
-						}
-					}
-					if r%4 == 3 {
-						if err := x.Delete(context.Background(), cc, []string{id}); err != nil {
-							errc <- err
-							return
-						}
-					}
 				}
-			}()
-		}
-		wg.Wait()
-		close(errc)
-		for err := range errc {
-			t.Error(err)
-		}
-	})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
 }
 
 // filterDropping is a faulty backend: it ignores query filters. It exists to prove the
