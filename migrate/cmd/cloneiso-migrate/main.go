@@ -13,8 +13,10 @@
 //	status                 where the database stands (schema version, checkpoints, copies)
 //	up                     fresh install or upgrade: apply cloneiso's migrations; on a legacy
 //	                       database: adopt it (control-plane tables, nullable tenant_id/clone_id)
-//	plan                   dry run: per table and per user, what backfill would change; with
-//	                       object or vector flags, what would be copied
+//	plan                   dry run: schema prerequisites (columns and types of the SDK's
+//	                       tables, name collisions), user IDs that need a decision, per table
+//	                       and per user what backfill would change; with object or vector
+//	                       flags, what would be copied
 //	backfill               provision one tenant+clone per legacy user, snapshot, backfill
 //	                       tenant_id/clone_id in batches (resumable; --restart rescans)
 //	snapshot --retake      record the "before" again after deliberately changing legacy rows
@@ -31,8 +33,8 @@
 //	                       also objects and vectors when configured
 //	enforce                NOT NULL, tenant-led keys, forced row-level security; refuses while
 //	                       any row lacks its clone
-//	grant --app-role R     grant the application role its privileges (migrate.AppRoleSQL and
-//	                       the configured host tables)
+//	grant --app-role R     grant the application role its privileges (migrate.AppRoleSQL, the
+//	                       configured host tables and the sequences they use)
 //	check                  migrate.CheckIsolation for the application role
 //	rollback-sql           print the SQL that undoes adopt and backfill (before enforce only)
 //
