@@ -6,7 +6,8 @@
 // SQL database, vector index and object bucket, ingestion, retrieval and answering,
 // tenant administration and the HTTP middleware with one audit sink, one resolution
 // cache (which every revocation invalidates) and the tenant store's guard hooks on
-// every store, with the embedded stores as defaults:
+// every store, after checking on PostgreSQL that the database role isolates clones,
+// with the embedded stores as defaults:
 //
 //	sdk, err := cloneiso.New(ctx, db, embedder, generator, &cloneiso.Options{Dir: dataDir})
 //	if err != nil {

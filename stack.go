@@ -17,6 +17,7 @@ import (
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/errs"
+	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
 	objdriver "github.com/cloneiso/cloneiso/objectstore/driver"
 	"github.com/cloneiso/cloneiso/objectstore/fileobject"
@@ -81,6 +82,12 @@ type Options struct {
 	// break-glass limits, the two-person rule). Its Audit, Vectors and Objects are
 	// always the stack's.
 	Admin *tenant.AdminOptions
+	// Isolation tunes the start-up isolation check on PostgreSQL (see New). Its Tables
+	// default to Admin.Tables.
+	Isolation *migrate.CheckOptions
+	// SkipIsolationCheck turns the start-up isolation check off, for a deployment that
+	// runs it (or cloneiso-doctor) elsewhere before the application starts.
+	SkipIsolationCheck bool
 }
 
 // Stack is the SDK wired together: the tenant store, the clone-scoped SQL database,
@@ -121,6 +128,12 @@ type Stack struct {
 // answers (generate.NewExtractive is the embedded one; rag/generate/openaigen any
 // OpenAI-compatible chat API). There is no silent default for either.
 //
+// On PostgreSQL, New refuses to start (clone.ErrInternal, with the report) unless
+// migrate.CheckIsolation finds db's role unable to reach another clone's rows: a
+// superuser, a table owner, a BYPASSRLS role, an unforced or fail-open policy and the
+// other misconfigurations it lists (Options.SkipIsolationCheck turns this off). If the
+// check cannot run, New fails with its error.
+//
 // The vector and object stores are the drivers in opts, or the embedded ones in
 // opts.Dir. On success the Stack owns the drivers and closes them in Close; on error,
 // drivers passed in are left to the caller. New pings db with ctx.
@@ -150,6 +163,11 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 	dialect, err := clonesql.DialectOf(db)
 	if err != nil {
 		return nil, err
+	}
+	if dialect == clonesql.Postgres && !o.SkipIsolationCheck {
+		if err := checkIsolation(ctx, db, &o); err != nil {
+			return nil, err
+		}
 	}
 	// The SDK's SQL packages take sqlx handles: '$1' placeholders on PostgreSQL, '?' on
 	// SQLite.
@@ -243,6 +261,26 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkIsolation runs migrate.CheckIsolation for db's role and fails unless it finds
+// nothing.
+func checkIsolation(ctx context.Context, db *sql.DB, o *Options) error {
+	var co migrate.CheckOptions
+	if o.Isolation != nil {
+		co = *o.Isolation
+	}
+	if co.Tables == nil && o.Admin != nil {
+		co.Tables = o.Admin.Tables
+	}
+	report, err := migrate.CheckIsolation(ctx, db, &co)
+	if err != nil {
+		return err
+	}
+	if !report.OK() {
+		return errs.New(errs.Internal, "cloneiso.New", "the database does not isolate clones for this role:\n%s", report)
+	}
+	return nil
 }
 
 // embeddedFiles opens the embedded object store in dir, and its handler of signed

@@ -299,3 +299,29 @@ func make1(n int) []float32 {
 	v[0] = 1
 	return v
 }
+
+// TestIsolationCheckAtStartup: on PostgreSQL, New refuses a role that could reach
+// another clone's rows (here the tables' owner) and names the cause; the application
+// role passes; SkipIsolationCheck turns the check off.
+func TestIsolationCheckAtStartup(t *testing.T) {
+	ctx := context.Background()
+	app, owner := pgtest.Open(t, clonesql.Postgres)
+	emb, gen := parts(t)
+	s, err := cloneiso.New(ctx, owner.DB, emb, gen, &cloneiso.Options{Dir: t.TempDir()})
+	if !errors.Is(err, clone.ErrInternal) || !strings.Contains(err.Error(), "does not isolate clones") {
+		t.Fatalf("the owner: %v, want the isolation report", err)
+	}
+	if s != nil {
+		t.Fatal("a stack with the error")
+	}
+	s, err = cloneiso.New(ctx, owner.DB, emb, gen, &cloneiso.Options{Dir: t.TempDir(), SkipIsolationCheck: true})
+	if err != nil {
+		t.Fatalf("the owner without the check: %v", err)
+	}
+	s.Close()
+	s, err = cloneiso.New(ctx, app.DB, emb, gen, &cloneiso.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("the application role: %v", err)
+	}
+	s.Close()
+}

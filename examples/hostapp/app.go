@@ -172,8 +172,8 @@ func backends(cfg Config, db *sqlx.DB, emb embed.Embedder, gen generate.Generato
 }
 
 // openSQL opens PostgreSQL as the application role (migrating first with the owner's
-// URL, if given, and refusing to start if the role could reach another clone's rows),
-// or the embedded SQLite database.
+// URL, if given; cloneiso.New then refuses to start if the role could reach another
+// clone's rows), or the embedded SQLite database, migrated.
 func openSQL(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 	if cfg.DatabaseURL == "" {
 		db, err := clonesql.OpenSQLite(filepath.Join(cfg.DataDir, "cloneiso.db"))
@@ -191,19 +191,7 @@ func openSQL(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 			return nil, fmt.Errorf("migrating: %w", err)
 		}
 	}
-	db, err := openPostgres(cfg, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	report, err := migrate.CheckIsolation(ctx, db.DB, nil)
-	if err == nil && !report.OK() {
-		err = fmt.Errorf("the database does not isolate clones for this role:\n%s", report)
-	}
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	return openPostgres(cfg, cfg.DatabaseURL) // cloneiso.New checks that the role isolates clones
 }
 
 // migrateAndGrant applies the migrations as the schema owner and grants the
