@@ -197,251 +197,262 @@ func sorted(s []string) []string {
 // ---- driver level ----
 
 func runDriverTests(t *testing.T, open Open, c *config) {
-	// Fresh namespaces for every subtest, deleted at its end, so the suite can run
-	// against a shared real index.
-	var ns, other string
-	fresh := func(t *testing.T) driver.Index {
-		d := open(t, Dim)
-		suffix := clone.NewID().String()[:8]
-		ns, other = "t-drivertest-a-"+suffix, "t-drivertest-b-"+suffix
-		t.Cleanup(func() {
-			_ = d.DeleteNamespace(context.Background(), ns)
-			_ = d.DeleteNamespace(context.Background(), other)
-		})
-		return d
-	}
-	md := func(kind string, n float64) map[string]any {
-		return scoped("T", "C", map[string]any{"kind": kind, "n": n, "tags": []string{"x", kind}})
-	}
-	queryIDs := func(t *testing.T, d driver.Index, nsName string, q *driver.Query) ([]driver.Match, []string, error) {
-		ms, err := d.Query(ctxT(t), nsName, q)
-		return ms, ids(ms, func(m driver.Match) string { return m.ID }), err
-	}
-	// seed writes four records and waits until a query sees them all.
-	seed := func(t *testing.T, d driver.Index) {
-		t.Helper()
-		err := d.Upsert(ctxT(t), ns, []driver.Vector{
-			{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: md("even", 0)},
-			{ID: "b", Values: []float32{0.9, 0.1, 0, 0}, Metadata: md("odd", 1)},
-			{ID: "c", Values: []float32{0, 1, 0, 0}, Metadata: md("even", 2)},
-			{ID: "d", Values: []float32{0, 0, 1, 0}, Metadata: md("odd", 3)},
-		})
-		if err != nil {
-			t.Fatalf("Upsert: %v", err)
-		}
-		c.eventually(t, "seeded records visible to queries", func() error {
-			_, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
-			if err != nil || len(got) != 4 {
-				return fmt.Errorf("query sees %v, %v; want 4 records", got, err)
-			}
-			return nil
-		})
-	}
+	t.Run("UpsertFetch", func(t *testing.T) { driverUpsertFetch(t, open, c) })
+	t.Run("QueryOrderAndTopK", func(t *testing.T) { driverQueryOrderAndTopK(t, open, c) })
+	t.Run("QueryPreFilter", func(t *testing.T) { driverQueryPreFilter(t, open, c) })
+	t.Run("Namespaces", func(t *testing.T) { driverNamespaces(t, open, c) })
+	t.Run("Delete", func(t *testing.T) { driverDelete(t, open, c) })
+	t.Run("ListPagination", func(t *testing.T) { driverListPagination(t, open, c) })
+}
 
-	t.Run("UpsertFetch", func(t *testing.T) {
-		d := fresh(t)
-		seed(t, d)
-		c.eventually(t, "Fetch", func() error {
-			got, err := d.Fetch(ctxT(t), ns, []string{"b", "missing", "c"})
-			if err != nil {
-				return fmt.Errorf("Fetch: %v", err)
-			}
-			if len(got) != 2 {
-				return fmt.Errorf("Fetch returned %d vectors, want 2 (missing IDs are omitted)", len(got))
-			}
-			for _, v := range got {
-				want := map[string][]float32{"b": {0.9, 0.1, 0, 0}, "c": {0, 1, 0, 0}}[v.ID]
-				if !approxEqual(v.Values, want) {
-					return fmt.Errorf("Fetch %s values = %v, want %v", v.ID, v.Values, want)
-				}
-				if v.Metadata[vectorstore.CloneKey] != "C" || v.Metadata["kind"] == nil {
-					return fmt.Errorf("Fetch %s metadata = %v", v.ID, v.Metadata)
-				}
-				if tags, _ := v.Metadata["tags"].([]string); len(tags) != 2 {
-					if tagsAny, ok := v.Metadata["tags"].([]any); !ok || len(tagsAny) != 2 {
-						return fmt.Errorf("Fetch %s tags = %#v, want a list of 2 strings", v.ID, v.Metadata["tags"])
-					}
-				}
-			}
-			return nil
-		})
-		// Upsert replaces the whole record.
-		if err := d.Upsert(ctxT(t), ns, []driver.Vector{{ID: "b", Values: []float32{0, 0, 0, 2}, Metadata: scoped("T", "C", nil)}}); err != nil {
-			t.Fatal(err)
-		}
-		c.eventually(t, "Fetch after replace", func() error {
-			got, err := d.Fetch(ctxT(t), ns, []string{"b"})
-			if err != nil || len(got) != 1 {
-				return fmt.Errorf("Fetch after replace: %v, %v", got, err)
-			}
-			if !approxEqual(got[0].Values, []float32{0, 0, 0, 2}) || got[0].Metadata["kind"] != nil {
-				return fmt.Errorf("replaced record = %+v, want values [0 0 0 2] and no kind", got[0])
-			}
-			return nil
-		})
+// freshDriver opens a driver and names two fresh namespaces for one subtest, deleted at
+// its end, so the suite can run against a shared real index.
+func freshDriver(t *testing.T, open Open) (d driver.Index, ns, other string) {
+	d = open(t, Dim)
+	suffix := clone.NewID().String()[:8]
+	ns, other = "t-drivertest-a-"+suffix, "t-drivertest-b-"+suffix
+	t.Cleanup(func() {
+		_ = d.DeleteNamespace(context.Background(), ns)
+		_ = d.DeleteNamespace(context.Background(), other)
 	})
+	return d, ns, other
+}
 
-	t.Run("QueryOrderAndTopK", func(t *testing.T) {
-		d := fresh(t)
-		seed(t, d)
-		ms, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 3})
+// driverMD is the scoped metadata of the seeded records.
+func driverMD(kind string, n float64) map[string]any {
+	return scoped("T", "C", map[string]any{"kind": kind, "n": n, "tags": []string{"x", kind}})
+}
+
+// queryIDs queries nsName and returns the matches and their IDs.
+func queryIDs(t *testing.T, d driver.Index, nsName string, q *driver.Query) ([]driver.Match, []string, error) {
+	ms, err := d.Query(ctxT(t), nsName, q)
+	return ms, ids(ms, func(m driver.Match) string { return m.ID }), err
+}
+
+// seedDriver writes four records to ns and waits until a query sees them all.
+func seedDriver(t *testing.T, c *config, d driver.Index, ns string) {
+	t.Helper()
+	err := d.Upsert(ctxT(t), ns, []driver.Vector{
+		{ID: "a", Values: []float32{1, 0, 0, 0}, Metadata: driverMD("even", 0)},
+		{ID: "b", Values: []float32{0.9, 0.1, 0, 0}, Metadata: driverMD("odd", 1)},
+		{ID: "c", Values: []float32{0, 1, 0, 0}, Metadata: driverMD("even", 2)},
+		{ID: "d", Values: []float32{0, 0, 1, 0}, Metadata: driverMD("odd", 3)},
+	})
+	if err != nil {
+		t.Fatalf("Upsert: %v", err)
+	}
+	c.eventually(t, "seeded records visible to queries", func() error {
+		_, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
+		if err != nil || len(got) != 4 {
+			return fmt.Errorf("query sees %v, %v; want 4 records", got, err)
+		}
+		return nil
+	})
+}
+
+func driverUpsertFetch(t *testing.T, open Open, c *config) {
+	d, ns, _ := freshDriver(t, open)
+	seedDriver(t, c, d, ns)
+	c.eventually(t, "Fetch", func() error {
+		got, err := d.Fetch(ctxT(t), ns, []string{"b", "missing", "c"})
 		if err != nil {
-			t.Fatalf("Query: %v", err)
+			return fmt.Errorf("Fetch: %v", err)
 		}
-		if len(got) != 3 || got[0] != "a" || got[1] != "b" {
-			t.Fatalf("Query order = %v, want a, b, then one of c/d", got)
+		if len(got) != 2 {
+			return fmt.Errorf("Fetch returned %d vectors, want 2 (missing IDs are omitted)", len(got))
 		}
-		for i := 1; i < len(ms); i++ {
-			if ms[i].Score > ms[i-1].Score {
-				t.Fatalf("scores not descending: %v", ms)
+		for _, v := range got {
+			want := map[string][]float32{"b": {0.9, 0.1, 0, 0}, "c": {0, 1, 0, 0}}[v.ID]
+			if !approxEqual(v.Values, want) {
+				return fmt.Errorf("Fetch %s values = %v, want %v", v.ID, v.Values, want)
+			}
+			if v.Metadata[vectorstore.CloneKey] != "C" || v.Metadata["kind"] == nil {
+				return fmt.Errorf("Fetch %s metadata = %v", v.ID, v.Metadata)
+			}
+			if tags, _ := v.Metadata["tags"].([]string); len(tags) != 2 {
+				if tagsAny, ok := v.Metadata["tags"].([]any); !ok || len(tagsAny) != 2 {
+					return fmt.Errorf("Fetch %s tags = %#v, want a list of 2 strings", v.ID, v.Metadata["tags"])
+				}
 			}
 		}
-		if math.Abs(float64(ms[0].Score)-1) > 1e-5 {
-			t.Errorf("cosine score of identical direction = %v, want 1", ms[0].Score)
-		}
-		if ms[0].Metadata[vectorstore.TenantKey] != "T" {
-			t.Errorf("match metadata = %v, want the full metadata", ms[0].Metadata)
-		}
-		if ms[0].Values != nil {
-			t.Errorf("values returned without IncludeValues")
-		}
-		ms, err = d.Query(ctxT(t), ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 100, IncludeValues: true})
-		if err != nil || len(ms) != 4 {
-			t.Fatalf("Query top-100 of 4 = %d matches, %v", len(ms), err)
-		}
-		if !approxEqual(ms[0].Values, []float32{1, 0, 0, 0}) {
-			t.Errorf("values = %v", ms[0].Values)
-		}
+		return nil
 	})
-
-	t.Run("QueryPreFilter", func(t *testing.T) {
-		d := fresh(t)
-		seed(t, d)
-		f, err := filter.ParseJSON([]byte(`{"kind":"odd","n":{"$gt":2}}`))
-		if err != nil {
-			t.Fatal(err)
+	// Upsert replaces the whole record.
+	if err := d.Upsert(ctxT(t), ns, []driver.Vector{{ID: "b", Values: []float32{0, 0, 0, 2}, Metadata: scoped("T", "C", nil)}}); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(t, "Fetch after replace", func() error {
+		got, err := d.Fetch(ctxT(t), ns, []string{"b"})
+		if err != nil || len(got) != 1 {
+			return fmt.Errorf("Fetch after replace: %v, %v", got, err)
 		}
-		// "d" is the least similar record overall but the only one matching: a
-		// post-filter over the top 1 would return nothing.
-		_, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1, Filter: f})
-		if err != nil {
-			t.Fatal(err)
+		if !approxEqual(got[0].Values, []float32{0, 0, 0, 2}) || got[0].Metadata["kind"] != nil {
+			return fmt.Errorf("replaced record = %+v, want values [0 0 0 2] and no kind", got[0])
 		}
-		if !slices.Equal(got, []string{"d"}) {
-			t.Fatalf("filtered query = %v, want [d]", got)
-		}
-		f, _ = filter.ParseJSON([]byte(`{"tags":{"$in":["even"]}}`))
-		_, got, err = queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10, Filter: f})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := sorted(got); !slices.Equal(got, []string{"a", "c"}) {
-			t.Fatalf("list-valued filter = %v, want [a c]", got)
-		}
+		return nil
 	})
+}
 
-	t.Run("Namespaces", func(t *testing.T) {
-		d := fresh(t)
-		seed(t, d)
-		c.eventually(t, "Stats of the seeded namespace", func() error {
-			st, err := d.Stats(ctxT(t), ns)
-			if err != nil || st.VectorCount != 4 {
-				return fmt.Errorf("stats = %+v, %v; want 4", st, err)
-			}
-			return nil
-		})
-		ms, err := d.Query(ctxT(t), other, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
-		if err != nil || len(ms) != 0 {
-			t.Fatalf("query of an empty namespace = %v, %v; want nothing", ms, err)
+func driverQueryOrderAndTopK(t *testing.T, open Open, c *config) {
+	d, ns, _ := freshDriver(t, open)
+	seedDriver(t, c, d, ns)
+	ms, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 3})
+	if err != nil {
+		t.Fatalf("Query: %v", err)
+	}
+	if len(got) != 3 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("Query order = %v, want a, b, then one of c/d", got)
+	}
+	for i := 1; i < len(ms); i++ {
+		if ms[i].Score > ms[i-1].Score {
+			t.Fatalf("scores not descending: %v", ms)
 		}
-		vs, err := d.Fetch(ctxT(t), other, []string{"a"})
-		if err != nil || len(vs) != 0 {
-			t.Fatalf("fetch from another namespace = %v, %v; want nothing", vs, err)
+	}
+	if math.Abs(float64(ms[0].Score)-1) > 1e-5 {
+		t.Errorf("cosine score of identical direction = %v, want 1", ms[0].Score)
+	}
+	if ms[0].Metadata[vectorstore.TenantKey] != "T" {
+		t.Errorf("match metadata = %v, want the full metadata", ms[0].Metadata)
+	}
+	if ms[0].Values != nil {
+		t.Errorf("values returned without IncludeValues")
+	}
+	ms, err = d.Query(ctxT(t), ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 100, IncludeValues: true})
+	if err != nil || len(ms) != 4 {
+		t.Fatalf("Query top-100 of 4 = %d matches, %v", len(ms), err)
+	}
+	if !approxEqual(ms[0].Values, []float32{1, 0, 0, 0}) {
+		t.Errorf("values = %v", ms[0].Values)
+	}
+}
+
+func driverQueryPreFilter(t *testing.T, open Open, c *config) {
+	d, ns, _ := freshDriver(t, open)
+	seedDriver(t, c, d, ns)
+	f, err := filter.ParseJSON([]byte(`{"kind":"odd","n":{"$gt":2}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "d" is the least similar record overall but the only one matching: a
+	// post-filter over the top 1 would return nothing.
+	_, got, err := queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 1, Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"d"}) {
+		t.Fatalf("filtered query = %v, want [d]", got)
+	}
+	f, _ = filter.ParseJSON([]byte(`{"tags":{"$in":["even"]}}`))
+	_, got, err = queryIDs(t, d, ns, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10, Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sorted(got); !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("list-valued filter = %v, want [a c]", got)
+	}
+}
+
+func driverNamespaces(t *testing.T, open Open, c *config) {
+	d, ns, other := freshDriver(t, open)
+	seedDriver(t, c, d, ns)
+	c.eventually(t, "Stats of the seeded namespace", func() error {
+		st, err := d.Stats(ctxT(t), ns)
+		if err != nil || st.VectorCount != 4 {
+			return fmt.Errorf("stats = %+v, %v; want 4", st, err)
 		}
-		st, err := d.Stats(ctxT(t), other)
+		return nil
+	})
+	ms, err := d.Query(ctxT(t), other, &driver.Query{Vector: []float32{1, 0, 0, 0}, TopK: 10})
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("query of an empty namespace = %v, %v; want nothing", ms, err)
+	}
+	vs, err := d.Fetch(ctxT(t), other, []string{"a"})
+	if err != nil || len(vs) != 0 {
+		t.Fatalf("fetch from another namespace = %v, %v; want nothing", vs, err)
+	}
+	st, err := d.Stats(ctxT(t), other)
+	if err != nil || st.VectorCount != 0 {
+		t.Fatalf("stats of an empty namespace = %+v, %v", st, err)
+	}
+}
+
+func driverDelete(t *testing.T, open Open, c *config) {
+	d, ns, _ := freshDriver(t, open)
+	seedDriver(t, c, d, ns)
+	if err := d.Delete(ctxT(t), ns, []string{"a", "missing"}); err != nil {
+		t.Fatalf("Delete with a missing ID: %v", err)
+	}
+	f, _ := filter.ParseJSON([]byte(`{"kind":"odd"}`))
+	if err := d.DeleteByFilter(ctxT(t), ns, f); err != nil {
+		t.Fatalf("DeleteByFilter: %v", err)
+	}
+	c.eventually(t, "Fetch after deletes", func() error {
+		vs, err := d.Fetch(ctxT(t), ns, []string{"a", "b", "c", "d"})
+		if err != nil {
+			return err
+		}
+		if got := ids(vs, func(v driver.Vector) string { return v.ID }); !slices.Equal(got, []string{"c"}) {
+			return fmt.Errorf("after deletes: %v, want [c]", got)
+		}
+		return nil
+	})
+	if err := d.DeleteNamespace(ctxT(t), ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteNamespace(ctxT(t), "never-existed"); err != nil {
+		t.Fatalf("deleting a missing namespace: %v", err)
+	}
+	c.eventually(t, "Stats after DeleteNamespace", func() error {
+		st, err := d.Stats(ctxT(t), ns)
 		if err != nil || st.VectorCount != 0 {
-			t.Fatalf("stats of an empty namespace = %+v, %v", st, err)
+			return fmt.Errorf("stats after DeleteNamespace = %+v, %v", st, err)
 		}
+		return nil
 	})
+}
 
-	t.Run("Delete", func(t *testing.T) {
-		d := fresh(t)
-		seed(t, d)
-		if err := d.Delete(ctxT(t), ns, []string{"a", "missing"}); err != nil {
-			t.Fatalf("Delete with a missing ID: %v", err)
-		}
-		f, _ := filter.ParseJSON([]byte(`{"kind":"odd"}`))
-		if err := d.DeleteByFilter(ctxT(t), ns, f); err != nil {
-			t.Fatalf("DeleteByFilter: %v", err)
-		}
-		c.eventually(t, "Fetch after deletes", func() error {
-			vs, err := d.Fetch(ctxT(t), ns, []string{"a", "b", "c", "d"})
+func driverListPagination(t *testing.T, open Open, c *config) {
+	d, ns, _ := freshDriver(t, open)
+	var vs []driver.Vector
+	var want []string
+	for i := range 25 {
+		id := fmt.Sprintf("doc1#%02d", i)
+		want = append(want, id)
+		vs = append(vs, driver.Vector{ID: id, Values: []float32{1, float32(i), 0, 0}, Metadata: scoped("T", "C", nil)})
+	}
+	vs = append(vs, driver.Vector{ID: "doc2#00", Values: []float32{1, 0, 0, 0}, Metadata: scoped("T", "C", nil)})
+	if err := d.Upsert(ctxT(t), ns, vs); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(t, "List", func() error {
+		var got []string
+		token := ""
+		pages := 0
+		for {
+			p, err := d.List(ctxT(t), ns, &driver.ListRequest{Prefix: "doc1#", Limit: 10, PageToken: token})
 			if err != nil {
-				return err
+				return fmt.Errorf("List: %v", err)
 			}
-			if got := ids(vs, func(v driver.Vector) string { return v.ID }); !slices.Equal(got, []string{"c"}) {
-				return fmt.Errorf("after deletes: %v, want [c]", got)
+			pages++
+			if len(p.IDs) > 10 {
+				t.Fatalf("page of %d IDs, limit 10", len(p.IDs))
 			}
-			return nil
-		})
-		if err := d.DeleteNamespace(ctxT(t), ns); err != nil {
-			t.Fatal(err)
+			got = append(got, p.IDs...)
+			if p.NextPageToken == "" {
+				break
+			}
+			if pages > 10 {
+				t.Fatal("pagination does not end")
+			}
+			token = p.NextPageToken
 		}
-		if err := d.DeleteNamespace(ctxT(t), "never-existed"); err != nil {
-			t.Fatalf("deleting a missing namespace: %v", err)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("List = %v, want %v", got, want)
 		}
-		c.eventually(t, "Stats after DeleteNamespace", func() error {
-			st, err := d.Stats(ctxT(t), ns)
-			if err != nil || st.VectorCount != 0 {
-				return fmt.Errorf("stats after DeleteNamespace = %+v, %v", st, err)
-			}
-			return nil
-		})
-	})
-
-	t.Run("ListPagination", func(t *testing.T) {
-		d := fresh(t)
-		var vs []driver.Vector
-		var want []string
-		for i := range 25 {
-			id := fmt.Sprintf("doc1#%02d", i)
-			want = append(want, id)
-			vs = append(vs, driver.Vector{ID: id, Values: []float32{1, float32(i), 0, 0}, Metadata: scoped("T", "C", nil)})
+		if pages != 3 {
+			return fmt.Errorf("pages = %d, want 3", pages)
 		}
-		vs = append(vs, driver.Vector{ID: "doc2#00", Values: []float32{1, 0, 0, 0}, Metadata: scoped("T", "C", nil)})
-		if err := d.Upsert(ctxT(t), ns, vs); err != nil {
-			t.Fatal(err)
-		}
-		c.eventually(t, "List", func() error {
-			var got []string
-			token := ""
-			pages := 0
-			for {
-				p, err := d.List(ctxT(t), ns, &driver.ListRequest{Prefix: "doc1#", Limit: 10, PageToken: token})
-				if err != nil {
-					return fmt.Errorf("List: %v", err)
-				}
-				pages++
-				if len(p.IDs) > 10 {
-					t.Fatalf("page of %d IDs, limit 10", len(p.IDs))
-				}
-				got = append(got, p.IDs...)
-				if p.NextPageToken == "" {
-					break
-				}
-				if pages > 10 {
-					t.Fatal("pagination does not end")
-				}
-				token = p.NextPageToken
-			}
-			if !slices.Equal(got, want) {
-				return fmt.Errorf("List = %v, want %v", got, want)
-			}
-			if pages != 3 {
-				return fmt.Errorf("pages = %d, want 3", pages)
-			}
-			return nil
-		})
+		return nil
 	})
 }
 
