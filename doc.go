@@ -29,7 +29,7 @@
 //   - clone/clonehttp: net/http middleware that authenticates a request (JWT/JWKS),
 //     resolves it to a clone (provisioning tenant and clone on first sign-in) and puts
 //     the CloneContext into the request context.
-//   - clone/clonesql: clone-scoped SQL over sqlx; PostgreSQL with row-level security, or
+//   - clone/clonesql: clone-scoped SQL on a standard *sql.DB; PostgreSQL with row-level security, or
 //     SQLite as the embedded default; the SQL audit sink with its per-tenant hash chain.
 //   - clone/records: typed repositories for every clone-owned record (documents and
 //     chunks, insights, training examples, conversations, messages).

@@ -26,7 +26,7 @@ func Example() {
 
 	sqldb, _ := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
 	defer sqldb.Close()
-	if err := migrate.Up(ctx, sqldb.DB, nil); err != nil {
+	if err := migrate.Up(ctx, sqldb, nil); err != nil {
 		panic(err)
 	}
 	db, _ := clonesql.New(sqldb, nil)

@@ -144,10 +144,11 @@ func newEnv(t testing.TB, b backend) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		if err := migrate.Up(ctx, db.DB, nil); err != nil {
+		if err := migrate.Up(ctx, db, nil); err != nil {
 			t.Fatal(err)
 		}
-		e.raw, e.owner = db, db
+		e.raw = sqlx.NewDb(db, "sqlite3")
+		e.owner = e.raw
 		if _, err := db.Exec(`CREATE TRIGGER ingest_test_fail BEFORE INSERT ON document_chunks
 			WHEN NEW.content LIKE '%FAILSQL%' BEGIN SELECT RAISE(ABORT, 'injected SQL failure'); END`); err != nil {
 			t.Fatal(err)
@@ -159,7 +160,7 @@ func newEnv(t testing.TB, b backend) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { app.Close() })
-		e.raw, e.owner = app, pg.Owner
+		e.raw, e.owner = sqlx.NewDb(app, "postgres"), pg.Owner
 		pgTriggerOnce.Do(func() {
 			_, pgTriggerErr = pg.Owner.Exec(`
 CREATE OR REPLACE FUNCTION ingest_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -175,10 +176,10 @@ CREATE TRIGGER ingest_test_fail BEFORE INSERT ON document_chunks FOR EACH ROW EX
 		}
 	}
 	var err error
-	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
+	if e.db, err = clonesql.New(e.raw.DB, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw.DB, nil); err != nil {
 		t.Fatal(err)
 	}
 

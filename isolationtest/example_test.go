@@ -22,7 +22,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
 	defer raw.Close()
-	migrate.Up(ctx, raw.DB, nil)
+	migrate.Up(ctx, raw, nil)
 	tenants, _ := tenant.NewStore(raw, nil)
 	db, _ := clonesql.New(raw, nil)
 	idx, _ := memvector.Open(8, nil)

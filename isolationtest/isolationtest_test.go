@@ -2,13 +2,12 @@ package isolationtest_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
@@ -30,7 +29,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 const dim = 16
 
-func storesKit(t testing.TB, raw *sqlx.DB, idx *vectorstore.Index, bucket *objectstore.Bucket) *isolationtest.Kit {
+func storesKit(t testing.TB, raw *sql.DB, idx *vectorstore.Index, bucket *objectstore.Bucket) *isolationtest.Kit {
 	t.Helper()
 	tenants, err := tenant.NewStore(raw, nil)
 	if err != nil {
@@ -57,7 +56,7 @@ func TestKitOnEmbeddedBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if err := migrate.Up(context.Background(), raw.DB, nil); err != nil {
+	if err := migrate.Up(context.Background(), raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	idx, err := memvector.Open(dim, nil)
@@ -99,7 +98,7 @@ func TestKitOnRealBackends(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res := storesKit(t, raw, idx, bucket).Run(t)
+				res := storesKit(t, raw.DB, idx, bucket).Run(t)
 				if res.Leaks != 0 {
 					t.Fatalf("result %+v", res)
 				}

@@ -47,7 +47,7 @@ func TestUpErrorKinds(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
-			return db.DB
+			return db
 		}, cancelled, clone.ErrCanceled},
 	}
 	for _, c := range cases {

@@ -28,11 +28,11 @@ func Example() {
 	ctx := context.Background()
 
 	for range 2 {
-		if err := migrate.Up(ctx, db.DB, nil); err != nil {
+		if err := migrate.Up(ctx, db, nil); err != nil {
 			panic(err)
 		}
 	}
-	p, err := migrate.NewProvider(db.DB, nil)
+	p, err := migrate.NewProvider(db, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -43,7 +43,7 @@ func Example() {
 	fmt.Println("pending migrations:", pending)
 
 	var n int
-	if err := db.GetContext(ctx, &n, `SELECT count(*) FROM insights`); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM insights`).Scan(&n); err != nil {
 		panic(err)
 	}
 	fmt.Println("insights table ready, rows:", n)

@@ -83,7 +83,7 @@ func TestUpDownUpSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	upDownUp(t, db.DB, clonesql.SQLite)
+	upDownUp(t, db, clonesql.SQLite)
 }
 
 func TestUpDownUpPostgres(t *testing.T) {

@@ -32,7 +32,7 @@ func Example() {
 		panic(err)
 	}
 	defer sqlDB.Close()
-	if err := migrate.Up(ctx, sqlDB.DB, nil); err != nil {
+	if err := migrate.Up(ctx, sqlDB, nil); err != nil {
 		panic(err)
 	}
 	db, _ := clonesql.New(sqlDB, nil)

@@ -79,10 +79,10 @@ func newEnv(t testing.TB, real bool) *env {
 		}
 	}
 	t.Cleanup(func() { e.index.Close() })
-	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
+	if e.db, err = clonesql.New(e.raw.DB, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw.DB, nil); err != nil {
 		t.Fatal(err)
 	}
 	if e.ret, err = rag.NewRetriever(e.db, e.index, e.emb, nil); err != nil {

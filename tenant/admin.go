@@ -127,7 +127,7 @@ func NewAdmin(s *Store, opts *AdminOptions) (*Admin, error) {
 	a := &Admin{s: s, sink: opts.Audit, vectors: opts.Vectors, objects: opts.Objects,
 		maxBG: opts.MaxBreakGlass, twoP: opts.TwoPersonRule, drain: opts.Drain, settle: opts.VectorSettle, now: opts.Now}
 	if a.sink == nil {
-		a.sink = clonesql.AuditSink(s.db)
+		a.sink = clonesql.AuditSink(s.raw)
 	}
 	if a.maxBG == 0 {
 		a.maxBG = DefaultMaxBreakGlass
@@ -152,7 +152,7 @@ func NewAdmin(s *Store, opts *AdminOptions) (*Admin, error) {
 	sdk := records.Tables()
 	slices.Reverse(sdk) // children before parents
 	a.tables = append(slices.Clone(opts.Tables), sdk...)
-	db, err := clonesql.New(s.db, &clonesql.Options{Audit: a.sink})
+	db, err := clonesql.New(s.raw, &clonesql.Options{Audit: a.sink})
 	if err != nil {
 		return nil, err
 	}

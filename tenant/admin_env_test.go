@@ -168,12 +168,12 @@ func realEnv(t *testing.T) *adminEnv {
 
 func (e *adminEnv) store(t *testing.T) *tenant.Store {
 	t.Helper()
-	s, err := tenant.NewStore(e.db, nil)
+	s, err := tenant.NewStore(e.db.DB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.s = s
-	e.sql, err = clonesql.New(e.db, nil)
+	e.sql, err = clonesql.New(e.db.DB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func wantKind(t *testing.T, what string, err, kind error) {
 // events returns the tenant's audit events (read directly, as a test).
 func events(t *testing.T, e *adminEnv, tenantID uuid.UUID) []clonesql.AuditEvent {
 	t.Helper()
-	evs, err := clonesql.AuditEvents(context.Background(), e.db, tenantID, 0, 1000)
+	evs, err := clonesql.AuditEvents(context.Background(), e.db.DB, tenantID, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

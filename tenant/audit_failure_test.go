@@ -63,7 +63,7 @@ func TestBreakGlassGrantAndEventOneTransaction(t *testing.T) {
 			"failing sink": brokenSink(t),
 			// The database sink appends the event inside the grant's transaction, then a
 			// second sink fails: the appended event must roll back with the grant.
-			"database sink, then a failing sink": audit.Multi(clonesql.AuditSink(e.db), brokenSink(t)),
+			"database sink, then a failing sink": audit.Multi(clonesql.AuditSink(e.db.DB), brokenSink(t)),
 		} {
 			e.newAdmin(t, &tenant.AdminOptions{Audit: sink})
 			before := audit.Failures()
@@ -102,7 +102,7 @@ func TestBreakGlassGrantAndEventOneTransaction(t *testing.T) {
 		if ev := lastEvent(t, e, o.tenantID, "tenant.Admin.GrantBreakGlass"); ev.Detail["grant_id"] != g.ID.String() {
 			t.Fatalf("event %+v", ev.Event)
 		}
-		if r, err := clonesql.VerifyAuditChain(ctx, e.db, o.tenantID); err != nil || !r.OK || r.Unchained != 0 {
+		if r, err := clonesql.VerifyAuditChain(ctx, e.db.DB, o.tenantID); err != nil || !r.OK || r.Unchained != 0 {
 			t.Fatalf("the chain with an event appended inside the grant's transaction: %+v, %v", r, err)
 		}
 	})

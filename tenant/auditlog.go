@@ -19,7 +19,7 @@ func (a *Admin) AuditEvents(ctx context.Context, p clone.Principal, tenantID uui
 	if _, err := a.authorize(ctx, op, p, tenantID, uuid.Nil); err != nil {
 		return nil, err
 	}
-	evs, err := clonesql.AuditEvents(ctx, a.s.db, tenantID, after, limit)
+	evs, err := clonesql.AuditEvents(ctx, a.s.raw, tenantID, after, limit)
 	return evs, a.done(ctx, p, op, tenantID, uuid.Nil, err, map[string]string{"after": strconv.FormatInt(after, 10), "events": strconv.Itoa(len(evs))})
 }
 
@@ -32,7 +32,7 @@ func (a *Admin) VerifyAudit(ctx context.Context, p clone.Principal, tenantID uui
 	if _, err := a.authorize(ctx, op, p, tenantID, uuid.Nil); err != nil {
 		return nil, err
 	}
-	rep, err := clonesql.VerifyAuditChain(ctx, a.s.db, tenantID)
+	rep, err := clonesql.VerifyAuditChain(ctx, a.s.raw, tenantID)
 	detail := map[string]string{}
 	if rep != nil {
 		detail["ok"] = strconv.FormatBool(rep.OK)

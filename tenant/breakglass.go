@@ -81,7 +81,7 @@ func validateReason(op, r string) error {
 // transaction (clonesql.WithAuditTx), and with any other sink the event is recorded
 // before the grant commits. If the event cannot be recorded the transaction rolls back,
 // no grant exists, and the call fails. Give AdminOptions.Audit a clonesql.AuditSink of
-// the very *sqlx.DB the Store uses (as the default does): a SQL sink on another handle
+// the very *sql.DB the Store uses (as the default does): a SQL sink on another handle
 // records in a transaction of its own, which on SQLite waits for the grant's write lock
 // and then fails the grant. Offboarding or offboarded clones cannot be opened
 // (clone.ErrConflict).
@@ -135,7 +135,7 @@ func (a *Admin) GrantBreakGlass(ctx context.Context, p clone.Principal, tenantID
 		}
 		// The grant's event, in the grant's transaction: an unaudited grant never exists.
 		detail := map[string]string{"grant_id": g.ID.String(), "subject": g.Subject, "expires_at": g.ExpiresAt.Format(time.RFC3339)}
-		if rerr := a.record(clonesql.WithAuditTx(ctx, a.s.db, tx), p, op, tenantID, cloneID, audit.Allowed, req.Reason, detail); rerr != nil {
+		if rerr := a.record(clonesql.WithAuditTx(ctx, a.s.raw, tx.Tx), p, op, tenantID, cloneID, audit.Allowed, req.Reason, detail); rerr != nil {
 			auditErr = rerr
 			return rerr
 		}

@@ -27,7 +27,7 @@ func ExampleAdmin() {
 	defer os.RemoveAll(dir)
 	db, _ := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
 	defer db.Close()
-	_ = migrate.Up(ctx, db.DB, nil)
+	_ = migrate.Up(ctx, db, nil)
 	store, _ := tenant.NewStore(db, nil)
 
 	// The stores refuse unprovisioned, suspended and offboarded clones.

@@ -48,7 +48,7 @@ func host(t *testing.T, e *adminEnv, cache *clonehttp.Cache) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := clonesql.AuditSink(e.db)
+	sink := clonesql.AuditSink(e.db.DB)
 	mw := clonehttp.Middleware(auth, e.s, &clonehttp.Options{Cache: cache, Audit: sink, RequireSelection: true})
 
 	clones := http.NewServeMux()

@@ -25,18 +25,18 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, s *tenant.Store, db *sql
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
+		if err := migrate.Up(context.Background(), db, nil); err != nil {
 			t.Fatal(err)
 		}
 		s, err := tenant.NewStore(db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fn(t, s, db)
+		fn(t, s, sqlx.NewDb(db, "sqlite3"))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db := pgtest.Shared(t)
-		s, err := tenant.NewStore(db.App, nil)
+		s, err := tenant.NewStore(db.App.DB, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -114,19 +114,27 @@ type StoreOptions struct {
 
 // Store reads and writes tenants, clones and members.
 type Store struct {
-	db      *sqlx.DB
+	raw     *sql.DB
+	db      *sqlx.DB // raw with the dialect's placeholder style
 	dialect clonesql.Dialect
 	cache   Invalidator // nil: no cache to invalidate
 }
 
-// NewStore returns a Store on db (PostgreSQL through lib/pq, or SQLite through
-// modernc.org/sqlite), migrated with package migrate.
-func NewStore(db *sqlx.DB, opts *StoreOptions) (*Store, error) {
-	d, err := clonesql.DialectOfX(db)
+// NewStore returns a Store on db (PostgreSQL through pgx's database/sql driver or
+// lib/pq, or SQLite through modernc.org/sqlite), migrated with package migrate.
+func NewStore(db *sql.DB, opts *StoreOptions) (*Store, error) {
+	if db == nil {
+		return nil, errs.New(errs.InvalidInput, "tenant.NewStore", "nil *sql.DB")
+	}
+	d, err := clonesql.DialectOf(db)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, dialect: d}
+	bind := "postgres" // sqlx's name for '$1' placeholders
+	if d == clonesql.SQLite {
+		bind = "sqlite3" // and for '?'
+	}
+	s := &Store{raw: db, db: sqlx.NewDb(db, bind), dialect: d}
 	if opts != nil {
 		s.cache = opts.Cache
 	}
@@ -149,7 +157,7 @@ func (s *Store) invalidateTenant(tenantID uuid.UUID) {
 }
 
 // DB returns the database the Store uses.
-func (s *Store) DB() *sqlx.DB { return s.db }
+func (s *Store) DB() *sql.DB { return s.raw }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 

@@ -50,7 +50,7 @@ func TestEveryStoreKeepsLostDenials(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
-	if err := migrate.Up(ctx, raw.DB, nil); err != nil {
+	if err := migrate.Up(ctx, raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	db, err := clonesql.New(raw, &clonesql.Options{Audit: broken})

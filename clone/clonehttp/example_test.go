@@ -35,7 +35,7 @@ func Example() {
 		panic(err)
 	}
 	defer db.Close()
-	if err := migrate.Up(ctx, db.DB, nil); err != nil {
+	if err := migrate.Up(ctx, db, nil); err != nil {
 		panic(err)
 	}
 	store, err := tenant.NewStore(db, nil)

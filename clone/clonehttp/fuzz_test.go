@@ -47,7 +47,7 @@ func FuzzTokenToContext(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer db.Close()
-	if err := migrate.Up(ctx, db.DB, nil); err != nil {
+	if err := migrate.Up(ctx, db, nil); err != nil {
 		f.Fatal(err)
 	}
 	store, err := tenant.NewStore(db, nil)

@@ -54,7 +54,7 @@ func forEachDB(t *testing.T, fn func(t *testing.T, s *tenant.Store, db *sqlx.DB)
 		db := pgtest.Shared(t)
 		// 100 concurrent first sign-ins must queue, not exhaust the server's connections.
 		db.App.SetMaxOpenConns(8)
-		s, err := tenant.NewStore(db.App, nil)
+		s, err := tenant.NewStore(db.App.DB, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,14 +69,14 @@ func sqliteStore(t testing.TB) (*tenant.Store, *sqlx.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
+	if err := migrate.Up(context.Background(), db, nil); err != nil {
 		t.Fatal(err)
 	}
 	s, err := tenant.NewStore(db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, db
+	return s, sqlx.NewDb(db, "sqlite3")
 }
 
 func count(t *testing.T, db *sqlx.DB, q string, args ...any) int {

@@ -20,7 +20,7 @@ import (
 func TestAuditChainDetectsTampering(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		sink := clonesql.AuditSink(e.raw)
+		sink := clonesql.AuditSink(e.raw.DB)
 		if e.dialect == clonesql.SQLite {
 			if _, err := e.owner.Exec(`DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete`); err != nil {
 				t.Fatal(err)
@@ -66,16 +66,16 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 				if err := e.raw.Select(&ids, e.raw.Rebind(`SELECT id FROM audit_events WHERE tenant_id = ? ORDER BY id`), tenant); err != nil || len(ids) != 5 {
 					t.Fatalf("ids %v, %v", ids, err)
 				}
-				r, err := clonesql.VerifyAuditChain(ctx, e.raw, tenant)
+				r, err := clonesql.VerifyAuditChain(ctx, e.raw.DB, tenant)
 				if err != nil || !r.OK || r.Events != 5 || len(r.HeadHash) != 32 {
 					t.Fatalf("untouched chain: %+v, %v", r, err)
 				}
-				evs, err := clonesql.AuditEvents(ctx, e.raw, tenant, 0, 3)
+				evs, err := clonesql.AuditEvents(ctx, e.raw.DB, tenant, 0, 3)
 				if err != nil || len(evs) != 3 || evs[0].Reason != "denial 0" || evs[2].Detail["n"] != "2" {
 					t.Fatalf("AuditEvents page: %+v, %v", evs, err)
 				}
 				tc.do(t, tenant, ids)
-				r, err = clonesql.VerifyAuditChain(ctx, e.raw, tenant)
+				r, err = clonesql.VerifyAuditChain(ctx, e.raw.DB, tenant)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -93,7 +93,7 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 func TestAuditChainConcurrentAppends(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		sink := clonesql.AuditSink(e.raw)
+		sink := clonesql.AuditSink(e.raw.DB)
 		tenant := uuid.New()
 		var wg sync.WaitGroup
 		errc := make(chan error, 40)
@@ -111,7 +111,7 @@ func TestAuditChainConcurrentAppends(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r, err := clonesql.VerifyAuditChain(ctx, e.raw, tenant)
+		r, err := clonesql.VerifyAuditChain(ctx, e.raw.DB, tenant)
 		if err != nil || !r.OK || r.Events != 40 {
 			t.Fatalf("chain after concurrent appends: %+v, %v", r, err)
 		}
@@ -119,7 +119,7 @@ func TestAuditChainConcurrentAppends(t *testing.T) {
 		if err := audit.Record(ctx, sink, audit.Event{Action: "clonehttp.Authenticate", Outcome: audit.Denied}); err != nil {
 			t.Fatal(err)
 		}
-		if r, err := clonesql.VerifyAuditChain(ctx, e.raw, uuid.Nil); err != nil || !r.OK || r.Events < 1 {
+		if r, err := clonesql.VerifyAuditChain(ctx, e.raw.DB, uuid.Nil); err != nil || !r.OK || r.Events < 1 {
 			t.Fatalf("nil chain: %+v, %v", r, err)
 		}
 	})

@@ -28,14 +28,19 @@ import (
 // edited, deleted, moved or forged event. Appends to one chain are serialized (a row
 // lock on the chain head on PostgreSQL; SQLite transactions are serialized already), so
 // each costs one short transaction.
-func AuditSink(db *sqlx.DB) audit.Sink {
-	d, _ := DialectOfX(db)
-	return &sqlSink{db: db, dialect: d}
+//
+// A db whose driver is not supported yields a sink whose every Record fails with that
+// error.
+func AuditSink(db *sql.DB) audit.Sink {
+	x, d, err := wrap(db, "clonesql.AuditSink")
+	return &sqlSink{db: db, x: x, dialect: d, err: err}
 }
 
 type sqlSink struct {
-	db      *sqlx.DB
+	db      *sql.DB
+	x       *sqlx.DB
 	dialect Dialect
+	err     error // the driver is not supported
 }
 
 // canonicalEvent is the hashed form of an event: fixed field order, UTC time with
@@ -82,8 +87,8 @@ func linkHash(prev []byte, e audit.Event) ([]byte, error) {
 type auditTxKey struct{}
 
 type auditTx struct {
-	db *sqlx.DB
-	tx *sqlx.Tx
+	db *sql.DB
+	tx *sql.Tx
 }
 
 // WithAuditTx returns a copy of ctx under which the SQL audit sinks of db
@@ -92,16 +97,19 @@ type auditTx struct {
 // or rolls back with the change it records, and a sink failure fails the transaction.
 // tenant.Admin writes a break-glass grant and its audit event this way. Sinks of other
 // databases, and other sinks, are not affected.
-func WithAuditTx(ctx context.Context, db *sqlx.DB, tx *sqlx.Tx) context.Context {
+func WithAuditTx(ctx context.Context, db *sql.DB, tx *sql.Tx) context.Context {
 	return context.WithValue(ctx, auditTxKey{}, auditTx{db: db, tx: tx})
 }
 
 func (s *sqlSink) Record(ctx context.Context, e audit.Event) error {
 	const op = "clonesql.AuditSink"
-	if at, ok := ctx.Value(auditTxKey{}).(auditTx); ok && at.db == s.db && at.tx != nil {
-		return s.append(ctx, at.tx, e)
+	if s.err != nil {
+		return s.err
 	}
-	tx, err := s.db.BeginTxx(ctx, nil)
+	if at, ok := ctx.Value(auditTxKey{}).(auditTx); ok && at.db == s.db && at.tx != nil {
+		return s.append(ctx, &sqlx.Tx{Tx: at.tx, Mapper: s.x.Mapper}, e)
+	}
+	tx, err := s.x.BeginTxx(ctx, nil)
 	if err != nil {
 		return ClassifyError(op, err)
 	}
@@ -128,7 +136,7 @@ func (s *sqlSink) append(ctx context.Context, tx *sqlx.Tx, e audit.Event) error 
 		detail = string(b)
 	}
 	chain := e.TenantID
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO audit_chain_heads (chain_id, last_id, last_hash) VALUES (?, 0, ?) ON CONFLICT (chain_id) DO NOTHING`), chain, []byte{}); err != nil {
+	if _, err := tx.ExecContext(ctx, s.x.Rebind(`INSERT INTO audit_chain_heads (chain_id, last_id, last_hash) VALUES (?, 0, ?) ON CONFLICT (chain_id) DO NOTHING`), chain, []byte{}); err != nil {
 		return ClassifyError(op, err)
 	}
 	lock := ""
@@ -136,7 +144,7 @@ func (s *sqlSink) append(ctx context.Context, tx *sqlx.Tx, e audit.Event) error 
 		lock = " FOR UPDATE"
 	}
 	var prev []byte
-	if err := tx.GetContext(ctx, &prev, tx.Rebind(`SELECT last_hash FROM audit_chain_heads WHERE chain_id = ?`+lock), chain); err != nil {
+	if err := tx.GetContext(ctx, &prev, s.x.Rebind(`SELECT last_hash FROM audit_chain_heads WHERE chain_id = ?`+lock), chain); err != nil {
 		return ClassifyError(op, err)
 	}
 	hash, err := linkHash(prev, e)
@@ -144,14 +152,14 @@ func (s *sqlSink) append(ctx context.Context, tx *sqlx.Tx, e audit.Event) error 
 		return errs.Wrap(errs.InvalidInput, op, err, "encode event")
 	}
 	var id int64
-	if err := tx.GetContext(ctx, &id, tx.Rebind(`INSERT INTO audit_events
+	if err := tx.GetContext(ctx, &id, s.x.Rebind(`INSERT INTO audit_events
 		(occurred_at, actor, action, tenant_id, clone_id, outcome, reason, request_id, detail, chain_id, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		e.Time, e.Actor, e.Action, nullID(e.TenantID), nullID(e.CloneID), string(e.Outcome), e.Reason, e.RequestID, detail,
 		chain, prev, hash); err != nil {
 		return ClassifyError(op, err)
 	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE audit_chain_heads SET last_id = ?, last_hash = ? WHERE chain_id = ?`), id, hash, chain); err != nil {
+	if _, err := tx.ExecContext(ctx, s.x.Rebind(`UPDATE audit_chain_heads SET last_id = ?, last_hash = ? WHERE chain_id = ?`), id, hash, chain); err != nil {
 		return ClassifyError(op, err)
 	}
 	return nil
@@ -201,10 +209,14 @@ const auditColumns = `id, occurred_at, actor, action, tenant_id, clone_id, outco
 // greater than after, oldest first; pass the last ID of a page as after to get the next.
 // It reads the table directly: callers must authorize the reader (package tenant lets
 // only a tenant's owners and admins read its events).
-func AuditEvents(ctx context.Context, db *sqlx.DB, tenantID uuid.UUID, after int64, limit int) ([]AuditEvent, error) {
+func AuditEvents(ctx context.Context, sdb *sql.DB, tenantID uuid.UUID, after int64, limit int) ([]AuditEvent, error) {
 	const op = "clonesql.AuditEvents"
 	if limit < 1 || limit > 1000 {
 		return nil, errs.New(errs.InvalidInput, op, "limit %d outside 1..1000", limit)
+	}
+	db, _, err := wrap(sdb, op)
+	if err != nil {
+		return nil, err
 	}
 	var rows []auditRow
 	if err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT `+auditColumns+` FROM audit_events
@@ -239,8 +251,12 @@ type ChainReport struct {
 // its newest event. Someone able to rewrite both the events and the head (a superuser)
 // can forge a consistent chain: anchor the chain by storing HeadHash outside the
 // database (a log shipper, a ticket) and comparing it later.
-func VerifyAuditChain(ctx context.Context, db *sqlx.DB, tenantID uuid.UUID) (*ChainReport, error) {
+func VerifyAuditChain(ctx context.Context, sdb *sql.DB, tenantID uuid.UUID) (*ChainReport, error) {
 	const op = "clonesql.VerifyAuditChain"
+	db, _, err := wrap(sdb, op)
+	if err != nil {
+		return nil, err
+	}
 	r := &ChainReport{ChainID: tenantID}
 	broken := func(id int64, format string, args ...any) (*ChainReport, error) {
 		r.BrokenAt, r.Problem = id, fmt.Sprintf(format, args...)

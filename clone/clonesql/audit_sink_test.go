@@ -18,8 +18,8 @@ import (
 func TestAuditSink(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, e *env) {
 		ctx := audit.WithRequestID(context.Background(), "req-"+uuid.NewString())
-		sink := clonesql.AuditSink(e.raw)
-		db, err := clonesql.New(e.raw, &clonesql.Options{Audit: sink})
+		sink := clonesql.AuditSink(e.raw.DB)
+		db, err := clonesql.New(e.raw.DB, &clonesql.Options{Audit: sink})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestAuditInsideTransaction(t *testing.T) {
 		defer e.raw.SetMaxOpenConns(0)
 		ctx, cancel := context.WithTimeout(audit.WithRequestID(context.Background(), "tx-"+uuid.NewString()), 5*time.Second)
 		defer cancel()
-		db, err := clonesql.New(e.raw, &clonesql.Options{Audit: clonesql.AuditSink(e.raw)})
+		db, err := clonesql.New(e.raw.DB, &clonesql.Options{Audit: clonesql.AuditSink(e.raw.DB)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestAuditFromCodeInsideTransaction(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, e *env) {
 		ctx, cancel := context.WithTimeout(audit.WithRequestID(context.Background(), "txsink-"+uuid.NewString()), 5*time.Second)
 		defer cancel()
-		db, err := clonesql.New(e.raw, &clonesql.Options{Audit: clonesql.AuditSink(e.raw)})
+		db, err := clonesql.New(e.raw.DB, &clonesql.Options{Audit: clonesql.AuditSink(e.raw.DB)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,9 +62,11 @@ func BenchmarkScopedRatio(b *testing.B) {
 			raw := e.raw
 			if d == clonesql.Postgres {
 				var err error
-				if raw, err = clonesql.OpenPostgres(pgtest.Shared(b).OwnerURL); err != nil {
+				owner, err := clonesql.OpenPostgres(pgtest.Shared(b).OwnerURL)
+				if err != nil {
 					b.Fatal(err)
 				}
+				raw = sqlx.NewDb(owner, "postgres")
 				b.Cleanup(func() { raw.Close() })
 			}
 			ctx := context.Background()
@@ -167,7 +169,7 @@ func BenchmarkRLSRatio(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { db.Close() })
-		c, err := db.Connx(ctx)
+		c, err := sqlx.NewDb(db, "postgres").Connx(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -259,7 +261,7 @@ func BenchmarkDriverRatio(b *testing.B) {
 					ownerURL, _ = p.URL(ownerURL)
 				}
 				raw := pgtest.OpenURL(b, drv, ownerURL)
-				db, err := clonesql.New(pgtest.OpenURL(b, drv, appURL), nil)
+				db, err := clonesql.New(pgtest.OpenURL(b, drv, appURL).DB, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

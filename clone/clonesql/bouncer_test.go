@@ -19,7 +19,7 @@ func newBouncerEnv(t *testing.T, drv pgtest.Driver) *env {
 	e := newEnvDriver(t, clonesql.Postgres, drv)
 	e.raw = pgtest.OpenURL(t, drv, pgtest.BouncerURL(t, pgtest.Shared(t).AppURL, drv))
 	var err error
-	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
+	if e.db, err = clonesql.New(e.raw.DB, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
 	return e

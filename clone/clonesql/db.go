@@ -32,7 +32,7 @@ const (
 // runs on a context detached from the caller's, which may already be done.
 const rollbackTimeout = 5 * time.Second
 
-// DB runs clone-scoped statements on an *sqlx.DB.
+// DB runs clone-scoped statements on a *sql.DB.
 //
 // Every statement uses named parameters (:name) and must reference both :tenant_id and
 // :clone_id; their values are bound from the CloneContext only. A statement that does
@@ -86,15 +86,15 @@ type Options struct {
 // New returns a DB on db, whose dialect and driver (PostgreSQL through pgx's
 // database/sql driver or lib/pq, or SQLite through modernc.org/sqlite) are detected
 // from its driver.
-func New(db *sqlx.DB, opts *Options) (*DB, error) {
-	d, err := DialectOfX(db)
+func New(db *sql.DB, opts *Options) (*DB, error) {
+	x, d, err := wrap(db, "clonesql.New")
 	if err != nil {
 		return nil, err
 	}
 	if opts == nil {
 		opts = &Options{}
 	}
-	return &DB{x: db, dialect: d, pgx: d == Postgres && usesPgx(db.DB), sink: opts.Audit}, nil
+	return &DB{x: x, dialect: d, pgx: d == Postgres && usesPgx(db), sink: opts.Audit}, nil
 }
 
 // Dialect returns the database's dialect.
@@ -200,8 +200,9 @@ func (d *DB) WithTx(ctx context.Context, cc clone.CloneContext, fn func(tx *Tx) 
 // Bind scopes a transaction the host opened itself to clone cc, so cloneiso's writes
 // join the host's own: on PostgreSQL it sets both row-level security settings
 // transaction-locally in tx (one round trip), which pins the rest of tx to cc. The host
-// still commits or rolls back tx.
-func (d *DB) Bind(ctx context.Context, tx *sqlx.Tx, cc clone.CloneContext) (*Tx, error) {
+// still commits or rolls back tx, which must be a transaction on the *sql.DB the DB
+// was created on.
+func (d *DB) Bind(ctx context.Context, tx *sql.Tx, cc clone.CloneContext) (*Tx, error) {
 	const op = "clonesql.Bind"
 	if err := d.validate(ctx, cc, op); err != nil {
 		return nil, err
@@ -211,8 +212,11 @@ func (d *DB) Bind(ctx context.Context, tx *sqlx.Tx, cc clone.CloneContext) (*Tx,
 			return nil, ClassifyError(op, err)
 		}
 	}
-	return &Tx{db: d, cc: cc, q: tx}, nil
+	return &Tx{db: d, cc: cc, q: d.wrapTx(tx)}, nil
 }
+
+// wrapTx gives tx the DB's column mapper, so that rows scan as on the DB itself.
+func (d *DB) wrapTx(tx *sql.Tx) *sqlx.Tx { return &sqlx.Tx{Tx: tx, Mapper: d.x.Mapper} }
 
 // settingsSQL sets both settings transaction-locally, optionally opening the
 // transaction in the same simple-protocol message. The values are validated UUIDs

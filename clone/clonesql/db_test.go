@@ -185,7 +185,7 @@ func TestResultRecheck(t *testing.T) {
 			}
 		}
 		// Without RLS (SQLite; the superuser owner on PostgreSQL) the post-check catches it.
-		bypass, err := clonesql.New(e.owner, &clonesql.Options{Audit: e.audit})
+		bypass, err := clonesql.New(e.owner.DB, &clonesql.Options{Audit: e.audit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +294,7 @@ func TestBindHostTransaction(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stx, err := e.db.Bind(ctx, htx, a)
+			stx, err := e.db.Bind(ctx, htx.Tx, a)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,5 @@
-// Package clonesql is cloneiso's clone-scoped access to SQL databases through sqlx.
+// Package clonesql is cloneiso's clone-scoped access to SQL databases through
+// database/sql: every function takes the standard *sql.DB.
 //
 // PostgreSQL (through pgx's database/sql driver, recommended: one round trip per scoped
 // operation, see [OpenPgx]; or github.com/lib/pq, three, see [OpenPostgres]) is the
@@ -21,12 +22,6 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver for OpenSQLite
 )
-
-func init() {
-	// sqlx does not know modernc.org/sqlite's driver name; without this its Rebind and
-	// named queries would treat "sqlite" as an unknown bind type.
-	sqlx.BindDriver("sqlite", sqlx.QUESTION)
-}
 
 // Dialect names a SQL dialect cloneiso supports.
 type Dialect string
@@ -62,8 +57,23 @@ func DialectOf(db *sql.DB) (Dialect, error) {
 	return "", errs.New(errs.Unsupported, "clonesql.DialectOf", "unsupported database driver %s", t)
 }
 
-// DialectOfX is [DialectOf] for an *sqlx.DB.
-func DialectOfX(db *sqlx.DB) (Dialect, error) { return DialectOf(db.DB) }
+// wrap returns db as an *sqlx.DB (the package's scanner) with the placeholder style of
+// its dialect. The driver names given to sqlx are the ones its built-in bind table
+// knows ("sqlite3" for '?', "postgres" for '$1'), so nothing global is registered.
+func wrap(db *sql.DB, op string) (*sqlx.DB, Dialect, error) {
+	if db == nil {
+		return nil, "", errs.New(errs.InvalidInput, op, "nil *sql.DB")
+	}
+	d, err := DialectOf(db)
+	if err != nil {
+		return nil, "", err
+	}
+	name := "postgres"
+	if d == SQLite {
+		name = "sqlite3"
+	}
+	return sqlx.NewDb(db, name), d, nil
+}
 
 // OpenSQLite opens (creating if needed) the SQLite database file at path with the
 // settings cloneiso relies on: foreign keys enforced, WAL journal, a 10 s busy timeout,
@@ -77,7 +87,7 @@ func DialectOfX(db *sqlx.DB) (Dialect, error) { return DialectOf(db.DB) }
 // process kill but the last ones may be lost on power loss; cloneiso acknowledges
 // writes to users, so it pays the one fsync per commit.) Use ":memory:"
 // only with db.SetMaxOpenConns(1): every new connection to ":memory:" is a new database.
-func OpenSQLite(path string) (*sqlx.DB, error) {
+func OpenSQLite(path string) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -90,7 +100,7 @@ func OpenSQLite(path string) (*sqlx.DB, error) {
 	if strings.IndexByte(path, 0) >= 0 {
 		return nil, errs.New(errs.InvalidInput, "clonesql.OpenSQLite", "path %q contains a NUL byte", path)
 	}
-	db, err := sqlx.Open("sqlite", sqliteURI(path)+"?"+q.Encode())
+	db, err := sql.Open("sqlite", sqliteURI(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, "clonesql.OpenSQLite", err, "open %s", path)
 	}
@@ -124,7 +134,7 @@ func sqliteURI(path string) string {
 // operation at three round trips (see [DB]). With binary parameters, []byte arguments go
 // to the server in binary form: pass JSON for jsonb columns as a string, not as []byte.
 // [OpenPgx] is the recommended alternative: one round trip per scoped operation.
-func OpenPostgres(dsn string) (*sqlx.DB, error) {
+func OpenPostgres(dsn string) (*sql.DB, error) {
 	const op = "clonesql.OpenPostgres"
 	if !strings.Contains(dsn, "binary_parameters") {
 		if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
@@ -140,7 +150,7 @@ func OpenPostgres(dsn string) (*sqlx.DB, error) {
 			dsn = strings.TrimSpace(dsn) + " binary_parameters=yes"
 		}
 	}
-	db, err := sqlx.Open("postgres", dsn)
+	db, err := sql.Open("postgres", dsn)
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "open")
 	}

@@ -183,7 +183,7 @@ func TestClassifyErrorSQLite(t *testing.T) {
 		{"foreign key violation", exec(`INSERT INTO classify_child VALUES (1, 99)`), clone.ErrConflict},
 		{"no rows", func(ctx context.Context) error {
 			var v int
-			return db.GetContext(ctx, &v, `SELECT v FROM classify_t WHERE id = -1`)
+			return db.QueryRowContext(ctx, `SELECT v FROM classify_t WHERE id = -1`).Scan(&v)
 		}, clone.ErrNotFound},
 		{"context cancelled", func(context.Context) error { return exec(`SELECT 1`)(cancelled) }, clone.ErrCanceled},
 		{"pool closed (shutting down)", func(ctx context.Context) error {
@@ -198,7 +198,7 @@ func TestClassifyErrorSQLite(t *testing.T) {
 		{"database busy", func(ctx context.Context) error {
 			// A second handle on the same file with no busy timeout, while the first
 			// holds the write lock.
-			tx, err := db.BeginTxx(ctx, nil)
+			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
 				return err
 			}
@@ -206,7 +206,7 @@ func TestClassifyErrorSQLite(t *testing.T) {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO classify_t VALUES (10, 1, 'lock')`); err != nil {
 				return err
 			}
-			other, err := sqlx.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)")
+			other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)")
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,7 @@ func Example() {
 
 	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db")) // clonesql.OpenPostgres(dsn) in production
 	defer raw.Close()
-	if err := migrate.Up(ctx, raw.DB, nil); err != nil {
+	if err := migrate.Up(ctx, raw, nil); err != nil {
 		panic(err)
 	}
 	tenants, _ := tenant.NewStore(raw, nil)
@@ -61,7 +61,7 @@ func ExampleDB_WithTx() {
 	defer os.RemoveAll(dir)
 	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
 	defer raw.Close()
-	migrate.Up(ctx, raw.DB, nil)
+	migrate.Up(ctx, raw, nil)
 	tenants, _ := tenant.NewStore(raw, nil)
 	cc, _, _ := tenants.ProvisionSolo(ctx, "carol")
 	db, _ := clonesql.New(raw, nil)

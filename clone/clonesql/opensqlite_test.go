@@ -72,7 +72,17 @@ func TestOpenSQLitePaths(t *testing.T) {
 					t.Fatal(err)
 				}
 				var got []string
-				if err := db.Select(&got, `SELECT name FROM owner`); err != nil {
+				rows, err := db.Query(`SELECT name FROM owner`)
+				for err == nil && rows.Next() {
+					var s string
+					err = rows.Scan(&s)
+					got = append(got, s)
+				}
+				if err == nil {
+					err = rows.Err()
+					rows.Close()
+				}
+				if err != nil {
 					t.Fatalf("%q: %v", name, err)
 				}
 				db.Close()

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/jmoiron/sqlx"
 	"github.com/jmoiron/sqlx/reflectx"
 
 	"github.com/cloneiso/cloneiso/clone"
@@ -53,13 +52,13 @@ const settingsParamSQL = "SELECT set_config('" + SettingTenantID + "', $1, true)
 // default_query_exec_mode=cache_describe (unnamed statements, descriptions cached by
 // the client: still one round trip per operation) or exec (no cache at all; parameters
 // sent as text and typed by the server, as lib/pq does) to dsn.
-func OpenPgx(dsn string) (*sqlx.DB, error) {
+func OpenPgx(dsn string) (*sql.DB, error) {
 	const op = "clonesql.OpenPgx"
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, errs.Wrap(errs.InvalidInput, op, err, "parse DSN")
 	}
-	return sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx"), nil
+	return stdlib.OpenDB(*cfg), nil
 }
 
 // usesPgx reports whether db runs on pgx's database/sql driver.

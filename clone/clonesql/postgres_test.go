@@ -160,7 +160,7 @@ func testPoolDoesNotLeakScope(t *testing.T, e *env) {
 // stock), or pgx in the given default_query_exec_mode ("" for pgx's default). pgx's
 // liveness ping of a connection idle for over a second is switched off, so that a slow
 // machine cannot add a round trip.
-func roundTripDB(t testing.TB, drv, mode string) (*sqlx.DB, *pgproxy.Proxy) {
+func roundTripDB(t testing.TB, drv, mode string) (*sql.DB, *pgproxy.Proxy) {
 	t.Helper()
 	pg := pgtest.Shared(t)
 	u, _ := url.Parse(pg.AppURL)
@@ -173,12 +173,12 @@ func roundTripDB(t testing.TB, drv, mode string) (*sqlx.DB, *pgproxy.Proxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var db *sqlx.DB
+	var db *sql.DB
 	switch drv {
 	case "lib/pq":
 		db, err = clonesql.OpenPostgres(dsn)
 	case "lib/pq-stock":
-		db, err = sqlx.Open("postgres", dsn)
+		db, err = sql.Open("postgres", dsn)
 	case "pgx":
 		if mode != "" {
 			dsn += "&default_query_exec_mode=" + mode
@@ -187,7 +187,7 @@ func roundTripDB(t testing.TB, drv, mode string) (*sqlx.DB, *pgproxy.Proxy) {
 		if perr != nil {
 			t.Fatal(perr)
 		}
-		db = sqlx.NewDb(stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return false })), "pgx")
+		db = stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return false }))
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +405,7 @@ func TestRecheckedWriteRollsBack(t *testing.T) {
 		ctx := context.Background()
 		a, b := e.newClone(t), e.newClone(t)
 		ib := addInsight(t, e, b, "bravo")
-		bypass, err := clonesql.New(e.owner, &clonesql.Options{Audit: e.audit})
+		bypass, err := clonesql.New(e.owner.DB, &clonesql.Options{Audit: e.audit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +447,7 @@ func TestDeadPooledConnectionIsRetried(t *testing.T) {
 				raw = pgtest.OpenURL(t, drv, pg.AppURL)
 			}
 			raw.SetMaxOpenConns(1)
-			db, err := clonesql.New(raw, nil)
+			db, err := clonesql.New(raw.DB, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

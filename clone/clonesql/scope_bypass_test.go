@@ -50,7 +50,7 @@ func TestScopeBypassRefused(t *testing.T) {
 		ctx := context.Background()
 		dbs := map[string]*clonesql.DB{"app": e.db}
 		if e.dialect == clonesql.Postgres {
-			owner, err := clonesql.New(e.owner, &clonesql.Options{Audit: e.audit})
+			owner, err := clonesql.New(e.owner.DB, &clonesql.Options{Audit: e.audit})
 			if err != nil {
 				t.Fatal(err)
 			}

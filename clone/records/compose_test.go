@@ -158,7 +158,7 @@ func TestComposeBind(t *testing.T) {
 			if _, err := hostTx.Exec(hostTx.Rebind(`INSERT INTO host_ledger (id, note) VALUES (?, ?)`), id, "host work"); err != nil {
 				t.Fatal(err)
 			}
-			tx, err := e.db.Bind(ctx, hostTx, cc)
+			tx, err := e.db.Bind(ctx, hostTx.Tx, cc)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -196,7 +196,7 @@ func TestSQLAuditSink(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		cc := e.newClone(t)
-		db, err := clonesql.New(e.raw, &clonesql.Options{Audit: clonesql.AuditSink(e.raw)})
+		db, err := clonesql.New(e.raw.DB, &clonesql.Options{Audit: clonesql.AuditSink(e.raw.DB)})
 		if err != nil {
 			t.Fatal(err)
 		}

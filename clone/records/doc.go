@@ -17,7 +17,7 @@
 // database in a clonesql.DB:
 //
 //	sx, _ := clonesql.OpenSQLite("clones.db") // or clonesql.OpenPostgres(dsn)
-//	_ = migrate.Up(ctx, sx.DB, nil)
+//	_ = migrate.Up(ctx, sx, nil)
 //	cc, _, _ := tenant.NewStore(sx, nil).ProvisionSolo(ctx, "user-42") // usually done by clonehttp
 //	db, _ := clonesql.New(sx, &clonesql.Options{Audit: audit.SlogSink(slog.Default())})
 //

@@ -27,7 +27,7 @@ func exampleDB() (*clonesql.DB, *tenant.Store, *audit.Memory, func()) {
 	if err != nil {
 		panic(err)
 	}
-	if err := migrate.Up(context.Background(), sx.DB, nil); err != nil {
+	if err := migrate.Up(context.Background(), sx, nil); err != nil {
 		panic(err)
 	}
 	sink := &audit.Memory{}

@@ -41,10 +41,10 @@ func newEnv(t testing.TB, d clonesql.Dialect) *env {
 	e := &env{dialect: d, audit: &audit.Memory{}}
 	e.raw, e.owner = pgtest.Open(t, d)
 	var err error
-	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
+	if e.db, err = clonesql.New(e.raw.DB, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw.DB, nil); err != nil {
 		t.Fatal(err)
 	}
 	return e

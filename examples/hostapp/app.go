@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/cloneiso/cloneiso"
 	"github.com/cloneiso/cloneiso/clone/audit"
@@ -43,7 +43,7 @@ type App struct {
 
 	cfg       Config
 	log       *slog.Logger
-	raw       *sqlx.DB
+	raw       *sql.DB
 	sdk       *cloneiso.Stack // the SDK wired by cloneiso.New; the fields below are its parts
 	db        *clonesql.DB
 	tenants   *tenant.Store
@@ -83,7 +83,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	}
 	// The SDK, wired in one call: tenant store, guard hooks, resolution cache, audit
 	// sink (the SQL hash chain and the log), scoped stores, ingestion and answering.
-	a.sdk, err = cloneiso.New(ctx, a.raw.DB, emb, gen, &cloneiso.Options{
+	a.sdk, err = cloneiso.New(ctx, a.raw, emb, gen, &cloneiso.Options{
 		Vectors: vectors, Objects: objects, Dir: cfg.DataDir, Logger: log,
 		FilesURL: cfg.PublicURL + "/files", FileSigningKey: []byte(cfg.FileSigningKey),
 		Ingest:    &ingest.Options{MaxDocumentBytes: cfg.MaxUploadBytes},
@@ -107,7 +107,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		mux.HandleFunc("GET /dev/token", a.devToken)
 	}
 	a.Handler = mux
-	a.backends = backends(cfg, a.raw, emb, gen)
+	a.backends = backends(cfg, emb, gen)
 	return a, nil
 }
 
@@ -160,7 +160,7 @@ func openDrivers(ctx context.Context, cfg Config, dim int) (vecdriver.Index, obj
 }
 
 // backends says what each store runs on, for the start-up log.
-func backends(cfg Config, db *sqlx.DB, emb embed.Embedder, gen generate.Generator) string {
+func backends(cfg Config, emb embed.Embedder, gen generate.Generator) string {
 	vectors, objects := "embedded", "filesystem"
 	if cfg.PineconeHost != "" {
 		vectors = "pinecone"
@@ -168,19 +168,30 @@ func backends(cfg Config, db *sqlx.DB, emb embed.Embedder, gen generate.Generato
 	if cfg.S3Bucket != "" {
 		objects = "s3"
 	}
-	return "sql=" + db.DriverName() + " embedder=" + emb.Model() + " vectors=" + vectors + " objects=" + objects + " generator=" + gen.Model()
+	return "sql=" + sqlDriverName(cfg) + " embedder=" + emb.Model() + " vectors=" + vectors + " objects=" + objects + " generator=" + gen.Model()
+}
+
+// sqlDriverName names the database/sql driver openSQL uses.
+func sqlDriverName(cfg Config) string {
+	switch {
+	case cfg.DatabaseURL == "":
+		return "sqlite"
+	case cfg.DatabaseDriver == "libpq":
+		return "postgres"
+	}
+	return "pgx"
 }
 
 // openSQL opens PostgreSQL as the application role (migrating first with the owner's
 // URL, if given; cloneiso.New then refuses to start if the role could reach another
 // clone's rows), or the embedded SQLite database, migrated.
-func openSQL(ctx context.Context, cfg Config) (*sqlx.DB, error) {
+func openSQL(ctx context.Context, cfg Config) (*sql.DB, error) {
 	if cfg.DatabaseURL == "" {
 		db, err := clonesql.OpenSQLite(filepath.Join(cfg.DataDir, "cloneiso.db"))
 		if err != nil {
 			return nil, err
 		}
-		if err := migrate.Up(ctx, db.DB, nil); err != nil {
+		if err := migrate.Up(ctx, db, nil); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -207,7 +218,7 @@ func migrateAndGrant(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer owner.Close()
-	if err := migrate.Up(ctx, owner.DB, nil); err != nil {
+	if err := migrate.Up(ctx, owner, nil); err != nil {
 		return err
 	}
 	_, err = owner.ExecContext(ctx, migrate.AppRoleSQL(u.User.Username(), ""))
@@ -216,7 +227,7 @@ func migrateAndGrant(ctx context.Context, cfg Config) error {
 
 // openPostgres opens a PostgreSQL URL with the configured driver: pgx unless
 // CLONEISO_DATABASE_DRIVER=libpq.
-func openPostgres(cfg Config, dsn string) (*sqlx.DB, error) {
+func openPostgres(cfg Config, dsn string) (*sql.DB, error) {
 	if cfg.DatabaseDriver == "libpq" {
 		return clonesql.OpenPostgres(dsn)
 	}

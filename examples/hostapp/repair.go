@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,12 +35,8 @@ func (a *App) repairAll(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var rows []struct {
-		TenantID uuid.UUID `db:"tenant_id"`
-		CloneID  uuid.UUID `db:"id"`
-	}
-	if err := a.raw.SelectContext(ctx, &rows, a.raw.Rebind(
-		`SELECT tenant_id, id FROM clones WHERE status = ? ORDER BY created_at, id`), tenant.StatusActive); err != nil {
+	rows, err := activeClones(ctx, a.raw)
+	if err != nil {
 		return fmt.Errorf("start-up repair: listing clones: %w", err)
 	}
 	start := time.Now()
@@ -117,4 +114,24 @@ func (a *App) repair(r *http.Request, cc clone.CloneContext) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, rep, nil
+}
+
+type cloneRow struct{ TenantID, CloneID uuid.UUID }
+
+// activeClones lists every active clone, oldest first.
+func activeClones(ctx context.Context, db *sql.DB) ([]cloneRow, error) {
+	rs, err := db.QueryContext(ctx, `SELECT tenant_id, id FROM clones WHERE status = '`+string(tenant.StatusActive)+`' ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []cloneRow
+	for rs.Next() {
+		var r cloneRow
+		if err := rs.Scan(&r.TenantID, &r.CloneID); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rs.Err()
 }

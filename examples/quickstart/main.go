@@ -91,7 +91,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	if err := migrate.Up(ctx, db.DB, nil); err != nil {
+	if err := migrate.Up(ctx, db, nil); err != nil {
 		return err
 	}
 	emb, err := embed.NewLocal(nil)
@@ -102,7 +102,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sdk, err := cloneiso.New(ctx, db.DB, emb, gen, &cloneiso.Options{Dir: dir})
+	sdk, err := cloneiso.New(ctx, db, emb, gen, &cloneiso.Options{Dir: dir})
 	if err != nil {
 		return err
 	}

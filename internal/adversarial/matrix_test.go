@@ -140,7 +140,7 @@ func attacks(a, v *data) []attack {
 				return "", err
 			}
 			defer tx.Rollback()
-			if _, err := w.db.Bind(ctx, tx, a.cc); err != nil {
+			if _, err := w.db.Bind(ctx, tx.Tx, a.cc); err != nil {
 				return "", err
 			}
 			var rows []string

@@ -165,7 +165,7 @@ func mechanisms(t *testing.T, w *world) {
 		q := w.db // SQLite: no row-level security, the statement alone decides
 		if w.stack.base() == production {
 			var err error
-			if q, err = clonesql.New(w.pg.Owner, nil); err != nil { // a superuser: RLS does not apply
+			if q, err = clonesql.New(w.pg.Owner.DB, nil); err != nil { // a superuser: RLS does not apply
 				t.Fatal(err)
 			}
 		}

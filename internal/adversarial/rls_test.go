@@ -74,13 +74,13 @@ func TestForcedRLS(t *testing.T) {
 		owning.Close()
 		db.Owner.Exec("DROP OWNED BY " + pq.QuoteIdentifier(role))
 	}()
-	if err := migrate.Up(ctx, owning.DB, nil); err != nil {
+	if err := migrate.Up(ctx, owning, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := owning.ExecContext(ctx, hostTable); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := migrate.CheckIsolation(ctx, owning.DB, &migrate.CheckOptions{Tables: []string{"notes"}})
+	rep, err := migrate.CheckIsolation(ctx, owning, &migrate.CheckOptions{Tables: []string{"notes"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestForcedRLS(t *testing.T) {
 			}
 			count := func(tenantSetting, cloneSetting *string, where string, args ...any) int {
 				t.Helper()
-				tx, err := owning.BeginTxx(ctx, nil)
+				tx, err := owning.BeginTx(ctx, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -127,7 +127,7 @@ func TestForcedRLS(t *testing.T) {
 					}
 				}
 				var n int
-				if err := tx.GetContext(ctx, &n, "SELECT count(*) FROM "+q+where, args...); err != nil {
+				if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+q+where, args...).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
 				return n

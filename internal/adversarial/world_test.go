@@ -120,18 +120,20 @@ func newWorld(t *testing.T, st stack) *world {
 		}
 		w.raw = pgtest.OpenURL(t, drv, w.pg.AppURL)
 	case embedded:
-		if w.raw, err = clonesql.OpenSQLite(filepath.Join(t.TempDir(), "adversarial.db")); err != nil {
+		db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "adversarial.db"))
+		if err != nil {
 			t.Fatal(err)
 		}
+		w.raw = sqlx.NewDb(db, "sqlite3")
 		t.Cleanup(func() { w.raw.Close() })
 		if err := migrate.Up(ctx, w.raw.DB, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if w.db, err = clonesql.New(w.raw, &clonesql.Options{Audit: w.audit}); err != nil {
+	if w.db, err = clonesql.New(w.raw.DB, &clonesql.Options{Audit: w.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if w.tenants, err = tenant.NewStore(w.raw, nil); err != nil {
+	if w.tenants, err = tenant.NewStore(w.raw.DB, nil); err != nil {
 		t.Fatal(err)
 	}
 	guard := w.tenants.Guard() // only provisioned, active clones are usable

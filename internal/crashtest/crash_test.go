@@ -76,16 +76,18 @@ type stores struct {
 func openStores(ctx context.Context, dir string) (*stores, error) {
 	s := &stores{}
 	var err error
-	if s.raw, err = clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db")); err != nil {
+	db, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	if err != nil {
 		return nil, err
 	}
+	s.raw = sqlx.NewDb(db, "sqlite3")
 	if err := migrate.Up(ctx, s.raw.DB, nil); err != nil {
 		return nil, err
 	}
-	if s.db, err = clonesql.New(s.raw, nil); err != nil {
+	if s.db, err = clonesql.New(s.raw.DB, nil); err != nil {
 		return nil, err
 	}
-	if s.tenants, err = tenant.NewStore(s.raw, nil); err != nil {
+	if s.tenants, err = tenant.NewStore(s.raw.DB, nil); err != nil {
 		return nil, err
 	}
 	guard := s.tenants.Guard()
@@ -591,10 +593,10 @@ func TestSQLiteDurabilitySettings(t *testing.T) {
 	defer db.Close()
 	var mode string
 	var sync int
-	if err := db.Get(&mode, `PRAGMA journal_mode`); err != nil || mode != "wal" {
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal_mode %q, %v", mode, err)
 	}
-	if err := db.Get(&sync, `PRAGMA synchronous`); err != nil || sync != 2 {
+	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
 		t.Fatalf("synchronous = %d (2 is FULL), %v", sync, err)
 	}
 }

@@ -81,10 +81,10 @@ func newEnv(t testing.TB, o *envOptions) *env {
 	e.raw = pgtest.OpenURL(t, drv, u.String())
 	e.raw.SetMaxOpenConns(4)
 	t.Cleanup(func() { e.raw.Close() })
-	if e.db, err = clonesql.New(e.raw, &clonesql.Options{Audit: e.audit}); err != nil {
+	if e.db, err = clonesql.New(e.raw.DB, &clonesql.Options{Audit: e.audit}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tenants, err = tenant.NewStore(e.raw, nil); err != nil {
+	if e.tenants, err = tenant.NewStore(e.raw.DB, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.pc = pineconetest.Start(t, &pineconetest.Options{Dimension: dim})

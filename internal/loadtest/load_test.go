@@ -153,7 +153,7 @@ func newHarness(t *testing.T, nClones int) *harness {
 	raw.SetMaxOpenConns(16)
 	raw.SetMaxIdleConns(16)
 	t.Cleanup(func() { raw.Close() })
-	h.raw = raw
+	h.raw = sqlx.NewDb(raw, "postgres")
 	if h.db, err = clonesql.New(raw, &clonesql.Options{Audit: h.sink}); err != nil {
 		t.Fatal(err)
 	}

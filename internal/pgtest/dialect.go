@@ -12,7 +12,8 @@ import (
 )
 
 // Open returns a migrated database of dialect d for t, closed when t ends: app is the
-// application's connection and owner the schema owner's. On SQLite both are one fresh
+// application's connection and owner the schema owner's (as *sqlx.DB for the tests'
+// own queries; the SDK takes their *sql.DB, app.DB). On SQLite both are one fresh
 // file in t's temporary directory. On PostgreSQL they are the package's [Shared]
 // database, app connected as [AppRole] (row-level security applies) with
 // binary_parameters ([clonesql.OpenPostgres]), owner as the server's admin role.
@@ -25,10 +26,11 @@ func Open(t testing.TB, d clonesql.Dialect) (app, owner *sqlx.DB) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		if err := migrate.Up(context.Background(), db.DB, nil); err != nil {
+		if err := migrate.Up(context.Background(), db, nil); err != nil {
 			t.Fatal(err)
 		}
-		return db, db
+		x := sqlx.NewDb(db, "sqlite3") // sqlx's name for '?' placeholders
+		return x, x
 	case clonesql.Postgres:
 		return OpenDriver(t, LibPQ)
 	}

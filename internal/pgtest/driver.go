@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"database/sql"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -31,7 +32,7 @@ func (d Driver) String() string { return string(d) }
 func OpenURL(t testing.TB, drv Driver, dsn string) *sqlx.DB {
 	t.Helper()
 	var (
-		db  *sqlx.DB
+		db  *sql.DB
 		err error
 	)
 	switch drv {
@@ -46,7 +47,7 @@ func OpenURL(t testing.TB, drv Driver, dsn string) *sqlx.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db
+	return sqlx.NewDb(db, "postgres") // sqlx's name for '$1' placeholders
 }
 
 // OpenDriver is [Open] for PostgreSQL on driver drv: app is the package's [Shared]

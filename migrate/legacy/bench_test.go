@@ -39,7 +39,7 @@ func BenchmarkBackfill(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("generated %d rows in %v", rows, time.Since(start).Round(time.Millisecond))
-	m, err := legacy.New(db.Owner, &legacy.Config{Tables: []legacy.Table{{Name: "events"}}})
+	m, err := legacy.New(db.Owner.DB, &legacy.Config{Tables: []legacy.Table{{Name: "events"}}})
 	if err != nil {
 		b.Fatal(err)
 	}

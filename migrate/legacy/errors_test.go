@@ -33,7 +33,7 @@ func TestErrorKinds(t *testing.T) {
 	// The application role may not create the bookkeeping tables: adoption fails as a
 	// misconfiguration.
 	cfg := legacytest.Config()
-	app, err := legacy.New(db.App, &cfg)
+	app, err := legacy.New(db.App.DB, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

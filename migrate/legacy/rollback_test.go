@@ -91,7 +91,7 @@ func TestUnprovisionableUsers(t *testing.T) {
 	mustAdopt(t, m)
 	db.Owner.MustExec(`INSERT INTO users (id, email) VALUES (E'bad\x01user', 'x@example.com');
 		INSERT INTO insights (id, user_id, content) VALUES (gen_random_uuid(), E'bad\x01user', 'orphaned by a bad id')`)
-	st, err := tenant.NewStore(db.Owner, nil)
+	st, err := tenant.NewStore(db.Owner.DB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

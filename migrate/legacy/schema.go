@@ -54,7 +54,7 @@ type Migrator struct {
 // application role). The legacy path is PostgreSQL only. The long steps hold one
 // connection of db's pool for their lock while they work on others: keep the pool's
 // limit (if any) at 2 or more, plus the object copy's concurrency.
-func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
+func New(db *sql.DB, cfg *Config) (*Migrator, error) {
 	const op = "legacy.New"
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -63,7 +63,7 @@ func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
 	if db == nil {
 		return nil, errs.New(errs.InvalidInput, op, "no database")
 	}
-	d, err := clonesql.DialectOf(db.DB)
+	d, err := clonesql.DialectOf(db)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func New(db *sqlx.DB, cfg *Config) (*Migrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Migrator{db: db, cfg: c, store: st}, nil
+	return &Migrator{db: sqlx.NewDb(db, "postgres"), cfg: c, store: st}, nil
 }
 
 // Tables returns the configured tables.

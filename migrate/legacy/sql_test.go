@@ -48,7 +48,7 @@ func newMigrator(t *testing.T, db *pgtest.DB, batch int, hook func(ctx context.C
 	if hook != nil {
 		legacy.SetHook(&cfg, hook)
 	}
-	m, err := legacy.New(db.Owner, &cfg)
+	m, err := legacy.New(db.Owner.DB, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

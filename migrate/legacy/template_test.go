@@ -91,7 +91,7 @@ func TestEnforceRefusesUnconfiguredSDKTable(t *testing.T) {
 	db, _ := legacyDB(t, 500, nil)
 	cfg := legacytest.Config()
 	cfg.Tables = slices.DeleteFunc(cfg.Tables, func(t legacy.Table) bool { return t.Name == "insights" })
-	m, err := legacy.New(db.Owner, &cfg)
+	m, err := legacy.New(db.Owner.DB, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

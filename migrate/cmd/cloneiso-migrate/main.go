@@ -66,6 +66,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -82,7 +83,6 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jmoiron/sqlx"
 	"github.com/pinecone-io/go-pinecone/v5/pinecone"
 	"github.com/pressly/goose/v3"
 
@@ -194,7 +194,7 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	bar            *progressBar
-	db             *sqlx.DB
+	db             *sql.DB
 	m              *legacy.Migrator
 }
 
@@ -426,7 +426,7 @@ func (a *app) status(ctx context.Context) (int, error) {
 	}
 	a.printf("state: %s\nschema version: %d\n", state, s.SchemaVersion)
 	if s.SchemaVersion > 0 {
-		p, err := migrate.NewProvider(a.db.DB, nil)
+		p, err := migrate.NewProvider(a.db, nil)
 		if err != nil {
 			return exitFailure, err
 		}
@@ -467,7 +467,7 @@ func (a *app) up(ctx context.Context) (int, error) {
 		return exitFailure, err
 	}
 	if s.SchemaVersion > 0 || !s.Legacy {
-		if err := migrate.Up(ctx, a.db.DB, nil); err != nil {
+		if err := migrate.Up(ctx, a.db, nil); err != nil {
 			return exitFailure, err
 		}
 		v, _ := a.m.Status(ctx)
@@ -760,7 +760,7 @@ func (a *app) check(ctx context.Context) (int, error) {
 	for _, t := range a.m.Tables() {
 		extra = append(extra, t.Name)
 	}
-	r, err := migrate.CheckIsolation(ctx, db.DB, &migrate.CheckOptions{Role: a.opts.appRole, Tables: extra})
+	r, err := migrate.CheckIsolation(ctx, db, &migrate.CheckOptions{Role: a.opts.appRole, Tables: extra})
 	if err != nil {
 		return exitFailure, err
 	}
