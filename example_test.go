@@ -45,7 +45,7 @@ func Example() {
 		panic(err)
 	}
 	defer db.Close()
-	if err := migrate.Up(ctx, db.DB, nil); err != nil {
+	if err := migrate.Up(ctx, db, nil); err != nil {
 		panic(err)
 	}
 	// The embedder and the generator are required: the embedded ones here.
@@ -57,7 +57,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	sdk, err := cloneiso.New(ctx, db.DB, emb, gen, &cloneiso.Options{Dir: dir})
+	sdk, err := cloneiso.New(ctx, db, emb, gen, &cloneiso.Options{Dir: dir})
 	if err != nil {
 		panic(err)
 	}

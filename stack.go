@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
@@ -169,13 +167,6 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 			return nil, err
 		}
 	}
-	// The SDK's SQL packages take sqlx handles: '$1' placeholders on PostgreSQL, '?' on
-	// SQLite.
-	bind := "postgres"
-	if dialect == clonesql.SQLite {
-		bind = "sqlite3"
-	}
-	xdb := sqlx.NewDb(db, bind)
 
 	s := &Stack{logger: o.Logger}
 	if s.logger == nil {
@@ -195,15 +186,15 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 	if extra == nil {
 		extra = audit.SlogSink(s.logger)
 	}
-	s.sink = audit.Multi(clonesql.AuditSink(xdb), extra)
-	if s.sql, err = clonesql.New(xdb, &clonesql.Options{Audit: s.sink}); err != nil {
+	s.sink = audit.Multi(clonesql.AuditSink(db), extra)
+	if s.sql, err = clonesql.New(db, &clonesql.Options{Audit: s.sink}); err != nil {
 		return nil, err
 	}
 
 	// The tenant store invalidates the middleware's cache on every revocation, and its
 	// guard lets only provisioned, active clones write vectors and objects.
 	s.cache = clonehttp.NewCache(o.Cache)
-	if s.tenants, err = tenant.NewStore(xdb, &tenant.StoreOptions{Cache: s.cache}); err != nil {
+	if s.tenants, err = tenant.NewStore(db, &tenant.StoreOptions{Cache: s.cache}); err != nil {
 		return nil, err
 	}
 	guard := s.tenants.Guard()

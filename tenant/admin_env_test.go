@@ -186,7 +186,7 @@ func (e *adminEnv) store(t *testing.T) *tenant.Store {
 // newAdmin).
 func (e *adminEnv) cached(t *testing.T, cache tenant.Invalidator, opts *tenant.AdminOptions) {
 	t.Helper()
-	s, err := tenant.NewStore(e.db, &tenant.StoreOptions{Cache: cache})
+	s, err := tenant.NewStore(e.db.DB, &tenant.StoreOptions{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func decidedMigrator(t *testing.T, db *pgtest.DB, decisions map[string]legacy.Us
 	cfg.BatchSize = 50
 	cfg.UserDecisions = decisions
 	cfg.WithoutUser = withoutUser
-	m, err := legacy.New(db.Owner, &cfg)
+	m, err := legacy.New(db.Owner.DB, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func readThroughRecords(t *testing.T, db *pgtest.DB, m *legacy.Migrator) {
 	if err := db.Grant(ctx); err != nil {
 		t.Fatal(err)
 	}
-	app, err := clonesql.New(db.App, nil)
+	app, err := clonesql.New(db.App.DB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
