@@ -35,7 +35,7 @@ func TestUserColumnsSubjectsSequences(t *testing.T) {
 	cfg.Tables = append(cfg.Tables, legacy.Table{Name: "events"})
 	cfg.SubjectQuery = "SELECT id, sub FROM users"
 	cfg.WithoutUser = legacy.DecisionQuarantine
-	m, err := legacy.New(db.Owner, &cfg)
+	m, err := legacy.New(db.Owner.DB, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
