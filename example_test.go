@@ -133,7 +133,7 @@ func ExampleNew_vendorStores() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	sdk, err := cloneiso.New(ctx, db.DB, emb, gen, &cloneiso.Options{Vectors: vectors, Objects: objects, Logger: slog.Default()})
+	sdk, err := cloneiso.New(ctx, db, emb, gen, &cloneiso.Options{Vectors: vectors, Objects: objects, Logger: slog.Default()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func TestQuarantineKeepsRowsExactly(t *testing.T) {
 	cfg.Tables = append(cfg.Tables, legacy.Table{Name: "typed"})
 	cfg.UserDecisions = map[string]legacy.UserDecision{"u999": {Action: legacy.DecisionQuarantine}}
 	cfg.WithoutUser = legacy.DecisionDrop
-	m, err := legacy.New(db.Owner, &cfg)
+	m, err := legacy.New(db.Owner.DB, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
