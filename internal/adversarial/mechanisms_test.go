@@ -40,7 +40,11 @@ func mechanisms(t *testing.T, w *world) {
 
 	if w.stack.base() == production {
 		t.Run("transaction-local settings on a pooled connection", func(t *testing.T) {
-			raw, err := clonesql.OpenPostgres(w.pg.AppURL)
+			open := clonesql.OpenPostgres // the probe uses the stack's own driver: pgx sets the scope in its own pipeline
+			if w.stack == productionPgx {
+				open = clonesql.OpenPgx
+			}
+			raw, err := open(w.pg.AppURL)
 			if err != nil {
 				t.Fatal(err)
 			}
