@@ -57,11 +57,16 @@ func TestClassifyErrorPostgres(t *testing.T) {
 	app, owner := pgtest.Open(t, clonesql.Postgres)
 	ctx := context.Background()
 	for _, s := range []string{
-		`DROP TABLE IF EXISTS classify_child, classify_t, classify_ex, classify_private`,
+		`DROP TABLE IF EXISTS classify_child, classify_t, classify_ex, classify_private, classify_rls`,
 		`CREATE TABLE classify_t (id int PRIMARY KEY, v int NOT NULL CHECK (v >= 0))`,
 		`CREATE TABLE classify_child (id int PRIMARY KEY, parent int REFERENCES classify_t(id))`,
 		`CREATE TABLE classify_ex (r int4range, EXCLUDE USING gist (r WITH &&))`,
 		`CREATE TABLE classify_private (id int)`, // no grant to the app role
+		`CREATE TABLE classify_rls (id int)`, // row-level security refuses every new row
+		`ALTER TABLE classify_rls ENABLE ROW LEVEL SECURITY`,
+		`ALTER TABLE classify_rls FORCE ROW LEVEL SECURITY`,
+		`CREATE POLICY refuse_all ON classify_rls USING (false) WITH CHECK (false)`,
+		`GRANT SELECT, INSERT ON classify_rls TO PUBLIC`,
 		`INSERT INTO classify_t VALUES (1, 1)`,
 		`INSERT INTO classify_ex VALUES ('[1,10)')`,
 	} {
@@ -108,6 +113,7 @@ func TestClassifyErrorPostgres(t *testing.T) {
 		{"undefined column", exec(owner, `SELECT no_such_column FROM classify_t`), clone.ErrInternal},
 		{"undefined table", exec(owner, `SELECT 1 FROM no_such_table`), clone.ErrInternal},
 		{"permission denied (role misconfigured)", exec(app, `SELECT * FROM classify_private`), clone.ErrInternal},
+		{"row refused by row-level security", exec(app, `INSERT INTO classify_rls VALUES (1)`), clone.ErrCloneMismatch},
 		{"unexpected constraint (exclusion)", exec(owner, `INSERT INTO classify_ex VALUES ('[5,15)')`), clone.ErrInternal},
 		{"division by zero", exec(owner, `SELECT 1/0`), clone.ErrInvalidInput},
 		{"invalid text for a type", exec(owner, `SELECT 'abc'::int`), clone.ErrInvalidInput},

@@ -137,7 +137,7 @@ var mutations = []mutation{
 	{"RLS refusal classified as a clone mismatch", "./clone/clonesql", "TestClassifyErrorPostgres",
 		one("clone/clonesql/errors.go", `if strings.Contains(text, "row-level security") {`, `if false && strings.Contains(text, "row-level security") {`, 1)},
 	{"unknown database errors are internal, never retryable", "./clone/clonesql", "TestClassifyErrorPostgres",
-		one("clone/clonesql/errors.go", "	if lostConnection(err) {\n\t\treturn errs.Unavailable\n\t}\n\treturn errs.Internal\n", "	if lostConnection(err) {\n\t\treturn errs.Unavailable\n\t}\n\treturn errs.Unavailable\n", 1)},
+		one("clone/clonesql/errors.go", "			return errs.Unavailable\n\t\t}\n\t}\n\treturn errs.Internal\n}\n", "			return errs.Unavailable\n\t\t}\n\t}\n\treturn errs.Unavailable\n}\n", 1)},
 	{"nil and max UUIDs refused as IDs", "./clone", "TestNewRejectsReservedIDs",
 		one("clone/id.go", "	if id == uuid.Max {\n", "	if false && id == uuid.Max {\n", 1)},
 	{"tenant roles open no clone", "./tenant", "TestResolveCloneRules",
