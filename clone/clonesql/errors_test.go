@@ -62,7 +62,7 @@ func TestClassifyErrorPostgres(t *testing.T) {
 		`CREATE TABLE classify_child (id int PRIMARY KEY, parent int REFERENCES classify_t(id))`,
 		`CREATE TABLE classify_ex (r int4range, EXCLUDE USING gist (r WITH &&))`,
 		`CREATE TABLE classify_private (id int)`, // no grant to the app role
-		`CREATE TABLE classify_rls (id int)`, // row-level security refuses every new row
+		`CREATE TABLE classify_rls (id int)`,     // row-level security refuses every new row
 		`ALTER TABLE classify_rls ENABLE ROW LEVEL SECURITY`,
 		`ALTER TABLE classify_rls FORCE ROW LEVEL SECURITY`,
 		`CREATE POLICY refuse_all ON classify_rls USING (false) WITH CHECK (false)`,
