@@ -369,40 +369,7 @@ func runOutOfScope(t *testing.T, c Config) {
 			t.Errorf("%s: err = %v (classified %v), want driver.ErrOutOfScope classified as clone.ErrIsolationViolation", what, err, classify(d, err))
 		}
 	}
-	type call struct {
-		name string
-		do   func(scope, key string) error
-	}
-	calls := []call{
-		{"Put", func(s, k string) error {
-			_, err := d.Put(ctx, s, k, strings.NewReader("planted"), &driver.WriteOptions{Size: 7})
-			return err
-		}},
-		{"Get", func(s, k string) error {
-			r, err := d.Get(ctx, s, k, 0, -1)
-			if err == nil {
-				r.Close()
-			}
-			return err
-		}},
-		{"Head", func(s, k string) error { _, err := d.Head(ctx, s, k); return err }},
-		{"Delete", func(s, k string) error { return d.Delete(ctx, s, k) }},
-		{"Copy from", func(s, k string) error { return d.Copy(ctx, s, s+"docs/stolen", k) }},
-		{"Copy to", func(s, k string) error { return d.Copy(ctx, s, k, s+"docs/own") }},
-		{"SignedURL GET", func(s, k string) error {
-			_, err := d.SignedURL(ctx, s, k, &driver.SignedURLOptions{Method: http.MethodGet, Expiry: time.Minute})
-			return err
-		}},
-		{"SignedURL PUT", func(s, k string) error {
-			_, err := d.SignedURL(ctx, s, k, &driver.SignedURLOptions{Method: http.MethodPut, Expiry: time.Minute})
-			return err
-		}},
-		{"UploadTicket", func(s, k string) error {
-			_, err := d.UploadTicket(ctx, s, k, &driver.UploadTicketOptions{Expiry: time.Minute, ContentType: "text/plain", MaxSize: 10})
-			return err
-		}},
-	}
-	for _, cl := range calls {
+	for _, cl := range scopedCalls(ctx, d) {
 		t.Run(cl.name, func(t *testing.T) {
 			// The check is not a blanket refusal: in scope, the call reaches the store
 			// (it may still fail, e.g. NotFound or unsupported, but not as out of scope).
@@ -446,6 +413,53 @@ func runOutOfScope(t *testing.T, c Config) {
 		}
 	})
 	// Nothing outside the scope changed: B's object is intact, nothing was planted.
+	untouched(t, d, scope, other, victim)
+}
+
+// scopedCall is a driver call that takes a scope and a key.
+type scopedCall struct {
+	name string
+	do   func(scope, key string) error
+}
+
+// scopedCalls are every driver call that takes a scope and a key, on d.
+func scopedCalls(ctx context.Context, d driver.Bucket) []scopedCall {
+	return []scopedCall{
+		{"Put", func(s, k string) error {
+			_, err := d.Put(ctx, s, k, strings.NewReader("planted"), &driver.WriteOptions{Size: 7})
+			return err
+		}},
+		{"Get", func(s, k string) error {
+			r, err := d.Get(ctx, s, k, 0, -1)
+			if err == nil {
+				r.Close()
+			}
+			return err
+		}},
+		{"Head", func(s, k string) error { _, err := d.Head(ctx, s, k); return err }},
+		{"Delete", func(s, k string) error { return d.Delete(ctx, s, k) }},
+		{"Copy from", func(s, k string) error { return d.Copy(ctx, s, s+"docs/stolen", k) }},
+		{"Copy to", func(s, k string) error { return d.Copy(ctx, s, k, s+"docs/own") }},
+		{"SignedURL GET", func(s, k string) error {
+			_, err := d.SignedURL(ctx, s, k, &driver.SignedURLOptions{Method: http.MethodGet, Expiry: time.Minute})
+			return err
+		}},
+		{"SignedURL PUT", func(s, k string) error {
+			_, err := d.SignedURL(ctx, s, k, &driver.SignedURLOptions{Method: http.MethodPut, Expiry: time.Minute})
+			return err
+		}},
+		{"UploadTicket", func(s, k string) error {
+			_, err := d.UploadTicket(ctx, s, k, &driver.UploadTicketOptions{Expiry: time.Minute, ContentType: "text/plain", MaxSize: 10})
+			return err
+		}},
+	}
+}
+
+// untouched checks that after the out-of-scope attempts the other scope holds only
+// victim, unchanged, and that nothing was planted next to scope.
+func untouched(t *testing.T, d driver.Bucket, scope, other, victim string) {
+	t.Helper()
+	ctx := context.Background()
 	if got := readIn(t, d, other, victim); got != "B's secret" {
 		t.Errorf("B's object after the attempts = %q", got)
 	}
@@ -827,103 +841,118 @@ func runSigned(t *testing.T, c Config) {
 			t.Fatal(err)
 		}
 	}
-	t.Run("GET", func(t *testing.T) {
-		u, err := b.SignedURL(ctx, ca, "docs", "same name.txt", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, body := httpDo(t, c, http.MethodGet, u, "", nil); code != http.StatusOK || body != "secret of "+ca.CloneID().String() {
-			t.Fatalf("owner GET = %d %q", code, body)
-		}
-		// Pointing A's URL at B's object must be refused by whatever serves it.
-		if code, body := httpDo(t, c, http.MethodGet, retarget(t, u, ca, cb), "", nil); code != http.StatusForbidden {
-			t.Errorf("A's URL retargeted at B: %d %q, want 403", code, body)
-		}
-		if code, _ := httpDo(t, c, http.MethodPut, u, "text/plain", strings.NewReader("overwrite")); code < 400 {
-			t.Errorf("GET URL used for PUT: %d, want refusal", code)
-		}
-	})
-	t.Run("PUT", func(t *testing.T) {
-		u, err := b.SignedURL(ctx, ca, "uploads", "put.txt", &objectstore.SignedURLOptions{Method: http.MethodPut, ContentType: "text/plain"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, body := httpDo(t, c, http.MethodPut, u, "text/plain", strings.NewReader("via PUT")); code != http.StatusOK {
-			t.Fatalf("PUT = %d %q", code, body)
-		}
-		if got, err := b.ReadAll(ctx, ca, "uploads", "put.txt"); err != nil || string(got) != "via PUT" {
-			t.Errorf("after PUT ReadAll = %q, %v", got, err)
-		}
-		if code, _ := httpDo(t, c, http.MethodPut, retarget(t, u, ca, cb), "text/plain", strings.NewReader("planted")); code != http.StatusForbidden {
-			t.Errorf("A's PUT URL retargeted at B: %d, want 403", code)
-		}
-		if _, err := b.Head(ctx, cb, "uploads", "put.txt"); !errors.Is(err, clone.ErrNotFound) {
-			t.Errorf("object planted in B: %v", err)
-		}
-	})
-	t.Run("SignRequestStampsPUT", func(t *testing.T) {
-		r, err := b.SignRequest(ctx, ca, "uploads", "stamped.txt", &objectstore.SignedURLOptions{Method: http.MethodPut, ContentType: "text/plain"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Method != http.MethodPut || time.Until(r.Expires) > objectstore.DefaultURLExpiry {
-			t.Errorf("signed request %+v", r)
-		}
-		req, err := http.NewRequest(r.Method, r.URL, strings.NewReader("stamped"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range r.Header {
-			req.Header[k] = v
-		}
-		resp, err := c.HTTPClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("PUT with the signed headers = %d %q", resp.StatusCode, body)
-		}
-		key, _ := objectstore.Key(ca, "uploads", "stamped.txt")
-		scope, _ := objectstore.Prefix(ca)
-		a, err := d.Head(ctx, scope, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Metadata[objectstore.MetaTenantID] != ca.TenantID().String() || a.Metadata[objectstore.MetaCloneID] != ca.CloneID().String() || a.ContentType != "text/plain" {
-			t.Errorf("object uploaded through SignRequest: %+v", a)
-		}
-	})
-	t.Run("ExpiryCapped", func(t *testing.T) {
-		if _, err := b.SignedURL(ctx, ca, "docs", "x", &objectstore.SignedURLOptions{Expiry: objectstore.DefaultMaxURLExpiry + time.Second}); !errors.Is(err, clone.ErrInvalidInput) {
-			t.Errorf("over-long expiry: %v, want ErrInvalidInput", err)
-		}
-		if _, err := b.SignedURL(ctx, ca, "docs", "x", &objectstore.SignedURLOptions{Method: "DELETE"}); !errors.Is(err, clone.ErrInvalidInput) {
-			t.Errorf("DELETE URL: %v, want ErrInvalidInput", err)
-		}
-	})
+	t.Run("GET", func(t *testing.T) { signedGET(t, c, d, b, ca, cb) })
+	t.Run("PUT", func(t *testing.T) { signedPUT(t, c, d, b, ca, cb) })
+	t.Run("SignRequestStampsPUT", func(t *testing.T) { signedSignRequestStampsPUT(t, c, d, b, ca, cb) })
+	t.Run("ExpiryCapped", func(t *testing.T) { signedExpiryCapped(t, c, d, b, ca, cb) })
 	if !c.SkipExpiry {
-		t.Run("Expired", func(t *testing.T) {
-			u, err := b.SignedURL(ctx, ca, "docs", "same name.txt", &objectstore.SignedURLOptions{Expiry: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tk, err := b.UploadTicket(ctx, ca, "uploads", &objectstore.UploadTicketOptions{Name: "late.txt", ContentType: "text/plain", MaxSize: 10, Expiry: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(2100 * time.Millisecond)
-			if code, _ := httpDo(t, c, http.MethodGet, u, "", nil); code != http.StatusForbidden {
-				t.Errorf("expired URL: %d, want 403", code)
-			}
-			if code, _, err := PostUpload(ctx, c.HTTPClient, tk, strings.NewReader("late")); err != nil || code != http.StatusForbidden {
-				t.Errorf("expired upload ticket: %d %v, want 403", code, err)
-			}
-			if _, err := b.Head(ctx, ca, "uploads", "late.txt"); !errors.Is(err, clone.ErrNotFound) {
-				t.Errorf("expired ticket stored an object: %v", err)
-			}
-		})
+		t.Run("Expired", func(t *testing.T) { signedExpired(t, c, d, b, ca, cb) })
+	}
+}
+
+func signedGET(t *testing.T, c Config, d driver.Bucket, b *objectstore.Bucket, ca clone.CloneContext, cb clone.CloneContext) {
+	ctx := context.Background()
+	u, err := b.SignedURL(ctx, ca, "docs", "same name.txt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpDo(t, c, http.MethodGet, u, "", nil); code != http.StatusOK || body != "secret of "+ca.CloneID().String() {
+		t.Fatalf("owner GET = %d %q", code, body)
+	}
+	// Pointing A's URL at B's object must be refused by whatever serves it.
+	if code, body := httpDo(t, c, http.MethodGet, retarget(t, u, ca, cb), "", nil); code != http.StatusForbidden {
+		t.Errorf("A's URL retargeted at B: %d %q, want 403", code, body)
+	}
+	if code, _ := httpDo(t, c, http.MethodPut, u, "text/plain", strings.NewReader("overwrite")); code < 400 {
+		t.Errorf("GET URL used for PUT: %d, want refusal", code)
+	}
+}
+
+func signedPUT(t *testing.T, c Config, d driver.Bucket, b *objectstore.Bucket, ca clone.CloneContext, cb clone.CloneContext) {
+	ctx := context.Background()
+	u, err := b.SignedURL(ctx, ca, "uploads", "put.txt", &objectstore.SignedURLOptions{Method: http.MethodPut, ContentType: "text/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpDo(t, c, http.MethodPut, u, "text/plain", strings.NewReader("via PUT")); code != http.StatusOK {
+		t.Fatalf("PUT = %d %q", code, body)
+	}
+	if got, err := b.ReadAll(ctx, ca, "uploads", "put.txt"); err != nil || string(got) != "via PUT" {
+		t.Errorf("after PUT ReadAll = %q, %v", got, err)
+	}
+	if code, _ := httpDo(t, c, http.MethodPut, retarget(t, u, ca, cb), "text/plain", strings.NewReader("planted")); code != http.StatusForbidden {
+		t.Errorf("A's PUT URL retargeted at B: %d, want 403", code)
+	}
+	if _, err := b.Head(ctx, cb, "uploads", "put.txt"); !errors.Is(err, clone.ErrNotFound) {
+		t.Errorf("object planted in B: %v", err)
+	}
+}
+
+func signedSignRequestStampsPUT(t *testing.T, c Config, d driver.Bucket, b *objectstore.Bucket, ca clone.CloneContext, _ clone.CloneContext) {
+	ctx := context.Background()
+	r, err := b.SignRequest(ctx, ca, "uploads", "stamped.txt", &objectstore.SignedURLOptions{Method: http.MethodPut, ContentType: "text/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Method != http.MethodPut || time.Until(r.Expires) > objectstore.DefaultURLExpiry {
+		t.Errorf("signed request %+v", r)
+	}
+	req, err := http.NewRequest(r.Method, r.URL, strings.NewReader("stamped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range r.Header {
+		req.Header[k] = v
+	}
+	resp, err := c.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT with the signed headers = %d %q", resp.StatusCode, body)
+	}
+	key, _ := objectstore.Key(ca, "uploads", "stamped.txt")
+	scope, _ := objectstore.Prefix(ca)
+	a, err := d.Head(ctx, scope, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Metadata[objectstore.MetaTenantID] != ca.TenantID().String() || a.Metadata[objectstore.MetaCloneID] != ca.CloneID().String() || a.ContentType != "text/plain" {
+		t.Errorf("object uploaded through SignRequest: %+v", a)
+	}
+}
+
+func signedExpiryCapped(t *testing.T, _ Config, _ driver.Bucket, b *objectstore.Bucket, ca clone.CloneContext, _ clone.CloneContext) {
+	ctx := context.Background()
+	if _, err := b.SignedURL(ctx, ca, "docs", "x", &objectstore.SignedURLOptions{Expiry: objectstore.DefaultMaxURLExpiry + time.Second}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Errorf("over-long expiry: %v, want ErrInvalidInput", err)
+	}
+	if _, err := b.SignedURL(ctx, ca, "docs", "x", &objectstore.SignedURLOptions{Method: "DELETE"}); !errors.Is(err, clone.ErrInvalidInput) {
+		t.Errorf("DELETE URL: %v, want ErrInvalidInput", err)
+	}
+}
+
+func signedExpired(t *testing.T, c Config, d driver.Bucket, b *objectstore.Bucket, ca clone.CloneContext, _ clone.CloneContext) {
+	ctx := context.Background()
+	u, err := b.SignedURL(ctx, ca, "docs", "same name.txt", &objectstore.SignedURLOptions{Expiry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := b.UploadTicket(ctx, ca, "uploads", &objectstore.UploadTicketOptions{Name: "late.txt", ContentType: "text/plain", MaxSize: 10, Expiry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if code, _ := httpDo(t, c, http.MethodGet, u, "", nil); code != http.StatusForbidden {
+		t.Errorf("expired URL: %d, want 403", code)
+	}
+	if code, _, err := PostUpload(ctx, c.HTTPClient, tk, strings.NewReader("late")); err != nil || code != http.StatusForbidden {
+		t.Errorf("expired upload ticket: %d %v, want 403", code, err)
+	}
+	if _, err := b.Head(ctx, ca, "uploads", "late.txt"); !errors.Is(err, clone.ErrNotFound) {
+		t.Errorf("expired ticket stored an object: %v", err)
 	}
 }
 
