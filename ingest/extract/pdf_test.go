@@ -207,10 +207,10 @@ func TestPDFCommitted(t *testing.T) {
 		page   int // 1-based
 		phrase string
 	}{
-		"cups-standard.pdf":    {1, 1, "Cover Page"},
-		"cups-testpage.pdf":    {1, 1, "Printer test page"},
-		"fpdf-multicolumn.pdf": {4, 3, "Chapter 2 : THE PROS AND CONS During the period in which these developments were occurring"},
-		"fpdf-utf8.pdf":        {2, 1, "Φάτε μερικά από αυτά τα μαλακά γαλλικά"},
+		"ghostscript-harbour.pdf": {2, 2, "the keeper notes that the fog horn was repaired on Tuesday"},
+		"cairo-utf8.pdf":          {2, 1, "Eat some more of these soft French buns"},
+		"fpdf-multicolumn.pdf":    {4, 3, "Chapter 2 : THE PROS AND CONS During the period in which these developments were occurring"},
+		"fpdf-utf8.pdf":           {2, 1, "Φάτε μερικά από αυτά τα μαλακά γαλλικά"},
 	}
 	entries, err := os.ReadDir("testdata/pdf")
 	if err != nil {
