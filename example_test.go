@@ -17,6 +17,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/clonehttp/jwtauth"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/ingest/embed/openaiembed"
@@ -40,7 +41,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 
 	// The database: migrated, then handed to the stack (which does not close it).
-	db, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	db, err := sqlitedb.Open(filepath.Join(dir, "cloneiso.db"))
 	if err != nil {
 		panic(err)
 	}

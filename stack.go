@@ -116,7 +116,7 @@ type Stack struct {
 // db is the SQL database migrated by package migrate (PostgreSQL, opened as the
 // application role, which owns nothing and cannot bypass row-level security — check
 // it with migrate.CheckIsolation at start-up — or SQLite, the embedded default, from
-// clonesql.OpenSQLite). The host keeps ownership of db: [Stack.Close] does not close
+// clonesql/sqlitedb.Open). The host keeps ownership of db: [Stack.Close] does not close
 // it.
 //
 // embedder and generator are required, and nil is an error of kind

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/chunk"
 	"github.com/cloneiso/cloneiso/ingest/embed"
@@ -24,7 +25,7 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "ingest-example")
 	defer os.RemoveAll(dir)
 
-	sqldb, _ := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	sqldb, _ := sqlitedb.Open(filepath.Join(dir, "cloneiso.db"))
 	defer sqldb.Close()
 	if err := migrate.Up(ctx, sqldb, nil); err != nil {
 		panic(err)

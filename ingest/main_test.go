@@ -18,6 +18,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
@@ -139,7 +140,7 @@ func newEnv(t testing.TB, b backend) *env {
 	e := &env{name: b.name, dialect: b.sql, audit: &audit.Memory{}, faults: &faults{}}
 	switch b.sql {
 	case clonesql.SQLite:
-		db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
+		db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "c.db"))
 		if err != nil {
 			t.Fatal(err)
 		}

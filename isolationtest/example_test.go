@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/isolationtest"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore/fileobject"
@@ -20,7 +21,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "isolationtest-")
 	defer os.RemoveAll(dir)
-	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
+	raw, _ := sqlitedb.Open(filepath.Join(dir, "app.db"))
 	defer raw.Close()
 	migrate.Up(ctx, raw, nil)
 	tenants, _ := tenant.NewStore(raw, nil)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/isolationtest"
@@ -51,7 +52,7 @@ func storesKit(t testing.TB, raw *sql.DB, idx *vectorstore.Index, bucket *object
 
 func TestKitOnEmbeddedBackends(t *testing.T) {
 	dir := t.TempDir()
-	raw, err := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
+	raw, err := sqlitedb.Open(filepath.Join(dir, "app.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/cloneiso/cloneiso/clone"
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
 )
@@ -42,7 +42,7 @@ func TestUpErrorKinds(t *testing.T) {
 			return db
 		}, context.Background(), clone.ErrInternal},
 		{"sqlite: cancelled", func(t *testing.T) *sql.DB {
-			db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
+			db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "c.db"))
 			if err != nil {
 				t.Fatal(err)
 			}

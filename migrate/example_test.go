@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/migrate"
 )
 
@@ -20,7 +20,7 @@ func Example() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
+	db, err := sqlitedb.Open(filepath.Join(dir, "app.db"))
 	if err != nil {
 		panic(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
 )
@@ -78,7 +79,7 @@ func upDownUp(t *testing.T, db *sql.DB, d clonesql.Dialect) {
 }
 
 func TestUpDownUpSQLite(t *testing.T) {
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

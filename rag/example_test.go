@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/migrate"
@@ -27,7 +28,7 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	sqlDB, err := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
+	sqlDB, err := sqlitedb.Open(filepath.Join(dir, "app.db"))
 	if err != nil {
 		panic(err)
 	}

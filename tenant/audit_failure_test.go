@@ -9,6 +9,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/tenant"
 )
 
@@ -16,7 +17,7 @@ import (
 // fails, deterministically, the way a sink whose database went away does.
 func brokenSink(t *testing.T) audit.Sink {
 	t.Helper()
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "gone.db"))
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "gone.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

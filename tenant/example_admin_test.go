@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
@@ -25,7 +26,7 @@ func ExampleAdmin() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "cloneiso-example")
 	defer os.RemoveAll(dir)
-	db, _ := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	db, _ := sqlitedb.Open(filepath.Join(dir, "cloneiso.db"))
 	defer db.Close()
 	_ = migrate.Up(ctx, db, nil)
 	store, _ := tenant.NewStore(db, nil)

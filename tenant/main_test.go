@@ -8,7 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/tenant"
@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // database connected as the application role.
 func forEachDialect(t *testing.T, fn func(t *testing.T, s *tenant.Store, db *sqlx.DB)) {
 	t.Run("sqlite", func(t *testing.T) {
-		db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+		db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "t.db"))
 		if err != nil {
 			t.Fatal(err)
 		}

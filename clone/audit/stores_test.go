@@ -12,6 +12,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore"
@@ -25,7 +26,7 @@ import (
 // fails, deterministically, as a sink whose database went away does.
 func brokenSink(t *testing.T) audit.Sink {
 	t.Helper()
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "gone.db"))
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "gone.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestEveryStoreKeepsLostDenials(t *testing.T) {
 	broken := brokenSink(t)
 	var zero clone.CloneContext
 
-	raw, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
+	raw, err := sqlitedb.Open(filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/clonehttp/jwtauth"
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/tenant"
 )
@@ -30,7 +30,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "clonehttp-example")
 	defer os.RemoveAll(dir)
-	db, err := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
+	db, err := sqlitedb.Open(filepath.Join(dir, "app.db"))
 	if err != nil {
 		panic(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/clonehttp/jwtauth"
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/tenant"
 )
@@ -42,7 +42,7 @@ func FuzzTokenToContext(f *testing.F) {
 		aud = "cloneiso"
 	)
 	ctx := context.Background()
-	db, err := clonesql.OpenSQLite(filepath.Join(f.TempDir(), "fuzz.db"))
+	db, err := sqlitedb.Open(filepath.Join(f.TempDir(), "fuzz.db"))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/tenant"
@@ -64,7 +64,7 @@ func forEachDB(t *testing.T, fn func(t *testing.T, s *tenant.Store, db *sqlx.DB)
 
 func sqliteStore(t testing.TB) (*tenant.Store, *sqlx.DB) {
 	t.Helper()
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

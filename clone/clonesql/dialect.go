@@ -5,9 +5,15 @@
 // operation, see [OpenPgx]; or github.com/lib/pq, three, see [OpenPostgres]) is the
 // production dialect and enforces isolation twice: every statement is scoped from the
 // CloneContext, and row-level security policies on every clone-owned table compare
-// tenant_id and clone_id with transaction-local settings. SQLite (pure Go, modernc.org/sqlite) is the embedded default for examples and
-// quick starts; it has no row-level security, so on SQLite isolation rests on the scoped
-// statements alone.
+// tenant_id and clone_id with transaction-local settings. SQLite (pure Go, modernc.org/sqlite, opened with package
+// [github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb]) is the embedded default for
+// examples and quick starts; it has no row-level security, so on SQLite isolation rests
+// on the scoped statements alone.
+//
+// The package changes no global state: it registers no database/sql driver and no
+// name in sqlx's bind table. A host on PostgreSQL alone never loads SQLite; one that
+// wants the embedded default imports sqlitedb, which registers modernc.org/sqlite's
+// "sqlite" driver.
 package clonesql
 
 import (
@@ -19,8 +25,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver for OpenSQLite
 )
 
 // Dialect names a SQL dialect cloneiso supports.
@@ -73,59 +77,6 @@ func wrap(db *sql.DB, op string) (*sqlx.DB, Dialect, error) {
 		name = "sqlite3"
 	}
 	return sqlx.NewDb(db, name), d, nil
-}
-
-// OpenSQLite opens (creating if needed) the SQLite database file at path with the
-// settings cloneiso relies on: foreign keys enforced, WAL journal, a 10 s busy timeout,
-// and write transactions that take the write lock when they begin (BEGIN IMMEDIATE), so
-// concurrent writers queue instead of failing with SQLITE_BUSY half-way.
-//
-// Durability: the journal is WAL with synchronous=FULL, so every transaction that
-// committed (its Commit or Exec returned) has had the write-ahead log fsynced and
-// survives a process kill and a power loss; a transaction in flight is rolled back as
-// a whole. (With synchronous=NORMAL, SQLite's usual WAL setting, a commit survives a
-// process kill but the last ones may be lost on power loss; cloneiso acknowledges
-// writes to users, so it pays the one fsync per commit.) Use ":memory:"
-// only with db.SetMaxOpenConns(1): every new connection to ":memory:" is a new database.
-func OpenSQLite(path string) (*sql.DB, error) {
-	q := url.Values{}
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	if path != ":memory:" {
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
-	}
-	q.Set("_txlock", "immediate")
-	q.Set("_time_format", "sqlite")
-	if strings.IndexByte(path, 0) >= 0 {
-		return nil, errs.New(errs.InvalidInput, "clonesql.OpenSQLite", "path %q contains a NUL byte", path)
-	}
-	db, err := sql.Open("sqlite", sqliteURI(path)+"?"+q.Encode())
-	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, "clonesql.OpenSQLite", err, "open %s", path)
-	}
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, errs.Wrap(errs.Unavailable, "clonesql.OpenSQLite", err, "open %s", path)
-	}
-	return db, nil
-}
-
-// sqliteURI returns the file: URI of the database file at path. The path is
-// percent-encoded: SQLite reads '?' and '#' in a URI as the start of the query and the
-// fragment and decodes %XX, and the driver splits the DSN at its first '?', so a name
-// such as app#1.db, a?b.db or 100%.db would otherwise open another file.
-func sqliteURI(path string) string {
-	if path == ":memory:" {
-		return "file::memory:"
-	}
-	p := (&url.URL{Path: path}).EscapedPath()
-	if strings.HasPrefix(p, "/") {
-		// file:///abs: an empty authority, so that a path starting with // is not
-		// read as a host name.
-		return "file://" + p
-	}
-	return "file:" + p
 }
 
 // OpenPostgres opens a PostgreSQL database through lib/pq with binary_parameters=yes

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"syscall"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
 )
@@ -81,9 +79,8 @@ func classify(err error) errs.Kind {
 	if errors.As(err, &ps) {
 		return postgresKind(ps.SQLState(), err.Error())
 	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return sqliteKind(se.Code())
+	if code, ok := sqliteCode(err); ok {
+		return sqliteKind(code)
 	}
 	if lostConnection(err) {
 		return errs.Unavailable
@@ -126,19 +123,58 @@ func postgresKind(code, text string) errs.Kind {
 	return errs.Internal
 }
 
+// sqliteCoder is implemented by modernc.org/sqlite's *sqlite.Error: the (extended)
+// result code. The package is not imported here: importing it registers its driver.
+type sqliteCoder interface{ Code() int }
+
+// sqliteCode returns the result code of a modernc.org/sqlite error in err's chain.
+func sqliteCode(err error) (int, bool) {
+	var sc sqliteCoder
+	if !errors.As(err, &sc) {
+		return 0, false
+	}
+	t := reflect.TypeOf(sc)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.PkgPath() != "modernc.org/sqlite" {
+		return 0, false
+	}
+	return sc.Code(), true
+}
+
+// SQLite result codes (https://www.sqlite.org/rescode.html), as modernc.org/sqlite/lib
+// names them; TestSQLiteCodes holds them to the library's values.
+const (
+	sqliteInterrupt            = 9
+	sqliteBusy                 = 5
+	sqliteLocked               = 6
+	sqliteIOErr                = 10
+	sqliteFull                 = 13
+	sqliteCantOpen             = 14
+	sqliteNoMem                = 7
+	sqliteProtocol             = 15
+	sqliteTooBig               = 18
+	sqliteConstraintUnique     = 2067
+	sqliteConstraintPrimaryKey = 1555
+	sqliteConstraintForeignKey = 787
+	sqliteConstraintCheck      = 275
+	sqliteConstraintNotNull    = 1299
+	sqliteConstraintDatatype   = 3091
+)
+
 // sqliteKind classifies a SQLite (extended) result code.
 func sqliteKind(code int) errs.Kind {
 	switch code {
-	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+	case sqliteConstraintUnique, sqliteConstraintPrimaryKey, sqliteConstraintForeignKey:
 		return errs.Conflict
-	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_CONSTRAINT_DATATYPE, sqlite3.SQLITE_TOOBIG:
+	case sqliteConstraintCheck, sqliteConstraintNotNull, sqliteConstraintDatatype, sqliteTooBig:
 		return errs.InvalidInput
 	}
 	switch code & 0xff { // the primary result code
-	case sqlite3.SQLITE_INTERRUPT:
+	case sqliteInterrupt:
 		return errs.Canceled
-	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
-		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+	case sqliteBusy, sqliteLocked, sqliteIOErr, sqliteFull, sqliteCantOpen, sqliteNoMem, sqliteProtocol:
 		return errs.Unavailable
 	}
 	return errs.Internal // SQLITE_ERROR (syntax, no such column), other constraints, corruption, misuse

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 )
 
@@ -152,7 +153,7 @@ func TestClassifyErrorPostgres(t *testing.T) {
 func TestClassifyErrorSQLite(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "classify.db")
-	db, err := clonesql.OpenSQLite(path)
+	db, err := sqlitedb.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestClassifyErrorSQLite(t *testing.T) {
 		}, clone.ErrNotFound},
 		{"context cancelled", func(context.Context) error { return exec(`SELECT 1`)(cancelled) }, clone.ErrCanceled},
 		{"pool closed (shutting down)", func(ctx context.Context) error {
-			closed, err := clonesql.OpenSQLite(filepath.Join(dir, "closed.db"))
+			closed, err := sqlitedb.Open(filepath.Join(dir, "closed.db"))
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/tenant"
 )
@@ -20,7 +21,7 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "clonesql-example-")
 	defer os.RemoveAll(dir)
 
-	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db")) // clonesql.OpenPostgres(dsn) in production
+	raw, _ := sqlitedb.Open(filepath.Join(dir, "app.db")) // clonesql.OpenPostgres(dsn) in production
 	defer raw.Close()
 	if err := migrate.Up(ctx, raw, nil); err != nil {
 		panic(err)
@@ -59,7 +60,7 @@ func ExampleDB_WithTx() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "clonesql-example-")
 	defer os.RemoveAll(dir)
-	raw, _ := clonesql.OpenSQLite(filepath.Join(dir, "app.db"))
+	raw, _ := sqlitedb.Open(filepath.Join(dir, "app.db"))
 	defer raw.Close()
 	migrate.Up(ctx, raw, nil)
 	tenants, _ := tenant.NewStore(raw, nil)

@@ -16,7 +16,7 @@
 // Open a database, apply cloneiso's migrations, provision a clone, and wrap the
 // database in a clonesql.DB:
 //
-//	sx, _ := clonesql.OpenSQLite("clones.db") // or clonesql.OpenPostgres(dsn)
+//	sx, _ := sqlitedb.Open("clones.db") // or clonesql.OpenPostgres(dsn)
 //	_ = migrate.Up(ctx, sx, nil)
 //	cc, _, _ := tenant.NewStore(sx, nil).ProvisionSolo(ctx, "user-42") // usually done by clonehttp
 //	db, _ := clonesql.New(sx, &clonesql.Options{Audit: audit.SlogSink(slog.Default())})

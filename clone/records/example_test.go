@@ -11,6 +11,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/tenant"
@@ -23,7 +24,7 @@ func exampleDB() (*clonesql.DB, *tenant.Store, *audit.Memory, func()) {
 	if err != nil {
 		panic(err)
 	}
-	sx, err := clonesql.OpenSQLite(filepath.Join(dir, "clones.db"))
+	sx, err := sqlitedb.Open(filepath.Join(dir, "clones.db"))
 	if err != nil {
 		panic(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone/clonehttp"
 	"github.com/cloneiso/cloneiso/clone/clonehttp/jwtauth"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/ingest/embed/openaiembed"
@@ -187,7 +188,7 @@ func sqlDriverName(cfg Config) string {
 // clone's rows), or the embedded SQLite database, migrated.
 func openSQL(ctx context.Context, cfg Config) (*sql.DB, error) {
 	if cfg.DatabaseURL == "" {
-		db, err := clonesql.OpenSQLite(filepath.Join(cfg.DataDir, "cloneiso.db"))
+		db, err := sqlitedb.Open(filepath.Join(cfg.DataDir, "cloneiso.db"))
 		if err != nil {
 			return nil, err
 		}

@@ -30,7 +30,7 @@ import (
 
 	"github.com/cloneiso/cloneiso"
 	"github.com/cloneiso/cloneiso/clone"
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/migrate"
@@ -86,7 +86,7 @@ func run(ctx context.Context, out io.Writer) error {
 	// The database (SQLite), migrated; then the whole SDK in one call, on its embedded
 	// defaults: the vector index and the object store in dir, the local embedder and
 	// the extractive generator.
-	db, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	db, err := sqlitedb.Open(filepath.Join(dir, "cloneiso.db"))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/audit"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/s3test"
@@ -120,7 +121,7 @@ func newWorld(t *testing.T, st stack) *world {
 		}
 		w.raw = pgtest.OpenURL(t, drv, w.pg.AppURL)
 	case embedded:
-		db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "adversarial.db"))
+		db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "adversarial.db"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/chunk"
@@ -76,7 +77,7 @@ type stores struct {
 func openStores(ctx context.Context, dir string) (*stores, error) {
 	s := &stores{}
 	var err error
-	db, err := clonesql.OpenSQLite(filepath.Join(dir, "cloneiso.db"))
+	db, err := sqlitedb.Open(filepath.Join(dir, "cloneiso.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -586,7 +587,7 @@ func consistent(t *testing.T, run string, s *stores, cc clone.CloneContext) {
 
 // The embedded SQLite database runs the durability settings the package documents.
 func TestSQLiteDurabilitySettings(t *testing.T) {
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/migrate"
 )
 
@@ -21,7 +22,7 @@ func Open(t testing.TB, d clonesql.Dialect) (app, owner *sqlx.DB) {
 	t.Helper()
 	switch d {
 	case clonesql.SQLite:
-		db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "cloneiso.db"))
+		db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "cloneiso.db"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
 )
@@ -74,7 +74,7 @@ func TestConfigValidation(t *testing.T) {
 
 // The legacy path is PostgreSQL only; SQLite is refused with a typed error.
 func TestSQLiteRefused(t *testing.T) {
-	db, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "c.db"))
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-package clonesql_test
+package sqlitedb_test
 
 import (
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,14 +9,14 @@ import (
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
-	"github.com/cloneiso/cloneiso/clone/clonesql"
+	"github.com/cloneiso/cloneiso/clone/clonesql/sqlitedb"
 )
 
-// TestOpenSQLitePaths: file names with characters a file: URI gives a meaning ('#'
+// TestOpenPaths: file names with characters a file: URI gives a meaning ('#'
 // fragment, '?' query, '%' escapes) or that need escaping (spaces, non-ASCII) open
 // exactly the file they name. Pairs of names that once opened the same file (app#1.db
 // and app#2.db both opened "app") each get their own file, and each keeps its own data.
-func TestOpenSQLitePaths(t *testing.T) {
+func TestOpenPaths(t *testing.T) {
 	pairs := [][2]string{
 		{"app#1.db", "app#2.db"},
 		{"a?x=1.db", "a?x=2.db"},
@@ -28,7 +29,7 @@ func TestOpenSQLitePaths(t *testing.T) {
 		t.Run(pair[0]+" vs "+pair[1], func(t *testing.T) {
 			dir := t.TempDir()
 			for _, name := range pair {
-				db, err := clonesql.OpenSQLite(filepath.Join(dir, name))
+				db, err := sqlitedb.Open(filepath.Join(dir, name))
 				if err != nil {
 					t.Fatalf("open %q: %v", name, err)
 				}
@@ -67,7 +68,7 @@ func TestOpenSQLitePaths(t *testing.T) {
 			}
 			// Each file holds its own row only.
 			for _, name := range pair {
-				db, err := clonesql.OpenSQLite(filepath.Join(dir, name))
+				db, err := sqlitedb.Open(filepath.Join(dir, name))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -92,7 +93,15 @@ func TestOpenSQLitePaths(t *testing.T) {
 			}
 		})
 	}
-	if _, err := clonesql.OpenSQLite(filepath.Join(t.TempDir(), "a\x00b.db")); !errors.Is(err, clone.ErrInvalidInput) {
+	if _, err := sqlitedb.Open(filepath.Join(t.TempDir(), "a\x00b.db")); !errors.Is(err, clone.ErrInvalidInput) {
 		t.Fatalf("NUL in the path: %v; want ErrInvalidInput", err)
+	}
+}
+
+// TestRegistersDriver: importing the package registers modernc.org/sqlite's driver as
+// "sqlite" (the control for internal/nosqlite, where nothing imports it).
+func TestRegistersDriver(t *testing.T) {
+	if !slices.Contains(sql.Drivers(), "sqlite") {
+		t.Fatalf("database/sql drivers %q lack \"sqlite\"", sql.Drivers())
 	}
 }
