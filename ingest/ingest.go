@@ -1029,10 +1029,10 @@ func (p *Pipeline) compensate(ctx context.Context, cc clone.CloneContext, a *att
 
 // release ends the attempt's claim on its document: status (ready or failed) and
 // errMsg, only if the row is still as the attempt left it (status and updated_at).
-func (p *Pipeline) release(ctx context.Context, cc clone.CloneContext, a *attempt, status, errMsg string) error {
+func (p *Pipeline) release(ctx context.Context, cc clone.CloneContext, a *attempt, status records.DocumentStatus, errMsg string) error {
 	_, err := p.db.Exec(ctx, cc, `UPDATE documents SET status = :status, error = :error, updated_at = :now
 		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id AND status = :from AND updated_at = :seen`,
-		map[string]any{"id": a.doc.ID, "status": status, "error": errMsg, "now": p.now().UTC().Truncate(time.Microsecond), "from": a.doc.Status, "seen": a.doc.UpdatedAt})
+		map[string]any{"id": a.doc.ID, "status": string(status), "error": errMsg, "now": p.now().UTC().Truncate(time.Microsecond), "from": string(a.doc.Status), "seen": a.doc.UpdatedAt})
 	return err
 }
 

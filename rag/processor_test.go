@@ -74,7 +74,7 @@ func messages(t *testing.T, e *env, cc clone.CloneContext, conv records.Conversa
 	}
 	var out []string
 	for _, m := range page.Items {
-		out = append(out, m.Role+":"+m.Content)
+		out = append(out, string(m.Role)+":"+m.Content)
 	}
 	return out
 }

@@ -93,7 +93,7 @@ type Prompt struct {
 func (p *Prompt) Text() string {
 	var b strings.Builder
 	for _, m := range p.Request.Messages {
-		b.WriteString(m.Role)
+		b.WriteString(string(m.Role))
 		b.WriteString(": ")
 		b.WriteString(m.Content)
 		b.WriteString("\n")
@@ -260,7 +260,7 @@ func (p *Prompt) addHistory(b *budget, history []records.Message) []generate.Mes
 			p.Dropped.History++
 			continue
 		}
-		hist = append(hist, generate.Message{Role: m.Role, Content: m.Content})
+		hist = append(hist, generate.Message{Role: generate.Role(m.Role), Content: m.Content})
 	}
 	for i, j := 0, len(hist)-1; i < j; i, j = i+1, j-1 {
 		hist[i], hist[j] = hist[j], hist[i]

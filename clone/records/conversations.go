@@ -167,7 +167,7 @@ type Message struct {
 	ConversationID uuid.UUID       `db:"conversation_id" json:"conversation_id"`
 	ID             uuid.UUID       `db:"id" json:"id"`                     // zero on append: a new random ID
 	UserID         *string         `db:"user_id" json:"user_id,omitempty"` // legacy user the record was migrated from, if any; set on create only
-	Role           string          `db:"role" json:"role"`                 // RoleSystem, RoleUser or RoleAssistant
+	Role           MessageRole     `db:"role" json:"role"`                 // RoleSystem, RoleUser or RoleAssistant
 	Content        string          `db:"content" json:"content"`           // at most MaxContentBytes (may be empty)
 	Citations      json.RawMessage `db:"-" json:"citations,omitempty"`     // a JSON array, at most MaxJSONBytes; e.g. the chunks an answer used
 	CreatedAt      time.Time       `db:"created_at" json:"created_at"`
@@ -190,7 +190,7 @@ const messageCols = `tenant_id, clone_id, conversation_id, id, user_id, role, co
 var messages = newKeyset("message", "messages", messageCols, "conversation_id", false)
 
 // ValidRole reports whether r is one of the message roles.
-func ValidRole(r string) bool {
+func ValidRole(r MessageRole) bool {
 	switch r {
 	case RoleSystem, RoleUser, RoleAssistant:
 		return true
@@ -200,7 +200,7 @@ func ValidRole(r string) bool {
 
 func validateMessage(op string, m *Message) (string, error) {
 	if !ValidRole(m.Role) {
-		return "", errs.New(errs.InvalidInput, op, "unknown message role %q", truncate(m.Role))
+		return "", errs.New(errs.InvalidInput, op, "unknown message role %q", truncate(string(m.Role)))
 	}
 	if err := checkText(op, "content", m.Content, MaxContentBytes, false); err != nil {
 		return "", err
@@ -253,7 +253,7 @@ func AppendMessage(ctx context.Context, q clonesql.Querier, cc clone.CloneContex
 		if _, err := q.Exec(ctx, cc, `INSERT INTO messages (tenant_id, clone_id, conversation_id, id, user_id, role,
 			content, citations, created_at) VALUES (:tenant_id, :clone_id, :conversation_id, :id, :user_id, :role,
 			:content, :citations, :created_at)`, map[string]any{
-			"conversation_id": m.ConversationID, "id": m.ID, "user_id": m.UserID, "role": m.Role,
+			"conversation_id": m.ConversationID, "id": m.ID, "user_id": m.UserID, "role": string(m.Role),
 			"content": m.Content, "citations": cites, "created_at": m.CreatedAt,
 		}); err != nil {
 			return err

@@ -48,8 +48,8 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range []string{records.RoleUser, records.RoleAssistant} {
-			if _, err := records.AppendMessage(ctx, e.db, cc, records.Message{ConversationID: conv.ID, Role: r, Content: r}); err != nil {
+		for _, r := range []records.MessageRole{records.RoleUser, records.RoleAssistant} {
+			if _, err := records.AppendMessage(ctx, e.db, cc, records.Message{ConversationID: conv.ID, Role: r, Content: string(r)}); err != nil {
 				t.Fatal(err)
 			}
 		}

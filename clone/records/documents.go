@@ -25,7 +25,7 @@ type Document struct {
 	SizeBytes   int64           `db:"size_bytes" json:"size_bytes"`     // of the original, >= 0
 	ContentHash string          `db:"content_hash" json:"content_hash"` // e.g. "sha256:…", for FindDocumentsByHash; at most MaxShortBytes
 	ObjectKey   string          `db:"object_key" json:"object_key"`     // the original's full object key, as package ingest stores it (informational: read it back with ingest.ObjectName through the clone-scoped bucket); at most MaxTitleBytes
-	Status      string          `db:"status" json:"status"`             // StatusPending (default on create), StatusProcessing, StatusReady or StatusFailed
+	Status      DocumentStatus  `db:"status" json:"status"`             // StatusPending (default on create), StatusProcessing, StatusReady or StatusFailed
 	Error       string          `db:"error" json:"error,omitempty"`     // why ingestion failed, at most MaxErrorBytes
 	ChunkCount  int             `db:"chunk_count" json:"chunk_count"`   // maintained by ReplaceDocumentChunks
 	Metadata    json.RawMessage `db:"-" json:"metadata,omitempty"`      // a JSON object, at most MaxJSONBytes; stored re-encoded
@@ -51,7 +51,7 @@ const documentCols = `tenant_id, clone_id, id, user_id, title, source_name, cont
 var documents = newKeyset("document", "documents", documentCols, "", false)
 
 // ValidDocumentStatus reports whether s is one of the document statuses.
-func ValidDocumentStatus(s string) bool {
+func ValidDocumentStatus(s DocumentStatus) bool {
 	switch s {
 	case StatusPending, StatusProcessing, StatusReady, StatusFailed:
 		return true
@@ -66,7 +66,7 @@ func validateDocument(op string, d *Document, create bool) (string, error) {
 		d.Status = StatusPending
 	}
 	if !ValidDocumentStatus(d.Status) {
-		return "", errs.New(errs.InvalidInput, op, "unknown document status %q", truncate(d.Status))
+		return "", errs.New(errs.InvalidInput, op, "unknown document status %q", truncate(string(d.Status)))
 	}
 	for _, f := range []struct {
 		name, v string
@@ -120,7 +120,7 @@ func CreateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneConte
 		VALUES (:tenant_id, :clone_id, :id, :user_id, :title, :source_name, :content_type, :size_bytes, :content_hash,
 		:object_key, :status, :error, 0, :metadata, :created_at, :created_at)`, map[string]any{
 		"id": d.ID, "user_id": d.UserID, "title": d.Title, "source_name": d.SourceName, "content_type": d.ContentType,
-		"size_bytes": d.SizeBytes, "content_hash": d.ContentHash, "object_key": d.ObjectKey, "status": d.Status,
+		"size_bytes": d.SizeBytes, "content_hash": d.ContentHash, "object_key": d.ObjectKey, "status": string(d.Status),
 		"error": d.Error, "metadata": meta, "created_at": d.CreatedAt,
 	})
 	if err != nil {
@@ -178,7 +178,7 @@ func updateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneConte
 	}
 	arg := map[string]any{
 		"id": d.ID, "title": d.Title, "source_name": d.SourceName, "content_type": d.ContentType,
-		"size_bytes": d.SizeBytes, "content_hash": d.ContentHash, "object_key": d.ObjectKey, "status": d.Status,
+		"size_bytes": d.SizeBytes, "content_hash": d.ContentHash, "object_key": d.ObjectKey, "status": string(d.Status),
 		"error": d.Error, "metadata": meta, "now": now(),
 	}
 	query := `UPDATE documents SET title = :title, source_name = :source_name,
@@ -217,7 +217,7 @@ func updateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneConte
 // SetDocumentStatus sets the status (and error message, "" to clear it) of document
 // id, as ingestion progresses. A document that is missing or another clone's is
 // clone.ErrNotFound, and audited.
-func SetDocumentStatus(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID, status, errMsg string) error {
+func SetDocumentStatus(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID, status DocumentStatus, errMsg string) error {
 	const op = "records.SetDocumentStatus"
 	if err := begin(ctx, q, cc, op); err != nil {
 		return err
@@ -226,14 +226,14 @@ func SetDocumentStatus(ctx context.Context, q clonesql.Querier, cc clone.CloneCo
 		return err
 	}
 	if !ValidDocumentStatus(status) {
-		return errs.New(errs.InvalidInput, op, "unknown document status %q", truncate(status))
+		return errs.New(errs.InvalidInput, op, "unknown document status %q", truncate(string(status)))
 	}
 	if err := checkText(op, "error", errMsg, MaxErrorBytes, false); err != nil {
 		return err
 	}
 	res, err := q.Exec(ctx, cc, `UPDATE documents SET status = :status, error = :error, updated_at = :now
 		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`,
-		map[string]any{"id": id, "status": status, "error": errMsg, "now": now()})
+		map[string]any{"id": id, "status": string(status), "error": errMsg, "now": now()})
 	if err != nil {
 		return err
 	}

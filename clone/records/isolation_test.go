@@ -65,9 +65,9 @@ func seed(t testing.TB, e *env, name string, cc clone.CloneContext) *fixture {
 		{Ordinal: 1, Content: f.canary + " chunk 1", VectorID: "v1"},
 	})
 	must(err)
-	for _, r := range []string{records.RoleUser, records.RoleAssistant} {
+	for _, r := range []records.MessageRole{records.RoleUser, records.RoleAssistant} {
 		m, err := records.AppendMessage(ctx, e.db, cc, records.Message{ConversationID: f.convs[0].ID, Role: r,
-			Content: f.canary + " " + r, Citations: json.RawMessage(`["` + f.canary + `"]`)})
+			Content: f.canary + " " + string(r), Citations: json.RawMessage(`["` + f.canary + `"]`)})
 		must(err)
 		f.msgs = append(f.msgs, m)
 	}

@@ -75,19 +75,25 @@ type Page[T any] struct {
 	Next string `json:"next,omitempty"`
 }
 
+// DocumentStatus is where ingestion has got with a document.
+type DocumentStatus string
+
 // Document statuses, as ingestion moves a document along.
 const (
-	StatusPending    = "pending"    // stored, not yet processed (the default on create)
-	StatusProcessing = "processing" // being chunked and embedded
-	StatusReady      = "ready"      // chunks and vectors are in place
-	StatusFailed     = "failed"     // ingestion failed; Document.Error says why
+	StatusPending    DocumentStatus = "pending"    // stored, not yet processed (the default on create)
+	StatusProcessing DocumentStatus = "processing" // being chunked and embedded
+	StatusReady      DocumentStatus = "ready"      // chunks and vectors are in place
+	StatusFailed     DocumentStatus = "failed"     // ingestion failed; Document.Error says why
 )
+
+// MessageRole is who wrote a message.
+type MessageRole string
 
 // Message roles.
 const (
-	RoleSystem    = "system"    // instructions to the model
-	RoleUser      = "user"      // the person talking to the clone
-	RoleAssistant = "assistant" // the clone
+	RoleSystem    MessageRole = "system"    // instructions to the model
+	RoleUser      MessageRole = "user"      // the person talking to the clone
+	RoleAssistant MessageRole = "assistant" // the clone
 )
 
 // clock returns the current time; tests replace it to force equal timestamps.

@@ -161,11 +161,11 @@ func doc(topic string, paragraphs int) string {
 
 // ownerDoc is a document row as the schema owner sees it, with its chunk rows counted.
 type ownerDoc struct {
-	ID         string `db:"id"`
-	Status     string `db:"status"`
-	Hash       string `db:"content_hash"`
-	ChunkCount int    `db:"chunk_count"`
-	Chunks     int    `db:"chunks"`
+	ID         string                 `db:"id"`
+	Status     records.DocumentStatus `db:"status"`
+	Hash       string                 `db:"content_hash"`
+	ChunkCount int                    `db:"chunk_count"`
+	Chunks     int                    `db:"chunks"`
 }
 
 // ownerDocs reads the clone's documents through the owner's connection, around the

@@ -142,7 +142,7 @@ func TestPineconeFaultsMidQuery(t *testing.T) {
 				WHERE c.tenant_id = $1 AND c.clone_id = $2 AND c.created_at = (SELECT max(created_at) FROM conversations WHERE tenant_id = $1 AND clone_id = $2)`, cc.TenantID(), cc.CloneID()); err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(roles, ",") != records.RoleUser {
+			if strings.Join(roles, ",") != string(records.RoleUser) {
 				t.Fatalf("the failed turn's conversation holds %v", roles)
 			}
 			// The service works again.

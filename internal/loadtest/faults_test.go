@@ -154,10 +154,10 @@ func (h *harness) consistent(t *testing.T, c *target) {
 	t.Helper()
 	ctx := context.Background()
 	type row struct {
-		ID         uuid.UUID `db:"id"`
-		Status     string    `db:"status"`
-		ChunkCount int       `db:"chunk_count"`
-		Chunks     int       `db:"chunks"`
+		ID         uuid.UUID              `db:"id"`
+		Status     records.DocumentStatus `db:"status"`
+		ChunkCount int                    `db:"chunk_count"`
+		Chunks     int                    `db:"chunks"`
 	}
 	var docs []row
 	if err := h.pg.Owner.Select(&docs, `SELECT d.id, d.status, d.chunk_count,

@@ -16,16 +16,19 @@ import (
 	"strconv"
 )
 
+// Role is who speaks a message of a chat prompt.
+type Role string
+
 // Message roles of a Request.
 const (
-	RoleSystem    = "system"
-	RoleUser      = "user"
-	RoleAssistant = "assistant"
+	RoleSystem    Role = "system"
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
 )
 
 // Message is one message of a chat prompt.
 type Message struct {
-	Role    string // RoleSystem, RoleUser or RoleAssistant
+	Role    Role // RoleSystem, RoleUser or RoleAssistant
 	Content string
 }
 
