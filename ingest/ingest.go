@@ -958,7 +958,7 @@ func (p *Pipeline) commit(ctx context.Context, cc clone.CloneContext, a *attempt
 	id := a.doc.ID
 	var stored records.Document
 	err := p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-		q := tx // its Audit() holds denials until the transaction has ended
+		q := tx.Querier() // its Audit() holds denials until the transaction has ended
 		cur, err := records.GetDocument(ctx, q, cc, id)
 		if err != nil {
 			return err

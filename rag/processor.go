@@ -272,7 +272,7 @@ func (p *Processor) beginTurn(ctx context.Context, cc clone.CloneContext, req *R
 	resp := &Response{}
 	var history []records.Message
 	err := p.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-		q := tx // its Audit() holds denials until the transaction has ended
+		q := tx.Querier() // its Audit() holds denials until the transaction has ended
 		var err error
 		if req.ConversationID == uuid.Nil {
 			title := req.Title
@@ -303,7 +303,7 @@ func (p *Processor) beginTurn(ctx context.Context, cc clone.CloneContext, req *R
 }
 
 // history returns the conversation's last HistoryMessages messages, oldest first.
-func (p *Processor) history(ctx context.Context, q *clonesql.Tx, cc clone.CloneContext, conversation uuid.UUID) ([]records.Message, error) {
+func (p *Processor) history(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, conversation uuid.UUID) ([]records.Message, error) {
 	if p.o.HistoryMessages <= 0 {
 		return nil, nil
 	}

@@ -60,7 +60,7 @@ func (a *Admin) count(ctx context.Context, cc clone.CloneContext, anyObject bool
 	err := a.sql.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
 		for _, t := range a.tables {
 			var n int64
-			if err := tx.Get(ctx, cc, &n, `SELECT count(*) FROM `+t+` WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil); err != nil {
+			if err := tx.Get(ctx, &n, `SELECT count(*) FROM `+t+` WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil); err != nil {
 				return err
 			}
 			inv.Rows[t] = n

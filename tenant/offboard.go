@@ -247,7 +247,7 @@ func (a *Admin) deleteAll(ctx context.Context, cc clone.CloneContext, r *Offboar
 	}
 	err := a.sql.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
 		for _, t := range a.tables {
-			res, err := tx.Exec(ctx, cc, `DELETE FROM `+t+` WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
+			res, err := tx.Exec(ctx, `DELETE FROM `+t+` WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
 			if err != nil {
 				return err
 			}

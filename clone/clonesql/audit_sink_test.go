@@ -68,7 +68,7 @@ func TestAuditInsideTransaction(t *testing.T) {
 		// A sink that waited for the transaction would run into ctx's deadline and lose
 		// the event (counted below); no wall-clock time is asserted.
 		err = db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
-			_, err := tx.Exec(ctx, b, `DELETE FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
+			_, err := tx.Querier().Exec(ctx, b, `DELETE FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
 			return err
 		})
 		if !errors.Is(err, clone.ErrCloneMismatch) {
@@ -94,7 +94,7 @@ func TestAuditFromCodeInsideTransaction(t *testing.T) {
 		}
 		a := e.newClone(t)
 		err = db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
-			if _, err := tx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "x", CreatedAt: time.Now().UTC()}); err != nil {
+			if _, err := tx.Exec(ctx, insertInsight, insight{ID: uuid.New(), Content: "x", CreatedAt: time.Now().UTC()}); err != nil {
 				return err
 			}
 			return audit.Record(ctx, tx.Audit(), audit.Event{Action: "host.lookup", Outcome: audit.Denied, TenantID: a.TenantID(), CloneID: a.CloneID()})

@@ -87,10 +87,10 @@ func TestPgBouncerSettingsDoNotSurvive(t *testing.T) {
 				"withtx": func() error {
 					return e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
 						var n int
-						if err := tx.Get(ctx, cc, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil); err != nil {
+						if err := tx.Get(ctx, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil); err != nil {
 							return err
 						}
-						_, err := tx.Exec(ctx, cc, `UPDATE insights SET category = 'b' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": in.ID})
+						_, err := tx.Exec(ctx, `UPDATE insights SET category = 'b' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": in.ID})
 						return err
 					})
 				},

@@ -103,8 +103,9 @@ func (d *DB) Dialect() Dialect { return d.dialect }
 // Audit returns the sink denials are recorded to (nil if none).
 func (d *DB) Audit() audit.Sink { return d.sink }
 
-// Querier is implemented by *DB and *Tx, so functions that write can take either and
-// hosts can compose cloneiso's writes with their own in one transaction.
+// Querier runs statements for the clone each call names. It is implemented by *DB, and
+// by [Tx.Querier] for a transaction, so functions that write (package records) can take
+// either and hosts can compose cloneiso's writes with their own in one transaction.
 type Querier interface {
 	// Select runs a query and scans every row into dest, a pointer to a slice.
 	Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error
@@ -116,20 +117,20 @@ type Querier interface {
 
 var (
 	_ Querier = (*DB)(nil)
-	_ Querier = (*Tx)(nil)
+	_ Querier = txQuerier{}
 )
 
 // Select runs query (named parameters; arg is a struct, a map[string]any or nil) for
 // clone cc and scans the rows into dest, a pointer to a slice of structs or scalars.
 func (d *DB) Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
 	const op = "clonesql.Select"
-	return d.single(ctx, cc, op, func(tx *Tx) error { return tx.Select(ctx, cc, dest, query, arg) })
+	return d.single(ctx, cc, op, func(tx *Tx) error { return tx.Select(ctx, dest, query, arg) })
 }
 
 // Get is [DB.Select] for one row, scanned into dest; no row is clone.ErrNotFound.
 func (d *DB) Get(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
 	const op = "clonesql.Get"
-	return d.single(ctx, cc, op, func(tx *Tx) error { return tx.Get(ctx, cc, dest, query, arg) })
+	return d.single(ctx, cc, op, func(tx *Tx) error { return tx.Get(ctx, dest, query, arg) })
 }
 
 // Exec runs a statement that returns no rows for clone cc.
@@ -138,7 +139,7 @@ func (d *DB) Exec(ctx context.Context, cc clone.CloneContext, query string, arg 
 	var res sql.Result
 	err := d.single(ctx, cc, op, func(tx *Tx) error {
 		var err error
-		res, err = tx.Exec(ctx, cc, query, arg)
+		res, err = tx.Exec(ctx, query, arg)
 		return err
 	})
 	return res, err
@@ -398,10 +399,58 @@ func (tx *Tx) Audit() audit.Sink {
 // CloneContext returns the clone the transaction is scoped to.
 func (tx *Tx) CloneContext() clone.CloneContext { return tx.cc }
 
-// Select is [DB.Select] inside the transaction; cc must be the transaction's clone.
-func (tx *Tx) Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+// Querier returns the transaction as a [Querier], for functions that take one (package
+// records): each call must name the transaction's own clone; another clone is refused
+// with clone.ErrCloneMismatch, and audited.
+func (tx *Tx) Querier() Querier { return txQuerier{tx} }
+
+type txQuerier struct{ tx *Tx }
+
+func (q txQuerier) Select(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	if err := q.tx.same(ctx, cc, "clonesql.Select"); err != nil {
+		return err
+	}
+	return q.tx.Select(ctx, dest, query, arg)
+}
+
+func (q txQuerier) Get(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+	if err := q.tx.same(ctx, cc, "clonesql.Get"); err != nil {
+		return err
+	}
+	return q.tx.Get(ctx, dest, query, arg)
+}
+
+func (q txQuerier) Exec(ctx context.Context, cc clone.CloneContext, query string, arg any) (sql.Result, error) {
+	if err := q.tx.same(ctx, cc, "clonesql.Exec"); err != nil {
+		return nil, err
+	}
+	return q.tx.Exec(ctx, query, arg)
+}
+
+// Audit reports the transaction's sink, as [Tx.Audit].
+func (q txQuerier) Audit() audit.Sink { return q.tx.Audit() }
+
+// Tx returns the transaction.
+func (q txQuerier) Tx() *Tx { return q.tx }
+
+// same refuses cc unless it is the transaction's clone, auditing the attempt.
+func (tx *Tx) same(ctx context.Context, cc clone.CloneContext, op string) error {
+	if err := cc.Validate(op); err != nil {
+		tx.deny(ctx, cc, op, audit.Denied, "no clone context", nil)
+		return err
+	}
+	if !cc.Same(tx.cc) {
+		tx.deny(ctx, tx.cc, op, audit.Denied, "statement for another clone inside a scoped transaction",
+			map[string]string{"target_tenant_id": cc.TenantID().String(), "target_clone_id": cc.CloneID().String()})
+		return errs.New(errs.CloneMismatch, op, "transaction is scoped to another clone")
+	}
+	return nil
+}
+
+// Select is [DB.Select] inside the transaction, for the transaction's clone.
+func (tx *Tx) Select(ctx context.Context, dest any, query string, arg any) error {
 	const op = "clonesql.Select"
-	q, args, err := tx.prepare(ctx, cc, op, query, arg)
+	q, args, err := tx.prepare(ctx, op, query, arg)
 	if err != nil {
 		return err
 	}
@@ -416,10 +465,10 @@ func (tx *Tx) Select(ctx context.Context, cc clone.CloneContext, dest any, query
 	return tx.recheck(ctx, tx.cc, op, dest)
 }
 
-// Get is [DB.Get] inside the transaction; cc must be the transaction's clone.
-func (tx *Tx) Get(ctx context.Context, cc clone.CloneContext, dest any, query string, arg any) error {
+// Get is [DB.Get] inside the transaction, for the transaction's clone.
+func (tx *Tx) Get(ctx context.Context, dest any, query string, arg any) error {
 	const op = "clonesql.Get"
-	q, args, err := tx.prepare(ctx, cc, op, query, arg)
+	q, args, err := tx.prepare(ctx, op, query, arg)
 	if err != nil {
 		return err
 	}
@@ -437,10 +486,10 @@ func (tx *Tx) Get(ctx context.Context, cc clone.CloneContext, dest any, query st
 	return tx.recheck(ctx, tx.cc, op, dest)
 }
 
-// Exec is [DB.Exec] inside the transaction; cc must be the transaction's clone.
-func (tx *Tx) Exec(ctx context.Context, cc clone.CloneContext, query string, arg any) (sql.Result, error) {
+// Exec is [DB.Exec] inside the transaction, for the transaction's clone.
+func (tx *Tx) Exec(ctx context.Context, query string, arg any) (sql.Result, error) {
 	const op = "clonesql.Exec"
-	q, args, err := tx.prepare(ctx, cc, op, query, arg)
+	q, args, err := tx.prepare(ctx, op, query, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -465,18 +514,9 @@ func (tx *Tx) fail(op string, err error) error {
 	return classifyStatement(op, err)
 }
 
-// prepare checks cc against the transaction's clone, compiles the statement and binds
-// its arguments.
-func (tx *Tx) prepare(ctx context.Context, cc clone.CloneContext, op, query string, arg any) (string, []any, error) {
-	if err := cc.Validate(op); err != nil {
-		tx.deny(ctx, cc, op, audit.Denied, "no clone context", nil)
-		return "", nil, err
-	}
-	if !cc.Same(tx.cc) {
-		tx.deny(ctx, tx.cc, op, audit.Denied, "statement for another clone inside a scoped transaction",
-			map[string]string{"target_tenant_id": cc.TenantID().String(), "target_clone_id": cc.CloneID().String()})
-		return "", nil, errs.New(errs.CloneMismatch, op, "transaction is scoped to another clone")
-	}
+// prepare compiles the statement and binds its arguments for the transaction's clone.
+func (tx *Tx) prepare(ctx context.Context, op, query string, arg any) (string, []any, error) {
+	cc := tx.cc
 	c, err := compile(tx.db.dialect, query)
 	if err != nil {
 		tx.deny(ctx, cc, op, audit.Denied, "refused statement", nil)

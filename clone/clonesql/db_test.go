@@ -222,7 +222,7 @@ func TestWithTx(t *testing.T) {
 		// Commit.
 		err := e.db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
 			for range 3 {
-				if _, err := tx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "x", CreatedAt: time.Now().UTC()}); err != nil {
+				if _, err := tx.Exec(ctx, insertInsight, insight{ID: uuid.New(), Content: "x", CreatedAt: time.Now().UTC()}); err != nil {
 					return err
 				}
 			}
@@ -234,7 +234,7 @@ func TestWithTx(t *testing.T) {
 		// Rollback on error.
 		boom := errors.New("boom")
 		err = e.db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
-			tx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "y", CreatedAt: time.Now().UTC()})
+			tx.Exec(ctx, insertInsight, insight{ID: uuid.New(), Content: "y", CreatedAt: time.Now().UTC()})
 			return boom
 		})
 		if !errors.Is(err, boom) || count(a) != 3 {
@@ -248,7 +248,7 @@ func TestWithTx(t *testing.T) {
 				}
 			}()
 			e.db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
-				tx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "z", CreatedAt: time.Now().UTC()})
+				tx.Exec(ctx, insertInsight, insight{ID: uuid.New(), Content: "z", CreatedAt: time.Now().UTC()})
 				panic("handler bug")
 			})
 		}()
@@ -259,10 +259,10 @@ func TestWithTx(t *testing.T) {
 		// transaction does not commit what came before it if fn returns that error.
 		e.audit.Reset()
 		err = e.db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
-			if _, err := tx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "w", CreatedAt: time.Now().UTC()}); err != nil {
+			if _, err := tx.Exec(ctx, insertInsight, insight{ID: uuid.New(), Content: "w", CreatedAt: time.Now().UTC()}); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, b, insertInsight, insight{ID: uuid.New(), Content: "w", CreatedAt: time.Now().UTC()})
+			_, err := tx.Querier().Exec(ctx, b, insertInsight, insight{ID: uuid.New(), Content: "w", CreatedAt: time.Now().UTC()})
 			return err
 		})
 		if !errors.Is(err, clone.ErrCloneMismatch) || count(a) != 3 || count(b) != 0 {
@@ -273,8 +273,8 @@ func TestWithTx(t *testing.T) {
 		}
 		// A failed statement whose error fn ignores still prevents the commit.
 		err = e.db.WithTx(ctx, a, func(tx *clonesql.Tx) error {
-			tx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "v", CreatedAt: time.Now().UTC()})
-			tx.Exec(ctx, a, `INSERT INTO insights (tenant_id, clone_id, id, content) VALUES (:tenant_id, :clone_id, :id, NULL)`, map[string]any{"id": uuid.New()})
+			tx.Exec(ctx, insertInsight, insight{ID: uuid.New(), Content: "v", CreatedAt: time.Now().UTC()})
+			tx.Exec(ctx, `INSERT INTO insights (tenant_id, clone_id, id, content) VALUES (:tenant_id, :clone_id, :id, NULL)`, map[string]any{"id": uuid.New()})
 			return nil
 		})
 		if err == nil || count(a) != 3 {
@@ -298,7 +298,7 @@ func TestBindHostTransaction(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := stx.Exec(ctx, a, insertInsight, insight{ID: uuid.New(), Content: "bound", CreatedAt: time.Now().UTC()}); err != nil {
+			if _, err := stx.Exec(ctx, insertInsight, insight{ID: uuid.New(), Content: "bound", CreatedAt: time.Now().UTC()}); err != nil {
 				t.Fatal(err)
 			}
 			if commit {

@@ -69,11 +69,11 @@ func ExampleDB_WithTx() {
 
 	conv := uuid.New()
 	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-		if _, err := tx.Exec(ctx, cc, `INSERT INTO conversations (tenant_id, clone_id, id) VALUES (:tenant_id, :clone_id, :id)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO conversations (tenant_id, clone_id, id) VALUES (:tenant_id, :clone_id, :id)`,
 			map[string]any{"id": conv}); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, cc, `INSERT INTO messages (tenant_id, clone_id, conversation_id, id, role, content)
+		_, err := tx.Exec(ctx, `INSERT INTO messages (tenant_id, clone_id, conversation_id, id, role, content)
 			VALUES (:tenant_id, :clone_id, :conv, :id, 'user', 'hello')`, map[string]any{"conv": conv, "id": uuid.New()})
 		return err // nil commits both rows; an error or a panic rolls both back
 	})

@@ -98,13 +98,13 @@ func testPoolDoesNotLeakScope(t *testing.T, e *env) {
 				case 3:
 					err = e.db.WithTx(opCtx, o.cc, func(tx *clonesql.Tx) error {
 						var n int
-						if err := tx.Get(opCtx, o.cc, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND content NOT LIKE '%' || :me || '%'`, map[string]any{"me": o.cc.CloneID().String()}); err != nil {
+						if err := tx.Get(opCtx, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND content NOT LIKE '%' || :me || '%'`, map[string]any{"me": o.cc.CloneID().String()}); err != nil {
 							return err
 						}
 						if n != 0 {
 							leaks.Add(1)
 						}
-						_, err := tx.Exec(opCtx, o.cc, `UPDATE insights SET category = 'touched' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": o.canary.ID})
+						_, err := tx.Exec(opCtx, `UPDATE insights SET category = 'touched' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": o.canary.ID})
 						return err
 					})
 				}
@@ -250,16 +250,16 @@ func TestRoundTripsPerOperation(t *testing.T) {
 		{"withtx-1", func(db *clonesql.DB) error {
 			return db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
 				var n int
-				return tx.Get(ctx, cc, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
+				return tx.Get(ctx, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil)
 			})
 		}},
 		{"withtx-2", func(db *clonesql.DB) error {
 			return db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
 				var n int
-				if err := tx.Get(ctx, cc, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil); err != nil {
+				if err := tx.Get(ctx, &n, `SELECT count(*) FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id`, nil); err != nil {
 					return err
 				}
-				_, err := tx.Exec(ctx, cc, `UPDATE insights SET category = 'rt2' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": in.ID})
+				_, err := tx.Exec(ctx, `UPDATE insights SET category = 'rt2' WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, map[string]any{"id": in.ID})
 				return err
 			})
 		}},
@@ -464,7 +464,7 @@ func TestDeadPooledConnectionIsRetried(t *testing.T) {
 				if op == "get" {
 					err = db.Get(ctx, cc, &got, getInsight, map[string]any{"id": in.ID})
 				} else {
-					err = db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return tx.Get(ctx, cc, &got, getInsight, map[string]any{"id": in.ID}) })
+					err = db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return tx.Get(ctx, &got, getInsight, map[string]any{"id": in.ID}) })
 				}
 				if err != nil || got.Content != "survivor" {
 					t.Fatalf("%s on a pool whose connection was terminated: %+v, %v", op, got, err)

@@ -68,7 +68,7 @@ func TestComposeWithTx(t *testing.T) {
 
 		// Rolled back by an error of the host's function: nothing stays.
 		err := e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-			writeAll(t, ctx, tx, cc)
+			writeAll(t, ctx, tx.Querier(), cc)
 			return hostErr
 		})
 		if !errors.Is(err, hostErr) || counts(t, e, cc) != [4]int64{} {
@@ -82,7 +82,7 @@ func TestComposeWithTx(t *testing.T) {
 				}
 			}()
 			e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-				writeAll(t, ctx, tx, cc)
+				writeAll(t, ctx, tx.Querier(), cc)
 				panic("host panic")
 			})
 		}()
@@ -92,8 +92,8 @@ func TestComposeWithTx(t *testing.T) {
 		// A failed repository statement dooms the transaction even if the host ignores it.
 		var dup uuid.UUID
 		err = e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-			_, _, dup = writeAll(t, ctx, tx, cc)
-			if _, err := records.CreateInsight(ctx, tx, cc, records.Insight{ID: dup, Content: "again"}); !errors.Is(err, clone.ErrConflict) {
+			_, _, dup = writeAll(t, ctx, tx.Querier(), cc)
+			if _, err := records.CreateInsight(ctx, tx.Querier(), cc, records.Insight{ID: dup, Content: "again"}); !errors.Is(err, clone.ErrConflict) {
 				t.Errorf("duplicate ID: %v; want ErrConflict", err)
 			}
 			return nil
@@ -104,7 +104,7 @@ func TestComposeWithTx(t *testing.T) {
 		// Committed: everything stays, chunks and messages included.
 		var doc, conv uuid.UUID
 		err = e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-			doc, conv, _ = writeAll(t, ctx, tx, cc)
+			doc, conv, _ = writeAll(t, ctx, tx.Querier(), cc)
 			return nil
 		})
 		if err != nil || counts(t, e, cc) != [4]int64{1, 1, 1, 1} {
@@ -120,7 +120,7 @@ func TestComposeWithTx(t *testing.T) {
 		other := e.newClone(t)
 		e.audit.Reset()
 		err = e.db.WithTx(ctx, other, func(tx *clonesql.Tx) error {
-			_, err := records.GetDocument(ctx, tx, other, doc)
+			_, err := records.GetDocument(ctx, tx.Querier(), other, doc)
 			return err
 		})
 		if !errors.Is(err, clone.ErrNotFound) || len(e.audit.Events()) != 1 {
@@ -163,14 +163,14 @@ func TestComposeBind(t *testing.T) {
 				t.Fatal(err)
 			}
 			q := tx // a bound Tx records denials at once, on the DB's sink
-			doc, conv, _ := writeAll(t, ctx, q, cc)
+			doc, conv, _ := writeAll(t, ctx, q.Querier(), cc)
 			// Reads inside the host's transaction see its uncommitted writes.
-			if d, err := records.GetDocument(ctx, q, cc, doc); err != nil || d.Status != records.StatusReady || d.ChunkCount != 2 {
+			if d, err := records.GetDocument(ctx, q.Querier(), cc, doc); err != nil || d.Status != records.StatusReady || d.ChunkCount != 2 {
 				t.Fatalf("read inside the host transaction: %+v, %v", d, err)
 			}
 			// A denial inside the host's transaction: not found, audited once.
 			e.audit.Reset()
-			if _, err := records.GetInsight(ctx, q, cc, uuid.New()); !errors.Is(err, clone.ErrNotFound) || len(e.audit.Events()) != 1 {
+			if _, err := records.GetInsight(ctx, q.Querier(), cc, uuid.New()); !errors.Is(err, clone.ErrNotFound) || len(e.audit.Events()) != 1 {
 				t.Fatalf("unknown ID in the host transaction: %v, %d events", err, len(e.audit.Events()))
 			}
 			if commit {

@@ -215,7 +215,7 @@ func validateMessage(op string, m *Message) (string, error) {
 // Its CreatedAt is now, but always after the conversation's previous message (and its
 // UpdatedAt, which it moves), so a conversation lists in the order its messages were
 // appended even when the clock steps back or two appends share a microsecond. It runs
-// in one transaction (on a *clonesql.DB it opens one, on a *clonesql.Tx it joins it)
+// in one transaction (on a *clonesql.DB it opens one, on a transaction's Querier it joins it)
 // that locks the conversation, serializing concurrent appends. A conversation that is
 // missing or another clone's is clone.ErrNotFound, and audited.
 func AppendMessage(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, m Message) (Message, error) {

@@ -3,7 +3,7 @@
 // conversations and their messages.
 //
 // Every function takes, in this order, a context.Context, a [clonesql.Querier] (a
-// *clonesql.DB, or a *clonesql.Tx to join a transaction), the [clone.CloneContext] of the
+// *clonesql.DB, or tx.Querier() of a *clonesql.Tx to join a transaction), the [clone.CloneContext] of the
 // clone acting, and the payload. The tenant and clone IDs in every statement are bound
 // by package clonesql from the CloneContext, never from the payload: a record's TenantID
 // and CloneID are filled from the context on create, and a payload that names another
@@ -41,14 +41,14 @@
 // a scoped transaction when given a *clonesql.DB and join the transaction when given a
 // *clonesql.Tx. To compose cloneiso's writes with the host's own, use
 // [clonesql.DB.WithTx], or [clonesql.DB.Bind] on a transaction the host opened, and pass
-// the *clonesql.Tx: denials inside it reach the DB's audit sink once it has ended.
+// tx.Querier(): denials inside it reach the DB's audit sink once it has ended.
 //
 //	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-//		d, err := records.CreateDocument(ctx, tx, cc, records.Document{Title: "t"})
+//		d, err := records.CreateDocument(ctx, tx.Querier(), cc, records.Document{Title: "t"})
 //		if err != nil {
 //			return err
 //		}
-//		return records.SetDocumentStatus(ctx, tx, cc, d.ID, records.StatusReady, "")
+//		return records.SetDocumentStatus(ctx, tx.Querier(), cc, d.ID, records.StatusReady, "")
 //	})
 //
 // A statement that fails inside a clonesql transaction dooms it: the transaction rolls

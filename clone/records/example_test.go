@@ -198,7 +198,7 @@ func Example_transaction() {
 
 	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
 		// Pass the Tx itself: denials inside it reach db's audit sink once it has ended.
-		if _, err := records.CreateTrainingExample(ctx, tx, cc, records.TrainingExample{Prompt: "Hi!", Response: "Hello, how can I help?"}); err != nil {
+		if _, err := records.CreateTrainingExample(ctx, tx.Querier(), cc, records.TrainingExample{Prompt: "Hi!", Response: "Hello, how can I help?"}); err != nil {
 			return err
 		}
 		return errors.New("the host's own step failed")

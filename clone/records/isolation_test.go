@@ -115,17 +115,17 @@ func snapshot(t testing.TB, e *env, cc clone.CloneContext) string {
 			}
 			out = append(out, v)
 		}
-		dp, err := records.ListDocuments(ctx, tx, cc, all)
+		dp, err := records.ListDocuments(ctx, tx.Querier(), cc, all)
 		add(dp, err)
 		for _, d := range dp.Items {
-			add(records.ListDocumentChunks(ctx, tx, cc, d.ID, all))
+			add(records.ListDocumentChunks(ctx, tx.Querier(), cc, d.ID, all))
 		}
-		add(records.ListInsights(ctx, tx, cc, all))
-		add(records.ListTrainingExamples(ctx, tx, cc, all))
-		cp, err := records.ListConversations(ctx, tx, cc, all)
+		add(records.ListInsights(ctx, tx.Querier(), cc, all))
+		add(records.ListTrainingExamples(ctx, tx.Querier(), cc, all))
+		cp, err := records.ListConversations(ctx, tx.Querier(), cc, all)
 		add(cp, err)
 		for _, c := range cp.Items {
-			add(records.ListMessages(ctx, tx, cc, c.ID, all))
+			add(records.ListMessages(ctx, tx.Querier(), cc, c.ID, all))
 		}
 		return failed
 	})
@@ -425,7 +425,7 @@ func TestIsolationMatrix(t *testing.T) {
 				var res any
 				err := e.db.WithTx(ctx, a.cc, func(tx *clonesql.Tx) error {
 					var err error
-					res, err = fn(records.WithAudit(tx, e.db.Audit()))
+					res, err = fn(records.WithAudit(tx.Querier(), e.db.Audit()))
 					return err
 				})
 				return res, err

@@ -110,7 +110,7 @@ func now() time.Time {
 }
 
 // WithAudit returns q with audit sink s in place of its own. A *clonesql.DB and a
-// *clonesql.Tx report their sinks themselves (a Tx of [clonesql.DB.WithTx] holds events
+// transaction's Querier (clonesql.Tx.Querier) report their sinks themselves (a Tx of [clonesql.DB.WithTx] holds events
 // until it has ended), so pass them as they are; use WithAudit to send denials
 // elsewhere, or, with audit.Discard, to record none (repository functions still deny).
 // A nil s means audit.DefaultSink. A sink failure never changes a denial; it is logged
@@ -315,7 +315,7 @@ func checkJSONValue(v any) string {
 }
 
 // inTx runs fn in one transaction: on a *clonesql.DB (possibly wrapped by WithAudit) it
-// opens a scoped one; anything else (a *clonesql.Tx, or a host's Querier) is used as it
+// opens a scoped one; anything else (a transaction's Querier, or a host's own) is used as it
 // is, so the host's transaction decides.
 //
 // Denials inside a transaction it opened are recorded after the transaction ends: a
@@ -336,7 +336,7 @@ func inTx(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, fn fun
 		held = append(held, e)
 		return nil
 	})
-	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return fn(WithAudit(tx, hold)) })
+	err := db.WithTx(ctx, cc, func(tx *clonesql.Tx) error { return fn(WithAudit(tx.Querier(), hold)) })
 	for _, e := range held {
 		audit.Emit(ctx, sinkOf(q), e)
 	}

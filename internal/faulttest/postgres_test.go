@@ -64,7 +64,7 @@ func terminatedMidTransaction(t *testing.T, e *env) {
 	cc := e.newClone(t)
 
 	insert := func(tx *clonesql.Tx, content string) error {
-		_, err := records.CreateInsight(ctx, records.WithAudit(tx, e.db.Audit()), cc, records.Insight{Category: "fault", Content: content})
+		_, err := records.CreateInsight(ctx, records.WithAudit(tx.Querier(), e.db.Audit()), cc, records.Insight{Category: "fault", Content: content})
 		return err
 	}
 	// Happy path.
@@ -148,7 +148,7 @@ func idleConnectionsTerminated(t *testing.T, e *env) {
 	for range 4 {
 		wg.Go(func() {
 			if err := e.db.WithTx(ctx, cc, func(tx *clonesql.Tx) error {
-				_, err := records.CountInsights(ctx, tx, cc)
+				_, err := records.CountInsights(ctx, tx.Querier(), cc)
 				opened.Done()
 				opened.Wait()
 				return err
