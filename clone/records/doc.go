@@ -3,8 +3,8 @@
 // conversations and their messages.
 //
 // Every function takes, in this order, a context.Context, a [clonesql.Querier] (a
-// *clonesql.DB, or tx.Querier() of a *clonesql.Tx to join a transaction), the [clone.CloneContext] of the
-// clone acting, and the payload. The tenant and clone IDs in every statement are bound
+// *clonesql.DB, or tx.Querier() of a *clonesql.Tx to join a transaction), the
+// [clone.CloneContext] of the clone acting, and the payload. The tenant and clone IDs in every statement are bound
 // by package clonesql from the CloneContext, never from the payload: a record's TenantID
 // and CloneID are filled from the context on create, and a payload that names another
 // tenant or clone is refused with clone.ErrCloneMismatch. On PostgreSQL, row-level

@@ -110,8 +110,8 @@ func now() time.Time {
 }
 
 // WithAudit returns q with audit sink s in place of its own. A *clonesql.DB and a
-// transaction's Querier (clonesql.Tx.Querier) report their sinks themselves (a Tx of [clonesql.DB.WithTx] holds events
-// until it has ended), so pass them as they are; use WithAudit to send denials
+// transaction's Querier ([clonesql.Tx.Querier]) report their sinks themselves (a Tx of
+// [clonesql.DB.WithTx] holds events until it has ended), so pass them as they are; use WithAudit to send denials
 // elsewhere, or, with audit.Discard, to record none (repository functions still deny).
 // A nil s means audit.DefaultSink. A sink failure never changes a denial; it is logged
 // with the whole event and counted (audit.Emit). Inside
