@@ -39,7 +39,27 @@ func (r conversationRow) record() Conversation {
 
 const conversationCols = `tenant_id, clone_id, id, user_id, subject, title, metadata, created_at, updated_at`
 
-var conversations = newKeyset("conversation", "conversations", conversationCols, "", false)
+var conversations = &table[Conversation, conversationRow]{
+	record: "conversation", name: "conversations",
+	keys: newKeyset("conversation", "conversations", conversationCols, "", false),
+	get:  `SELECT ` + conversationCols + ` FROM conversations WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`,
+	insert: `INSERT INTO conversations (tenant_id, clone_id, id, user_id, subject, title, metadata,
+		created_at, updated_at) VALUES (:tenant_id, :clone_id, :id, :user_id, :subject, :title, :metadata,
+		:created_at, :created_at)`,
+	update: `UPDATE conversations SET title = :title, metadata = :metadata, updated_at = :now
+		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id
+		RETURNING ` + conversationCols,
+	validate: validateConversation,
+	fields: func(c *Conversation) common {
+		return common{&c.TenantID, &c.CloneID, &c.ID, &c.Metadata, &c.CreatedAt, &c.UpdatedAt}
+	},
+	insertArgs: func(c *Conversation) map[string]any {
+		return map[string]any{"user_id": c.UserID, "subject": c.Subject, "title": c.Title}
+	},
+	updateArgs: func(c *Conversation) map[string]any {
+		return map[string]any{"title": c.Title}
+	},
+}
 
 func validateConversation(op string, c *Conversation) (string, error) {
 	if err := checkText(op, "subject", c.Subject, MaxShortBytes, false); err != nil {
@@ -59,83 +79,26 @@ func validateConversation(op string, c *Conversation) (string, error) {
 // clone.ErrCloneMismatch and audited), a new ID unless c.ID is set (an ID the clone
 // already uses is clone.ErrConflict), both timestamps now.
 func CreateConversation(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, c Conversation) (Conversation, error) {
-	const op = "records.CreateConversation"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Conversation{}, err
-	}
-	if err := checkScope(ctx, q, cc, op, c.TenantID, c.CloneID); err != nil {
-		return Conversation{}, err
-	}
-	meta, err := validateConversation(op, &c)
-	if err != nil {
-		return Conversation{}, err
-	}
-	if c.ID, err = newID(op, "conversation ID", c.ID); err != nil {
-		return Conversation{}, err
-	}
-	c.TenantID, c.CloneID = cc.TenantID(), cc.CloneID()
-	c.CreatedAt = now()
-	c.UpdatedAt = c.CreatedAt
-	_, err = q.Exec(ctx, cc, `INSERT INTO conversations (tenant_id, clone_id, id, user_id, subject, title, metadata,
-		created_at, updated_at) VALUES (:tenant_id, :clone_id, :id, :user_id, :subject, :title, :metadata,
-		:created_at, :created_at)`, map[string]any{
-		"id": c.ID, "user_id": c.UserID, "subject": c.Subject, "title": c.Title, "metadata": meta,
-		"created_at": c.CreatedAt,
-	})
-	if err != nil {
-		return Conversation{}, err
-	}
-	c.Metadata = json.RawMessage(meta)
-	return c, nil
+	return conversations.create(ctx, q, cc, "records.CreateConversation", c)
 }
 
 // GetConversation returns conversation id of the clone in cc. A conversation that is
 // missing or another clone's is clone.ErrNotFound, and audited.
 func GetConversation(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) (Conversation, error) {
-	const op = "records.GetConversation"
-	var r conversationRow
-	err := getByID(ctx, q, cc, op, "conversation",
-		`SELECT `+conversationCols+` FROM conversations WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, &r, id)
-	if err != nil {
-		return Conversation{}, err
-	}
-	return r.record(), nil
+	return conversations.read(ctx, q, cc, "records.GetConversation", id)
 }
 
 // UpdateConversation replaces the title and metadata of conversation c.ID (Subject is
 // kept), sets UpdatedAt and returns it as stored. A conversation that is missing or
 // another clone's is clone.ErrNotFound, and audited.
 func UpdateConversation(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, c Conversation) (Conversation, error) {
-	const op = "records.UpdateConversation"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Conversation{}, err
-	}
-	if err := checkScope(ctx, q, cc, op, c.TenantID, c.CloneID); err != nil {
-		return Conversation{}, err
-	}
-	if err := checkID(op, "conversation ID", c.ID); err != nil {
-		return Conversation{}, err
-	}
-	meta, err := validateConversation(op, &c)
-	if err != nil {
-		return Conversation{}, err
-	}
-	var r conversationRow
-	err = q.Get(ctx, cc, &r, `UPDATE conversations SET title = :title, metadata = :metadata, updated_at = :now
-		WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id
-		RETURNING `+conversationCols, map[string]any{
-		"id": c.ID, "title": c.Title, "metadata": meta, "now": now(),
-	})
-	if err := found(ctx, q, cc, op, "conversation", c.ID, err); err != nil {
-		return Conversation{}, err
-	}
-	return r.record(), nil
+	return conversations.replace(ctx, q, cc, "records.UpdateConversation", c)
 }
 
 // DeleteConversation deletes conversation id and its messages. A conversation that is
 // missing or another clone's is clone.ErrNotFound, and audited.
 func DeleteConversation(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) error {
-	return deleteByID(ctx, q, cc, "records.DeleteConversation", "conversation", "conversations", id)
+	return conversations.remove(ctx, q, cc, "records.DeleteConversation", id)
 }
 
 // ListConversations returns one page of the clone's conversations in the stable order
@@ -143,21 +106,12 @@ func DeleteConversation(ctx context.Context, q clonesql.Querier, cc clone.CloneC
 // by last message: UpdatedAt moves, and a cursor on a moving key would skip or repeat
 // conversations.)
 func ListConversations(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, opts *ListOptions) (Page[Conversation], error) {
-	const op = "records.ListConversations"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Page[Conversation]{}, err
-	}
-	return listPage(ctx, q, cc, op, conversations, uuid.Nil, opts, conversationRow.record,
-		func(c Conversation) (time.Time, uuid.UUID, int64) { return c.CreatedAt, c.ID, 0 })
+	return conversations.list(ctx, q, cc, "records.ListConversations", opts)
 }
 
 // CountConversations returns the number of the clone's conversations.
 func CountConversations(ctx context.Context, q clonesql.Querier, cc clone.CloneContext) (int64, error) {
-	const op = "records.CountConversations"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return 0, err
-	}
-	return count(ctx, q, cc, conversations, uuid.Nil)
+	return conversations.count(ctx, q, cc, "records.CountConversations")
 }
 
 // Message is one turn of a conversation.

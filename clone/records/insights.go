@@ -39,7 +39,27 @@ func (r insightRow) record() Insight {
 
 const insightCols = `tenant_id, clone_id, id, user_id, category, content, metadata, created_at, updated_at`
 
-var insights = newKeyset("insight", "insights", insightCols, "", false)
+var insights = &table[Insight, insightRow]{
+	record: "insight", name: "insights",
+	keys: newKeyset("insight", "insights", insightCols, "", false),
+	get:  `SELECT ` + insightCols + ` FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`,
+	insert: `INSERT INTO insights (tenant_id, clone_id, id, user_id, category, content, metadata,
+		created_at, updated_at) VALUES (:tenant_id, :clone_id, :id, :user_id, :category, :content, :metadata,
+		:created_at, :created_at)`,
+	update: `UPDATE insights SET category = :category, content = :content, metadata = :metadata,
+		updated_at = :now WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id
+		RETURNING ` + insightCols,
+	validate: validateInsight,
+	fields: func(in *Insight) common {
+		return common{&in.TenantID, &in.CloneID, &in.ID, &in.Metadata, &in.CreatedAt, &in.UpdatedAt}
+	},
+	insertArgs: func(in *Insight) map[string]any {
+		return map[string]any{"user_id": in.UserID, "category": in.Category, "content": in.Content}
+	},
+	updateArgs: func(in *Insight) map[string]any {
+		return map[string]any{"category": in.Category, "content": in.Content}
+	},
+}
 
 func validateInsight(op string, in *Insight) (string, error) {
 	if err := checkText(op, "content", in.Content, MaxContentBytes, true); err != nil {
@@ -59,101 +79,35 @@ func validateInsight(op string, in *Insight) (string, error) {
 // clone.ErrCloneMismatch and audited), a new ID unless in.ID is set (an ID the clone
 // already uses is clone.ErrConflict), both timestamps now.
 func CreateInsight(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, in Insight) (Insight, error) {
-	const op = "records.CreateInsight"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Insight{}, err
-	}
-	if err := checkScope(ctx, q, cc, op, in.TenantID, in.CloneID); err != nil {
-		return Insight{}, err
-	}
-	meta, err := validateInsight(op, &in)
-	if err != nil {
-		return Insight{}, err
-	}
-	if in.ID, err = newID(op, "insight ID", in.ID); err != nil {
-		return Insight{}, err
-	}
-	in.TenantID, in.CloneID = cc.TenantID(), cc.CloneID()
-	in.CreatedAt = now()
-	in.UpdatedAt = in.CreatedAt
-	_, err = q.Exec(ctx, cc, `INSERT INTO insights (tenant_id, clone_id, id, user_id, category, content, metadata,
-		created_at, updated_at) VALUES (:tenant_id, :clone_id, :id, :user_id, :category, :content, :metadata,
-		:created_at, :created_at)`, map[string]any{
-		"id": in.ID, "user_id": in.UserID, "category": in.Category, "content": in.Content, "metadata": meta,
-		"created_at": in.CreatedAt,
-	})
-	if err != nil {
-		return Insight{}, err
-	}
-	in.Metadata = json.RawMessage(meta)
-	return in, nil
+	return insights.create(ctx, q, cc, "records.CreateInsight", in)
 }
 
 // GetInsight returns insight id of the clone in cc. An insight that is missing or
 // another clone's is clone.ErrNotFound, and audited.
 func GetInsight(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) (Insight, error) {
-	const op = "records.GetInsight"
-	var r insightRow
-	err := getByID(ctx, q, cc, op, "insight",
-		`SELECT `+insightCols+` FROM insights WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, &r, id)
-	if err != nil {
-		return Insight{}, err
-	}
-	return r.record(), nil
+	return insights.read(ctx, q, cc, "records.GetInsight", id)
 }
 
 // UpdateInsight replaces the category, content and metadata of insight in.ID, sets
 // UpdatedAt and returns the insight as stored. An insight that is missing or another
 // clone's is clone.ErrNotFound, and audited.
 func UpdateInsight(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, in Insight) (Insight, error) {
-	const op = "records.UpdateInsight"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Insight{}, err
-	}
-	if err := checkScope(ctx, q, cc, op, in.TenantID, in.CloneID); err != nil {
-		return Insight{}, err
-	}
-	if err := checkID(op, "insight ID", in.ID); err != nil {
-		return Insight{}, err
-	}
-	meta, err := validateInsight(op, &in)
-	if err != nil {
-		return Insight{}, err
-	}
-	var r insightRow
-	err = q.Get(ctx, cc, &r, `UPDATE insights SET category = :category, content = :content, metadata = :metadata,
-		updated_at = :now WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id
-		RETURNING `+insightCols, map[string]any{
-		"id": in.ID, "category": in.Category, "content": in.Content, "metadata": meta, "now": now(),
-	})
-	if err := found(ctx, q, cc, op, "insight", in.ID, err); err != nil {
-		return Insight{}, err
-	}
-	return r.record(), nil
+	return insights.replace(ctx, q, cc, "records.UpdateInsight", in)
 }
 
 // DeleteInsight deletes insight id. An insight that is missing or another clone's is
 // clone.ErrNotFound, and audited.
 func DeleteInsight(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) error {
-	return deleteByID(ctx, q, cc, "records.DeleteInsight", "insight", "insights", id)
+	return insights.remove(ctx, q, cc, "records.DeleteInsight", id)
 }
 
 // ListInsights returns one page of the clone's insights in the stable order
 // (CreatedAt, ID), oldest first unless opts.Descending.
 func ListInsights(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, opts *ListOptions) (Page[Insight], error) {
-	const op = "records.ListInsights"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Page[Insight]{}, err
-	}
-	return listPage(ctx, q, cc, op, insights, uuid.Nil, opts, insightRow.record,
-		func(in Insight) (time.Time, uuid.UUID, int64) { return in.CreatedAt, in.ID, 0 })
+	return insights.list(ctx, q, cc, "records.ListInsights", opts)
 }
 
 // CountInsights returns the number of the clone's insights.
 func CountInsights(ctx context.Context, q clonesql.Querier, cc clone.CloneContext) (int64, error) {
-	const op = "records.CountInsights"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return 0, err
-	}
-	return count(ctx, q, cc, insights, uuid.Nil)
+	return insights.count(ctx, q, cc, "records.CountInsights")
 }

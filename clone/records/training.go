@@ -39,7 +39,27 @@ func (r trainingExampleRow) record() TrainingExample {
 
 const trainingExampleCols = `tenant_id, clone_id, id, user_id, prompt, response, metadata, created_at, updated_at`
 
-var trainingExamples = newKeyset("training example", "training_examples", trainingExampleCols, "", false)
+var trainingExamples = &table[TrainingExample, trainingExampleRow]{
+	record: "training example", name: "training_examples",
+	keys: newKeyset("training example", "training_examples", trainingExampleCols, "", false),
+	get:  `SELECT ` + trainingExampleCols + ` FROM training_examples WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`,
+	insert: `INSERT INTO training_examples (tenant_id, clone_id, id, user_id, prompt, response,
+		metadata, created_at, updated_at) VALUES (:tenant_id, :clone_id, :id, :user_id, :prompt, :response, :metadata,
+		:created_at, :created_at)`,
+	update: `UPDATE training_examples SET prompt = :prompt, response = :response, metadata = :metadata,
+		updated_at = :now WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id
+		RETURNING ` + trainingExampleCols,
+	validate: validateTrainingExample,
+	fields: func(ex *TrainingExample) common {
+		return common{&ex.TenantID, &ex.CloneID, &ex.ID, &ex.Metadata, &ex.CreatedAt, &ex.UpdatedAt}
+	},
+	insertArgs: func(ex *TrainingExample) map[string]any {
+		return map[string]any{"user_id": ex.UserID, "prompt": ex.Prompt, "response": ex.Response}
+	},
+	updateArgs: func(ex *TrainingExample) map[string]any {
+		return map[string]any{"prompt": ex.Prompt, "response": ex.Response}
+	},
+}
 
 func validateTrainingExample(op string, ex *TrainingExample) (string, error) {
 	if err := checkText(op, "prompt", ex.Prompt, MaxContentBytes, true); err != nil {
@@ -59,101 +79,35 @@ func validateTrainingExample(op string, ex *TrainingExample) (string, error) {
 // with clone.ErrCloneMismatch and audited), a new ID unless ex.ID is set (an ID the
 // clone already uses is clone.ErrConflict), both timestamps now.
 func CreateTrainingExample(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, ex TrainingExample) (TrainingExample, error) {
-	const op = "records.CreateTrainingExample"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return TrainingExample{}, err
-	}
-	if err := checkScope(ctx, q, cc, op, ex.TenantID, ex.CloneID); err != nil {
-		return TrainingExample{}, err
-	}
-	meta, err := validateTrainingExample(op, &ex)
-	if err != nil {
-		return TrainingExample{}, err
-	}
-	if ex.ID, err = newID(op, "training example ID", ex.ID); err != nil {
-		return TrainingExample{}, err
-	}
-	ex.TenantID, ex.CloneID = cc.TenantID(), cc.CloneID()
-	ex.CreatedAt = now()
-	ex.UpdatedAt = ex.CreatedAt
-	_, err = q.Exec(ctx, cc, `INSERT INTO training_examples (tenant_id, clone_id, id, user_id, prompt, response,
-		metadata, created_at, updated_at) VALUES (:tenant_id, :clone_id, :id, :user_id, :prompt, :response, :metadata,
-		:created_at, :created_at)`, map[string]any{
-		"id": ex.ID, "user_id": ex.UserID, "prompt": ex.Prompt, "response": ex.Response, "metadata": meta,
-		"created_at": ex.CreatedAt,
-	})
-	if err != nil {
-		return TrainingExample{}, err
-	}
-	ex.Metadata = json.RawMessage(meta)
-	return ex, nil
+	return trainingExamples.create(ctx, q, cc, "records.CreateTrainingExample", ex)
 }
 
 // GetTrainingExample returns training example id of the clone in cc. One that is
 // missing or another clone's is clone.ErrNotFound, and audited.
 func GetTrainingExample(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) (TrainingExample, error) {
-	const op = "records.GetTrainingExample"
-	var r trainingExampleRow
-	err := getByID(ctx, q, cc, op, "training example",
-		`SELECT `+trainingExampleCols+` FROM training_examples WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, &r, id)
-	if err != nil {
-		return TrainingExample{}, err
-	}
-	return r.record(), nil
+	return trainingExamples.read(ctx, q, cc, "records.GetTrainingExample", id)
 }
 
 // UpdateTrainingExample replaces the prompt, response and metadata of training example
 // ex.ID, sets UpdatedAt and returns it as stored. One that is missing or another
 // clone's is clone.ErrNotFound, and audited.
 func UpdateTrainingExample(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, ex TrainingExample) (TrainingExample, error) {
-	const op = "records.UpdateTrainingExample"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return TrainingExample{}, err
-	}
-	if err := checkScope(ctx, q, cc, op, ex.TenantID, ex.CloneID); err != nil {
-		return TrainingExample{}, err
-	}
-	if err := checkID(op, "training example ID", ex.ID); err != nil {
-		return TrainingExample{}, err
-	}
-	meta, err := validateTrainingExample(op, &ex)
-	if err != nil {
-		return TrainingExample{}, err
-	}
-	var r trainingExampleRow
-	err = q.Get(ctx, cc, &r, `UPDATE training_examples SET prompt = :prompt, response = :response, metadata = :metadata,
-		updated_at = :now WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id
-		RETURNING `+trainingExampleCols, map[string]any{
-		"id": ex.ID, "prompt": ex.Prompt, "response": ex.Response, "metadata": meta, "now": now(),
-	})
-	if err := found(ctx, q, cc, op, "training example", ex.ID, err); err != nil {
-		return TrainingExample{}, err
-	}
-	return r.record(), nil
+	return trainingExamples.replace(ctx, q, cc, "records.UpdateTrainingExample", ex)
 }
 
 // DeleteTrainingExample deletes training example id. One that is missing or another
 // clone's is clone.ErrNotFound, and audited.
 func DeleteTrainingExample(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) error {
-	return deleteByID(ctx, q, cc, "records.DeleteTrainingExample", "training example", "training_examples", id)
+	return trainingExamples.remove(ctx, q, cc, "records.DeleteTrainingExample", id)
 }
 
 // ListTrainingExamples returns one page of the clone's training examples in the stable
 // order (CreatedAt, ID), oldest first unless opts.Descending.
 func ListTrainingExamples(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, opts *ListOptions) (Page[TrainingExample], error) {
-	const op = "records.ListTrainingExamples"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Page[TrainingExample]{}, err
-	}
-	return listPage(ctx, q, cc, op, trainingExamples, uuid.Nil, opts, trainingExampleRow.record,
-		func(ex TrainingExample) (time.Time, uuid.UUID, int64) { return ex.CreatedAt, ex.ID, 0 })
+	return trainingExamples.list(ctx, q, cc, "records.ListTrainingExamples", opts)
 }
 
 // CountTrainingExamples returns the number of the clone's training examples.
 func CountTrainingExamples(ctx context.Context, q clonesql.Querier, cc clone.CloneContext) (int64, error) {
-	const op = "records.CountTrainingExamples"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return 0, err
-	}
-	return count(ctx, q, cc, trainingExamples, uuid.Nil)
+	return trainingExamples.count(ctx, q, cc, "records.CountTrainingExamples")
 }
