@@ -12,10 +12,10 @@ import (
 )
 
 // table is the one implementation of the create, get, update, delete, list and count
-// shape shared by the top-level tables (insights, training examples, conversations).
-// Each table's SQL and validation stay in that table's file; table only runs them in
-// the common order: begin (context and audit checks), scope, ID, validation, statement,
-// audited not-found answer.
+// shape shared by the top-level tables (insights, training examples, conversations; and
+// documents, except their updates). Each table's SQL and validation stay in that
+// table's file; table only runs them in the common order: begin (context and audit
+// checks), scope, ID, validation, statement, audited not-found answer.
 //
 // T is the exported record, R its scan row (T plus the JSON columns as text).
 type table[T any, R interface{ record() T }] struct {

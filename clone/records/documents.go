@@ -48,7 +48,32 @@ func (r documentRow) record() Document {
 const documentCols = `tenant_id, clone_id, id, user_id, title, source_name, content_type, size_bytes, content_hash,
 	object_key, status, error, chunk_count, metadata, created_at, updated_at`
 
-var documents = newKeyset("document", "documents", documentCols, "", false)
+// documents runs the shared create, get, delete, list and count; updates (plain and
+// optimistic) are updateDocument's, so update and updateArgs stay unset.
+var documents = &table[Document, documentRow]{
+	record: "document", name: "documents",
+	keys: newKeyset("document", "documents", documentCols, "", false),
+	get:  `SELECT ` + documentCols + ` FROM documents WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`,
+	insert: `INSERT INTO documents (tenant_id, clone_id, id, user_id, title, source_name, content_type,
+		size_bytes, content_hash, object_key, status, error, chunk_count, metadata, created_at, updated_at)
+		VALUES (:tenant_id, :clone_id, :id, :user_id, :title, :source_name, :content_type, :size_bytes, :content_hash,
+		:object_key, :status, :error, 0, :metadata, :created_at, :created_at)`,
+	// Creation only: an empty Status becomes StatusPending, ChunkCount starts at 0.
+	validate: func(op string, d *Document) (string, error) {
+		d.ChunkCount = 0
+		return validateDocument(op, d, true)
+	},
+	fields: func(d *Document) common {
+		return common{&d.TenantID, &d.CloneID, &d.ID, &d.Metadata, &d.CreatedAt, &d.UpdatedAt}
+	},
+	insertArgs: func(d *Document) map[string]any {
+		return map[string]any{
+			"user_id": d.UserID, "title": d.Title, "source_name": d.SourceName, "content_type": d.ContentType,
+			"size_bytes": d.SizeBytes, "content_hash": d.ContentHash, "object_key": d.ObjectKey, "status": string(d.Status),
+			"error": d.Error,
+		}
+	},
+}
 
 // ValidDocumentStatus reports whether s is one of the document statuses.
 func ValidDocumentStatus(s DocumentStatus) bool {
@@ -98,49 +123,13 @@ func validateDocument(op string, d *Document, create bool) (string, error) {
 // already uses is clone.ErrConflict), Status StatusPending if empty, ChunkCount 0 (see
 // [ReplaceDocumentChunks]) and both timestamps now.
 func CreateDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, d Document) (Document, error) {
-	const op = "records.CreateDocument"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Document{}, err
-	}
-	if err := checkScope(ctx, q, cc, op, d.TenantID, d.CloneID); err != nil {
-		return Document{}, err
-	}
-	meta, err := validateDocument(op, &d, true)
-	if err != nil {
-		return Document{}, err
-	}
-	if d.ID, err = newID(op, "document ID", d.ID); err != nil {
-		return Document{}, err
-	}
-	d.TenantID, d.CloneID, d.ChunkCount = cc.TenantID(), cc.CloneID(), 0
-	d.CreatedAt = now()
-	d.UpdatedAt = d.CreatedAt
-	_, err = q.Exec(ctx, cc, `INSERT INTO documents (tenant_id, clone_id, id, user_id, title, source_name, content_type,
-		size_bytes, content_hash, object_key, status, error, chunk_count, metadata, created_at, updated_at)
-		VALUES (:tenant_id, :clone_id, :id, :user_id, :title, :source_name, :content_type, :size_bytes, :content_hash,
-		:object_key, :status, :error, 0, :metadata, :created_at, :created_at)`, map[string]any{
-		"id": d.ID, "user_id": d.UserID, "title": d.Title, "source_name": d.SourceName, "content_type": d.ContentType,
-		"size_bytes": d.SizeBytes, "content_hash": d.ContentHash, "object_key": d.ObjectKey, "status": string(d.Status),
-		"error": d.Error, "metadata": meta, "created_at": d.CreatedAt,
-	})
-	if err != nil {
-		return Document{}, err
-	}
-	d.Metadata = json.RawMessage(meta)
-	return d, nil
+	return documents.create(ctx, q, cc, "records.CreateDocument", d)
 }
 
 // GetDocument returns document id of the clone in cc. A document that is missing or
 // another clone's is clone.ErrNotFound, and audited.
 func GetDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) (Document, error) {
-	const op = "records.GetDocument"
-	var r documentRow
-	err := getByID(ctx, q, cc, op, "document",
-		`SELECT `+documentCols+` FROM documents WHERE tenant_id = :tenant_id AND clone_id = :clone_id AND id = :id`, &r, id)
-	if err != nil {
-		return Document{}, err
-	}
-	return r.record(), nil
+	return documents.read(ctx, q, cc, "records.GetDocument", id)
 }
 
 // UpdateDocument replaces the caller-settable fields of document d.ID (title, source
@@ -249,27 +238,18 @@ func SetDocumentStatus(ctx context.Context, q clonesql.Querier, cc clone.CloneCo
 // another clone's is clone.ErrNotFound, and audited. The document's vectors and
 // objects live in other stores and are the caller's to delete.
 func DeleteDocument(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, id uuid.UUID) error {
-	return deleteByID(ctx, q, cc, "records.DeleteDocument", "document", "documents", id)
+	return documents.remove(ctx, q, cc, "records.DeleteDocument", id)
 }
 
 // ListDocuments returns one page of the clone's documents, oldest first (or newest
 // first with opts.Descending), in the stable order (CreatedAt, ID).
 func ListDocuments(ctx context.Context, q clonesql.Querier, cc clone.CloneContext, opts *ListOptions) (Page[Document], error) {
-	const op = "records.ListDocuments"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return Page[Document]{}, err
-	}
-	return listPage(ctx, q, cc, op, documents, uuid.Nil, opts, documentRow.record,
-		func(d Document) (time.Time, uuid.UUID, int64) { return d.CreatedAt, d.ID, 0 })
+	return documents.list(ctx, q, cc, "records.ListDocuments", opts)
 }
 
 // CountDocuments returns the number of the clone's documents.
 func CountDocuments(ctx context.Context, q clonesql.Querier, cc clone.CloneContext) (int64, error) {
-	const op = "records.CountDocuments"
-	if err := begin(ctx, q, cc, op); err != nil {
-		return 0, err
-	}
-	return count(ctx, q, cc, documents, uuid.Nil)
+	return documents.count(ctx, q, cc, "records.CountDocuments")
 }
 
 // FindDocumentsByHash returns the clone's documents whose ContentHash is hash (at most
