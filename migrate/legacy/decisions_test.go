@@ -51,10 +51,7 @@ func decidedMigrator(t *testing.T, db *pgtest.DB, decisions map[string]legacy.Us
 // script put them back), and no clone is created for either ID.
 func TestUserDecisions(t *testing.T) {
 	ctx := context.Background()
-	db := freshDB(t)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(strayUsersSQL)
 	pristine := schemaOf(t, db)
 
@@ -186,10 +183,7 @@ func TestUserDecisions(t *testing.T) {
 // refuses and changes nothing; deciding to keep the user lets it through.
 func TestQuarantineRefusesCascade(t *testing.T) {
 	ctx := context.Background()
-	db := freshDB(t)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(strayUsersSQL + `INSERT INTO messages (conversation_id, id, user_id, role, content) VALUES
 		('99999999-0000-0000-0000-000000000010', '99999999-0000-0000-0000-000000000030', 'u002', 'user', 'under a deleted user''s conversation')`)
 	m := decidedMigrator(t, db, map[string]legacy.UserDecision{"U001": {Action: legacy.DecisionMap, To: "u001"}, "u999": {Action: legacy.DecisionDrop}}, "")

@@ -157,14 +157,10 @@ var onDeleteSQL = map[string]string{"a": "NO ACTION", "r": "RESTRICT", "c": "CAS
 func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 	const op = "legacy.Enforce"
 	rep := &EnforceReport{}
-	probs, err := m.SchemaProblems(ctx)
-	if err != nil {
+	if err := m.refuseSchemaProblems(ctx, op); err != nil {
 		return nil, err
 	}
-	if err := schemaProblemsError(op, probs); err != nil {
-		return nil, err
-	}
-	err = m.inTx(ctx, op, func(tx *sqlx.Tx) error {
+	err := m.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		if v, err := schemaVersion(ctx, tx); err != nil {
 			return err
 		} else if v >= 1 {

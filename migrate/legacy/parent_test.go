@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
-	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
 )
 
@@ -26,10 +25,7 @@ FROM conversations WHERE user_id = 'u001' ORDER BY id LIMIT 1;
 // the migration end.
 func TestChildOfAnotherUser(t *testing.T) {
 	ctx := context.Background()
-	db := freshDB(t)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(childOfAnotherUserSQL)
 	m := decidedMigrator(t, db, nil, legacy.DecisionQuarantine)
 	mustAdopt(t, m)

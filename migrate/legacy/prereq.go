@@ -209,6 +209,16 @@ func (m *Migrator) compareTable(ctx context.Context, t Table, have, want []sdkCo
 	return out, nil
 }
 
+// refuseSchemaProblems returns the error listing what [Migrator.SchemaProblems] finds
+// now, or nil when it finds nothing: the guard of the steps that change the schema.
+func (m *Migrator) refuseSchemaProblems(ctx context.Context, op string) error {
+	probs, err := m.SchemaProblems(ctx)
+	if err != nil {
+		return err
+	}
+	return schemaProblemsError(op, probs)
+}
+
 // schemaProblemsError lists the problems, or returns nil.
 func schemaProblemsError(op string, probs []SchemaProblem) error {
 	if len(probs) == 0 {

@@ -9,7 +9,6 @@ import (
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/clonesql"
 	"github.com/cloneiso/cloneiso/clone/records"
-	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
 )
@@ -38,10 +37,7 @@ ALTER TABLE conversations ALTER COLUMN legacy_flag DROP DEFAULT;
 // user's migrated rows in that user's clone.
 func TestSchemaPrerequisites(t *testing.T) {
 	ctx := context.Background()
-	db := freshDB(t)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(driftSQL)
 	m := decidedMigrator(t, db, nil, legacy.DecisionQuarantine)
 	p, err := m.Plan(ctx)

@@ -30,10 +30,7 @@ INSERT INTO typed (user_id, f8, f4, b, ts, tz, n, a, j, jb, t, iv, d, c, v) VALU
 // originals column by column.
 func TestQuarantineKeepsRowsExactly(t *testing.T) {
 	ctx := context.Background()
-	db := freshDB(t)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(typedSQL)
 	db.Owner.MustExec("CREATE TABLE typed_before AS SELECT * FROM typed")
 	cfg := legacytest.Config()

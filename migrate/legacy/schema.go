@@ -217,14 +217,10 @@ type AdoptReport struct {
 func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 	const op = "legacy.Adopt"
 	rep := &AdoptReport{}
-	probs, err := m.SchemaProblems(ctx)
-	if err != nil {
+	if err := m.refuseSchemaProblems(ctx, op); err != nil {
 		return nil, err
 	}
-	if err := schemaProblemsError(op, probs); err != nil {
-		return nil, err
-	}
-	err = m.inTx(ctx, op, func(tx *sqlx.Tx) error {
+	err := m.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		if v, err := schemaVersion(ctx, tx); err != nil {
 			return err
 		} else if v >= 1 {

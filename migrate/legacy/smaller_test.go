@@ -26,10 +26,7 @@ UPDATE users SET sub = 'idp|' || upper(id);
 // the application role can insert into a bigserial host table.
 func TestUserColumnsSubjectsSequences(t *testing.T) {
 	ctx := context.Background()
-	db := freshDB(t)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(eventsSQL)
 	cfg := legacytest.Config()
 	cfg.Tables = append(cfg.Tables, legacy.Table{Name: "events"})

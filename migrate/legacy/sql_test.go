@@ -22,11 +22,19 @@ import (
 // with batches small enough to make many of them.
 func legacyDB(t *testing.T, batch int, hook func(ctx context.Context, point string, n int) error) (*pgtest.DB, *legacy.Migrator) {
 	t.Helper()
+	db := fixtureDB(t)
+	return db, newMigrator(t, db, batch, hook)
+}
+
+// fixtureDB returns a fresh database holding the legacy fixture (legacytest.Create, one
+// copy).
+func fixtureDB(t *testing.T) *pgtest.DB {
+	t.Helper()
 	db := freshDB(t)
 	if err := legacytest.Create(context.Background(), db.Owner, 1); err != nil {
 		t.Fatal(err)
 	}
-	return db, newMigrator(t, db, batch, hook)
+	return db
 }
 
 // freshDB returns an empty database of the test's own. Commits do not wait for the
@@ -464,10 +472,7 @@ func TestKillAndResume(t *testing.T) {
 	// Random kills: cancel the context after a pseudo-random number of hook points,
 	// several times in a row on one database, until a run completes.
 	t.Run("random cancellations", func(t *testing.T) {
-		db := freshDB(t)
-		if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-			t.Fatal(err)
-		}
+		db := fixtureDB(t)
 		seeds := []int{37, 5, 111, 64, 2, 250, 19}
 		kills := 0
 		for i := 0; ; i++ {

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/cloneiso/cloneiso/internal/legacytest"
-	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/migrate/legacy"
 )
 
@@ -17,21 +12,13 @@ import (
 // until the configuration decides; rows without a user are set aside by a flag; verify
 // then passes.
 func TestCLIUserDecisions(t *testing.T) {
-	ctx := context.Background()
-	db := pgtest.Fresh(t, false)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(`INSERT INTO insights (id, user_id, content) VALUES
 		('99999999-0000-0000-0000-000000000001', 'u999', 'deleted user'),
 		('99999999-0000-0000-0000-000000000002', 'U003', 'upper-case spelling')`)
 	cfg := legacytest.Config()
 	write := func() string {
-		b, _ := json.Marshal(cfg)
-		f := filepath.Join(t.TempDir(), "migrate.json")
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		f := writeConfig(t, cfg)
 		return f
 	}
 	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": write()}}
@@ -56,21 +43,13 @@ func TestCLIUserDecisions(t *testing.T) {
 // TestCLIEnforceForeignKeyExit2: a child row of another user than its parent's makes
 // enforce fail permanently (exit 2, with the recovery named), not "run again" (exit 3).
 func TestCLIEnforceForeignKeyExit2(t *testing.T) {
-	ctx := context.Background()
-	db := pgtest.Fresh(t, false)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(`INSERT INTO messages (conversation_id, id, user_id, role, content)
 		SELECT id, '99999999-0000-0000-0000-000000000040', 'u002', 'user', 'under u001''s conversation'
 		FROM conversations WHERE user_id = 'u001' ORDER BY id LIMIT 1`)
 	cfg := legacytest.Config()
 	cfg.WithoutUser = legacy.DecisionDrop
-	b, _ := json.Marshal(cfg)
-	f := filepath.Join(t.TempDir(), "migrate.json")
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := writeConfig(t, cfg)
 	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": f}}
 	c.run(exitOK, "up")
 	c.run(exitOK, "backfill")
@@ -84,18 +63,10 @@ func TestCLIEnforceForeignKeyExit2(t *testing.T) {
 // refuses (exit 2) with the rename to apply, instead of failing half-way; after the
 // rename, up adopts the database.
 func TestCLIUpWithClonesTable(t *testing.T) {
-	ctx := context.Background()
-	db := pgtest.Fresh(t, false)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec("CREATE TABLE clones (id bigserial PRIMARY KEY, name text NOT NULL)")
 	cfg := legacytest.Config()
-	b, _ := json.Marshal(cfg)
-	f := filepath.Join(t.TempDir(), "migrate.json")
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := writeConfig(t, cfg)
 	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": f}}
 	out, _ := c.run(exitOK, "plan")
 	mustContain(t, out, "schema prerequisites: 1 problems", `ALTER TABLE "clones" RENAME TO "legacy_clones"`)

@@ -86,22 +86,40 @@ func mustContain(t *testing.T, s string, want ...string) {
 	}
 }
 
+// fixtureDB returns a fresh database holding the legacy fixture (legacytest.Create, one
+// copy).
+func fixtureDB(t *testing.T) *pgtest.DB {
+	t.Helper()
+	db := pgtest.Fresh(t, false)
+	if err := legacytest.Create(context.Background(), db.Owner, 1); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// writeConfig writes cfg as the command's JSON configuration file and returns its path.
+func writeConfig(t *testing.T, cfg legacy.Config) string {
+	t.Helper()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "migrate.json")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // TestCLI runs the runbook of MIGRATION_GUIDE.md on the legacy fixture, configured by
 // environment and a JSON file: PostgreSQL always, objects on MinIO when available,
 // vectors on the Pinecone emulator.
 func TestCLI(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Fresh(t, false)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	cfg := legacytest.Config()
 	cfg.BatchSize = 50
-	b, _ := json.Marshal(cfg)
-	cfgFile := filepath.Join(t.TempDir(), "migrate.json")
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, cfg)
 	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 
 	// Vectors on the emulator (namespace per user).
@@ -248,11 +266,7 @@ func TestKillProcess(t *testing.T) {
 	ctx := context.Background()
 	cfg := legacytest.Config()
 	cfg.BatchSize = 2 // many small commits: a long run to kill
-	b, _ := json.Marshal(cfg)
-	cfgFile := filepath.Join(t.TempDir(), "migrate.json")
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, cfg)
 	newDB := func() *pgtest.DB {
 		db := pgtest.Fresh(t, false)
 		if err := legacytest.Create(ctx, db.Owner, 2); err != nil {

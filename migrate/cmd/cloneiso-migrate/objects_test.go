@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloneiso/cloneiso/internal/legacytest"
-	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/s3test"
 )
 
@@ -26,10 +22,7 @@ func TestCLIObjectDecisions(t *testing.T) {
 	ctx := context.Background()
 	env := s3test.Require(t)
 	bucket := s3test.NewBucket(t, env, false)
-	db := pgtest.Fresh(t, false)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
 	db.Owner.MustExec(`UPDATE documents SET object_key = '';
 		INSERT INTO documents (id, user_id, title, object_key) VALUES
 			(md5('cli-1')::uuid, 'u003', 'scan', 'uploads/u003/2024/05/scan.pdf'),
@@ -48,11 +41,7 @@ func TestCLIObjectDecisions(t *testing.T) {
 		}
 	}
 	cfg := legacytest.Config()
-	b, _ := json.Marshal(cfg)
-	cfgFile := filepath.Join(t.TempDir(), "migrate.json")
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, cfg)
 	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile,
 		"CLONEISO_S3_ACCESS_KEY": env.AccessKey, "CLONEISO_S3_SECRET_KEY": env.SecretKey,
 		"CLONEISO_S3_ENDPOINT": env.Endpoint, "CLONEISO_LEGACY_BUCKET": bucket}}

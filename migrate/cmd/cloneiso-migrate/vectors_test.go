@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cloneiso/cloneiso/internal/legacytest"
-	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/vectorstore"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
@@ -24,15 +21,8 @@ import (
 // until copy --restart; no AWS SDK line reaches stderr.
 func TestCLIVectors(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Fresh(t, false)
-	if err := legacytest.Create(ctx, db.Owner, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "migrate.json")
-	b, _ := json.Marshal(legacytest.Config())
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	db := fixtureDB(t)
+	cfgFile := writeConfig(t, legacytest.Config())
 	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
 	raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
