@@ -875,9 +875,27 @@ func (a *app) printObjects(title string, r *legacy.ObjectReport) {
 	}
 }
 
+// rewriteKeys points the object key columns at the copies. It reads and writes SQL
+// only, so it needs no object store settings. Its error gets the exit status of its
+// kind; run prints the advice to run again after a transient one (exit 3) only.
+func (a *app) rewriteKeys(ctx context.Context) (int, error) {
+	n, err := a.m.RewriteObjectKeys(ctx)
+	a.bar.finish()
+	for t, k := range n {
+		a.printf("%s: %d object keys rewritten\n", t, k)
+	}
+	if err != nil {
+		return exitCode(err), err
+	}
+	return exitOK, nil
+}
+
 func (a *app) objects(ctx context.Context, sub string) (int, error) {
 	if sub == "exclude" || sub == "include" {
 		return a.objectScope(ctx, sub)
+	}
+	if sub == "rewrite-keys" {
+		return a.rewriteKeys(ctx)
 	}
 	oo, err := a.objectOptions(ctx)
 	if err != nil {
@@ -897,16 +915,6 @@ func (a *app) objects(ctx context.Context, sub string) (int, error) {
 		a.printReport("objects", vr)
 		if !vr.OK() {
 			return exitDiscrepancy, nil
-		}
-		return exitOK, nil
-	case "rewrite-keys":
-		n, err := a.m.RewriteObjectKeys(ctx)
-		a.bar.finish()
-		for t, k := range n {
-			a.printf("%s: %d object keys rewritten\n", t, k)
-		}
-		if err != nil {
-			return exitFailure, fmt.Errorf("%w (run again to resume)", err)
 		}
 		return exitOK, nil
 	case "delete-legacy":
