@@ -121,8 +121,9 @@ func BenchmarkPDF(b *testing.B) {
 }
 
 // BenchmarkPDFConcurrent extracts on every core at once and reports the peak of the
-// Go heap (where wazero keeps each instance's linear memory) above the idle heap,
-// divided by the concurrent extractions: the memory one extraction costs.
+// Go heap plus the instances' linear memory (mapped outside the Go heap, counted as
+// the bytes made writable) above the idle figure, divided by the concurrent
+// extractions: the memory one extraction costs.
 func BenchmarkPDFConcurrent(b *testing.B) {
 	docs, _, total := benchPDFs(b)
 	pdf, err := extract.NewPDF(nil)
@@ -135,7 +136,10 @@ func BenchmarkPDFConcurrent(b *testing.B) {
 	}
 	par := runtime.GOMAXPROCS(0)
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	heap := func() int64 { metrics.Read(sample); return int64(sample[0].Value.Uint64()) }
+	heap := func() int64 {
+		metrics.Read(sample)
+		return int64(sample[0].Value.Uint64()) + extract.PDFLinearMemoryBytes(pdf)
+	}
 	runtime.GC()
 	idle := heap()
 	var peak atomic.Int64

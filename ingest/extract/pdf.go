@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/klippa-app/go-pdfium"
 	pdferrs "github.com/klippa-app/go-pdfium/errors"
@@ -54,6 +57,10 @@ type PDFOptions struct {
 	// code that runs outside the WebAssembly sandbox: it must be writable by this
 	// process's user only.
 	CompilationCacheDir string
+
+	// wazeroTermination makes the runtime stop PDFium with wazero's termination
+	// checks instead of the stop flag (for the tests of that fallback).
+	wazeroTermination bool
 }
 
 func (o *PDFOptions) withDefaults() PDFOptions {
@@ -94,12 +101,19 @@ type pdfRuntime struct {
 	slots chan struct{}
 	ready chan pdfium.Pdfium // holds at most one fresh instance
 	warm  sync.Mutex         // held while an instance for ready is being started
+
+	// stopFlag is whether the instances run the rewritten module, with their memory
+	// from alloc: the time limit sets their stop flag. Otherwise they run under
+	// wazero's termination checks, and the time limit kills them.
+	stopFlag bool
+	alloc    *mmapAllocator
 }
 
 // pdfRuntimeKey identifies a runtime: its memory limit, instance count and cache.
 type pdfRuntimeKey struct {
-	pages, instances int64
-	cacheDir         string
+	pages, instances  int64
+	cacheDir          string
+	wazeroTermination bool
 }
 
 // pdfRuntimes are the process's runtimes, one per key: every Registry with the same
@@ -111,7 +125,7 @@ var (
 
 func sharedPDFRuntime(o *PDFOptions) *pdfRuntime {
 	pages := (o.MaxMemoryBytes + 65535) / 65536
-	key := pdfRuntimeKey{pages, int64(o.MaxInstances), o.CompilationCacheDir}
+	key := pdfRuntimeKey{pages, int64(o.MaxInstances), o.CompilationCacheDir, o.wazeroTermination}
 	pdfMu.Lock()
 	defer pdfMu.Unlock()
 	rt := pdfRuntimes[key]
@@ -127,8 +141,21 @@ func (rt *pdfRuntime) get(o *PDFOptions) (pdfium.Pool, error) {
 		pages := (o.MaxMemoryBytes + 65535) / 65536
 		rc := wazero.NewRuntimeConfig().
 			WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
-			WithCloseOnContextDone(true).
 			WithMemoryLimitPages(uint32(min(pages, 65536)))
+		// The time limit stops PDFium mid-call through the stop flag the rewritten
+		// module checks in every loop (see interruptible), in memory that does not
+		// move; failing either, through wazero's own checks, which cost more than
+		// twice the CPU time.
+		wasm, _, rerr := interruptible(pdfiumWASM, pdfStopFlagAddr)
+		rt.alloc = newLinearMemoryAllocator()
+		rt.stopFlag = rerr == nil && rt.alloc != nil && !o.wazeroTermination
+		ctx := context.Background()
+		if rt.stopFlag {
+			ctx = experimental.WithMemoryAllocator(ctx, rt.alloc)
+		} else {
+			rc = rc.WithCloseOnContextDone(true)
+			wasm = pdfiumWASM
+		}
 		if o.CompilationCacheDir != "" {
 			cache, err := wazero.NewCompilationCacheWithDir(o.CompilationCacheDir)
 			if err != nil {
@@ -139,7 +166,9 @@ func (rt *pdfRuntime) get(o *PDFOptions) (pdfium.Pool, error) {
 		}
 		rt.slots = make(chan struct{}, o.MaxInstances)
 		rt.ready = make(chan pdfium.Pdfium, 1)
-		rt.pool, rt.err = webassembly.Init(webassembly.Config{
+		rt.pool, rt.err = webassembly.InitWithWASM(webassembly.Config{
+			Context:  ctx,
+			WASM:     wasm,
 			MinIdle:  0,
 			MaxIdle:  o.MaxInstances + 1,
 			MaxTotal: o.MaxInstances + 1, // the documents' instances and the ready one
@@ -163,9 +192,36 @@ func (rt *pdfRuntime) get(o *PDFOptions) (pdfium.Pool, error) {
 	return rt.pool, nil
 }
 
+// stopFlagOf returns the address of inst's stop flag, in the memory of rt.alloc, or
+// false if inst's memory is not one of the allocator's (or the flag is already set).
+func (rt *pdfRuntime) stopFlagOf(inst pdfium.Pdfium) (*uint32, bool) {
+	impl := reflect.ValueOf(inst.GetImplementation())
+	if impl.Kind() != reflect.Pointer || impl.IsNil() || impl.Elem().Kind() != reflect.Struct {
+		return nil, false
+	}
+	mod := impl.Elem().FieldByName("Module")
+	if !mod.IsValid() || mod.Kind() != reflect.Interface || mod.IsNil() {
+		return nil, false
+	}
+	m := mod.MethodByName("Memory")
+	if !m.IsValid() || m.Type().NumIn() != 0 || m.Type().NumOut() != 1 {
+		return nil, false
+	}
+	mem, ok := m.Call(nil)[0].Interface().(api.Memory)
+	if !ok || mem.Size() < pdfStopFlagAddr+4 {
+		return nil, false
+	}
+	buf, ok := mem.Read(0, mem.Size())
+	if !ok || !rt.alloc.owns(buf) {
+		return nil, false
+	}
+	flag := (*uint32)(unsafe.Pointer(&buf[pdfStopFlagAddr]))
+	return flag, atomic.LoadUint32(flag) == 0
+}
+
 // instance returns a fresh instance for one document, holding one of the runtime's
 // slots: the ready one if there is one, else a new one. release gives the slot back.
-func (rt *pdfRuntime) instance(ctx context.Context) (inst pdfium.Pdfium, release func(), err error) {
+func (rt *pdfRuntime) instance(ctx context.Context) (inst *pdfInstance, release func(), err error) {
 	select {
 	case rt.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -175,17 +231,27 @@ func (rt *pdfRuntime) instance(ctx context.Context) (inst pdfium.Pdfium, release
 		<-rt.slots
 		go rt.prepare()
 	}
+	var pi pdfium.Pdfium
 	select {
-	case inst = <-rt.ready:
-		return inst, release, nil
+	case pi = <-rt.ready:
 	default:
+		// The pool has room: at most MaxInstances documents hold an instance, and
+		// one more may be ready.
+		pi, err = rt.pool.GetInstanceWithContext(ctx)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
 	}
-	// The pool has room: at most MaxInstances documents hold an instance, and one more
-	// may be ready.
-	inst, err = rt.pool.GetInstanceWithContext(ctx)
-	if err != nil {
-		release()
-		return nil, nil, err
+	inst = &pdfInstance{Pdfium: pi}
+	if rt.stopFlag {
+		flag, ok := rt.stopFlagOf(pi)
+		if !ok {
+			_ = pi.Kill()
+			release()
+			return nil, nil, errors.New("the PDFium instance's memory has no stop flag")
+		}
+		inst.flag = flag
 	}
 	return inst, release, nil
 }
@@ -271,16 +337,11 @@ func (p *PDF) ExtractDocument(ctx context.Context, data []byte, _ map[string]str
 		return Document{}, errs.Wrap(errs.Unavailable, pdfOp, err, "no PDFium instance")
 	}
 	defer release()
-	// When the deadline passes or the caller gives up, the instance is killed
-	// mid-call (its WebAssembly execution is interrupted) and discarded.
-	killed := make(chan struct{})
-	stop := context.AfterFunc(dctx, func() {
-		defer close(killed)
-		_ = inst.Kill()
-	})
+	// When the deadline passes or the caller gives up, PDFium is stopped mid-call
+	// (see watch) and the instance discarded.
+	unwatch := p.rt.watch(dctx, inst)
 	d, err := p.extract(dctx, inst, data)
-	if !stop() {
-		<-killed
+	if unwatch() {
 		return Document{}, p.ctxErr(ctx, dctx)
 	}
 	_ = inst.Close() // discards the instance: a fresh one serves the next document
@@ -289,6 +350,72 @@ func (p *PDF) ExtractDocument(ctx context.Context, data []byte, _ map[string]str
 	}
 	return d, nil
 }
+
+// pdfInstance is an instance serving one document, with the address of its stop
+// flag (nil when the runtime uses wazero's termination checks).
+type pdfInstance struct {
+	pdfium.Pdfium
+	flag *uint32
+}
+
+// watch stops inst when ctx ends while it runs: it sets the instance's stop flag,
+// and sets it again every 10 ms in case PDFium cleared it, until unwatch is called;
+// without a stop flag, it kills the instance (wazero's checks interrupt the call).
+// unwatch returns whether ctx ended, in which case it has discarded inst; once it has
+// returned, nothing touches inst's memory any more.
+func (rt *pdfRuntime) watch(ctx context.Context, inst *pdfInstance) (unwatch func() bool) {
+	if inst.flag == nil {
+		killed := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(killed)
+			_ = inst.Kill()
+		})
+		return func() bool {
+			if stop() {
+				return false
+			}
+			<-killed
+			return true
+		}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(exited)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			atomic.StoreUint32(inst.flag, 1)
+			if pdfTestHookStopped != nil {
+				pdfTestHookStopped()
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() bool {
+		if stop() {
+			return false
+		}
+		close(done)
+		<-exited
+		// Kill closes the module (and unmaps its memory) without calling into it:
+		// with the flag set, PDFium's clean-up would trap.
+		_ = inst.Kill()
+		return true
+	}
+}
+
+// Test hooks: pdfTestHookStopped runs after the time limit has set a stop flag,
+// pdfTestHookBeforePage and pdfTestHookAfterPage around the extraction of page i
+// (from 0).
+var (
+	pdfTestHookStopped    func()
+	pdfTestHookBeforePage func(i int)
+	pdfTestHookAfterPage  func(i int, err error)
+)
 
 var errPDFTimeout = errors.New("PDF extraction timed out")
 
@@ -308,7 +435,7 @@ func (p *PDF) ctxErr(ctx, dctx context.Context) error {
 	return errs.Wrap(errs.TooLarge, pdfOp, context.Cause(dctx), "the PDF takes longer than the limit of %s to extract", p.o.Timeout)
 }
 
-func (p *PDF) extract(ctx context.Context, inst pdfium.Pdfium, data []byte) (Document, error) {
+func (p *PDF) extract(ctx context.Context, inst *pdfInstance, data []byte) (Document, error) {
 	doc, err := inst.OpenDocument(&requests.OpenDocument{File: &data})
 	if err != nil {
 		switch {
@@ -336,7 +463,13 @@ func (p *PDF) extract(ctx context.Context, inst pdfium.Pdfium, data []byte) (Doc
 		if ctx.Err() != nil {
 			return Document{}, ctx.Err()
 		}
+		if pdfTestHookBeforePage != nil {
+			pdfTestHookBeforePage(i)
+		}
 		raw, err := pageText(inst, doc.Document, i)
+		if pdfTestHookAfterPage != nil {
+			pdfTestHookAfterPage(i, err)
+		}
 		if err != nil {
 			return Document{}, errs.Wrap(errs.InvalidInput, pdfOp, err, "malformed PDF: cannot read page %d", i+1)
 		}

@@ -351,3 +351,56 @@ func TestPDFOneInstanceManyCallers(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestPDFTimeLimitStopsPDFium: when the caller gives up (or the document's time
+// limit passes) while PDFium runs, the call is stopped where it is: the extractor
+// sets the instance's stop flag, and the page being read fails with the trap of the
+// next loop PDFium enters, not after PDFium finished the page. The extraction is
+// clone.ErrCanceled, and the runtime still serves the next document. With wazero's
+// termination checks instead (the fallback), the same contract holds.
+func TestPDFTimeLimitStopsPDFium(t *testing.T) {
+	doc := makePDF(t, pdfDoc{pages: []string{"first page", "second page", "third page"}})
+	t.Cleanup(func() { extract.SetPDFTestHooks(nil, nil, nil) })
+	for _, fallback := range []bool{false, true} {
+		e, err := extract.NewPDF(nil)
+		if fallback {
+			e, err = extract.NewPDFWithWazeroTermination(extract.PDFOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		stopped := make(chan struct{})
+		var once sync.Once
+		pageErr := map[int]error{}
+		extract.SetPDFTestHooks(
+			func() { once.Do(func() { close(stopped) }) },
+			func(i int) {
+				if i == 1 {
+					cancel()
+					if !fallback {
+						<-stopped // the flag is set before PDFium reads page 2
+					}
+				}
+			},
+			func(i int, err error) { pageErr[i] = err },
+		)
+		_, err = e.ExtractDocument(ctx, doc, nil)
+		extract.SetPDFTestHooks(nil, nil, nil)
+		if !errors.Is(err, clone.ErrCanceled) {
+			t.Errorf("fallback %v: %v; want ErrCanceled", fallback, err)
+		}
+		if pageErr[0] != nil {
+			t.Errorf("fallback %v: page 1: %v", fallback, pageErr[0])
+		}
+		if !fallback && (pageErr[1] == nil || !strings.Contains(pageErr[1].Error(), "unreachable")) {
+			t.Errorf("page 2 read with the stop flag set: %v; want the trap", pageErr[1])
+		}
+		if _, ok := pageErr[2]; ok {
+			t.Errorf("fallback %v: page 3 read after the caller gave up", fallback)
+		}
+		if d, err := e.ExtractDocument(t.Context(), doc, nil); err != nil || len(d.Pages) != 3 {
+			t.Errorf("fallback %v: next document: %v", fallback, err)
+		}
+	}
+}
