@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/lib/pq"
@@ -33,6 +32,11 @@ const (
 	ProblemPolicyFailsOpen = "policy-fails-open" // a policy admits rows while the clone settings are unset
 	ProblemPolicyErrors    = "policy-errors"     // a policy raises an error while the settings are unset
 	ProblemDefaultSetting  = "default-setting"   // a role or database default presets a clone setting for every session
+	// ProblemSearchPath: on the checked connection, the bare name of one of the SDK's
+	// tables resolves (through search_path) to another relation than the SDK's table in
+	// the checked schema — one of the same name earlier on the path shadows it, and the
+	// SDK would read and write that one — or to nothing (the schema is not on the path).
+	ProblemSearchPath = "search-path"
 )
 
 // Problem is one misconfiguration found by [CheckIsolation].
@@ -60,9 +64,11 @@ func (p Problem) String() string {
 // Report is the result of [CheckIsolation]. An empty Problems list means the database
 // enforces clone isolation for the role.
 type Report struct {
-	Role     string
-	Schema   string
-	Tables   []string // clone-owned tables checked
+	Role   string
+	Schema string
+	// Tables are the clone-owned tables checked: bare names for those in Schema, and
+	// schema-qualified names for those found elsewhere (see [CheckOptions].Schema).
+	Tables   []string
 	Problems []Problem
 }
 
@@ -85,7 +91,15 @@ func (r *Report) String() string {
 type CheckOptions struct {
 	// Role is the application role to check; default: the role db is connected as.
 	Role string
-	// Schema is the schema holding the tables; default: the connection's current schema.
+	// Schema is the schema holding the SDK's tables ([Options].Schema of the
+	// migrations); default: the connection's current schema. The SDK queries its tables
+	// by their bare names, so each name must resolve, through the checked connection's
+	// search_path, to the table in Schema: one that resolves to another relation (of the
+	// same name, earlier on the path, or a temporary table) or to none is reported
+	// (ProblemSearchPath). A clone-owned table of the SDK absent from Schema is checked
+	// where the name resolves: the layout of a legacy database migrated with a schema of
+	// its own for the SDK (package migrate/legacy), whose content tables stay in the
+	// legacy schema.
 	Schema string
 	// Tables are extra clone-owned tables (a host's own). The SDK's tables are always
 	// checked, and so is every other table of the schema with both a tenant_id and a
@@ -154,12 +168,20 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 	if err := checkDefaults(ctx, conn, r.Role, add); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "read default settings")
 	}
-	if r.Tables, err = cloneOwnedTables(ctx, conn, r.Schema, opts); err != nil {
+	elsewhere, err := resolveTables(ctx, conn, r.Schema, opts, add)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, op, err, "resolve table names")
+	}
+	refs, err := cloneOwnedTables(ctx, conn, r.Schema, elsewhere, opts)
+	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "list tables")
+	}
+	for _, t := range refs {
+		r.Tables = append(r.Tables, t.display(r.Schema))
 	}
 
 	// The role graph: who can act as whom, and which roles hold a dangerous privilege.
-	g, err := loadRoleGraph(ctx, conn, r.Schema, r.Tables)
+	g, err := loadRoleGraph(ctx, conn, r.Schema, refs)
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "read roles and memberships")
 	}
@@ -175,12 +197,12 @@ func CheckIsolation(ctx context.Context, db *sql.DB, opts *CheckOptions) (*Repor
 		}
 	}
 
-	for _, t := range r.Tables {
+	for _, t := range refs {
 		if err := checkTable(ctx, conn, r, t, addTable); err != nil {
-			return nil, errs.Wrap(errs.Unavailable, op, err, "check table %s", t)
+			return nil, errs.Wrap(errs.Unavailable, op, err, "check table %s", t.display(r.Schema))
 		}
 	}
-	if err := checkObjects(ctx, conn, r, g, reach, add); err != nil {
+	if err := checkObjects(ctx, conn, r, refs, g, reach, add); err != nil {
 		return nil, errs.Wrap(errs.Unavailable, op, err, "check views and functions")
 	}
 	return r, nil
@@ -239,23 +261,95 @@ func checkDefaults(ctx context.Context, conn *sql.Conn, role string, add func(Pr
 	return nil
 }
 
-// cloneOwnedTables returns the tables to check, sorted: the SDK's, those of
-// opts.Tables, and any other of schema with both scope columns, less opts.Exempt.
-func cloneOwnedTables(ctx context.Context, conn *sql.Conn, schema string, opts *CheckOptions) ([]string, error) {
+// tableRef is a table in a schema.
+type tableRef struct{ schema, name string }
+
+// display is the table's name in a report about schema: bare if it lives there.
+func (t tableRef) display(schema string) string {
+	if t.schema == schema {
+		return t.name
+	}
+	return t.schema + "." + t.name
+}
+
+// sdkTableNames are the bare names the SDK queries.
+func sdkTableNames() []string {
+	names := append(slices.Clone(controlTables), "audit_events", "audit_chain_heads", "break_glass_grants")
+	return append(names, CloneOwnedTables()...)
+}
+
+// resolveTables resolves the SDK's table names and opts.Tables through the search_path
+// of conn, reports every name that resolves elsewhere than to schema's table of that
+// name (ProblemSearchPath), and returns the names schema lacks that resolve to a table
+// of another schema, with that schema.
+func resolveTables(ctx context.Context, conn *sql.Conn, schema string, opts *CheckOptions, add func(Problem, string, ...any)) (map[string]string, error) {
+	names := append(sdkTableNames(), opts.Tables...)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	var path string
+	if err := conn.QueryRowContext(ctx, "SELECT current_setting('search_path')").Scan(&path); err != nil {
+		return nil, err
+	}
+	elsewhere := map[string]string{}
+	err := each(ctx, conn, `
+		SELECT x.name, coalesce(rn.nspname, ''), coalesce(rc.relkind::text, ''),
+		       EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		               WHERE n.nspname = $1 AND c.relname = x.name)
+		FROM unnest($2::text[]) AS x(name)
+		LEFT JOIN pg_class rc ON rc.oid = to_regclass(quote_ident(x.name))
+		LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+		ORDER BY x.name`, []any{schema, pq.Array(names)}, func(rows *sql.Rows) error {
+		var (
+			name, resolved, kind string
+			inSchema             bool
+		)
+		if err := rows.Scan(&name, &resolved, &kind, &inSchema); err != nil {
+			return err
+		}
+		switch {
+		case inSchema && resolved == "":
+			add(Problem{Code: ProblemSearchPath, Table: name},
+				"schema %s is not on this connection's search_path (%s): the SDK's queries of %s fail; set the role's search_path (migrate.AppRoleSQL, migrate.SearchPathSQL) or the DSN's search_path", schema, path, name)
+		case inSchema && resolved != schema:
+			add(Problem{Code: ProblemSearchPath, Table: name},
+				"on this connection (search_path %s) %s resolves to %s.%s (relkind %s), not to %s.%s: the SDK would read and write that relation, which shadows its table; put %s first on the search_path or rename %s.%s",
+				path, name, resolved, name, kind, schema, name, schema, resolved, name)
+		case !inSchema && resolved != "" && (kind == "r" || kind == "p"):
+			elsewhere[name] = resolved
+		}
+		return nil
+	})
+	return elsewhere, err
+}
+
+// cloneOwnedTables returns the tables to check, sorted: the SDK's and those of
+// opts.Tables (in schema, or where they resolve when schema lacks them), and any other
+// table with both scope columns of schema or of a schema where one of them resolved,
+// less opts.Exempt.
+func cloneOwnedTables(ctx context.Context, conn *sql.Conn, schema string, elsewhere map[string]string, opts *CheckOptions) ([]tableRef, error) {
 	exempt := opts.Exempt
 	if exempt == nil {
 		exempt = []string{"audit_events", "clone_grants"}
 	}
-	want := append(CloneOwnedTables(), opts.Tables...)
+	var want []tableRef
+	schemas := []string{schema}
+	for _, name := range append(CloneOwnedTables(), opts.Tables...) {
+		if s, ok := elsewhere[name]; ok {
+			want = append(want, tableRef{s, name})
+			schemas = append(schemas, s)
+		} else {
+			want = append(want, tableRef{schema, name})
+		}
+	}
 	err := each(ctx, conn, `
-		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+		SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')
 		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
 		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'clone_id' AND NOT a.attisdropped)
-		ORDER BY c.relname`,
-		[]any{schema}, func(rows *sql.Rows) error {
-			var t string
-			if err := rows.Scan(&t); err != nil {
+		ORDER BY 1, 2`,
+		[]any{pq.Array(schemas)}, func(rows *sql.Rows) error {
+			var t tableRef
+			if err := rows.Scan(&t.schema, &t.name); err != nil {
 				return err
 			}
 			want = append(want, t)
@@ -264,11 +358,13 @@ func cloneOwnedTables(ctx context.Context, conn *sql.Conn, schema string, opts *
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(want)
+	slices.SortFunc(want, func(a, b tableRef) int {
+		return strings.Compare(a.display(schema), b.display(schema))
+	})
 	want = slices.Compact(want)
-	var tables []string
+	var tables []tableRef
 	for _, t := range want {
-		if !slices.Contains(exempt, t) {
+		if !slices.Contains(exempt, t.name) {
 			tables = append(tables, t)
 		}
 	}
@@ -295,7 +391,8 @@ func each(ctx context.Context, conn *sql.Conn, query string, args []any, scan fu
 	return rows.Close()
 }
 
-func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, add func(code, table, format string, args ...any)) error {
+func checkTable(ctx context.Context, conn *sql.Conn, r *Report, ref tableRef, add func(code, table, format string, args ...any)) error {
+	table := ref.display(r.Schema)
 	var (
 		oid            int64
 		enabled, force bool
@@ -305,9 +402,9 @@ func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, ad
 	err := conn.QueryRowContext(ctx, `
 		SELECT c.oid, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2`, r.Schema, table).Scan(&oid, &enabled, &force, &owner)
+		WHERE n.nspname = $1 AND c.relname = $2`, ref.schema, ref.name).Scan(&oid, &enabled, &force, &owner)
 	if err == sql.ErrNoRows {
-		add(ProblemTableMissing, table, "table %s.%s does not exist", r.Schema, table)
+		add(ProblemTableMissing, table, "table %s.%s does not exist", ref.schema, ref.name)
 		return nil
 	} else if err != nil {
 		return err
@@ -355,7 +452,7 @@ func checkTable(ctx context.Context, conn *sql.Conn, r *Report, table string, ad
 				// one without USING (INSERT-only) has nothing to read.
 				continue
 			}
-			open, probeErr, err := probe(ctx, conn, r.Schema, table, e.expr)
+			open, probeErr, err := probe(ctx, conn, ref.schema, ref.name, e.expr)
 			if err != nil {
 				return err
 			}
@@ -475,7 +572,7 @@ type roleDanger struct {
 }
 
 // loadRoleGraph reads every role, every grant and the owners of tables.
-func loadRoleGraph(ctx context.Context, conn *sql.Conn, schema string, tables []string) (*roleGraph, error) {
+func loadRoleGraph(ctx context.Context, conn *sql.Conn, schema string, tables []tableRef) (*roleGraph, error) {
 	g := &roleGraph{roles: map[int64]roleInfo{}, byName: map[string]int64{}, grants: map[int64][]roleGrant{}, owns: map[int64][]string{}}
 	err := each(ctx, conn, `SELECT oid::int8, rolname, rolsuper, rolbypassrls, rolcreaterole, rolreplication FROM pg_roles`, nil,
 		func(rows *sql.Rows) error {
@@ -517,18 +614,22 @@ func loadRoleGraph(ctx context.Context, conn *sql.Conn, schema string, tables []
 	for m := range g.grants {
 		slices.SortStableFunc(g.grants[m], func(a, b roleGrant) int { return strings.Compare(g.name(a.group), g.name(b.group)) })
 	}
+	qualified := make([]string, len(tables))
+	for i, t := range tables {
+		qualified[i] = t.schema + "." + t.name
+	}
 	err = each(ctx, conn, `
-		SELECT c.relowner::int8, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = ANY($2) ORDER BY c.relname`, []any{schema, pq.Array(tables)},
+		SELECT c.relowner::int8, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname || '.' || c.relname = ANY($1) ORDER BY 2, 3`, []any{pq.Array(qualified)},
 		func(rows *sql.Rows) error {
 			var (
 				owner int64
-				table string
+				t     tableRef
 			)
-			if err := rows.Scan(&owner, &table); err != nil {
+			if err := rows.Scan(&owner, &t.schema, &t.name); err != nil {
 				return err
 			}
-			g.owns[owner] = append(g.owns[owner], table)
+			g.owns[owner] = append(g.owns[owner], t.display(schema))
 			return nil
 		})
 	if err != nil {

@@ -161,8 +161,8 @@ func checkPolicyCalls(ctx context.Context, conn *sql.Conn, table string, oid int
 // server-files role. Independently of owners, a view without
 // security_invoker or a materialized view over a clone-owned table is reported, since
 // either one stops row-level security from being checked against the reader.
-func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, reach []roleReach, add func(p Problem, format string, args ...any)) error {
-	c := &objectCheck{conn: conn, r: r, g: g, reach: reach, add: add, verdicts: map[int64]ownerVerdict{}}
+func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, tables []tableRef, g *roleGraph, reach []roleReach, add func(p Problem, format string, args ...any)) error {
+	c := &objectCheck{conn: conn, r: r, tables: tables, g: g, reach: reach, add: add, verdicts: map[int64]ownerVerdict{}}
 	c.actors = make([]int64, len(reach))
 	for i, rr := range reach {
 		c.actors[i] = rr.oid
@@ -182,6 +182,7 @@ func checkObjects(ctx context.Context, conn *sql.Conn, r *Report, g *roleGraph, 
 type objectCheck struct {
 	conn     *sql.Conn
 	r        *Report
+	tables   []tableRef // the clone-owned tables
 	g        *roleGraph
 	reach    []roleReach
 	actors   []int64
@@ -343,8 +344,12 @@ func (c *objectCheck) views(ctx context.Context) (map[string]bool, error) {
 // over a clone-owned table (not already reported), whoever owns it and whoever may read
 // it: it takes the table out of the reader's row-level security.
 func (c *objectCheck) viewsOverCloneTables(ctx context.Context, reported map[string]bool) error {
+	qualified := make([]string, len(c.tables))
+	for i, t := range c.tables {
+		qualified[i] = t.schema + "." + t.name
+	}
 	return each(ctx, c.conn, `
-		SELECT DISTINCT vn.nspname || '.' || v.relname, v.relkind::text, t.relname,
+		SELECT DISTINCT vn.nspname || '.' || v.relname, v.relkind::text, tn.nspname, t.relname,
 		       coalesce((SELECT o.option_value::boolean FROM pg_options_to_table(v.reloptions) o
 		                 WHERE o.option_name = 'security_invoker'), false)
 		FROM pg_class v
@@ -353,15 +358,17 @@ func (c *objectCheck) viewsOverCloneTables(ctx context.Context, reported map[str
 		JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
 		JOIN pg_class t ON t.oid = d.refobjid
 		JOIN pg_namespace tn ON tn.oid = t.relnamespace
-		WHERE v.relkind IN ('v', 'm') AND tn.nspname = $1 AND t.relname = ANY($2) AND t.oid <> v.oid
-		ORDER BY 1, 3`, []any{c.r.Schema, pq.Array(c.r.Tables)}, func(rows *sql.Rows) error {
+		WHERE v.relkind IN ('v', 'm') AND tn.nspname || '.' || t.relname = ANY($1) AND t.oid <> v.oid
+		ORDER BY 1, 3, 4`, []any{pq.Array(qualified)}, func(rows *sql.Rows) error {
 		var (
-			view, kind, table string
-			invoker           bool
+			view, kind string
+			ref        tableRef
+			invoker    bool
 		)
-		if err := rows.Scan(&view, &kind, &table, &invoker); err != nil {
+		if err := rows.Scan(&view, &kind, &ref.schema, &ref.name, &invoker); err != nil {
 			return err
 		}
+		table := ref.display(c.r.Schema)
 		switch {
 		case reported[view]:
 		case kind == "m":

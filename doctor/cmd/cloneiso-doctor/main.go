@@ -32,6 +32,7 @@ import (
 	_ "github.com/lib/pq"
 
 	"github.com/cloneiso/cloneiso/doctor"
+	"github.com/cloneiso/cloneiso/migrate"
 	"github.com/cloneiso/cloneiso/objectstore/s3object"
 	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
 )
@@ -50,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return def
 	}
 	dbURL := fs.String("database-url", env("CLONEISO_DATABASE_URL", ""), "PostgreSQL URL of the application role [CLONEISO_DATABASE_URL]")
+	schema := fs.String("schema", env("CLONEISO_SCHEMA", ""), "schema of cloneiso's tables (migrate.Options.Schema); default: the connection's current schema [CLONEISO_SCHEMA]")
 	bucket := fs.String("s3-bucket", env("CLONEISO_S3_BUCKET", ""), "bucket of the object store [CLONEISO_S3_BUCKET]")
 	endpoint := fs.String("s3-endpoint", env("CLONEISO_S3_ENDPOINT", ""), "S3-compatible endpoint, empty for AWS [CLONEISO_S3_ENDPOINT]")
 	pcHost := fs.String("pinecone-host", env("CLONEISO_PINECONE_HOST", ""), "Pinecone index host [CLONEISO_PINECONE_HOST]")
@@ -76,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer db.Close()
 		cfg.DB = db
+		if *schema != "" {
+			cfg.DBOptions = &migrate.CheckOptions{Schema: *schema}
+		}
 	}
 	if *bucket != "" {
 		awsCfg, err := config.LoadDefaultConfig(ctx)
