@@ -62,7 +62,10 @@ type VectorOptions struct {
 	// BatchSize is the number of vectors listed, fetched and upserted at a time,
 	// 1..100; default 100.
 	BatchSize int
-	// DryRun counts, per user, what would be copied (or deleted), writing nothing.
+	// DryRun counts, per user, what would be copied (or deleted), writing nothing. Like
+	// a copy, it reads the vector ledger of earlier runs: vectors recorded as copied
+	// and intact in their clone count as already copied (Skipped), excluded ones as
+	// excluded, and neither as to copy.
 	DryRun bool
 	// Restart makes [Migrator.MigrateVectors] scan every legacy vector again from the
 	// start, ignoring the checkpoint (shared layout) and the users recorded done
@@ -293,6 +296,12 @@ type vecCopy struct {
 	o   *VectorOptions
 	ccs map[string]clone.CloneContext // users with a clone (dry run: legacy users)
 	rep *VectorReport
+	// ledger: the vector ledger exists (always, but in a dry run before adoption), so
+	// a dry run counts recorded copies and exclusions as a copy would.
+	ledger bool
+	// clones are the users with a clone (in a dry run too), whose recorded copies are
+	// checked in their clone.
+	clones map[string]clone.CloneContext
 	// retried holds the refused vectors the run already retried (source + "\x00" + ID),
 	// so that meeting them again in the scan neither copies nor reports them twice.
 	retried map[string]bool
@@ -329,8 +338,12 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 	if err != nil {
 		return nil, err
 	}
-	run := &vecCopy{m: m, o: o, ccs: ccs, rep: &VectorReport{PerUser: map[string]int64{}}, retried: map[string]bool{}}
-	if !o.DryRun {
+	run := &vecCopy{m: m, o: o, ccs: ccs, rep: &VectorReport{PerUser: map[string]int64{}}, retried: map[string]bool{}, ledger: !o.DryRun, clones: ccs}
+	if o.DryRun {
+		if err := run.readLedger(ctx); err != nil {
+			return run.rep, err
+		}
+	} else {
 		release, err := m.exclusive(ctx, lockVectors, "MigrateVectors")
 		if err != nil {
 			return run.rep, err
@@ -351,12 +364,25 @@ func (m *Migrator) MigrateVectors(ctx context.Context, o *VectorOptions) (*Vecto
 	} else if err = run.copyPerUser(ctx, users); err == nil {
 		err = run.unmatchedNamespaces(ctx)
 	}
-	if err == nil && !o.DryRun {
+	if err == nil && run.ledger {
 		err = run.countExcluded(ctx)
 	}
 	rep := run.rep
 	m.cfg.Logger.InfoContext(ctx, "legacy: vectors", "copied", rep.Copied, "skipped", rep.Skipped, "excluded", rep.Excluded, "problems", len(rep.Problems))
 	return rep, err
+}
+
+// readLedger prepares a dry run to count as a copy would: with the vector ledger of
+// earlier runs, vectors recorded as copied (and intact in their clone) are already
+// copied, excluded ones excluded.
+func (c *vecCopy) readLedger(ctx context.Context) error {
+	ok, err := tableExists(ctx, c.m.db, "cloneiso_legacy_vector_ids")
+	if err != nil || !ok {
+		return classify(opMigrateVectors, err, "read the vector ledger")
+	}
+	c.ledger = true
+	_, c.clones, err = c.m.userContexts(ctx, false)
+	return err
 }
 
 // countExcluded adds the vectors of the layout the operator excluded to the report.
@@ -437,7 +463,7 @@ func (c *vecCopy) refuse(ns string, v driver.Vector, u string, err error) vecWri
 // record (none in a dry run).
 func (c *vecCopy) copyBatch(ctx context.Context, ns string, vs []driver.Vector) ([]vecWrite, error) {
 	var known map[string]vecEntry
-	if !c.o.DryRun {
+	if c.ledger {
 		ids := make([]string, len(vs))
 		for i, v := range vs {
 			ids[i] = v.ID
@@ -514,7 +540,11 @@ func (c *vecCopy) checkIntact(ctx context.Context, u string, vs []driver.Vector)
 	for i, v := range vs {
 		ids[i] = v.ID
 	}
-	got, err := c.o.Target.Fetch(ctx, c.ccs[u], ids)
+	cc, ok := c.clones[u]
+	if !ok {
+		return vs, nil
+	}
+	got, err := c.o.Target.Fetch(ctx, cc, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read the clone of %s: %w", u, err)
 	}
@@ -762,7 +792,7 @@ func (c *vecCopy) unmatchedNamespaces(ctx context.Context) error {
 	}
 	var still []string
 	for _, f := range names {
-		if !c.o.DryRun {
+		if c.ledger {
 			e, err := vectorEntries(ctx, c.m.db, f.ns, []string{""})
 			if err != nil {
 				return classify(opMigrateVectors, err, "read the vector ledger")
@@ -772,6 +802,8 @@ func (c *vecCopy) unmatchedNamespaces(ctx context.Context) error {
 				still = append(still, f.ns)
 				continue
 			}
+		}
+		if !c.o.DryRun {
 			if err := recordVectors(ctx, c.m.db, f.ns, []vecWrite{{id: "", user: f.user, state: vecRefused, reason: f.err.Error()}}); err != nil {
 				return classify(opMigrateVectors, err, "record progress")
 			}

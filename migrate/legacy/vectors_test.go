@@ -853,3 +853,48 @@ func TestVectorUserDecisions(t *testing.T) {
 		})
 	}
 }
+
+// TestVectorPlanUsesLedger: the dry run (plan) counts as to copy only what a copy
+// would write: vectors recorded as copied and intact in their clone are already
+// copied, excluded vectors (and, namespace per user, an excluded namespace of no user)
+// are excluded and no problem, and a vector written after the copy is to copy.
+func TestVectorPlanUsesLedger(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newVecFixture(t, l.perUser)
+			stamped := f.vec("a-stamped", "u001", 2)
+			stamped.Metadata[vectorstore.TenantKey] = "legacy-tenant"
+			f.put("u001", f.vec("a1", "u001", 3), stamped, f.vec("a2", "u001", 4))
+			f.put("u002", f.vec("b1", "u002", 5))
+			excluded := int64(1)
+			if l.perUser {
+				f.put("", f.vec("x1", "", 6)) // namespace "user-", of no user
+				excluded++
+			}
+			if rep := f.copyVectors(f.opts); rep.Copied != 3 {
+				t.Fatalf("copy: %+v", rep)
+			}
+			if _, err := f.m.ExcludeVectors(ctx, f.opts, legacy.VectorExclusion{Namespace: f.ns("u001"), IDs: []string{"a-stamped"}, Reason: "bookkeeping"}); err != nil {
+				t.Fatal(err)
+			}
+			if l.perUser {
+				if _, err := f.m.ExcludeVectors(ctx, f.opts, legacy.VectorExclusion{Namespace: "user-", Reason: "test data"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.put("u002", f.vec("b2", "u002", 7)) // written after the copy
+
+			dry := *f.opts
+			dry.DryRun = true
+			rep := f.copyVectors(&dry)
+			if rep.Copied != 1 || rep.Skipped != 3 || rep.Excluded != excluded || len(rep.Problems) != 0 {
+				t.Fatalf("plan after the copy: %d to copy, %d already copied, %d excluded, problems %v; want 1, 3, %d, none",
+					rep.Copied, rep.Skipped, rep.Excluded, rep.Problems, excluded)
+			}
+			if rep = f.copyVectors(f.opts); !l.perUser && rep.Copied != 1 {
+				t.Fatalf("copy after the plan: %+v", rep)
+			}
+		})
+	}
+}
