@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +43,12 @@ type UserIssue struct {
 	Canonical []string
 	// Rows counts the ID's rows over the configured tables.
 	Rows int64
+	// Elsewhere counts, per table, the ID's rows in tables that are not configured but
+	// have a column named like a configured user column (a sessions table with a
+	// user_id). The migration neither maps nor sets them aside: configure the table
+	// (its rows then follow the decision) or deal with them yourself. Tables whose
+	// user column has another name are not searched.
+	Elsewhere map[string]int64
 	// Decision is the recorded decision, nil if none.
 	Decision *UserDecision
 }
@@ -51,6 +58,15 @@ func (u UserIssue) String() string {
 	s := fmt.Sprintf("%q: %s, %d rows", u.UserID, u.Problem, u.Rows)
 	if len(u.Canonical) > 0 {
 		s += fmt.Sprintf(" (known as %q)", strings.Join(u.Canonical, `", "`))
+	}
+	if len(u.Elsewhere) > 0 {
+		var n int64
+		var parts []string
+		for _, t := range slices.Sorted(maps.Keys(u.Elsewhere)) {
+			n += u.Elsewhere[t]
+			parts = append(parts, fmt.Sprintf("%s: %d", t, u.Elsewhere[t]))
+		}
+		s += fmt.Sprintf(", and %d more rows in tables not migrated (%s), which no decision moves", n, strings.Join(parts, ", "))
 	}
 	if u.Decision == nil {
 		return s + ": undecided"
@@ -140,6 +156,9 @@ func (m *Migrator) userIssues(ctx context.Context, q querier) ([]UserIssue, erro
 		out = append(out, is)
 	}
 	slices.SortFunc(out, func(a, b UserIssue) int { return strings.Compare(a.UserID, b.UserID) })
+	if err := m.countElsewhere(ctx, q, out); err != nil {
+		return nil, err
+	}
 	for id, d := range m.cfg.UserDecisions {
 		if d.Action != DecisionMap {
 			continue
@@ -152,6 +171,58 @@ func (m *Migrator) userIssues(ctx context.Context, q querier) ([]UserIssue, erro
 		}
 	}
 	return out, nil
+}
+
+// countElsewhere fills the issues' Elsewhere: their rows in the tables of the current
+// schema that are not configured (nor the SDK's control or bookkeeping tables) and have
+// a column named like a configured user column.
+func (m *Migrator) countElsewhere(ctx context.Context, q querier, issues []UserIssue) error {
+	if len(issues) == 0 {
+		return nil
+	}
+	var configured, columns []string
+	for _, t := range m.cfg.Tables {
+		configured = append(configured, t.Name)
+		if !slices.Contains(columns, t.userColumn()) {
+			columns = append(columns, t.userColumn())
+		}
+	}
+	configured = append(configured, "tenants", "clones", "tenant_members", "clone_grants", "audit_events")
+	var cols []struct {
+		Table  string `db:"table_name"`
+		Column string `db:"column_name"`
+	}
+	if err := sqlx.SelectContext(ctx, q, &cols, `SELECT c.relname AS table_name, a.attname AS column_name
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+		  AND a.attname = ANY($1) AND c.relname <> ALL($2) AND c.relname NOT LIKE 'cloneiso\_%'
+		ORDER BY 1, 2`, pq.StringArray(columns), pq.StringArray(configured)); err != nil {
+		return err
+	}
+	ids := make([]string, len(issues))
+	index := make(map[string]int, len(issues))
+	for i, is := range issues {
+		ids[i], index[is.UserID] = is.UserID, i
+	}
+	for _, c := range cols {
+		var rows []struct {
+			UserID string `db:"user_id"`
+			N      int64  `db:"n"`
+		}
+		col := pq.QuoteIdentifier(c.Column)
+		if err := sqlx.SelectContext(ctx, q, &rows, "SELECT "+col+"::text AS user_id, count(*) AS n FROM "+pq.QuoteIdentifier(c.Table)+
+			" WHERE "+col+"::text = ANY($1) GROUP BY 1", pq.StringArray(ids)); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			is := &issues[index[r.UserID]]
+			if is.Elsewhere == nil {
+				is.Elsewhere = map[string]int64{}
+			}
+			is.Elsewhere[c.Table] += r.N
+		}
+	}
+	return nil
 }
 
 // undecidedError lists the issues without a decision, or returns nil.

@@ -203,3 +203,48 @@ func TestQuarantineRefusesCascade(t *testing.T) {
 		t.Fatalf("kept user u999 has %d clones", n)
 	}
 }
+
+// TestUserIssuesCountOtherTables: the rows of an ID that needs a decision are counted in
+// the tables the migration does not move too (a table not configured whose column is
+// named like a configured user column): plan lists them apart, since the quarantine
+// and the map leave them where they are; once the table is configured, they count with
+// the others and the quarantine sets them aside.
+func TestUserIssuesCountOtherTables(t *testing.T) {
+	ctx := context.Background()
+	db := fixtureDB(t)
+	db.Owner.MustExec(strayUsersSQL + `
+		CREATE TABLE sessions (id bigserial PRIMARY KEY, user_id text, token text NOT NULL DEFAULT '');
+		INSERT INTO sessions (user_id) VALUES ('u999'), ('u999'), ('U001'), ('u001'), (NULL);`)
+	m := decidedMigrator(t, db, nil, "")
+	p, err := m.Plan(ctx)
+	if err != nil || len(p.UserIssues) != 2 {
+		t.Fatalf("plan: %v, %v", p, err)
+	}
+	up, del := p.UserIssues[0], p.UserIssues[1]
+	if !strings.Contains(del.String(), "2 more rows in tables not migrated (sessions: 2)") || !strings.Contains(up.String(), "sessions: 1") {
+		t.Fatalf("plan does not count the rows of the IDs in tables it does not migrate:\n%s\n%s", up, del)
+	}
+	if del.Rows != 5 || del.Elsewhere["sessions"] != 2 || up.Rows != 4 || up.Elsewhere["sessions"] != 1 {
+		t.Fatalf("plan: %+v, %+v", up, del)
+	}
+
+	cfg := legacytest.Config()
+	cfg.Tables = append(cfg.Tables, legacy.Table{Name: "sessions"})
+	cfg.UserDecisions = map[string]legacy.UserDecision{"U001": {Action: legacy.DecisionMap, To: "u001"}, "u999": {Action: legacy.DecisionQuarantine}}
+	cfg.WithoutUser = legacy.DecisionQuarantine
+	m, err = legacy.New(db.Owner.DB, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = m.Plan(ctx); err != nil || len(p.UserIssues) != 2 {
+		t.Fatalf("plan: %v, %v", p, err)
+	}
+	if up, del = p.UserIssues[0], p.UserIssues[1]; del.Rows != 7 || len(del.Elsewhere) != 0 || up.Rows != 5 || len(up.Elsewhere) != 0 {
+		t.Fatalf("plan with sessions configured: %+v, %+v", up, del)
+	}
+	mustAdopt(t, m)
+	rep, err := m.Backfill(ctx, nil)
+	if err != nil || rep.Quarantined["sessions"] != 3 {
+		t.Fatalf("backfill: quarantined %v (%v); want 3 sessions (2 of u999, 1 without a user)", rep.Quarantined, err)
+	}
+}
