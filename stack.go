@@ -105,7 +105,7 @@ type Stack struct {
 	logger    *slog.Logger
 	index     *vectorstore.Index
 	bucket    *objectstore.Bucket
-	files     http.Handler
+	files     *fileobject.Handler
 	pipeline  *ingest.Pipeline
 	retriever *rag.Retriever
 	processor *rag.Processor
@@ -218,6 +218,9 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 			return nil, err
 		}
 		opened = append(opened, objects.Close)
+		if s.files != nil {
+			opened = append(opened, s.files.Close)
+		}
 	}
 	if s.bucket, err = objectstore.NewBucket(objects, &objectstore.Options{Audit: s.sink, CheckClone: guard.CheckClone}); err != nil {
 		return nil, err
@@ -276,7 +279,7 @@ func checkIsolation(ctx context.Context, db *sql.DB, o *Options) error {
 
 // embeddedFiles opens the embedded object store in dir, and its handler of signed
 // links when baseURL is set.
-func embeddedFiles(dir, baseURL string, key []byte) (objdriver.Bucket, http.Handler, error) {
+func embeddedFiles(dir, baseURL string, key []byte) (objdriver.Bucket, *fileobject.Handler, error) {
 	if baseURL == "" {
 		d, err := fileobject.OpenDriver(dir, nil)
 		return d, nil, err
@@ -291,7 +294,10 @@ func embeddedFiles(dir, baseURL string, key []byte) (objdriver.Bucket, http.Hand
 		return nil, nil, err
 	}
 	d, err := fileobject.OpenDriver(dir, fo)
-	return d, h, err
+	if err != nil {
+		return nil, nil, errors.Join(err, h.Close())
+	}
+	return d, h, nil
 }
 
 // Middleware returns the HTTP middleware that authenticates each request with auth,
@@ -357,10 +363,19 @@ func (s *Stack) Cache() *clonehttp.Cache { return s.cache }
 // Options.FilesURL "https://host/files": mux.Handle("/files/", h)). It needs no bearer
 // token: the signature is the credential. It is nil when the objects are not in the
 // embedded store or Options.FilesURL is empty.
-func (s *Stack) FileHandler() http.Handler { return s.files }
+func (s *Stack) FileHandler() http.Handler {
+	if s.files == nil {
+		return nil // not a typed nil in a non-nil interface
+	}
+	return s.files
+}
 
-// Close closes the vector index and the object bucket, and so their drivers. It does
-// not close the database.
+// Close closes the vector index, the object bucket (and so their drivers) and the
+// embedded file handler. It does not close the database.
 func (s *Stack) Close() error {
-	return errors.Join(s.index.Close(), s.bucket.Close())
+	err := errors.Join(s.index.Close(), s.bucket.Close())
+	if s.files != nil {
+		err = errors.Join(err, s.files.Close())
+	}
+	return err
 }

@@ -325,3 +325,49 @@ func TestIsolationCheckAtStartup(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestCloseReleasesEverything: Close leaves no file descriptor open under Options.Dir
+// (the vector log and lock, the object store's root, the file handler's root), so a
+// host can reopen or remove the directory. Linux only: it reads /proc/self/fd.
+func TestCloseReleasesEverything(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc/self/fd on this system")
+	}
+	ctx := context.Background()
+	db, _ := pgtest.Open(t, clonesql.SQLite)
+	emb, gen := parts(t)
+	dir := t.TempDir()
+	s, err := cloneiso.New(ctx, db.DB, emb, gen, &cloneiso.Options{Dir: dir, FilesURL: "http://127.0.0.1/files"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := openUnder(t, dir); len(n) == 0 {
+		t.Fatal("the open stack holds nothing open under its directory: the test cannot see a leak")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := openUnder(t, dir); len(n) != 0 {
+		t.Fatalf("after Close, still open under %s: %v", dir, n)
+	}
+}
+
+// openUnder lists this process's open file descriptors that point at dir or below.
+func openUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open []string
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // closed between ReadDir and Readlink (e.g. ReadDir's own descriptor)
+		}
+		if target == dir || strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			open = append(open, target)
+		}
+	}
+	return open
+}

@@ -139,7 +139,9 @@ func (b *fsBucket) UploadTicket(_ context.Context, scope, key string, opts *driv
 // (tenants/{tenant_id}/clones/{clone_id}/{kind}/{name}). Uploads are stamped with the
 // owner IDs taken from that key. Failures answer 403 (bad signature, expired), 404,
 // 400 or 413, never 500 for bad input.
-func NewHandler(dir string, opts *Options) (http.Handler, error) {
+//
+// The handler holds the directory open; release it with [Handler.Close].
+func NewHandler(dir string, opts *Options) (*Handler, error) {
 	b, err := newFS(dir, opts)
 	if err != nil {
 		return nil, err
@@ -151,13 +153,19 @@ func NewHandler(dir string, opts *Options) (http.Handler, error) {
 	if err != nil {
 		return nil, errs.Wrap(errs.InvalidInput, "fileobject.NewHandler", err, "BaseURL")
 	}
-	return &handler{b: b, base: strings.TrimSuffix(u.Path, "/")}, nil
+	return &Handler{b: b, base: strings.TrimSuffix(u.Path, "/")}, nil
 }
 
-type handler struct {
+// A Handler serves the signed URLs and upload tickets of one embedded bucket (see
+// [NewHandler]). It is safe for concurrent use.
+type Handler struct {
 	b    *fsBucket
 	base string
 }
+
+// Close releases the directory the handler holds open. Requests served after Close
+// fail.
+func (h *Handler) Close() error { return h.b.Close() }
 
 func fail(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -166,7 +174,7 @@ func fail(w http.ResponseWriter, status int, msg string) {
 	io.WriteString(w, msg+"\n")
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	if !strings.HasPrefix(p, h.base+"/") {
 		fail(w, http.StatusNotFound, "not found")
@@ -211,12 +219,12 @@ func scopeOf(tenant, cloneID string) string {
 	return "tenants/" + tenant + "/clones/" + cloneID + "/"
 }
 
-func (h *handler) expired(unix string) bool {
+func (h *Handler) expired(unix string) bool {
 	t, err := strconv.ParseInt(unix, 10, 64)
 	return err != nil || h.b.opts.Now().After(time.Unix(t, 0))
 }
 
-func (h *handler) signed(w http.ResponseWriter, r *http.Request, key string) {
+func (h *Handler) signed(w http.ResponseWriter, r *http.Request, key string) {
 	q := r.URL.Query()
 	method := q.Get(qMethod)
 	want := h.b.urlSignature(method, key, q.Get(qExpires), q.Get(qContentType))
@@ -296,7 +304,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (h *handler) storeError(w http.ResponseWriter, err error) {
+func (h *Handler) storeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errTooLarge):
 		fail(w, http.StatusRequestEntityTooLarge, "upload too large")
@@ -312,7 +320,7 @@ func (h *handler) storeError(w http.ResponseWriter, err error) {
 }
 
 // post serves an upload ticket: signed form fields first, then the "file" part.
-func (h *handler) post(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		fail(w, http.StatusBadRequest, "want multipart/form-data")
@@ -349,7 +357,7 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *handler) upload(w http.ResponseWriter, r *http.Request, fields map[string]string, file io.Reader) {
+func (h *Handler) upload(w http.ResponseWriter, r *http.Request, fields map[string]string, file io.Reader) {
 	want := h.b.formSignature(fields)
 	if !hmac.Equal([]byte(want), []byte(fields[fSignature])) {
 		fail(w, http.StatusForbidden, "policy signature does not match")
