@@ -99,6 +99,10 @@ func TestProblemDetails(t *testing.T) {
 				return "application/json", strings.NewReader(`{"question":"hello?","conversation_id":"` + uuid.NewString() + `"}`)
 			},
 			http.StatusNotFound, "not-found", "conversation not found"},
+		{"unknown endpoint", http.MethodGet, "/v1/no-such-thing", nil,
+			http.StatusNotFound, "not-found", "no endpoint /v1/no-such-thing"},
+		{"wrong method", http.MethodGet, "/v1/chat", nil,
+			http.StatusMethodNotAllowed, "invalid-input", "allowed: POST"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("POST /v1/chat", a.chat)
 	mux.HandleFunc("GET /v1/conversations", a.handle(a.listConversations))
 	mux.HandleFunc("GET /v1/conversations/{id}/messages", a.handle(a.listMessages))
-	return mux
+	return clonehttp.Routes(mux) // problems, not net/http's plain text, for unknown routes
 }
 
 // handlerFunc is a handler of the clone API: it gets the request's clone and returns
