@@ -137,23 +137,9 @@ type Stack struct {
 // drivers passed in are left to the caller. New pings db with ctx.
 func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator generate.Generator, opts *Options) (_ *Stack, err error) {
 	const op = "cloneiso.New"
-	switch {
-	case db == nil:
-		return nil, errs.New(errs.InvalidInput, op, "a database is required")
-	case embedder == nil:
-		return nil, errs.New(errs.InvalidInput, op, "an embedder is required (embed.NewLocal is the embedded one)")
-	case generator == nil:
-		return nil, errs.New(errs.InvalidInput, op, "a generator is required (generate.NewExtractive is the embedded one)")
-	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if (o.Vectors == nil || o.Objects == nil) && o.Dir == "" {
-		return nil, errs.New(errs.InvalidInput, op, "Options.Dir is required for the embedded vector or object store (or pass both drivers)")
-	}
-	if o.Vectors != nil && o.Vectors.Dimension() != embedder.Dimension() {
-		return nil, errs.New(errs.InvalidInput, op, "the vector index's dimension %d differs from the embedder's %d", o.Vectors.Dimension(), embedder.Dimension())
+	o, err := checkArgs(db, embedder, generator, opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := db.PingContext(ctx); err != nil {
 		return nil, clonesql.ClassifyError(op, err)
@@ -197,40 +183,79 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 	if s.tenants, err = tenant.NewStore(db, &tenant.StoreOptions{Cache: s.cache}); err != nil {
 		return nil, err
 	}
-	guard := s.tenants.Guard()
+	if err := s.openStores(&o, embedder.Dimension(), &opened); err != nil {
+		return nil, err
+	}
+	if err := s.wireServices(&o, embedder, generator); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
+// checkArgs refuses what New cannot start with and returns the options to use.
+func checkArgs(db *sql.DB, embedder embed.Embedder, generator generate.Generator, opts *Options) (Options, error) {
+	const op = "cloneiso.New"
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	switch {
+	case db == nil:
+		return o, errs.New(errs.InvalidInput, op, "a database is required")
+	case embedder == nil:
+		return o, errs.New(errs.InvalidInput, op, "an embedder is required (embed.NewLocal is the embedded one)")
+	case generator == nil:
+		return o, errs.New(errs.InvalidInput, op, "a generator is required (generate.NewExtractive is the embedded one)")
+	case (o.Vectors == nil || o.Objects == nil) && o.Dir == "":
+		return o, errs.New(errs.InvalidInput, op, "Options.Dir is required for the embedded vector or object store (or pass both drivers)")
+	case o.Vectors != nil && o.Vectors.Dimension() != embedder.Dimension():
+		return o, errs.New(errs.InvalidInput, op, "the vector index's dimension %d differs from the embedder's %d", o.Vectors.Dimension(), embedder.Dimension())
+	}
+	return o, nil
+}
+
+// openStores opens the vector index and the object bucket on the drivers in o, or on
+// the embedded ones in o.Dir (appending their Close to opened), each behind the tenant
+// store's guard.
+func (s *Stack) openStores(o *Options, dim int, opened *[]func() error) error {
+	guard := s.tenants.Guard()
 	vectors := o.Vectors
 	if vectors == nil {
-		d, err := memvector.NewDriver(embedder.Dimension(), &memvector.Options{Path: filepath.Join(o.Dir, VectorsFile)})
+		d, err := memvector.NewDriver(dim, &memvector.Options{Path: filepath.Join(o.Dir, VectorsFile)})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		opened = append(opened, d.Close)
+		*opened = append(*opened, d.Close)
 		vectors = d
 	}
+	var err error
 	if s.index, err = vectorstore.NewIndex(vectors, &vectorstore.Options{Audit: s.sink, CheckWritable: guard.CheckWritable}); err != nil {
-		return nil, err
+		return err
 	}
 
 	objects := o.Objects
 	if objects == nil {
 		if objects, s.files, err = embeddedFiles(filepath.Join(o.Dir, FilesDir), o.FilesURL, o.FileSigningKey); err != nil {
-			return nil, err
+			return err
 		}
-		opened = append(opened, objects.Close)
+		*opened = append(*opened, objects.Close)
 		if s.files != nil {
-			opened = append(opened, s.files.Close)
+			*opened = append(*opened, s.files.Close)
 		}
 	}
-	if s.bucket, err = objectstore.NewBucket(objects, &objectstore.Options{Audit: s.sink, CheckClone: guard.CheckClone}); err != nil {
-		return nil, err
-	}
+	s.bucket, err = objectstore.NewBucket(objects, &objectstore.Options{Audit: s.sink, CheckClone: guard.CheckClone})
+	return err
+}
 
+// wireServices builds ingestion, retrieval, the message processor and tenant
+// administration on the stack's stores.
+func (s *Stack) wireServices(o *Options, embedder embed.Embedder, generator generate.Generator) error {
+	var err error
 	if s.pipeline, err = ingest.New(s.sql, s.index, s.bucket, embedder, o.Ingest); err != nil {
-		return nil, err
+		return err
 	}
 	if s.retriever, err = rag.NewRetriever(s.sql, s.index, embedder, &rag.RetrieverOptions{Audit: s.sink}); err != nil {
-		return nil, err
+		return err
 	}
 	var po rag.ProcessorOptions
 	if o.Processor != nil {
@@ -243,7 +268,7 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 		po.Audit = s.sink
 	}
 	if s.processor, err = rag.NewProcessor(s.sql, s.retriever, generator, &po); err != nil {
-		return nil, err
+		return err
 	}
 
 	var ao tenant.AdminOptions
@@ -251,10 +276,8 @@ func New(ctx context.Context, db *sql.DB, embedder embed.Embedder, generator gen
 		ao = *o.Admin
 	}
 	ao.Audit, ao.Vectors, ao.Objects = s.sink, s.index, s.bucket
-	if s.admin, err = tenant.NewAdmin(s.tenants, &ao); err != nil {
-		return nil, err
-	}
-	return s, nil
+	s.admin, err = tenant.NewAdmin(s.tenants, &ao)
+	return err
 }
 
 // checkIsolation runs migrate.CheckIsolation for db's role and fails unless it finds
