@@ -238,6 +238,17 @@ func TestTornLastRecord(t *testing.T) {
 		damaged[i] ^= 0x5a
 		check(t, damaged, prefix)
 	}
+	// A zero-filled tail (a file system that extended the file but had not written the
+	// data when the machine stopped) ends the log where the zeros start, whether they
+	// replace the last record from any byte on or follow the whole log.
+	for cut := before; cut <= int64(len(full)); cut++ {
+		want := prefix
+		if cut == int64(len(full)) {
+			want = all
+		}
+		zeroed := append(slices.Clone(full[:cut]), make([]byte, int64(len(full))-cut+4096)...)
+		check(t, zeroed, want)
+	}
 	// A torn header of a fresh log is an empty log.
 	for cut := 0; cut < 16; cut++ {
 		check(t, full[:cut], map[string]map[string]rec{})
@@ -488,5 +499,68 @@ func TestLogWriteFailure(t *testing.T) {
 	defer d.Close()
 	if got := state(t, d); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after reopening: %v, want %v", got, want)
+	}
+}
+
+// TestDamagedSnapshot refuses to open an index whose snapshot has any byte changed:
+// in its header, a namespace's entries, or its values, whether they are checksummed
+// in large reads (blocks of dimension 32 take 128 KiB) or small ones; and a snapshot
+// cut short. Serving a damaged snapshot would silently change acknowledged data.
+func TestDamagedSnapshot(t *testing.T) {
+	memvector.SkipSync(t)
+	const dim = 32
+	path := filepath.Join(t.TempDir(), "index")
+	d, err := memvector.NewDriver(dim, &memvector.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := randVectors(7, engine.BlockVectors+100, dim)
+	for ns, n := range map[string]int{"big": len(vs), "small": 3} {
+		batch := make([]driver.Vector, n)
+		for i := range batch {
+			batch[i] = driver.Vector{ID: ns + strconv.Itoa(i), Values: vs[i], Metadata: map[string]any{"i": float64(i)}}
+		}
+		if err := d.Upsert(t.Context(), ns, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openWith := func(data []byte) error {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := memvector.NewDriver(dim, &memvector.Options{Path: path})
+		if err == nil {
+			d.Close()
+		}
+		return err
+	}
+	if err := openWith(good); err != nil {
+		t.Fatalf("intact snapshot: %v", err)
+	}
+	offsets := []int{0, 9, 20, 31, 32, 40, len(good) - 5, len(good) - 1}
+	for i := 33; i < len(good)-5; i += 4099 {
+		offsets = append(offsets, i)
+	}
+	for _, i := range offsets {
+		damaged := slices.Clone(good)
+		damaged[i] ^= 0x10
+		if err := openWith(damaged); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Fatalf("byte %d of %d changed: open returned %v, want ErrInvalidInput", i, len(good), err)
+		}
+	}
+	for _, n := range []int{len(good) - 1, len(good) - 4, len(good) / 2, 33} {
+		if err := openWith(good[:n]); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Fatalf("cut to %d of %d bytes: open returned %v, want ErrInvalidInput", n, len(good), err)
+		}
 	}
 }

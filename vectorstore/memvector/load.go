@@ -1,7 +1,6 @@
 package memvector
 
 import (
-	"hash/maphash"
 	"runtime"
 	"sync"
 )
@@ -11,7 +10,8 @@ import (
 // Opening an index reads its snapshot and logs in order on one goroutine (reading the
 // files and checking their checksums), and hands the decoding and applying to a few
 // workers. Every job carries a namespace; the jobs of one namespace run on one worker,
-// in the order they were submitted, so a namespace's snapshot section is loaded before
+// in the order they were submitted (namespaces are dealt to the workers in turn, in
+// the order the reader first meets them, so that equal namespaces load evenly), so a namespace's snapshot section is loaded before
 // its log records are applied, and those in log order, while different namespaces
 // proceed in parallel. Jobs hold buffers of the files (a block's entries, a log
 // record): the bytes held by jobs not yet run are bounded, so a log of large records
@@ -33,8 +33,8 @@ type loadJob struct {
 
 // loader runs the jobs of one open.
 type loader struct {
-	seed   maphash.Seed
 	queues []chan loadJob
+	shards map[string]uint64 // the reader's: each namespace's queue
 	wg     sync.WaitGroup
 
 	closeOnce sync.Once
@@ -47,7 +47,7 @@ type loader struct {
 
 func newLoader() *loader {
 	n := min(max(runtime.GOMAXPROCS(0), 1), 8)
-	l := &loader{seed: maphash.MakeSeed(), queues: make([]chan loadJob, n)}
+	l := &loader{queues: make([]chan loadJob, n), shards: map[string]uint64{}}
 	l.cond.L = &l.mu
 	for i := range l.queues {
 		q := make(chan loadJob, 256)
@@ -77,7 +77,8 @@ func newLoader() *loader {
 	return l
 }
 
-// submit queues run on namespace ns's worker; it holds size bytes until it has run.
+// submit queues run on the worker of shard (see shardOf); it holds size bytes until
+// it has run.
 // It returns the error of a job that failed, after which nothing more runs.
 func (l *loader) submit(shard uint64, size int64, run func(w *loadWorker) error) error {
 	l.mu.Lock()
@@ -92,12 +93,20 @@ func (l *loader) submit(shard uint64, size int64, run func(w *loadWorker) error)
 	if err != nil {
 		return err
 	}
-	l.queues[shard%uint64(len(l.queues))] <- loadJob{run: run, size: size}
+	l.queues[shard] <- loadJob{run: run, size: size}
 	return nil
 }
 
-// shardOf returns the shard of namespace ns.
-func (l *loader) shardOf(ns string) uint64 { return maphash.String(l.seed, ns) }
+// shardOf returns the shard of namespace ns: the next worker's, the first time the
+// reader meets ns. Only the reader calls it.
+func (l *loader) shardOf(ns []byte) uint64 {
+	if s, ok := l.shards[string(ns)]; ok {
+		return s
+	}
+	s := uint64(len(l.shards)) % uint64(len(l.queues))
+	l.shards[string(ns)] = s
+	return s
+}
 
 // wait runs every submitted job, stops the workers and returns the first error. It
 // may be called more than once; nothing may be submitted after it.
@@ -120,7 +129,7 @@ func (l *loader) submitRecord(d *Driver, p []byte) error {
 	shard := uint64(0)
 	dec := &decoder{b: p[min(1, len(p)):]}
 	if ns := dec.bytes(dec.count(1)); dec.err == nil {
-		shard = maphash.Bytes(l.seed, ns)
+		shard = l.shardOf(ns)
 	}
 	bp := recordBufs.Get().(*[]byte)
 	buf := append((*bp)[:0], p...)

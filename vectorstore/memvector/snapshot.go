@@ -148,35 +148,92 @@ func (d *Driver) writeSnapshot(gen uint64) error {
 	return syncDir(filepath.Dir(d.path))
 }
 
-// crcReader feeds what is read through it to a running CRC-32C.
+// crcReader feeds what is read through it to a CRC-32C that a second goroutine
+// computes, so that the checksum of one part of the file overlaps the reading of the
+// next. A large read is hashed in the caller's own buffer: loadSnapshot's callers read
+// into memory that they keep and do not modify before sum returns (the entries and
+// value blocks handed to the loader; the index changes no value before the logs are
+// replayed, after sum). Small reads are copied into batches first.
 type crcReader struct {
-	r   *bufio.Reader
-	crc uint32
-	one [1]byte
+	r     *bufio.Reader
+	small []byte
+	ch    chan []byte
+	done  chan uint32
+	ended bool
+}
+
+// crcDirect is the size from which a read is hashed in place rather than batched.
+const crcDirect = 64 << 10
+
+func newCRCReader(r *bufio.Reader) *crcReader {
+	c := &crcReader{r: r, ch: make(chan []byte, 16), done: make(chan uint32, 1)}
+	go func() {
+		var crc uint32
+		for p := range c.ch {
+			crc = crc32.Update(crc, castagnoli, p)
+		}
+		c.done <- crc
+	}()
+	return c
 }
 
 func (c *crcReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	if n >= crcDirect {
+		c.flush()
+		c.ch <- p[:n:n]
+	} else if n > 0 {
+		c.small = append(c.small, p[:n]...)
+		if len(c.small) >= crcDirect {
+			c.flush()
+		}
+	}
 	return n, err
 }
 
 func (c *crcReader) ReadByte() (byte, error) {
 	b, err := c.r.ReadByte()
 	if err == nil {
-		c.one[0] = b
-		c.crc = crc32.Update(c.crc, castagnoli, c.one[:])
+		c.small = append(c.small, b)
+		if len(c.small) >= crcDirect {
+			c.flush()
+		}
 	}
 	return b, err
+}
+
+// flush hands the batch of small reads to the hashing goroutine.
+func (c *crcReader) flush() {
+	if len(c.small) > 0 {
+		c.ch <- c.small
+		c.small = make([]byte, 0, 2*crcDirect)
+	}
+}
+
+// sum returns the CRC-32C of everything read. The reader is done with after it.
+func (c *crcReader) sum() uint32 {
+	c.flush()
+	c.ended = true
+	close(c.ch)
+	return <-c.done
+}
+
+// end stops the hashing goroutine, if sum has not.
+func (c *crcReader) end() {
+	if !c.ended {
+		c.ended = true
+		close(c.ch)
+		<-c.done
+	}
 }
 
 // loadSnapshot loads the snapshot at Options.Path, if there is one, and returns the
 // first log generation to replay over it and whether it was in the format of earlier
 // releases (a gob encoding, read once and then rewritten).
 //
-// The reader (this goroutine) reads the file and checks its checksum; the loader's
-// workers decode each block's entries and load each namespace, in parallel with the
-// reading.
+// The reader (this goroutine) reads the file, a second goroutine computes its checksum
+// (crcReader), and the loader's workers decode each block's entries and load each
+// namespace, all in parallel with the reading.
 func (d *Driver) loadSnapshot(l *loader) (gen uint64, legacy bool, err error) {
 	f, err := os.Open(d.path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -190,7 +247,8 @@ func (d *Driver) loadSnapshot(l *loader) (gen uint64, legacy bool, err error) {
 	if head, _ := br.Peek(len(snapMagic)); string(head) != snapMagic {
 		return 0, true, d.loadGob(br)
 	}
-	cr := &crcReader{r: br}
+	cr := newCRCReader(br)
+	defer cr.end()
 	if gen, err = d.readSnapshotHeader(cr); err != nil {
 		return 0, false, err
 	}
@@ -209,7 +267,7 @@ func (d *Driver) loadSnapshot(l *loader) (gen uint64, legacy bool, err error) {
 			return 0, false, err
 		}
 	}
-	want := cr.crc
+	want := cr.sum()
 	var sum [4]byte
 	if _, err := io.ReadFull(br, sum[:]); err != nil || binary.LittleEndian.Uint32(sum[:]) != want {
 		return 0, false, snapshotError("checksum mismatch")
@@ -268,7 +326,7 @@ func (d *Driver) loadNamespace(l *loader, cr *crcReader) error {
 	metas := make([]map[string]any, 0, n)
 	norms := make([]float32, 0, n)
 	blocks := make([][]float32, 0, (n+engine.BlockVectors-1)/engine.BlockVectors)
-	shard := l.shardOf(ns)
+	shard := l.shardOf(nsb)
 	for lo := 0; lo < n; lo += engine.BlockVectors {
 		hi := min(lo+engine.BlockVectors, n)
 		entries, block, err := readSnapshotBlock(cr, hi-lo, dim)

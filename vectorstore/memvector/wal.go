@@ -34,8 +34,8 @@ import (
 // writebackBytes, each write also starts the kernel's write-back of its record, so
 // that the disk works while the CPU encodes and the group commits stay short.
 //
-// Recovery reads the records in order and stops at the first one that is incomplete
-// or fails its checksum: such a record was being written when the process or the
+// Recovery reads the records in order and stops at the first one that is incomplete,
+// fails its checksum or has length zero (a zero-filled tail): such a record was being written when the process or the
 // machine died, so it was never acknowledged, and neither was anything after it. The
 // file is truncated there.
 
@@ -323,24 +323,36 @@ func readLog(path string, dim int, fn func(payload []byte) error) (good int64, t
 			return good, false, err
 		}
 		n := int64(binary.LittleEndian.Uint32(frame[0:]))
-		if n > maxRecord || good+frameSize+n > size {
+		if n == 0 || n > maxRecord || good+frameSize+n > size {
+			// No record is empty (it starts with its operation): a zero frame is the
+			// zero-filled tail that a file system may leave after a crash.
 			return good, true, nil
 		}
-		if int64(cap(buf)) < n {
-			buf = make([]byte, n)
+		var p []byte
+		if n <= int64(r.Size()) {
+			// In place in the reader's buffer: fn copies what it keeps.
+			p, err = r.Peek(int(n))
+		} else {
+			if int64(cap(buf)) < n {
+				buf = make([]byte, n)
+			}
+			p = buf[:n]
+			_, err = io.ReadFull(r, p)
 		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(r, buf); err != nil {
+		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				return good, true, nil
 			}
 			return good, false, err
 		}
-		if crc32.Checksum(buf, castagnoli) != binary.LittleEndian.Uint32(frame[4:]) {
+		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(frame[4:]) {
 			return good, true, nil
 		}
-		if err := fn(buf); err != nil {
+		if err := fn(p); err != nil {
 			return good, false, err
+		}
+		if n <= int64(r.Size()) {
+			r.Discard(int(n))
 		}
 		good += frameSize + n
 	}
