@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/cloneiso/cloneiso/clone"
+	"github.com/cloneiso/cloneiso/internal/faultpoint"
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
 	"github.com/cloneiso/cloneiso/vectorstore/filter"
 	"github.com/cloneiso/cloneiso/vectorstore/internal/engine"
@@ -249,10 +250,13 @@ func TestTornLastRecord(t *testing.T) {
 		zeroed := append(slices.Clone(full[:cut]), make([]byte, int64(len(full))-cut+4096)...)
 		check(t, zeroed, want)
 	}
-	// A torn header of a fresh log is an empty log.
+	// A torn header of a fresh log is an empty log, and so is a zero-filled one (a new
+	// log's header is synced with its first record).
 	for cut := 0; cut < 16; cut++ {
 		check(t, full[:cut], map[string]map[string]rec{})
 	}
+	check(t, make([]byte, 16), map[string]map[string]rec{})
+	check(t, make([]byte, 4096), map[string]map[string]rec{})
 }
 
 // TestDamageBeforeTheEnd refuses to open an index whose older log is damaged: that
@@ -562,5 +566,42 @@ func TestDamagedSnapshot(t *testing.T) {
 		if err := openWith(good[:n]); !errors.Is(err, clone.ErrInvalidInput) {
 			t.Fatalf("cut to %d of %d bytes: open returned %v, want ErrInvalidInput", n, len(good), err)
 		}
+	}
+}
+
+// TestNewLogSyncedWithFirstRecord: a compaction starts a new log without syncing it
+// (writers are held off meanwhile); the first write acknowledged in it must have
+// synced the log's directory entry as well as the record, and later writes need not.
+func TestNewLogSyncedWithFirstRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index")
+	d := open(t, path)
+	defer d.Close()
+	run(t, d, script[:2])
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var points []string
+	faultpoint.Set(func(name string) {
+		mu.Lock()
+		points = append(points, name)
+		mu.Unlock()
+	})
+	t.Cleanup(func() { faultpoint.Set(nil) })
+	hits := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := slices.Clone(points)
+		points = points[:0]
+		return out
+	}
+	run(t, d, []op{upsert("a", "first")})
+	got := hits()
+	if i := slices.Index(got, "memvector.log.dirsynced"); i < 0 || i > slices.Index(got, "memvector.log.synced") {
+		t.Fatalf("first write to a new log acknowledged after %v: want the directory synced before the record is", got)
+	}
+	run(t, d, []op{upsert("a", "second")})
+	if got := hits(); slices.Contains(got, "memvector.log.dirsynced") || !slices.Contains(got, "memvector.log.synced") {
+		t.Fatalf("second write to the log: %v, want the record synced and not the directory", got)
 	}
 }

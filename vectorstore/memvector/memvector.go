@@ -270,7 +270,7 @@ func (d *Driver) recover() (err error) {
 		}
 		size = st.Size()
 	} else {
-		if f, err = createLog(d.path, cur, dim); err != nil {
+		if f, err = createLog(d.path, cur, dim, true); err != nil {
 			return err
 		}
 		size = logHeaderSize

@@ -87,16 +87,18 @@ func syncDir(dir string) error {
 	return err
 }
 
-// createLog creates log generation gen with its header, synced with its directory.
-func createLog(base string, gen uint64, dim int) (*os.File, error) {
+// createLog creates log generation gen with its header, synced with its directory if
+// sync is set. Otherwise the first group commit on the file syncs both (wal.lead).
+func createLog(base string, gen uint64, dim int, sync bool) (*os.File, error) {
 	f, err := os.OpenFile(logName(base, gen), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if _, err = f.Write(logHeader(dim)); err == nil {
+	_, err = f.Write(logHeader(dim))
+	if err == nil && sync {
 		err = fsync(f)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = syncDir(filepath.Dir(base))
 	}
 	if err != nil {
@@ -125,6 +127,7 @@ type wal struct {
 	next    uint64 // sequence number of the last record written to f
 	durable uint64 // sequence number of the last synced record
 	leading bool   // a leader is syncing
+	fresh   bool   // f was created by rotate and its directory entry is not yet synced
 	err     error  // sticky: after a failed write or sync, or Close
 }
 
@@ -209,12 +212,19 @@ func (w *wal) wait(seq uint64) (int64, error) {
 
 // lead syncs every written record. w.mu is held, and released during the sync.
 func (w *wal) lead() {
-	end, size, f := w.next, w.size, w.f
+	end, size, f, fresh := w.next, w.size, w.f, w.fresh
 	w.leading = true
 	w.mu.Unlock()
 
 	faultpoint.Hit("memvector.log.sync")
 	err := fsync(f)
+	if err == nil && fresh {
+		// The first records of a log that rotate created: its directory entry must be
+		// durable too before they are acknowledged.
+		if err = syncDir(filepath.Dir(w.base)); err == nil {
+			faultpoint.Hit("memvector.log.dirsynced")
+		}
+	}
 	if err == nil {
 		faultpoint.Hit("memvector.log.synced")
 	}
@@ -224,6 +234,9 @@ func (w *wal) lead() {
 	if err != nil {
 		w.fail(err)
 		return
+	}
+	if f == w.f {
+		w.fresh = w.fresh && !fresh
 	}
 	w.durable, w.synced = end, size
 	w.cond.Broadcast()
@@ -246,19 +259,32 @@ func (w *wal) drain() error {
 }
 
 // rotate makes every appended record durable, then switches to a new log generation
-// and returns the previous one. The caller holds off appends (Driver.gate).
+// and returns the previous one. The caller holds off appends (Driver.gate), so rotate
+// syncs no more than it must: the new log's header and directory entry are synced by
+// the first group commit of a record in it (or by the snapshot's directory sync). A
+// crash before that leaves a new log that is missing or torn in its header: an empty
+// last log, after an old one that is complete.
 func (w *wal) rotate() (uint64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.drain(); err != nil {
 		return 0, err
 	}
-	f, err := createLog(w.base, w.gen+1, w.dim)
+	if w.fresh {
+		// No record was written to the current log: its header was never synced, and
+		// it is about to stop being the last log, where only a torn tail is allowed.
+		if err := fsync(w.f); err != nil {
+			w.fail(err)
+			return 0, w.err
+		}
+		w.fresh = false
+	}
+	f, err := createLog(w.base, w.gen+1, w.dim, false)
 	if err != nil {
 		return 0, errs.Wrap(errs.Unavailable, "memvector", err, "create a new log")
 	}
 	w.f.Close()
-	w.f, w.gen, w.size, w.synced = f, w.gen+1, logHeaderSize, logHeaderSize
+	w.f, w.gen, w.size, w.synced, w.fresh = f, w.gen+1, logHeaderSize, logHeaderSize, true
 	return w.gen - 1, nil
 }
 
@@ -302,6 +328,11 @@ func readLog(path string, dim int, fn func(payload []byte) error) (good int64, t
 			return 0, true, nil
 		}
 		return 0, false, err
+	}
+	if string(hdr) == string(make([]byte, logHeaderSize)) {
+		// The header of a new log whose data had not reached the disk when the machine
+		// stopped (rotate does not sync it): an empty log.
+		return 0, true, nil
 	}
 	if string(hdr) != string(logHeader(dim)) {
 		if string(hdr[:len(logMagic)]) == logMagic && crc32.Checksum(hdr[:12], castagnoli) == binary.LittleEndian.Uint32(hdr[12:]) {
