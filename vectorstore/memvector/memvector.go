@@ -25,7 +25,8 @@
 //
 // Opening the index loads the snapshot at Options.Path, replays the logs written
 // since (Path + ".wal.<generation>"), and truncates a record torn by a crash at the
-// end of the last log: that record was never acknowledged. Damage anywhere else (a
+// end of the last log, or the zero-filled tail that some file systems leave there: that
+// record was never acknowledged. Damage anywhere else (a
 // log that is not the last, or a snapshot whose checksum fails) refuses to open with
 // clone.ErrInvalidInput rather than serve a partial index. When the log grows past
 // Options.CompactLogBytes and past the size of the last snapshot, a background
@@ -37,10 +38,12 @@
 // snapshot. Driver.Sync compacts at once. The snapshot is streamed from the index (a
 // compaction adds about 1 MiB to memory) and holds the vectors as raw little-endian
 // float32, so opening runs at about the speed of reading the file: one goroutine reads
-// the snapshot and logs and checks their checksums while a few others decode and
-// apply them, each namespace on one of them, in order. Compacting a
+// the snapshot and logs, another checksums the snapshot as it is read, and a few
+// others decode and apply them, each namespace on one of them, in order. Compacting a
 // namespace holds off writes to that namespace (not reads, not other namespaces)
-// while it is written.
+// while it is written; starting the new log holds off all writes only while the
+// records already written are synced. The snapshot's write-back is started as it is
+// written, so that its fsync does not hold up the log's group commits behind it.
 //
 // If the write-ahead log cannot be written or synced (disk full, I/O error), the
 // failing writes and every later one fail with clone.ErrUnavailable until the index is

@@ -56,11 +56,12 @@ func (c *crcWriter) Write(p []byte) (int, error) {
 }
 
 // pacedWriter writes a file and keeps its write-back moving along: every
-// snapshotPace bytes it starts the write-back of the bytes just written and waits for
-// that of the ones before them. A snapshot thus reaches the disk as it is written, at
-// the disk's pace, rather than in one burst at its fsync, which would queue the log's
-// group commits behind tens of megabytes of snapshot. The fsync is still what makes
-// the snapshot durable.
+// snapshotPace bytes it starts the write-back of the bytes just written, and pace
+// (called between namespaces, when writeSnapshot holds no lock of the index) waits for
+// the write-back of all but the last of them. A snapshot thus reaches the disk as it
+// is written, at about the disk's pace, rather than in one burst at its fsync, which
+// would queue the log's group commits behind tens of megabytes of snapshot. The fsync
+// is still what makes the snapshot durable.
 type pacedWriter struct {
 	f                    *os.File
 	off, started, waited int64
@@ -73,10 +74,18 @@ func (w *pacedWriter) Write(p []byte) (int, error) {
 	w.off += int64(n)
 	if w.off-w.started >= snapshotPace {
 		startWriteback(w.f, w.started, w.off-w.started)
-		waitWriteback(w.f, w.waited, w.started-w.waited)
-		w.waited, w.started = w.started, w.off
+		w.started = w.off
 	}
 	return n, err
+}
+
+// pace waits for the write-back started before the last snapshotPace bytes.
+func (w *pacedWriter) pace() error {
+	if until := w.started - snapshotPace; until > w.waited {
+		waitWriteback(w.f, w.waited, until-w.waited)
+		w.waited = until
+	}
+	return nil
 }
 
 // writeSnapshot writes the index to Options.Path atomically (a temporary file, synced,
@@ -95,7 +104,8 @@ func (d *Driver) writeSnapshot(gen uint64) error {
 			os.Remove(tmp)
 		}
 	}()
-	cw := &crcWriter{w: &pacedWriter{f: f}}
+	pw := &pacedWriter{f: f}
+	cw := &crcWriter{w: pw}
 	bw := bufio.NewWriterSize(cw, 1<<20)
 	hdr := make([]byte, 0, snapHeaderSize)
 	hdr = append(hdr, snapMagic...)
@@ -143,7 +153,7 @@ func (d *Driver) writeSnapshot(gen uint64) error {
 			}
 		}
 		return nil
-	})
+	}, pw.pace)
 	if err != nil {
 		return err
 	}

@@ -48,8 +48,9 @@ func (v *SpaceView) Block(b int) []float32 {
 // Dump calls fn for every non-empty namespace, in ascending order, with a view of it
 // taken under that namespace's read lock: each view is consistent, writers to that
 // namespace wait until fn returns, and other namespaces are not blocked. Nothing is
-// copied. Dump stops at the first error of fn.
-func (e *Engine) Dump(fn func(ns string, v *SpaceView) error) error {
+// copied. After each namespace, with no lock held, Dump calls after if it is not nil.
+// Dump stops at the first error of fn or after.
+func (e *Engine) Dump(fn func(ns string, v *SpaceView) error, after func() error) error {
 	e.mu.RLock()
 	names := make([]string, 0, len(e.spaces))
 	for k := range e.spaces {
@@ -68,6 +69,9 @@ func (e *Engine) Dump(fn func(ns string, v *SpaceView) error) error {
 			err = fn(ns, &SpaceView{e: e, s: s})
 		}
 		s.mu.RUnlock()
+		if err == nil && after != nil {
+			err = after()
+		}
 		if err != nil {
 			return err
 		}
