@@ -63,30 +63,40 @@ var errUnsupportedValue = errors.New("memvector: unsupported metadata value")
 func appendMetadata(b []byte, md map[string]any) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(md)))
 	for k, v := range md {
-		b = appendString(b, k)
-		switch x := v.(type) {
-		case string:
-			b = append(b, tagString)
-			b = appendString(b, x)
-		case float64:
-			b = append(b, tagNumber)
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
-		case bool:
-			b = append(b, tagBool)
-			if x {
-				b = append(b, 1)
-			} else {
-				b = append(b, 0)
-			}
-		case []string:
-			b = append(b, tagList)
-			b = binary.AppendUvarint(b, uint64(len(x)))
-			for _, s := range x {
-				b = appendString(b, s)
-			}
-		default:
-			return nil, fmt.Errorf("%w %T for key %q", errUnsupportedValue, v, k)
+		var err error
+		if b, err = appendMetadataEntry(b, k, v); err != nil {
+			return nil, err
 		}
+	}
+	return b, nil
+}
+
+// appendMetadataEntry appends one entry of metadata (appendMetadata writes the count
+// of entries before them).
+func appendMetadataEntry(b []byte, k string, v any) ([]byte, error) {
+	b = appendString(b, k)
+	switch x := v.(type) {
+	case string:
+		b = append(b, tagString)
+		b = appendString(b, x)
+	case float64:
+		b = append(b, tagNumber)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+	case bool:
+		b = append(b, tagBool)
+		if x {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	case []string:
+		b = append(b, tagList)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		for _, s := range x {
+			b = appendString(b, s)
+		}
+	default:
+		return nil, fmt.Errorf("%w %T for key %q", errUnsupportedValue, v, k)
 	}
 	return b, nil
 }

@@ -118,6 +118,12 @@ func (d *Driver) writeSnapshot(gen uint64) error {
 		return err
 	}
 	var entries, scratch []byte
+	var merr error
+	appendEntry := func(k string, val any) {
+		if merr == nil {
+			entries, merr = appendMetadataEntry(entries, k, val)
+		}
+	}
 	err = d.e.Dump(func(ns string, v *engine.SpaceView) error {
 		scratch = append(scratch[:0], 1)
 		scratch = appendString(scratch, ns)
@@ -132,9 +138,10 @@ func (d *Driver) writeSnapshot(gen uint64) error {
 			for i := lo; i < hi; i++ {
 				entries = appendString(entries, v.ID(i))
 				entries = binary.LittleEndian.AppendUint32(entries, math.Float32bits(v.Norm(i)))
-				var err error
-				if entries, err = appendMetadata(entries, v.Metadata(i)); err != nil {
-					return err
+				// The metadata as appendMetadata encodes it, read in place.
+				entries = binary.AppendUvarint(entries, uint64(v.RangeMetadata(i, nil)))
+				if v.RangeMetadata(i, appendEntry); merr != nil {
+					return merr
 				}
 			}
 			scratch = binary.AppendUvarint(scratch[:0], uint64(len(entries)))

@@ -35,6 +35,31 @@ func (v *SpaceView) Norm(i int) float32 {
 // Metadata returns a copy of record i's full metadata.
 func (v *SpaceView) Metadata(i int) map[string]any { return v.e.metadata(v.s, i) }
 
+// RangeMetadata calls fn with every entry of record i's metadata, in no order, and
+// returns how many there are (fn may be nil to count them): the entries Metadata(i)
+// would return, without building a map. The values are the engine's own and must not
+// be modified.
+func (v *SpaceView) RangeMetadata(i int, fn func(k string, val any)) (count int) {
+	for k, val := range v.s.meta[i] {
+		if j := slices.Index(v.e.tracked, k); j >= 0 && v.s.tv[j][i] >= 0 {
+			continue // the tracked value wins, as in Metadata
+		}
+		if fn != nil {
+			fn(k, val)
+		}
+		count++
+	}
+	for j, k := range v.e.tracked {
+		if idx := v.s.tv[j][i]; idx >= 0 {
+			if fn != nil {
+				fn(k, v.s.tboxed[j][idx])
+			}
+			count++
+		}
+	}
+	return count
+}
+
 // Blocks returns the number of storage blocks.
 func (v *SpaceView) Blocks() int { return (len(v.s.ids) + blockVectors - 1) / blockVectors }
 

@@ -325,3 +325,35 @@ func TestQueryDimensionGuard(t *testing.T) {
 		}
 	}
 }
+
+// TestRangeMetadataMatchesMetadata: the snapshot writer reads metadata through
+// RangeMetadata; it must yield exactly what Metadata returns, tracked keys (stored
+// apart) and untracked ones, a tracked key with a non-string value, and no metadata.
+func TestRangeMetadataMatchesMetadata(t *testing.T) {
+	e := New(2, &Options{TrackedKeys: []string{"tenant_id", "clone_id"}})
+	e.Upsert("ns", []Record{
+		{ID: "a", Values: []float32{1, 0}, Metadata: map[string]any{"tenant_id": "t", "clone_id": "c", "n": 1.0, "tags": []string{"x"}}},
+		{ID: "b", Values: []float32{0, 1}, Metadata: map[string]any{"tenant_id": 7.0, "ok": true}},
+		{ID: "c", Values: []float32{1, 1}},
+		{ID: "d", Values: []float32{1, 2}, Metadata: map[string]any{"clone_id": "c"}},
+	})
+	err := e.Dump(func(ns string, v *SpaceView) error {
+		for i := range v.Len() {
+			want := v.Metadata(i)
+			got := map[string]any{}
+			n := v.RangeMetadata(i, func(k string, val any) {
+				if _, dup := got[k]; dup {
+					t.Errorf("record %s: key %s twice", v.ID(i), k)
+				}
+				got[k] = val
+			})
+			if n != len(want) || v.RangeMetadata(i, nil) != n || fmt.Sprint(got) != fmt.Sprint(want) && len(want) > 0 {
+				t.Errorf("record %s: RangeMetadata gave %d %v, Metadata %v", v.ID(i), n, got, want)
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
