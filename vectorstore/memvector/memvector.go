@@ -370,6 +370,12 @@ func newRecord(op byte, ns string, size int) *[]byte {
 	return bp
 }
 
+// sealed seals the record bp and returns it.
+func sealed(bp *[]byte) *[]byte {
+	*bp = sealRecord(*bp)
+	return bp
+}
+
 func freeRecord(bp *[]byte) {
 	if cap(*bp) <= 4<<20 {
 		recordPool.Put(bp)
@@ -377,8 +383,8 @@ func freeRecord(bp *[]byte) {
 }
 
 // logged runs a write: without a log it just applies it; with one, under the
-// namespace's stripe, it builds the record, appends it to the log and applies it,
-// then waits until the record is synced.
+// namespace's stripe, it builds the record (sealed: see sealRecord), appends it to the
+// log and applies it, then waits until the record is synced.
 func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) error {
 	if d.log == nil {
 		apply()
@@ -390,7 +396,7 @@ func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) 
 	bp, err := build()
 	var seq uint64
 	if err == nil && bp != nil {
-		seq, err = d.log.append(sealRecord(*bp))
+		seq, err = d.log.append(*bp)
 	}
 	if err == nil {
 		apply()
@@ -459,7 +465,8 @@ func (d *Driver) upsert(ctx context.Context, ns string, vs []driver.Vector, adop
 				return errs.Wrap(errs.InvalidInput, "memvector.Upsert", err, "vector %s", v.ID)
 			}
 		}
-		*bp = b
+		// Sealed (its checksum computed) before logged takes any lock.
+		*bp = sealRecord(b)
 	}
 	apply := func() { d.e.Upsert(ns, recs) }
 	if adopt {
@@ -505,7 +512,7 @@ func (d *Driver) Delete(ctx context.Context, ns string, ids []string) error {
 	return d.logged(ns, func() (*[]byte, error) { return d.deleteRecord(ns, ids), nil }, func() { d.e.Delete(ns, ids) })
 }
 
-// deleteRecord returns the log record of deleting ids from ns.
+// deleteRecord returns the log record of deleting ids from ns, sealed.
 func (d *Driver) deleteRecord(ns string, ids []string) *[]byte {
 	size := 10
 	for _, id := range ids {
@@ -516,7 +523,7 @@ func (d *Driver) deleteRecord(ns string, ids []string) *[]byte {
 	for _, id := range ids {
 		b = appendString(b, id)
 	}
-	*bp = b
+	*bp = sealRecord(b)
 	return bp
 }
 
@@ -545,7 +552,7 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return d.logged(ns, func() (*[]byte, error) { return newRecord(opDeleteNamespace, ns, 0), nil },
+	return d.logged(ns, func() (*[]byte, error) { return sealed(newRecord(opDeleteNamespace, ns, 0)), nil },
 		func() { d.e.DeleteNamespace(ns) })
 }
 
