@@ -60,6 +60,9 @@ type ProvisionReport struct {
 // resumable: ProvisionSolo returns the clone it created before an interruption.
 func (m *Migrator) Provision(ctx context.Context) (*ProvisionReport, error) {
 	const op = "legacy.Provision"
+	if err := m.checkPath(ctx, op); err != nil {
+		return nil, err
+	}
 	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_users"); err != nil {
 		return nil, classify(op, err, "catalog")
 	} else if !ok {
@@ -252,6 +255,9 @@ type BackfillOptions struct {
 // alone and counted.
 func (m *Migrator) Backfill(ctx context.Context, opts *BackfillOptions) (*BackfillReport, error) {
 	const op = "legacy.Backfill"
+	if err := m.checkPath(ctx, op); err != nil {
+		return nil, err
+	}
 	if opts == nil {
 		opts = &BackfillOptions{}
 	}

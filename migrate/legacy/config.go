@@ -90,6 +90,22 @@ type Config struct {
 	// are assigned or deleted), [DecisionQuarantine] or [DecisionDrop] sets them aside
 	// in cloneiso_legacy_quarantine during the backfill, as for a user.
 	WithoutUser string `json:"without_user,omitempty"`
+	// Schema, if set, is the schema of the SDK's own tables (migrate.Options.Schema),
+	// for a legacy database with tables of the SDK's control-plane names (a legacy
+	// clones or tenants table): the control plane (tenants, clones, tenant_members,
+	// clone_grants, audit tables, break-glass grants), the version table, the
+	// migration's bookkeeping (cloneiso_legacy_*) and the SDK's content tables the
+	// legacy database lacks are created there, while the configured legacy tables are
+	// adopted in place, in LegacySchema. Every connection of the Migrator must then
+	// resolve names with Schema first and LegacySchema second on its search_path
+	// (open the database with search_path=Schema,LegacySchema in its DSN, as
+	// cloneiso-migrate does); each step checks it and refuses otherwise. Default "": the
+	// SDK's tables go to the legacy schema, beside the legacy tables.
+	Schema string `json:"schema,omitempty"`
+	// LegacySchema is the schema of the legacy tables; default: the connection's
+	// current schema, not counting Schema (the first other schema on its search_path).
+	// It is only read when Schema is set.
+	LegacySchema string `json:"legacy_schema,omitempty"`
 	// Progress, if set, is called after every batch of every long step.
 	Progress func(Progress) `json:"-"`
 	// Logger receives one line per step and table; default: silent.
@@ -187,6 +203,22 @@ func (c *Config) withDefaults() (*Config, error) {
 		if t.Name == "tenants" || t.Name == "clones" || t.Name == "tenant_members" || t.Name == "clone_grants" ||
 			t.Name == "audit_events" || strings.HasPrefix(t.Name, "cloneiso_") {
 			return nil, errs.New(errs.InvalidInput, op, "table %s is not a clone-owned table", t.Name)
+		}
+	}
+	if out.Schema != "" {
+		if err := migrate.ValidSchema(out.Schema); err != nil {
+			return nil, errs.Wrap(errs.InvalidInput, op, err, "schema")
+		}
+		if out.LegacySchema == out.Schema {
+			return nil, errs.New(errs.InvalidInput, op, "schema and legacy_schema are both %q: the SDK's schema must be another one", out.Schema)
+		}
+	}
+	if out.LegacySchema != "" {
+		if out.Schema == "" {
+			return nil, errs.New(errs.InvalidInput, op, "legacy_schema %q without schema: the legacy schema is only read with a schema of the SDK's own; without one, connect with the legacy schema current", out.LegacySchema)
+		}
+		if err := migrate.ValidSchema(out.LegacySchema); err != nil {
+			return nil, errs.Wrap(errs.InvalidInput, op, err, "legacy_schema")
 		}
 	}
 	if err := checkDecisions(op, &out); err != nil {

@@ -29,6 +29,18 @@
 //     schema version [EnforcedVersion] in migrate's version table; migrate.Up then
 //     applies later versions. From there on the database is upgraded like any other.
 //
+// # A schema of the SDK's own
+//
+// A legacy database with a table named like one of the SDK's control tables (its own
+// clones table, say) keeps it: with [Config].Schema the SDK's control plane, version
+// table and bookkeeping go to that schema, and the SDK's content tables the legacy
+// database lacked are created there by Enforce, while the configured legacy tables are
+// adopted in place, in [Config].LegacySchema. Every connection resolves names with the
+// SDK's schema first and the legacy schema next on its search_path (the Migrator's, set
+// in its DSN and checked by each step; the application role's, set by
+// [Migrator.AppRoleSQL]), so the SDK finds clones in its schema and documents in the
+// legacy one. MIGRATION_GUIDE.md shows the layout and the commands.
+//
 // # Data: plan, backfill, verify
 //
 // The tables to migrate and each table's user column are configuration ([Config],

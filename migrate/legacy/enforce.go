@@ -120,7 +120,7 @@ func (f foreignKey) leadsWithClone() bool {
 	return len(f.Cols) >= 2 && f.Cols[0] == "tenant_id" && f.Cols[1] == "clone_id"
 }
 
-func foreignKeys(ctx context.Context, q querier, tables []string) ([]foreignKey, error) {
+func foreignKeys(ctx context.Context, q querier, schema string, tables []string) ([]foreignKey, error) {
 	var fks []foreignKey
 	err := sqlx.SelectContext(ctx, q, &fks, `
 		SELECT c.conname AS name, cl.relname AS child, pl.relname AS parent,
@@ -132,9 +132,9 @@ func foreignKeys(ctx context.Context, q querier, tables []string) ([]foreignKey,
 		FROM pg_constraint c
 		JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace
 		JOIN pg_class pl ON pl.oid = c.confrelid
-		WHERE c.contype = 'f' AND cn.nspname = current_schema()
+		WHERE c.contype = 'f' AND cn.nspname = $2
 		  AND (cl.relname = ANY($1) OR pl.relname = ANY($1))
-		ORDER BY c.conname`, pq.StringArray(tables))
+		ORDER BY c.conname`, pq.StringArray(tables), schema)
 	return fks, err
 }
 
@@ -180,7 +180,11 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 			}
 			present[t.Name] = ok
 		}
-		fks, err := foreignKeys(ctx, tx, names)
+		legacySchema, err := m.legacySchema(ctx, tx)
+		if err != nil {
+			return err
+		}
+		fks, err := foreignKeys(ctx, tx, legacySchema, names)
 		if err != nil {
 			return err
 		}
@@ -209,12 +213,12 @@ func (m *Migrator) Enforce(ctx context.Context) (*EnforceReport, error) {
 				}
 			}
 		}
-		return markVersions(ctx, tx)
+		return markVersions(ctx, tx, m.cfg.Schema)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate.Up(ctx, m.db.DB, nil); err != nil {
+	if err := migrate.Up(ctx, m.db.DB, &migrate.Options{Schema: m.cfg.Schema}); err != nil {
 		return rep, err
 	}
 	m.cfg.Logger.InfoContext(ctx, "legacy: enforced", "tables", rep.Tables, "created", rep.CreatedTables, "already", rep.AlreadyEnforced)
@@ -377,7 +381,7 @@ func forceRLS(ctx context.Context, tx *sqlx.Tx, table string) error {
 	q := pq.QuoteIdentifier(table)
 	var has bool
 	if err := tx.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polname = 'clone_isolation'
-		AND polrelid = (quote_ident(current_schema()) || '.' || quote_ident($1))::regclass)`, table).Scan(&has); err != nil {
+		AND polrelid = quote_ident($1)::regclass)`, table).Scan(&has); err != nil {
 		return err
 	}
 	stmt := "ALTER TABLE " + q + " ENABLE ROW LEVEL SECURITY; ALTER TABLE " + q + " FORCE ROW LEVEL SECURITY;"

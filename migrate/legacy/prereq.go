@@ -102,8 +102,12 @@ func (m *Migrator) SchemaProblems(ctx context.Context) ([]SchemaProblem, error) 
 	if err != nil {
 		return nil, classify(op, err, "SDK schema")
 	}
+	legacySchema, err := m.legacySchema(ctx, m.db)
+	if err != nil {
+		return nil, classify(op, err, "legacy schema")
+	}
 	var have []sdkColumn
-	if err := m.db.SelectContext(ctx, &have, columnsSQL+"c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) ORDER BY c.relname, a.attnum"); err != nil {
+	if err := m.db.SelectContext(ctx, &have, columnsSQL+"c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) ORDER BY c.relname, a.attnum", legacySchema); err != nil {
 		return nil, classify(op, err, "catalog")
 	}
 	legacyCols := map[string][]sdkColumn{}
@@ -112,10 +116,15 @@ func (m *Migrator) SchemaProblems(ctx context.Context) ([]SchemaProblem, error) 
 	}
 	var out []SchemaProblem
 	for _, name := range controlTables {
+		if m.cfg.Schema != "" {
+			break // the SDK's control plane goes to a schema of its own
+		}
 		if cols, ok := legacyCols[name]; ok && !sameColumns(cols, sdk[name]) {
 			out = append(out, SchemaProblem{Table: name,
-				Problem: "a legacy table bears the name of the SDK's control table " + name + " and has other columns: rename it (and in the legacy application's code), or move the legacy data into a database of its own",
-				Fix:     fmt.Sprintf("ALTER TABLE %s RENAME TO %s", pq.QuoteIdentifier(name), pq.QuoteIdentifier("legacy_"+name))})
+				Problem: fmt.Sprintf("a legacy table bears the name of the SDK's control table %s and has other columns; to keep it as it is, put the SDK's tables "+
+					"in a schema of their own: set \"schema\": \"cloneiso\" in the configuration file (or --schema cloneiso, CLONEISO_SCHEMA) for every command, "+
+					"and %s.%s stays untouched (see \"A schema for the SDK's tables\" in MIGRATION_GUIDE.md); or rename it, in the legacy application's code too", name, legacySchema, name),
+				Fix: fmt.Sprintf("ALTER TABLE %s RENAME TO %s", pq.QuoteIdentifier(name), pq.QuoteIdentifier("legacy_"+name))})
 		}
 	}
 	sdkOwned := migrate.CloneOwnedTables()

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -48,6 +49,9 @@ type Migrator struct {
 	db    *sqlx.DB
 	cfg   *Config
 	store *tenant.Store
+	// pathOK: with Config.Schema, a connection was found to resolve Schema first and
+	// the legacy schema second (checkPath).
+	pathOK atomic.Bool
 }
 
 // New returns a Migrator for db, a PostgreSQL connection as the schema's owner (not the
@@ -200,8 +204,10 @@ type AdoptReport struct {
 	// clone_id columns.
 	AdoptedTables []string
 	// MissingTables are SDK tables absent from the legacy database; [Migrator.Enforce]
-	// creates them empty.
+	// creates them empty (in Config.Schema, if set).
 	MissingTables []string
+	// CreatedSchema is Config.Schema when Adopt created it.
+	CreatedSchema string
 }
 
 // Adopt prepares a legacy schema for the backfill, in one transaction: it creates
@@ -231,12 +237,28 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 		if err != nil {
 			return err
 		}
+		if m.cfg.Schema != "" {
+			// The SDK's schema, first on the search_path (checkPath): the statements
+			// below create their tables there.
+			if ok, err := schemaExists(ctx, tx, m.cfg.Schema); err != nil {
+				return err
+			} else if !ok {
+				if _, err := tx.ExecContext(ctx, "CREATE SCHEMA "+pq.QuoteIdentifier(m.cfg.Schema)); err != nil {
+					return fmt.Errorf("create schema %s: %w", m.cfg.Schema, err)
+				}
+				rep.CreatedSchema = m.cfg.Schema
+			}
+		}
+		sdkSchema, err := m.sdkSchema(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var created []string
 		for _, st := range core {
 			if st.index != "" || !slices.Contains(controlTables, st.table) {
 				continue
 			}
-			exists, err := tableExists(ctx, tx, st.table)
+			exists, err := tableIn(ctx, tx, sdkSchema, st.table)
 			if err != nil {
 				return err
 			}
@@ -285,7 +307,7 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 			}
 			var notNull bool
 			if err := tx.GetContext(ctx, &notNull, `SELECT attnotnull FROM pg_attribute
-				WHERE attrelid = (quote_ident(current_schema()) || '.' || quote_ident($1))::regclass AND attname = $2`, t.Name, t.userColumn()); err != nil {
+				WHERE attrelid = quote_ident($1)::regclass AND attname = $2`, t.Name, t.userColumn()); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO cloneiso_legacy_checkpoints (step, name, last_key, done)
@@ -315,6 +337,9 @@ var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grant
 
 // inTx runs fn in a transaction holding the migration lock.
 func (m *Migrator) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
+	if err := m.checkPath(ctx, op); err != nil {
+		return err
+	}
 	tx, err := m.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return classify(op, err, "begin")
@@ -352,18 +377,98 @@ func schemaVersion(ctx context.Context, q querier) (int64, error) {
 	return v.Int64, err
 }
 
+// tableExists reports whether name resolves, through the connection's search_path, to
+// a table: in the connection's current schema without Config.Schema, and with it in the
+// SDK's schema first, then the legacy schema (checkPath) — where the SDK's own queries
+// will find it.
 func tableExists(ctx context.Context, q querier, name string) (bool, error) {
 	var ok bool
-	err := q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind IN ('r', 'p'))`, name).Scan(&ok)
+	err := q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c
+		WHERE c.oid = to_regclass(quote_ident($1)) AND c.relkind IN ('r', 'p'))`, name).Scan(&ok)
 	return ok, err
+}
+
+// tableIn reports whether schema has a table name.
+func schemaExists(ctx context.Context, q querier, schema string) (bool, error) {
+	var ok bool
+	err := q.QueryRowxContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&ok)
+	return ok, err
+}
+
+func tableIn(ctx context.Context, q querier, schema, name string) (bool, error) {
+	var ok bool
+	err := q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))`, schema, name).Scan(&ok)
+	return ok, err
+}
+
+// checkPath refuses, with Config.Schema, a connection whose search_path does not put
+// the SDK's schema first and the legacy schema (Config.LegacySchema, if set) next:
+// the migration and the SDK find every table by its bare name. Without Config.Schema
+// it accepts any connection.
+func (m *Migrator) checkPath(ctx context.Context, op string) error {
+	if m.cfg.Schema == "" || m.pathOK.Load() {
+		return nil
+	}
+	var path string
+	var schemas pq.StringArray
+	if err := m.db.QueryRowxContext(ctx, "SELECT current_setting('search_path'), current_schemas(false)").Scan(&path, &schemas); err != nil {
+		return classify(op, err, "search_path")
+	}
+	var entries []string
+	for e := range strings.SplitSeq(path, ",") {
+		entries = append(entries, strings.Trim(strings.TrimSpace(e), `"`))
+	}
+	legacy := m.cfg.LegacySchema
+	if legacy == "" {
+		for _, s := range schemas {
+			if s != m.cfg.Schema {
+				legacy = s
+				break
+			}
+		}
+	}
+	if len(entries) < 2 || entries[0] != m.cfg.Schema || entries[1] != legacy || legacy == "" {
+		want := m.cfg.Schema + "," + legacy
+		if legacy == "" {
+			want = m.cfg.Schema + ",<legacy schema>"
+		}
+		return errs.New(errs.InvalidInput, op, "schema %s is configured but the connection's search_path is %q: open the database with search_path=%s (the DSN parameter; cloneiso-migrate sets it): the SDK's schema first, the legacy schema next", m.cfg.Schema, path, want)
+	}
+	m.cfg.LegacySchema = legacy
+	m.pathOK.Store(true)
+	return nil
+}
+
+// sdkSchema is the schema of the SDK's own tables: Config.Schema, or the current one.
+func (m *Migrator) sdkSchema(ctx context.Context, q querier) (string, error) {
+	if m.cfg.Schema != "" {
+		return m.cfg.Schema, nil
+	}
+	var s string
+	err := q.QueryRowxContext(ctx, "SELECT current_schema()").Scan(&s)
+	return s, err
+}
+
+// legacySchema is the schema of the legacy tables: Config.LegacySchema (settled by
+// checkPath), or the current one.
+func (m *Migrator) legacySchema(ctx context.Context, q querier) (string, error) {
+	if m.cfg.Schema != "" {
+		if err := m.checkPath(ctx, "legacy"); err != nil {
+			return "", err
+		}
+		return m.cfg.LegacySchema, nil
+	}
+	var s string
+	err := q.QueryRowxContext(ctx, "SELECT current_schema()").Scan(&s)
+	return s, err
 }
 
 // columnsOf returns the table's columns in order.
 func columnsOf(ctx context.Context, q querier, table string) ([]string, error) {
 	var cols []string
 	err := sqlx.SelectContext(ctx, q, &cols, `SELECT a.attname FROM pg_attribute a
-		WHERE a.attrelid = (quote_ident(current_schema()) || '.' || quote_ident($1))::regclass AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE a.attrelid = quote_ident($1)::regclass AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, table)
 	return cols, err
 }
@@ -386,7 +491,7 @@ func primaryKey(ctx context.Context, q querier, table string) ([]keyColumn, stri
 		FROM pg_constraint c
 		CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
-		WHERE c.conrelid = (quote_ident(current_schema()) || '.' || quote_ident($1))::regclass AND c.contype = 'p'
+		WHERE c.conrelid = quote_ident($1)::regclass AND c.contype = 'p'
 		ORDER BY k.ord`, table)
 	if err != nil {
 		return nil, "", err
@@ -403,12 +508,19 @@ func primaryKey(ctx context.Context, q querier, table string) ([]keyColumn, stri
 
 // markVersions records versions 0..EnforcedVersion as applied in migrate's version
 // table, creating it as goose does if needed.
-func markVersions(ctx context.Context, tx *sqlx.Tx) error {
-	store, err := database.NewStore(database.DialectPostgres, migrate.DefaultTableName)
+func markVersions(ctx context.Context, tx *sqlx.Tx, schema string) error {
+	table := migrate.DefaultTableName
+	if schema != "" {
+		table = schema + "." + table // as migrate.Options.Schema names it
+	}
+	store, err := database.NewStore(database.DialectPostgres, table)
 	if err != nil {
 		return err
 	}
 	exists, err := tableExists(ctx, tx, migrate.DefaultTableName)
+	if schema != "" {
+		exists, err = tableIn(ctx, tx, schema, migrate.DefaultTableName)
+	}
 	if err != nil {
 		return err
 	}
@@ -457,6 +569,14 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 	var b strings.Builder
 	b.WriteString("-- Undoes the adoption of the legacy schema (cloneiso-migrate up) and the backfill.\n")
 	b.WriteString("-- Copies of objects and vectors are not touched: they live under the clones' prefixes\n-- and namespaces (see MIGRATION_GUIDE.md).\nBEGIN;\n")
+	if m.cfg.Schema != "" {
+		if err := m.checkPath(ctx, op); err != nil {
+			return "", err
+		}
+		// The names below resolve as they did for the migration: the SDK's tables
+		// (clones, ...) in its schema, never the legacy tables of the same names.
+		b.WriteString("SET LOCAL search_path TO " + pq.QuoteIdentifier(m.cfg.Schema) + ", " + pq.QuoteIdentifier(m.cfg.LegacySchema) + ";\n")
+	}
 	if ok, err := tableExists(ctx, m.db, "cloneiso_legacy_quarantine"); err != nil {
 		return "", classify(op, err, "catalog")
 	} else if ok {
@@ -510,6 +630,9 @@ func (m *Migrator) RollbackSQL(ctx context.Context) (string, error) {
 		if slices.Contains(created, t) {
 			b.WriteString("DROP TABLE " + pq.QuoteIdentifier(t) + ";\n")
 		}
+	}
+	if m.cfg.Schema != "" {
+		b.WriteString("-- The schema " + m.cfg.Schema + " stays, empty: DROP SCHEMA " + pq.QuoteIdentifier(m.cfg.Schema) + " once you no longer need it.\n")
 	}
 	b.WriteString("COMMIT;\n")
 	return b.String(), nil
@@ -593,6 +716,39 @@ func (m *Migrator) AppRoleSQL(ctx context.Context, role string) (string, error) 
 		return "", errs.New(errs.InvalidInput, op, "no role")
 	}
 	stmts := migrate.AppRoleSQL(role, "")
+	if m.cfg.Schema != "" {
+		if err := m.checkPath(ctx, op); err != nil {
+			return "", err
+		}
+		// Each of the SDK's tables where it lives: the control plane in the SDK's
+		// schema, the adopted content tables in the legacy schema. The role's
+		// search_path puts the SDK's schema first, the legacy schema next.
+		where := map[string]string{}
+		rows, err := m.db.QueryxContext(ctx, `SELECT x.name, coalesce(n.nspname, '') FROM unnest($1::text[]) AS x(name)
+			LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(x.name)) LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`,
+			pq.StringArray(append(migrate.CloneOwnedTables(), "tenants", "clones", "tenant_members", "clone_grants", "audit_events", "audit_chain_heads", "break_glass_grants")))
+		if err != nil {
+			return "", classify(op, err, "resolve tables")
+		}
+		for rows.Next() {
+			var name, schema string
+			if err := rows.Scan(&name, &schema); err != nil {
+				rows.Close()
+				return "", classify(op, err, "resolve tables")
+			}
+			where[name] = schema
+		}
+		if err := rows.Err(); err != nil {
+			return "", classify(op, err, "resolve tables")
+		}
+		rows.Close()
+		stmts = migrate.AppRoleSQLIn(role, func(t string) string {
+			if s := where[t]; s != "" {
+				return s
+			}
+			return m.cfg.Schema
+		}, []string{m.cfg.Schema, m.cfg.LegacySchema})
+	}
 	sdk := migrate.CloneOwnedTables()
 	var names []string
 	for _, t := range m.cfg.Tables {
@@ -604,8 +760,7 @@ func (m *Migrator) AppRoleSQL(ctx context.Context, role string) (string, error) 
 	var seqs []string
 	err := m.db.SelectContext(ctx, &seqs, `
 		WITH tbl AS (
-			SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = current_schema() AND c.relname = ANY($1::text[])
+			SELECT c.oid FROM pg_class c JOIN unnest($1::text[]) AS x(name) ON c.oid = to_regclass(quote_ident(x.name))
 		), seq AS (
 			SELECT d.objid AS oid FROM pg_depend d JOIN tbl ON tbl.oid = d.refobjid  -- owned by a column (serial, identity)
 			WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass

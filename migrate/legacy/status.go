@@ -39,6 +39,9 @@ type Status struct {
 // Status reports where the database stands, reading only.
 func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 	const op = "legacy.Status"
+	if err := m.checkPath(ctx, op); err != nil {
+		return nil, err
+	}
 	s := &Status{}
 	var err error
 	if s.SchemaVersion, err = schemaVersion(ctx, m.db); err != nil {

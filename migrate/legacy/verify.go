@@ -77,6 +77,9 @@ func rowsOf(t Table, quarantine bool) string {
 // first backfill.
 func (m *Migrator) Snapshot(ctx context.Context) error {
 	const op = "legacy.Snapshot"
+	if err := m.checkPath(ctx, op); err != nil {
+		return err
+	}
 	for _, t := range m.cfg.Tables {
 		if err := m.snapshotTable(ctx, t); err != nil {
 			if errs.KindOf(err) == errs.Unknown && ctx.Err() == nil {
@@ -230,6 +233,9 @@ func (r *VerifyReport) add(kind, table, user string, rows int64, format string, 
 // half the truth.
 func (m *Migrator) Verify(ctx context.Context) (*VerifyReport, error) {
 	const op = "legacy.Verify"
+	if err := m.checkPath(ctx, op); err != nil {
+		return nil, err
+	}
 	tx, err := m.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return nil, classify(op, err, "begin")
@@ -507,7 +513,11 @@ func (m *Migrator) verifyParents(ctx context.Context, tx *sqlx.Tx, r *VerifyRepo
 	for i, t := range m.cfg.Tables {
 		names[i] = t.Name
 	}
-	fks, err := foreignKeys(ctx, tx, names)
+	legacySchema, err := m.legacySchema(ctx, tx)
+	if err != nil {
+		return err
+	}
+	fks, err := foreignKeys(ctx, tx, legacySchema, names)
 	if err != nil {
 		return err
 	}

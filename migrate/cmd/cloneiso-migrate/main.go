@@ -44,6 +44,11 @@
 // the schema owner this command migrates as, is CLONEISO_MIGRATE_DATABASE_URL, and
 // --app-database-url, the application role, is CLONEISO_DATABASE_URL (as in the host app
 // and cloneiso-doctor).
+// With --schema (CLONEISO_SCHEMA, or "schema" in the configuration file) the SDK's own
+// tables go to that schema, beside legacy tables of the same names (a legacy clones
+// table), and the command connects with search_path set to it and the legacy schema
+// (--legacy-schema; default: the connection's current schema); give it to every
+// command. See "A schema for the SDK's tables" in MIGRATION_GUIDE.md.
 // PINECONE_API_KEY is read too, and S3 credentials come from the AWS default chain
 // unless --s3-access-key and --s3-secret-key are set.
 //
@@ -73,6 +78,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -114,6 +120,7 @@ type options struct {
 	configFile, tables, usersQuery       string
 	subjectTemplate, withoutUser         string
 	subjectQuery                         string
+	schema, legacySchema                 string
 	batchSize                            int
 	progress                             string
 	dryRun, restart, retake, deep        bool
@@ -140,6 +147,8 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.appDatabaseURL, "app-database-url", "", "check: PostgreSQL URL of the application role")
 	fs.StringVar(&o.appRole, "app-role", "", "check: the application role, if not connecting as it")
 	fs.StringVar(&o.configFile, "config", "", "JSON file with the migration configuration (tables, users_query, subject_template, batch_size)")
+	fs.StringVar(&o.schema, "schema", "", "schema of the SDK's own tables (config \"schema\"), for a database with tables of the SDK's names such as clones; default: the current schema")
+	fs.StringVar(&o.legacySchema, "legacy-schema", "", "with --schema: schema of the legacy tables (config \"legacy_schema\"); default: the connection's current schema")
 	fs.StringVar(&o.tables, "tables", "", "tables to migrate as name[:user_column],... (default: the SDK's tables)")
 	fs.StringVar(&o.usersQuery, "users-query", "", "SELECT of every legacy user ID, so users without rows get a clone")
 	fs.StringVar(&o.subjectTemplate, "subject-template", "", "subject of a user's clone; {user_id} is replaced (default {user_id})")
@@ -196,6 +205,26 @@ type app struct {
 	bar            *progressBar
 	db             *sql.DB
 	m              *legacy.Migrator
+	schema         string // the SDK's schema (--schema), "" for the current one
+}
+
+// withSearchPath returns dsn (a URL or key=value string) with the search_path run-time
+// parameter set to path, which the driver sends to the server for every connection.
+func withSearchPath(dsn, path string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", err
+		}
+		q := u.Query()
+		q.Set("search_path", path)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	if strings.Contains(dsn, "search_path") {
+		return "", fmt.Errorf("it sets search_path: leave it out, --schema sets it")
+	}
+	return strings.TrimSpace(dsn) + " search_path=" + path, nil
 }
 
 // run executes the command line args and returns the exit status.
@@ -376,6 +405,12 @@ func (a *app) open(ctx context.Context) error {
 	if o.batchSize > 0 {
 		cfg.BatchSize = o.batchSize
 	}
+	if o.schema != "" {
+		cfg.Schema = o.schema
+	}
+	if o.legacySchema != "" {
+		cfg.LegacySchema = o.legacySchema
+	}
 	cfg.Progress = func(ev legacy.Progress) {
 		a.bar.update(ev)
 		checkpoint(ev)
@@ -388,7 +423,32 @@ func (a *app) open(ctx context.Context) error {
 		db.Close()
 		return fmt.Errorf("connect: %w", err)
 	}
+	if cfg.Schema != "" {
+		// Every connection resolves the SDK's tables in its schema and the legacy
+		// tables in theirs: search_path = schema, legacy schema.
+		if cfg.LegacySchema == "" {
+			if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&cfg.LegacySchema); err != nil {
+				db.Close()
+				return fmt.Errorf("current schema: %w", err)
+			}
+		}
+		db.Close()
+		if err := migrate.ValidSchema(cfg.Schema); err != nil {
+			return usagef("schema: %v", err)
+		}
+		if err := migrate.ValidSchema(cfg.LegacySchema); err != nil {
+			return usagef("legacy schema: %v", err)
+		}
+		dsn, err := withSearchPath(o.databaseURL, cfg.Schema+","+cfg.LegacySchema)
+		if err != nil {
+			return usagef("--database-url: %v", err)
+		}
+		if db, err = clonesql.OpenPostgres(dsn); err != nil {
+			return err
+		}
+	}
 	a.db = db
+	a.schema = cfg.Schema
 	m, err := legacy.New(db, &cfg)
 	if err != nil {
 		return usageError{err}
@@ -426,7 +486,7 @@ func (a *app) status(ctx context.Context) (int, error) {
 	}
 	a.printf("state: %s\nschema version: %d\n", state, s.SchemaVersion)
 	if s.SchemaVersion > 0 {
-		p, err := migrate.NewProvider(a.db, nil)
+		p, err := migrate.NewProvider(a.db, &migrate.Options{Schema: a.schema})
 		if err != nil {
 			return exitFailure, err
 		}
@@ -467,7 +527,7 @@ func (a *app) up(ctx context.Context) (int, error) {
 		return exitFailure, err
 	}
 	if s.SchemaVersion > 0 || !s.Legacy {
-		if err := migrate.Up(ctx, a.db, nil); err != nil {
+		if err := migrate.Up(ctx, a.db, &migrate.Options{Schema: a.schema}); err != nil {
 			return exitFailure, err
 		}
 		v, _ := a.m.Status(ctx)
@@ -760,7 +820,7 @@ func (a *app) check(ctx context.Context) (int, error) {
 	for _, t := range a.m.Tables() {
 		extra = append(extra, t.Name)
 	}
-	r, err := migrate.CheckIsolation(ctx, db, &migrate.CheckOptions{Role: a.opts.appRole, Tables: extra})
+	r, err := migrate.CheckIsolation(ctx, db, &migrate.CheckOptions{Role: a.opts.appRole, Schema: a.schema, Tables: extra})
 	if err != nil {
 		return exitFailure, err
 	}
