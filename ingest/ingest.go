@@ -825,7 +825,9 @@ func (p *Pipeline) run(ctx context.Context, cc clone.CloneContext, src *Source, 
 	if err != nil {
 		return Result{}, err
 	}
-	chunks, pages, err := p.chunkDocument(ctx, src, a, data, ct, t)
+	// The extractor learns the clone from the context: a PDF instance is reused
+	// only for documents of the same clone (extract.PDFOptions.DocumentsPerInstance).
+	chunks, pages, err := p.chunkDocument(clone.WithContext(ctx, cc), src, a, data, ct, t)
 	if err != nil {
 		return Result{}, err
 	}

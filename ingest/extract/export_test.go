@@ -31,6 +31,10 @@ func SetPDFTestHooks(stopped func(), before func(i int), after func(i int, err e
 	pdfTestHookStopped, pdfTestHookBeforePage, pdfTestHookAfterPage = stopped, before, after
 }
 
+// SetPDFDoneHook sets the hook that runs after every extraction that was not
+// stopped, with 4 unused bytes of its instance's linear memory (nil clears it).
+func SetPDFDoneHook(done func(mem []byte)) { pdfTestHookDone = done }
+
 // PDFLinearMemoryBytes returns the bytes of linear memory p's live instances may use
 // (0 when wazero allocates them in the Go heap).
 func PDFLinearMemoryBytes(p *PDF) int64 {

@@ -20,9 +20,15 @@
 //     library, and a malicious PDF runs inside a memory-safe sandbox with its own
 //     bounded memory. The module is compiled once per process, lazily, on the first
 //     PDF (about 3 s; far longer under the race detector), and its instances are
-//     pooled and shared by every Registry (see NewPDF and PDFOptions). Page
-//     boundaries are reported by ExtractDocument, so chunks and citations carry page
-//     numbers.
+//     pooled and shared by every Registry (see NewPDF and PDFOptions). An
+//     instance serves the documents of one clone only, the clone the context
+//     names (clone.WithContext): it is reused for a few documents of that clone in
+//     a row and discarded after any error or stop, and a context without a clone
+//     gets a fresh instance per document; so nothing of one clone's document
+//     survives into another clone's extraction. The time limit stops PDFium
+//     mid-call through a stop flag every loop of the (rewritten) module checks.
+//     Page boundaries are reported by ExtractDocument, so chunks and citations
+//     carry page numbers.
 //
 // Detection is by content: DetectContentType recognises PDF ("%PDF-") and DOCX (a ZIP
 // archive with word/document.xml) from their bytes before looking at the name, and

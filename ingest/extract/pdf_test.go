@@ -3,6 +3,7 @@ package extract_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"image"
 	"image/color"
@@ -401,6 +402,68 @@ func TestPDFTimeLimitStopsPDFium(t *testing.T) {
 		}
 		if d, err := e.ExtractDocument(t.Context(), doc, nil); err != nil || len(d.Pages) != 3 {
 			t.Errorf("fallback %v: next document: %v", fallback, err)
+		}
+	}
+}
+
+// TestPDFInstanceReuseIsPerClone: an instance serves several documents of one clone
+// (named by the context) in a row, and never a document of another clone, another
+// tenant, or a context without a clone; it is retired after DocumentsPerInstance
+// documents and after any error. Each extraction reads, then sets, a mark in unused
+// bytes of its instance's linear memory: a document that finds another clone's mark
+// ran in that clone's poisoned instance.
+func TestPDFInstanceReuseIsPerClone(t *testing.T) {
+	e, err := extract.NewPDF(&extract.PDFOptions{DocumentsPerInstance: 3, MaxInstances: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"}
+	ctxOf := func(tenant, id int) context.Context {
+		cc, err := clone.Parse(ids[tenant], ids[id], clone.Principal{Subject: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return clone.WithContext(t.Context(), cc)
+	}
+	var (
+		mark  uint32 // the mark of the document being extracted
+		found []uint32
+	)
+	extract.SetPDFDoneHook(func(mem []byte) {
+		found = append(found, binary.LittleEndian.Uint32(mem))
+		binary.LittleEndian.PutUint32(mem, mark)
+	})
+	t.Cleanup(func() { extract.SetPDFDoneHook(nil) })
+	good := makePDF(t, pdfDoc{pages: []string{"reuse"}})
+	garbage := append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{0xde, 0xad}, 500)...)
+	const none, a, b, c = 0, 'A', 'B', 'C'
+	bg := t.Context()
+	for i, step := range []struct {
+		ctx  context.Context
+		mark uint32
+		doc  []byte
+		want uint32 // the mark found
+	}{
+		{ctxOf(0, 0), a, good, none}, // clone A: a fresh instance, kept for A
+		{ctxOf(0, 1), b, good, none}, // clone B (same tenant) never gets A's
+		{ctxOf(0, 0), a, good, a},    // A again: A's instance
+		{ctxOf(1, 0), c, good, none}, // A's clone ID in another tenant is another clone; B's instance is discarded (two kept at most)
+		{ctxOf(0, 0), a, good, a},    // A's third document: its instance is then retired
+		{ctxOf(0, 0), a, good, none}, // so the fourth gets a fresh one
+		{ctxOf(0, 0), a, garbage, a}, // an error retires the instance
+		{ctxOf(0, 0), a, good, none}, // a fresh one after the error
+		{ctxOf(1, 0), c, good, c},    // C's instance was kept for C alone
+		{ctxOf(0, 1), b, good, none}, // B never sees A's or C's
+		{bg, 'N', good, none},        // no clone in the context: a fresh instance, not kept
+		{bg, 'N', good, none},
+	} {
+		mark = step.mark
+		_, err := e.ExtractDocument(step.ctx, step.doc, nil)
+		if (err != nil) != (&step.doc[0] == &garbage[0]) {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if len(found) != i+1 || found[i] != step.want {
+			t.Fatalf("step %d: found the marks %c; want %c last", i, found, step.want)
 		}
 	}
 }
