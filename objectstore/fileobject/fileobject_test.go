@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/objectstore"
@@ -18,26 +19,34 @@ import (
 
 func TestConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Config{
-		SignedURLs: true,
-		NewDriver: func(t *testing.T) driver.Bucket {
-			dir := t.TempDir()
-			key := []byte("0123456789abcdef0123456789abcdef")
-			srv := httptest.NewUnstartedServer(nil)
-			opts := &fileobject.Options{SigningKey: key, BaseURL: "http://" + srv.Listener.Addr().String() + "/files"}
-			h, err := fileobject.NewHandler(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv.Config.Handler = h
-			srv.Start()
-			t.Cleanup(srv.Close)
-			d, err := fileobject.OpenDriver(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return d
-		},
+		SignedURLs:         true,
+		NewDriver:          func(t *testing.T) driver.Bucket { return newServedDriver(t, 0) },
+		NewBackdatedDriver: newServedDriver,
 	})
+}
+
+// newServedDriver returns a driver over a fresh store served by a handler on a test
+// server; the driver signs by a clock running by behind the handler's.
+func newServedDriver(t *testing.T, by time.Duration) driver.Bucket {
+	dir := t.TempDir()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	srv := httptest.NewUnstartedServer(nil)
+	opts := &fileobject.Options{SigningKey: key, BaseURL: "http://" + srv.Listener.Addr().String() + "/files"}
+	h, err := fileobject.NewHandler(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	signing := *opts
+	signing.Now = func() time.Time { return time.Now().Add(-by) }
+	d, err := fileobject.OpenDriver(dir, &signing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // A symlink planted inside the store (by another process, a restore, an operator

@@ -55,6 +55,11 @@ type Options struct {
 	PartSize int64
 	// Bucket configures the portable type (audit sink, URL lifetime cap).
 	Bucket *objectstore.Options
+	// Now is the clock that dates signed URLs and upload tickets (their signing time,
+	// from which their expiry counts); nil means time.Now. It dates signatures only:
+	// the lifetime of Scoped credentials is judged by real time. Tests set it in the
+	// past to issue links that have already expired, instead of waiting.
+	Now func() time.Time
 }
 
 // ScopedOptions configure clone-scoped signing credentials.
@@ -108,6 +113,7 @@ type s3Bucket struct {
 	region   string
 	scoped   *ScopedOptions
 	partSize int64
+	now      func() time.Time // Options.Now; nil: the SDK's own clock
 
 	mu      sync.Mutex
 	signers map[string]*scopedSigner // by clone prefix
@@ -124,7 +130,7 @@ func openDriver(_ context.Context, cfg aws.Config, bucket string, opts *Options)
 	if cfg.Region == "" {
 		return nil, errs.New(errs.InvalidInput, op, "aws.Config has no region")
 	}
-	b := &s3Bucket{bucket: bucket, region: cfg.Region, partSize: opts.PartSize, signers: map[string]*scopedSigner{}}
+	b := &s3Bucket{bucket: bucket, region: cfg.Region, partSize: opts.PartSize, now: opts.Now, signers: map[string]*scopedSigner{}}
 	if b.partSize == 0 {
 		b.partSize = 8 << 20
 	}
@@ -173,7 +179,7 @@ func openDriver(_ context.Context, cfg aws.Config, bucket string, opts *Options)
 	} else {
 		// Only an unscoped bucket gets a signer with the application's credentials; a
 		// scoped one signs only through signer, with a clone's STS credentials.
-		b.presign = s3.NewPresignClient(b.newClient(cfg.Credentials))
+		b.presign = b.newPresignClient(cfg.Credentials)
 	}
 	return b, nil
 }

@@ -59,7 +59,7 @@ func (b *s3Bucket) signer(ctx context.Context, op, scope string, expiry time.Dur
 	if c.SessionToken == "" || c.AccessKeyID == "" {
 		return nil, errs.New(errs.Unavailable, op, "STS returned credentials without a session token")
 	}
-	sg = &scopedSigner{creds: c, presign: s3.NewPresignClient(b.newClient(credentials.StaticCredentialsProvider{Value: c}))}
+	sg = &scopedSigner{creds: c, presign: b.newPresignClient(credentials.StaticCredentialsProvider{Value: c})}
 	b.mu.Lock()
 	if len(b.signers) >= maxSigners {
 		clear(b.signers)
@@ -163,6 +163,9 @@ func (b *s3Bucket) UploadTicket(ctx context.Context, scope, key string, opts *dr
 	r, err := presign.PresignPostObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key}, func(o *s3.PresignPostOptions) {
 		o.Expires = opts.Expiry
 		o.Conditions = conds
+		if b.now != nil {
+			o.PostPresigner = clockPostPresigner{next: o.PostPresigner, now: b.now}
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -171,4 +174,41 @@ func (b *s3Bucket) UploadTicket(ctx context.Context, scope, key string, opts *dr
 		fields[k] = v
 	}
 	return &driver.UploadTicket{URL: r.URL, Fields: fields}, nil
+}
+
+// newPresignClient returns a presign client signing with creds, dated by Options.Now
+// when it is set.
+func (b *s3Bucket) newPresignClient(creds aws.CredentialsProvider) *s3.PresignClient {
+	c := b.newClient(creds)
+	if b.now == nil {
+		return s3.NewPresignClient(c)
+	}
+	return s3.NewPresignClient(c, func(o *s3.PresignOptions) {
+		// The S3 client's own default signer (s3.newDefaultV4Signer): S3 keys are not
+		// escaped twice.
+		signer := v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true })
+		o.Presigner = clockPresigner{next: signer, now: b.now}
+	})
+}
+
+// clockPresigner signs URLs at Options.Now instead of the SDK's clock.
+type clockPresigner struct {
+	next s3.HTTPPresignerV4
+	now  func() time.Time
+}
+
+func (p clockPresigner) PresignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string, _ time.Time, optFns ...func(*v4.SignerOptions)) (string, http.Header, error) {
+	return p.next.PresignHTTP(ctx, creds, r, payloadHash, service, region, p.now().UTC(), optFns...)
+}
+
+// clockPostPresigner signs POST policies at Options.Now, moving their expiration with
+// the signing time.
+type clockPostPresigner struct {
+	next s3.PresignPost
+	now  func() time.Time
+}
+
+func (p clockPostPresigner) PresignPost(creds aws.Credentials, bucket, key, region, service string, signingTime time.Time, conditions []any, expiration time.Time, optFns ...func(*v4.SignerOptions)) (map[string]string, error) {
+	at := p.now().UTC()
+	return p.next.PresignPost(creds, bucket, key, region, service, at, conditions, expiration.Add(at.Sub(signingTime)), optFns...)
 }
