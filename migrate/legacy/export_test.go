@@ -15,3 +15,6 @@ func MatchKey(template, kind, key string) (user, k, name string, ok bool, err er
 	user, k, name, ok = kt.match(key)
 	return user, k, name, ok, nil
 }
+
+// Traversal says why key is a path traversal, or "".
+func Traversal(key string) string { return traversal(key) }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -143,6 +144,41 @@ func isPlaceholder(s string) bool {
 		}
 	}
 	return true
+}
+
+// traversal says why key is a path traversal, or "": a segment that is empty (inside
+// the key: "a//b", "/a"), "." or "..", also once percent-decoded (up to three times:
+// "%2e%2e", "%252e%252e") or split at a backslash, or an encoded "/" or "\" inside a
+// segment ("%2f"). A legacy application that resolved such keys as paths, or decoded
+// them, may have stored one user's object under another user's prefix, so which user
+// it belongs to cannot be told from the key.
+func traversal(key string) string {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		if seg == "" {
+			if i == len(segs)-1 && i > 0 {
+				continue // a trailing "/" (a folder marker): not a traversal
+			}
+			return fmt.Sprintf("key %q has an empty segment", key)
+		}
+		s := seg
+		for range 4 {
+			for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == '\\' || r == '/' }) {
+				if part == "." || part == ".." {
+					return fmt.Sprintf("key %q has a %q segment", key, seg)
+				}
+			}
+			if s == "." || s == ".." || s != seg && strings.ContainsAny(s, "/\\") {
+				return fmt.Sprintf("key %q has a %q segment", key, seg)
+			}
+			d, err := url.PathUnescape(s)
+			if err != nil || d == s {
+				break
+			}
+			s = d
+		}
+	}
+	return ""
 }
 
 // match splits a legacy key into user, kind and name; ok is false if it does not fit.
@@ -319,6 +355,10 @@ func (m *Migrator) inventory(ctx context.Context, o *ObjectOptions, kts []*keyTe
 		defer func() { inv.listed[ob.key] = ob }()
 		if _, ok := scope.match(ob.key); ok {
 			rep.OutOfScope++
+			return
+		}
+		if why := traversal(ob.key); why != "" {
+			refuse(ob, why+": a path traversal is never copied, not even sanitized (it could name another user's object); move the object under its owner's key, or declare it out of scope")
 			return
 		}
 		var fits bool
