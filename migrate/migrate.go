@@ -69,7 +69,9 @@ type Options struct {
 	// connection's current schema, as before. Up creates the schema if it is missing and
 	// runs every migration on one pinned connection whose search_path puts Schema first
 	// (followed by the connection's own path), then restores that connection's
-	// search_path; Down does the same. It lets the SDK's tables live beside a host's
+	// search_path; Down does the same. The version table is in Schema, and goose reads
+	// it before it takes its lock: on a database without the schema a Provider's
+	// methods (Up included) fail until [Up] has created it. It lets the SDK's tables live beside a host's
 	// tables of the same names (a legacy table named clones, say) in another schema.
 	// The application role must then resolve the SDK's tables in Schema (see
 	// [AppRoleSQL] and [CheckOptions].Schema). SQLite has no schemas: a Schema there is
