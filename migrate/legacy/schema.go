@@ -754,7 +754,11 @@ func (m *Migrator) AppRoleSQL(ctx context.Context, role string) (string, error) 
 	for _, t := range m.cfg.Tables {
 		names = append(names, t.Name)
 		if !slices.Contains(sdk, t.Name) {
-			stmts += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + pq.QuoteIdentifier(t.Name) + " TO " + pq.QuoteIdentifier(role) + ";\n"
+			name := pq.QuoteIdentifier(t.Name)
+			if m.cfg.Schema != "" {
+				name = pq.QuoteIdentifier(m.cfg.LegacySchema) + "." + name // adopted in place
+			}
+			stmts += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + name + " TO " + pq.QuoteIdentifier(role) + ";\n"
 		}
 	}
 	var seqs []string

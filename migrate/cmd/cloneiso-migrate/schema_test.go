@@ -81,9 +81,14 @@ func TestCLISchema(t *testing.T) {
 	out, _ = c.run(exitOK, "status")
 	mustContain(t, out, "state: enforced", "pending migrations: 0")
 	out, _ = c.run(exitOK, "grant", "--app-role", pgtest.AppRole)
-	mustContain(t, out, `"cloneiso"."clones"`, `"public"."documents"`, "search_path")
+	mustContain(t, out, `"cloneiso"."clones"`, `"public"."documents"`, `ON "public"."notes" TO`, "search_path")
 	out, _ = c.run(exitOK, "check", "--app-database-url", db.AppURL)
 	mustContain(t, out, "isolation OK")
+	// The adopted tables are checked where they live.
+	db.Owner.MustExec("ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY")
+	out, _ = c.run(exitDiscrepancy, "check", "--app-database-url", db.AppURL)
+	mustContain(t, out, "rls-not-forced [public.notes]")
+	db.Owner.MustExec("ALTER TABLE public.notes FORCE ROW LEVEL SECURITY")
 
 	// Which table lives where.
 	where := map[string]string{}
@@ -102,6 +107,7 @@ func TestCLISchema(t *testing.T) {
 	rows.Close()
 	for _, want := range []string{"cloneiso.tenants", "cloneiso.clones", "cloneiso.clone_grants", "cloneiso.audit_events", "cloneiso.audit_chain_heads",
 		"cloneiso.break_glass_grants", "cloneiso.cloneiso_schema_version", "cloneiso.cloneiso_legacy_users",
+		"cloneiso.training_examples", // absent from the legacy database: created by enforce, in the SDK's schema
 		"public.clones", "public.documents", "public.notes", "public.users"} {
 		if where[want] == "" {
 			t.Errorf("no table %s; tables: %v", want, where)
