@@ -231,3 +231,34 @@ func TestCheckSearchPathPostgres(t *testing.T) {
 		t.Fatalf("cloneiso not on the path: search-path problems %v\n%s", sp, r)
 	}
 }
+
+// TestConcurrentUpInSchemaPostgres: instances starting together on a database without
+// the schema all create it (a concurrent creation is no error) and migrate it once.
+func TestConcurrentUpInSchemaPostgres(t *testing.T) {
+	db := pgtest.Fresh(t, false)
+	ctx := context.Background()
+	errc := make(chan error, 4)
+	start := make(chan struct{})
+	for range 4 {
+		go func() {
+			conn, err := sql.Open("postgres", db.OwnerURL) // a pool of its own, as a process has
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer conn.Close()
+			<-start
+			errc <- migrate.Up(ctx, conn, &migrate.Options{Schema: "cloneiso"})
+		}()
+	}
+	close(start)
+	for range 4 {
+		if err := <-errc; err != nil {
+			t.Fatalf("concurrent Up: %v", err)
+		}
+	}
+	want := slices.Sorted(slices.Values(append(slices.Clone(allTables), migrate.DefaultTableName)))
+	if got := tablesIn(t, db.Owner.DB, "cloneiso"); !slices.Equal(got, want) {
+		t.Fatalf("tables in cloneiso: %v", got)
+	}
+}
