@@ -13,6 +13,8 @@ import (
 	"github.com/cloneiso/cloneiso/clone/records"
 	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
+	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
 
 // TestCLISchema: a legacy database with a clones table of its own. Without a schema
@@ -70,10 +72,24 @@ func TestCLISchema(t *testing.T) {
 	c.run(exitOK, "up")
 	c.run(exitOK, "up") // idempotent
 	c.run(exitDiscrepancy, "backfill")
+	// Vectors (on the emulator) find each user's clone in the SDK's schema.
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
+	raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := legacytest.PutVectors(ctx, raw, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	vecFlags := []string{"--pinecone-host", srv.Host(), "--dimension", "8", "--namespace-template", "user-{user_id}"}
+	c.run(exitOK, append([]string{"vectors", "copy"}, vecFlags...)...)
+	out, _ = c.run(exitOK, append([]string{"vectors", "verify"}, vecFlags...)...)
+	mustContain(t, out, "vectors: OK")
 	db.Owner.MustExec("DELETE FROM documents WHERE user_id IS NULL; DELETE FROM notes WHERE owner = ''")
 	c.run(exitOK, "snapshot", "--retake")
-	out, _ = c.run(exitOK, "verify")
-	mustContain(t, out, "sql: OK")
+	out, _ = c.run(exitOK, append([]string{"verify"}, vecFlags...)...)
+	mustContain(t, out, "sql: OK", "vectors: OK")
 	out, _ = c.run(exitOK, "enforce")
 	mustContain(t, out, "enforced on documents")
 	c.run(exitOK, "enforce")
@@ -119,9 +135,10 @@ func TestCLISchema(t *testing.T) {
 		}
 	}
 
+	var appDB *sql.DB
 	// The SDK's repositories, as the application role (its search_path set by grant),
 	// read u001's migrated documents in u001's clone.
-	appDB, err := sql.Open("postgres", db.AppURL)
+	appDB, err = sql.Open("postgres", db.AppURL)
 	if err != nil {
 		t.Fatal(err)
 	}
