@@ -34,13 +34,24 @@ func threadCPU() time.Duration {
 // pages and the instance; page1 is the first page's load and text analysis, part of
 // the two before. process-cpu is the whole process's CPU time (the GC's included),
 // pdftotext-cpu that of a pdftotext process per document on the same files. All are
-// per document, in ms; MiB is the Go heap allocated.
+// per document, in ms; MiB is the Go heap allocated. stop-flag is the extractor's
+// runtime (the rewritten module, stopped by its flag); wazero-termination the
+// fallback, with wazero's close-on-context-done checks.
 func BenchmarkPDFPhases(b *testing.B) {
 	docs, files, _ := benchPDFs(b)
-	pdf, err := extract.NewPDF(nil)
+	flag, err := extract.NewPDF(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
+	fallback, err := extract.NewPDFWithWazeroTermination(extract.PDFOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("stop-flag", func(b *testing.B) { pdfPhases(b, flag, docs, files) })
+	b.Run("wazero-termination", func(b *testing.B) { pdfPhases(b, fallback, docs, files) })
+}
+
+func pdfPhases(b *testing.B, pdf *extract.PDF, docs [][]byte, files []string) {
 	pool, err := extract.PDFPool(pdf)
 	if err != nil {
 		b.Fatal(err)

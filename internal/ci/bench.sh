@@ -134,7 +134,7 @@ section "Ingestion: chunker vs langchaingo" \
 	"/cloneiso:/langchaingo-tokens /cloneiso:/langchaingo-runes" ./ingest/internal/bench . 'Chunker' "${scale}s"
 section "Ingestion: token counting" "none (absolute cost)" - ./ingest/token . 'Count' "${scale}s"
 section "Ingestion: PDF extraction vs pdftotext, DOCX throughput, memory per concurrent PDF" \
-	"poppler's pdftotext (a process per document) on the same 4 PDFs of 20 pages (interleaved: ratio = cloneiso/pdftotext of median wall times, cpu-ratio of median CPU times); skipped without pdftotext" \
+	"poppler's pdftotext (a process per document) on the same 4 PDFs of 20 pages (interleaved: ratio = cloneiso/pdftotext of median wall times, cpu-ratio of median CPU times; interleaved-clone: the four documents of one clone, sharing an instance); skipped without pdftotext" \
 	"/cloneiso:/pdftotext" ./ingest/extract . 'PDF|DOCX' "$((scale * 5))x"
 section "Ingestion: end to end, 8 Markdown documents of 32 KiB" \
 	"the embedded backends vs the real ones (PostgreSQL, Pinecone emulator, MinIO)" \
