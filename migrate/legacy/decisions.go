@@ -173,7 +173,7 @@ func (m *Migrator) userIssues(ctx context.Context, q querier) ([]UserIssue, erro
 	return out, nil
 }
 
-// countElsewhere fills the issues' Elsewhere: their rows in the tables of the current
+// countElsewhere fills the issues' Elsewhere: their rows in the tables of the legacy
 // schema that are not configured (nor the SDK's control or bookkeeping tables) and have
 // a column named like a configured user column.
 func (m *Migrator) countElsewhere(ctx context.Context, q querier, issues []UserIssue) error {
@@ -187,16 +187,24 @@ func (m *Migrator) countElsewhere(ctx context.Context, q querier, issues []UserI
 			columns = append(columns, t.userColumn())
 		}
 	}
-	configured = append(configured, "tenants", "clones", "tenant_members", "clone_grants", "audit_events")
+	schema, err := m.legacySchema(ctx, q)
+	if err != nil {
+		return err
+	}
+	if sdk, err := m.sdkSchema(ctx, q); err != nil {
+		return err
+	} else if sdk == schema {
+		configured = append(configured, "tenants", "clones", "tenant_members", "clone_grants", "audit_events")
+	}
 	var cols []struct {
 		Table  string `db:"table_name"`
 		Column string `db:"column_name"`
 	}
 	if err := sqlx.SelectContext(ctx, q, &cols, `SELECT c.relname AS table_name, a.attname AS column_name
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
-		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE n.nspname = $3 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 		  AND a.attname = ANY($1) AND c.relname <> ALL($2) AND c.relname NOT LIKE 'cloneiso\_%'
-		ORDER BY 1, 2`, pq.StringArray(columns), pq.StringArray(configured)); err != nil {
+		ORDER BY 1, 2`, pq.StringArray(columns), pq.StringArray(configured), schema); err != nil {
 		return err
 	}
 	ids := make([]string, len(issues))
@@ -210,7 +218,7 @@ func (m *Migrator) countElsewhere(ctx context.Context, q querier, issues []UserI
 			N      int64  `db:"n"`
 		}
 		col := pq.QuoteIdentifier(c.Column)
-		if err := sqlx.SelectContext(ctx, q, &rows, "SELECT "+col+"::text AS user_id, count(*) AS n FROM "+pq.QuoteIdentifier(c.Table)+
+		if err := sqlx.SelectContext(ctx, q, &rows, "SELECT "+col+"::text AS user_id, count(*) AS n FROM "+pq.QuoteIdentifier(schema)+"."+pq.QuoteIdentifier(c.Table)+
 			" WHERE "+col+"::text = ANY($1) GROUP BY 1", pq.StringArray(ids)); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package legacy_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"slices"
 	"strings"
@@ -246,5 +247,39 @@ func TestUserIssuesCountOtherTables(t *testing.T) {
 	rep, err := m.Backfill(ctx, nil)
 	if err != nil || rep.Quarantined["sessions"] != 3 {
 		t.Fatalf("backfill: quarantined %v (%v); want 3 sessions (2 of u999, 1 without a user)", rep.Quarantined, err)
+	}
+}
+
+// TestUserIssuesCountOtherTablesWithSchema: with a schema of the SDK's own
+// (Config.Schema), the tables searched for an ID's other rows are the legacy schema's,
+// not the SDK's, also once the SDK's schema exists (after Adopt).
+func TestUserIssuesCountOtherTablesWithSchema(t *testing.T) {
+	ctx := context.Background()
+	db := fixtureDB(t)
+	db.Owner.MustExec(strayUsersSQL + `
+		CREATE TABLE sessions (id bigserial PRIMARY KEY, user_id text);
+		INSERT INTO sessions (user_id) VALUES ('u999'), ('u999'), ('U001');`)
+	sep := "?"
+	if strings.Contains(db.OwnerURL, "?") {
+		sep = "&"
+	}
+	conn, err := sql.Open("postgres", db.OwnerURL+sep+"search_path=cloneiso,public")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := legacytest.Config()
+	cfg.Schema = "cloneiso"
+	m, err := legacy.New(conn, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAdopt(t, m)
+	p, err := m.Plan(ctx)
+	if err != nil || len(p.UserIssues) != 2 {
+		t.Fatalf("plan: %v, %v", p, err)
+	}
+	if up, del := p.UserIssues[0], p.UserIssues[1]; del.Elsewhere["sessions"] != 2 || up.Elsewhere["sessions"] != 1 {
+		t.Fatalf("plan with a schema of the SDK's own: %+v, %+v; want the sessions rows counted", up, del)
 	}
 }
