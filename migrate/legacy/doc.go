@@ -83,7 +83,9 @@
 // of the legacy bucket, and every legacy key an object key column names, is accounted
 // for: copied, refused with a reason, or out of scope by the operator's recorded
 // decision ([Migrator.DeclareObjectsOutOfScope]); objects the SDK refuses as they are
-// can be copied in a sanitized form ([ObjectOptions].Sanitize).
+// can be copied in a sanitized form ([ObjectOptions].Sanitize), except keys that
+// traverse (a "..", "." or empty segment, also percent-encoded), which are always
+// refused: the key does not tell whose object it is.
 // [Migrator.VerifyObjects] checks again, down to each clone's exact set of objects;
 // [Migrator.DeleteLegacyObjects] is the separate step that deletes the legacy keys. [Migrator.MigrateVectors],
 // [Migrator.VerifyVectors] and [Migrator.DeleteLegacyVectors] do the same for vectors
