@@ -32,6 +32,9 @@ const (
 	DefaultPDFMaxPages       = 2000
 	DefaultPDFTimeout        = 60 * time.Second
 	DefaultPDFMaxMemoryBytes = 512 << 20
+	// PDFMinMemoryBytes is the least PDFOptions.MaxMemoryBytes: the module's initial
+	// linear memory (18.2 MiB) and room to open a document.
+	PDFMinMemoryBytes = 24 << 20
 	// DefaultPDFDocumentsPerInstance is PDFOptions.DocumentsPerInstance's default.
 	DefaultPDFDocumentsPerInstance = 16
 )
@@ -52,7 +55,8 @@ type PDFOptions struct {
 	Timeout time.Duration
 	// MaxMemoryBytes bounds the WebAssembly memory of one PDFium instance, so of one
 	// document: 0 means DefaultPDFMaxMemoryBytes. A document that needs more fails
-	// (clone.ErrInvalidInput). Rounded up to 64 KiB pages. On Unix systems it is
+	// (clone.ErrInvalidInput). Rounded up to 64 KiB pages; at least PDFMinMemoryBytes
+	// (NewPDF refuses less with clone.ErrInvalidInput). On Unix systems it is
 	// reserved as address space when the instance starts and made writable as PDFium
 	// grows its memory, outside the Go heap; it is unmapped when the instance ends.
 	MaxMemoryBytes int64
@@ -390,8 +394,8 @@ type PDF struct {
 // (its passed deadline clone.ErrUnavailable). Nothing partial is returned.
 func NewPDF(opts *PDFOptions) (*PDF, error) {
 	o := opts.withDefaults()
-	if o.MaxMemoryBytes < 16<<20 {
-		return nil, errs.New(errs.InvalidInput, "extract.NewPDF", "MaxMemoryBytes of %d is below the 16 MiB PDFium needs", o.MaxMemoryBytes)
+	if o.MaxMemoryBytes < PDFMinMemoryBytes {
+		return nil, errs.New(errs.InvalidInput, "extract.NewPDF", "MaxMemoryBytes of %d is below the %d MiB PDFium needs", o.MaxMemoryBytes, PDFMinMemoryBytes>>20)
 	}
 	return &PDF{o: o, rt: sharedPDFRuntime(&o)}, nil
 }

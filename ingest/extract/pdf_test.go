@@ -192,8 +192,12 @@ func TestPDFRefusesBadInput(t *testing.T) {
 	if text, err := r.Extract(ctx, extract.TypePDF, good); err != nil || !strings.Contains(text, "three") {
 		t.Errorf("after failures: %q, %v", text, err)
 	}
-	if _, err := extract.NewPDF(&extract.PDFOptions{MaxMemoryBytes: 1 << 20}); !errors.Is(err, clone.ErrInvalidInput) {
-		t.Errorf("tiny memory: %v", err)
+	// Below what PDFium needs (its initial memory is 18.2 MiB): refused, rather than
+	// failing every document with ErrUnavailable.
+	for _, m := range []int64{1 << 20, 16 << 20, extract.PDFMinMemoryBytes - 1} {
+		if _, err := extract.NewPDF(&extract.PDFOptions{MaxMemoryBytes: m}); !errors.Is(err, clone.ErrInvalidInput) {
+			t.Errorf("memory of %d: %v", m, err)
+		}
 	}
 }
 

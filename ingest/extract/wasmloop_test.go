@@ -138,3 +138,26 @@ func TestInterruptibleRefuses(t *testing.T) {
 		t.Errorf("PDFium: %d loops, %v", n, err)
 	}
 }
+
+// TestPDFMinMemory: PDFMinMemoryBytes leaves room above the initial linear memory
+// the embedded module declares (a module that starts larger would fail every
+// document of an extractor NewPDF accepted).
+func TestPDFMinMemory(t *testing.T) {
+	r := &wasmReader{b: pdfiumWASM, p: 8}
+	for r.p < len(r.b) && r.err == nil {
+		id, size := r.byte(), r.u32()
+		if id != 5 {
+			r.skip(int(size))
+			continue
+		}
+		if n := r.u32(); n != 1 {
+			t.Fatalf("%d memories", n)
+		}
+		r.byte() // limits flags
+		if min := uint64(r.u32()) << 16; r.err != nil || min+4<<20 > PDFMinMemoryBytes {
+			t.Fatalf("initial memory %d bytes (%v); PDFMinMemoryBytes %d leaves less than 4 MiB", min, r.err, PDFMinMemoryBytes)
+		}
+		return
+	}
+	t.Fatalf("no memory section (%v)", r.err)
+}
