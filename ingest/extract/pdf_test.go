@@ -471,3 +471,33 @@ func TestPDFInstanceReuseIsPerClone(t *testing.T) {
 		}
 	}
 }
+
+// TestPDFMemoryLimit: a page whose text analysis needs more linear memory than
+// MaxMemoryBytes (here about 196,000 characters on one page, under the least limit)
+// fails with clone.ErrInvalidInput and nothing partial; under the default limit it is
+// read.
+func TestPDFMemoryLimit(t *testing.T) {
+	p := fpdf.New("P", "mm", "A4", "")
+	p.SetCompression(true)
+	p.SetFont("Helvetica", "", 2)
+	p.AddPage()
+	line := strings.Repeat("memory ", 70)
+	for i := range 400 {
+		p.Text(1, 2+float64(i)*0.72, line)
+	}
+	var buf bytes.Buffer
+	if err := p.Output(&buf); err != nil {
+		t.Fatal(err)
+	}
+	small, err := extract.NewPDF(&extract.PDFOptions{MaxMemoryBytes: extract.PDFMinMemoryBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := small.ExtractDocument(t.Context(), buf.Bytes(), nil); !errors.Is(err, clone.ErrInvalidInput) || d.Text != "" || d.Pages != nil {
+		t.Errorf("over the memory limit: %d bytes of text, %v; want ErrInvalidInput", len(d.Text), err)
+	}
+	d, err := pdfRegistry(t).ExtractDocument(t.Context(), extract.TypePDF, buf.Bytes())
+	if err != nil || strings.Count(d.Text, "memory") < 20000 {
+		t.Errorf("under the default limit: %d bytes of text, %v", len(d.Text), err)
+	}
+}
