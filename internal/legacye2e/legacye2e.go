@@ -2,7 +2,6 @@ package legacye2e
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/cloneiso/cloneiso"
 	"github.com/cloneiso/cloneiso/clone"
 	"github.com/cloneiso/cloneiso/clone/records"
-	"github.com/cloneiso/cloneiso/ingest"
 	"github.com/cloneiso/cloneiso/ingest/embed"
 	"github.com/cloneiso/cloneiso/internal/legacytest"
 	"github.com/cloneiso/cloneiso/internal/pgtest"
@@ -197,38 +195,12 @@ func ReadOriginal(ctx context.Context, stack *cloneiso.Stack, cc clone.CloneCont
 }
 
 // ReingestMigrated is the procedure of MIGRATION_GUIDE.md ("Answering from migrated
-// documents"): every document of the clone that the SDK's pipeline did not ingest
-// (no embedding model recorded) and whose original was migrated into the clone is
-// ingested again from that original, under its own ID, title, source name, content
-// type and metadata. It returns how many it re-ingested.
+// documents"): ingest.Pipeline.IngestMigrated on the stack's pipeline. It returns how
+// many documents it re-ingested, and an error if any could not be.
 func ReingestMigrated(ctx context.Context, stack *cloneiso.Stack, cc clone.CloneContext) (int, error) {
-	n, cursor := 0, ""
-	for {
-		page, err := records.ListDocuments(ctx, stack.DB(), cc, &records.ListOptions{Limit: records.MaxPageSize, Cursor: cursor})
-		if err != nil {
-			return n, err
-		}
-		for _, d := range page.Items {
-			if ingest.EmbeddingModel(d) != "" || d.ObjectKey == "" {
-				continue // the pipeline's own, or no original to ingest from
-			}
-			data, err := ReadOriginal(ctx, stack, cc, d)
-			if err != nil {
-				return n, err
-			}
-			var meta map[string]any
-			if err := json.Unmarshal(d.Metadata, &meta); err != nil {
-				return n, err
-			}
-			if _, err := stack.Pipeline().Ingest(ctx, cc, ingest.Source{DocumentID: d.ID, Title: d.Title, SourceName: d.SourceName,
-				ContentType: d.ContentType, Data: data, Metadata: meta}); err != nil {
-				return n, err
-			}
-			n++
-		}
-		if page.Next == "" {
-			return n, nil
-		}
-		cursor = page.Next
+	rep, err := stack.Pipeline().IngestMigrated(ctx, cc)
+	if err != nil {
+		return rep.Ingested, err
 	}
+	return rep.Ingested, rep.Err()
 }
