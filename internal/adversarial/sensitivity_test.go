@@ -148,6 +148,10 @@ var mutations = []mutation{
 		one("migrate/check.go", "	if err := rows.Err(); err != nil {\n\t\treturn err\n\t}\n\treturn rows.Close()\n", "	if err := rows.Err(); err != nil {\n\t\treturn nil\n\t}\n\treturn rows.Close()\n", 1)},
 	{"failed ingestion compensated", "./ingest", "TestFaultAtEveryStepLeavesNothing",
 		one("ingest/ingest.go", "err = errors.Join(err, p.compensate(ctx, cc, a, err))", "err = errors.Join(err, nil)", 1)},
+	{"PDFium instances kept per clone: the tenant is in the key", "./ingest/extract", "TestPDFInstanceReuseIsPerClone",
+		one("ingest/extract/pdf.go", "return pdfCloneKey{cc.TenantID(), cc.CloneID()}, true", "return pdfCloneKey{clone: cc.CloneID()}, true", 1)},
+	{"PDFium instances kept per clone: never shared", "./ingest/extract", "TestPDFInstanceReuseIsPerClone",
+		one("ingest/extract/pdf.go", "return pdfCloneKey{cc.TenantID(), cc.CloneID()}, true", "return pdfCloneKey{}, true", 1)},
 	{"offboarding tombstone", "./tenant", "TestOffboardClone",
 		one("tenant/offboard.go", "StatusOffboarded, a.clock(), r.TenantID, r.CloneID, StatusOffboarding)", "StatusOffboarding, a.clock(), r.TenantID, r.CloneID, StatusOffboarding)", 1)},
 }
