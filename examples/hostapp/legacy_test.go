@@ -71,8 +71,8 @@ func TestMigratedLegacyDeployment(t *testing.T) {
 		t.Fatalf("u001's chat before the re-ingestion cites the document (%v):\n%s", err, stream)
 	}
 	for _, u := range []string{"u001", "u002"} {
-		if n, err := legacye2e.ReingestMigrated(ctx, app.sdk, dep.Clones[u]); err != nil || n != 1 {
-			t.Fatalf("re-ingesting %s's documents: %d, %v", u, n, err)
+		if rep, err := app.sdk.Pipeline().IngestMigrated(ctx, dep.Clones[u]); err != nil || rep.Err() != nil || rep.Ingested != 1 {
+			t.Fatalf("re-ingesting %s's documents: %+v, %v", u, rep, err)
 		}
 	}
 	stream, _, err = c.chat(ctx, actors["u001"], legacye2e.Question)

@@ -92,12 +92,12 @@ func TestMigratedDataAnswers(t *testing.T) {
 
 	// The documented step: re-ingest each clone's migrated documents from their originals.
 	for _, u := range []string{"u001", "u002"} {
-		n, err := legacye2e.ReingestMigrated(ctx, stack, ccs[u])
-		if err != nil || n != 1 {
-			t.Fatalf("re-ingesting the documents of %s: %d, %v", u, n, err)
+		rep, err := stack.Pipeline().IngestMigrated(ctx, ccs[u])
+		if err != nil || rep.Err() != nil || rep.Ingested != 1 {
+			t.Fatalf("re-ingesting the documents of %s: %+v, %v", u, rep, err)
 		}
-		if n, err := legacye2e.ReingestMigrated(ctx, stack, ccs[u]); err != nil || n != 0 {
-			t.Fatalf("re-ingesting the documents of %s again: %d, %v; want nothing to do", u, n, err)
+		if rep, err := stack.Pipeline().IngestMigrated(ctx, ccs[u]); err != nil || rep.Err() != nil || rep.Ingested != 0 {
+			t.Fatalf("re-ingesting the documents of %s again: %+v, %v; want nothing to do", u, rep, err)
 		}
 	}
 	d, err = records.GetDocument(ctx, stack.DB(), ccs["u001"], falconDoc)

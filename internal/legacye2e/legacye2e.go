@@ -193,14 +193,3 @@ func ReadOriginal(ctx context.Context, stack *cloneiso.Stack, cc clone.CloneCont
 	}
 	return stack.Bucket().ReadAll(ctx, cc, kind, name)
 }
-
-// ReingestMigrated is the procedure of MIGRATION_GUIDE.md ("Answering from migrated
-// documents"): ingest.Pipeline.IngestMigrated on the stack's pipeline. It returns how
-// many documents it re-ingested, and an error if any could not be.
-func ReingestMigrated(ctx context.Context, stack *cloneiso.Stack, cc clone.CloneContext) (int, error) {
-	rep, err := stack.Pipeline().IngestMigrated(ctx, cc)
-	if err != nil {
-		return rep.Ingested, err
-	}
-	return rep.Ingested, rep.Err()
-}
