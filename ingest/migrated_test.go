@@ -93,5 +93,23 @@ func TestIngestMigrated(t *testing.T) {
 		if got, err := records.GetDocument(ctx, e.db, b, own.Document.ID); err != nil || got.UpdatedAt != own.Document.UpdatedAt {
 			t.Fatalf("b's own document changed: %+v, %v", got, err)
 		}
+
+		// A key that climbs out of b's prefix into a's original is refused by name
+		// (nothing read, b ingests nothing), and no clone at all is refused outright.
+		prefixB, err := objectstore.Prefix(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		climb := migrated(b, prefixB+"docs/../../../"+strings.TrimPrefix(prefixA, "tenants/")+"docs/report.md")
+		rep, err = p.IngestMigrated(ctx, b)
+		if err != nil || rep.Ingested != 0 || rep.Failed[climb.ID.String()] == nil || !errors.Is(rep.Failed[climb.ID.String()], clone.ErrInvalidInput) {
+			t.Fatalf("IngestMigrated(b) with a traversing key = %+v, %v; want it refused as invalid input", rep, err)
+		}
+		if got := answer(t, e, b, question); got == da.ID.String() || got == climb.ID.String() {
+			t.Fatalf("b answered from %s through a traversing key", got)
+		}
+		if _, err := p.IngestMigrated(ctx, clone.CloneContext{}); !errors.Is(err, clone.ErrNoCloneContext) {
+			t.Fatalf("IngestMigrated without a clone: %v, want ErrNoCloneContext", err)
+		}
 	})
 }
