@@ -56,7 +56,7 @@ func AppRoleSQLIn(role string, schemaOf func(table string) string, path []string
 	}
 	rw := append(append([]string{}, controlTables...), CloneOwnedTables()...)
 	var schemas []string
-	for _, t := range append(rw, "audit_events", "audit_chain_heads", "break_glass_grants") {
+	for _, t := range Tables() {
 		if s := schemaOf(t); !slices.Contains(schemas, s) {
 			schemas = append(schemas, s)
 		}

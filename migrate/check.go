@@ -272,18 +272,12 @@ func (t tableRef) display(schema string) string {
 	return t.schema + "." + t.name
 }
 
-// sdkTableNames are the bare names the SDK queries.
-func sdkTableNames() []string {
-	names := append(slices.Clone(controlTables), "audit_events", "audit_chain_heads", "break_glass_grants")
-	return append(names, CloneOwnedTables()...)
-}
-
 // resolveTables resolves the SDK's table names and opts.Tables through the search_path
 // of conn, reports every name that resolves elsewhere than to schema's table of that
 // name (ProblemSearchPath), and returns the names schema lacks that resolve to a table
 // of another schema, with that schema.
 func resolveTables(ctx context.Context, conn *sql.Conn, schema string, opts *CheckOptions, add func(Problem, string, ...any)) (map[string]string, error) {
-	names := append(sdkTableNames(), opts.Tables...)
+	names := append(Tables(), opts.Tables...)
 	slices.Sort(names)
 	names = slices.Compact(names)
 	var path string

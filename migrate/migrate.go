@@ -38,6 +38,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/lib/pq"
@@ -265,3 +266,13 @@ func CloneOwnedTables() []string { return records.Tables() }
 
 // controlTables are the tables the application reads and writes without a clone scope.
 var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grants"}
+
+// auditTables are the audit log, its hash-chain heads and the break-glass grants.
+var auditTables = []string{"audit_events", "audit_chain_heads", "break_glass_grants"}
+
+// Tables returns the name of every table the migrations create, the version table
+// aside: the control plane (tenants, clones, members, grants), the clone-owned tables
+// ([CloneOwnedTables]) and the audit tables. The SDK queries them by these bare names.
+func Tables() []string {
+	return slices.Concat(controlTables, CloneOwnedTables(), auditTables)
+}

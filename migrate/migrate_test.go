@@ -56,6 +56,11 @@ func upDownUp(t *testing.T, db *sql.DB, d clonesql.Dialect) {
 	if got := tablesOf(t, db, d); !slices.Equal(got, want) {
 		t.Fatalf("after up: tables %v; want %v", got, want)
 	}
+	// migrate.Tables, the list the isolation check, AppRoleSQL and the legacy
+	// migration resolve, names exactly the tables the migrations created.
+	if got := slices.Sorted(slices.Values(migrate.Tables())); !slices.Equal(got, want) {
+		t.Fatalf("migrate.Tables() = %v; the migrations created %v", got, want)
+	}
 	if _, err := p.DownTo(ctx, 0); err != nil {
 		t.Fatalf("down: %v", err)
 	}

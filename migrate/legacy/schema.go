@@ -726,7 +726,7 @@ func (m *Migrator) AppRoleSQL(ctx context.Context, role string) (string, error) 
 		where := map[string]string{}
 		rows, err := m.db.QueryxContext(ctx, `SELECT x.name, coalesce(n.nspname, '') FROM unnest($1::text[]) AS x(name)
 			LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(x.name)) LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`,
-			pq.StringArray(append(migrate.CloneOwnedTables(), "tenants", "clones", "tenant_members", "clone_grants", "audit_events", "audit_chain_heads", "break_glass_grants")))
+			pq.StringArray(migrate.Tables()))
 		if err != nil {
 			return "", classify(op, err, "resolve tables")
 		}
