@@ -2,10 +2,13 @@ package memvector_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -139,6 +142,10 @@ func run(t *testing.T, d *memvector.Driver, ops []op) {
 }
 
 func TestCrashRecoversAcknowledgedWrites(t *testing.T) {
+	logModes(t, testCrashRecoversAcknowledgedWrites)
+}
+
+func testCrashRecoversAcknowledgedWrites(t *testing.T, _ bool) {
 	for _, syncAt := range []int{-1, 0, 3, len(script)} {
 		t.Run(fmt.Sprintf("snapshot after %d", syncAt), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "index")
@@ -178,13 +185,41 @@ func TestCrashRecoversAcknowledgedWrites(t *testing.T) {
 	}
 }
 
-// TestTornLastRecord cuts the log at every byte offset of its last record, and
-// damages every byte of it, as a crash or power loss during its write would: recovery
-// must yield exactly the writes acknowledged before it, and accept new writes after.
-func TestTornLastRecord(t *testing.T) {
+// logModes runs f with the log written with direct I/O (where the test directory's
+// file system supports it) and through the page cache.
+func logModes(t *testing.T, f func(t *testing.T, direct bool)) {
+	t.Run("direct", func(t *testing.T) { f(t, true) })
+	t.Run("buffered", func(t *testing.T) {
+		memvector.BufferedLog(t)
+		f(t, false)
+	})
+}
+
+// requireLogMode fails the test unless d writes its log as the mode wants. Direct I/O
+// is skipped only on tmpfs, which has none: anywhere else, a log that fell back to
+// the page cache would leave the direct path untested.
+func requireLogMode(t *testing.T, d *memvector.Driver, dir string, direct bool) {
+	t.Helper()
+	if got := d.DirectLog(); got != direct {
+		if direct && onTmpfs(dir) {
+			t.Skipf("%s is on tmpfs, which has no direct I/O", dir)
+		}
+		t.Fatalf("log written with direct I/O: %v, want %v", got, direct)
+	}
+}
+
+// TestTornLastRecord cuts the log at every byte offset of its last write, and damages
+// every byte of it, as a crash or power loss during its write would: recovery must
+// yield exactly the writes acknowledged before it (and the last one if its record is
+// whole: only padding follows it), and accept new writes after.
+func TestTornLastRecord(t *testing.T) { logModes(t, testTornLastRecord) }
+
+func testTornLastRecord(t *testing.T, direct bool) {
 	memvector.SkipSync(t)
-	src := filepath.Join(t.TempDir(), "index")
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "index")
 	d := open(t, src)
+	requireLogMode(t, d, tmp, direct)
 	run(t, d, script[:len(script)-1])
 	log := memvector.LogName(src, 1)
 	st, err := os.Stat(log)
@@ -201,14 +236,30 @@ func TestTornLastRecord(t *testing.T) {
 	if int64(len(full)) <= before+8 {
 		t.Fatalf("last record is %d bytes", int64(len(full))-before)
 	}
+	// Where the last record ends: with direct I/O, a padding record follows it up to
+	// the next block boundary, and every write starts on one.
+	recEnd := before + 8 + int64(binary.LittleEndian.Uint32(full[before:]))
+	if direct && (before%4096 != 0 || len(full)%4096 != 0 || recEnd == int64(len(full))) {
+		t.Fatalf("direct log: last write from %d to %d (record to %d), want whole 4096-byte blocks ended by padding", before, len(full), recEnd)
+	}
+	if !direct && recEnd != int64(len(full)) {
+		t.Fatalf("buffered log: last record ends at %d of %d", recEnd, len(full))
+	}
 	prefix, all := expected(t, len(script)-1), expected(t, len(script))
+	upTo := func(end int64) map[string]map[string]rec {
+		if end >= recEnd {
+			return all
+		}
+		return prefix
+	}
 
 	dir := t.TempDir()
 	check := func(t *testing.T, data []byte, want map[string]map[string]rec) {
 		t.Helper()
 		path := filepath.Join(dir, "index")
-		for _, g := range []uint64{1, 2} {
-			os.Remove(memvector.LogName(path, g))
+		logs, _ := filepath.Glob(path + ".wal.*")
+		for _, l := range logs {
+			os.Remove(l)
 		}
 		if err := os.WriteFile(memvector.LogName(path, 1), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -227,33 +278,45 @@ func TestTornLastRecord(t *testing.T) {
 			t.Fatalf("a write after recovery was lost: %v", got)
 		}
 	}
-	for cut := before; cut <= int64(len(full)); cut++ {
-		want := prefix
-		if cut == int64(len(full)) {
-			want = all
+	// Every byte offset of the record, and of its padding's frame; then the rest of
+	// the padding at a stride (its bytes are alike), and its end.
+	var offsets []int64
+	for i := before; i <= int64(len(full)); i++ {
+		if i < recEnd+16 || i > int64(len(full))-4 || (i-recEnd)%97 == 0 {
+			offsets = append(offsets, i)
 		}
-		check(t, full[:cut], want)
 	}
-	for i := before; i < int64(len(full)); i++ {
+	for _, cut := range offsets {
+		check(t, full[:cut], upTo(cut))
+	}
+	for _, i := range offsets[:len(offsets)-1] {
 		damaged := slices.Clone(full)
 		damaged[i] ^= 0x5a
-		check(t, damaged, prefix)
+		check(t, damaged, upTo(i))
 	}
 	// A zero-filled tail (a file system that extended the file but had not written the
 	// data when the machine stopped) ends the log where the zeros start, whether they
 	// replace the last record from any byte on or follow the whole log.
-	for cut := before; cut <= int64(len(full)); cut++ {
-		want := prefix
-		if cut == int64(len(full)) {
-			want = all
-		}
+	for _, cut := range offsets {
 		zeroed := append(slices.Clone(full[:cut]), make([]byte, int64(len(full))-cut+4096)...)
-		check(t, zeroed, want)
+		// The record may end in zeros of its own (a metadata number 0, say): zeroing
+		// them leaves it whole.
+		end := cut
+		for end < recEnd && full[end] == 0 {
+			end++
+		}
+		check(t, zeroed, upTo(end))
 	}
 	// A torn header of a fresh log is an empty log, and so is a zero-filled one (a new
-	// log's header is synced with its first record).
+	// log's header is synced with its first record), and so is one whose header
+	// block's padding is torn.
 	for cut := 0; cut < 16; cut++ {
 		check(t, full[:cut], map[string]map[string]rec{})
+	}
+	if direct {
+		for _, cut := range []int{16, 17, 24, 2048, 4095, 4096} {
+			check(t, full[:cut], map[string]map[string]rec{})
+		}
 	}
 	check(t, make([]byte, 16), map[string]map[string]rec{})
 	check(t, make([]byte, 4096), map[string]map[string]rec{})
@@ -261,7 +324,9 @@ func TestTornLastRecord(t *testing.T) {
 
 // TestDamageBeforeTheEnd refuses to open an index whose older log is damaged: that
 // cannot be a torn write, and serving the rest would silently drop acknowledged data.
-func TestDamageBeforeTheEnd(t *testing.T) {
+func TestDamageBeforeTheEnd(t *testing.T) { logModes(t, testDamageBeforeTheEnd) }
+
+func testDamageBeforeTheEnd(t *testing.T, _ bool) {
 	path := filepath.Join(t.TempDir(), "index")
 	d := open(t, path)
 	run(t, d, script[:3])
@@ -319,6 +384,10 @@ func TestLegacyGobSnapshot(t *testing.T) {
 // TestConcurrentWritersWithCompaction runs writers against background compactions
 // triggered by a tiny log limit, then crashes: every acknowledged write is there.
 func TestConcurrentWritersWithCompaction(t *testing.T) {
+	logModes(t, testConcurrentWritersWithCompaction)
+}
+
+func testConcurrentWritersWithCompaction(t *testing.T, _ bool) {
 	path := filepath.Join(t.TempDir(), "index")
 	d, err := memvector.NewDriver(tdim, &memvector.Options{Path: path, CompactLogBytes: 2048})
 	if err != nil {
@@ -412,7 +481,9 @@ func fullState(t *testing.T, d *memvector.Driver, nss []string) map[string]map[s
 // TestReopenManyNamespaces loads a snapshot of many namespaces (one of several storage
 // blocks) and replays a log that writes to all of them, in parallel on open: each
 // namespace ends as it was, its log records applied after its snapshot and in order.
-func TestReopenManyNamespaces(t *testing.T) {
+func TestReopenManyNamespaces(t *testing.T) { logModes(t, testReopenManyNamespaces) }
+
+func testReopenManyNamespaces(t *testing.T, _ bool) {
 	path := filepath.Join(t.TempDir(), "index")
 	d := open(t, path)
 	var nss []string
@@ -483,20 +554,33 @@ func TestReopenManyNamespaces(t *testing.T) {
 
 // TestLogWriteFailure: once the log cannot be written, that write and every later one
 // fail with clone.ErrUnavailable and change nothing; reopening recovers every
-// acknowledged write.
-func TestLogWriteFailure(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "index")
+// acknowledged write. With direct I/O the log is written by the group commit, after
+// the write was applied: like a failed sync, the failed write may stay visible until
+// the index is reopened; the writes after it change nothing.
+func TestLogWriteFailure(t *testing.T) { logModes(t, testLogWriteFailure) }
+
+func testLogWriteFailure(t *testing.T, direct bool) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "index")
 	d := open(t, path)
+	requireLogMode(t, d, dir, direct)
 	run(t, d, []op{upsert("a", "a1", "a2"), del("a", "a1")})
 	want := state(t, d)
 	d.BreakLog()
-	for i, o := range []op{upsert("a", "a3"), del("a", "a2"), dropNS("a")} {
+	if err := upsert("a", "a3")(t.Context(), d); !errors.Is(err, clone.ErrUnavailable) {
+		t.Fatalf("first write after the log failed: %v, want ErrUnavailable", err)
+	}
+	failed := state(t, d)
+	if !direct && !reflect.DeepEqual(failed, want) {
+		t.Fatalf("the failed write changed the index: %v, want %v", failed, want)
+	}
+	for i, o := range []op{upsert("a", "a4"), del("a", "a2"), dropNS("a")} {
 		if err := o(t.Context(), d); !errors.Is(err, clone.ErrUnavailable) {
 			t.Fatalf("write %d after the log failed: %v, want ErrUnavailable", i, err)
 		}
 	}
-	if got := state(t, d); !reflect.DeepEqual(got, want) {
-		t.Fatalf("failed writes changed the index: %v, want %v", got, want)
+	if got := state(t, d); !reflect.DeepEqual(got, failed) {
+		t.Fatalf("failed writes changed the index: %v, want %v", got, failed)
 	}
 	d.Abandon()
 	d = open(t, path)
@@ -572,7 +656,9 @@ func TestDamagedSnapshot(t *testing.T) {
 // TestNewLogSyncedWithFirstRecord: a compaction starts a new log without syncing it
 // (writers are held off meanwhile); the first write acknowledged in it must have
 // synced the log's directory entry as well as the record, and later writes need not.
-func TestNewLogSyncedWithFirstRecord(t *testing.T) {
+func TestNewLogSyncedWithFirstRecord(t *testing.T) { logModes(t, testNewLogSyncedWithFirstRecord) }
+
+func testNewLogSyncedWithFirstRecord(t *testing.T, _ bool) {
 	path := filepath.Join(t.TempDir(), "index")
 	d := open(t, path)
 	defer d.Close()
@@ -604,4 +690,148 @@ func TestNewLogSyncedWithFirstRecord(t *testing.T) {
 	if got := hits(); slices.Contains(got, "memvector.log.dirsynced") || !slices.Contains(got, "memvector.log.synced") {
 		t.Fatalf("second write to the log: %v, want the record synced and not the directory", got)
 	}
+}
+
+// TestLogOfEarlierRelease reads a log whose header says CLVLOG01 (written through the
+// page cache, without padding records, by earlier releases) and continues after it.
+func TestLogOfEarlierRelease(t *testing.T) {
+	memvector.BufferedLog(t)
+	path := filepath.Join(t.TempDir(), "index")
+	d := open(t, path)
+	run(t, d, script)
+	d.Abandon()
+	data, err := os.ReadFile(memvector.LogName(path, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data[:8]) != "CLVLOG02" {
+		t.Fatalf("log starts with %q", data[:8])
+	}
+	copy(data, "CLVLOG01")
+	binary.LittleEndian.PutUint32(data[12:], crc32.Checksum(data[:12], crc32.MakeTable(crc32.Castagnoli)))
+	if err := os.WriteFile(memvector.LogName(path, 1), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	memvector.DirectLogs(t)
+	d = open(t, path)
+	want := expected(t, len(script))
+	if got := state(t, d); !reflect.DeepEqual(got, want) {
+		t.Fatalf("read the earlier release's log:\n got %v\nwant %v", got, want)
+	}
+	run(t, d, []op{upsert("c", "after")})
+	d.Abandon()
+	d = open(t, path)
+	defer d.Close()
+	if got := state(t, d); got["c"]["after"].Values == nil {
+		t.Fatalf("a write after the earlier release's log was lost: %v", got)
+	}
+}
+
+// TestReopenStartsOneLog: each open starts a new log after one that holds records (its
+// end need not be block-aligned), and starts an empty last log again instead of
+// adding another, so that opening and closing an idle index leaves no trail of logs.
+func TestReopenStartsOneLog(t *testing.T) { logModes(t, testReopenStartsOneLog) }
+
+func testReopenStartsOneLog(t *testing.T, _ bool) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "index")
+	logs := func() []string {
+		t.Helper()
+		l, err := filepath.Glob(path + ".wal.*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range l {
+			l[i] = filepath.Base(l[i])
+		}
+		return l
+	}
+	d := open(t, path)
+	run(t, d, script[:2])
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		d = open(t, path)
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := logs(), []string{"index.wal.0000000000000001", "index.wal.0000000000000002"}; !slices.Equal(got, want) {
+		t.Fatalf("logs after reopening an idle index: %v, want %v", got, want)
+	}
+	d = open(t, path)
+	defer d.Close()
+	if got, want := state(t, d), expected(t, 2); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopening: %v, want %v", got, want)
+	}
+}
+
+// TestGroupLargerThanItsBuffer writes records larger than the group buffer starts
+// with (1 MiB), from several writers at once, and recovers them after a crash.
+func TestGroupLargerThanItsBuffer(t *testing.T) { logModes(t, testGroupLargerThanItsBuffer) }
+
+func testGroupLargerThanItsBuffer(t *testing.T, direct bool) {
+	const dim, n = 384, 1000 // 1.5 MiB of values per record
+	dir := t.TempDir()
+	path := filepath.Join(dir, "index")
+	d, err := memvector.NewDriver(dim, &memvector.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireLogMode(t, d, dir, direct)
+	vs := randVectors(3, n, dim)
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := make([]driver.Vector, n)
+			for i := range batch {
+				batch[i] = driver.Vector{ID: strconv.Itoa(i), Values: vs[(i+w)%n]}
+			}
+			errc <- d.Upsert(t.Context(), "ns"+strconv.Itoa(w), batch)
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Abandon()
+	d, err = memvector.NewDriver(dim, &memvector.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for w := range 4 {
+		got, err := d.Fetch(t.Context(), "ns"+strconv.Itoa(w), []string{"0", strconv.Itoa(n - 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("ns%d after the crash: %d of 2 vectors", w, len(got))
+		}
+		for _, v := range got {
+			i, _ := strconv.Atoi(v.ID)
+			if !sameDirection(v.Values, vs[(i+w)%n]) {
+				t.Fatalf("ns%d vector %s changed", w, v.ID)
+			}
+		}
+	}
+}
+
+// sameDirection reports whether a and b point the same way (the index stores vectors
+// normalized).
+func sameDirection(a, b []float32) bool {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	return ab/math.Sqrt(aa*bb) > 0.99999
 }

@@ -35,3 +35,20 @@ func (d *Driver) BreakLog() {
 	d.log.f.Close()
 	d.log.mu.Unlock()
 }
+
+// BufferedLog makes the logs created until the test ends go through the page cache
+// instead of direct I/O, as on file systems without direct I/O.
+func BufferedLog(t interface{ Cleanup(func()) }) {
+	directIO.Store(false)
+	t.Cleanup(func() { directIO.Store(true) })
+}
+
+// DirectLogs undoes BufferedLog.
+func DirectLogs(t interface{ Cleanup(func()) }) { directIO.Store(true) }
+
+// DirectLog reports whether d's current log is written with direct I/O.
+func (d *Driver) DirectLog() bool {
+	d.log.mu.Lock()
+	defer d.log.mu.Unlock()
+	return d.log.direct
+}

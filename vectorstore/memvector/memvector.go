@@ -23,6 +23,15 @@
 // which is just before its fsync completes; a crash in between can lose a write that a
 // concurrent reader saw but whose writer was never told it succeeded.
 //
+// On Linux, where the file system supports it, the log is written with direct I/O
+// (O_DIRECT), bypassing the page cache: the records of one group commit are gathered
+// in memory and written with one block-aligned write, padded to the next 4 KiB
+// boundary, then fsynced. No write ever covers bytes written before it, so a write
+// torn by a power loss can only damage records that were never acknowledged.
+// Elsewhere (other systems, file systems without direct I/O) each record is written
+// through the page cache as it comes and the group commit fsyncs. Both write the same
+// format; each open starts a new log after the last one that holds records.
+//
 // Opening the index loads the snapshot at Options.Path, replays the logs written
 // since (Path + ".wal.<generation>"), and truncates a record torn by a crash at the
 // end of the last log, or the zero-filled tail that some file systems leave there: that
@@ -47,7 +56,9 @@
 //
 // If the write-ahead log cannot be written or synced (disk full, I/O error), the
 // failing writes and every later one fail with clone.ErrUnavailable until the index is
-// reopened, which recovers every acknowledged write.
+// reopened, which recovers every acknowledged write. A write that failed in its sync,
+// or (with direct I/O) in its group's write, was applied already: like any write not
+// yet acknowledged, it may be seen by queries until the index is reopened.
 //
 // A file at Path in the gob format of earlier releases (which persisted only on Sync
 // and Close) is read once when opened and rewritten as a snapshot.
@@ -240,9 +251,14 @@ func (d *Driver) recover() (err error) {
 	}
 	slices.Sort(gens)
 	dim := d.e.Dimension()
-	replay := func(p []byte) error { return l.submitRecord(d, p) }
+	records := 0
+	replay := func(p []byte) error {
+		records++
+		return l.submitRecord(d, p)
+	}
 	for i, g := range gens {
 		name := logName(d.path, g)
+		records = 0
 		good, torn, err := readLog(name, dim, replay)
 		if err != nil {
 			return err
@@ -258,27 +274,20 @@ func (d *Driver) recover() (err error) {
 			}
 		}
 	}
-	var f *os.File
-	var size int64
+	// New records go to a new log: the last one's end need not be aligned for direct
+	// I/O (see wal). A last log without records is started again instead.
 	cur := max(gen, 1)
 	if len(gens) > 0 {
 		cur = gens[len(gens)-1]
-		if f, err = os.OpenFile(logName(d.path, cur), os.O_WRONLY|os.O_APPEND, 0); err != nil {
-			return err
+		if records > 0 {
+			cur++
 		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return err
-		}
-		size = st.Size()
-	} else {
-		if f, err = createLog(d.path, cur, dim, true); err != nil {
-			return err
-		}
-		size = logHeaderSize
 	}
-	d.log = newWAL(d.path, dim, f, cur, size)
+	f, direct, size, err := createLog(d.path, cur, dim, true)
+	if err != nil {
+		return err
+	}
+	d.log = newWAL(d.path, dim, f, cur, size, direct)
 	if err := l.wait(); err != nil {
 		return err
 	}

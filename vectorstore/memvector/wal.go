@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/internal/faultpoint"
@@ -25,14 +26,29 @@ import (
 //	length uint32 | CRC-32C of the payload uint32 | payload (length bytes)
 //
 // all little-endian; the payload is an operation byte, the namespace and the
-// operation's arguments (see Driver.Upsert and Driver.deleteRecord). A writer
-// writes its record to the file (the page cache) at once, in sequence order, applies
-// it to the in-memory index, and returns only once the record is synced to disk. The
-// first writer to find no sync running syncs the file (leader/follower group commit):
-// that one fsync makes every record written so far durable, and the writers that
-// write while it runs share the next one. Once the unsynced part of the log passes
-// writebackBytes, each write also starts the kernel's write-back of its record, so
-// that the disk works while the CPU encodes and the group commits stay short.
+// operation's arguments (see Driver.Upsert and Driver.deleteRecord), or, for a
+// padding record, opPad and zeros. Logs of earlier releases (logMagicV1) have no
+// padding records; they are read the same way.
+//
+// Where the file system supports it (Linux, not tmpfs), the log is written with
+// direct I/O, bypassing the page cache, whose copies and write-back cost more CPU and
+// disk time than the disk's own transfer. A writer copies its record into the group
+// buffer, applies it to the in-memory index, and returns only once the record is
+// synced to disk. The first writer to find no sync running leads a group commit: it
+// takes the buffer (writers that come meanwhile fill a second one), ends it with a
+// padding record at the next multiple of blockSize, writes it with one pwrite at the
+// block-aligned end of the file and fsyncs. The header is followed by padding to the
+// first block boundary too. So every group starts on a block boundary and no write
+// ever covers bytes written before: a torn group can only damage records that were
+// never acknowledged. A log that is reopened is never appended to (recover starts a
+// new one), since its end may not be aligned.
+//
+// Otherwise a writer writes its record to the file (the page cache) at once, in
+// sequence order, and the group commit only syncs, so the page-cache copies of one
+// group overlap the sync of the previous one. Once the unsynced part of the log
+// passes writebackBytes, each write also starts the kernel's write-back of its
+// record, so that the disk works while the CPU encodes and the group commits stay
+// short.
 //
 // Recovery reads the records in order and stops at the first one that is incomplete,
 // fails its checksum or has length zero (a zero-filled tail): such a record was being written when the process or the
@@ -40,9 +56,16 @@ import (
 // file is truncated there.
 
 const (
-	logMagic      = "CLVLOG01"
+	logMagic      = "CLVLOG02"
+	logMagicV1    = "CLVLOG01"
 	logHeaderSize = 16
 	frameSize     = 8
+	// blockSize aligns direct I/O: the offsets and lengths of group writes and the
+	// addresses of their buffers. It is a multiple of every logical block size Linux
+	// file systems use for direct I/O.
+	blockSize = 4096
+	// padMax is the most a padding record can add to a group.
+	padMax = blockSize + frameSize
 	// maxRecord bounds a record's length: the largest valid upsert (1000 vectors of
 	// MaxDimension values with the largest metadata) is far below it.
 	maxRecord = 1 << 30
@@ -55,15 +78,45 @@ const (
 	opUpsert          byte = 1
 	opDelete          byte = 2
 	opDeleteNamespace byte = 3
+	opPad             byte = 4 // padding to a block boundary; no operation
 )
 
 func logName(base string, gen uint64) string { return fmt.Sprintf("%s.wal.%016x", base, gen) }
 
-func logHeader(dim int) []byte {
+func logHeader(dim int) []byte { return logHeaderOf(logMagic, dim) }
+
+func logHeaderOf(magic string, dim int) []byte {
 	h := make([]byte, 0, logHeaderSize)
-	h = append(h, logMagic...)
+	h = append(h, magic...)
 	h = binary.LittleEndian.AppendUint32(h, uint32(dim))
 	return binary.LittleEndian.AppendUint32(h, crc32.Checksum(h, castagnoli))
+}
+
+// alignedBuffer returns an empty slice with capacity n (rounded up to a multiple of
+// blockSize) whose first byte is at a blockSize-aligned address, as direct I/O needs.
+func alignedBuffer(n int) []byte {
+	n = (n + blockSize - 1) &^ (blockSize - 1)
+	b := make([]byte, n+blockSize)
+	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b)))) & (blockSize - 1)
+	return b[off : off : off+n]
+}
+
+// appendPad ends b at the next multiple of blockSize with a padding record, if it
+// does not end there already. b's capacity must have room for padMax more bytes.
+func appendPad(b []byte) []byte {
+	pad := -len(b) & (blockSize - 1)
+	if pad == 0 {
+		return b
+	}
+	if pad < frameSize+1 {
+		pad += blockSize
+	}
+	start := len(b)
+	b = b[:start+pad]
+	clear(b[start:])
+	b[start+frameSize] = opPad
+	sealRecord(b[start:])
+	return b
 }
 
 // sealRecord fills in the frame of rec, whose first frameSize bytes were reserved.
@@ -87,14 +140,37 @@ func syncDir(dir string) error {
 	return err
 }
 
-// createLog creates log generation gen with its header, synced with its directory if
-// sync is set. Otherwise the first group commit on the file syncs both (wal.lead).
-func createLog(base string, gen uint64, dim int, sync bool) (*os.File, error) {
-	f, err := os.OpenFile(logName(base, gen), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
+// directIO enables direct I/O for new logs where the file system supports it. Tests
+// clear it to cover the page-cache path on any file system.
+var directIO atomic.Bool
+
+func init() { directIO.Store(true) }
+
+// createLog creates (or truncates) log generation gen with its header, synced with
+// its directory if sync is set; otherwise the first group commit on the file syncs
+// both (wal.lead). It writes the log with direct I/O where it can, and returns
+// whether it does and the size of what it wrote.
+func createLog(base string, gen uint64, dim int, sync bool) (f *os.File, direct bool, size int64, err error) {
+	name := logName(base, gen)
+	if directIO.Load() {
+		if f, err = openDirect(name); err == nil {
+			hdr := appendPad(append(alignedBuffer(logHeaderSize+padMax), logHeader(dim)...))
+			if _, err = f.WriteAt(hdr, 0); err != nil {
+				f.Close()
+			}
+			direct, size = err == nil, int64(len(hdr))
+		}
+		if err != nil && !directUnsupported(err) {
+			return nil, false, 0, err
+		}
 	}
-	_, err = f.Write(logHeader(dim))
+	if !direct {
+		if f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return nil, false, 0, err
+		}
+		_, err = f.Write(logHeader(dim))
+		size = logHeaderSize
+	}
 	if err == nil && sync {
 		err = fsync(f)
 	}
@@ -103,9 +179,9 @@ func createLog(base string, gen uint64, dim int, sync bool) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, false, 0, err
 	}
-	return f, nil
+	return f, direct, size, nil
 }
 
 // wal is the open log with its group commit.
@@ -122,17 +198,22 @@ type wal struct {
 	cond    sync.Cond
 	f       *os.File
 	gen     uint64
-	size    int64  // bytes in f
-	synced  int64  // bytes of f known durable
-	next    uint64 // sequence number of the last record written to f
-	durable uint64 // sequence number of the last synced record
-	leading bool   // a leader is syncing
-	fresh   bool   // f was created by rotate and its directory entry is not yet synced
-	err     error  // sticky: after a failed write or sync, or Close
+	size    int64     // bytes in f, and in group
+	synced  int64     // bytes of f known durable
+	direct  bool      // f is written with direct I/O, a group at a time
+	written int64     // direct: bytes in f, a multiple of blockSize
+	group   *groupBuf // direct: the records not yet written
+	spare   *groupBuf // direct: the other buffer, while a leader writes group
+	next    uint64    // sequence number of the last record written to f
+	durable uint64    // sequence number of the last synced record
+	leading bool      // a leader is syncing
+	fresh   bool      // f was created by rotate and its directory entry is not yet synced
+	err     error     // sticky: after a failed write or sync, or Close
 }
 
-func newWAL(base string, dim int, f *os.File, gen uint64, size int64) *wal {
-	w := &wal{base: base, dim: dim, f: f, gen: gen, size: size, synced: size}
+func newWAL(base string, dim int, f *os.File, gen uint64, size int64, direct bool) *wal {
+	w := &wal{base: base, dim: dim, f: f, gen: gen, size: size, synced: size, direct: direct, written: size,
+		group: &groupBuf{}, spare: &groupBuf{}}
 	w.cond.L = &w.mu
 	return w
 }
@@ -144,7 +225,13 @@ var errClosed = errs.New(errs.Unavailable, "memvector", "the index is closed")
 // records of the next group reach the page cache while the current one syncs, and
 // starts their write-back early (startWriteback), so that the sync that makes them
 // durable has less left to do.
+//
+// With direct I/O, append copies the record into the group buffer instead; the group
+// commit writes it. w.direct changes only in rotate, while appends are held off.
 func (w *wal) append(rec []byte) (uint64, error) {
+	if w.direct {
+		return w.appendGroup(rec)
+	}
 	w.wmu.Lock()
 	w.mu.Lock()
 	err, f, off := w.err, w.f, w.size
@@ -178,6 +265,62 @@ func (w *wal) append(rec []byte) (uint64, error) {
 	return seq, nil
 }
 
+// appendGroup adds a sealed record to the group buffer (direct I/O): it reserves the
+// record's place under w.mu and copies it there after releasing it, so that writers
+// copy in parallel; the group commit waits for the copies into the buffer it takes.
+func (w *wal) appendGroup(rec []byte) (uint64, error) {
+	faultpoint.Hit("memvector.log.write")
+	w.mu.Lock()
+	g := w.group
+	for {
+		if w.err != nil {
+			w.mu.Unlock()
+			return 0, w.err
+		}
+		g = w.group
+		if len(g.b)+len(rec)+padMax <= cap(g.b) {
+			break
+		}
+		if g.copying == 0 {
+			// Only now may the buffer move.
+			g.b = append(alignedBuffer(max(len(g.b)+len(rec)+padMax, 2*cap(g.b), groupMin)), g.b...)
+			break
+		}
+		w.cond.Wait()
+	}
+	start := len(g.b)
+	g.b = g.b[:start+len(rec)]
+	dst := g.b[start:]
+	g.copying++
+	w.size += int64(len(rec))
+	w.next++
+	seq := w.next
+	w.mu.Unlock()
+
+	copy(dst, rec)
+
+	w.mu.Lock()
+	if g.copying--; g.copying == 0 {
+		w.cond.Broadcast()
+	}
+	w.mu.Unlock()
+	return seq, nil
+}
+
+// groupBuf is a group buffer (direct I/O): aligned, and the number of records being
+// copied into it.
+type groupBuf struct {
+	b       []byte
+	copying int
+}
+
+// groupMin is the smallest group buffer, and groupKeep the largest kept for reuse
+// after its group is written.
+const (
+	groupMin  = 1 << 20
+	groupKeep = 16 << 20
+)
+
 // writebackBytes is the amount of unsynced log past which an append starts the
 // write-back of its record at once.
 const writebackBytes = 256 << 10
@@ -210,14 +353,34 @@ func (w *wal) wait(seq uint64) (int64, error) {
 	return w.size, nil
 }
 
-// lead syncs every written record. w.mu is held, and released during the sync.
+// lead syncs every appended record (with direct I/O, it writes them first). w.mu is
+// held, and released during the write and the sync.
 func (w *wal) lead() {
-	end, size, f, fresh := w.next, w.size, w.f, w.fresh
+	end, size, f, fresh, direct := w.next, w.size, w.f, w.fresh, w.direct
+	g, off := w.group, w.written
 	w.leading = true
+	if direct {
+		w.group, w.spare = w.spare, nil
+		for g.copying > 0 {
+			w.cond.Wait()
+		}
+	}
 	w.mu.Unlock()
 
-	faultpoint.Hit("memvector.log.sync")
-	err := fsync(f)
+	var err error
+	var grp []byte
+	if direct {
+		// One write of whole blocks at the aligned end of the file: the padding keeps
+		// the next group's start aligned, so no write covers an earlier one.
+		grp = appendPad(g.b)
+		if _, err = f.WriteAt(grp, off); err == nil {
+			faultpoint.Hit("memvector.log.record")
+		}
+	}
+	if err == nil {
+		faultpoint.Hit("memvector.log.sync")
+		err = fsync(f)
+	}
 	if err == nil && fresh {
 		// The first records of a log that rotate created: its directory entry must be
 		// durable too before they are acknowledged.
@@ -237,6 +400,17 @@ func (w *wal) lead() {
 	}
 	if f == w.f {
 		w.fresh = w.fresh && !fresh
+	}
+	if direct {
+		pad := off + int64(len(grp)) - size
+		w.size += pad
+		size += pad
+		w.written = size
+		if cap(grp) > groupKeep {
+			grp = nil
+		}
+		g.b = grp[:0]
+		w.spare = g
 	}
 	w.durable, w.synced = end, size
 	w.cond.Broadcast()
@@ -279,12 +453,12 @@ func (w *wal) rotate() (uint64, error) {
 		}
 		w.fresh = false
 	}
-	f, err := createLog(w.base, w.gen+1, w.dim, false)
+	f, direct, size, err := createLog(w.base, w.gen+1, w.dim, false)
 	if err != nil {
 		return 0, errs.Wrap(errs.Unavailable, "memvector", err, "create a new log")
 	}
 	w.f.Close()
-	w.f, w.gen, w.size, w.synced, w.fresh = f, w.gen+1, logHeaderSize, logHeaderSize, true
+	w.f, w.gen, w.size, w.synced, w.written, w.direct, w.fresh = f, w.gen+1, size, size, size, direct, true
 	return w.gen - 1, nil
 }
 
@@ -306,7 +480,7 @@ func (w *wal) close() error {
 
 var errCorrupt = errors.New("memvector: corrupt log")
 
-// readLog calls fn with the payload of every intact record of the log file at path,
+// readLog calls fn with the payload of every intact record (but padding) of the log file at path,
 // in order, and returns the offset after the last one and whether the file continues
 // with an incomplete or damaged record (a torn tail). A file shorter than its header
 // is an empty log with a torn tail. fn's payload is valid only during the call.
@@ -334,8 +508,8 @@ func readLog(path string, dim int, fn func(payload []byte) error) (good int64, t
 		// stopped (rotate does not sync it): an empty log.
 		return 0, true, nil
 	}
-	if string(hdr) != string(logHeader(dim)) {
-		if string(hdr[:len(logMagic)]) == logMagic && crc32.Checksum(hdr[:12], castagnoli) == binary.LittleEndian.Uint32(hdr[12:]) {
+	if string(hdr) != string(logHeader(dim)) && string(hdr) != string(logHeaderOf(logMagicV1, dim)) {
+		if m := string(hdr[:len(logMagic)]); (m == logMagic || m == logMagicV1) && crc32.Checksum(hdr[:12], castagnoli) == binary.LittleEndian.Uint32(hdr[12:]) {
 			return 0, false, fmt.Errorf("%w: log %s has dimension %d, want %d", errCorrupt, filepath.Base(path), binary.LittleEndian.Uint32(hdr[8:]), dim)
 		}
 		return 0, false, fmt.Errorf("%w: %s is not a memvector log", errCorrupt, filepath.Base(path))
@@ -379,8 +553,10 @@ func readLog(path string, dim int, fn func(payload []byte) error) (good int64, t
 		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(frame[4:]) {
 			return good, true, nil
 		}
-		if err := fn(p); err != nil {
-			return good, false, err
+		if p[0] != opPad {
+			if err := fn(p); err != nil {
+				return good, false, err
+			}
 		}
 		if n <= int64(r.Size()) {
 			r.Discard(int(n))
