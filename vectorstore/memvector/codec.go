@@ -60,6 +60,43 @@ func putFloats(dst []float32, src []byte) {
 
 var errUnsupportedValue = errors.New("memvector: unsupported metadata value")
 
+// uvarintLen returns the length of the uvarint encoding of x.
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// stringLen returns the length of appendString's encoding of s.
+func stringLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
+
+// metadataLen returns the length of appendMetadata's encoding of md, or the error it
+// would return.
+func metadataLen(md map[string]any) (int, error) {
+	n := uvarintLen(uint64(len(md)))
+	for k, v := range md {
+		n += stringLen(k) + 1
+		switch x := v.(type) {
+		case string:
+			n += stringLen(x)
+		case float64:
+			n += 8
+		case bool:
+			n++
+		case []string:
+			n += uvarintLen(uint64(len(x)))
+			for _, s := range x {
+				n += stringLen(s)
+			}
+		default:
+			return 0, fmt.Errorf("%w %T for key %q", errUnsupportedValue, v, k)
+		}
+	}
+	return n, nil
+}
+
 func appendMetadata(b []byte, md map[string]any) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(md)))
 	for k, v := range md {

@@ -78,6 +78,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
 	"github.com/cloneiso/cloneiso/internal/faultpoint"
@@ -365,6 +366,16 @@ func (d *Driver) replay(p []byte, scratch *[]float32, intern map[string]string) 
 
 var recordPool = sync.Pool{New: func() any { return new([]byte) }}
 
+// newBuffer returns an empty pooled buffer with room for size bytes.
+func newBuffer(size int) *[]byte {
+	bp := recordPool.Get().(*[]byte)
+	if cap(*bp) < size {
+		*bp = make([]byte, 0, size)
+	}
+	*bp = (*bp)[:0]
+	return bp
+}
+
 // newRecord starts a record of operation op on namespace ns, with room for size more
 // bytes.
 func newRecord(op byte, ns string, size int) *[]byte {
@@ -395,6 +406,46 @@ func freeRecord(bp *[]byte) {
 // namespace's stripe, it builds the record (sealed: see sealRecord), appends it to the
 // log and applies it, then waits until the record is synced.
 func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) error {
+	return d.loggedBy(ns, func() (uint64, bool, error) {
+		bp, err := build()
+		if err != nil || bp == nil {
+			return 0, false, err
+		}
+		seq, err := d.log.append(*bp)
+		freeRecord(bp) // written to the file or the group buffer already
+		return seq, true, err
+	}, apply)
+}
+
+// loggedEncoded runs a write whose record encode appends, sealed, to its argument, and
+// is size bytes long: with direct I/O it is encoded in its place in the group buffer,
+// without a copy.
+func (d *Driver) loggedEncoded(ns string, size int, encode func([]byte) []byte, apply func()) error {
+	return d.loggedBy(ns, func() (uint64, bool, error) {
+		if !d.log.direct { // stable while d.gate is held
+			bp := newBuffer(size)
+			*bp = encode(*bp)
+			seq, err := d.log.append(*bp)
+			freeRecord(bp)
+			return seq, true, err
+		}
+		dst, g, seq, err := d.log.reserve(size)
+		if err != nil {
+			return 0, false, err
+		}
+		out := encode(dst[:0])
+		if len(out) != size || unsafe.SliceData(out) != unsafe.SliceData(dst) {
+			err = errs.New(errs.Internal, "memvector", "a record of %d bytes was encoded in %d", size, len(out))
+		}
+		return seq, true, d.log.filled(g, err)
+	}, apply)
+}
+
+// loggedBy runs a write: without a log it just applies it; with one, under the
+// namespace's stripe, it writes the record to the log (write returns its sequence
+// number, and false if there is nothing to write) and applies it, then waits until
+// the record is synced.
+func (d *Driver) loggedBy(ns string, write func() (uint64, bool, error), apply func()) error {
 	if d.log == nil {
 		apply()
 		return nil
@@ -402,20 +453,15 @@ func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) 
 	d.gate.RLock()
 	mu := &d.stripes[maphash.String(d.seed, ns)%uint64(len(d.stripes))]
 	mu.Lock()
-	bp, err := build()
-	var seq uint64
-	if err == nil && bp != nil {
-		seq, err = d.log.append(*bp)
-	}
+	seq, ok, err := write()
 	if err == nil {
 		apply()
 	}
 	mu.Unlock()
 	d.gate.RUnlock()
-	if err != nil || bp == nil {
+	if err != nil || !ok {
 		return err
 	}
-	freeRecord(bp) // written to the file already
 	faultpoint.Hit("memvector.applied")
 	size, err := d.log.wait(seq)
 	if err != nil {
@@ -458,30 +504,37 @@ func (d *Driver) upsert(ctx context.Context, ns string, vs []driver.Vector, adop
 	for i, v := range vs {
 		recs[i] = engine.Record{ID: v.ID, Values: v.Values, Metadata: v.Metadata}
 	}
-	var bp *[]byte
-	if d.log != nil {
-		size := 10 + len(vs)*(4*dim+16)
-		for _, v := range vs {
-			size += len(v.ID) + 32*len(v.Metadata)
-		}
-		bp = newRecord(opUpsert, ns, size)
-		b := binary.AppendUvarint(*bp, uint64(len(vs)))
-		for _, v := range vs {
-			b = appendString(b, v.ID)
-			b = appendFloats(b, v.Values)
-			var err error
-			if b, err = appendMetadata(b, v.Metadata); err != nil {
-				return errs.Wrap(errs.InvalidInput, "memvector.Upsert", err, "vector %s", v.ID)
-			}
-		}
-		// Sealed (its checksum computed) before logged takes any lock.
-		*bp = sealRecord(b)
-	}
 	apply := func() { d.e.Upsert(ns, recs) }
 	if adopt {
 		apply = func() { d.e.UpsertAdopt(ns, recs) }
 	}
-	return d.logged(ns, func() (*[]byte, error) { return bp, nil }, apply)
+	if d.log == nil {
+		apply()
+		return nil
+	}
+	// The record's exact size, found first so that it can be encoded in its place in
+	// the log's group buffer; this also refuses metadata the log cannot hold.
+	size := frameSize + 1 + stringLen(ns) + uvarintLen(uint64(len(vs)))
+	for _, v := range vs {
+		n, err := metadataLen(v.Metadata)
+		if err != nil {
+			return errs.Wrap(errs.InvalidInput, "memvector.Upsert", err, "vector %s", v.ID)
+		}
+		size += stringLen(v.ID) + 4*dim + n
+	}
+	encode := func(b []byte) []byte {
+		b = append(b, make([]byte, frameSize)...)
+		b = append(b, opUpsert)
+		b = appendString(b, ns)
+		b = binary.AppendUvarint(b, uint64(len(vs)))
+		for _, v := range vs {
+			b = appendString(b, v.ID)
+			b = appendFloats(b, v.Values)
+			b, _ = appendMetadata(b, v.Metadata) // metadataLen accepted it
+		}
+		return sealRecord(b)
+	}
+	return d.loggedEncoded(ns, size, encode, apply)
 }
 
 // Query implements driver.Index.

@@ -265,46 +265,59 @@ func (w *wal) append(rec []byte) (uint64, error) {
 	return seq, nil
 }
 
-// appendGroup adds a sealed record to the group buffer (direct I/O): it reserves the
-// record's place under w.mu and copies it there after releasing it, so that writers
-// copy in parallel; the group commit waits for the copies into the buffer it takes.
+// appendGroup adds a sealed record to the group buffer (direct I/O).
 func (w *wal) appendGroup(rec []byte) (uint64, error) {
+	dst, g, seq, err := w.reserve(len(rec))
+	if err != nil {
+		return 0, err
+	}
+	copy(dst, rec)
+	return seq, w.filled(g, nil)
+}
+
+// reserve returns the place of the next record, size bytes, in the group buffer
+// (direct I/O), and its sequence number. The caller fills it outside w.mu, so that
+// writers encode or copy in parallel, and then calls filled: the group commit waits
+// for every reserved place in the buffer it takes to be filled.
+func (w *wal) reserve(size int) (dst []byte, g *groupBuf, seq uint64, err error) {
 	faultpoint.Hit("memvector.log.write")
 	w.mu.Lock()
-	g := w.group
+	defer w.mu.Unlock()
 	for {
 		if w.err != nil {
-			w.mu.Unlock()
-			return 0, w.err
+			return nil, nil, 0, w.err
 		}
 		g = w.group
-		if len(g.b)+len(rec)+padMax <= cap(g.b) {
+		if len(g.b)+size+padMax <= cap(g.b) {
 			break
 		}
 		if g.copying == 0 {
 			// Only now may the buffer move.
-			g.b = append(alignedBuffer(max(len(g.b)+len(rec)+padMax, 2*cap(g.b), groupMin)), g.b...)
+			g.b = append(alignedBuffer(max(len(g.b)+size+padMax, 2*cap(g.b), groupMin)), g.b...)
 			break
 		}
 		w.cond.Wait()
 	}
 	start := len(g.b)
-	g.b = g.b[:start+len(rec)]
-	dst := g.b[start:]
+	g.b = g.b[:start+size]
 	g.copying++
-	w.size += int64(len(rec))
+	w.size += int64(size)
 	w.next++
-	seq := w.next
-	w.mu.Unlock()
+	return g.b[start:], g, w.next, nil
+}
 
-	copy(dst, rec)
-
+// filled reports that a place reserve returned in g is filled. If err is set, the
+// place is not what it should be: the log fails rather than write it.
+func (w *wal) filled(g *groupBuf, err error) error {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.fail(err)
+	}
 	if g.copying--; g.copying == 0 {
 		w.cond.Broadcast()
 	}
-	w.mu.Unlock()
-	return seq, nil
+	return w.err
 }
 
 // groupBuf is a group buffer (direct I/O): aligned, and the number of records being
@@ -363,6 +376,12 @@ func (w *wal) lead() {
 		w.group, w.spare = w.spare, nil
 		for g.copying > 0 {
 			w.cond.Wait()
+		}
+		if w.err != nil {
+			// A record of the group was not filled as it should be (see filled).
+			w.leading = false
+			w.cond.Broadcast()
+			return
 		}
 	}
 	w.mu.Unlock()
