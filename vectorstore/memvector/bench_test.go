@@ -96,9 +96,10 @@ func (p *fsyncPerVector) upsert(vs []driver.Vector) error {
 // writers, each into its own clone's namespace: the in-memory index (no durability),
 // the durable index on the default temporary directory (group commit: the writers
 // share fsyncs), the durable index on a memory filesystem (/dev/shm, where fsync is
-// free: the log's CPU cost alone), and one batch through an fsync-per-vector log. One
-// b.N iteration is one round of each. Reported per batch, and durable/memory also in
-// process CPU time per round.
+// free: the log's CPU cost alone), one batch through an fsync-per-vector log, and the
+// disk alone writing a round's log bytes at once (one direct-I/O write and one fsync:
+// no durable design can take less). One b.N iteration is one round of each. Reported
+// per batch, and durable/memory also in process CPU time per round.
 func BenchmarkDurableUpsert(b *testing.B) {
 	const dim, writers = 384, 32
 	ctx := context.Background()
@@ -128,10 +129,17 @@ func BenchmarkDurableUpsert(b *testing.B) {
 	pv := &fsyncPerVector{f: f}
 	ccs := make([]clone.CloneContext, writers)
 	nss := make([]string, writers)
+	roundBytes := 0 // what a round appends to the log
 	for w := range ccs {
 		ccs[w] = benchClone(b, w)
 		nss[w], _ = vectorstore.Namespace(ccs[w])
+		n, err := memvector.UpsertRecordSize(nss[w], batch(ccs[w], vs, w), dim)
+		if err != nil {
+			b.Fatal(err)
+		}
+		roundBytes += n
 	}
+	raw := filepath.Join(b.TempDir(), "raw")
 	round := func(d *memvector.Driver, k int) time.Duration {
 		var wg sync.WaitGroup
 		t := time.Now()
@@ -147,7 +155,7 @@ func BenchmarkDurableUpsert(b *testing.B) {
 		wg.Wait()
 		return time.Since(t) / writers
 	}
-	var tm, td, ts, tp, cm, cd []time.Duration
+	var tm, td, ts, tp, tr, cm, cd []time.Duration
 	k := 0
 	for b.Loop() {
 		c := cpuTime()
@@ -164,12 +172,21 @@ func BenchmarkDurableUpsert(b *testing.B) {
 			b.Fatal(err)
 		}
 		tp = append(tp, time.Since(t))
+		t = time.Now()
+		if err := memvector.WriteRaw(raw, roundBytes); err != nil {
+			b.Fatal(err)
+		}
+		tr = append(tr, time.Since(t)/writers)
 		k++
 	}
 	b.ReportMetric(median(tm), "memory-ns/batch")
 	b.ReportMetric(median(td), "durable-ns/batch")
 	b.ReportMetric(median(tp), "fsync-per-vector-ns/batch")
 	b.ReportMetric(median(tm)/median(td), "durable/memory-throughput")
+	// The disk alone: one write of a round's log bytes and one fsync, the least any
+	// durable design takes. memory/disk bounds durable/memory on this machine.
+	b.ReportMetric(median(tr), "disk-ns/batch")
+	b.ReportMetric(median(tm)/median(tr), "memory/disk-throughput")
 	b.ReportMetric(median(tp)/median(td), "durable/fsync-per-vector-throughput")
 	// CPU time (user and system, this process, the background compaction included)
 	// per round: moves less with a busy machine's load than the wall-clock ratio.
@@ -431,4 +448,63 @@ func rss(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkDiskCPUCost: what the log's disk I/O costs the CPU on this machine, for
+// reading the durable benchmarks. GOMAXPROCS goroutines run a fixed amount of work
+// (copying and summing memory, about the in-memory upsert's kind of work), alone and
+// while another goroutine writes 512 KiB groups with direct I/O and fsyncs them in a
+// loop, as the log's group commit does. cpu-with-io/alone is the work's throughput
+// with the writes over without: 1 where the I/O costs the CPU nothing (a physical
+// disk), less where the machine spends CPU time on it (a virtual disk whose
+// emulation shares the cores), which no log design can avoid.
+func BenchmarkDiskCPUCost(b *testing.B) {
+	procs := runtime.NumCPU()
+	src, dsts := make([]byte, 256<<10), make([][]byte, procs)
+	for i := range dsts {
+		dsts[i] = make([]byte, len(src))
+	}
+	work := func() time.Duration {
+		t := time.Now()
+		var wg sync.WaitGroup
+		for p := range procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var sum uint64
+				for range 2000 {
+					copy(dsts[p], src)
+					for _, x := range dsts[p][:32<<10] {
+						sum += uint64(x)
+					}
+				}
+				dsts[p][0] = byte(sum)
+			}()
+		}
+		wg.Wait()
+		return time.Since(t)
+	}
+	path := filepath.Join(b.TempDir(), "groups")
+	var alone, withIO []time.Duration
+	var written int64
+	var busy time.Duration
+	for b.Loop() {
+		alone = append(alone, work())
+		stop, done := make(chan struct{}), make(chan error, 1)
+		t := time.Now()
+		go func() {
+			n, err := memvector.WriteGroups(path, 512<<10, stop)
+			written += n
+			done <- err
+		}()
+		withIO = append(withIO, work())
+		close(stop)
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		busy += time.Since(t)
+	}
+	b.ReportMetric(median(alone)/median(withIO), "cpu-with-io/alone")
+	b.ReportMetric(float64(written)/busy.Seconds()/1e6, "io-MB/s")
+	b.ReportMetric(0, "ns/op")
 }

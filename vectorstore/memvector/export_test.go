@@ -1,5 +1,11 @@
 package memvector
 
+import (
+	"os"
+
+	"github.com/cloneiso/cloneiso/vectorstore/driver"
+)
+
 // Abandon drops d as a crashed process would: the background compactor is stopped, the
 // log and lock files are closed without making pending records durable, and nothing is
 // written. Records already acknowledged are in the log (they were fsynced).
@@ -51,4 +57,64 @@ func (d *Driver) DirectLog() bool {
 	d.log.mu.Lock()
 	defer d.log.mu.Unlock()
 	return d.log.direct
+}
+
+// UpsertRecordSize returns the size of the log record of upserting vs into ns.
+func UpsertRecordSize(ns string, vs []driver.Vector, dim int) (int, error) {
+	return upsertRecordSize(ns, vs, dim)
+}
+
+// WriteRaw writes n bytes to a new file at path as the log writes one group commit,
+// with one direct-I/O write of whole blocks (through the page cache where the file
+// system has no direct I/O) and an fsync: the least time the disk can take to make
+// them durable.
+func WriteRaw(path string, n int) error {
+	buf := alignedBuffer(n)
+	buf = buf[:cap(buf)]
+	f, err := openDirect(path)
+	if directUnsupported(err) {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(buf, 0)
+	if err == nil {
+		err = fsync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// WriteGroups writes groups of n bytes to a new file at path, as the log's group
+// commit does (direct I/O where the file system has it, then an fsync), until stop is
+// closed, and returns the bytes written.
+func WriteGroups(path string, n int, stop <-chan struct{}) (int64, error) {
+	buf := alignedBuffer(n)
+	buf = buf[:cap(buf)]
+	f, err := openDirect(path)
+	if directUnsupported(err) {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var off int64
+	for {
+		select {
+		case <-stop:
+			return off, nil
+		default:
+		}
+		if _, err := f.WriteAt(buf, off); err != nil {
+			return off, err
+		}
+		if err := fsync(f); err != nil {
+			return off, err
+		}
+		off += int64(len(buf))
+	}
 }

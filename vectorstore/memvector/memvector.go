@@ -514,13 +514,9 @@ func (d *Driver) upsert(ctx context.Context, ns string, vs []driver.Vector, adop
 	}
 	// The record's exact size, found first so that it can be encoded in its place in
 	// the log's group buffer; this also refuses metadata the log cannot hold.
-	size := frameSize + 1 + stringLen(ns) + uvarintLen(uint64(len(vs)))
-	for _, v := range vs {
-		n, err := metadataLen(v.Metadata)
-		if err != nil {
-			return errs.Wrap(errs.InvalidInput, "memvector.Upsert", err, "vector %s", v.ID)
-		}
-		size += stringLen(v.ID) + 4*dim + n
+	size, err := upsertRecordSize(ns, vs, dim)
+	if err != nil {
+		return err
 	}
 	encode := func(b []byte) []byte {
 		b = append(b, make([]byte, frameSize)...)
@@ -535,6 +531,20 @@ func (d *Driver) upsert(ctx context.Context, ns string, vs []driver.Vector, adop
 		return sealRecord(b)
 	}
 	return d.loggedEncoded(ns, size, encode, apply)
+}
+
+// upsertRecordSize returns the size of the log record of upserting vs into ns, frame
+// included, or an error if the log cannot hold their metadata.
+func upsertRecordSize(ns string, vs []driver.Vector, dim int) (int, error) {
+	size := frameSize + 1 + stringLen(ns) + uvarintLen(uint64(len(vs)))
+	for _, v := range vs {
+		n, err := metadataLen(v.Metadata)
+		if err != nil {
+			return 0, errs.Wrap(errs.InvalidInput, "memvector.Upsert", err, "vector %s", v.ID)
+		}
+		size += stringLen(v.ID) + 4*dim + n
+	}
+	return size, nil
 }
 
 // Query implements driver.Index.
