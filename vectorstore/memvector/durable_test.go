@@ -348,7 +348,9 @@ func testDamageBeforeTheEnd(t *testing.T, _ bool) {
 	}
 }
 
-func TestLegacyGobSnapshot(t *testing.T) {
+func TestLegacyGobSnapshot(t *testing.T) { logModes(t, testLegacyGobSnapshot) }
+
+func testLegacyGobSnapshot(t *testing.T, _ bool) {
 	path := filepath.Join(t.TempDir(), "vectors.gob")
 	f, err := os.Create(path)
 	if err != nil {
@@ -594,7 +596,9 @@ func testLogWriteFailure(t *testing.T, direct bool) {
 // in its header, a namespace's entries, or its values, whether they are checksummed
 // in large reads (blocks of dimension 32 take 128 KiB) or small ones; and a snapshot
 // cut short. Serving a damaged snapshot would silently change acknowledged data.
-func TestDamagedSnapshot(t *testing.T) {
+func TestDamagedSnapshot(t *testing.T) { logModes(t, testDamagedSnapshot) }
+
+func testDamagedSnapshot(t *testing.T, _ bool) {
 	memvector.SkipSync(t)
 	const dim = 32
 	path := filepath.Join(t.TempDir(), "index")

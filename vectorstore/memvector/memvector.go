@@ -45,7 +45,8 @@
 // the snapshot's size bounds how often each byte of the index is rewritten however
 // large it grows, and keeps replaying the log about as cheap as loading the
 // snapshot. Driver.Sync compacts at once. The snapshot is streamed from the index (a
-// compaction adds about 1 MiB to memory) and holds the vectors as raw little-endian
+// compaction adds about 1 MiB to memory; with direct I/O it is written past the page
+// cache like the log) and holds the vectors as raw little-endian
 // float32, so opening runs at about the speed of reading the file: one goroutine reads
 // the snapshot and logs, another checksums the snapshot as it is read, and a few
 // others decode and apply them, each namespace on one of them, in order. Compacting a

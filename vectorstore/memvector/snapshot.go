@@ -43,16 +43,84 @@ const (
 
 var errSnapshot = errors.New("memvector: corrupt snapshot")
 
-// crcWriter feeds what it writes to a running CRC-32C.
-type crcWriter struct {
-	w   io.Writer
-	crc uint32
+// snapWriter buffers a snapshot file and writes it a buffer at a time, keeping the
+// CRC-32C of what it writes. With direct I/O (the buffer is aligned, and every write
+// but the last is a whole number of blocks), the snapshot goes to the disk as it is
+// written without passing through the page cache; otherwise through the page cache,
+// paced (pacedWriter).
+type snapWriter struct {
+	f      *os.File
+	direct bool
+	buf    []byte // aligned; cap(buf) is snapBuffer plus a block for the tail
+	off    int64
+	crc    uint32
+	paced  pacedWriter
 }
 
-func (c *crcWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
-	return n, err
+const snapBuffer = 1 << 20
+
+func newSnapWriter(f *os.File, direct bool) *snapWriter {
+	return &snapWriter{f: f, direct: direct, buf: alignedBuffer(snapBuffer + blockSize), paced: pacedWriter{f: f}}
+}
+
+func (w *snapWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := copy(w.buf[len(w.buf):snapBuffer], p)
+		w.buf, p = w.buf[:len(w.buf)+k], p[k:]
+		if len(w.buf) == snapBuffer {
+			if err := w.flush(w.buf); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *snapWriter) WriteByte(c byte) error {
+	_, err := w.Write([]byte{c})
+	return err
+}
+
+// flush checksums and writes b, the buffer's contents.
+func (w *snapWriter) flush(b []byte) error {
+	w.crc = crc32.Update(w.crc, castagnoli, b)
+	var err error
+	if w.direct {
+		_, err = w.f.WriteAt(b, w.off)
+	} else {
+		_, err = w.paced.Write(b)
+	}
+	w.off += int64(len(b))
+	w.buf = w.buf[:0]
+	return err
+}
+
+// pace lets the write-back catch up (pacedWriter.pace); with direct I/O every write has
+// reached the disk already.
+func (w *snapWriter) pace() error {
+	if !w.direct {
+		return w.paced.pace()
+	}
+	return nil
+}
+
+// finish writes the rest and the checksum of everything before it. With direct I/O the
+// last block is written whole and the file cut to its length.
+func (w *snapWriter) finish() error {
+	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
+	b := binary.LittleEndian.AppendUint32(w.buf, w.crc)
+	size := w.off + int64(len(b))
+	if !w.direct {
+		_, err := w.paced.Write(b)
+		return err
+	}
+	whole := b[:(len(b)+blockSize-1)&^(blockSize-1)]
+	clear(whole[len(b):])
+	if _, err := w.f.WriteAt(whole, w.off); err != nil {
+		return err
+	}
+	return w.f.Truncate(size)
 }
 
 // pacedWriter writes a file and keeps its write-back moving along: every
@@ -93,7 +161,11 @@ func (w *pacedWriter) pace() error {
 // first log generation to replay after it.
 func (d *Driver) writeSnapshot(gen uint64) error {
 	tmp := d.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// Direct I/O where the log found the file system to support it.
+	d.log.mu.Lock()
+	logDirect := d.log.direct
+	d.log.mu.Unlock()
+	f, direct, err := createFile(tmp, logDirect)
 	if err != nil {
 		return err
 	}
@@ -104,9 +176,7 @@ func (d *Driver) writeSnapshot(gen uint64) error {
 			os.Remove(tmp)
 		}
 	}()
-	pw := &pacedWriter{f: f}
-	cw := &crcWriter{w: pw}
-	bw := bufio.NewWriterSize(cw, 1<<20)
+	bw := newSnapWriter(f, direct)
 	hdr := make([]byte, 0, snapHeaderSize)
 	hdr = append(hdr, snapMagic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, snapFormat)
@@ -160,17 +230,14 @@ func (d *Driver) writeSnapshot(gen uint64) error {
 			}
 		}
 		return nil
-	}, pw.pace)
+	}, bw.pace)
 	if err != nil {
 		return err
 	}
 	if err := bw.WriteByte(0); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if _, err := f.Write(binary.LittleEndian.AppendUint32(nil, cw.crc)); err != nil {
+	if err := bw.finish(); err != nil {
 		return err
 	}
 	faultpoint.Hit("memvector.snapshot.sync")

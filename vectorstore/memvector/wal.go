@@ -146,6 +146,20 @@ var directIO atomic.Bool
 
 func init() { directIO.Store(true) }
 
+// createFile creates (or truncates) the file at path for writing, with direct I/O if
+// direct is set (the caller knows that the file system supports it) and it can be
+// opened so.
+func createFile(path string, direct bool) (*os.File, bool, error) {
+	if direct {
+		f, err := openDirect(path)
+		if err == nil || !directUnsupported(err) {
+			return f, err == nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	return f, false, err
+}
+
 // createLog creates (or truncates) log generation gen with its header, synced with
 // its directory if sync is set; otherwise the first group commit on the file syncs
 // both (wal.lead). It writes the log with direct I/O where it can, and returns
