@@ -30,18 +30,19 @@ import (
 // padding record, opPad and zeros. Logs of earlier releases (logMagicV1) have no
 // padding records; they are read the same way.
 //
-// Where the file system supports it (Linux, not tmpfs), the log is written with
-// direct I/O, bypassing the page cache, whose copies and write-back cost more CPU and
-// disk time than the disk's own transfer. A writer copies its record into the group
-// buffer, applies it to the in-memory index, and returns only once the record is
-// synced to disk. The first writer to find no sync running leads a group commit: it
-// takes the buffer (writers that come meanwhile fill a second one), ends it with a
-// padding record at the next multiple of blockSize, writes it with one pwrite at the
-// block-aligned end of the file and fsyncs. The header is followed by padding to the
-// first block boundary too. So every group starts on a block boundary and no write
-// ever covers bytes written before: a torn group can only damage records that were
-// never acknowledged. A log that is reopened is never appended to (recover starts a
-// new one), since its end may not be aligned.
+// Where the file system supports it (Linux), the log is written with direct I/O,
+// bypassing the page cache, whose copying, page allocation and write-back cost more
+// CPU than the record's encoding. A writer reserves its record's place in the group
+// buffer (aligned memory), encodes the record there outside the lock, applies it to
+// the in-memory index, and returns only once the record is synced to disk. The first
+// writer to find no sync running leads a group commit: it takes the buffer (writers
+// that come meanwhile fill a second one), waits for the places being filled, ends the
+// buffer with a padding record at the next multiple of blockSize, writes it with one
+// pwrite at the block-aligned end of the file and fsyncs. The header is followed by
+// padding to the first block boundary too. So every group starts on a block boundary
+// and no write ever covers bytes written before: a torn group can only damage records
+// that were never acknowledged. A log that is reopened is never appended to (recover
+// starts a new one), since its end may not be aligned.
 //
 // Otherwise a writer writes its record to the file (the page cache) at once, in
 // sequence order, and the group commit only syncs, so the page-cache copies of one
@@ -51,9 +52,9 @@ import (
 // short.
 //
 // Recovery reads the records in order and stops at the first one that is incomplete,
-// fails its checksum or has length zero (a zero-filled tail): such a record was being written when the process or the
-// machine died, so it was never acknowledged, and neither was anything after it. The
-// file is truncated there.
+// fails its checksum or has length zero (a zero-filled tail): such a record was being
+// written when the process or the machine died, so it was never acknowledged, and
+// neither was anything after it. The file is truncated there.
 
 const (
 	logMagic      = "CLVLOG02"
