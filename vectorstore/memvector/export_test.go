@@ -1,10 +1,6 @@
 package memvector
 
-import (
-	"os"
-
-	"github.com/cloneiso/cloneiso/vectorstore/driver"
-)
+import "github.com/cloneiso/cloneiso/vectorstore/driver"
 
 // Abandon drops d as a crashed process would: the background compactor is stopped, the
 // log and lock files are closed without making pending records durable, and nothing is
@@ -71,10 +67,7 @@ func UpsertRecordSize(ns string, vs []driver.Vector, dim int) (int, error) {
 func WriteRaw(path string, n int) error {
 	buf := alignedBuffer(n)
 	buf = buf[:cap(buf)]
-	f, err := openDirect(path)
-	if directUnsupported(err) {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	}
+	f, _, err := createFile(path, true)
 	if err != nil {
 		return err
 	}
@@ -94,10 +87,7 @@ func WriteRaw(path string, n int) error {
 func WriteGroups(path string, n int, stop <-chan struct{}) (int64, error) {
 	buf := alignedBuffer(n)
 	buf = buf[:cap(buf)]
-	f, err := openDirect(path)
-	if directUnsupported(err) {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	}
+	f, _, err := createFile(path, true)
 	if err != nil {
 		return 0, err
 	}
