@@ -113,7 +113,9 @@ func TestConcurrentNamespaces(t *testing.T) {
 		for _, id := range p.IDs {
 			own("list", id, nil)
 		}
-		if st, err := d.Stats(ctx, churn); err != nil || st.VectorCount < 0 || st.VectorCount > 3 {
+		// At most the previous round's stayer (this round's namespace delete may not
+		// have run yet) and this round's three records.
+		if st, err := d.Stats(ctx, churn); err != nil || st.VectorCount < 0 || st.VectorCount > 4 {
 			t.Errorf("stats %s: %+v, %v", churn, st, err)
 		}
 	}
