@@ -470,6 +470,12 @@ func rss(field string) int64 {
 // disk), less where the machine spends CPU time on it (a virtual disk whose
 // emulation shares the cores), which no log design can avoid.
 func BenchmarkDiskCPUCost(b *testing.B) {
+	for _, group := range []int{512 << 10, 4 << 20} {
+		b.Run(fmt.Sprintf("group=%dKiB", group>>10), func(b *testing.B) { diskCPUCost(b, group) })
+	}
+}
+
+func diskCPUCost(b *testing.B, group int) {
 	procs := runtime.NumCPU()
 	src, dsts := make([]byte, 256<<10), make([][]byte, procs)
 	for i := range dsts {
@@ -504,7 +510,7 @@ func BenchmarkDiskCPUCost(b *testing.B) {
 		stop, done := make(chan struct{}), make(chan error, 1)
 		t := time.Now()
 		go func() {
-			n, err := memvector.WriteGroups(path, 512<<10, stop)
+			n, err := memvector.WriteGroups(path, group, stop)
 			written += n
 			done <- err
 		}()
@@ -515,7 +521,11 @@ func BenchmarkDiskCPUCost(b *testing.B) {
 		}
 		busy += time.Since(t)
 	}
+	rate := float64(written) / busy.Seconds() / 1e6 // MB/s
 	b.ReportMetric(median(alone)/median(withIO), "cpu-with-io/alone")
-	b.ReportMetric(float64(written)/busy.Seconds()/1e6, "io-MB/s")
+	b.ReportMetric(rate, "io-MB/s")
+	// The core time the work lost, per MB the disk took meanwhile.
+	lost := float64(procs) * (median(withIO) - median(alone)) / 1e6 // ms
+	b.ReportMetric(lost/(rate*median(withIO)/1e9), "lost-cpu-ms/MB")
 	b.ReportMetric(0, "ns/op")
 }
