@@ -717,7 +717,7 @@ func TestLogOfEarlierRelease(t *testing.T) {
 	if err := os.WriteFile(memvector.LogName(path, 1), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	memvector.DirectLogs(t)
+	memvector.DirectLogs()
 	d = open(t, path)
 	want := expected(t, len(script))
 	if got := state(t, d); !reflect.DeepEqual(got, want) {

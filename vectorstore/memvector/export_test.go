@@ -46,7 +46,7 @@ func BufferedLog(t interface{ Cleanup(func()) }) {
 }
 
 // DirectLogs undoes BufferedLog.
-func DirectLogs(t interface{ Cleanup(func()) }) { directIO.Store(true) }
+func DirectLogs() { directIO.Store(true) }
 
 // DirectLog reports whether d's current log is written with direct I/O.
 func (d *Driver) DirectLog() bool {

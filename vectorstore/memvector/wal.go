@@ -167,22 +167,22 @@ func createFile(path string, direct bool) (*os.File, bool, error) {
 // whether it does and the size of what it wrote.
 func createLog(base string, gen uint64, dim int, sync bool) (f *os.File, direct bool, size int64, err error) {
 	name := logName(base, gen)
-	if directIO.Load() {
-		if f, err = openDirect(name); err == nil {
-			hdr := appendPad(append(alignedBuffer(logHeaderSize+padMax), logHeader(dim)...))
-			if _, err = f.WriteAt(hdr, 0); err != nil {
-				f.Close()
+	if f, direct, err = createFile(name, directIO.Load()); err != nil {
+		return nil, false, 0, err
+	}
+	if direct {
+		// The header block is also the test that the file system takes direct writes
+		// (some refuse them only then).
+		hdr := appendPad(append(alignedBuffer(logHeaderSize+padMax), logHeader(dim)...))
+		size = int64(len(hdr))
+		if _, err = f.WriteAt(hdr, 0); directUnsupported(err) {
+			f.Close()
+			if f, direct, err = createFile(name, false); err != nil {
+				return nil, false, 0, err
 			}
-			direct, size = err == nil, int64(len(hdr))
-		}
-		if err != nil && !directUnsupported(err) {
-			return nil, false, 0, err
 		}
 	}
 	if !direct {
-		if f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-			return nil, false, 0, err
-		}
 		_, err = f.Write(logHeader(dim))
 		size = logHeaderSize
 	}
@@ -306,7 +306,7 @@ func (w *wal) reserve(size int) (dst []byte, g *groupBuf, seq uint64, err error)
 		if len(g.b)+size+padMax <= cap(g.b) {
 			break
 		}
-		if g.copying == 0 {
+		if g.filling == 0 {
 			// Only now may the buffer move.
 			g.b = append(alignedBuffer(max(len(g.b)+size+padMax, 2*cap(g.b), groupMin)), g.b...)
 			break
@@ -315,7 +315,7 @@ func (w *wal) reserve(size int) (dst []byte, g *groupBuf, seq uint64, err error)
 	}
 	start := len(g.b)
 	g.b = g.b[:start+size]
-	g.copying++
+	g.filling++
 	w.size += int64(size)
 	w.next++
 	return g.b[start:], g, w.next, nil
@@ -329,17 +329,17 @@ func (w *wal) filled(g *groupBuf, err error) error {
 	if err != nil {
 		w.fail(err)
 	}
-	if g.copying--; g.copying == 0 {
+	if g.filling--; g.filling == 0 {
 		w.cond.Broadcast()
 	}
 	return w.err
 }
 
-// groupBuf is a group buffer (direct I/O): aligned, and the number of records being
-// copied into it.
+// groupBuf is a group buffer (direct I/O): aligned, and the number of places reserved in
+// it that are not filled yet.
 type groupBuf struct {
 	b       []byte
-	copying int
+	filling int
 }
 
 // groupMin is the smallest group buffer, and groupKeep the largest kept for reuse
@@ -389,7 +389,7 @@ func (w *wal) lead() {
 	w.leading = true
 	if direct {
 		w.group, w.spare = w.spare, nil
-		for g.copying > 0 {
+		for g.filling > 0 {
 			w.cond.Wait()
 		}
 		if w.err != nil {
