@@ -3,6 +3,7 @@ package legacy
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/cloneiso/cloneiso/internal/errs"
@@ -200,8 +201,7 @@ func (c *Config) withDefaults() (*Config, error) {
 			return nil, errs.New(errs.InvalidInput, op, "table %s listed twice", t.Name)
 		}
 		seen[t.Name] = true
-		if t.Name == "tenants" || t.Name == "clones" || t.Name == "tenant_members" || t.Name == "clone_grants" ||
-			t.Name == "audit_events" || strings.HasPrefix(t.Name, "cloneiso_") {
+		if slices.Contains(controlTables, t.Name) || strings.HasPrefix(t.Name, "cloneiso_") {
 			return nil, errs.New(errs.InvalidInput, op, "table %s is not a clone-owned table", t.Name)
 		}
 	}

@@ -194,7 +194,7 @@ func (m *Migrator) countElsewhere(ctx context.Context, q querier, issues []UserI
 	if sdk, err := m.sdkSchema(ctx, q); err != nil {
 		return err
 	} else if sdk == schema {
-		configured = append(configured, "tenants", "clones", "tenant_members", "clone_grants", "audit_events")
+		configured = append(configured, controlTables...)
 	}
 	var cols []struct {
 		Table  string `db:"table_name"`

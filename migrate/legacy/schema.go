@@ -333,6 +333,9 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 	return rep, nil
 }
 
+// controlTables are the SDK's tables that the migration creates or checks besides the
+// clone-owned ones: the control plane and the audit log. No configured table may be
+// one of them.
 var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grants", "audit_events"}
 
 // inTx runs fn in a transaction holding the migration lock.

@@ -63,6 +63,8 @@ func TestConfigValidation(t *testing.T) {
 		"table without name":      {Tables: []legacy.Table{{}}},
 		"table twice":             {Tables: []legacy.Table{{Name: "a"}, {Name: "a"}}},
 		"control-plane table":     {Tables: []legacy.Table{{Name: "clones"}}},
+		"membership table":        {Tables: []legacy.Table{{Name: "tenant_members"}}},
+		"audit table":             {Tables: []legacy.Table{{Name: "audit_events"}}},
 		"bookkeeping table":       {Tables: []legacy.Table{{Name: "cloneiso_legacy_users"}}},
 		"template without a user": {SubjectTemplate: "everyone"},
 	} {
