@@ -123,16 +123,7 @@ func TestCLI(t *testing.T) {
 	c := &cli{t: t, env: map[string]string{"CLONEISO_MIGRATE_DATABASE_URL": db.OwnerURL, "CLONEISO_CONFIG": cfgFile}}
 
 	// Vectors on the emulator (namespace per user).
-	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
-	raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if _, err := legacytest.PutVectors(ctx, raw, true, ""); err != nil {
-		t.Fatal(err)
-	}
-	vecFlags := []string{"--pinecone-host", srv.Host(), "--dimension", "8", "--namespace-template", "user-{user_id}"}
+	srv, vecFlags := legacyVectors(ctx, t)
 
 	// Objects on MinIO, if there is one.
 	var objFlags []string
@@ -327,4 +318,20 @@ func TestKillProcess(t *testing.T) {
 	if strings.Contains(out, "provisioned now") && !strings.Contains(out, "(0 provisioned now)") {
 		t.Fatalf("a run after the kills provisioned users:\n%s", out)
 	}
+}
+
+// legacyVectors starts the Pinecone emulator holding the legacy deployment's vectors
+// (a namespace per user) and returns it with the vector steps' flags for it.
+func legacyVectors(ctx context.Context, t *testing.T) (*pineconetest.Server, []string) {
+	t.Helper()
+	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
+	raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := legacytest.PutVectors(ctx, raw, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	return srv, []string{"--pinecone-host", srv.Host(), "--dimension", "8", "--namespace-template", "user-{user_id}"}
 }

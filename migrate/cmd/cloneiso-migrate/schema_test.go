@@ -15,8 +15,6 @@ import (
 	"github.com/cloneiso/cloneiso/internal/pgtest"
 	"github.com/cloneiso/cloneiso/internal/s3test"
 	"github.com/cloneiso/cloneiso/internal/testenv"
-	"github.com/cloneiso/cloneiso/vectorstore/pineconevector"
-	"github.com/cloneiso/cloneiso/vectorstore/pineconevector/pineconetest"
 )
 
 // TestCLISchema: a legacy database with a clones table of its own. Without a schema
@@ -75,16 +73,7 @@ func TestCLISchema(t *testing.T) {
 	c.run(exitOK, "up") // idempotent
 	c.run(exitDiscrepancy, "backfill")
 	// Vectors (on the emulator) find each user's clone in the SDK's schema.
-	srv := pineconetest.Start(t, &pineconetest.Options{Dimension: legacytest.VectorDimension})
-	raw, err := pineconevector.NewDriver(srv.Host(), legacytest.VectorDimension, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if _, err := legacytest.PutVectors(ctx, raw, true, ""); err != nil {
-		t.Fatal(err)
-	}
-	vecFlags := []string{"--pinecone-host", srv.Host(), "--dimension", "8", "--namespace-template", "user-{user_id}"}
+	_, vecFlags := legacyVectors(ctx, t)
 	c.run(exitOK, append([]string{"vectors", "copy"}, vecFlags...)...)
 	out, _ = c.run(exitOK, append([]string{"vectors", "verify"}, vecFlags...)...)
 	mustContain(t, out, "vectors: OK")
