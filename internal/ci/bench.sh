@@ -121,7 +121,7 @@ section "Vectors: scoped wrapper vs bare driver (interleaved pairs)" \
 	"the bare memvector driver on the same namespace, alternating order" \
 	- ./vectorstore/internal/bench . 'WrapperOverhead' "$((scale * 2000))x"
 section "Vectors: durable embedded index (write-ahead log, group commit, snapshot)" \
-	"the same index in memory only (durable/memory: throughput ratio, at least 0.5 wanted), an fsync-per-vector log (durable/fsync-per-vector, at least 20), the disk alone writing a round's log bytes at once (memory/disk bounds durable/memory), the bare driver (scoped/bare upsert, at most 1.5), reading the snapshot file (open/read with a 10,000-record log, at most 2); snapshot-rss/index: resident memory a compaction adds over the index size (at most 1.2); DiskCPUCost: CPU work done while the disk writes the log's kind of groups, over without (1 where I/O costs no CPU)" \
+	"the same index in memory only (durable/memory: throughput ratio, at least 0.5 wanted), an fsync-per-vector log (durable/fsync-per-vector, at least 20), the floor: the in-memory round beside the cheapest durable write of its log bytes (memory/floor bounds durable/memory; durable/floor: how near the index comes to it), the bare driver (scoped/bare upsert, at most 1.5), reading the snapshot file (open/read with a 10,000-record log, at most 2); snapshot-rss/index: resident memory a compaction adds over the index size (at most 1.2); DiskCPUCost: CPU work done while the disk writes the log's kind of groups, over without (1 where I/O costs no CPU)" \
 	- ./vectorstore/memvector . '^Benchmark(DurableUpsert|ScopedUpsert|DurableQuery|Open|DiskCPUCost)$' "$((scale * 20))x"
 section "Vectors: dot product kernel" \
 	"the portable Go loop" \

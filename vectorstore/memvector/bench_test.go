@@ -105,9 +105,13 @@ func (p *fsyncPerVector) upsert(vs []driver.Vector) error {
 // the durable index on the default temporary directory (group commit: the writers
 // share fsyncs), the durable index on a memory filesystem (/dev/shm, where fsync is
 // free: the log's CPU cost alone), one batch through an fsync-per-vector log, and the
-// disk alone writing a round's log bytes at once (one direct-I/O write and one fsync:
-// no durable design can take less). One b.N iteration is one round of each. Reported
-// per batch, and durable/memory also in process CPU time per round.
+// floor: the in-memory index's round run beside one write of the round's log bytes
+// over a file that already holds as many, and an fsync. Any durable design does at
+// least the in-memory index's work and puts those bytes on the disk before it
+// acknowledges; doing both at once, with the cheapest write the disk has (direct I/O,
+// no block to allocate, no size to change), is its best case, so memory/floor bounds
+// durable/memory on the machine that runs it. One b.N iteration is one round of each.
+// Reported per batch, and durable/memory also in process CPU time per round.
 func BenchmarkDurableUpsert(b *testing.B) {
 	const dim, writers = 384, 32
 	ctx := context.Background()
@@ -147,10 +151,25 @@ func BenchmarkDurableUpsert(b *testing.B) {
 		}
 		roundBytes += n
 	}
-	raw := filepath.Join(b.TempDir(), "raw")
-	round := func(d *memvector.Driver, k int) time.Duration {
+	raw, err := memvector.NewRawFile(filepath.Join(b.TempDir(), "raw"), roundBytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	// round runs one round of the writers on d; beside, if set, runs alongside them,
+	// and the round lasts until both are done.
+	round := func(d *memvector.Driver, k int, beside func() error) time.Duration {
 		var wg sync.WaitGroup
 		t := time.Now()
+		if beside != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := beside(); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
 		for w := range writers {
 			wg.Add(1)
 			go func() {
@@ -163,28 +182,24 @@ func BenchmarkDurableUpsert(b *testing.B) {
 		wg.Wait()
 		return time.Since(t) / writers
 	}
-	var tm, td, ts, tp, tr, cm, cd []time.Duration
+	var tm, td, ts, tp, tf, cm, cd []time.Duration
 	k := 0
 	for b.Loop() {
 		c := cpuTime()
-		tm = append(tm, round(mem, k))
+		tm = append(tm, round(mem, k, nil))
 		cm = append(cm, cpuTime()-c)
 		c = cpuTime()
-		td = append(td, round(dur, k))
+		td = append(td, round(dur, k, nil))
 		cd = append(cd, cpuTime()-c)
 		if shm != nil {
-			ts = append(ts, round(shm, k))
+			ts = append(ts, round(shm, k, nil))
 		}
+		tf = append(tf, round(mem, k, raw.Overwrite))
 		t := time.Now()
 		if err := pv.upsert(batch(ccs[0], vs, k)); err != nil {
 			b.Fatal(err)
 		}
 		tp = append(tp, time.Since(t))
-		t = time.Now()
-		if err := memvector.WriteRaw(raw, roundBytes); err != nil {
-			b.Fatal(err)
-		}
-		tr = append(tr, time.Since(t)/writers)
 		k++
 	}
 	b.ReportMetric(median(tm), "memory-ns/batch")
@@ -194,10 +209,12 @@ func BenchmarkDurableUpsert(b *testing.B) {
 	// Over all rounds rather than the median: a compaction's cost included, as a long
 	// run (-benchtime 300x, a compaction every 13 rounds) sees it.
 	b.ReportMetric(float64(sum(tm))/float64(sum(td)), "durable/memory-mean-throughput")
-	// The disk alone: one write of a round's log bytes and one fsync, the least any
-	// durable design takes. memory/disk bounds durable/memory on this machine.
-	b.ReportMetric(median(tr), "disk-ns/batch")
-	b.ReportMetric(median(tm)/median(tr), "memory/disk-throughput")
+	// The floor: the in-memory round beside the cheapest durable write of its log
+	// bytes. memory/floor bounds durable/memory on this machine; durable/floor is how
+	// near the durable index comes to that bound.
+	b.ReportMetric(median(tf), "floor-ns/batch")
+	b.ReportMetric(median(tm)/median(tf), "memory/floor-throughput")
+	b.ReportMetric(median(tf)/median(td), "durable/floor-throughput")
 	b.ReportMetric(median(tp)/median(td), "durable/fsync-per-vector-throughput")
 	// CPU time (user and system, this process, the background compaction included)
 	// per round: moves less with a busy machine's load than the wall-clock ratio.

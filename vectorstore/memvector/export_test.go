@@ -1,6 +1,10 @@
 package memvector
 
-import "github.com/cloneiso/cloneiso/vectorstore/driver"
+import (
+	"os"
+
+	"github.com/cloneiso/cloneiso/vectorstore/driver"
+)
 
 // Abandon drops d as a crashed process would: the background compactor is stopped, the
 // log and lock files are closed without making pending records durable, and nothing is
@@ -60,26 +64,41 @@ func UpsertRecordSize(ns string, vs []driver.Vector, dim int) (int, error) {
 	return upsertRecordSize(ns, vs, dim)
 }
 
-// WriteRaw writes n bytes to a new file at path as the log writes one group commit,
-// with one direct-I/O write of whole blocks (through the page cache where the file
-// system has no direct I/O) and an fsync: the least time the disk can take to make
-// them durable.
-func WriteRaw(path string, n int) error {
+// RawFile is a file of n bytes, already written and synced, that Overwrite writes
+// again: the cheapest way the disk has to make n bytes durable (no block to allocate,
+// no size to change).
+type RawFile struct {
+	f   *os.File
+	buf []byte
+}
+
+// NewRawFile creates the file at path with n bytes (rounded up to whole blocks),
+// written as the log writes a group commit: direct I/O where the file system has it,
+// through the page cache elsewhere, then an fsync.
+func NewRawFile(path string, n int) (*RawFile, error) {
 	buf := alignedBuffer(n)
-	buf = buf[:cap(buf)]
-	f, _, err := createFile(path, true)
-	if err != nil {
+	r := &RawFile{buf: buf[:cap(buf)]}
+	var err error
+	if r.f, _, err = createFile(path, true); err != nil {
+		return nil, err
+	}
+	if err = r.Overwrite(); err != nil {
+		r.f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Overwrite writes the file's bytes again with one write and fsyncs it.
+func (r *RawFile) Overwrite() error {
+	if _, err := r.f.WriteAt(r.buf, 0); err != nil {
 		return err
 	}
-	_, err = f.WriteAt(buf, 0)
-	if err == nil {
-		err = fsync(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fsync(r.f)
 }
+
+// Close closes the file.
+func (r *RawFile) Close() error { return r.f.Close() }
 
 // WriteGroups writes groups of n bytes to a new file at path, as the log's group
 // commit does (direct I/O where the file system has it, then an fsync), until stop is
