@@ -2,6 +2,8 @@ package memvector
 
 import (
 	"os"
+	"runtime"
+	"time"
 
 	"github.com/cloneiso/cloneiso/vectorstore/driver"
 )
@@ -126,4 +128,23 @@ func WriteGroups(path string, n int, stop <-chan struct{}) (int64, error) {
 		}
 		off += int64(len(buf))
 	}
+}
+
+// WaitCompaction returns, with the time it waited, once no background compaction is
+// running or due (or the last one failed).
+func (d *Driver) WaitCompaction() time.Duration {
+	t := time.Now()
+	for d.log != nil && d.bgErr.Load() == nil {
+		d.compactMu.Lock() // held by a running compaction
+		d.compactMu.Unlock()
+		d.log.mu.Lock()
+		size := d.log.size
+		d.log.mu.Unlock()
+		if d.compactAt <= 0 || size < max(d.compactAt, d.snapSize.Load()) {
+			break
+		}
+		// Due: a writer has kicked the compactor, which has not taken compactMu yet.
+		runtime.Gosched()
+	}
+	return time.Since(t)
 }
