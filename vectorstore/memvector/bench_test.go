@@ -369,8 +369,13 @@ func openSize(b *testing.B) (n, dim int) {
 }
 
 // BenchmarkOpen: opening a durable index (loading its snapshot, replaying a log of
-// 10,000 one-vector upserts) against reading the snapshot file, interleaved; and the
-// resident memory a compaction (snapshot) adds, relative to the index's size.
+// 10,000 one-vector upserts) against reading the snapshot file into memory,
+// interleaved; and the resident memory a compaction (snapshot) adds, relative to the
+// index's size. Each starts as a process does, with no freed memory to reuse: the
+// memory of the one before is returned to the operating system (debug.FreeOSMemory),
+// so that both pay for the pages they fill. (After a plain runtime.GC, opening reused
+// the heap of the index before while os.ReadFile's one large buffer took new pages: on
+// a machine where a page fault is dear, open/read came out 4-5 times too low.)
 func BenchmarkOpen(b *testing.B) {
 	n, dim := openSize(b)
 	ctx := context.Background()
@@ -440,7 +445,7 @@ func BenchmarkOpen(b *testing.B) {
 			cread = append(cread, cpuTime()-c)
 			runtime.KeepAlive(data)
 			data = nil
-			runtime.GC()
+			debug.FreeOSMemory()
 		}
 		open := func() {
 			c := cpuTime()
@@ -452,7 +457,7 @@ func BenchmarkOpen(b *testing.B) {
 			topen = append(topen, time.Since(t))
 			copen = append(copen, cpuTime()-c)
 			d.Close()
-			runtime.GC()
+			debug.FreeOSMemory()
 		}
 		if k%2 == 0 {
 			read()
