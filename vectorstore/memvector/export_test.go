@@ -136,10 +136,10 @@ func (d *Driver) WaitCompaction() time.Duration {
 	t := time.Now()
 	for d.log != nil && d.bgErr.Load() == nil {
 		d.compactMu.Lock() // held by a running compaction
-		d.compactMu.Unlock()
 		d.log.mu.Lock()
 		size := d.log.size
 		d.log.mu.Unlock()
+		d.compactMu.Unlock()
 		if d.compactAt <= 0 || size < max(d.compactAt, d.snapSize.Load()) {
 			break
 		}
