@@ -449,6 +449,80 @@ func testConcurrentWritersWithCompaction(t *testing.T, _ bool) {
 	}
 }
 
+// TestBackgroundCompaction: a log past Options.CompactLogBytes and past the last
+// snapshot's size is compacted in the background (a new snapshot; the logs before it
+// removed), and one past the limit but not yet past the snapshot's size is not.
+func TestBackgroundCompaction(t *testing.T) { logModes(t, testBackgroundCompaction) }
+
+func testBackgroundCompaction(t *testing.T, _ bool) {
+	const limit = 32 << 10
+	path := filepath.Join(t.TempDir(), "index")
+	d, err := memvector.NewDriver(tdim, &memvector.Options{Path: path, CompactLogBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	logSize := func(gen uint64) int64 { // -1 if the log is gone
+		t.Helper()
+		st, err := os.Stat(memvector.LogName(path, gen))
+		if errors.Is(err, os.ErrNotExist) {
+			return -1
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	ids := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = prefix + strconv.Itoa(i)
+		}
+		return out
+	}
+	if logSize(1) < 0 {
+		t.Fatal("a new index has no first log")
+	}
+
+	// One write takes the first log past the limit, with no snapshot yet.
+	run(t, d, []op{upsert("a", ids("big-", 2000)...)})
+	d.WaitCompaction()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("no snapshot after the log passed the limit: %v", err)
+	}
+	snap := st.Size()
+	if logSize(1) >= 0 || logSize(2) < 0 {
+		t.Fatalf("after the compaction: log 1 %d bytes, log 2 %d (want gone, present)", logSize(1), logSize(2))
+	}
+	if snap < 4*limit {
+		t.Fatalf("snapshot of %d bytes: the test needs one well above the limit", snap)
+	}
+
+	// Small writes take the second log past the limit but not past the snapshot's size.
+	small := 0
+	for ; logSize(2) >= 0 && logSize(2) < limit; small++ {
+		run(t, d, []op{upsert("b", ids("s"+strconv.Itoa(small)+"-", 20)...)})
+		d.WaitCompaction()
+	}
+	if n := logSize(2); n < 0 || n >= snap || logSize(3) >= 0 {
+		t.Fatalf("log 2 is %d bytes after %d small writes, log 3 %d; want log 2 (not compacted) at least %d and below the snapshot's %d, no log 3",
+			n, small, logSize(3), limit, snap)
+	}
+
+	// More take it past the snapshot's size: compacted.
+	for ; logSize(2) >= 0; small++ {
+		if small > 10000 {
+			t.Fatalf("log 2 at %d bytes, past the snapshot's %d, was never compacted", logSize(2), snap)
+		}
+		run(t, d, []op{upsert("b", ids("s"+strconv.Itoa(small)+"-", 20)...)})
+		d.WaitCompaction()
+	}
+	if logSize(3) < 0 {
+		t.Fatal("no third log after the second compaction")
+	}
+}
+
 // fullState returns every record of the namespaces nss, listing them page by page.
 func fullState(t *testing.T, d *memvector.Driver, nss []string) map[string]map[string]driver.Vector {
 	t.Helper()

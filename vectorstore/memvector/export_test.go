@@ -140,7 +140,7 @@ func (d *Driver) WaitCompaction() time.Duration {
 		size := d.log.size
 		d.log.mu.Unlock()
 		d.compactMu.Unlock()
-		if d.compactAt <= 0 || size < max(d.compactAt, d.snapSize.Load()) {
+		if !d.compactionDue(size) {
 			break
 		}
 		// Due: a writer has kicked the compactor, which has not taken compactMu yet.

@@ -468,7 +468,7 @@ func (d *Driver) loggedBy(ns string, write func() (uint64, bool, error), apply f
 	if err != nil {
 		return err
 	}
-	if d.compactAt > 0 && size >= max(d.compactAt, d.snapSize.Load()) {
+	if d.compactionDue(size) {
 		select {
 		case d.kick <- struct{}{}:
 		default:
@@ -721,6 +721,12 @@ func (d *Driver) compact() error {
 	return syncDir(filepath.Dir(d.path))
 }
 
+// compactionDue reports whether a log of size bytes calls for a background compaction:
+// past Options.CompactLogBytes and past the last snapshot's size.
+func (d *Driver) compactionDue(size int64) bool {
+	return d.compactAt > 0 && size >= max(d.compactAt, d.snapSize.Load())
+}
+
 // compactor runs background compactions when writers report a large log.
 func (d *Driver) compactor() {
 	defer close(d.stopped)
@@ -732,7 +738,7 @@ func (d *Driver) compactor() {
 			d.log.mu.Lock()
 			size := d.log.size
 			d.log.mu.Unlock()
-			if size < max(d.compactAt, d.snapSize.Load()) {
+			if !d.compactionDue(size) {
 				continue
 			}
 			if err := d.compact(); err != nil {
