@@ -380,12 +380,8 @@ func newBuffer(size int) *[]byte {
 // newRecord starts a record of operation op on namespace ns, with room for size more
 // bytes.
 func newRecord(op byte, ns string, size int) *[]byte {
-	bp := recordPool.Get().(*[]byte)
-	b := *bp
-	if cap(b) < frameSize+1+10+len(ns)+size {
-		b = make([]byte, 0, frameSize+1+10+len(ns)+size)
-	}
-	b = append(b[:0], make([]byte, frameSize)...)
+	bp := newBuffer(frameSize + 1 + 10 + len(ns) + size)
+	b := append(*bp, make([]byte, frameSize)...)
 	b = append(b, op)
 	*bp = appendString(b, ns)
 	return bp
@@ -412,10 +408,16 @@ func (d *Driver) logged(ns string, build func() (*[]byte, error), apply func()) 
 		if err != nil || bp == nil {
 			return 0, false, err
 		}
-		seq, err := d.log.append(*bp)
-		freeRecord(bp) // written to the file or the group buffer already
-		return seq, true, err
+		return d.appendRecord(bp)
 	}, apply)
+}
+
+// appendRecord appends the sealed record bp to the log and frees it (written to the
+// file or the group buffer already).
+func (d *Driver) appendRecord(bp *[]byte) (uint64, bool, error) {
+	seq, err := d.log.append(*bp)
+	freeRecord(bp)
+	return seq, true, err
 }
 
 // loggedEncoded runs a write whose record encode appends, sealed, to its argument, and
@@ -426,9 +428,7 @@ func (d *Driver) loggedEncoded(ns string, size int, encode func([]byte) []byte, 
 		if !d.log.direct { // stable while d.gate is held
 			bp := newBuffer(size)
 			*bp = encode(*bp)
-			seq, err := d.log.append(*bp)
-			freeRecord(bp)
-			return seq, true, err
+			return d.appendRecord(bp)
 		}
 		dst, g, seq, err := d.log.reserve(size)
 		if err != nil {
