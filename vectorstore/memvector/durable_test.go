@@ -271,13 +271,7 @@ func testTornLastRecord(t *testing.T, direct bool) {
 			t.Fatalf("recovered:\n got %v\nwant %v", got, want)
 		}
 		// New writes follow the intact records and survive the next crash.
-		run(t, d, []op{upsert("c", "after")})
-		d.Abandon()
-		d = open(t, path)
-		defer d.Close()
-		if got := state(t, d); got["c"]["after"].Values == nil {
-			t.Fatalf("a write after recovery was lost: %v", got)
-		}
+		requireWriteSurvives(t, d, path, "recovery")
 	}
 	// Every byte offset of the record, and of its padding's frame; then the rest of
 	// the padding at a stride (its bytes are alike), and its end.
@@ -797,12 +791,19 @@ func TestLogOfEarlierRelease(t *testing.T) {
 	if got := state(t, d); !reflect.DeepEqual(got, want) {
 		t.Fatalf("read the earlier release's log:\n got %v\nwant %v", got, want)
 	}
+	requireWriteSurvives(t, d, path, "the earlier release's log")
+}
+
+// requireWriteSurvives writes to d, opened at path after what, crashes it and fails
+// the test unless the reopened index holds the write. It closes the index.
+func requireWriteSurvives(t *testing.T, d *memvector.Driver, path, what string) {
+	t.Helper()
 	run(t, d, []op{upsert("c", "after")})
 	d.Abandon()
 	d = open(t, path)
 	defer d.Close()
 	if got := state(t, d); got["c"]["after"].Values == nil {
-		t.Fatalf("a write after the earlier release's log was lost: %v", got)
+		t.Fatalf("a write after %s was lost: %v", what, got)
 	}
 }
 

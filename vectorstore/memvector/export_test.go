@@ -74,45 +74,55 @@ type RawFile struct {
 	buf []byte
 }
 
-// NewRawFile creates the file at path with n bytes (rounded up to whole blocks),
-// written as the log writes a group commit: direct I/O where the file system has it,
-// through the page cache elsewhere, then an fsync.
-func NewRawFile(path string, n int) (*RawFile, error) {
+// createRaw creates the file at path, empty, to be written n bytes (rounded up to
+// whole blocks) at a time as the log writes a group commit: direct I/O where the file
+// system has it, through the page cache elsewhere.
+func createRaw(path string, n int) (*RawFile, error) {
+	f, _, err := createFile(path, true)
+	if err != nil {
+		return nil, err
+	}
 	buf := alignedBuffer(n)
-	r := &RawFile{buf: buf[:cap(buf)]}
-	var err error
-	if r.f, _, err = createFile(path, true); err != nil {
+	return &RawFile{f: f, buf: buf[:cap(buf)]}, nil
+}
+
+// writeAt writes the buffer at off with one write and fsyncs the file.
+func (r *RawFile) writeAt(off int64) error {
+	if _, err := r.f.WriteAt(r.buf, off); err != nil {
+		return err
+	}
+	return fsync(r.f)
+}
+
+// NewRawFile creates the file at path with n bytes (rounded up to whole blocks),
+// written and synced.
+func NewRawFile(path string, n int) (*RawFile, error) {
+	r, err := createRaw(path, n)
+	if err != nil {
 		return nil, err
 	}
 	if err = r.Overwrite(); err != nil {
-		r.f.Close()
+		r.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
 // Overwrite writes the file's bytes again with one write and fsyncs it.
-func (r *RawFile) Overwrite() error {
-	if _, err := r.f.WriteAt(r.buf, 0); err != nil {
-		return err
-	}
-	return fsync(r.f)
-}
+func (r *RawFile) Overwrite() error { return r.writeAt(0) }
 
 // Close closes the file.
 func (r *RawFile) Close() error { return r.f.Close() }
 
 // WriteGroups writes groups of n bytes to a new file at path, as the log's group
-// commit does (direct I/O where the file system has it, then an fsync), until stop is
-// closed, and returns the bytes written.
+// commit does (one write, then an fsync), until stop is closed, and returns the bytes
+// written.
 func WriteGroups(path string, n int, stop <-chan struct{}) (int64, error) {
-	buf := alignedBuffer(n)
-	buf = buf[:cap(buf)]
-	f, _, err := createFile(path, true)
+	r, err := createRaw(path, n)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer r.Close()
 	var off int64
 	for {
 		select {
@@ -120,13 +130,10 @@ func WriteGroups(path string, n int, stop <-chan struct{}) (int64, error) {
 			return off, nil
 		default:
 		}
-		if _, err := f.WriteAt(buf, off); err != nil {
+		if err := r.writeAt(off); err != nil {
 			return off, err
 		}
-		if err := fsync(f); err != nil {
-			return off, err
-		}
-		off += int64(len(buf))
+		off += int64(len(r.buf))
 	}
 }
 
