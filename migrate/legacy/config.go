@@ -201,7 +201,7 @@ func (c *Config) withDefaults() (*Config, error) {
 			return nil, errs.New(errs.InvalidInput, op, "table %s listed twice", t.Name)
 		}
 		seen[t.Name] = true
-		if slices.Contains(controlTables, t.Name) || strings.HasPrefix(t.Name, "cloneiso_") {
+		if sdkOnly(t.Name) || strings.HasPrefix(t.Name, "cloneiso_") {
 			return nil, errs.New(errs.InvalidInput, op, "table %s is not a clone-owned table", t.Name)
 		}
 	}
@@ -255,4 +255,10 @@ func (c *Config) at(ctx context.Context, point string, n int) error {
 		return c.hook(ctx, point, n)
 	}
 	return ctx.Err()
+}
+
+// sdkOnly reports whether name is one of the SDK's tables that hold no clone content
+// (the control plane, the audit log and its companions): never a table to migrate.
+func sdkOnly(name string) bool {
+	return slices.Contains(migrate.Tables(), name) && !slices.Contains(migrate.CloneOwnedTables(), name)
 }

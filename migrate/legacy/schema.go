@@ -334,8 +334,8 @@ func (m *Migrator) Adopt(ctx context.Context) (*AdoptReport, error) {
 }
 
 // controlTables are the SDK's tables that the migration creates or checks besides the
-// clone-owned ones: the control plane and the audit log. No configured table may be
-// one of them.
+// clone-owned ones: the control plane and the audit log. (A configured table may be
+// none of the SDK's tables but the clone-owned ones: see sdkOnly.)
 var controlTables = []string{"tenants", "clones", "tenant_members", "clone_grants", "audit_events"}
 
 // inTx runs fn in a transaction holding the migration lock.

@@ -59,17 +59,26 @@ func TestKeyTemplate(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	for name, cfg := range map[string]legacy.Config{
-		"table without name":      {Tables: []legacy.Table{{}}},
-		"table twice":             {Tables: []legacy.Table{{Name: "a"}, {Name: "a"}}},
-		"control-plane table":     {Tables: []legacy.Table{{Name: "clones"}}},
-		"membership table":        {Tables: []legacy.Table{{Name: "tenant_members"}}},
-		"audit table":             {Tables: []legacy.Table{{Name: "audit_events"}}},
-		"bookkeeping table":       {Tables: []legacy.Table{{Name: "cloneiso_legacy_users"}}},
-		"template without a user": {SubjectTemplate: "everyone"},
+	// Without a database New fails anyway ("no database"), after the configuration is
+	// checked: each case must be refused for its own fault.
+	for name, c := range map[string]struct {
+		cfg  legacy.Config
+		want string
+	}{
+		"table without name":      {legacy.Config{Tables: []legacy.Table{{}}}, "has no name"},
+		"table twice":             {legacy.Config{Tables: []legacy.Table{{Name: "a"}, {Name: "a"}}}, "listed twice"},
+		"control-plane table":     {legacy.Config{Tables: []legacy.Table{{Name: "clones"}}}, "not a clone-owned table"},
+		"membership table":        {legacy.Config{Tables: []legacy.Table{{Name: "tenant_members"}}}, "not a clone-owned table"},
+		"audit table":             {legacy.Config{Tables: []legacy.Table{{Name: "audit_events"}}}, "not a clone-owned table"},
+		"audit chain table":       {legacy.Config{Tables: []legacy.Table{{Name: "audit_chain_heads"}}}, "not a clone-owned table"},
+		"break-glass table":       {legacy.Config{Tables: []legacy.Table{{Name: "break_glass_grants"}}}, "not a clone-owned table"},
+		"bookkeeping table":       {legacy.Config{Tables: []legacy.Table{{Name: "cloneiso_legacy_users"}}}, "not a clone-owned table"},
+		"template without a user": {legacy.Config{SubjectTemplate: "everyone"}, "does not contain {user_id}"},
+		"valid":                   {legacy.Config{Tables: []legacy.Table{{Name: "documents"}}}, "no database"},
 	} {
-		if _, err := legacy.New(nil, &cfg); err == nil {
-			t.Errorf("%s: accepted", name)
+		_, err := legacy.New(nil, &c.cfg)
+		if !errors.Is(err, clone.ErrInvalidInput) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want invalid input: ...%s", name, err, c.want)
 		}
 	}
 }
